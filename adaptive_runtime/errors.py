@@ -1,0 +1,103 @@
+"""The error tree: every failure the library raises is an AdaptiveRuntimeError."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AdaptiveRuntimeError",
+    "DuplicateEventError",
+    "InvalidEventError",
+    "InvalidRulesError",
+    "JournalBusyError",
+    "JournalClosedError",
+    "JournalCorruptError",
+    "JournalError",
+    "JournalVersionError",
+    "NotAJournalError",
+    "ReplayMismatchError",
+    "RuntimeNotStartedError",
+    "StreamConflictError",
+]
+
+
+class AdaptiveRuntimeError(Exception):
+    """Base of every error this library raises."""
+
+
+class InvalidEventError(AdaptiveRuntimeError, ValueError):
+    """An event failed validation; nothing was journaled."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidRulesError(AdaptiveRuntimeError, ValueError):
+    """A rule set failed validation; the active rules are unchanged."""
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class RuntimeNotStartedError(AdaptiveRuntimeError):
+    """The runtime was used before `start()` finished or after `stop()`."""
+
+
+class ReplayMismatchError(AdaptiveRuntimeError):
+    """Re-deciding a journaled event gave a different decision."""
+
+    def __init__(self, message: str, *, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+class JournalError(AdaptiveRuntimeError):
+    """The journal could not do what was asked."""
+
+
+class JournalClosedError(JournalError):
+    """The journal was used after it was closed."""
+
+
+class JournalBusyError(JournalError):
+    """Another writer held the journal for longer than the busy timeout."""
+
+
+class NotAJournalError(JournalError):
+    """The file exists but is not an Adaptive Runtime journal."""
+
+
+class JournalVersionError(JournalError):
+    """The journal was written by a newer schema than this code understands."""
+
+    def __init__(self, message: str, *, found: int, supported: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.supported = supported
+
+
+class JournalCorruptError(JournalError):
+    """The journal's contents are damaged or were tampered with."""
+
+    def __init__(self, message: str, *, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+class DuplicateEventError(JournalError):
+    """An event id was reused with a different body."""
+
+    def __init__(self, message: str, *, event_id: str, seq: int) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+        self.seq = seq
+
+
+class StreamConflictError(JournalError):
+    """The stream moved on since the caller last read it (optimistic concurrency)."""
+
+    def __init__(self, message: str, *, stream: str, expected: int, actual: int) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual

@@ -1,0 +1,208 @@
+"""The logic every backend shares: linking entries into a hash chain and walking it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+
+import msgspec
+
+from ..errors import DuplicateEventError, InvalidEventError
+from .base import GENESIS_DIGEST, Entry, Head, Pending, VerifyReport
+
+_encode = msgspec.msgpack.Encoder().encode
+
+MAX_NAME_LENGTH = 256
+
+
+def digest_of(
+    prev: bytes,
+    seq: int,
+    stream: str,
+    stream_seq: int,
+    kind: str,
+    ts_ns: int,
+    event_id: str | None,
+    body: bytes,
+    batch: int,
+) -> bytes:
+    """Hash an entry together with the digest of the entry before it."""
+    fields = (prev, seq, stream, stream_seq, kind, ts_ns, event_id, body, batch)
+    return hashlib.blake2b(_encode(fields), digest_size=32).digest()
+
+
+def check_batch(batch: Sequence[Pending]) -> str:
+    """Check a batch before it touches storage; return its one stream."""
+    if not batch:
+        raise InvalidEventError("append needs at least one entry; got an empty batch")
+    stream = batch[0].stream
+    seen: set[str] = set()
+    for index, pending in enumerate(batch):
+        _check_name("stream", pending.stream)
+        _check_name("kind", pending.kind)
+        if pending.stream != stream:
+            msg = (
+                f"entry {index} is for stream {pending.stream!r} but the batch is for "
+                f"{stream!r}; append one stream per batch"
+            )
+            raise InvalidEventError(msg, field="stream")
+        if pending.event_id is not None:
+            _check_name("event_id", pending.event_id)
+            if pending.event_id in seen:
+                msg = f"event_id {pending.event_id!r} appears twice in one batch"
+                raise InvalidEventError(msg, field="event_id")
+            seen.add(pending.event_id)
+        if type(pending.ts_ns) is not int or pending.ts_ns < 0:
+            msg = f"entry {index} has ts_ns {pending.ts_ns!r}; it must be a non-negative int"
+            raise InvalidEventError(msg, field="ts_ns")
+    return stream
+
+
+def _check_name(field: str, value: object) -> None:
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
+        msg = f"{field} must be a non-empty string of at most {MAX_NAME_LENGTH} characters"
+        raise InvalidEventError(msg, field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        msg = f"{field} {value!r} is not valid UTF-8 (it holds a lone surrogate)"
+        raise InvalidEventError(msg, field=field) from None
+
+
+def find_replayed(
+    batch: Sequence[Pending],
+    lookup: Callable[[str], Entry | None],
+    transaction: Callable[[int], list[Entry]],
+) -> list[Entry] | None:
+    """Return the original entries if this batch was appended before, else None.
+
+    A batch counts as appended before when every event id in it is already
+    journaled with the same stream, kind and body. Any other reuse of an id
+    raises DuplicateEventError.
+    """
+    originals: list[Entry] = []
+    fresh: list[str] = []
+    for pending in batch:
+        if pending.event_id is None:
+            continue
+        found = lookup(pending.event_id)
+        if found is None:
+            fresh.append(pending.event_id)
+            continue
+        if (found.stream, found.kind, found.body) != (pending.stream, pending.kind, pending.body):
+            msg = (
+                f"event_id {pending.event_id!r} was already journaled at seq {found.seq} "
+                "with a different body; use a new id for a new event"
+            )
+            raise DuplicateEventError(msg, event_id=pending.event_id, seq=found.seq)
+        originals.append(found)
+    if not originals:
+        return None
+    if fresh or len({e.batch for e in originals}) != 1:
+        first = originals[0]
+        msg = (
+            f"event_id {first.event_id!r} was already journaled at seq {first.seq} in "
+            "another batch; a retried batch must repeat the original exactly"
+        )
+        raise DuplicateEventError(msg, event_id=first.event_id or "", seq=first.seq)
+    return transaction(originals[0].batch)
+
+
+def link(batch: Sequence[Pending], head: Head, stream_seq: int) -> list[Entry]:
+    """Give a checked batch its seqs and digests, chained onto `head`."""
+    entries: list[Entry] = []
+    prev, seq, first = head.digest, head.seq, head.seq + 1
+    for pending in batch:
+        seq += 1
+        stream_seq += 1
+        digest = digest_of(
+            prev,
+            seq,
+            pending.stream,
+            stream_seq,
+            pending.kind,
+            pending.ts_ns,
+            pending.event_id,
+            pending.body,
+            first,
+        )
+        entries.append(
+            Entry(
+                seq=seq,
+                stream=pending.stream,
+                stream_seq=stream_seq,
+                kind=pending.kind,
+                ts_ns=pending.ts_ns,
+                event_id=pending.event_id,
+                body=pending.body,
+                batch=first,
+                digest=digest,
+            )
+        )
+        prev = digest
+    return entries
+
+
+def walk(entries: Iterable[Entry], expected_head: Head | None = None) -> VerifyReport:
+    """Check seqs, stream seqs and digests from the first entry to the last."""
+    prev = GENESIS_DIGEST
+    seq = 0
+    batch = 0
+    stream_seqs: dict[str, int] = {}
+    at_expected = GENESIS_DIGEST
+
+    def bad(at: int, problem: str) -> VerifyReport:
+        return VerifyReport(
+            ok=False, entries=seq, head=Head(seq, prev), first_bad_seq=at, problem=problem
+        )
+
+    for entry in entries:
+        if entry.seq != seq + 1:
+            problem = f"expected seq {seq + 1} next, found {entry.seq} (rows missing or inserted)"
+            return bad(seq + 1, problem)
+        want_stream_seq = stream_seqs.get(entry.stream, 0) + 1
+        if entry.stream_seq != want_stream_seq:
+            problem = (
+                f"stream {entry.stream!r} expected stream_seq {want_stream_seq}, "
+                f"found {entry.stream_seq}"
+            )
+            return bad(entry.seq, problem)
+        if entry.batch != entry.seq and entry.batch != batch:
+            return bad(entry.seq, f"batch marker {entry.batch} does not match its transaction")
+        expected = digest_of(
+            prev,
+            entry.seq,
+            entry.stream,
+            entry.stream_seq,
+            entry.kind,
+            entry.ts_ns,
+            entry.event_id,
+            entry.body,
+            entry.batch,
+        )
+        if expected != entry.digest:
+            problem = "digest does not match the entry and its predecessor (edited or reordered)"
+            return bad(entry.seq, problem)
+        stream_seqs[entry.stream] = entry.stream_seq
+        if expected_head is not None and entry.seq == expected_head.seq:
+            at_expected = entry.digest
+        prev, seq, batch = entry.digest, entry.seq, entry.batch
+    if expected_head is not None and expected_head.seq > 0:
+        if seq < expected_head.seq:
+            problem = (
+                f"journal ends at seq {seq} but the expected head is at seq "
+                f"{expected_head.seq} (truncated)"
+            )
+            return bad(seq + 1, problem)
+        if at_expected != expected_head.digest:
+            problem = (
+                f"the digest at seq {expected_head.seq} differs from the expected head "
+                "(history rewritten)"
+            )
+            return bad(expected_head.seq, problem)
+    return VerifyReport(ok=True, entries=seq, head=Head(seq, prev))
+
+
+def checksum(state: bytes) -> bytes:
+    """Hash a snapshot's state, so that a damaged snapshot is skipped, not trusted."""
+    return hashlib.blake2b(state, digest_size=16).digest()

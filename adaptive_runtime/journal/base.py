@@ -1,0 +1,170 @@
+"""The Journal protocol and the value types every backend shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import msgspec
+
+__all__ = [
+    "GENESIS_DIGEST",
+    "Durability",
+    "Entry",
+    "Head",
+    "Journal",
+    "Pending",
+    "Snapshot",
+    "VerifyReport",
+]
+
+Durability = Literal["full", "normal"]
+
+GENESIS_DIGEST = bytes(32)
+"""The digest the first entry chains to."""
+
+
+class Pending(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry to append: the journal assigns its seq, stream_seq and digest."""
+
+    stream: str
+    kind: str
+    ts_ns: int
+    body: bytes
+    event_id: str | None = None
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """One journaled entry, as read back."""
+
+    seq: int
+    stream: str
+    stream_seq: int
+    kind: str
+    ts_ns: int
+    event_id: str | None
+    body: bytes
+    batch: int
+    """The seq of the first entry appended in the same transaction."""
+    digest: bytes
+
+
+class Head(msgspec.Struct, frozen=True):
+    """The last entry's seq and digest: keep it somewhere safe to detect truncation."""
+
+    seq: int
+    digest: bytes
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.digest.hex()}"
+
+    @classmethod
+    def parse(cls, text: str) -> Head:
+        """Read a head written as `SEQ:HEXDIGEST`."""
+        seq_text, sep, digest_text = text.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            return cls(int(seq_text), bytes.fromhex(digest_text))
+        except ValueError:
+            msg = f"expected a head as SEQ:HEXDIGEST (as printed by `head`), got {text!r}"
+            raise ValueError(msg) from None
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """A projection's state saved at a seq, in the journal's own database."""
+
+    id: int
+    stream: str
+    seq: int
+    """The global seq of the last entry the state covers (0: none)."""
+    digest: bytes
+    """That entry's digest, so a snapshot cannot outlive a rewritten history."""
+    version: str
+    state: bytes
+    ts_ns: int
+
+
+class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What `verify()` found."""
+
+    ok: bool
+    entries: int
+    head: Head
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+@runtime_checkable
+class Journal(Protocol):
+    """An append-only, hash-chained store of entries, split into streams.
+
+    Every backend passes the contract suite in tests/contract.
+    """
+
+    @property
+    def durability(self) -> Durability: ...
+
+    def append(self, batch: Sequence[Pending], *, expected: int | None = None) -> list[Entry]:
+        """Append one stream's batch atomically and return the entries as stored.
+
+        `expected` is the stream's current last stream_seq (0 for a new stream);
+        a mismatch raises StreamConflictError. A batch whose event ids were all
+        journaled before, with the same bodies, appends nothing and returns the
+        original transaction's entries.
+        """
+        ...
+
+    def append_many(self, batches: Sequence[Sequence[Pending]]) -> list[list[Entry] | Exception]:
+        """Append several batches in one commit; each succeeds or fails on its own."""
+        ...
+
+    def read(
+        self, stream: str | None = None, *, after: int = 0, kind: str | None = None
+    ) -> Iterator[Entry]:
+        """Yield entries with seq > after, oldest first, optionally one stream or kind."""
+        ...
+
+    def latest(
+        self, n: int, stream: str | None = None, *, kind: str | None = None
+    ) -> Iterator[Entry]:
+        """Yield up to n entries, newest first."""
+        ...
+
+    def get(self, seq: int) -> Entry | None:
+        """Return the entry at a seq."""
+        ...
+
+    def by_event_id(self, event_id: str) -> Entry | None:
+        """Return the entry that carries an event id."""
+        ...
+
+    def head(self) -> Head:
+        """Return the last entry's seq and digest (0 and the genesis digest when empty)."""
+        ...
+
+    def stream_head(self, stream: str) -> int:
+        """Return a stream's last stream_seq (0 when empty)."""
+        ...
+
+    def streams(self) -> list[str]:
+        """Return every stream name, sorted."""
+        ...
+
+    def put_snapshot(
+        self, stream: str, seq: int, state: bytes, *, version: str, ts_ns: int
+    ) -> Snapshot:
+        """Save a snapshot covering `stream` up to global `seq`; keep the newest few."""
+        ...
+
+    def snapshots(self, stream: str) -> Iterator[Snapshot]:
+        """Yield a stream's snapshots that still match the chain, newest first."""
+        ...
+
+    def verify(self, *, expected_head: Head | None = None) -> VerifyReport:
+        """Walk the hash chain (and the storage's own checks); report the first bad seq."""
+        ...
+
+    def close(self) -> None:
+        """Release the storage; later calls raise JournalClosedError."""
+        ...

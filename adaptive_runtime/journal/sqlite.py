@@ -1,0 +1,467 @@
+"""The SQLite journal: one WAL-mode file through apsw, the only module that imports apsw."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import apsw
+import msgspec
+
+from ..errors import (
+    JournalBusyError,
+    JournalClosedError,
+    JournalCorruptError,
+    JournalError,
+    JournalVersionError,
+    NotAJournalError,
+    StreamConflictError,
+)
+from . import _chain
+from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
+
+__all__ = ["SCHEMA_VERSION", "SqliteJournal"]
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x41525431  # "ART1": marks the file as an Adaptive Runtime journal
+PAGE = 512  # rows per read query: reads stream without holding a long read transaction
+
+_SCHEMA = """
+CREATE TABLE entries (
+    seq        INTEGER PRIMARY KEY,
+    stream     TEXT    NOT NULL,
+    stream_seq INTEGER NOT NULL,
+    kind       TEXT    NOT NULL,
+    ts_ns      INTEGER NOT NULL,
+    event_id   TEXT,
+    body       BLOB    NOT NULL,
+    batch      INTEGER NOT NULL,
+    digest     BLOB    NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX entries_event_id ON entries(event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX entries_stream ON entries(stream, seq);
+CREATE INDEX entries_kind ON entries(kind, seq);
+CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'journal entries are append-only'); END;
+CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'journal entries are append-only'); END;
+CREATE TABLE snapshots (
+    id       INTEGER PRIMARY KEY,
+    stream   TEXT    NOT NULL,
+    seq      INTEGER NOT NULL,
+    digest   BLOB    NOT NULL,
+    version  TEXT    NOT NULL,
+    state    BLOB    NOT NULL,
+    checksum BLOB    NOT NULL,
+    ts_ns    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX snapshots_stream ON snapshots(stream, id);
+"""
+
+_COLUMNS = "seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest"
+_INSERT = (
+    "INSERT INTO entries (seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_HEAD = "SELECT seq, digest FROM entries ORDER BY seq DESC LIMIT 1"
+_STREAM_HEAD = "SELECT stream_seq FROM entries WHERE stream = ? ORDER BY seq DESC LIMIT 1"
+_BY_EVENT_ID = f"SELECT {_COLUMNS} FROM entries WHERE event_id = ?"
+_BY_SEQ = f"SELECT {_COLUMNS} FROM entries WHERE seq = ?"
+_TRANSACTION = f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND batch = ? ORDER BY seq"
+
+# Keyed by (stream given, kind given); every value is a bound parameter.
+_FORWARD = {
+    (False, False): f"SELECT {_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
+    (
+        True,
+        False,
+    ): f"SELECT {_COLUMNS} FROM entries WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+    (
+        False,
+        True,
+    ): f"SELECT {_COLUMNS} FROM entries WHERE kind = ? AND seq > ? ORDER BY seq LIMIT ?",
+    (True, True): (
+        f"SELECT {_COLUMNS} FROM entries WHERE stream = ? AND kind = ? AND seq > ? "
+        "ORDER BY seq LIMIT ?"
+    ),
+}
+_BACKWARD = {
+    (False, False): f"SELECT {_COLUMNS} FROM entries WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+    (True, False): (
+        f"SELECT {_COLUMNS} FROM entries WHERE stream = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+    ),
+    (False, True): (
+        f"SELECT {_COLUMNS} FROM entries WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+    ),
+    (True, True): (
+        f"SELECT {_COLUMNS} FROM entries WHERE stream = ? AND kind = ? AND seq < ? "
+        "ORDER BY seq DESC LIMIT ?"
+    ),
+}
+_PUT_SNAPSHOT = (
+    "INSERT INTO snapshots (stream, seq, digest, version, state, checksum, ts_ns) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+_PRUNE_SNAPSHOTS = (
+    "DELETE FROM snapshots WHERE stream = ? AND id NOT IN "
+    "(SELECT id FROM snapshots WHERE stream = ? ORDER BY id DESC LIMIT ?)"
+)
+_SNAPSHOTS = (
+    "SELECT s.id, s.stream, s.seq, s.digest, s.version, s.state, s.checksum, s.ts_ns, e.digest "
+    "FROM snapshots s LEFT JOIN entries e ON e.seq = s.seq "
+    "WHERE s.stream = ? ORDER BY s.id DESC"
+)
+
+_SnapshotRow = tuple[int, str, int, bytes, str, bytes, bytes, int, bytes | None]
+_SYNCHRONOUS = {"full": 2, "normal": 1}
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(*row)
+
+
+@contextlib.contextmanager
+def _translated(path: str) -> Iterator[None]:
+    """Turn apsw's exceptions into the project's error tree at the boundary."""
+    try:
+        yield
+    except apsw.BusyError as exc:
+        msg = f"{path}: another writer held the journal past the busy timeout; retry later"
+        raise JournalBusyError(msg) from exc
+    except apsw.NotADBError as exc:
+        msg = f"{path} is not a SQLite database, so not an Adaptive Runtime journal"
+        raise NotAJournalError(msg) from exc
+    except apsw.CorruptError as exc:
+        msg = f"{path} is damaged ({exc}); run `adaptive-runtime verify --db {path}`"
+        raise JournalCorruptError(msg) from exc
+    except apsw.FullError as exc:
+        msg = f"{path}: the disk is full; nothing from this append was journaled"
+        raise JournalError(msg) from exc
+    except apsw.CantOpenError as exc:
+        msg = f"cannot open {path}: check that its folder exists and is writable"
+        raise JournalError(msg) from exc
+    except apsw.Error as exc:
+        msg = f"{path}: {type(exc).__name__}: {exc}"
+        raise JournalError(msg) from exc
+
+
+class SqliteJournal:
+    """A Journal in one SQLite file in WAL mode; safe for several processes at once."""
+
+    __slots__ = ("_conn", "_durability", "_keep", "_path")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "full",
+        busy_timeout_ms: int = 30_000,
+        keep_snapshots: int = 3,
+    ) -> None:
+        if durability not in _SYNCHRONOUS:
+            msg = f"durability must be 'full' or 'normal', not {durability!r}"
+            raise ValueError(msg)
+        self._path = os.fspath(path)
+        self._durability: Durability = durability
+        self._keep = max(1, keep_snapshots)
+        _create_private(self._path)
+        with _translated(self._path):
+            self._conn: apsw.Connection | None = apsw.Connection(
+                self._path, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+            )
+            try:
+                self._conn.set_busy_timeout(busy_timeout_ms)
+                self._check_format()
+                _set_wal(self._conn)
+                _set_synchronous(self._conn, _SYNCHRONOUS[durability])
+                _set_trusted_schema_off(self._conn)
+                self._create_schema()
+            except BaseException:
+                self._conn.close()
+                self._conn = None
+                raise
+
+    def __repr__(self) -> str:
+        return f"SqliteJournal({self._path!r}, durability={self._durability!r})"
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def durability(self) -> Durability:
+        return self._durability
+
+    # -- writing -------------------------------------------------------------
+
+    def append(self, batch: Sequence[Pending], *, expected: int | None = None) -> list[Entry]:
+        _chain.check_batch(batch)
+        conn = self._open()
+        with _translated(self._path), _immediate(conn):
+            return self._append_in_transaction(conn, batch, expected, _head(conn))
+
+    def append_many(self, batches: Sequence[Sequence[Pending]]) -> list[list[Entry] | Exception]:
+        conn = self._open()
+        results: list[list[Entry] | Exception] = []
+        with _translated(self._path), _immediate(conn):
+            head = _head(conn)
+            for batch in batches:
+                try:
+                    _chain.check_batch(batch)
+                    with conn:  # a savepoint: a failing batch leaves the others intact
+                        entries = self._append_in_transaction(conn, batch, None, head)
+                except (apsw.BusyError, apsw.FullError, apsw.IOError, apsw.CorruptError):
+                    raise
+                except Exception as exc:
+                    results.append(exc)
+                    continue
+                results.append(entries)
+                if entries[-1].seq > head.seq:
+                    head = Head(entries[-1].seq, entries[-1].digest)
+        return results
+
+    def _append_in_transaction(
+        self, conn: apsw.Connection, batch: Sequence[Pending], expected: int | None, head: Head
+    ) -> list[Entry]:
+        replayed = _chain.find_replayed(
+            batch, lambda event_id: self._one(_BY_EVENT_ID, (event_id,)), self._transaction
+        )
+        if replayed is not None:
+            return replayed
+        stream = batch[0].stream
+        actual = _stream_head(conn, stream)
+        if expected is not None and expected != actual:
+            msg = f"stream {stream!r} is at stream_seq {actual}, not {expected}; re-read and retry"
+            raise StreamConflictError(msg, stream=stream, expected=expected, actual=actual)
+        entries = _chain.link(batch, head, actual)
+        conn.executemany(_INSERT, [msgspec.structs.astuple(e) for e in entries])
+        return entries
+
+    def _transaction(self, first: int) -> list[Entry]:
+        conn = self._open()
+        return [_entry(row) for row in conn.execute(_TRANSACTION, (first, first))]
+
+    # -- reading -------------------------------------------------------------
+
+    def read(
+        self, stream: str | None = None, *, after: int = 0, kind: str | None = None
+    ) -> Iterator[Entry]:
+        sql = _FORWARD[(stream is not None, kind is not None)]
+        filters = tuple(x for x in (stream, kind) if x is not None)
+        position = after
+        while True:
+            with _translated(self._path):
+                rows = self._open().execute(sql, (*filters, position, PAGE)).fetchall()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < PAGE:
+                return
+            position = cast(int, rows[-1][0])
+
+    def latest(
+        self, n: int, stream: str | None = None, *, kind: str | None = None
+    ) -> Iterator[Entry]:
+        sql = _BACKWARD[(stream is not None, kind is not None)]
+        filters = tuple(x for x in (stream, kind) if x is not None)
+        position = 2**63 - 1
+        left = n
+        while left > 0:
+            size = min(left, PAGE)
+            with _translated(self._path):
+                rows = self._open().execute(sql, (*filters, position, size)).fetchall()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < size:
+                return
+            left -= size
+            position = cast(int, rows[-1][0])
+
+    def get(self, seq: int) -> Entry | None:
+        return self._one(_BY_SEQ, (seq,))
+
+    def by_event_id(self, event_id: str) -> Entry | None:
+        return self._one(_BY_EVENT_ID, (event_id,))
+
+    def head(self) -> Head:
+        with _translated(self._path):
+            return _head(self._open())
+
+    def stream_head(self, stream: str) -> int:
+        with _translated(self._path):
+            return _stream_head(self._open(), stream)
+
+    def streams(self) -> list[str]:
+        with _translated(self._path):
+            rows = self._open().execute("SELECT DISTINCT stream FROM entries ORDER BY stream")
+            return [cast(str, row[0]) for row in rows]
+
+    def _one(self, sql: str, bindings: tuple[object, ...]) -> Entry | None:
+        with _translated(self._path):
+            row = self._open().execute(sql, bindings).fetchone()
+        return None if row is None else _entry(row)
+
+    # -- snapshots -----------------------------------------------------------
+
+    def put_snapshot(
+        self, stream: str, seq: int, state: bytes, *, version: str, ts_ns: int
+    ) -> Snapshot:
+        conn = self._open()
+        with _translated(self._path), _immediate(conn):
+            if seq == 0:
+                digest = GENESIS_DIGEST
+            else:
+                row = conn.execute("SELECT digest FROM entries WHERE seq = ?", (seq,)).fetchone()
+                if row is None:
+                    msg = f"cannot snapshot at seq {seq}: no such entry in {self._path}"
+                    raise JournalError(msg)
+                digest = cast(bytes, row[0])
+            values = (stream, seq, digest, version, state, _chain.checksum(state), ts_ns)
+            snapshot_id = cast(int, conn.execute(_PUT_SNAPSHOT, values).fetchone()[0])  # type: ignore[index]
+            conn.execute(_PRUNE_SNAPSHOTS, (stream, stream, self._keep))
+        return Snapshot(
+            id=snapshot_id,
+            stream=stream,
+            seq=seq,
+            digest=digest,
+            version=version,
+            state=state,
+            ts_ns=ts_ns,
+        )
+
+    def snapshots(self, stream: str) -> Iterator[Snapshot]:
+        with _translated(self._path):
+            rows = self._open().execute(_SNAPSHOTS, (stream,)).fetchall()
+        for row in rows:
+            sid, name, seq, digest, version, state, check, ts_ns, at = cast(_SnapshotRow, row)
+            chained = at if seq else GENESIS_DIGEST
+            if chained == digest and _chain.checksum(state) == check:
+                yield Snapshot(
+                    id=sid,
+                    stream=name,
+                    seq=seq,
+                    digest=digest,
+                    version=version,
+                    state=state,
+                    ts_ns=ts_ns,
+                )
+
+    # -- checking ------------------------------------------------------------
+
+    def verify(self, *, expected_head: Head | None = None) -> VerifyReport:
+        with _translated(self._path):
+            problems = [row[0] for row in self._open().execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            return VerifyReport(
+                ok=False,
+                entries=0,
+                head=Head(0, GENESIS_DIGEST),
+                first_bad_seq=None,
+                problem="SQLite quick_check: " + "; ".join(problems[:5]),
+            )
+        return _chain.walk(self.read(), expected_head)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with _translated(self._path):
+                self._conn.close()
+            self._conn = None
+
+    # -- set-up --------------------------------------------------------------
+
+    def _open(self) -> apsw.Connection:
+        if self._conn is None:
+            raise JournalClosedError(f"the journal {self._path} is closed; open a new one")
+        return self._conn
+
+    def _check_format(self) -> None:
+        conn = self._open()
+        version = conn.pragma("user_version")
+        app_id = conn.pragma("application_id")
+        tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]  # type: ignore[index]
+        if version > SCHEMA_VERSION:
+            msg = (
+                f"{self._path} was written by a newer Adaptive Runtime (schema {version}; "
+                f"this one reads up to {SCHEMA_VERSION}); upgrade adaptive-runtime"
+            )
+            raise JournalVersionError(msg, found=version, supported=SCHEMA_VERSION)
+        if (tables or version) and app_id != APPLICATION_ID:
+            msg = f"{self._path} is a SQLite database but not an Adaptive Runtime journal"
+            raise NotAJournalError(msg)
+
+    def _create_schema(self) -> None:
+        conn = self._open()
+        if conn.pragma("user_version") == SCHEMA_VERSION:
+            return
+        with _immediate(conn):
+            if conn.pragma("user_version") == 0:
+                conn.execute(_SCHEMA)
+                conn.pragma("application_id", APPLICATION_ID)
+                conn.pragma("user_version", SCHEMA_VERSION)
+
+
+@contextlib.contextmanager
+def _immediate(conn: apsw.Connection) -> Iterator[None]:
+    """Run the block as one BEGIN IMMEDIATE transaction: all of it, or none of it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if not conn.in_transaction:
+            raise
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _head(conn: apsw.Connection) -> Head:
+    row = conn.execute(_HEAD).fetchone()
+    return Head(0, GENESIS_DIGEST) if row is None else Head(cast(int, row[0]), cast(bytes, row[1]))
+
+
+def _stream_head(conn: apsw.Connection, stream: str) -> int:
+    row = conn.execute(_STREAM_HEAD, (stream,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _create_private(path: str) -> None:
+    """Create a new database file readable by its owner only (SQLite copies the mode to -wal)."""
+    if path == ":memory:" or os.path.exists(path):
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+# One small function per pragma, each read back: never trust the build's default.
+# https://www.sqlite.org/pragma.html
+
+
+def _set_wal(conn: apsw.Connection) -> None:
+    """Write-ahead logging: readers never block the writer. https://sqlite.org/wal.html"""
+    mode = conn.pragma("journal_mode", "wal")
+    if str(mode).lower() != "wal":
+        msg = f"SQLite refused WAL mode (journal_mode is {mode!r}); is the file on a network share?"
+        raise JournalError(msg)
+
+
+def _set_synchronous(conn: apsw.Connection, level: int) -> None:
+    """FULL syncs the WAL on every commit; NORMAL survives a process crash only.
+
+    https://sqlite.org/pragma.html#pragma_synchronous
+    """
+    conn.pragma("synchronous", level)
+    actual = conn.pragma("synchronous")
+    if actual != level:
+        msg = f"SQLite kept synchronous={actual} after being asked for {level}"
+        raise JournalError(msg)
+
+
+def _set_trusted_schema_off(conn: apsw.Connection) -> None:
+    """Don't let schema objects call functions with side effects.
+
+    https://sqlite.org/pragma.html#pragma_trusted_schema
+    """
+    conn.pragma("trusted_schema", 0)

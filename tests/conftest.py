@@ -1,0 +1,42 @@
+"""Fixtures shared by every suite."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adaptive_runtime.journal import Journal, MemoryJournal, SqliteJournal
+
+
+class SeededRandom(random.Random):
+    """A random.Random whose repr shows its seed, so a failing test can be re-run."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.seed_value = seed
+
+    def __repr__(self) -> str:
+        return f"SeededRandom(seed={self.seed_value})"
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> SeededRandom:
+    """A seeded RNG: ADAPTIVE_RUNTIME_SEED pins it, else it derives from the test id."""
+    seed = int(os.environ.get("ADAPTIVE_RUNTIME_SEED", hash(request.node.nodeid) & 0xFFFF))
+    return SeededRandom(seed)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
+    """Each backend in turn: the contract suite runs against all of them."""
+    backend: Journal
+    if request.param == "memory":
+        backend = MemoryJournal()
+    else:
+        backend = SqliteJournal(tmp_path / "journal.db", durability="normal")
+    yield backend
+    backend.close()

@@ -1,0 +1,231 @@
+"""What only the SQLite journal can show: files, permissions, tampering, other processes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import apsw
+import pytest
+
+from adaptive_runtime.errors import JournalBusyError, JournalVersionError, NotAJournalError
+from adaptive_runtime.journal import Pending, SqliteJournal
+
+
+def fill(path: Path, n: int = 10) -> None:
+    journal = SqliteJournal(path, durability="normal")
+    for i in range(n):
+        stream = "a" if i % 2 else "b"
+        journal.append([Pending(stream=stream, kind="K", ts_ns=i, body=f"body-{i}".encode())])
+    journal.close()
+
+
+def tamper(path: Path, *statements: str) -> None:
+    """Edit the file behind the journal's back, as an attacker with sqlite3 would."""
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER entries_no_update")
+    db.execute("DROP TRIGGER entries_no_delete")
+    for sql in statements:
+        db.execute(sql)
+    db.commit()
+    db.close()
+
+
+def first_bad(path: Path) -> int | None:
+    journal = SqliteJournal(path)
+    report = journal.verify()
+    journal.close()
+    assert not report.ok
+    return report.first_bad_seq
+
+
+def test_entries_survive_reopen(tmp_path: Path) -> None:
+    """What was appended is there after the journal is closed and opened again."""
+    fill(tmp_path / "j.db")
+    journal = SqliteJournal(tmp_path / "j.db")
+    assert journal.head().seq == 10
+    assert journal.verify().ok
+    assert journal.durability == "full"
+
+
+def test_new_files_are_private(tmp_path: Path) -> None:
+    """The database and its WAL are readable by the owner only."""
+    fill(tmp_path / "j.db", 1)
+    journal = SqliteJournal(tmp_path / "j.db")
+    journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"")])
+    for name in ("j.db", "j.db-wal"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+    journal.close()
+
+
+def test_journal_refuses_update_and_delete(tmp_path: Path) -> None:
+    """Triggers make the entries table append-only even to plain SQL."""
+    fill(tmp_path / "j.db", 2)
+    db = sqlite3.connect(tmp_path / "j.db")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE entries SET body = x'00' WHERE seq = 1")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM entries WHERE seq = 1")
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("statements", "bad_seq"),
+    [
+        (["UPDATE entries SET body = x'00' WHERE seq = 4"], 4),
+        (["UPDATE entries SET ts_ns = 999 WHERE seq = 7"], 7),
+        (["UPDATE entries SET kind = 'Other' WHERE seq = 1"], 1),
+        (["DELETE FROM entries WHERE seq = 5"], 5),
+        (["DELETE FROM entries WHERE seq = 1"], 1),
+        (
+            [
+                "UPDATE entries SET seq = -1 WHERE seq = 3",
+                "UPDATE entries SET seq = 3 WHERE seq = 5",
+                "UPDATE entries SET seq = 5 WHERE seq = -1",
+            ],
+            3,
+        ),
+        (
+            [
+                "UPDATE entries SET seq = seq + 100 WHERE seq >= 6",
+                "INSERT INTO entries SELECT 6, stream, stream_seq, kind, ts_ns, NULL, x'01', batch,"
+                " digest FROM entries WHERE seq = 105",
+                "UPDATE entries SET seq = seq - 99 WHERE seq > 100",
+            ],
+            6,
+        ),
+    ],
+    ids=[
+        "edit-body",
+        "edit-time",
+        "edit-kind",
+        "delete-middle",
+        "delete-first",
+        "reorder",
+        "insert",
+    ],
+)
+def test_verify_names_first_tampered_seq(
+    tmp_path: Path, statements: list[str], bad_seq: int
+) -> None:
+    """Edits, deletions, reorderings and insertions are caught at their first seq."""
+    fill(tmp_path / "j.db")
+    tamper(tmp_path / "j.db", *statements)
+    assert bad_seq == first_bad(tmp_path / "j.db")
+
+
+def test_verify_detects_truncation_given_expected_head(tmp_path: Path) -> None:
+    """Dropping the newest entries is only visible against a head kept elsewhere."""
+    fill(tmp_path / "j.db")
+    journal = SqliteJournal(tmp_path / "j.db")
+    head = journal.head()
+    journal.close()
+    tamper(tmp_path / "j.db", "DELETE FROM entries WHERE seq > 8")
+    journal = SqliteJournal(tmp_path / "j.db")
+    assert journal.verify().ok
+    report = journal.verify(expected_head=head)
+    assert (report.ok, report.first_bad_seq) == (False, 9)
+
+
+def test_damaged_snapshot_is_skipped(tmp_path: Path) -> None:
+    """A snapshot whose bytes changed is not offered; the older one is."""
+    fill(tmp_path / "j.db", 4)
+    journal = SqliteJournal(tmp_path / "j.db")
+    journal.put_snapshot("a", 2, b"old", version="v", ts_ns=0)
+    journal.put_snapshot("a", 4, b"new", version="v", ts_ns=0)
+    journal.close()
+    db = sqlite3.connect(tmp_path / "j.db")
+    db.execute("UPDATE snapshots SET state = x'00' WHERE seq = 4")
+    db.commit()
+    db.close()
+    journal = SqliteJournal(tmp_path / "j.db")
+    assert [s.state for s in journal.snapshots("a")] == [b"old"]
+
+
+def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    """A text file gets NotAJournalError, not an apsw exception."""
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not a database\n" * 100)
+    with pytest.raises(NotAJournalError, match="not a SQLite database"):
+        SqliteJournal(path)
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    """Another application's SQLite file is refused and left alone."""
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE users (name TEXT)")
+    db.commit()
+    db.close()
+    with pytest.raises(NotAJournalError, match="not an Adaptive Runtime journal"):
+        SqliteJournal(path)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A journal from a newer schema version gets JournalVersionError."""
+    fill(tmp_path / "j.db", 1)
+    db = sqlite3.connect(tmp_path / "j.db")
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(JournalVersionError) as caught:
+        SqliteJournal(tmp_path / "j.db")
+    assert (caught.value.found, caught.value.supported) == (99, 1)
+
+
+def test_writer_held_past_timeout_raises_busy(tmp_path: Path) -> None:
+    """A lock held longer than the busy timeout becomes JournalBusyError."""
+    fill(tmp_path / "j.db", 1)
+    # apsw, not sqlite3: two SQLite libraries in one process don't see each other's locks
+    blocker = apsw.Connection(str(tmp_path / "j.db"))
+    blocker.execute("BEGIN IMMEDIATE")
+    journal = SqliteJournal(tmp_path / "j.db", busy_timeout_ms=0)
+    with pytest.raises(JournalBusyError):
+        journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"")])
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"")])
+    assert journal.head().seq == 2
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from adaptive_runtime.journal import Pending, SqliteJournal
+    path, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    journal = SqliteJournal(path, durability="normal")
+    for i in range(n):
+        batch = [Pending(stream=name, kind="E", ts_ns=i, body=b"e", event_id=f"{name}-{i}"),
+                 Pending(stream=name, kind="D", ts_ns=i, body=b"d")]
+        journal.append(batch)
+    journal.close()
+    """
+)
+
+
+@pytest.mark.parametrize("writers", [2, 4])
+def test_processes_appending_to_one_file(tmp_path: Path, writers: int) -> None:
+    """Several processes append at once: no duplicates, no gaps, no BusyError."""
+    path = tmp_path / "shared.db"
+    SqliteJournal(path).close()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), f"w{k}", "150"], stderr=subprocess.PIPE
+        )
+        for k in range(writers)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    journal = SqliteJournal(path)
+    report = journal.verify()
+    assert (True, writers * 300) == (report.ok, report.entries)
+    for k in range(writers):
+        entries = list(journal.read(f"w{k}"))
+        assert list(range(1, 301)) == [e.stream_seq for e in entries]
+        # each batch stayed contiguous: its decision follows its event
+        assert all(d.seq == e.seq + 1 for e, d in zip(entries[::2], entries[1::2], strict=True))
