@@ -7,6 +7,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from ..records import Entry, Pending
+
 __all__ = [
     "GENESIS_DIGEST",
     "Durability",
@@ -22,31 +24,6 @@ Durability = Literal["full", "normal"]
 
 GENESIS_DIGEST = bytes(32)
 """The digest the first entry chains to."""
-
-
-class Pending(msgspec.Struct, frozen=True, kw_only=True):
-    """An entry to append: the journal assigns its seq, stream_seq and digest."""
-
-    stream: str
-    kind: str
-    ts_ns: int
-    body: bytes
-    event_id: str | None = None
-
-
-class Entry(msgspec.Struct, frozen=True):
-    """One journaled entry, as read back."""
-
-    seq: int
-    stream: str
-    stream_seq: int
-    kind: str
-    ts_ns: int
-    event_id: str | None
-    body: bytes
-    batch: int
-    """The seq of the first entry appended in the same transaction."""
-    digest: bytes
 
 
 class Head(msgspec.Struct, frozen=True):

@@ -1,0 +1,95 @@
+"""Retry timing and the circuit breaker, as pure functions of their inputs."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "Breaker",
+    "BreakerPolicy",
+    "RetryPolicy",
+    "breaker_allows",
+    "breaker_failed",
+    "breaker_succeeded",
+    "delay_for",
+]
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How often, and how far apart, to try again."""
+
+    max_attempts: int = 3
+    base_delay: float = 1.0
+    multiplier: float = 2.0
+    max_delay: float = 30.0
+    """No single wait is longer than this."""
+    jitter: float = 0.1
+    """Each wait moves by up to this fraction, up or down, the same way every time for a key."""
+    total_timeout: float | None = None
+    """Give up rather than start a wait that would end past this many seconds."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        if self.base_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
+            raise ValueError("delays must not be negative and the multiplier must be at least 1")
+        if not 0 <= self.jitter < 1:
+            raise ValueError(f"jitter must be in [0, 1), not {self.jitter}")
+
+
+def delay_for(policy: RetryPolicy, attempt: int, key: str) -> float:
+    """Return the wait after failed `attempt` (1-based): exponential, capped, with fixed jitter."""
+    raw = min(policy.base_delay * policy.multiplier ** (attempt - 1), policy.max_delay)
+    if not policy.jitter:
+        return raw
+    digest = hashlib.blake2b(f"{key}:{attempt}".encode(), digest_size=8).digest()
+    unit = int.from_bytes(digest, "big") / 2**64  # in [0, 1), a pure function of (key, attempt)
+    return min(raw * (1.0 + policy.jitter * (2.0 * unit - 1.0)), policy.max_delay)
+
+
+BreakerStatus = Literal["closed", "open", "half_open"]
+
+
+class BreakerPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """When a breaker opens, and when it lets a probe through."""
+
+    failure_threshold: int = 5
+    """Consecutive failures that open the breaker."""
+    reset_after: float = 30.0
+    """Seconds an open breaker waits before it lets one probe through (half-open)."""
+
+
+class Breaker(msgspec.Struct, frozen=True, array_like=True):
+    """One breaker's state: part of the projected state, so it survives restarts."""
+
+    status: BreakerStatus = "closed"
+    failures: int = 0
+    opened_at_ns: int = 0
+
+
+def breaker_allows(policy: BreakerPolicy, breaker: Breaker, now_ns: int) -> tuple[bool, Breaker]:
+    """Say whether a call may go ahead now, and the breaker after asking."""
+    if breaker.status == "closed":
+        return True, breaker
+    if breaker.status == "open":
+        if now_ns - breaker.opened_at_ns >= policy.reset_after * 1e9:
+            return True, Breaker("half_open", breaker.failures, breaker.opened_at_ns)
+        return False, breaker
+    return False, breaker  # half-open: one probe is already out
+
+
+def breaker_succeeded(breaker: Breaker) -> Breaker:
+    """A success closes the breaker and clears its count."""
+    del breaker
+    return Breaker()
+
+
+def breaker_failed(policy: BreakerPolicy, breaker: Breaker, now_ns: int) -> Breaker:
+    """A failure counts; enough of them, or a failed probe, open the breaker."""
+    failures = breaker.failures + 1
+    if breaker.status == "half_open" or failures >= policy.failure_threshold:
+        return Breaker("open", failures, now_ns)
+    return Breaker("closed", failures, 0)

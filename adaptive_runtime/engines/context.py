@@ -1,0 +1,119 @@
+"""Context: what kind of trouble an event is, and how bad (risk, stability, pressure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from ..records import Event
+from .events import parse_event
+
+__all__ = ["DEFAULT_CONTEXT_MAP", "RISK_LEVELS", "ContextEngine", "ContextResult"]
+
+DEFAULT_CONTEXT_MAP: Mapping[str, str] = {
+    "service_overload": "resource_pressure",
+    "memory_leak": "resource_pressure",
+    "anomaly_detected": "anomaly_signal",
+    "timeout": "latency_issue",
+    "auth_failure": "security_signal",
+    "recovery_needed": "self_healing",
+    "degraded_service": "service_degradation",
+}
+
+RISK_LEVELS = ("low", "medium", "high", "critical")
+
+# pressure weights, summed in this order (float addition is not associative)
+W_SEVERITY, W_CPU, W_MEMORY, W_ERRORS, W_LATENCY = 0.35, 0.20, 0.20, 0.15, 0.10
+LATENCY_SCALE_MS = 5000.0
+RISK_THRESHOLDS = ((0.85, "critical"), (0.60, "high"), (0.35, "medium"))
+STABILITY_THRESHOLDS = ((0.85, "critical"), (0.65, "low"), (0.40, "degraded"))
+
+
+class ContextResult(msgspec.Struct, frozen=True, kw_only=True):
+    """An event's context label and how much pressure it shows."""
+
+    context: str
+    risk: str
+    stability: str
+    pressure: float
+    tags: tuple[str, ...] = ()
+
+
+class ContextEngine:
+    """Classify events: a pure function of the event and the context map."""
+
+    __slots__ = ("_map",)
+
+    def __init__(self, context_map: Mapping[str, str] | None = None) -> None:
+        merged = dict(DEFAULT_CONTEXT_MAP)
+        merged.update(context_map or {})
+        self._map = merged
+
+    def __repr__(self) -> str:
+        return f"ContextEngine(contexts={len(self._map)})"
+
+    @property
+    def context_map(self) -> dict[str, str]:
+        """The event type -> context label map in force (defaults plus custom)."""
+        return dict(self._map)
+
+    def analyze(self, event: Event | Mapping[str, Any]) -> ContextResult:
+        """Return the context, risk, stability, pressure and tags of one event."""
+        ev = parse_event(event)
+        pressure = pressure_of(ev)
+        return ContextResult(
+            context=self._map.get(ev.type, f"unknown_{ev.type}"),
+            risk=risk_of(pressure),
+            stability=stability_of(pressure),
+            pressure=round(pressure, 4),
+            tags=tags_of(ev),
+        )
+
+
+def pressure_of(ev: Event) -> float:
+    """Weigh the event's signals into one number in [0, 1]."""
+    total = W_SEVERITY * ev.severity
+    total += W_CPU * (ev.cpu / 100.0)
+    total += W_MEMORY * (ev.memory / 100.0)
+    total += W_ERRORS * ev.error_rate
+    total += W_LATENCY * min(ev.latency_ms / LATENCY_SCALE_MS, 1.0)
+    return min(total, 1.0)
+
+
+def risk_of(pressure: float) -> str:
+    """Classify on the pressure rounded to two places (0.349 counts as medium)."""
+    rounded = round(pressure, 2)
+    for threshold, label in RISK_THRESHOLDS:
+        if rounded >= threshold:
+            return label
+    return "low"
+
+
+def stability_of(pressure: float) -> str:
+    """Classify how stable the system looks under this pressure."""
+    for threshold, label in STABILITY_THRESHOLDS:
+        if pressure >= threshold:
+            return label
+    return "stable"
+
+
+def tags_of(ev: Event) -> tuple[str, ...]:
+    """Name the signals that stand out, in a fixed order."""
+    tags: list[str] = []
+    if ev.cpu >= 90:
+        tags.append("cpu_critical")
+    elif ev.cpu >= 75:
+        tags.append("cpu_high")
+    if ev.memory >= 90:
+        tags.append("memory_critical")
+    elif ev.memory >= 75:
+        tags.append("memory_high")
+    if ev.error_rate >= 0.5:
+        tags.append("error_spike")
+    if ev.latency_ms >= 2000:
+        tags.append("latency_high")
+    if ev.severity >= 0.8:
+        tags.append("severe")
+    return tuple(tags)

@@ -1,0 +1,241 @@
+"""Decision: pick an action from a rule table, first match wins, custom rules first."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ..errors import InvalidRulesError
+from ..records import Rule
+from .context import RISK_LEVELS
+
+__all__ = [
+    "DEFAULT_RULES",
+    "FALLBACK",
+    "PRIORITIES",
+    "DecisionEngine",
+    "RuleCheck",
+    "RuleMatch",
+    "load_rules",
+    "parse_rules",
+]
+
+PRIORITIES = ("low", "normal", "high", "critical")
+PRIORITY_OF_RISK: Mapping[str, str] = {
+    "low": "low",
+    "medium": "normal",
+    "high": "high",
+    "critical": "critical",
+}
+
+
+def _r(
+    context: str,
+    risk: str | None,
+    min_conf: float,
+    action: str,
+    reason: str,
+    priority: str | None = None,
+) -> Rule:
+    return Rule(
+        context=context,
+        risk=risk,
+        min_conf=min_conf,
+        action=action,
+        reason=reason,
+        priority=priority,
+    )
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    _r("resource_pressure", "critical", 0.0, "scale_up_immediate", "critical_resource_pressure"),
+    _r("resource_pressure", "high", 0.85, "scale_up_immediate", "severe_resource_pressure"),
+    _r("resource_pressure", "high", 0.70, "restart_service", "high_resource_pressure"),
+    _r("resource_pressure", "high", 0.0, "throttle_requests", "resource_pressure_low_confidence"),
+    _r("resource_pressure", "medium", 0.0, "optimize_resources", "medium_resource_pressure"),
+    _r("anomaly_signal", "critical", 0.0, "isolate_component", "critical_anomaly"),
+    _r("anomaly_signal", "high", 0.65, "rollback_deployment", "anomaly_with_confidence"),
+    _r("anomaly_signal", "high", 0.0, "increase_monitoring", "anomaly_low_confidence"),
+    _r("anomaly_signal", None, 0.0, "flag_for_review", "anomaly_detected"),
+    _r("latency_issue", "high", 0.0, "optimize_query", "latency_degradation"),
+    _r("latency_issue", None, 0.0, "cache_warmup", "latency_signal"),
+    _r("security_signal", None, 0.0, "trigger_security_audit", "security_event", "normal"),
+    _r("self_healing", None, 0.0, "run_recovery", "recovery_requested"),
+    _r("service_degradation", "high", 0.0, "circuit_breaker_open", "service_degraded_high"),
+    _r("service_degradation", None, 0.0, "health_check", "service_degraded"),
+)
+FALLBACK = Rule(
+    context=None, risk=None, min_conf=0.0, action="monitor_and_wait", reason="no_matching_rule"
+)
+
+
+class RuleMatch(msgspec.Struct, frozen=True, kw_only=True):
+    """The action a rule table chose, and which rule chose it."""
+
+    action: str
+    reason: str
+    priority: str
+    rule: str
+
+
+class RuleCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """One rule weighed against a decision: did it match, and why (not)."""
+
+    rule: str
+    definition: Rule
+    matched: bool
+    why: str
+
+
+class DecisionEngine:
+    """Select actions from the default table, with custom rules placed before it."""
+
+    __slots__ = ("_custom", "_rules")
+
+    def __init__(
+        self, custom_rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | None = None
+    ) -> None:
+        self._custom = parse_rules(custom_rules or ())
+        labelled = [(f"custom[{i}]", r) for i, r in enumerate(self._custom)]
+        labelled += [(f"default[{i}]", r) for i, r in enumerate(DEFAULT_RULES)]
+        self._rules: tuple[tuple[str, Rule], ...] = tuple(labelled)
+
+    def __repr__(self) -> str:
+        return f"DecisionEngine(custom_rules={len(self._custom)})"
+
+    @property
+    def custom_rules(self) -> tuple[Rule, ...]:
+        return self._custom
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule in the order it is tried."""
+        return tuple(rule for _, rule in self._rules)
+
+    def decide(self, event: object, context: str, risk: str, confidence: float) -> RuleMatch:
+        """Return the first rule that matches; `monitor_and_wait` when none does."""
+        del event  # the original API passes it; rules look only at context, risk, confidence
+        for check in self._checks(context, risk, confidence):
+            if check.matched:
+                return _match(check.rule, check.definition, risk)
+        return _match("fallback", FALLBACK, risk)
+
+    def explain(self, context: str, risk: str, confidence: float) -> list[RuleCheck]:
+        """Return every rule tried, up to and including the one that matched."""
+        tried: list[RuleCheck] = []
+        for check in self._checks(context, risk, confidence):
+            tried.append(check)
+            if check.matched:
+                return tried
+        tried.append(
+            RuleCheck(rule="fallback", definition=FALLBACK, matched=True, why="no rule matched")
+        )
+        return tried
+
+    def _checks(self, context: str, risk: str, confidence: float) -> Iterator[RuleCheck]:
+        for label, rule in self._rules:
+            if rule.context is not None and rule.context != context:
+                why = f"context is {context}, rule wants {rule.context}"
+            elif rule.risk is not None and rule.risk != risk:
+                why = f"risk is {risk}, rule wants {rule.risk}"
+            elif confidence < rule.min_conf:
+                why = f"confidence {confidence:.4f} is below {rule.min_conf:.2f}"
+            else:
+                yield RuleCheck(rule=label, definition=rule, matched=True, why="all conditions met")
+                continue
+            yield RuleCheck(rule=label, definition=rule, matched=False, why=why)
+
+
+def _match(label: str, rule: Rule, risk: str) -> RuleMatch:
+    priority = PRIORITY_OF_RISK.get(risk, "normal")
+    if rule.priority is not None and PRIORITIES.index(rule.priority) > PRIORITIES.index(priority):
+        priority = rule.priority
+    return RuleMatch(action=rule.action, reason=rule.reason, priority=priority, rule=label)
+
+
+def parse_rules(raw: Iterable[Rule | Sequence[Any] | Mapping[str, Any]]) -> tuple[Rule, ...]:
+    """Validate rules given as Rule, 5-tuples or dicts; say which one is wrong and why."""
+    if isinstance(raw, str | bytes | Mapping):
+        raise InvalidRulesError("rules must be a list of rules, not a single value")
+    return tuple(_parse_rule(i, item) for i, item in enumerate(raw))
+
+
+def _parse_rule(index: int, item: Rule | Sequence[Any] | Mapping[str, Any]) -> Rule:
+    def bad(why: str) -> InvalidRulesError:
+        return InvalidRulesError(f"rule {index}: {why}", index=index)
+
+    if isinstance(item, Rule):
+        fields: dict[str, Any] = msgspec.structs.asdict(item)
+    elif isinstance(item, Mapping):
+        unknown = sorted(
+            set(item) - {"context", "risk", "min_conf", "action", "reason", "priority"}
+        )
+        if unknown:
+            raise bad(
+                f"unknown keys {unknown}; expected context, risk, min_conf, action, reason, priority"
+            )
+        fields = dict(item)
+    elif isinstance(item, Sequence) and not isinstance(item, str | bytes):
+        if len(item) != 5:
+            raise bad(f"expected (context, risk, min_conf, action, reason), got {len(item)} values")
+        fields = dict(zip(("context", "risk", "min_conf", "action", "reason"), item, strict=True))
+    else:
+        raise bad(f"expected a 5-tuple or a table, not {type(item).__name__}")
+    context, risk = fields.get("context"), fields.get("risk")
+    min_conf, priority = fields.get("min_conf", 0.0), fields.get("priority")
+    if risk == "any":
+        risk = None
+    if context is not None and (not isinstance(context, str) or not context):
+        raise bad(f"context must be a non-empty string or null, not {context!r}")
+    if risk is not None and risk not in RISK_LEVELS:
+        raise bad(f"risk must be one of {', '.join(RISK_LEVELS)}, 'any' or null, not {risk!r}")
+    if (
+        isinstance(min_conf, bool)
+        or not isinstance(min_conf, int | float)
+        or not 0.0 <= min_conf <= 1.0
+    ):
+        raise bad(f"min_conf must be a number from 0 to 1, not {min_conf!r}")
+    for name in ("action", "reason"):
+        value = fields.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise bad(f"{name} must be a non-empty string, not {value!r}")
+    if priority is not None and priority not in PRIORITIES:
+        raise bad(f"priority must be one of {', '.join(PRIORITIES)} or null, not {priority!r}")
+    return Rule(
+        context=context,
+        risk=risk,
+        min_conf=float(min_conf),
+        action=fields["action"],
+        reason=fields["reason"],
+        priority=priority,
+    )
+
+
+def load_rules(path: str | Path) -> tuple[Rule, ...]:
+    """Read custom rules from a TOML or JSON file: a list under `rules`, or (JSON) a bare list."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"cannot read rules file {file}: {exc.strerror}"
+        raise InvalidRulesError(msg) from None
+    try:
+        data: Any = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        msg = f"{file} is not valid {'TOML' if file.suffix.lower() == '.toml' else 'JSON'}: {exc}"
+        raise InvalidRulesError(msg) from None
+    if isinstance(data, Mapping):
+        if "rules" not in data:
+            raise InvalidRulesError(f"{file} has no `rules` list")
+        data = data["rules"]
+    if not isinstance(data, list):
+        raise InvalidRulesError(f"{file}: `rules` must be a list")
+    try:
+        return parse_rules(data)
+    except InvalidRulesError as exc:
+        raise InvalidRulesError(f"{file}: {exc}", index=exc.index) from None

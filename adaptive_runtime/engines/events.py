@@ -1,0 +1,177 @@
+"""Turn a caller's dict into a validated, bounded Event, or say exactly what is wrong."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InvalidEventError
+from ..records import Event
+
+__all__ = ["LIMITS", "check_values", "parse_event"]
+
+# field -> (maximum; larger values are clamped to it). Negative values are refused.
+LIMITS: dict[str, float] = {
+    "severity": 1.0,
+    "cpu": 100.0,
+    "memory": 100.0,
+    "error_rate": 1.0,
+    "latency_ms": 3_600_000.0,
+}
+MAX_TYPE_LENGTH = 64
+MAX_ID_LENGTH = 128
+MAX_KEY_LENGTH = 64
+MAX_STRING_LENGTH = 4096
+MAX_ATTRIBUTES = 64
+MAX_DEPTH = 4
+MAX_ITEMS = 256
+MAX_INT = 2**53  # beyond this an int no longer survives a float round trip
+
+
+def parse_event(raw: object) -> Event:
+    """Validate an event dict and return it as an Event.
+
+    `type` is required. The numeric fields must be finite and not negative; values
+    above LIMITS are clamped to it (cpu=400 counts as 100). Any other key is kept as
+    an attribute: strings, numbers, booleans, None, and lists or dicts of them up to
+    MAX_DEPTH deep.
+    """
+    if isinstance(raw, Event):
+        return raw
+    if not isinstance(raw, Mapping):
+        msg = f"an event must be a dict, not {type(raw).__name__}"
+        raise InvalidEventError(msg)
+    for key in raw:
+        if not isinstance(key, str):
+            msg = f"event keys must be strings; found the key {_describe(key)}"
+            raise InvalidEventError(msg, field=repr(key))
+    event_type = _event_type(raw.get("type"))
+    numbers = {name: _number(name, raw[name]) for name in LIMITS if name in raw}
+    event_id = _event_id(raw["id"]) if "id" in raw else None
+    attrs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in LIMITS or key in ("type", "id"):
+            continue
+        if key == "extra":
+            msg = "the field name 'extra' is reserved; rename it (for example to 'details')"
+            raise InvalidEventError(msg, field="extra")
+        if len(attrs) >= MAX_ATTRIBUTES:
+            msg = f"an event may carry at most {MAX_ATTRIBUTES} extra attributes"
+            raise InvalidEventError(msg, field=key)
+        _check_text(key, key, MAX_KEY_LENGTH)
+        attrs[key] = _attribute(key, value, 1)
+    return Event(type=event_type, id=event_id, attrs=attrs, **numbers)
+
+
+def check_values(values: object, *, what: str = "state") -> dict[str, Any]:
+    """Validate a dict of values with the bounds that event attributes have."""
+    if not isinstance(values, Mapping):
+        msg = f"{what} must be a dict, not {type(values).__name__}"
+        raise InvalidEventError(msg)
+    if len(values) > MAX_ITEMS:
+        msg = f"{what} holds {len(values)} keys; at most {MAX_ITEMS} are allowed"
+        raise InvalidEventError(msg)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if not isinstance(key, str):
+            msg = f"{what} keys must be strings; found the key {_describe(key)}"
+            raise InvalidEventError(msg, field=repr(key))
+        _check_text(key, key, MAX_KEY_LENGTH)
+        out[key] = _attribute(key, value, 1)
+    return out
+
+
+def _event_type(value: object) -> str:
+    if value is None:
+        raise InvalidEventError("an event needs a 'type', e.g. 'service_overload'", field="type")
+    if not isinstance(value, str) or not value.strip():
+        msg = f"'type' must be a non-empty string, not {_describe(value)}"
+        raise InvalidEventError(msg, field="type")
+    _check_text("type", value, MAX_TYPE_LENGTH)
+    if not value.isprintable() or any(c.isspace() for c in value):
+        msg = f"'type' must be printable with no spaces (use '_'), got {value!r}"
+        raise InvalidEventError(msg, field="type")
+    return value
+
+
+def _event_id(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        msg = f"'id' must be a non-empty string, not {_describe(value)}"
+        raise InvalidEventError(msg, field="id")
+    _check_text("id", value, MAX_ID_LENGTH)
+    return value
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        msg = f"{name!r} must be a number, not {_describe(value)}"
+        raise InvalidEventError(msg, field=name)
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        msg = f"{name!r} is far out of range (an integer of {value.bit_length()} bits)"
+        raise InvalidEventError(msg, field=name)
+    number = float(value)
+    if not math.isfinite(number):
+        msg = f"{name!r} must be finite, not {number}"
+        raise InvalidEventError(msg, field=name)
+    if number < 0:
+        msg = f"{name!r} must not be negative, got {number}"
+        raise InvalidEventError(msg, field=name)
+    return min(number, LIMITS[name])
+
+
+def _attribute(path: str, value: object, depth: int) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            msg = f"attribute {path!r} is an integer of {value.bit_length()} bits; send it as a string"
+            raise InvalidEventError(msg, field=path)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            msg = f"attribute {path!r} must be finite, not {value}"
+            raise InvalidEventError(msg, field=path)
+        return value
+    if isinstance(value, str):
+        _check_text(path, value, MAX_STRING_LENGTH)
+        return value
+    if isinstance(value, list | tuple | Mapping):
+        if depth >= MAX_DEPTH:
+            msg = f"attribute {path!r} is nested more than {MAX_DEPTH} levels deep"
+            raise InvalidEventError(msg, field=path)
+        if len(value) > MAX_ITEMS:
+            msg = f"attribute {path!r} holds {len(value)} items; at most {MAX_ITEMS} are allowed"
+            raise InvalidEventError(msg, field=path)
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    msg = f"attribute {path!r} has a non-string key {key!r}"
+                    raise InvalidEventError(msg, field=path)
+                _check_text(f"{path}.{key}", key, MAX_KEY_LENGTH)
+                out[key] = _attribute(f"{path}.{key}", item, depth + 1)
+            return out
+        return [_attribute(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value)]
+    msg = f"attribute {path!r} has unsupported type {type(value).__name__}"
+    raise InvalidEventError(msg, field=path)
+
+
+def _check_text(field: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        msg = f"{field!r} is {len(value)} characters long; at most {limit} are allowed"
+        raise InvalidEventError(msg, field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        msg = f"{field!r} is not valid UTF-8 text (it holds a lone surrogate)"
+        raise InvalidEventError(msg, field=field) from None
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return f"int of {value.bit_length()} bits"
+    text = repr(value[:40] if isinstance(value, str | bytes) else value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{type(value).__name__} {text}"

@@ -1,0 +1,214 @@
+"""The data that crosses module lines: events, decisions, and the journal's entry kinds.
+
+Entry kinds are past-tense nouns in one msgspec tagged union; each is stored as the
+body of a journal entry whose `kind` column carries the same tag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "ActionAbandoned",
+    "ActionFailed",
+    "ActionStarted",
+    "ActionSucceeded",
+    "CheckpointCreated",
+    "Decision",
+    "DecisionMade",
+    "Entry",
+    "Event",
+    "EventReceived",
+    "OutcomeRecorded",
+    "Pending",
+    "Record",
+    "Rule",
+    "RulesChanged",
+    "StatePatched",
+    "decode_record",
+    "encode_record",
+    "to_pending",
+]
+
+
+class Pending(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry to append: the journal assigns its seq, stream_seq and digest."""
+
+    stream: str
+    kind: str
+    ts_ns: int
+    body: bytes
+    event_id: str | None = None
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """One journaled entry, as read back."""
+
+    seq: int
+    stream: str
+    stream_seq: int
+    kind: str
+    ts_ns: int
+    event_id: str | None
+    body: bytes
+    batch: int
+    """The seq of the first entry appended in the same transaction."""
+    digest: bytes
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An operational event, validated and bounded (see engines.events.parse_event)."""
+
+    type: str
+    severity: float = 0.0
+    cpu: float = 0.0
+    memory: float = 0.0
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+    id: str | None = None
+    attrs: dict[str, Any] = {}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the event as the flat dict a caller sent (attributes beside the fields)."""
+        out: dict[str, Any] = {
+            "type": self.type,
+            "severity": self.severity,
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "error_rate": self.error_rate,
+            "latency_ms": self.latency_ms,
+        }
+        if self.id is not None:
+            out["id"] = self.id
+        out.update(self.attrs)
+        return out
+
+
+class Rule(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the decision table: first match wins."""
+
+    context: str | None
+    risk: str | None
+    min_conf: float
+    action: str
+    reason: str
+    priority: str | None = None
+    """The lowest priority a decision from this rule may have."""
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """What the runtime decided about one event, and why."""
+
+    action: str
+    confidence: float
+    reason: str
+    priority: str
+    context: str
+    risk: str
+    stability: str
+    pressure: float
+    rule: str
+    """Which rule matched, e.g. `default[2]`, `custom[0]` or `fallback`."""
+    ruleset: str
+    """A hash of the rules and parameters the decision was made under."""
+    event_type: str
+    base_confidence: float
+    risk_factor: float
+    history_weight: float
+    tags: tuple[str, ...] = ()
+    event_id: str | None = None
+    ts_ns: int = 0
+    seq: int = 0
+    """The seq of the DecisionMade entry; 0 until journaled."""
+    event_seq: int = 0
+    """The seq of the EventReceived entry; 0 until journaled."""
+
+
+class EventReceived(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    event: Event
+
+
+class DecisionMade(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    decision: Decision
+
+
+class OutcomeRecorded(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    decision_seq: int
+    context: str
+    risk: str
+    action: str
+    success: bool
+    confidence: float
+
+
+class StatePatched(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    values: dict[str, Any]
+    replace: bool = False
+
+
+class CheckpointCreated(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    state: dict[str, Any]
+
+
+class RulesChanged(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    rules: tuple[Rule, ...]
+    ruleset: str
+
+
+class ActionStarted(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    decision_seq: int
+    action: str
+    attempt: int
+
+
+class ActionSucceeded(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    decision_seq: int
+    action: str
+    attempt: int
+
+
+class ActionFailed(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    decision_seq: int
+    action: str
+    attempt: int
+    error: str
+
+
+class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    decision_seq: int
+    action: str
+    attempts: int
+    reason: str
+
+
+Record = (
+    EventReceived
+    | DecisionMade
+    | OutcomeRecorded
+    | StatePatched
+    | CheckpointCreated
+    | RulesChanged
+    | ActionStarted
+    | ActionSucceeded
+    | ActionFailed
+    | ActionAbandoned
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
+
+encode_record = _encoder.encode
+decode_record = _decoder.decode
+
+
+def to_pending(stream: str, record: Record, ts_ns: int, event_id: str | None = None) -> Pending:
+    """Wrap a record as a journal entry of its own kind."""
+    return Pending(
+        stream=stream,
+        kind=type(record).__name__,
+        ts_ns=ts_ns,
+        body=_encoder.encode(record),
+        event_id=event_id,
+    )

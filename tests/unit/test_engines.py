@@ -1,0 +1,350 @@
+"""The engines on their own: context, confidence, rules, back-off, the breaker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adaptive_runtime.clock import ManualClock
+from adaptive_runtime.engines import (
+    Breaker,
+    BreakerPolicy,
+    ConfidenceEngine,
+    ContextEngine,
+    DecisionEngine,
+    History,
+    Policy,
+    RecoveryEngine,
+    RetryPolicy,
+    decide,
+    delay_for,
+    learn,
+    load_rules,
+    parse_event,
+)
+from adaptive_runtime.engines.backoff import breaker_allows, breaker_failed, breaker_succeeded
+from adaptive_runtime.errors import InvalidEventError, InvalidRulesError
+from adaptive_runtime.journal import MemoryJournal
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+
+
+def test_context_labels_and_custom_map() -> None:
+    """Known types map to their labels, unknown ones to unknown_<type>, custom maps extend."""
+    engine = ContextEngine({"gpu_hot": "resource_pressure"})
+    assert engine.analyze({"type": "timeout"}).context == "latency_issue"
+    assert engine.analyze({"type": "disk_full"}).context == "unknown_disk_full"
+    assert engine.analyze({"type": "gpu_hot"}).context == "resource_pressure"
+
+
+def test_context_clamps_out_of_range_inputs() -> None:
+    """cpu=400 counts as 100: one wild reading cannot make the risk high on its own."""
+    result = ContextEngine().analyze({"type": "service_overload", "cpu": 400})
+    assert (result.pressure, result.risk) == (0.2, "low")
+
+
+def test_context_tags_name_the_signals() -> None:
+    """Tags say which signals stand out."""
+    assert ContextEngine().analyze(OVERLOAD).tags == ("cpu_critical", "memory_high", "severe")
+
+
+def test_confidence_parts_explain_the_final_value() -> None:
+    """With no history: base = severity x risk factor, weight 1.0, final = base."""
+    result = ConfidenceEngine().calculate(OVERLOAD, context_risk="high")
+    assert (result.base, result.risk_factor, result.history_weight, result.final) == (
+        0.7831,
+        0.955,
+        1.0,
+        0.7831,
+    )
+
+
+def test_confidence_is_clamped() -> None:
+    """Confidence never leaves [0.05, 0.99]."""
+    engine = ConfidenceEngine()
+    assert engine.calculate({"type": "x", "severity": 0}, "low").final == 0.05
+    for _ in range(20):
+        engine.record_outcome(success=True, confidence=0.9, context_risk="low")
+    assert engine.calculate({"type": "x", "severity": 1}, "low").final == 0.99
+
+
+def test_failures_lower_confidence_and_move_the_decision() -> None:
+    """A failing restart in resource_pressure/high drops confidence below 0.70: throttle instead."""
+    policy, history = Policy(), History()
+    event = parse_event(OVERLOAD)
+    assert decide(policy, history, event, 0).action == "restart_service"
+    for _ in range(3):
+        history = learn(policy, history, "resource_pressure", "high", False)
+    after = decide(policy, history, event, 0)
+    assert after.confidence < 0.70
+    assert (after.action, after.rule) == ("throttle_requests", "default[3]")
+
+
+def test_successes_restore_confidence() -> None:
+    """After failures, a run of successes brings the restart back."""
+    policy, history = Policy(), History()
+    event = parse_event(OVERLOAD)
+    for _ in range(3):
+        history = learn(policy, history, "resource_pressure", "high", False)
+    for _ in range(6):
+        history = learn(policy, history, "resource_pressure", "high", True)
+    assert decide(policy, history, event, 0).action in ("restart_service", "scale_up_immediate")
+
+
+def test_old_outcomes_fade() -> None:
+    """A failure followed by many successes weighs less than a fresh failure."""
+    engine = ConfidenceEngine()
+    engine.record_outcome(success=False, context_risk="high")
+    fresh = engine.weight("high")
+    for _ in range(10):
+        engine.record_outcome(success=True, context_risk="high")
+    engine.record_outcome(success=False, context_risk="high")
+    assert engine.weight("high") > fresh
+    assert 0.6 <= fresh < 1.0
+
+
+def test_history_is_per_context_and_risk() -> None:
+    """Outcomes in one context don't move another's confidence."""
+    policy, history = Policy(), History()
+    history = learn(policy, history, "anomaly_signal", "high", False)
+    assert decide(policy, history, parse_event(OVERLOAD), 0).confidence == 0.7831
+
+
+def test_custom_rules_go_first_and_are_named() -> None:
+    """A custom 5-tuple outranks the defaults and is reported as custom[i]."""
+    engine = DecisionEngine(
+        custom_rules=[
+            ("my_context", "high", 0.70, "my_action", "my_reason"),
+            ("resource_pressure", None, 0.0, "page_oncall", "custom"),
+        ]
+    )
+    match = engine.decide({}, "resource_pressure", "critical", 0.5)
+    assert (match.action, match.rule, match.priority) == ("page_oncall", "custom[1]", "critical")
+    assert engine.decide({}, "my_context", "high", 0.8).action == "my_action"
+    assert engine.decide({}, "my_context", "high", 0.5).action == "monitor_and_wait"
+
+
+def test_security_priority_is_at_least_normal() -> None:
+    """security_signal has a minimum priority of normal, even at low risk."""
+    assert DecisionEngine().decide({}, "security_signal", "low", 0.3).priority == "normal"
+
+
+def test_explain_lists_rules_tried_with_reasons() -> None:
+    """explain() shows the earlier rules that didn't match, and why."""
+    checks = DecisionEngine().explain("resource_pressure", "high", 0.7831)
+    assert [c.rule for c in checks] == ["default[0]", "default[1]", "default[2]"]
+    assert checks[0].why == "risk is high, rule wants critical"
+    assert checks[1].why == "confidence 0.7831 is below 0.85"
+    assert checks[2].matched
+
+
+def test_ruleset_hash_changes_with_rules() -> None:
+    """Decisions carry a hash of the rules: other rules, another hash; same rules, same hash."""
+    assert Policy().ruleset == Policy().ruleset
+    assert Policy().ruleset != Policy(rules=[("x", None, 0, "a", "b")]).ruleset
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (("ctx", "extreme", 0.5, "a", "r"), "risk must be one of"),
+        (("ctx", "high", 1.5, "a", "r"), "min_conf must be a number from 0 to 1"),
+        (("ctx", "high", 0.5, "", "r"), "action must be a non-empty string"),
+        (("ctx", "high", 0.5), "expected (context, risk, min_conf, action, reason)"),
+        (
+            {
+                "context": "c",
+                "risk": "high",
+                "min_conf": 0.1,
+                "action": "a",
+                "reason": "r",
+                "colour": 1,
+            },
+            "unknown keys",
+        ),
+    ],
+)
+def test_bad_rule_says_which_and_why(rule: object, message: str) -> None:
+    """A bad rule raises InvalidRulesError naming its index and the problem."""
+    with pytest.raises(
+        InvalidRulesError, match="rule 1: " + message.replace("(", r"\(").replace(")", r"\)")
+    ) as caught:
+        DecisionEngine(custom_rules=[("ok", None, 0.0, "a", "r"), rule])  # type: ignore[list-item]
+    assert caught.value.index == 1
+
+
+def test_rules_load_from_toml_and_json(tmp_path: Path) -> None:
+    """Rules files in TOML and JSON give the same rules; a bad one names the rule."""
+    toml = tmp_path / "rules.toml"
+    toml.write_text(
+        '[[rules]]\ncontext = "resource_pressure"\nrisk = "high"\nmin_conf = 0.5\naction = "drain_node"\nreason = "ops_policy"\n'
+    )
+    js = tmp_path / "rules.json"
+    js.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {
+                        "context": "resource_pressure",
+                        "risk": "high",
+                        "min_conf": 0.5,
+                        "action": "drain_node",
+                        "reason": "ops_policy",
+                    }
+                ]
+            }
+        )
+    )
+    assert load_rules(toml) == load_rules(js)
+    assert (
+        DecisionEngine(custom_rules=load_rules(toml))
+        .decide({}, "resource_pressure", "high", 0.6)
+        .action
+        == "drain_node"
+    )
+    js.write_text(
+        json.dumps([{"context": "c", "risk": "nope", "min_conf": 0, "action": "a", "reason": "r"}])
+    )
+    with pytest.raises(InvalidRulesError, match=r"rules.json: rule 0: risk must be"):
+        load_rules(js)
+    toml.write_text("[[rules]\n")
+    with pytest.raises(InvalidRulesError, match="not valid TOML"):
+        load_rules(toml)
+
+
+def test_backoff_schedule_is_capped_and_deterministic() -> None:
+    """Waits double up to the cap, jitter stays within bounds and repeats for the same key."""
+    policy = RetryPolicy(max_attempts=8, base_delay=1.0, max_delay=10.0, jitter=0.1)
+    waits = [delay_for(policy, n, "evt-1") for n in range(1, 8)]
+    assert waits == [delay_for(policy, n, "evt-1") for n in range(1, 8)]
+    assert waits != [delay_for(policy, n, "evt-2") for n in range(1, 8)]
+    for n, wait in enumerate(waits, start=1):
+        raw = min(2.0 ** (n - 1), 10.0)
+        assert raw * 0.9 <= wait <= min(raw * 1.1, 10.0)
+    assert [delay_for(RetryPolicy(max_delay=10, jitter=0), n, "k") for n in range(1, 6)] == [
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        10.0,
+    ]
+
+
+async def test_retry_waits_on_the_injected_clock_and_not_after_last() -> None:
+    """Three failures with three attempts: two waits, none after the last, then the error."""
+    clock = ManualClock()
+    engine = RecoveryEngine(
+        MemoryJournal(), "a", max_retries=3, base_delay=1.0, jitter=0, clock=clock
+    )
+    calls = 0
+
+    async def fail() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        await engine.retry(fail)
+    assert (calls, clock.slept) == (3, [1.0, 2.0])
+
+
+async def test_retry_predicate_stops_at_permanent_errors() -> None:
+    """An error the predicate rejects is raised at once, with no wait."""
+    clock = ManualClock()
+    engine = RecoveryEngine(MemoryJournal(), "a", clock=clock)
+
+    def boom() -> None:
+        raise PermissionError("no")
+
+    with pytest.raises(PermissionError):
+        await engine.retry(boom, retry_on=lambda e: isinstance(e, ConnectionError))
+    assert clock.slept == []
+
+
+async def test_retry_total_timeout_gives_up_early() -> None:
+    """A wait that would end past total_timeout is not started."""
+    clock = ManualClock()
+    engine = RecoveryEngine(
+        MemoryJournal(),
+        "a",
+        max_retries=10,
+        base_delay=1.0,
+        jitter=0,
+        total_timeout=5.0,
+        clock=clock,
+    )
+    seen: list[tuple[int, float | None]] = []
+
+    async def fail() -> None:
+        raise TimeoutError
+
+    async def note(attempt: int, error: BaseException, delay: float | None) -> None:
+        seen.append((attempt, delay))
+
+    with pytest.raises(TimeoutError):
+        await engine.retry(fail, on_failure=note)
+    assert clock.slept == [1.0, 2.0]
+    assert seen == [(1, 1.0), (2, 2.0), (3, None)]
+
+
+def test_breaker_opens_half_opens_and_closes() -> None:
+    """closed -> open after the threshold -> half-open after reset_after -> closed on success."""
+    policy = BreakerPolicy(failure_threshold=2, reset_after=10.0)
+    b = Breaker()
+    b = breaker_failed(policy, b, 0)
+    assert (b.status, breaker_allows(policy, b, 0)[0]) == ("closed", True)
+    b = breaker_failed(policy, b, 1_000)
+    assert b.status == "open"
+    assert (False, b) == breaker_allows(policy, b, 5 * 10**9)
+    allowed, b = breaker_allows(policy, b, 11 * 10**9)
+    assert (allowed, b.status) == (True, "half_open")
+    assert not breaker_allows(policy, b, 11 * 10**9)[0]
+    assert Breaker() == breaker_succeeded(b)
+
+
+def test_failed_probe_reopens_the_breaker() -> None:
+    """A half-open breaker whose probe fails opens again from now."""
+    policy = BreakerPolicy(failure_threshold=5, reset_after=10.0)
+    b = Breaker("half_open", 5, 0)
+    b = breaker_failed(policy, b, 42)
+    assert (b.status, b.opened_at_ns) == ("open", 42)
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({}, "type"),
+        ({"type": ""}, "type"),
+        ({"type": 5}, "type"),
+        ({"type": "a b"}, "type"),
+        ({"type": "x", "severity": "high"}, "severity"),
+        ({"type": "x", "severity": float("nan")}, "severity"),
+        ({"type": "x", "cpu": float("inf")}, "cpu"),
+        ({"type": "x", "cpu": -1}, "cpu"),
+        ({"type": "x", "memory": True}, "memory"),
+        ({"type": "x", "latency_ms": 10**10000}, "latency_ms"),
+        ({"type": "x", "extra": {}}, "extra"),
+        ({"type": "x", 1: "a"}, "1"),
+        ({"type": "x", "id": 7}, "id"),
+        ({"type": "x", "note": "a" * 5000}, "note"),
+        ({"type": "x", "note": "\ud800"}, "note"),
+        ({"type": "x", "deep": [[[[[1]]]]]}, "deep[0][0][0]"),
+        ({"type": "x", "big": 10**10000}, "big"),
+        ({"type": "x", "obj": object()}, "obj"),
+    ],
+)
+def test_hostile_event_names_the_field(event: dict[object, object], field: str) -> None:
+    """Each bad event raises InvalidEventError (also a ValueError) naming the field."""
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(event)
+    assert field == caught.value.field
+    assert isinstance(caught.value, ValueError)
+
+
+def test_event_keeps_unknown_fields_as_attributes() -> None:
+    """Keys beyond the known fields are kept, and come back in as_dict()."""
+    event = parse_event({"type": "x", "region": "eu", "shards": [1, 2], "cpu": 50})
+    assert event.attrs == {"region": "eu", "shards": [1, 2]}
+    assert event.as_dict()["region"] == "eu"
