@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .clock import Clock, ManualClock, SystemClock
 from .errors import (
     AdaptiveRuntimeError,
     DuplicateEventError,
@@ -17,10 +18,16 @@ from .errors import (
     RuntimeNotStartedError,
     StreamConflictError,
 )
+from .records import Decision, Event, Rule
+from .runtime import EventBus, Runtime
 
 __all__ = [
     "AdaptiveRuntimeError",
+    "Clock",
+    "Decision",
     "DuplicateEventError",
+    "Event",
+    "EventBus",
     "InvalidEventError",
     "InvalidRulesError",
     "JournalBusyError",
@@ -28,9 +35,13 @@ __all__ = [
     "JournalCorruptError",
     "JournalError",
     "JournalVersionError",
+    "ManualClock",
     "NotAJournalError",
     "ReplayMismatchError",
+    "Rule",
+    "Runtime",
     "RuntimeNotStartedError",
     "StreamConflictError",
+    "SystemClock",
 ]
 __version__ = "0.1.0"

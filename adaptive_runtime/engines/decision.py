@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -216,7 +217,7 @@ def _parse_rule(index: int, item: Rule | Sequence[Any] | Mapping[str, Any]) -> R
     )
 
 
-def load_rules(path: str | Path) -> tuple[Rule, ...]:
+def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
     """Read custom rules from a TOML or JSON file: a list under `rules`, or (JSON) a bare list."""
     file = Path(path)
     try:

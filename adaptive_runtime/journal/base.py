@@ -92,8 +92,13 @@ class Journal(Protocol):
         """
         ...
 
-    def append_many(self, batches: Sequence[Sequence[Pending]]) -> list[list[Entry] | Exception]:
-        """Append several batches in one commit; each succeeds or fails on its own."""
+    def append_many(
+        self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None] | None = None
+    ) -> list[list[Entry] | Exception]:
+        """Append several batches in one commit; each succeeds or fails on its own.
+
+        `expected`, if given, holds one expected stream_seq (or None) per batch.
+        """
         ...
 
     def read(

@@ -64,11 +64,15 @@ class MemoryJournal:
         self._stream_heads[stream] = entries[-1].stream_seq
         return entries
 
-    def append_many(self, batches: Sequence[Sequence[Pending]]) -> list[list[Entry] | Exception]:
+    def append_many(
+        self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None] | None = None
+    ) -> list[list[Entry] | Exception]:
         results: list[list[Entry] | Exception] = []
-        for batch in batches:
+        for index, batch in enumerate(batches):
             try:
-                results.append(self.append(batch))
+                results.append(
+                    self.append(batch, expected=None if expected is None else expected[index])
+                )
             except (JournalClosedError, MemoryError):
                 raise
             except Exception as exc:  # each batch fails on its own, as in SQLite

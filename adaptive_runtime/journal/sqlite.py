@@ -203,16 +203,19 @@ class SqliteJournal:
         with _translated(self._path), _immediate(conn):
             return self._append_in_transaction(conn, batch, expected, _head(conn))
 
-    def append_many(self, batches: Sequence[Sequence[Pending]]) -> list[list[Entry] | Exception]:
+    def append_many(
+        self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None] | None = None
+    ) -> list[list[Entry] | Exception]:
         conn = self._open()
         results: list[list[Entry] | Exception] = []
         with _translated(self._path), _immediate(conn):
             head = _head(conn)
-            for batch in batches:
+            for index, batch in enumerate(batches):
+                want = None if expected is None else expected[index]
                 try:
                     _chain.check_batch(batch)
                     with conn:  # a savepoint: a failing batch leaves the others intact
-                        entries = self._append_in_transaction(conn, batch, None, head)
+                        entries = self._append_in_transaction(conn, batch, want, head)
                 except (apsw.BusyError, apsw.FullError, apsw.IOError, apsw.CorruptError):
                     raise
                 except Exception as exc:
@@ -430,7 +433,10 @@ def _create_private(path: str) -> None:
     """Create a new database file readable by its owner only (SQLite copies the mode to -wal)."""
     if path == ":memory:" or os.path.exists(path):
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(path).parent
+    if not folder.is_dir():
+        msg = f"cannot create the journal {path}: the folder {folder} does not exist"
+        raise JournalError(msg)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 

@@ -241,3 +241,10 @@ def test_closed_journal_refuses_use(journal: Journal) -> None:
         journal.append([pending()])
     with pytest.raises(JournalClosedError):
         journal.head()
+
+
+def test_append_many_checks_expected_stream_seq_per_batch(journal: Journal) -> None:
+    """Each batch in a shared commit has its own optimistic-concurrency check."""
+    results = journal.append_many([[pending("a")], [pending("a")], [pending("b")]], [0, 0, 0])
+    assert isinstance(results[1], StreamConflictError)
+    assert [e.seq for r in results if isinstance(r, list) for e in r] == [1, 2]

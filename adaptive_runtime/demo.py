@@ -1,0 +1,71 @@
+"""The main job: the original README's monitoring scenario, journaled to a SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .observability.logs import ROOT, enable_console_logging
+from .runtime import Runtime
+
+__all__ = ["SCENARIO", "run_demo"]
+
+SCENARIO: list[dict[str, Any]] = [
+    {"type": "service_overload", "severity": 0.91, "cpu": 96, "memory": 92},
+    {"type": "anomaly_detected", "severity": 0.74, "error_rate": 0.6},
+    {"type": "auth_failure", "severity": 0.55},
+    {"type": "timeout", "severity": 0.45, "latency_ms": 4200},
+    {"type": "recovery_needed", "severity": 0.30},
+]
+
+
+async def run_demo(
+    path: Path, *, out: TextIO = sys.stdout, show_logs: bool = True, history: int = 10
+) -> int:
+    """Process the scenario on the journal at `path`, then print what the journal remembers."""
+    level = ROOT.level
+    handler = enable_console_logging(logging.INFO, out) if show_logs else None
+    try:
+        runtime = Runtime(agent_id="prod-monitor", path=path, checkpoint_every=5)
+
+        @runtime.bus.subscribe("anomaly_detected")
+        async def on_anomaly(event: dict[str, Any]) -> None:
+            print(f"  ⚠ Anomaly handler fired — severity={event['severity']}", file=out)
+
+        await runtime.start()
+        remembered = runtime.state.events
+        print(f"Journal: {path.resolve()}", file=out)
+        print(f"Remembered from earlier runs: {remembered} events\n", file=out)
+        for event in SCENARIO:
+            result = await runtime.process(event)
+            print(
+                f"  [{result.priority.upper()}] {event['type']:25s} → {result.action}  conf={result.confidence:.3f}",
+                file=out,
+            )
+        items = await runtime.event_history(limit=history)
+        await runtime.stop()
+    finally:
+        if handler is not None:
+            ROOT.removeHandler(handler)
+            ROOT.setLevel(level)
+    print(
+        f"\nLast {len(items)} of {remembered + len(SCENARIO)} events in the journal (newest first):",
+        file=out,
+    )
+    for item in items:
+        when = datetime.fromtimestamp(item["ts_ns"] / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"  seq {item['seq']:>5}  {when}  {item['type']:20s} {item['action']:24s} [{item['priority']}] conf={item['confidence']:.3f}",
+            file=out,
+        )
+    if remembered:
+        print(
+            f"\nThe {remembered} events from earlier runs were replayed from the journal on start.",
+            file=out,
+        )
+    else:
+        print("\nRun the demo again: the journal remembers these events across runs.", file=out)
+    return 0

@@ -1,0 +1,109 @@
+"""The agent-state projection: one fold over a stream's entries, for the live path and replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..engines.backoff import Breaker
+from ..engines.confidence import ConfidenceParams, History
+from ..engines.pipeline import learn_with
+from ..engines.ports import apply_patch
+from ..records import (
+    ActionAbandoned,
+    ActionFailed,
+    ActionStarted,
+    ActionSucceeded,
+    CheckpointCreated,
+    DecisionMade,
+    Entry,
+    EventReceived,
+    OutcomeRecorded,
+    Rule,
+    RulesChanged,
+    StatePatched,
+    decode_record,
+)
+
+__all__ = ["RECENT", "AgentState", "DecisionSummary", "evolve"]
+
+RECENT = 20
+"""How many of the latest decisions the state keeps at hand."""
+
+
+class DecisionSummary(msgspec.Struct, frozen=True, array_like=True):
+    seq: int
+    ts_ns: int
+    event_type: str
+    action: str
+    priority: str
+    confidence: float
+
+
+class AgentState(msgspec.Struct, kw_only=True):
+    """Everything one agent's engines and callers need, folded from its stream.
+
+    The fold owns its state and updates it in place: replaying a million entries
+    must not allocate a new state for each.
+    """
+
+    stream: str = ""
+    seq: int = 0
+    """The global seq of the last entry folded in (0: none)."""
+    stream_seq: int = 0
+    ts_ns: int = 0
+    events: int = 0
+    decisions: int = 0
+    outcomes: int = 0
+    successes: int = 0
+    actions: dict[str, int] = {}
+    priorities: dict[str, int] = {}
+    history: History = History()
+    rules: tuple[Rule, ...] = ()
+    kv: dict[str, Any] | None = None
+    checkpoints: int = 0
+    recent: list[DecisionSummary] = []
+    breakers: dict[str, Breaker] = {}
+    action_attempts: int = 0
+    action_failures: int = 0
+
+
+def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = None) -> AgentState:
+    """Fold one entry into the state; an entry already folded in is ignored."""
+    if entry.seq <= state.seq:
+        return state
+    record = decode_record(entry.body)
+    state.seq = entry.seq
+    state.stream_seq = entry.stream_seq
+    state.ts_ns = entry.ts_ns
+    if isinstance(record, DecisionMade):
+        d = record.decision
+        state.decisions += 1
+        state.actions[d.action] = state.actions.get(d.action, 0) + 1
+        state.priorities[d.priority] = state.priorities.get(d.priority, 0) + 1
+        state.recent.append(
+            DecisionSummary(
+                entry.seq, entry.ts_ns, d.event_type, d.action, d.priority, d.confidence
+            )
+        )
+        if len(state.recent) > RECENT:
+            del state.recent[0]
+    elif isinstance(record, EventReceived):
+        state.events += 1
+    elif isinstance(record, OutcomeRecorded):
+        state.outcomes += 1
+        state.successes += record.success
+        state.history = learn_with(
+            params, state.history, record.context, record.risk, record.success
+        )
+    elif isinstance(record, StatePatched):
+        state.kv = apply_patch(state.kv, record)
+    elif isinstance(record, RulesChanged):
+        state.rules = record.rules
+    elif isinstance(record, CheckpointCreated):
+        state.checkpoints += 1
+    elif isinstance(record, ActionStarted | ActionSucceeded | ActionFailed | ActionAbandoned):
+        state.action_attempts += isinstance(record, ActionStarted)
+        state.action_failures += isinstance(record, ActionFailed)
+    return state

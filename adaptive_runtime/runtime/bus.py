@@ -1,0 +1,96 @@
+"""Publish events to subscribers once their decisions are durable."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+__all__ = ["ALL", "EventBus", "Handler"]
+
+log = logging.getLogger("adaptive_runtime.bus")
+
+Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
+ALL = "*"
+"""Subscribe to this to hear every event type."""
+
+
+class EventBus:
+    """Subscribers per event type, run as tasks after `process()` has returned its decision.
+
+    `process()` does not wait for handlers: they run concurrently, each in its own
+    task. A handler's exception is logged with its traceback and counted in
+    `errors`; it never stops the other handlers. `drain()` waits for every handler
+    still running (`Runtime.stop()` calls it).
+    """
+
+    __slots__ = ("_handlers", "_tasks", "delivered", "errors")
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.delivered = 0
+        self.errors = 0
+
+    def __repr__(self) -> str:
+        count = sum(len(h) for h in self._handlers.values())
+        return f"EventBus(handlers={count}, running={len(self._tasks)}, errors={self.errors})"
+
+    def subscribe(self, event_type: str = ALL) -> Callable[[Handler], Handler]:
+        """Decorate a handler (sync or async) to run for every event of `event_type`."""
+
+        def register(handler: Handler) -> Handler:
+            self.add(event_type, handler)
+            return handler
+
+        return register
+
+    def subscribe_all(self, handler: Handler) -> Handler:
+        """Register a handler for every event type."""
+        self.add(ALL, handler)
+        return handler
+
+    def add(self, event_type: str, handler: Handler) -> None:
+        if not callable(handler):
+            raise TypeError(f"a handler must be callable, not {type(handler).__name__}")
+        self._handlers.setdefault(event_type, []).append(handler)
+
+    def unsubscribe(self, handler: Handler, event_type: str | None = None) -> bool:
+        """Remove a handler (from one type, or from all); return whether it was subscribed."""
+        removed = False
+        for kind, handlers in self._handlers.items():
+            if event_type is not None and kind != event_type:
+                continue
+            while handler in handlers:
+                handlers.remove(handler)
+                removed = True
+        return removed
+
+    def publish(self, event_type: str, event: dict[str, Any]) -> int:
+        """Start every matching handler as a task; return how many were started."""
+        handlers = [*self._handlers.get(event_type, ()), *self._handlers.get(ALL, ())]
+        for handler in handlers:
+            task = asyncio.get_running_loop().create_task(
+                self._run(handler, event_type, dict(event))
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(handlers)
+
+    async def drain(self) -> None:
+        """Wait until every handler started so far has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _run(self, handler: Handler, event_type: str, event: dict[str, Any]) -> None:
+        try:
+            result = handler(event)
+            if inspect.isawaitable(result):
+                await result
+            self.delivered += 1
+        except Exception:
+            self.errors += 1
+            name = getattr(handler, "__qualname__", repr(handler))
+            log.exception("event handler %s failed on a %s event", name, event_type)

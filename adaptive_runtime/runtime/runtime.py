@@ -1,0 +1,553 @@
+"""The Runtime: events in, decisions out, everything journaled, state rebuilt on start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from ..clock import Clock, SystemClock
+from ..engines.confidence import ConfidenceEngine, History
+from ..engines.context import ContextEngine
+from ..engines.decision import DecisionEngine, load_rules, parse_rules
+from ..engines.events import parse_event
+from ..engines.pipeline import Policy, decide, learn
+from ..engines.recovery import RecoveryEngine
+from ..engines.state import StateEngine
+from ..errors import (
+    DuplicateEventError,
+    InvalidEventError,
+    JournalError,
+    RuntimeNotStartedError,
+    StreamConflictError,
+)
+from ..journal import Durability, Journal, MemoryJournal, SqliteJournal
+from ..observability.logs import logger_for
+from ..observability.metrics import Metrics
+from ..projections import AgentState, encode_state, evolve, rebuild
+from ..projections.rebuild import STATE_VERSION
+from ..records import (
+    Decision,
+    DecisionMade,
+    Entry,
+    EventReceived,
+    OutcomeRecorded,
+    Pending,
+    Rule,
+    RulesChanged,
+    decode_record,
+    to_pending,
+)
+from .bus import EventBus
+from .worker import JournalWorker
+
+__all__ = ["Runtime"]
+
+log_runtime = logger_for("RUNTIME")
+log_context = logger_for("CONTEXT_ENGINE")
+log_confidence = logger_for("CONFIDENCE_ENGINE")
+log_decision = logger_for("DECISION_ENGINE")
+log_state = logger_for("STATE_ENGINE")
+log_recovery = logger_for("RECOVERY_ENGINE")
+
+MAX_CONFLICT_RETRIES = 8
+RulesArg = Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | str | os.PathLike[str] | None
+
+
+class Runtime:
+    """Decide about events for one agent, journal every step, and recover by replay.
+
+    `process()` returns only once the event and its decision are durable (at the
+    journal's durability). Concurrent calls share commits. Decisions are always made
+    from the state that the journal, replayed up to that point, gives.
+    """
+
+    def __init__(
+        self,
+        agent_id: str = "default",
+        path: str | os.PathLike[str] = "adaptive_runtime.db",
+        *,
+        checkpoint_every: int = 100,
+        durability: Durability = "full",
+        clock: Clock | None = None,
+        rules: RulesArg = None,
+        journal: Journal | None = None,
+        persist: bool = True,
+    ) -> None:
+        if not isinstance(agent_id, str) or not agent_id or len(agent_id) > 256:
+            raise ValueError("agent_id must be a non-empty string of at most 256 characters")
+        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be a positive int, not {checkpoint_every!r}")
+        if durability not in ("full", "normal"):
+            raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
+        self.agent_id = agent_id
+        self.path = Path(path)
+        self.checkpoint_every = checkpoint_every
+        self.durability: Durability = durability
+        self.clock: Clock = clock or SystemClock()
+        self.bus = EventBus()
+        self._rules: tuple[Rule, ...] | None = _rules_from(rules)
+        self._journal_given = journal
+        self._persist = persist
+        self._metrics = Metrics()
+        self._port = _RuntimeStore(self)
+        self.state_engine = StateEngine(self._port, agent_id, clock=self.clock)
+        self.recovery_engine = RecoveryEngine(self._port, agent_id, clock=self.clock)
+        self._worker: JournalWorker | None = None
+        self._state = AgentState(stream=agent_id)
+        self._policy = Policy()
+        self._policies: dict[tuple[Rule, ...], Policy] = {(): self._policy}
+        self._view_history = History()
+        self._next_stream_seq = 0
+        self._stale = False
+        self._resync_lock = asyncio.Lock()
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._snapshotted_stream_seq = 0
+        self._snapshots: set[asyncio.Task[None]] = set()
+        self._checkpoint_count = 0
+        self.last_rebuild: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        where = "memory" if not self._persist and self._journal_given is None else str(self.path)
+        return f"Runtime(agent_id={self.agent_id!r}, journal={where!r}, started={self._worker is not None})"
+
+    # -- life cycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the journal and rebuild the state; no decision is made before this ends."""
+        if self._worker is not None:
+            return
+        journal = self._journal_given
+        if journal is None:
+            if self._persist:
+                journal = await asyncio.to_thread(
+                    SqliteJournal, self.path, durability=self.durability
+                )
+            else:
+                journal = MemoryJournal()
+        self._worker = JournalWorker(journal, asyncio.get_running_loop(), self._on_commit)
+        await self._rebuild()
+        if self._rules is not None and self._rules != self._state.rules:
+            await self.set_rules(self._rules)
+        log_runtime.info(
+            "Runtime started: agent %s, %d entries (snapshot at seq %s, %d replayed)",
+            self.agent_id,
+            self._state.stream_seq,
+            self.last_rebuild.get("snapshot_seq"),
+            self.last_rebuild.get("replayed", 0),
+        )
+
+    async def stop(self, *, wait_for_handlers: bool = True) -> None:
+        """Wait for work in flight, snapshot the state, and close the journal."""
+        worker = self._worker
+        if worker is None:
+            return
+        if wait_for_handlers:
+            await self.bus.drain()
+        await self._idle.wait()
+        if self._snapshots:
+            await asyncio.gather(*list(self._snapshots), return_exceptions=True)
+        if self._state.stream_seq > self._snapshotted_stream_seq and not self._stale:
+            self._snapshotted_stream_seq = self._state.stream_seq
+            await self._snapshot(encode_state(self._state), self._state.seq)
+        if (
+            self._journal_given is None
+        ):  # a journal the caller passed in stays the caller's to close
+            await worker.run(worker.journal.close)
+        await asyncio.to_thread(worker.close)
+        self._worker = None
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def recover(self) -> dict[str, Any]:
+        """Rebuild the state from the journal (snapshot plus tail) and return a summary of it."""
+        self._require_started()
+        await self._idle.wait()
+        await self._rebuild()
+        return self.snapshot_summary()
+
+    # -- the work --------------------------------------------------------------
+
+    async def process(self, event: Mapping[str, Any]) -> Decision:
+        """Decide about one event; return once the event and the decision are journaled.
+
+        An event whose `id` was processed before returns the recorded decision and
+        appends nothing. Bad input raises InvalidEventError and journals nothing.
+        """
+        worker = self._require_started()
+        started = time.perf_counter()
+        ev = parse_event(event)
+        if ev.id is not None:
+            found = await worker.run(self._recorded, ev.id)
+            if found is not None:
+                self._metrics.count("events_deduplicated")
+                return found
+        made: list[tuple[Decision, list[Pending]]] = []
+
+        def batch() -> list[Pending]:
+            ts = self.clock.now_ns()
+            decision = decide(self._policy, self._view_history, ev, ts)
+            pending = [
+                to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
+                to_pending(self.agent_id, DecisionMade(decision), ts),
+            ]
+            made.append((decision, pending))
+            return pending
+
+        entries, fresh = await self._submit(batch)
+        journaled, _ = made[-1]
+        if not fresh:
+            # a concurrent call with the same id won the race: answer with its decision
+            record = decode_record(entries[1].body)
+            assert isinstance(record, DecisionMade)
+            journaled = record.decision
+            self._metrics.count("events_deduplicated")
+        decision = msgspec.structs.replace(journaled, seq=entries[1].seq, event_seq=entries[0].seq)
+        self._metrics.count("events_processed")
+        self._metrics.count(f"action.{decision.action}")
+        self._metrics.observe_ms((time.perf_counter() - started) * 1000.0)
+        if log_runtime.isEnabledFor(logging.INFO):
+            _log_decision(decision)
+        self.bus.publish(ev.type, ev.as_dict())
+        return decision
+
+    async def record_outcome(self, decision: Decision, *, success: bool) -> None:
+        """Journal how a decision turned out; later confidence in its context adapts."""
+        self._require_started()
+        if not isinstance(decision, Decision) or decision.seq <= 0:
+            raise InvalidEventError(
+                "record_outcome needs a Decision returned by process()", field="decision"
+            )
+        record = OutcomeRecorded(
+            decision_seq=decision.seq,
+            context=decision.context,
+            risk=decision.risk,
+            action=decision.action,
+            success=bool(success),
+            confidence=decision.confidence,
+        )
+
+        def batch() -> list[Pending]:
+            self._view_history = learn(
+                self._policy, self._view_history, record.context, record.risk, record.success
+            )
+            return [to_pending(self.agent_id, record, self.clock.now_ns())]
+
+        await self._submit(batch)
+        self._metrics.count("outcomes_success" if success else "outcomes_failure")
+
+    async def set_rules(self, rules: RulesArg) -> str:
+        """Journal a new set of custom rules (placed before the defaults); return its ruleset hash."""
+        self._require_started()
+        parsed = _rules_from(rules) or ()
+        policy = self._policy_for(parsed)
+
+        def batch() -> list[Pending]:
+            self._policy = policy
+            record = RulesChanged(rules=parsed, ruleset=policy.ruleset)
+            return [to_pending(self.agent_id, record, self.clock.now_ns())]
+
+        await self._submit(batch)
+        log_decision.info("Rules changed: %d custom rules, ruleset %s", len(parsed), policy.ruleset)
+        return policy.ruleset
+
+    async def event_history(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Return the latest events with their decisions, newest first, across restarts."""
+        worker = self._require_started()
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        return await worker.run(self._history, limit)
+
+    # -- views -----------------------------------------------------------------
+
+    @property
+    def state(self) -> AgentState:
+        """The agent's projected state (read it; don't change it)."""
+        return self._state
+
+    @property
+    def context_engine(self) -> ContextEngine:
+        return self._policy.context_engine
+
+    @property
+    def decision_engine(self) -> DecisionEngine:
+        return self._policy.decision_engine
+
+    @property
+    def confidence_engine(self) -> ConfidenceEngine:
+        """A confidence engine holding a copy of the runtime's history.
+
+        To feed an outcome into the runtime itself, use `record_outcome`: it is journaled.
+        """
+        return ConfidenceEngine(self._policy.confidence, self._view_history)
+
+    @property
+    def journal(self) -> Journal:
+        return self._require_started().journal
+
+    def metrics(self) -> dict[str, Any]:
+        """Return this runtime's counters and latency histogram."""
+        snap = self._metrics.snapshot()
+        snap["bus"] = {"delivered": self.bus.delivered, "errors": self.bus.errors}
+        snap["commits"] = 0 if self._worker is None else self._worker.commits
+        return snap
+
+    def metrics_summary(self) -> dict[str, Any]:
+        """A short summary of the metrics and the state, as the original examples print."""
+        latency = self._metrics.snapshot()["latency_ms"]
+        return {
+            "agent_id": self.agent_id,
+            "events_processed": self._metrics.counters.get("events_processed", 0),
+            "events_in_journal": self._state.events,
+            "decisions": self._state.decisions,
+            "actions": dict(sorted(self._state.actions.items())),
+            "outcomes": self._state.outcomes,
+            "checkpoints": self._checkpoint_count,
+            "handler_errors": self.bus.errors,
+            "avg_latency_ms": latency["mean"],
+        }
+
+    def snapshot_summary(self) -> dict[str, Any]:
+        s = self._state
+        return {
+            "agent_id": self.agent_id,
+            "seq": s.seq,
+            "stream_seq": s.stream_seq,
+            "events": s.events,
+            "decisions": s.decisions,
+            "outcomes": s.outcomes,
+            "state": dict(s.kv or {}),
+            "snapshot_seq": self.last_rebuild.get("snapshot_seq"),
+            "replayed": self.last_rebuild.get("replayed", 0),
+        }
+
+    # -- internals -------------------------------------------------------------
+
+    def _require_started(self) -> JournalWorker:
+        if self._worker is None:
+            raise RuntimeNotStartedError(
+                "call `await runtime.start()` (or use `async with Runtime(...)`) first"
+            )
+        return self._worker
+
+    def _policy_for(self, rules: tuple[Rule, ...]) -> Policy:
+        policy = self._policies.get(rules)
+        if policy is None:
+            policy = self._policies[rules] = Policy(rules=rules)
+        return policy
+
+    def _sync_view(self) -> None:
+        """Make the decision inputs equal the committed state's."""
+        self._view_history = self._state.history
+        self._policy = self._policy_for(self._state.rules)
+        self._next_stream_seq = self._state.stream_seq
+
+    async def _rebuild(self) -> None:
+        worker = self._require_started()
+        rebuilt = await worker.run(rebuild, worker.journal, self.agent_id)
+        self._state = rebuilt.state
+        # the tail replayed after the snapshot is all this stream's: it ends where the snapshot did
+        self._snapshotted_stream_seq = rebuilt.state.stream_seq - rebuilt.replayed
+        self._sync_view()
+        self._stale = False
+        self.last_rebuild = {
+            "snapshot_seq": rebuilt.snapshot_seq,
+            "replayed": rebuilt.replayed,
+            "skipped": list(rebuilt.skipped),
+        }
+
+    async def _submit(self, make_batch: Callable[[], list[Pending]]) -> tuple[list[Entry], bool]:
+        """Build a batch from the current decision inputs and append it; retry on a conflict.
+
+        Return the entries and whether they are new (False: the journal returned an
+        earlier batch with the same event id).
+        """
+        worker = self._require_started()
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if self._stale:
+                await self._resync()
+            batch = make_batch()  # no await between building and queueing: order is kept
+            expected = self._next_stream_seq
+            self._next_stream_seq += len(batch)
+            self._inflight += 1
+            self._idle.clear()
+            try:
+                entries = await worker.append(batch, expected)
+            except StreamConflictError:
+                self._stale = True  # another writer moved the stream: catch up, decide again
+            except (DuplicateEventError, InvalidEventError):
+                self._stale = True  # nothing was appended, so the predicted stream_seq is off
+                raise
+            except JournalError:
+                self._stale = True  # unknown what the journal holds now: rebuild before deciding
+                raise
+            finally:
+                self._inflight -= 1
+                if not self._inflight:
+                    self._idle.set()
+            # a fresh batch lands right after the expected stream_seq; an earlier one doesn't
+            fresh = entries[0].stream == self.agent_id and entries[0].stream_seq == expected + 1
+            if not fresh:
+                self._stale = True
+            return entries, fresh
+        msg = f"stream {self.agent_id!r} kept changing under this runtime; is another process writing to it?"
+        raise StreamConflictError(
+            msg, stream=self.agent_id, expected=self._next_stream_seq, actual=-1
+        )
+
+    async def _resync(self) -> None:
+        async with self._resync_lock:
+            if not self._stale:
+                return
+            await self._idle.wait()
+            worker = self._require_started()
+            await worker.run(self._catch_up)
+            self._sync_view()
+            self._stale = False
+
+    def _catch_up(self) -> None:
+        """Fold entries other writers appended (runs on the journal thread)."""
+        journal = self._require_started().journal
+        for entry in journal.read(self.agent_id, after=self._state.seq):
+            evolve(self._state, entry)
+
+    def _on_commit(self, entries: list[Entry]) -> None:
+        """Fold committed entries into the state, in commit order (on the loop thread)."""
+        state = self._state
+        for entry in entries:
+            if entry.stream == self.agent_id:
+                evolve(state, entry)
+        if (
+            state.stream_seq - self._snapshotted_stream_seq >= self.checkpoint_every
+            and not self._stale
+        ):
+            self._snapshotted_stream_seq = state.stream_seq
+            task = asyncio.get_running_loop().create_task(
+                self._snapshot(encode_state(state), state.seq)
+            )
+            self._snapshots.add(task)
+            task.add_done_callback(self._snapshots.discard)
+
+    async def _snapshot(self, data: bytes, seq: int) -> None:
+        worker = self._require_started()
+        try:
+            await worker.run(self._put_snapshot, data, seq)
+        except JournalError:
+            log_recovery.exception(
+                "snapshot at seq %d failed; the journal is intact, replay will cover it", seq
+            )
+            self._metrics.count("snapshot_failures")
+            return
+        self._checkpoint_count += 1
+        log_recovery.info("Checkpoint #%d created at seq %d", self._checkpoint_count, seq)
+
+    def _put_snapshot(self, data: bytes, seq: int) -> None:
+        self._require_started().journal.put_snapshot(
+            self.agent_id, seq, data, version=STATE_VERSION, ts_ns=self.clock.now_ns()
+        )
+
+    def _recorded(self, event_id: str) -> Decision | None:
+        """Return the decision journaled for an event id (on the journal thread)."""
+        journal = self._require_started().journal
+        event_entry = journal.by_event_id(event_id)
+        if event_entry is None:
+            return None
+        decision_entry = journal.get(event_entry.seq + 1)
+        if decision_entry is None or decision_entry.batch != event_entry.batch:
+            return None
+        record = decode_record(decision_entry.body)
+        if not isinstance(record, DecisionMade):
+            return None
+        return msgspec.structs.replace(
+            record.decision, seq=decision_entry.seq, event_seq=event_entry.seq
+        )
+
+    def _history(self, limit: int) -> list[dict[str, Any]]:
+        journal = self._require_started().journal
+        items: list[dict[str, Any]] = []
+        for entry in journal.latest(limit, self.agent_id, kind="DecisionMade"):
+            record = decode_record(entry.body)
+            assert isinstance(record, DecisionMade)
+            d = record.decision
+            event_entry = journal.get(entry.batch)
+            event: dict[str, Any] = {"type": d.event_type}
+            if event_entry is not None:
+                received = decode_record(event_entry.body)
+                if isinstance(received, EventReceived):
+                    event = received.event.as_dict()
+            items.append(
+                {
+                    "seq": entry.seq,
+                    "event_seq": entry.batch,
+                    "ts_ns": entry.ts_ns,
+                    "type": d.event_type,
+                    "action": d.action,
+                    "priority": d.priority,
+                    "confidence": d.confidence,
+                    "reason": d.reason,
+                    "context": d.context,
+                    "risk": d.risk,
+                    "rule": d.rule,
+                    "event_id": d.event_id,
+                    "event": event,
+                }
+            )
+        return items
+
+
+class _RuntimeStore:
+    """The store the runtime's state and recovery engines write through."""
+
+    __slots__ = ("_runtime",)
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def append(self, batch: Sequence[Pending]) -> list[Entry]:
+        entries, _ = await self._runtime._submit(lambda: list(batch))
+        return entries
+
+    async def latest(self, n: int, stream: str, *, kind: str) -> list[Entry]:
+        worker = self._runtime._require_started()
+        journal = worker.journal
+        return await worker.run(lambda: list(journal.latest(n, stream, kind=kind)))
+
+    async def load_state(self, stream: str) -> dict[str, Any] | None:
+        self._runtime._require_started()
+        kv = self._runtime.state.kv
+        return None if kv is None else dict(kv)
+
+
+def _rules_from(rules: RulesArg) -> tuple[Rule, ...] | None:
+    if rules is None:
+        return None
+    if isinstance(rules, str | os.PathLike):
+        return load_rules(rules)
+    return parse_rules(rules)
+
+
+def _log_decision(d: Decision) -> None:
+    log_runtime.info("Event received: %s", d.event_type)
+    log_context.info("risk=%s stability=%s pressure=%.2f", d.risk, d.stability, d.pressure)
+    log_confidence.info("confidence=%.2f", d.confidence)
+    log_decision.info("ACTION: %s", d.action.upper())
+    log_state.info("State persisted (seq %d)", d.seq)

@@ -1,0 +1,112 @@
+"""One thread owns the journal: appends queue up and share commits (group commit).
+
+The event loop never waits on SQLite or fsync. Batches submitted while a commit is
+in flight are appended together in the next transaction, so under load many
+`process()` calls share one fsync; each caller is answered only once its own
+transaction has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from ..journal import Journal
+from ..records import Entry, Pending
+
+__all__ = ["JournalWorker"]
+
+T = TypeVar("T")
+Committed = Callable[[list[Entry]], None]
+
+MAX_BATCHES_PER_COMMIT = 1024
+
+
+class JournalWorker:
+    """Run every journal call on one thread; coalesce appends into shared commits."""
+
+    __slots__ = (
+        "_executor",
+        "_journal",
+        "_lock",
+        "_loop",
+        "_on_commit",
+        "_queue",
+        "_scheduled",
+        "commits",
+    )
+
+    def __init__(
+        self, journal: Journal, loop: asyncio.AbstractEventLoop, on_commit: Committed
+    ) -> None:
+        self._journal = journal
+        self._loop = loop
+        self._on_commit = on_commit
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="adaptive-runtime-journal"
+        )
+        self._lock = threading.Lock()
+        self._queue: list[tuple[Sequence[Pending], int | None, asyncio.Future[list[Entry]]]] = []
+        self._scheduled = False
+        self.commits = 0
+        """Transactions committed: fewer than appends when commits were shared."""
+
+    @property
+    def journal(self) -> Journal:
+        return self._journal
+
+    def append(
+        self, batch: Sequence[Pending], expected: int | None = None
+    ) -> asyncio.Future[list[Entry]]:
+        """Queue a batch; the future resolves after its commit, in submission order."""
+        future: asyncio.Future[list[Entry]] = self._loop.create_future()
+        with self._lock:
+            self._queue.append((batch, expected, future))
+            schedule = not self._scheduled
+            self._scheduled = True
+        if schedule:
+            self._executor.submit(self._flush)
+        return future
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a journal call on the journal's thread, after the appends queued before it."""
+        return await self._loop.run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        """Finish queued work and stop the thread."""
+        self._executor.shutdown(wait=True)
+
+    def _flush(self) -> None:
+        with self._lock:
+            taken = self._queue[:MAX_BATCHES_PER_COMMIT]
+            del self._queue[:MAX_BATCHES_PER_COMMIT]
+            if self._queue:
+                self._executor.submit(self._flush)
+            else:
+                self._scheduled = False
+        if not taken:
+            return
+        try:
+            results: list[list[Entry] | Exception] = self._journal.append_many(
+                [batch for batch, _, _ in taken], [expected for _, expected, _ in taken]
+            )
+            self.commits += 1
+        except Exception as exc:  # the whole transaction failed: every caller in it hears why
+            results = [exc] * len(taken)
+        self._loop.call_soon_threadsafe(self._answer, [future for _, _, future in taken], results)
+
+    def _answer(
+        self, futures: list[asyncio.Future[list[Entry]]], results: list[list[Entry] | Exception]
+    ) -> None:
+        # On the loop thread, in commit order: the state is folded before any caller resumes.
+        for future, result in zip(futures, results, strict=True):
+            if isinstance(result, Exception):
+                if not future.done():
+                    future.set_exception(result)
+                continue
+            self._on_commit(result)
+            if not future.done():
+                future.set_result(result)

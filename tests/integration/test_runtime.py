@@ -1,0 +1,302 @@
+"""The Runtime end to end: journaled decisions, memory across restarts, replay, the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from adaptive_runtime import InvalidEventError, ManualClock, Runtime, RuntimeNotStartedError
+from adaptive_runtime.journal import MemoryJournal, SqliteJournal
+from adaptive_runtime.projections import encode_state, rebuild, state_at, verify_replay
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+SCENARIO = [
+    {"type": "service_overload", "severity": 0.91, "cpu": 96, "memory": 92},
+    {"type": "anomaly_detected", "severity": 0.74, "error_rate": 0.6},
+    {"type": "auth_failure", "severity": 0.55},
+    {"type": "timeout", "severity": 0.45, "latency_ms": 4200},
+    {"type": "recovery_needed", "severity": 0.30},
+]
+
+
+def runtime_at(path: Path, **kwargs: object) -> Runtime:
+    return Runtime(agent_id="agent", path=path, durability="normal", clock=ManualClock(), **kwargs)  # type: ignore[arg-type]
+
+
+async def test_process_journals_event_and_decision(tmp_path: Path) -> None:
+    """process() returns the golden decision with its seqs, and both entries are journaled."""
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        d = await runtime.process(OVERLOAD)
+        assert (d.action, d.confidence, d.reason, d.priority) == (
+            "restart_service",
+            0.7831,
+            "high_resource_pressure",
+            "high",
+        )
+        assert (d.context, d.risk, d.stability, d.pressure, d.rule) == (
+            "resource_pressure",
+            "high",
+            "low",
+            0.651,
+            "default[2]",
+        )
+        assert (d.event_seq, d.seq) == (1, 2)
+    journal = SqliteJournal(tmp_path / "j.db")
+    assert [e.kind for e in journal.read("agent")] == ["EventReceived", "DecisionMade"]
+
+
+async def test_memory_survives_restart(tmp_path: Path) -> None:
+    """A second runtime on the same file sees the first one's events and continues its seqs."""
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        for event in SCENARIO:
+            await runtime.process(event)
+    async with runtime_at(tmp_path / "j.db") as again:
+        assert again.state.events == 5
+        history = await again.event_history(limit=3)
+        assert [h["action"] for h in history] == [
+            "run_recovery",
+            "cache_warmup",
+            "trigger_security_audit",
+        ]
+        assert history[0]["event"] == {
+            "type": "recovery_needed",
+            "severity": 0.3,
+            "cpu": 0.0,
+            "memory": 0.0,
+            "error_rate": 0.0,
+            "latency_ms": 0.0,
+        }
+        d = await again.process(OVERLOAD)
+        assert (d.event_seq, d.seq) == (11, 12)
+
+
+async def test_event_with_id_is_processed_once(tmp_path: Path) -> None:
+    """The same id twice returns the same decision and appends nothing the second time."""
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        first = await runtime.process({**OVERLOAD, "id": "evt-1"})
+        again = await runtime.process({**OVERLOAD, "id": "evt-1"})
+        assert msgspec.msgpack.encode(first) == msgspec.msgpack.encode(again)
+        assert runtime.journal.head().seq == 2
+        both = await asyncio.gather(
+            runtime.process({**OVERLOAD, "id": "evt-2"}),
+            runtime.process({**OVERLOAD, "id": "evt-2"}),
+        )
+        assert both[0].seq == both[1].seq
+        assert runtime.journal.head().seq == 4
+        assert runtime.metrics()["counters"]["events_deduplicated"] == 2
+
+
+async def test_bad_event_leaves_journal_unchanged(tmp_path: Path) -> None:
+    """Invalid input raises InvalidEventError naming the field; the journal head doesn't move."""
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        await runtime.process(OVERLOAD)
+        head = runtime.journal.head()
+        for bad in (
+            {"severity": 0.5},
+            {"type": "x", "cpu": float("nan")},
+            {"type": "x", "extra": 1},
+            "not a dict",
+        ):
+            with pytest.raises(InvalidEventError):
+                await runtime.process(bad)  # type: ignore[arg-type]
+        assert head == runtime.journal.head()
+
+
+async def test_not_started_raises() -> None:
+    """Using a runtime before start() raises RuntimeNotStartedError."""
+    runtime = Runtime(persist=False)
+    with pytest.raises(RuntimeNotStartedError, match="start"):
+        await runtime.process(OVERLOAD)
+
+
+async def test_outcomes_adapt_confidence_and_are_journaled(tmp_path: Path) -> None:
+    """Failed restarts lower confidence until throttling wins; the history survives restart."""
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        d = await runtime.process(OVERLOAD)
+        for _ in range(3):
+            await runtime.record_outcome(d, success=False)
+        after = await runtime.process(OVERLOAD)
+        assert (after.action, after.confidence < d.confidence) == ("throttle_requests", True)
+        assert 0.6 <= after.history_weight < 1.0
+    async with runtime_at(tmp_path / "j.db") as again:
+        assert (await again.process(OVERLOAD)).action == "throttle_requests"
+        assert again.state.outcomes == 3
+
+
+async def test_rules_change_is_journaled_and_replayed(tmp_path: Path) -> None:
+    """Rules given to the runtime are journaled; a restart without them keeps them."""
+    rules = [("resource_pressure", "high", 0.0, "page_oncall", "ops_policy")]
+    async with runtime_at(tmp_path / "j.db", rules=rules) as runtime:
+        d = await runtime.process(OVERLOAD)
+        assert (d.action, d.rule) == ("page_oncall", "custom[0]")
+    async with runtime_at(tmp_path / "j.db") as again:
+        assert (await again.process(OVERLOAD)).action == "page_oncall"
+        ruleset = await again.set_rules([])
+        assert (await again.process(OVERLOAD)).action == "restart_service"
+        assert ruleset == (await again.process(OVERLOAD)).ruleset
+    assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
+
+
+async def test_state_engine_and_checkpoints_through_runtime(tmp_path: Path) -> None:
+    """The original's state and recovery engines work on a runtime, journaled."""
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        await runtime.state_engine.save_state({"health": "ok", "version": "1.2"})
+        assert await runtime.state_engine.patch_state({"last": "ok"}) == {
+            "health": "ok",
+            "version": "1.2",
+            "last": "ok",
+        }
+        meta = await runtime.recovery_engine.create_checkpoint({"phase": 2})
+        assert meta.snapshot_id == runtime.journal.head().seq
+    async with runtime_at(tmp_path / "j.db") as again:
+        assert await again.state_engine.load_state() == {
+            "health": "ok",
+            "version": "1.2",
+            "last": "ok",
+        }
+        restored = await again.recovery_engine.restore_latest()
+        assert restored["state"] == {"phase": 2}  # type: ignore[index]
+        summary = await again.recover()
+        assert summary["state"] == {"health": "ok", "version": "1.2", "last": "ok"}
+
+
+async def test_snapshot_plus_tail_equals_full_replay(tmp_path: Path) -> None:
+    """The rebuilt state from a snapshot plus tail equals a full replay and the live state."""
+    async with runtime_at(tmp_path / "j.db", checkpoint_every=7) as runtime:
+        for i in range(40):
+            d = await runtime.process({**SCENARIO[i % 5], "n": i})
+            if i % 4 == 0:
+                await runtime.record_outcome(d, success=i % 8 == 0)
+        live = encode_state(runtime.state)
+    journal = SqliteJournal(tmp_path / "j.db")
+    from_snapshot = rebuild(journal, "agent")
+    assert from_snapshot.snapshot_seq is not None
+    full = state_at(journal, "agent", seq=journal.head().seq)
+    assert live == encode_state(from_snapshot.state)
+    from adaptive_runtime.projections import AgentState, evolve
+
+    scratch = AgentState(stream="agent")
+    for entry in journal.read("agent"):
+        evolve(scratch, entry)
+    assert live == encode_state(scratch) == encode_state(full)
+    assert verify_replay(journal).ok
+
+
+async def test_damaged_snapshot_falls_back_with_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A snapshot of another version is skipped with a warning; the state is still exact."""
+    async with runtime_at(tmp_path / "j.db", checkpoint_every=2) as runtime:
+        for event in SCENARIO:
+            await runtime.process(event)
+        live = encode_state(runtime.state)
+    journal = SqliteJournal(tmp_path / "j.db")
+    journal.put_snapshot(
+        "agent", journal.head().seq, b"\x00garbage", version="agent-state/1/engine/1", ts_ns=0
+    )
+    with caplog.at_level(logging.WARNING, logger="adaptive_runtime"):
+        rebuilt = rebuild(journal, "agent")
+    assert live == encode_state(rebuilt.state)
+    assert len(rebuilt.skipped) == 1
+    assert "does not decode" in caplog.text
+
+
+async def test_time_travel_by_seq_and_time(tmp_path: Path) -> None:
+    """state_at gives the state as of a seq, or as of a moment."""
+    clock = ManualClock(start_ns=1_000)
+    runtime = Runtime(agent_id="agent", path=tmp_path / "j.db", clock=clock, durability="normal")
+    async with runtime:
+        for event in SCENARIO:
+            await runtime.process(event)
+            clock.advance(60)
+    journal = SqliteJournal(tmp_path / "j.db")
+    assert state_at(journal, "agent", seq=4).events == 2
+    assert state_at(journal, "agent", ts_ns=1_000 + 120 * 10**9).events == 3
+    assert state_at(journal, "agent", ts_ns=0).events == 0
+
+
+async def test_concurrent_process_calls_share_commits(tmp_path: Path) -> None:
+    """64 concurrent process() calls take fewer commits than calls, and all are journaled in order."""
+    async with Runtime(
+        agent_id="agent", path=tmp_path / "j.db", durability="full", clock=ManualClock()
+    ) as runtime:
+        decisions = await asyncio.gather(
+            *(runtime.process({**SCENARIO[i % 5], "n": i}) for i in range(64))
+        )
+        assert runtime.metrics()["commits"] < 64
+        assert sorted(d.seq for d in decisions) == list(range(2, 129, 2))
+    journal = SqliteJournal(tmp_path / "j.db")
+    assert journal.verify().ok
+    assert verify_replay(journal).ok
+
+
+async def test_bus_runs_handlers_after_decision_and_counts_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Handlers run after process() returns; a failing one is logged and counted, the others run."""
+    seen: list[str] = []
+    async with runtime_at(tmp_path / "j.db") as runtime:
+
+        @runtime.bus.subscribe("anomaly_detected")
+        async def broken(event: dict[str, object]) -> None:
+            raise RuntimeError("handler bug")
+
+        @runtime.bus.subscribe("anomaly_detected")
+        def typed(event: dict[str, object]) -> None:
+            seen.append(f"typed:{event['severity']}")
+
+        @runtime.bus.subscribe_all
+        async def everything(event: dict[str, object]) -> None:
+            seen.append(f"all:{event['type']}")
+
+        with caplog.at_level(logging.ERROR, logger="adaptive_runtime"):
+            await runtime.process(SCENARIO[1])
+            assert seen == []  # process() doesn't wait for handlers
+            await runtime.process(SCENARIO[2])
+            await runtime.bus.drain()
+        assert seen == ["typed:0.74", "all:anomaly_detected", "all:auth_failure"]
+        assert runtime.bus.errors == 1
+        assert "handler bug" in caplog.text
+        assert runtime.bus.unsubscribe(everything)
+        await runtime.process(SCENARIO[2])
+        await runtime.bus.drain()
+        assert len(seen) == 3
+
+
+async def test_metrics_belong_to_one_runtime() -> None:
+    """Two runtimes count separately."""
+    async with Runtime(persist=False) as a, Runtime(persist=False) as b:
+        await a.process(OVERLOAD)
+        await a.process(OVERLOAD)
+        await b.process(OVERLOAD)
+        assert (
+            a.metrics()["counters"]["events_processed"],
+            b.metrics()["counters"]["events_processed"],
+        ) == (2, 1)
+        assert a.metrics_summary()["decisions"] == 2
+
+
+async def test_in_memory_runtime_and_injected_journal() -> None:
+    """persist=False keeps everything in memory; an injected journal is used as given."""
+    journal = MemoryJournal()
+    async with Runtime(agent_id="a", journal=journal) as runtime:
+        await runtime.process(OVERLOAD)
+    assert journal.head().seq == 2
+    async with Runtime(agent_id="a", journal=MemoryJournal()) as other:
+        assert other.state.events == 0
+
+
+async def test_logs_follow_the_original_format(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The context line reads risk=high stability=low pressure=0.65, under the component's name."""
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        with caplog.at_level(logging.INFO, logger="adaptive_runtime"):
+            await runtime.process(OVERLOAD)
+    lines = [(r.name.rpartition(".")[2], r.getMessage()) for r in caplog.records]
+    assert ("CONTEXT_ENGINE", "risk=high stability=low pressure=0.65") in lines
+    assert ("DECISION_ENGINE", "ACTION: RESTART_SERVICE") in lines
