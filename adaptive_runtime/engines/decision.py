@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tomllib
@@ -82,6 +83,8 @@ class RuleMatch(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     priority: str
     rule: str
+    ruleset: str
+    """A hash of the rule table that made the match."""
 
 
 class RuleCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,7 +99,7 @@ class RuleCheck(msgspec.Struct, frozen=True, kw_only=True):
 class DecisionEngine:
     """Select actions from the default table, with custom rules placed before it."""
 
-    __slots__ = ("_custom", "_rules")
+    __slots__ = ("_custom", "_rules", "ruleset")
 
     def __init__(
         self, custom_rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | None = None
@@ -105,6 +108,9 @@ class DecisionEngine:
         labelled = [(f"custom[{i}]", r) for i, r in enumerate(self._custom)]
         labelled += [(f"default[{i}]", r) for i, r in enumerate(DEFAULT_RULES)]
         self._rules: tuple[tuple[str, Rule], ...] = tuple(labelled)
+        self.ruleset = hashlib.blake2b(
+            msgspec.msgpack.encode(self.rules), digest_size=8
+        ).hexdigest()
 
     def __repr__(self) -> str:
         return f"DecisionEngine(custom_rules={len(self._custom)})"
@@ -123,8 +129,8 @@ class DecisionEngine:
         del event  # the original API passes it; rules look only at context, risk, confidence
         for check in self._checks(context, risk, confidence):
             if check.matched:
-                return _match(check.rule, check.definition, risk)
-        return _match("fallback", FALLBACK, risk)
+                return _match(check.rule, check.definition, risk, self.ruleset)
+        return _match("fallback", FALLBACK, risk, self.ruleset)
 
     def explain(self, context: str, risk: str, confidence: float) -> list[RuleCheck]:
         """Return every rule tried, up to and including the one that matched."""
@@ -152,11 +158,13 @@ class DecisionEngine:
             yield RuleCheck(rule=label, definition=rule, matched=False, why=why)
 
 
-def _match(label: str, rule: Rule, risk: str) -> RuleMatch:
+def _match(label: str, rule: Rule, risk: str, ruleset: str) -> RuleMatch:
     priority = PRIORITY_OF_RISK.get(risk, "normal")
     if rule.priority is not None and PRIORITIES.index(rule.priority) > PRIORITIES.index(priority):
         priority = rule.priority
-    return RuleMatch(action=rule.action, reason=rule.reason, priority=priority, rule=label)
+    return RuleMatch(
+        action=rule.action, reason=rule.reason, priority=priority, rule=label, ruleset=ruleset
+    )
 
 
 def parse_rules(raw: Iterable[Rule | Sequence[Any] | Mapping[str, Any]]) -> tuple[Rule, ...]:

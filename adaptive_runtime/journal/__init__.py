@@ -14,6 +14,7 @@ from .base import (
 )
 from .memory import MemoryJournal, MemoryStore
 from .sqlite import SCHEMA_VERSION, SqliteJournal
+from .writer import JournalWorker
 
 __all__ = [
     "GENESIS_DIGEST",
@@ -22,6 +23,7 @@ __all__ = [
     "Entry",
     "Head",
     "Journal",
+    "JournalWorker",
     "MemoryJournal",
     "MemoryStore",
     "Pending",

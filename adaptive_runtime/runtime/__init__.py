@@ -1,4 +1,4 @@
-"""The imperative shell: the Runtime, its event bus and its journal worker."""
+"""The imperative shell: the Runtime and its event bus."""
 
 from __future__ import annotations
 

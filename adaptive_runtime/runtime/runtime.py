@@ -28,7 +28,7 @@ from ..errors import (
     RuntimeNotStartedError,
     StreamConflictError,
 )
-from ..journal import Durability, Journal, MemoryJournal, SqliteJournal
+from ..journal import Durability, Journal, JournalWorker, MemoryJournal, SqliteJournal
 from ..observability.logs import logger_for
 from ..observability.metrics import Metrics
 from ..projections import AgentState, encode_state, evolve, rebuild
@@ -46,7 +46,6 @@ from ..records import (
     to_pending,
 )
 from .bus import EventBus
-from .worker import JournalWorker
 
 __all__ = ["Runtime"]
 
@@ -135,7 +134,14 @@ class Runtime:
             else:
                 journal = MemoryJournal()
         self._worker = JournalWorker(journal, asyncio.get_running_loop(), self._on_commit)
-        await self._rebuild()
+        try:
+            await self._rebuild()
+        except BaseException:
+            worker, self._worker = self._worker, None
+            if self._journal_given is None:
+                await worker.run(journal.close)
+            await asyncio.to_thread(worker.close)
+            raise
         if self._rules is not None and self._rules != self._state.rules:
             await self.set_rules(self._rules)
         log_runtime.info(

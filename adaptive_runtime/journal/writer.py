@@ -1,4 +1,4 @@
-"""One thread owns the journal: appends queue up and share commits (group commit).
+"""Group commit for asyncio: one thread owns the journal, and queued appends share commits.
 
 The event loop never waits on SQLite or fsync. Batches submitted while a commit is
 in flight are appended together in the next transaction, so under load many
@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from ..journal import Journal
 from ..records import Entry, Pending
+from .base import Journal
 
 __all__ = ["JournalWorker"]
 

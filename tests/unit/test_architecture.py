@@ -1,0 +1,92 @@
+"""Guards on the shape of the package: who imports what, and what is public."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "adaptive_runtime"
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, resolved to absolute dotted names."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                found.add(".".join([*base, node.module] if node.module else base))
+            else:
+                found.add(node.module or "")
+    return found
+
+
+def modules(under: str = "") -> list[Path]:
+    return sorted((PACKAGE / under).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_the_journal_imports_apsw(path: Path) -> None:
+    """apsw stays behind the journal boundary."""
+    if "journal" in path.relative_to(PACKAGE).parts:
+        return
+    assert not any(name == "apsw" or name.startswith("apsw.") for name in imports_of(path))
+
+
+@pytest.mark.parametrize("path", modules("engines"), ids=lambda p: p.name)
+def test_engines_know_nothing_of_storage_or_wall_time(path: Path) -> None:
+    """Engines import no journal, no projection, no runtime, and no clock or randomness of their own."""
+    for name in imports_of(path):
+        assert not name.startswith(
+            ("adaptive_runtime.journal", "adaptive_runtime.projections", "adaptive_runtime.runtime")
+        ), name
+        assert name not in ("time", "datetime", "random", "apsw", "sqlite3"), name
+
+
+@pytest.mark.parametrize("path", modules("projections"), ids=lambda p: p.name)
+def test_projections_read_no_clock(path: Path) -> None:
+    """Folds depend on entries only."""
+    assert not imports_of(path) & {"time", "datetime", "random"}
+
+
+def test_import_pulls_in_only_the_core_dependencies() -> None:
+    """`import adaptive_runtime` loads msgspec and apsw and no other third-party package."""
+    code = "import sys, adaptive_runtime; print('\\n'.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    top = {name.split(".")[0] for name in loaded}
+    ours = {"adaptive_runtime", "__main__", "_distutils_hack"}
+    third_party = {
+        n for n in top - set(sys.stdlib_module_names) - ours if not n.startswith("__editable__")
+    }
+    # typing_extensions comes with msgspec
+    assert {"msgspec", "apsw", "typing_extensions"} >= third_party, third_party
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "adaptive_runtime",
+        "adaptive_runtime.journal",
+        "adaptive_runtime.engines",
+        "adaptive_runtime.projections",
+        "adaptive_runtime.runtime",
+    ],
+)
+def test_public_exports_are_real(name: str) -> None:
+    """Every name in each package's __all__ exists (ruff's RUF022 keeps __all__ sorted)."""
+    module = importlib.import_module(name)
+    assert len(set(module.__all__)) == len(module.__all__)
+    for export in module.__all__:
+        assert hasattr(module, export), export
