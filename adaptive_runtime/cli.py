@@ -1,44 +1,185 @@
-"""The `adaptive-runtime` command: a thin layer over the library's calls.
+"""The `adaptive-runtime` command: a thin layer over the library's audit and replay calls.
 
-Exit codes: 0 success; 1 a check found problems (verify, replay --verify); 2 bad
-usage or arguments; 3 the journal can't be used (missing, not a journal, newer
-schema, busy, damaged); 130 interrupted.
+Exit codes: 0 success; 1 a check found problems (verify, replay --verify); 2 bad usage
+or arguments; 3 the journal can't be used (missing, not a journal, newer schema, busy,
+damaged); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import msgspec
+
+from ._text import format_ts, parse_time, table
 from .errors import AdaptiveRuntimeError, InvalidEventError, InvalidRulesError, JournalError
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_JOURNAL = 0, 1, 2, 3
 DEFAULT_DB = "adaptive_runtime.db"
+PROGRESS_EVERY = 100_000
+
+
+class UsageError(Exception):
+    """A well-formed command that asks for something impossible (exit code 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db", type=Path, default=Path(DEFAULT_DB), help=f"journal file (default: {DEFAULT_DB})"
+    )
+    common.add_argument(
+        "--agent", metavar="ID", help="only this agent's stream (default: all agents)"
+    )
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON for scripts")
+
     parser = argparse.ArgumentParser(
         prog="adaptive-runtime",
         description="Decide about operational events, journal every decision, audit and replay them.",
-        epilog="Exit codes: 0 ok, 1 a check found problems, 2 bad usage, 3 journal unusable.",
+        epilog="Exit codes: 0 ok, 1 a check found problems, 2 bad usage, 3 journal unusable, 130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser(
+
+    def command(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help: str,
+        example: str,
+        parents: Sequence[argparse.ArgumentParser],
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"example: {example}",
+            parents=list(parents),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    demo = command(
         "demo",
-        help="run the monitoring scenario on an embedded SQLite file",
-        description="Process the README's monitoring scenario, journaled to a SQLite file, then print the history. Run it twice: the second run remembers the first.",
-        epilog="example: adaptive-runtime demo --db /tmp/demo.db",
-    )
-    demo.add_argument(
-        "--db", type=Path, default=Path(DEFAULT_DB), help=f"journal file (default: {DEFAULT_DB})"
+        _demo,
+        "run the monitoring scenario on an embedded SQLite file and print the history",
+        "adaptive-runtime demo --db /tmp/demo.db",
+        [common],
     )
     demo.add_argument("--quiet", action="store_true", help="don't show the engines' log lines")
-    demo.set_defaults(handler=_demo)
+
+    hist = command(
+        "history",
+        _history,
+        "list decisions, newest first",
+        "adaptive-runtime history --since 18h --priority high",
+        [common, as_json],
+    )
+    hist.add_argument("--type", help="only this event type")
+    hist.add_argument("--action", help="only this action")
+    hist.add_argument(
+        "--priority", choices=["low", "normal", "high", "critical"], help="only this priority"
+    )
+    hist.add_argument(
+        "--since", help="not before this time (ISO 8601, Unix seconds, or an age like 18h)"
+    )
+    hist.add_argument("--until", help="not after this time")
+    hist.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
+
+    exp = command(
+        "explain",
+        _explain,
+        "explain one decision: its event, context, confidence and the rules tried",
+        "adaptive-runtime explain 12",
+        [common, as_json],
+    )
+    exp.add_argument("seq", type=int, help="the seq of a decision (or of its event)")
+
+    rep = command(
+        "replay",
+        _replay,
+        "re-decide journaled events: check determinism, or try other rules",
+        "adaptive-runtime replay --verify   |   adaptive-runtime replay --rules new-rules.toml",
+        [common, as_json],
+    )
+    mode = rep.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--verify", action="store_true", help="re-decide from empty and compare, byte for byte"
+    )
+    mode.add_argument(
+        "--rules",
+        type=Path,
+        metavar="FILE",
+        help="what-if: which decisions would change under these custom rules (TOML or JSON)",
+    )
+    rep.add_argument(
+        "--examples", type=int, default=10, help="how many changed decisions to show (default: 10)"
+    )
+
+    ver = command(
+        "verify",
+        _verify,
+        "check the hash chain and SQLite's integrity",
+        "adaptive-runtime verify --expect-head 1234:9f2c...",
+        [common, as_json],
+    )
+    ver.add_argument(
+        "--expect-head",
+        metavar="SEQ:DIGEST",
+        help="a head printed earlier by `head`: also detects truncation",
+    )
+
+    command(
+        "head",
+        _head,
+        "print the journal's head (seq:digest); keep it to detect truncation later",
+        "adaptive-runtime head > head.txt",
+        [common],
+    )
+
+    out = command(
+        "export",
+        _export,
+        "write the journal as JSON lines",
+        "adaptive-runtime export --out journal.jsonl",
+        [common],
+    )
+    out.add_argument("--out", type=Path, help="file to write (default: standard output)")
+
+    imp = command(
+        "import",
+        _import,
+        "load exported JSON lines into a new journal, checking the chain",
+        "adaptive-runtime import journal.jsonl --db restored.db",
+        [common],
+    )
+    imp.add_argument("file", type=Path, help="a file written by `export` (- for standard input)")
+
+    st = command(
+        "state",
+        _state,
+        "show an agent's state as of a seq or a time (time travel)",
+        "adaptive-runtime state --agent prod-monitor --at 2026-11-26T03:00",
+        [common, as_json],
+    )
+    st.add_argument("--at", required=True, help="a seq (a plain integer below 10^12) or a time")
+
+    command(
+        "stats",
+        _stats,
+        "counts by type, action, priority and hour, and confidence calibration",
+        "adaptive-runtime stats --agent prod-monitor",
+        [common, as_json],
+    )
     return parser
 
 
@@ -49,16 +190,340 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         return 130
-    except (InvalidEventError, InvalidRulesError, ValueError) as exc:
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except (UsageError, InvalidEventError, InvalidRulesError, LookupError, ValueError) as exc:
         print(f"adaptive-runtime: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (JournalError, AdaptiveRuntimeError) as exc:
+    except (JournalError, AdaptiveRuntimeError, OSError) as exc:
         print(f"adaptive-runtime: error: {exc}", file=sys.stderr)
         return EXIT_JOURNAL
     return code
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from .journal import SqliteJournal
+
+    return SqliteJournal(args.db, create=False)
+
+
+def _progress(what: str) -> Callable[[int], None]:
+    def report(count: int) -> None:
+        print(f"... {count:,} {what}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False))
+
+
+# -- commands ------------------------------------------------------------------
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return asyncio.run(run_demo(args.db, show_logs=not args.quiet))
+
+
+def _history(args: argparse.Namespace) -> int:
+    from .projections.audit import history
+
+    if args.limit < 0:
+        raise UsageError("--limit must not be negative")
+    journal = _open(args)
+    items = list(
+        history(
+            journal,
+            agent=args.agent,
+            event_type=args.type,
+            action=args.action,
+            priority=args.priority,
+            since_ns=parse_time(args.since) if args.since else None,
+            until_ns=parse_time(args.until) if args.until else None,
+            limit=args.limit,
+        )
+    )
+    if args.json:
+        _print_json(items)
+        return EXIT_OK
+    rows = [
+        (
+            i.seq,
+            format_ts(i.ts_ns),
+            i.stream,
+            i.event.type,
+            i.decision.action,
+            i.decision.priority,
+            i.decision.confidence,
+            i.decision.reason,
+        )
+        for i in items
+    ]
+    print(
+        table(("seq", "time", "agent", "event", "action", "priority", "confidence", "reason"), rows)
+    )
+    print(f"\n{len(items)} decisions shown, newest first.")
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .projections.audit import explain
+
+    ex = explain(_open(args), args.seq)
+    if args.json:
+        _print_json(ex)
+        return EXIT_OK
+    item, d, ev = ex.item, ex.item.decision, ex.item.event
+    print(f"Decision at seq {d.seq} (agent {item.stream}, {format_ts(item.ts_ns)})")
+    fields = " ".join(f"{k}={v}" for k, v in ev.as_dict().items() if k != "type")
+    print(f"  Event      seq {d.event_seq}: {ev.type}  {fields}")
+    print(
+        f"  Context    {d.context}  risk={d.risk}  stability={d.stability}  pressure={d.pressure:.4f}  tags={','.join(d.tags) or '-'}"
+    )
+    print(
+        f"  Confidence {d.confidence:.4f} = base {d.base_confidence:.4f} (severity {ev.severity:g} x risk factor {d.risk_factor:g})"
+        f" x history weight {d.history_weight:.4f}"
+    )
+    print(
+        f"  Rules tried (ruleset {d.ruleset}, {ex.custom_rules} custom rules before the defaults):"
+    )
+    for check in ex.rules_tried:
+        r = check.definition
+        scope = f"{r.context or 'any'}/{r.risk or 'any'}"
+        verdict = "MATCHED" if check.matched else f"no: {check.why}"
+        print(f"    {check.rule:12s} {scope:34s} min {r.min_conf:.2f} -> {r.action:24s} {verdict}")
+    print(f"  Action     {d.action} [{d.priority}]  reason={d.reason}")
+    if ex.outcomes:
+        for o in ex.outcomes:
+            print(
+                f"  Outcome    seq {o.seq} at {format_ts(o.ts_ns)}: {'success' if o.success else 'failure'}"
+            )
+    else:
+        print("  Outcomes   none recorded")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .engines.decision import load_rules
+    from .projections.replay import Redecided, redecide, verify_replay
+
+    journal = _open(args)
+    if args.verify:
+        report = verify_replay(journal, args.agent, progress=_progress("entries replayed"))
+        if args.json:
+            _print_json(report)
+        elif report.ok:
+            print(
+                f"OK: {report.decisions} decisions re-decided from an empty state; all match the journal byte for byte."
+            )
+        else:
+            print(
+                f"MISMATCH: {len(report.mismatches)} of {report.decisions} decisions differ from the journal:"
+            )
+            rows = [
+                (m.seq, ",".join(m.fields), m.journaled.action, m.replayed.action)
+                for m in report.mismatches[:50]
+            ]
+            print(table(("seq", "fields that differ", "journaled", "replayed"), rows))
+        return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+    rules = load_rules(args.rules)
+    total, changed = 0, 0
+    shifts: dict[tuple[str, str], int] = {}
+    examples: list[Redecided] = []
+    for item in redecide(journal, args.agent, rules=rules, progress=_progress("entries replayed")):
+        total += 1
+        if item.now.action != item.journaled.action:
+            changed += 1
+            key = (item.journaled.action, item.now.action)
+            shifts[key] = shifts.get(key, 0) + 1
+            if len(examples) < args.examples:
+                examples.append(item)
+    ordered = sorted(shifts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if args.json:
+        _print_json(
+            {
+                "decisions": total,
+                "changed": changed,
+                "shifts": [{"from": a, "to": b, "count": n} for (a, b), n in ordered],
+                "examples": [
+                    {
+                        "seq": e.seq,
+                        "event_type": e.event.type,
+                        "was": e.journaled.action,
+                        "would_be": e.now.action,
+                        "rule": e.now.rule,
+                    }
+                    for e in examples
+                ],
+            }
+        )
+        return EXIT_OK
+    print(
+        f"Under {args.rules}, {changed} of {total} journaled decisions would change (nothing was written)."
+    )
+    if ordered:
+        print("\n" + table(("was", "would be", "decisions"), [(a, b, n) for (a, b), n in ordered]))
+        example_rows = [
+            (
+                e.seq,
+                format_ts(e.journaled.ts_ns),
+                e.event.type,
+                e.journaled.action,
+                e.now.action,
+                e.now.rule,
+            )
+            for e in examples
+        ]
+        print(
+            "\nExamples:\n"
+            + table(("seq", "time", "event", "was", "would be", "rule"), example_rows)
+        )
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .journal import Head
+
+    expected = Head.parse(args.expect_head) if args.expect_head else None
+    report = _open(args).verify(expected_head=expected)
+    if args.json:
+        _print_json({**msgspec.to_builtins(report), "head": str(report.head)})
+    elif report.ok:
+        checked = " and matches the expected head" if expected else ""
+        print(f"OK: {report.entries} entries, hash chain intact{checked}, SQLite quick_check ok.")
+        print(f"Head: {report.head}")
+    else:
+        where = (
+            f"first bad seq {report.first_bad_seq}: " if report.first_bad_seq is not None else ""
+        )
+        print(f"TAMPERED OR DAMAGED: {where}{report.problem}")
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def _head(args: argparse.Namespace) -> int:
+    print(_open(args).head())
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .journal.export import export_lines
+
+    journal = _open(args)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    try:
+        count = 0
+        for count, line in enumerate(export_lines(journal, args.agent), start=1):
+            out.write(line + "\n")
+            if count % PROGRESS_EVERY == 0:
+                _progress("entries exported")(count)
+    finally:
+        if args.out:
+            out.close()
+    if args.out:
+        print(f"Exported {count} entries to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .journal import SqliteJournal
+    from .journal.export import import_lines
+
+    if args.db.exists():
+        raise UsageError(f"{args.db} already exists; import into a new file with --db NEW.db")
+    partial = args.db.with_name(args.db.name + ".partial")
+    for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+        leftover.unlink(missing_ok=True)
+    source = sys.stdin if str(args.file) == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+    try:
+        journal = SqliteJournal(partial, durability="normal")
+        try:
+            count = import_lines(journal, source, progress=_progress("lines imported"))
+            report = journal.verify()
+        finally:
+            journal.close()
+    except BaseException:
+        for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+            leftover.unlink(missing_ok=True)
+        raise
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    if not report.ok:
+        raise JournalError(f"the imported journal does not verify: {report.problem}")
+    partial.rename(args.db)
+    print(f"Imported {count} entries into {args.db}; chain verified. Head: {report.head}")
+    return EXIT_OK
+
+
+def _state(args: argparse.Namespace) -> int:
+    from .projections import state_at
+
+    journal = _open(args)
+    agent = args.agent or _only_agent(journal)
+    text = args.at.strip()
+    if text.isdigit() and int(text) < 10**12:
+        state = state_at(journal, agent, seq=int(text))
+    else:
+        state = state_at(journal, agent, ts_ns=parse_time(text))
+    if args.json:
+        _print_json(state)
+        return EXIT_OK
+    print(
+        f"State of agent {agent} as of seq {state.seq}"
+        + (f" ({format_ts(state.ts_ns)})" if state.seq else " (before any entry)")
+    )
+    print(
+        f"  events {state.events}, decisions {state.decisions}, outcomes {state.outcomes} ({state.successes} successful)"
+    )
+    print(f"  actions: {', '.join(f'{a}={n}' for a, n in sorted(state.actions.items())) or '-'}")
+    print(f"  custom rules: {len(state.rules)}; checkpoints: {state.checkpoints}")
+    tallies = [
+        f"{k} {t.successes:.2f} ok/{t.failures:.2f} failed"
+        for k, t in sorted(state.history.tallies.items())
+    ]
+    print(f"  outcome history (faded): {'; '.join(tallies) or '-'}")
+    print(f"  key/value state: {json.dumps(state.kv) if state.kv is not None else '-'}")
+    return EXIT_OK
+
+
+def _only_agent(journal: Any) -> str:
+    streams: list[str] = journal.streams()
+    if len(streams) == 1:
+        return streams[0]
+    if not streams:
+        raise UsageError("the journal is empty: there is no agent to show")
+    raise UsageError(
+        f"the journal holds {len(streams)} agents; pick one with --agent ({', '.join(streams[:10])})"
+    )
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from .projections.audit import stats
+
+    result = stats(_open(args), agent=args.agent)
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    print(f"{result.decisions} decisions" + (f" for agent {args.agent}" if args.agent else ""))
+    for title, counts in (
+        ("event type", result.by_type),
+        ("action", result.by_action),
+        ("priority", result.by_priority),
+    ):
+        print("\n" + table((title, "decisions"), list(counts.items())))
+    hours = [(format_ts(h * 10**9)[:13] + ":00", n) for h, n in result.per_hour.items()]
+    print("\n" + table(("hour", "decisions"), hours[-48:]))
+    rows = [
+        (c["band"], c["outcomes"], c["successes"], c["success_rate"]) for c in result.calibration
+    ]
+    print(
+        "\nCalibration (recorded outcomes per confidence band):\n"
+        + table(("confidence", "outcomes", "successes", "success rate"), rows)
+    )
+    return EXIT_OK

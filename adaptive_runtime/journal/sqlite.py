@@ -160,6 +160,7 @@ class SqliteJournal:
         durability: Durability = "full",
         busy_timeout_ms: int = 30_000,
         keep_snapshots: int = 3,
+        create: bool = True,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             msg = f"durability must be 'full' or 'normal', not {durability!r}"
@@ -167,6 +168,9 @@ class SqliteJournal:
         self._path = os.fspath(path)
         self._durability: Durability = durability
         self._keep = max(1, keep_snapshots)
+        if not create and not os.path.exists(self._path):
+            msg = f"no journal at {self._path}; check --db, or run `adaptive-runtime demo` to make one"
+            raise JournalError(msg)
         _create_private(self._path)
         with _translated(self._path):
             self._conn: apsw.Connection | None = apsw.Connection(

@@ -1,0 +1,178 @@
+"""Questions asked of the decision history: what happened, why, and how well it went."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from ..engines.decision import RuleCheck
+from ..engines.pipeline import Policy
+from ..journal import Journal
+from ..records import Decision, DecisionMade, Event, EventReceived, OutcomeRecorded, decode_record
+from .rebuild import rebuild
+
+__all__ = ["Explanation", "HistoryItem", "Outcome", "Stats", "explain", "history", "stats"]
+
+CONFIDENCE_BANDS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One event and the decision made about it."""
+
+    seq: int
+    event_seq: int
+    stream: str
+    ts_ns: int
+    event: Event
+    decision: Decision
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    ts_ns: int
+    success: bool
+
+
+class Explanation(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a decision came out as it did."""
+
+    item: HistoryItem
+    rules_tried: tuple[RuleCheck, ...]
+    custom_rules: int
+    outcomes: tuple[Outcome, ...]
+
+
+def history(
+    journal: Journal,
+    *,
+    agent: str | None = None,
+    event_type: str | None = None,
+    action: str | None = None,
+    priority: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    limit: int = 20,
+) -> Iterator[HistoryItem]:
+    """Yield decisions newest first, filtered; reads backward and stops at `limit` or `since_ns`."""
+    if limit <= 0:
+        return
+    found = 0
+    for entry in journal.latest(2**62, agent, kind="DecisionMade"):
+        if since_ns is not None and entry.ts_ns < since_ns:
+            return
+        if until_ns is not None and entry.ts_ns > until_ns:
+            continue
+        record = decode_record(entry.body)
+        assert isinstance(record, DecisionMade)
+        d = record.decision
+        if (
+            (event_type and d.event_type != event_type)
+            or (action and d.action != action)
+            or (priority and d.priority != priority)
+        ):
+            continue
+        yield _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
+        found += 1
+        if found >= limit:
+            return
+
+
+def _item(
+    journal: Journal, seq: int, event_seq: int, stream: str, ts_ns: int, d: Decision
+) -> HistoryItem:
+    event_entry = journal.get(event_seq)
+    received = None if event_entry is None else decode_record(event_entry.body)
+    event = received.event if isinstance(received, EventReceived) else Event(type=d.event_type)
+    decision = msgspec.structs.replace(d, seq=seq, event_seq=event_seq)
+    return HistoryItem(
+        seq=seq, event_seq=event_seq, stream=stream, ts_ns=ts_ns, event=event, decision=decision
+    )
+
+
+def explain(journal: Journal, seq: int) -> Explanation:
+    """Explain the decision at `seq` (or the one made about the event at `seq`).
+
+    Raises LookupError when no decision is journaled there.
+    """
+    entry = journal.get(seq)
+    if entry is not None and entry.kind == "EventReceived":
+        entry = journal.get(seq + 1)
+    if entry is None or entry.kind != "DecisionMade":
+        msg = (
+            f"no decision at seq {seq}; `adaptive-runtime history` lists decisions with their seqs"
+        )
+        raise LookupError(msg)
+    record = decode_record(entry.body)
+    assert isinstance(record, DecisionMade)
+    d = record.decision
+    item = _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
+    before = rebuild(journal, entry.stream, upto=entry.batch - 1).state
+    policy = Policy(rules=before.rules)
+    tried = tuple(policy.decision_engine.explain(d.context, d.risk, d.confidence))
+    outcomes = tuple(
+        Outcome(seq=o.seq, ts_ns=o.ts_ns, success=rec.success)
+        for o in journal.read(entry.stream, after=entry.seq, kind="OutcomeRecorded")
+        if isinstance(rec := decode_record(o.body), OutcomeRecorded)
+        and rec.decision_seq == entry.seq
+    )
+    return Explanation(
+        item=item, rules_tried=tried, custom_rules=len(before.rules), outcomes=outcomes
+    )
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    """Counts over the decision history, and how well confidence predicted outcomes."""
+
+    decisions: int = 0
+    by_type: dict[str, int] = {}
+    by_action: dict[str, int] = {}
+    by_priority: dict[str, int] = {}
+    per_hour: dict[int, int] = {}
+    """Decisions per hour, keyed by the hour's start in Unix seconds."""
+    calibration: list[dict[str, Any]] = []
+    """Per confidence band: outcomes recorded, successes, and the success rate."""
+
+
+def stats(journal: Journal, *, agent: str | None = None) -> Stats:
+    """Count decisions by type, action, priority and hour; measure calibration from outcomes."""
+    result = Stats()
+    bands = [[0, 0] for _ in CONFIDENCE_BANDS[1:]]
+    for entry in journal.read(agent):
+        if entry.kind == "DecisionMade":
+            record = decode_record(entry.body)
+            assert isinstance(record, DecisionMade)
+            d = record.decision
+            result.decisions += 1
+            _bump(result.by_type, d.event_type)
+            _bump(result.by_action, d.action)
+            _bump(result.by_priority, d.priority)
+            hour = entry.ts_ns // 3_600_000_000_000 * 3600
+            result.per_hour[hour] = result.per_hour.get(hour, 0) + 1
+        elif entry.kind == "OutcomeRecorded":
+            outcome = decode_record(entry.body)
+            assert isinstance(outcome, OutcomeRecorded)
+            band = min(int(outcome.confidence * 5), 4)
+            bands[band][0] += 1
+            bands[band][1] += outcome.success
+    for (low, high), (n, ok) in zip(itertools.pairwise(CONFIDENCE_BANDS), bands, strict=True):
+        result.calibration.append(
+            {
+                "band": f"{low:.1f}-{high:.1f}",
+                "outcomes": n,
+                "successes": ok,
+                "success_rate": round(ok / n, 4) if n else None,
+            }
+        )
+    for table in (result.by_type, result.by_action, result.by_priority):
+        ordered = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
+        table.clear()
+        table.update(ordered)
+    result.per_hour = dict(sorted(result.per_hour.items()))
+    return result
+
+
+def _bump(table: dict[str, int], key: str) -> None:
+    table[key] = table.get(key, 0) + 1

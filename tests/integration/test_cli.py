@@ -1,0 +1,282 @@
+"""The command line, run as a user would: a subprocess against journals the runtime wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from adaptive_runtime import ManualClock, Runtime
+
+EVENTS = [
+    {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88},
+    {"type": "service_overload", "severity": 0.91, "cpu": 96, "memory": 92},
+    {"type": "anomaly_detected", "severity": 0.74, "error_rate": 0.6},
+    {"type": "auth_failure", "severity": 0.55},
+    {"type": "timeout", "severity": 0.45, "latency_ms": 4200},
+]
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "adaptive_runtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+    )
+
+
+async def write_journal(path: Path) -> None:
+    clock = ManualClock(start_ns=1_764_000_000 * 10**9)
+    async with Runtime(
+        agent_id="prod", path=path, clock=clock, durability="normal", checkpoint_every=4
+    ) as runtime:
+        for i in range(20):
+            d = await runtime.process(EVENTS[i % 5])
+            if i % 5 == 0:
+                await runtime.record_outcome(d, success=i % 10 == 0)
+            clock.advance(900)
+    async with Runtime(agent_id="canary", path=path, clock=clock, durability="normal") as runtime:
+        await runtime.process(EVENTS[2])
+
+
+@pytest.fixture(scope="module")
+def journal_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "runtime.db"
+    asyncio.run(write_journal(path))
+    return path
+
+
+def test_history_filters_and_json(journal_path: Path) -> None:
+    """history lists decisions newest first, filtered by agent, type, action and priority."""
+    out = cli("history", "--db", str(journal_path), "--json", "--limit", "3")
+    items = json.loads(out.stdout)
+    assert [i["seq"] for i in items] == [46, 44, 42]
+    only = json.loads(
+        cli(
+            "history", "--db", str(journal_path), "--agent", "prod", "--type", "timeout", "--json"
+        ).stdout
+    )
+    assert len(only) == 4
+    assert {"cache_warmup"} == {i["decision"]["action"] for i in only}
+    assert all(
+        i["decision"]["priority"] == "normal"
+        for i in json.loads(
+            cli("history", "--db", str(journal_path), "--priority", "normal", "--json").stdout
+        )
+    )
+    text = cli(
+        "history", "--db", str(journal_path), "--action", "trigger_security_audit", "--limit", "2"
+    ).stdout
+    assert text.count("trigger_security_audit") == 2
+    assert "2 decisions shown" in text
+
+
+def test_history_time_range(journal_path: Path) -> None:
+    """--since and --until bound the history by journaled time."""
+    since = str(1_764_000_000 + 900 * 18)
+    items = json.loads(
+        cli(
+            "history", "--db", str(journal_path), "--agent", "prod", "--since", since, "--json"
+        ).stdout
+    )
+    assert len(items) == 2
+
+
+def test_explain_shows_rules_tried_and_outcomes(journal_path: Path) -> None:
+    """explain names the matching rule, the earlier ones with why, and later outcomes."""
+    out = cli("explain", "2", "--db", str(journal_path))
+    assert out.returncode == 0, out.stderr
+    assert "Confidence 0.7831 = base 0.7831" in out.stdout
+    assert "default[1]" in out.stdout
+    assert "no: confidence 0.7831 is below 0.85" in out.stdout
+    assert "default[2]" in out.stdout
+    assert "MATCHED" in out.stdout
+    assert "Outcome    seq 3" in out.stdout
+    assert "success" in out.stdout
+    data = json.loads(cli("explain", "1", "--db", str(journal_path), "--json").stdout)
+    assert data["item"]["decision"]["action"] == "restart_service"
+    missing = cli("explain", "99999", "--db", str(journal_path))
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert "no decision at seq 99999" in missing.stderr
+
+
+def test_replay_verify_passes_under_other_hash_seeds(journal_path: Path) -> None:
+    """A journal written in another process re-decides identically under any PYTHONHASHSEED."""
+    for seed in ("0", "4242"):
+        out = cli("replay", "--verify", "--db", str(journal_path), env={"PYTHONHASHSEED": seed})
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "all match the journal byte for byte" in out.stdout
+
+
+def test_journal_written_under_another_hash_seed_verifies(tmp_path: Path) -> None:
+    """A runtime under PYTHONHASHSEED=1 writes; replay under seed 2 agrees."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from adaptive_runtime import Runtime
+        async def main():
+            async with Runtime(agent_id="x", path={str(tmp_path / "h.db")!r}, durability="normal") as r:
+                for i in range(30):
+                    d = await r.process({{"type": ["timeout", "service_overload", "odd"][i % 3], "severity": i / 30, "cpu": i * 3, "tags": {{"z": 1, "a": 2}}}})
+                    if i % 4 == 0:
+                        await r.record_outcome(d, success=i % 8 == 0)
+        asyncio.run(main())
+        """
+    )
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONHASHSEED": "1"}
+    )
+    out = cli("replay", "--verify", "--db", str(tmp_path / "h.db"), env={"PYTHONHASHSEED": "2"})
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_replay_what_if_shows_changes_and_writes_nothing(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """A rules file that changes some decisions: counts by action, examples, and no writes."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rules]]\ncontext = "latency_issue"\nrisk = "any"\nmin_conf = 0.0\naction = "page_oncall"\nreason = "slow"\n'
+    )
+    head = cli("head", "--db", str(journal_path)).stdout
+    out = cli("replay", "--rules", str(rules), "--db", str(journal_path), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert (data["decisions"], data["changed"]) == (21, 4)
+    assert data["shifts"] == [{"from": "cache_warmup", "to": "page_oncall", "count": 4}]
+    assert head == cli("head", "--db", str(journal_path)).stdout
+    text = cli("replay", "--rules", str(rules), "--db", str(journal_path)).stdout
+    assert "4 of 21 journaled decisions would change" in text
+    rules.write_text(
+        '[[rules]]\ncontext = "x"\nrisk = "severe"\nmin_conf = 0\naction = "a"\nreason = "r"\n'
+    )
+    bad = cli("replay", "--rules", str(rules), "--db", str(journal_path))
+    assert bad.returncode == 2
+    assert "rule 0: risk must be one of" in bad.stderr
+
+
+def test_verify_detects_tampering_and_truncation(journal_path: Path, tmp_path: Path) -> None:
+    """verify passes on the real journal, then names the first bad seq after an edit, and catches a cut."""
+    ok = cli("verify", "--db", str(journal_path))
+    assert ok.returncode == 0
+    assert "OK: 46 entries" in ok.stdout
+    head = cli("head", "--db", str(journal_path)).stdout.strip()
+    copy = tmp_path / "tampered.db"
+    copy.write_bytes(journal_path.read_bytes())
+    db = sqlite3.connect(copy)
+    db.execute("DROP TRIGGER entries_no_update")
+    db.execute("DROP TRIGGER entries_no_delete")
+    db.execute("DELETE FROM entries WHERE seq > 40")
+    db.commit()
+    cut = cli("verify", "--db", str(copy), "--expect-head", head)
+    assert (cut.returncode, "first bad seq 41" in cut.stdout) == (1, True)
+    db.execute("UPDATE entries SET ts_ns = ts_ns + 1 WHERE seq = 17")
+    db.commit()
+    db.close()
+    edited = cli("verify", "--db", str(copy), "--json")
+    assert edited.returncode == 1
+    assert json.loads(edited.stdout)["first_bad_seq"] == 17
+
+
+def test_export_import_round_trip(journal_path: Path, tmp_path: Path) -> None:
+    """export then import gives a journal with the same head; an edited export is refused."""
+    dump = tmp_path / "dump.jsonl"
+    assert cli("export", "--db", str(journal_path), "--out", str(dump)).returncode == 0
+    lines = dump.read_text().splitlines()
+    assert len(lines) == 46
+    first = json.loads(lines[0])["record"]
+    assert (first["type"], first["event"]["type"]) == ("EventReceived", "service_overload")
+    restored = tmp_path / "restored.db"
+    out = cli("import", str(dump), "--db", str(restored))
+    assert out.returncode == 0, out.stderr
+    assert (
+        cli("head", "--db", str(journal_path)).stdout == cli("head", "--db", str(restored)).stdout
+    )
+    again = cli("import", str(dump), "--db", str(restored))
+    assert again.returncode == 2
+    edited = [json.loads(line) for line in lines]
+    edited[10]["ts_ns"] += 1
+    dump.write_text("\n".join(json.dumps(e) for e in edited) + "\n")
+    broken = cli("import", str(dump), "--db", str(tmp_path / "broken.db"))
+    assert broken.returncode == 3
+    assert "chain breaks at seq 11" in broken.stderr
+    assert not (tmp_path / "broken.db").exists()
+    assert not list(tmp_path.glob("broken.db*"))
+
+
+def test_state_time_travel_and_stats(journal_path: Path) -> None:
+    """state --at shows the state then; stats counts and measures calibration."""
+    at = json.loads(
+        cli("state", "--db", str(journal_path), "--agent", "prod", "--at", "12", "--json").stdout
+    )
+    assert (at["seq"], at["decisions"]) == (12, 5)
+    ambiguous = cli("state", "--db", str(journal_path), "--at", "12")
+    assert ambiguous.returncode == 2
+    assert "pick one with --agent" in ambiguous.stderr
+    stats = json.loads(cli("stats", "--db", str(journal_path), "--agent", "prod", "--json").stdout)
+    assert stats["decisions"] == 20
+    assert sum(c["outcomes"] for c in stats["calibration"]) == 4
+    assert sum(stats["per_hour"].values()) == 20
+    assert "Calibration" in cli("stats", "--db", str(journal_path)).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["history", "--db", "/nonexistent/none.db"], 3, "no journal at"),
+        (["verify", "--db", "NOTAJOURNAL"], 3, "not a SQLite database"),
+        (
+            ["history", "--since", "yesterday-ish", "--db", "JOURNAL"],
+            2,
+            "can't read 'yesterday-ish' as a time",
+        ),
+        (["explain", "seven"], 2, "invalid int value"),
+        (["verify", "--expect-head", "12", "--db", "JOURNAL"], 2, "SEQ:HEXDIGEST"),
+        (["frobnicate"], 2, "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_with_meaningful_exit_codes(
+    journal_path: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    """Missing files, files that aren't journals and bad arguments never show a traceback."""
+    not_journal = tmp_path / "notes.txt"
+    not_journal.write_text("hello " * 1000)
+    args = [
+        str(journal_path) if a == "JOURNAL" else str(not_journal) if a == "NOTAJOURNAL" else a
+        for a in args
+    ]
+    out = cli(*args)
+    assert code == out.returncode
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    """Each command's --help shows an example."""
+    for command in (
+        "demo",
+        "history",
+        "explain",
+        "replay",
+        "verify",
+        "head",
+        "export",
+        "import",
+        "state",
+        "stats",
+    ):
+        out = cli(command, "--help")
+        assert out.returncode == 0
+        assert "example: adaptive-runtime" in out.stdout, command
