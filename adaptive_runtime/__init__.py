@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .clock import Clock, ManualClock, SystemClock
+from .engines.backoff import BreakerPolicy, RetryPolicy
 from .errors import (
     AdaptiveRuntimeError,
     DuplicateEventError,
@@ -19,10 +20,12 @@ from .errors import (
     StreamConflictError,
 )
 from .records import Decision, Event, Rule
-from .runtime import EventBus, Runtime
+from .runtime import ActionCall, EventBus, Runtime
 
 __all__ = [
+    "ActionCall",
     "AdaptiveRuntimeError",
+    "BreakerPolicy",
     "Clock",
     "Decision",
     "DuplicateEventError",
@@ -38,6 +41,7 @@ __all__ = [
     "ManualClock",
     "NotAJournalError",
     "ReplayMismatchError",
+    "RetryPolicy",
     "Rule",
     "Runtime",
     "RuntimeNotStartedError",

@@ -299,6 +299,11 @@ def _explain(args: argparse.Namespace) -> int:
         verdict = "MATCHED" if check.matched else f"no: {check.why}"
         print(f"    {check.rule:12s} {scope:34s} min {r.min_conf:.2f} -> {r.action:24s} {verdict}")
     print(f"  Action     {d.action} [{d.priority}]  reason={d.reason}")
+    for step in ex.attempts:
+        label = f"#{step.attempt}" if step.attempt else "  "
+        print(
+            f"  {'Attempts' if step is ex.attempts[0] else '':11s}seq {step.seq} {format_ts(step.ts_ns)} {label} {step.detail}"
+        )
     if ex.outcomes:
         for o in ex.outcomes:
             print(

@@ -6,15 +6,18 @@ body of a journal entry whose `kind` column carries the same tag.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 __all__ = [
     "ActionAbandoned",
     "ActionFailed",
+    "ActionScheduled",
+    "ActionSkipped",
     "ActionStarted",
     "ActionSucceeded",
+    "Breaker",
     "CheckpointCreated",
     "Decision",
     "DecisionMade",
@@ -157,6 +160,29 @@ class RulesChanged(msgspec.Struct, frozen=True, tag=True, array_like=True):
     ruleset: str
 
 
+class Breaker(msgspec.Struct, frozen=True, array_like=True):
+    """One action's circuit breaker: part of the projected state, so it survives restarts."""
+
+    status: Literal["closed", "open", "half_open"] = "closed"
+    failures: int = 0
+    """Consecutive failed attempts."""
+    opened_at_ns: int = 0
+
+
+class ActionScheduled(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """A decision's action will run: journaled in the decision's own batch, right after it."""
+
+    action: str
+    breaker: Breaker
+
+
+class ActionSkipped(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """A decision's action won't run (its breaker is open): journaled in the decision's batch."""
+
+    action: str
+    reason: str
+
+
 class ActionStarted(msgspec.Struct, frozen=True, tag=True, array_like=True):
     decision_seq: int
     action: str
@@ -167,6 +193,7 @@ class ActionSucceeded(msgspec.Struct, frozen=True, tag=True, array_like=True):
     decision_seq: int
     action: str
     attempt: int
+    breaker: Breaker
 
 
 class ActionFailed(msgspec.Struct, frozen=True, tag=True, array_like=True):
@@ -174,6 +201,9 @@ class ActionFailed(msgspec.Struct, frozen=True, tag=True, array_like=True):
     action: str
     attempt: int
     error: str
+    breaker: Breaker
+    retry_in: float | None
+    """Seconds until the next attempt; None when no attempt follows."""
 
 
 class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
@@ -181,6 +211,7 @@ class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
     action: str
     attempts: int
     reason: str
+    """attempts_exhausted, not_retryable, time_limit, breaker_open, fallback_used or resume_abandoned."""
 
 
 Record = (
@@ -190,6 +221,8 @@ Record = (
     | StatePatched
     | CheckpointCreated
     | RulesChanged
+    | ActionScheduled
+    | ActionSkipped
     | ActionStarted
     | ActionSucceeded
     | ActionFailed

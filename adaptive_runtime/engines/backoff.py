@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
 
 import msgspec
+
+from ..records import Breaker
 
 __all__ = [
     "Breaker",
@@ -50,9 +51,6 @@ def delay_for(policy: RetryPolicy, attempt: int, key: str) -> float:
     return min(raw * (1.0 + policy.jitter * (2.0 * unit - 1.0)), policy.max_delay)
 
 
-BreakerStatus = Literal["closed", "open", "half_open"]
-
-
 class BreakerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """When a breaker opens, and when it lets a probe through."""
 
@@ -60,14 +58,6 @@ class BreakerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Consecutive failures that open the breaker."""
     reset_after: float = 30.0
     """Seconds an open breaker waits before it lets one probe through (half-open)."""
-
-
-class Breaker(msgspec.Struct, frozen=True, array_like=True):
-    """One breaker's state: part of the projected state, so it survives restarts."""
-
-    status: BreakerStatus = "closed"
-    failures: int = 0
-    opened_at_ns: int = 0
 
 
 def breaker_allows(policy: BreakerPolicy, breaker: Breaker, now_ns: int) -> tuple[bool, Breaker]:

@@ -6,15 +6,17 @@ from typing import Any
 
 import msgspec
 
-from ..engines.backoff import Breaker
 from ..engines.confidence import ConfidenceParams, History
 from ..engines.pipeline import learn_with
 from ..engines.ports import apply_patch
 from ..records import (
     ActionAbandoned,
     ActionFailed,
+    ActionScheduled,
+    ActionSkipped,
     ActionStarted,
     ActionSucceeded,
+    Breaker,
     CheckpointCreated,
     DecisionMade,
     Entry,
@@ -26,7 +28,7 @@ from ..records import (
     decode_record,
 )
 
-__all__ = ["RECENT", "AgentState", "DecisionSummary", "evolve"]
+__all__ = ["RECENT", "AgentState", "DecisionSummary", "OpenAction", "evolve"]
 
 RECENT = 20
 """How many of the latest decisions the state keeps at hand."""
@@ -39,6 +41,18 @@ class DecisionSummary(msgspec.Struct, frozen=True, array_like=True):
     action: str
     priority: str
     confidence: float
+
+
+class OpenAction(msgspec.Struct, frozen=True, array_like=True):
+    """An action that was scheduled and has not finished: resumed or abandoned on start."""
+
+    action: str
+    attempt: int = 0
+    """The last attempt started (0: none yet)."""
+    running: bool = False
+    """An attempt started and has no result: the process stopped during it."""
+    due_ns: int = 0
+    """When the next attempt may start."""
 
 
 class AgentState(msgspec.Struct, kw_only=True):
@@ -64,9 +78,15 @@ class AgentState(msgspec.Struct, kw_only=True):
     kv: dict[str, Any] | None = None
     checkpoints: int = 0
     recent: list[DecisionSummary] = []
+    last_decision_seq: int = 0
     breakers: dict[str, Breaker] = {}
+    open_actions: dict[int, OpenAction] = {}
+    """Keyed by the seq of the decision whose action it is."""
     action_attempts: int = 0
     action_failures: int = 0
+    actions_succeeded: int = 0
+    actions_abandoned: int = 0
+    actions_skipped: int = 0
 
 
 def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = None) -> AgentState:
@@ -79,6 +99,7 @@ def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = No
     state.ts_ns = entry.ts_ns
     if isinstance(record, DecisionMade):
         d = record.decision
+        state.last_decision_seq = entry.seq
         state.decisions += 1
         state.actions[d.action] = state.actions.get(d.action, 0) + 1
         state.priorities[d.priority] = state.priorities.get(d.priority, 0) + 1
@@ -103,7 +124,33 @@ def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = No
         state.rules = record.rules
     elif isinstance(record, CheckpointCreated):
         state.checkpoints += 1
-    elif isinstance(record, ActionStarted | ActionSucceeded | ActionFailed | ActionAbandoned):
-        state.action_attempts += isinstance(record, ActionStarted)
-        state.action_failures += isinstance(record, ActionFailed)
+    else:
+        _evolve_action(state, entry, record)
     return state
+
+
+def _evolve_action(state: AgentState, entry: Entry, record: object) -> None:
+    opened = state.open_actions
+    if isinstance(record, ActionScheduled):
+        opened[state.last_decision_seq] = OpenAction(record.action, due_ns=entry.ts_ns)
+        state.breakers[record.action] = record.breaker
+    elif isinstance(record, ActionSkipped):
+        state.actions_skipped += 1
+    elif isinstance(record, ActionStarted):
+        state.action_attempts += 1
+        opened[record.decision_seq] = OpenAction(record.action, record.attempt, True, entry.ts_ns)
+    elif isinstance(record, ActionFailed):
+        state.action_failures += 1
+        state.breakers[record.action] = record.breaker
+        if record.decision_seq in opened:
+            wait_ns = round((record.retry_in or 0.0) * 1e9)
+            opened[record.decision_seq] = OpenAction(
+                record.action, record.attempt, False, entry.ts_ns + wait_ns
+            )
+    elif isinstance(record, ActionSucceeded):
+        state.actions_succeeded += 1
+        state.breakers[record.action] = record.breaker
+        opened.pop(record.decision_seq, None)
+    elif isinstance(record, ActionAbandoned):
+        state.actions_abandoned += 1
+        opened.pop(record.decision_seq, None)

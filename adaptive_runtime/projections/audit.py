@@ -11,10 +11,32 @@ import msgspec
 from ..engines.decision import RuleCheck
 from ..engines.pipeline import Policy
 from ..journal import Journal
-from ..records import Decision, DecisionMade, Event, EventReceived, OutcomeRecorded, decode_record
+from ..records import (
+    ActionAbandoned,
+    ActionFailed,
+    ActionScheduled,
+    ActionSkipped,
+    ActionStarted,
+    ActionSucceeded,
+    Decision,
+    DecisionMade,
+    Event,
+    EventReceived,
+    OutcomeRecorded,
+    decode_record,
+)
 from .rebuild import rebuild
 
-__all__ = ["Explanation", "HistoryItem", "Outcome", "Stats", "explain", "history", "stats"]
+__all__ = [
+    "Attempt",
+    "Explanation",
+    "HistoryItem",
+    "Outcome",
+    "Stats",
+    "explain",
+    "history",
+    "stats",
+]
 
 CONFIDENCE_BANDS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -36,13 +58,24 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     success: bool
 
 
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One step in carrying out a decision's action."""
+
+    seq: int
+    ts_ns: int
+    kind: str
+    attempt: int
+    detail: str
+
+
 class Explanation(msgspec.Struct, frozen=True, kw_only=True):
-    """Why a decision came out as it did."""
+    """Why a decision came out as it did, and what became of it."""
 
     item: HistoryItem
     rules_tried: tuple[RuleCheck, ...]
     custom_rules: int
     outcomes: tuple[Outcome, ...]
+    attempts: tuple[Attempt, ...] = ()
 
 
 def history(
@@ -112,14 +145,57 @@ def explain(journal: Journal, seq: int) -> Explanation:
     before = rebuild(journal, entry.stream, upto=entry.batch - 1).state
     policy = Policy(rules=before.rules)
     tried = tuple(policy.decision_engine.explain(d.context, d.risk, d.confidence))
-    outcomes = tuple(
-        Outcome(seq=o.seq, ts_ns=o.ts_ns, success=rec.success)
-        for o in journal.read(entry.stream, after=entry.seq, kind="OutcomeRecorded")
-        if isinstance(rec := decode_record(o.body), OutcomeRecorded)
-        and rec.decision_seq == entry.seq
-    )
+    outcomes: list[Outcome] = []
+    attempts: list[Attempt] = []
+    for later in journal.read(entry.stream, after=entry.seq):
+        rec = decode_record(later.body)
+        if isinstance(rec, OutcomeRecorded) and rec.decision_seq == entry.seq:
+            outcomes.append(Outcome(seq=later.seq, ts_ns=later.ts_ns, success=rec.success))
+        elif later.batch == entry.batch and isinstance(rec, ActionScheduled | ActionSkipped):
+            detail = "scheduled" if isinstance(rec, ActionScheduled) else f"skipped: {rec.reason}"
+            attempts.append(
+                Attempt(seq=later.seq, ts_ns=later.ts_ns, kind=later.kind, attempt=0, detail=detail)
+            )
+        elif (
+            isinstance(rec, ActionStarted | ActionSucceeded | ActionFailed | ActionAbandoned)
+            and rec.decision_seq == entry.seq
+        ):
+            attempts.append(_attempt(later.seq, later.ts_ns, rec))
     return Explanation(
-        item=item, rules_tried=tried, custom_rules=len(before.rules), outcomes=outcomes
+        item=item,
+        rules_tried=tried,
+        custom_rules=len(before.rules),
+        outcomes=tuple(outcomes),
+        attempts=tuple(attempts),
+    )
+
+
+def _attempt(
+    seq: int, ts_ns: int, rec: ActionStarted | ActionSucceeded | ActionFailed | ActionAbandoned
+) -> Attempt:
+    if isinstance(rec, ActionStarted):
+        return Attempt(
+            seq=seq, ts_ns=ts_ns, kind="ActionStarted", attempt=rec.attempt, detail="started"
+        )
+    if isinstance(rec, ActionSucceeded):
+        return Attempt(
+            seq=seq, ts_ns=ts_ns, kind="ActionSucceeded", attempt=rec.attempt, detail="succeeded"
+        )
+    if isinstance(rec, ActionFailed):
+        then = f"retry in {rec.retry_in:.2f}s" if rec.retry_in is not None else "no retry"
+        return Attempt(
+            seq=seq,
+            ts_ns=ts_ns,
+            kind="ActionFailed",
+            attempt=rec.attempt,
+            detail=f"failed: {rec.error}; {then}",
+        )
+    return Attempt(
+        seq=seq,
+        ts_ns=ts_ns,
+        kind="ActionAbandoned",
+        attempt=rec.attempts,
+        detail=f"abandoned: {rec.reason}",
     )
 
 

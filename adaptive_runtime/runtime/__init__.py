@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .actions import ActionCall
 from .bus import ALL, EventBus
 from .runtime import Runtime
 
-__all__ = ["ALL", "EventBus", "Runtime"]
+__all__ = ["ALL", "ActionCall", "EventBus", "Runtime"]

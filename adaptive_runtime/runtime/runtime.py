@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from ..clock import Clock, SystemClock
+from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.confidence import ConfidenceEngine, History
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine, load_rules, parse_rules
@@ -34,17 +35,20 @@ from ..observability.metrics import Metrics
 from ..projections import AgentState, encode_state, evolve, rebuild
 from ..projections.rebuild import STATE_VERSION
 from ..records import (
+    ActionScheduled,
     Decision,
     DecisionMade,
     Entry,
     EventReceived,
     OutcomeRecorded,
     Pending,
+    Record,
     Rule,
     RulesChanged,
     decode_record,
     to_pending,
 )
+from .actions import ActionRunner, ActionSpec, Handler, Resume, decision_and_event
 from .bus import EventBus
 
 __all__ = ["Runtime"]
@@ -113,6 +117,7 @@ class Runtime:
         self._snapshotted_stream_seq = 0
         self._snapshots: set[asyncio.Task[None]] = set()
         self._checkpoint_count = 0
+        self._actions = ActionRunner(self)
         self.last_rebuild: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -144,6 +149,7 @@ class Runtime:
             raise
         if self._rules is not None and self._rules != self._state.rules:
             await self.set_rules(self._rules)
+        await self._actions.resume()
         log_runtime.info(
             "Runtime started: agent %s, %d entries (snapshot at seq %s, %d replayed)",
             self.agent_id,
@@ -152,11 +158,22 @@ class Runtime:
             self.last_rebuild.get("replayed", 0),
         )
 
-    async def stop(self, *, wait_for_handlers: bool = True) -> None:
-        """Wait for work in flight, snapshot the state, and close the journal."""
+    async def stop(
+        self, *, actions: Literal["wait", "interrupt"] = "wait", wait_for_handlers: bool = True
+    ) -> None:
+        """Finish work in flight, snapshot the state, and close the journal.
+
+        `actions="wait"` lets running actions finish, retries included; "interrupt"
+        cancels them and journals each attempt in flight as interrupted, so that the
+        next start() resumes it.
+        """
         worker = self._worker
         if worker is None:
             return
+        if actions == "interrupt":
+            await self._actions.interrupt()
+        else:
+            await self._actions.wait()
         if wait_for_handlers:
             await self.bus.drain()
         await self._idle.wait()
@@ -216,6 +233,9 @@ class Runtime:
                 to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
                 to_pending(self.agent_id, DecisionMade(decision), ts),
             ]
+            plan = self._actions.plan(decision.action, ts)
+            if plan is not None:
+                pending.append(to_pending(self.agent_id, plan, ts))
             made.append((decision, pending))
             return pending
 
@@ -233,6 +253,8 @@ class Runtime:
         self._metrics.observe_ms((time.perf_counter() - started) * 1000.0)
         if log_runtime.isEnabledFor(logging.INFO):
             _log_decision(decision)
+        if fresh and len(entries) == 3 and entries[2].kind == ActionScheduled.__name__:
+            self._actions.start(decision, ev.as_dict())
         self.bus.publish(ev.type, ev.as_dict())
         return decision
 
@@ -266,15 +288,54 @@ class Runtime:
         self._require_started()
         parsed = _rules_from(rules) or ()
         policy = self._policy_for(parsed)
-
-        def batch() -> list[Pending]:
-            self._policy = policy
-            record = RulesChanged(rules=parsed, ruleset=policy.ruleset)
-            return [to_pending(self.agent_id, record, self.clock.now_ns())]
-
-        await self._submit(batch)
+        await self._append_records([RulesChanged(rules=parsed, ruleset=policy.ruleset)])
         log_decision.info("Rules changed: %d custom rules, ruleset %s", len(parsed), policy.ruleset)
         return policy.ruleset
+
+    def action(
+        self,
+        name: str,
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        retry_on: Callable[[BaseException], bool] | None = None,
+        fallback: Handler | None = None,
+        resume: Resume = "retry",
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler that carries out every decision of action `name`.
+
+        The handler gets an ActionCall (decision, event, attempt, idempotency key) and
+        runs in the background after the decision is durable, retried under `retry`
+        (default: 3 attempts, 1 s doubling), behind a circuit breaker per action. Each
+        attempt is journaled; its outcome feeds the confidence engine. After a crash,
+        start() resumes unfinished actions (`resume="retry"`) or abandons them.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError("an action needs a non-empty name, e.g. 'restart_service'")
+        if resume not in ("retry", "abandon"):
+            raise ValueError(f"resume must be 'retry' or 'abandon', not {resume!r}")
+
+        def register(handler: Handler) -> Handler:
+            if not callable(handler):
+                raise TypeError(f"an action handler must be callable, not {type(handler).__name__}")
+            self._actions.register(
+                ActionSpec(
+                    name=name,
+                    handler=handler,
+                    retry=retry or RetryPolicy(),
+                    breaker=breaker or BreakerPolicy(),
+                    retry_on=retry_on,
+                    fallback=fallback,
+                    resume=resume,
+                )
+            )
+            return handler
+
+        return register
+
+    async def wait_for_actions(self) -> None:
+        """Wait until every action running now has finished (retries included)."""
+        await self._actions.wait()
 
     async def event_history(self, limit: int = 10) -> list[dict[str, Any]]:
         """Return the latest events with their decisions, newest first, across restarts."""
@@ -313,6 +374,16 @@ class Runtime:
     def metrics(self) -> dict[str, Any]:
         """Return this runtime's counters and latency histogram."""
         snap = self._metrics.snapshot()
+        s = self._state
+        snap["actions"] = {
+            "running": self._actions.running,
+            "attempts": s.action_attempts,
+            "failures": s.action_failures,
+            "succeeded": s.actions_succeeded,
+            "abandoned": s.actions_abandoned,
+            "skipped": s.actions_skipped,
+            "unfinished": len(s.open_actions),
+        }
         snap["bus"] = {"delivered": self.bus.delivered, "errors": self.bus.errors}
         snap["commits"] = 0 if self._worker is None else self._worker.commits
         return snap
@@ -366,6 +437,7 @@ class Runtime:
         self._view_history = self._state.history
         self._policy = self._policy_for(self._state.rules)
         self._next_stream_seq = self._state.stream_seq
+        self._actions.breakers = dict(self._state.breakers)
 
     async def _rebuild(self) -> None:
         worker = self._require_started()
@@ -418,6 +490,34 @@ class Runtime:
         msg = f"stream {self.agent_id!r} kept changing under this runtime; is another process writing to it?"
         raise StreamConflictError(
             msg, stream=self.agent_id, expected=self._next_stream_seq, actual=-1
+        )
+
+    async def _append_records(self, records: list[Record]) -> list[Entry]:
+        """Journal records in one batch, advancing the decision inputs they change."""
+
+        def batch() -> list[Pending]:
+            ts = self.clock.now_ns()
+            for record in records:
+                if isinstance(record, OutcomeRecorded):
+                    self._view_history = learn(
+                        self._policy,
+                        self._view_history,
+                        record.context,
+                        record.risk,
+                        record.success,
+                    )
+                elif isinstance(record, RulesChanged):
+                    self._policy = self._policy_for(record.rules)
+            return [to_pending(self.agent_id, record, ts) for record in records]
+
+        entries, _ = await self._submit(batch)
+        return entries
+
+    async def _load_decision(self, seq: int) -> tuple[Decision, dict[str, Any]] | None:
+        """Read a journaled decision and its event back (for resuming its action)."""
+        journal = self._require_started().journal
+        return await self._require_started().run(
+            lambda: decision_and_event(journal.get(seq - 1), journal.get(seq))
         )
 
     async def _resync(self) -> None:

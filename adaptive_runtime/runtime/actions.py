@@ -1,0 +1,358 @@
+"""Carry out decided actions durably: every attempt journaled, retried with back-off,
+guarded by a circuit breaker per action, and resumed after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from ..engines.backoff import (
+    BreakerPolicy,
+    RetryPolicy,
+    breaker_allows,
+    breaker_failed,
+    breaker_succeeded,
+    delay_for,
+)
+from ..records import (
+    ActionAbandoned,
+    ActionFailed,
+    ActionScheduled,
+    ActionSkipped,
+    ActionStarted,
+    ActionSucceeded,
+    Breaker,
+    Decision,
+    DecisionMade,
+    Entry,
+    EventReceived,
+    OutcomeRecorded,
+    Record,
+    decode_record,
+)
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = ["ActionCall", "ActionRunner", "ActionSpec", "decision_and_event"]
+
+log = logging.getLogger("adaptive_runtime.RECOVERY_ENGINE")
+
+Resume = Literal["retry", "abandon"]
+
+
+class ActionCall(msgspec.Struct, frozen=True, kw_only=True):
+    """What an action handler receives."""
+
+    decision: Decision
+    event: dict[str, Any]
+    attempt: int
+    key: str
+    """The idempotency key, `agent:decision_seq`: the same for every attempt, across restarts."""
+
+
+Handler = Callable[[ActionCall], Awaitable[Any] | Any]
+
+
+class ActionSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered action handler and the policies it runs under."""
+
+    name: str
+    handler: Handler
+    retry: RetryPolicy
+    breaker: BreakerPolicy
+    retry_on: Callable[[BaseException], bool] | None = None
+    fallback: Handler | None = None
+    resume: Resume = "retry"
+
+
+class ActionRunner:
+    """Schedules, runs and resumes a runtime's actions; journals through the runtime."""
+
+    __slots__ = ("_runtime", "_tasks", "breakers", "specs")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.specs: dict[str, ActionSpec] = {}
+        self.breakers: dict[str, Breaker] = {}
+        """The breakers as of the last record queued (ahead of the committed state)."""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def register(self, spec: ActionSpec) -> None:
+        self.specs[spec.name] = spec
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    def plan(self, action: str, now_ns: int) -> Record | None:
+        """The record to journal beside a decision: scheduled, skipped, or none (no handler)."""
+        spec = self.specs.get(action)
+        if spec is None:
+            return None
+        allowed, breaker = breaker_allows(
+            spec.breaker, self.breakers.get(action, Breaker()), now_ns
+        )
+        if not allowed:
+            return ActionSkipped(
+                action=action, reason=f"circuit breaker {breaker.status.replace('_', '-')}"
+            )
+        self.breakers[action] = breaker
+        return ActionScheduled(action=action, breaker=breaker)
+
+    def start(
+        self, decision: Decision, event: dict[str, Any], first_attempt: int = 1, wait: float = 0.0
+    ) -> None:
+        """Run an action in the background; process() does not wait for it."""
+        spec = self.specs[decision.action]
+        task = asyncio.get_running_loop().create_task(
+            self._run(spec, decision, event, first_attempt, wait)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait(self) -> None:
+        """Wait until every action running now has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def interrupt(self) -> None:
+        """Cancel running actions and journal each attempt in flight as interrupted."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        state = self._runtime.state
+        for seq, open_action in sorted(state.open_actions.items()):
+            if open_action.running and open_action.action in self.specs:
+                await self._append(
+                    ActionFailed(
+                        decision_seq=seq,
+                        action=open_action.action,
+                        attempt=open_action.attempt,
+                        error="interrupted: the runtime stopped during this attempt",
+                        breaker=self.breakers.get(open_action.action, Breaker()),
+                        retry_in=0.0,
+                    )
+                )
+
+    async def resume(self) -> None:
+        """Find actions that began but never finished, and resume or abandon each by policy."""
+        runtime = self._runtime
+        self.breakers = dict(runtime.state.breakers)
+        for seq, open_action in sorted(runtime.state.open_actions.items()):
+            spec = self.specs.get(open_action.action)
+            if spec is None:
+                log.warning(
+                    "action %s of decision %d is unfinished but has no handler; it stays pending",
+                    open_action.action,
+                    seq,
+                )
+                continue
+            found = await runtime._load_decision(seq)
+            if found is None:
+                continue
+            decision, event = found
+            if spec.resume == "abandon":
+                await self._append(
+                    ActionAbandoned(
+                        decision_seq=seq,
+                        action=spec.name,
+                        attempts=open_action.attempt,
+                        reason="resume_abandoned",
+                    )
+                )
+                continue
+            attempt = open_action.attempt
+            if open_action.running:
+                delay = self._next_delay(spec, decision, attempt)
+                await self._append(
+                    ActionFailed(
+                        decision_seq=seq,
+                        action=spec.name,
+                        attempt=attempt,
+                        error="interrupted: the process stopped during this attempt",
+                        breaker=self.breakers.get(spec.name, Breaker()),
+                        retry_in=delay,
+                    )
+                )
+                if delay is None:
+                    await self._abandon(spec, decision, attempt, "attempts_exhausted")
+                    continue
+                wait = delay
+            else:
+                wait = max(0.0, (open_action.due_ns - runtime.clock.now_ns()) / 1e9)
+            log.info("Resuming %s for decision %d at attempt %d", spec.name, seq, attempt + 1)
+            self.start(decision, event, attempt + 1, wait)
+
+    # -- one action ------------------------------------------------------------
+
+    async def _run(
+        self, spec: ActionSpec, decision: Decision, event: dict[str, Any], attempt: int, wait: float
+    ) -> None:
+        clock = self._runtime.clock
+        if wait > 0:
+            await clock.sleep(wait)
+        started_ns = clock.now_ns()
+        key = f"{self._runtime.agent_id}:{decision.seq}"
+        while True:
+            await self._append(
+                ActionStarted(decision_seq=decision.seq, action=spec.name, attempt=attempt)
+            )
+            try:
+                await _resolve(
+                    spec.handler(
+                        ActionCall(decision=decision, event=event, attempt=attempt, key=key)
+                    )
+                )
+            except Exception as exc:
+                now = clock.now_ns()
+                breaker = breaker_failed(spec.breaker, self.breakers.get(spec.name, Breaker()), now)
+                self.breakers[spec.name] = breaker
+                reason = self._give_up_reason(
+                    spec, exc, attempt, breaker, (now - started_ns) / 1e9, key
+                )
+                delay = None if reason else delay_for(spec.retry, attempt, key)
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                await self._append(
+                    ActionFailed(
+                        decision_seq=decision.seq,
+                        action=spec.name,
+                        attempt=attempt,
+                        error=error,
+                        breaker=breaker,
+                        retry_in=delay,
+                    )
+                )
+                log.warning(
+                    "%s for decision %d failed on attempt %d: %s",
+                    spec.name,
+                    decision.seq,
+                    attempt,
+                    error,
+                )
+                if delay is None:
+                    await self._abandon(
+                        spec,
+                        decision,
+                        attempt,
+                        reason or "attempts_exhausted",
+                        ActionCall(decision=decision, event=event, attempt=attempt, key=key),
+                    )
+                    return
+                log.info(
+                    "%s: retrying in %.2fs (attempt %d of %d)",
+                    spec.name,
+                    delay,
+                    attempt + 1,
+                    spec.retry.max_attempts,
+                )
+                await clock.sleep(delay)
+                attempt += 1
+                continue
+            breaker = breaker_succeeded(self.breakers.get(spec.name, Breaker()))
+            self.breakers[spec.name] = breaker
+            await self._append(
+                ActionSucceeded(
+                    decision_seq=decision.seq, action=spec.name, attempt=attempt, breaker=breaker
+                ),
+                _outcome(decision, success=True),
+            )
+            log.info("%s for decision %d succeeded on attempt %d", spec.name, decision.seq, attempt)
+            return
+
+    def _give_up_reason(
+        self,
+        spec: ActionSpec,
+        exc: BaseException,
+        attempt: int,
+        breaker: Breaker,
+        elapsed: float,
+        key: str,
+    ) -> str | None:
+        if spec.retry_on is not None and not spec.retry_on(exc):
+            return "not_retryable"
+        if attempt >= spec.retry.max_attempts:
+            return "attempts_exhausted"
+        if breaker.status == "open":
+            return "breaker_open"
+        limit = spec.retry.total_timeout
+        if limit is not None and elapsed + delay_for(spec.retry, attempt, key) > limit:
+            return "time_limit"
+        return None
+
+    def _next_delay(self, spec: ActionSpec, decision: Decision, attempt: int) -> float | None:
+        if attempt >= spec.retry.max_attempts:
+            return None
+        return delay_for(spec.retry, attempt, f"{self._runtime.agent_id}:{decision.seq}")
+
+    async def _abandon(
+        self,
+        spec: ActionSpec,
+        decision: Decision,
+        attempts: int,
+        reason: str,
+        call: ActionCall | None = None,
+    ) -> None:
+        if spec.fallback is not None and call is not None:
+            try:
+                await _resolve(spec.fallback(call))
+                reason = "fallback_used"
+            except Exception:
+                log.exception(
+                    "the fallback of %s for decision %d failed too", spec.name, decision.seq
+                )
+        await self._append(
+            ActionAbandoned(
+                decision_seq=decision.seq, action=spec.name, attempts=attempts, reason=reason
+            ),
+            _outcome(decision, success=False),
+        )
+        log.warning(
+            "%s for decision %d abandoned after %d attempts (%s)",
+            spec.name,
+            decision.seq,
+            attempts,
+            reason,
+        )
+
+    async def _append(self, *records: Record) -> None:
+        await self._runtime._append_records(list(records))
+
+
+def _outcome(decision: Decision, *, success: bool) -> OutcomeRecorded:
+    return OutcomeRecorded(
+        decision_seq=decision.seq,
+        context=decision.context,
+        risk=decision.risk,
+        action=decision.action,
+        success=success,
+        confidence=decision.confidence,
+    )
+
+
+async def _resolve(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def decision_and_event(
+    event_entry: Entry | None, decision_entry: Entry | None
+) -> tuple[Decision, dict[str, Any]] | None:
+    """Read an EventReceived entry and its DecisionMade back as a decision and its event."""
+    if event_entry is None or decision_entry is None:
+        return None
+    received = decode_record(event_entry.body)
+    made = decode_record(decision_entry.body)
+    if not isinstance(received, EventReceived) or not isinstance(made, DecisionMade):
+        return None
+    decision = msgspec.structs.replace(
+        made.decision, seq=decision_entry.seq, event_seq=event_entry.seq
+    )
+    return decision, received.event.as_dict()

@@ -1,0 +1,230 @@
+"""Durable actions: retried with back-off, journaled attempt by attempt, behind a breaker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from adaptive_runtime import ActionCall, BreakerPolicy, ManualClock, RetryPolicy, Runtime
+from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.projections import verify_replay
+from adaptive_runtime.records import ActionFailed, decode_record
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+NO_JITTER = RetryPolicy(max_attempts=3, base_delay=1.0, jitter=0.0)
+
+
+class Flaky:
+    """A fake action that fails its first `failures` calls, then succeeds; it logs every call."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[tuple[str, int]] = []
+
+    async def __call__(self, call: ActionCall) -> None:
+        self.calls.append((call.key, call.attempt))
+        if len(self.calls) <= self.failures:
+            raise ConnectionError(f"restart refused ({len(self.calls)})")
+
+
+def kinds(path: Path) -> list[str]:
+    return [e.kind for e in SqliteJournal(path).read() if e.kind.startswith(("Action", "Outcome"))]
+
+
+async def test_flaky_action_is_retried_with_backoff_and_journaled(tmp_path: Path) -> None:
+    """Two failures then success: three attempts, waits of 1 s and 2 s, every step journaled."""
+    clock = ManualClock()
+    flaky = Flaky(failures=2)
+    async with Runtime(
+        agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal"
+    ) as runtime:
+        runtime.action("restart_service", retry=NO_JITTER)(flaky)
+        d = await runtime.process(OVERLOAD)
+        await runtime.wait_for_actions()
+        assert [(f"a:{d.seq}", 1), (f"a:{d.seq}", 2), (f"a:{d.seq}", 3)] == flaky.calls
+        assert clock.slept == [1.0, 2.0]
+        assert {
+            k: runtime.metrics()["actions"][k]
+            for k in ("attempts", "failures", "succeeded", "abandoned", "unfinished")
+        } == {"attempts": 3, "failures": 2, "succeeded": 1, "abandoned": 0, "unfinished": 0}
+    assert kinds(tmp_path / "j.db") == [
+        "ActionScheduled",
+        "ActionStarted",
+        "ActionFailed",
+        "ActionStarted",
+        "ActionFailed",
+        "ActionStarted",
+        "ActionSucceeded",
+        "OutcomeRecorded",
+    ]
+    failed = [
+        decode_record(e.body) for e in SqliteJournal(tmp_path / "j.db").read(kind="ActionFailed")
+    ]
+    assert [(f.attempt, f.retry_in, f.error) for f in failed if isinstance(f, ActionFailed)] == [
+        (1, 1.0, "ConnectionError: restart refused (1)"),
+        (2, 2.0, "ConnectionError: restart refused (2)"),
+    ]
+
+
+async def test_process_does_not_wait_for_actions() -> None:
+    """process() returns while its action is still running."""
+    gate = asyncio.Event()
+    async with Runtime(persist=False, clock=ManualClock()) as runtime:
+
+        @runtime.action("restart_service")
+        async def slow(call: ActionCall) -> None:
+            await gate.wait()
+
+        await runtime.process(OVERLOAD)
+        assert runtime.metrics()["actions"]["running"] == 1
+        gate.set()
+        await runtime.wait_for_actions()
+        assert runtime.metrics()["actions"]["succeeded"] == 1
+
+
+async def test_failing_action_lowers_confidence_until_the_decision_changes(tmp_path: Path) -> None:
+    """Restarts that keep failing are abandoned, feed failures back, and throttling takes over."""
+    async with Runtime(
+        agent_id="a", path=tmp_path / "j.db", clock=ManualClock(), durability="normal"
+    ) as runtime:
+        runtime.action(
+            "restart_service", retry=RetryPolicy(max_attempts=2, base_delay=0.5, jitter=0.0)
+        )(Flaky(failures=100))
+        actions = []
+        for _ in range(4):
+            d = await runtime.process(OVERLOAD)
+            actions.append(d.action)
+            await runtime.wait_for_actions()
+        assert [actions[0], actions[-1]] == ["restart_service", "throttle_requests"]
+        assert runtime.state.actions_abandoned >= 1
+    assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
+
+
+async def test_fallback_and_retry_predicate() -> None:
+    """A permanent error stops at once; a fallback runs when attempts run out."""
+    used: list[int] = []
+
+    async def fallback(call: ActionCall) -> None:
+        used.append(call.attempt)
+
+    async def refuse(call: ActionCall) -> None:
+        raise PermissionError("not allowed")
+
+    clock = ManualClock()
+    async with Runtime(persist=False, clock=clock) as runtime:
+        runtime.action(
+            "restart_service",
+            retry=NO_JITTER,
+            retry_on=lambda e: not isinstance(e, PermissionError),
+            fallback=fallback,
+        )(refuse)
+        await runtime.process(OVERLOAD)
+        await runtime.wait_for_actions()
+        assert (used, clock.slept) == ([1], [])
+        reasons = [
+            decode_record(e.body).reason for e in runtime.journal.read(kind="ActionAbandoned")
+        ]  # type: ignore[union-attr]
+        assert reasons == ["fallback_used"]
+
+
+async def test_breaker_opens_skips_then_half_open_probe_closes_it(tmp_path: Path) -> None:
+    """After two failures the breaker opens and actions are skipped; after reset_after a probe closes it."""
+    clock = ManualClock()
+    flaky = Flaky(failures=2)
+    policy = BreakerPolicy(failure_threshold=2, reset_after=60.0)
+    async with Runtime(
+        agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal"
+    ) as runtime:
+        runtime.action("flag_for_review", retry=RetryPolicy(max_attempts=1), breaker=policy)(flaky)
+        anomaly = {"type": "anomaly_detected", "severity": 0.3}
+        for _ in range(2):
+            await runtime.process(anomaly)
+            await runtime.wait_for_actions()
+        assert runtime.state.breakers["flag_for_review"].status == "open"
+        d = await runtime.process(anomaly)
+        assert d.action == "flag_for_review"  # the decision is still made and journaled
+        await runtime.wait_for_actions()
+        assert (len(flaky.calls), runtime.state.actions_skipped) == (2, 1)
+    async with Runtime(
+        agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal"
+    ) as runtime:
+        runtime.action("flag_for_review", retry=RetryPolicy(max_attempts=1), breaker=policy)(flaky)
+        assert runtime.state.breakers["flag_for_review"].status == "open"  # survived the restart
+        clock.advance(61)
+        await runtime.process(anomaly)
+        await runtime.wait_for_actions()
+        assert len(flaky.calls) == 3
+        assert runtime.state.breakers["flag_for_review"].status == "closed"
+    assert "ActionSkipped" in kinds(tmp_path / "j.db")
+
+
+async def test_interrupted_action_resumes_at_the_next_attempt_and_replay_runs_nothing(
+    tmp_path: Path,
+) -> None:
+    """stop(actions="interrupt") journals the attempt in flight; the next start resumes it once."""
+    gate, entered = asyncio.Event(), asyncio.Event()
+    calls: list[int] = []
+
+    async def hang_then_work(call: ActionCall) -> None:
+        calls.append(call.attempt)
+        entered.set()
+        if call.attempt == 1:
+            await gate.wait()
+
+    clock = ManualClock()
+    runtime = Runtime(agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal")
+    runtime.action("restart_service", retry=NO_JITTER)(hang_then_work)
+    await runtime.start()
+    await runtime.process(OVERLOAD)
+    await entered.wait()
+    await runtime.stop(actions="interrupt")
+    assert calls == [1]
+    assert len(runtime.state.open_actions) == 1
+
+    again = Runtime(agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal")
+    again.action("restart_service", retry=NO_JITTER)(hang_then_work)
+    async with again:
+        await again.wait_for_actions()
+        assert calls == [1, 2]
+        assert again.state.open_actions == {}
+    third = Runtime(agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal")
+    third.action("restart_service", retry=NO_JITTER)(hang_then_work)
+    async with third:
+        await third.wait_for_actions()
+    assert calls == [1, 2]  # finished actions are never run again, and replay runs no handler
+    assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
+
+
+async def test_resume_abandon_policy(tmp_path: Path) -> None:
+    """With resume="abandon", an unfinished action is journaled as abandoned, not run."""
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    async def hang(call: ActionCall) -> None:
+        entered.set()
+        await gate.wait()
+
+    runtime = Runtime(
+        agent_id="a", path=tmp_path / "j.db", clock=ManualClock(), durability="normal"
+    )
+    runtime.action("restart_service")(hang)
+    await runtime.start()
+    await runtime.process(OVERLOAD)
+    await entered.wait()
+    await runtime.stop(actions="interrupt")
+    calls: list[int] = []
+    again = Runtime(agent_id="a", path=tmp_path / "j.db", clock=ManualClock(), durability="normal")
+    again.action("restart_service", resume="abandon")(lambda call: calls.append(call.attempt))
+    async with again:
+        await again.wait_for_actions()
+        assert (calls, again.state.actions_abandoned) == ([], 1)
+
+
+def test_action_registration_is_checked() -> None:
+    """Bad registrations fail at once with a clear message."""
+    runtime = Runtime(persist=False)
+    with pytest.raises(ValueError, match="non-empty name"):
+        runtime.action("")
+    with pytest.raises(ValueError, match="resume must be"):
+        runtime.action("x", resume="maybe")  # type: ignore[arg-type]

@@ -1,0 +1,91 @@
+"""SIGKILL in the middle of an action's back-off or of its handler: the retry finishes once more."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.projections import rebuild, verify_replay
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, os, sys, time
+    from adaptive_runtime import ManualClock, RetryPolicy, Runtime
+
+    path, effects, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+
+    class StopClock(ManualClock):
+        # a back-off wait that never ends: the parent kills the process during it
+        async def sleep(self, seconds):
+            print("BACKOFF", seconds, flush=True)
+            await asyncio.Event().wait()
+
+    async def main():
+        clock = StopClock(time.time_ns()) if mode == "backoff" else ManualClock(time.time_ns())
+        runtime = Runtime(agent_id="ops", path=path, clock=clock)
+
+        @runtime.action("restart_service", retry=RetryPolicy(max_attempts=3, base_delay=5.0, jitter=0.0))
+        async def restart(call):
+            with open(effects, "a") as log:
+                log.write(f"{call.key} {call.attempt}\\n")
+                log.flush()
+                os.fsync(log.fileno())
+            if mode == "handler":
+                print("INSIDE", flush=True)
+                await asyncio.Event().wait()
+            if call.attempt == 1 and mode != "finish":
+                raise ConnectionError("first restart attempt fails")
+
+        async with runtime:
+            if mode != "finish":
+                await runtime.process({"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88})
+            await runtime.wait_for_actions()
+        print("DONE", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def run_until(path: Path, effects: Path, mode: str, marker: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), str(effects), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith(marker), line + proc.stderr.read() if proc.stderr else line
+    if marker != "DONE":
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("mode", "marker", "expected"),
+    [("backoff", "BACKOFF", ["1", "2"]), ("handler", "INSIDE", ["1", "2"])],
+)
+def test_killed_action_finishes_exactly_once_more(
+    tmp_path: Path, mode: str, marker: str, expected: list[str]
+) -> None:
+    """Killed mid-back-off or mid-handler, the action resumes at the next attempt and runs no more."""
+    path, effects = tmp_path / "ops.db", tmp_path / "effects.log"
+    run_until(path, effects, mode, marker)
+    state = rebuild(SqliteJournal(path), "ops").state
+    assert len(state.open_actions) == 1
+    run_until(path, effects, "finish", "DONE")
+    run_until(path, effects, "finish", "DONE")  # a further restart runs nothing
+    lines = effects.read_text().split()
+    assert sorted(set(lines[::2])) == ["ops:2"]  # one idempotency key for every attempt
+    assert expected == lines[1::2]
+    journal = SqliteJournal(path)
+    state = rebuild(journal, "ops").state
+    assert (state.open_actions, state.actions_succeeded, state.actions_abandoned) == ({}, 1, 0)
+    assert verify_replay(journal).ok
