@@ -173,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--at", required=True, help="a seq (a plain integer below 10^12) or a time")
 
+    bench = command(
+        "bench",
+        _bench,
+        "run the benchmark suites (from a source checkout) and print figures, baselines, ratios and targets",
+        "adaptive-runtime bench --large",
+        [],
+    )
+    bench.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        help="passed on to bench/report.py (--large, --from FILE, --out DIR)",
+    )
     command(
         "stats",
         _stats,
@@ -532,3 +544,22 @@ def _stats(args: argparse.Namespace) -> int:
         + table(("confidence", "outcomes", "successes", "success rate"), rows)
     )
     return EXIT_OK
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    candidates = [
+        Path.cwd() / "bench" / "report.py",
+        Path(__file__).resolve().parents[1] / "bench" / "report.py",
+    ]
+    report = next((c for c in candidates if c.is_file()), None)
+    if report is None:
+        raise UsageError(
+            "the benchmarks live in the source checkout's bench/ folder; run this from a clone of the repository"
+        )
+    try:
+        import pytest_benchmark  # noqa: F401
+    except ImportError:
+        raise UsageError("the benchmarks need the bench extra: pip install -e '.[bench]'") from None
+    return subprocess.run([sys.executable, str(report), *args.args], check=False).returncode

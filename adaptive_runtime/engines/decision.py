@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -127,9 +124,13 @@ class DecisionEngine:
     def decide(self, event: object, context: str, risk: str, confidence: float) -> RuleMatch:
         """Return the first rule that matches; `monitor_and_wait` when none does."""
         del event  # the original API passes it; rules look only at context, risk, confidence
-        for check in self._checks(context, risk, confidence):
-            if check.matched:
-                return _match(check.rule, check.definition, risk, self.ruleset)
+        for label, rule in self._rules:  # the hot path: the same tests as _checks, no allocation
+            if (
+                (rule.context is None or rule.context == context)
+                and (rule.risk is None or rule.risk == risk)
+                and confidence >= rule.min_conf
+            ):
+                return _match(label, rule, risk, self.ruleset)
         return _match("fallback", FALLBACK, risk, self.ruleset)
 
     def explain(self, context: str, risk: str, confidence: float) -> list[RuleCheck]:
@@ -227,6 +228,10 @@ def _parse_rule(index: int, item: Rule | Sequence[Any] | Mapping[str, Any]) -> R
 
 def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
     """Read custom rules from a TOML or JSON file: a list under `rules`, or (JSON) a bare list."""
+    import json  # here, not at the top: only rules files need these
+    import tomllib
+    from pathlib import Path
+
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -42,16 +43,21 @@ def parse_event(raw: object) -> Event:
     if not isinstance(raw, Mapping):
         msg = f"an event must be a dict, not {type(raw).__name__}"
         raise InvalidEventError(msg)
-    for key in raw:
-        if not isinstance(key, str):
+    event_type = _event_type(raw.get("type"))
+    numbers: dict[str, float] = {}
+    event_id: str | None = None
+    attrs: dict[str, Any] = {}
+    for key, value in raw.items():  # one pass: this runs for every event
+        if type(key) is not str and not isinstance(key, str):
             msg = f"event keys must be strings; found the key {_describe(key)}"
             raise InvalidEventError(msg, field=repr(key))
-    event_type = _event_type(raw.get("type"))
-    numbers = {name: _number(name, raw[name]) for name in LIMITS if name in raw}
-    event_id = _event_id(raw["id"]) if "id" in raw else None
-    attrs: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in LIMITS or key in ("type", "id"):
+        if key in LIMITS:
+            numbers[key] = _number(key, value)
+            continue
+        if key == "type":
+            continue
+        if key == "id":
+            event_id = _event_id(value)
             continue
         if key == "extra":
             msg = "the field name 'extra' is reserved; rename it (for example to 'details')"
@@ -85,11 +91,22 @@ def check_values(values: object, *, what: str = "state") -> dict[str, Any]:
 def _event_type(value: object) -> str:
     if value is None:
         raise InvalidEventError("an event needs a 'type', e.g. 'service_overload'", field="type")
-    if not isinstance(value, str) or not value.strip():
+    if type(value) is str:
+        return _text_type(value)  # cached: a handful of types make up nearly every event
+    if not isinstance(value, str):
+        msg = f"'type' must be a non-empty string, not {_describe(value)}"
+        raise InvalidEventError(msg, field="type")
+    return _text_type(str(value))
+
+
+@functools.lru_cache(maxsize=512)
+def _text_type(value: str) -> str:
+    if not value.strip():
         msg = f"'type' must be a non-empty string, not {_describe(value)}"
         raise InvalidEventError(msg, field="type")
     _check_text("type", value, MAX_TYPE_LENGTH)
-    if not value.isprintable() or any(c.isspace() for c in value):
+    # isprintable() is False for every whitespace character except the ASCII space
+    if not value.isprintable() or " " in value:
         msg = f"'type' must be printable with no spaces (use '_'), got {value!r}"
         raise InvalidEventError(msg, field="type")
     return value
@@ -104,6 +121,8 @@ def _event_id(value: object) -> str:
 
 
 def _number(name: str, value: object) -> float:
+    if type(value) is float and 0.0 <= value <= LIMITS[name]:
+        return value  # the common case: a plain float already in range (NaN fails the test)
     if isinstance(value, bool) or not isinstance(value, int | float):
         msg = f"{name!r} must be a number, not {_describe(value)}"
         raise InvalidEventError(msg, field=name)

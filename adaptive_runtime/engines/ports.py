@@ -7,7 +7,6 @@ its group-commit writer and keeps its projection current).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,7 +32,9 @@ class Store(Protocol):
 
 @runtime_checkable
 class AsyncStore(Protocol):
-    """An asynchronous store, as the engines see it."""
+    """An asynchronous store, as the engines see it (it sets `is_async_store = True`)."""
+
+    is_async_store: bool
 
     async def append(self, batch: Sequence[Pending]) -> list[Entry]: ...
 
@@ -55,6 +56,7 @@ class _JournalStore:
     """Serve AsyncStore from a synchronous journal, for engines used on their own."""
 
     __slots__ = ("_journal",)
+    is_async_store = True
 
     def __init__(self, journal: Store) -> None:
         self._journal = journal
@@ -85,4 +87,5 @@ def as_async_store(store: Store | AsyncStore) -> AsyncStore:
 
 
 def _is_async(store: object) -> bool:
-    return inspect.iscoroutinefunction(getattr(store, "append", None))
+    # an AsyncStore says so; asking inspect would cost every `import adaptive_runtime`
+    return getattr(store, "is_async_store", False) is True

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import msgspec
 
+from .._awaiting import resolve
 from ..clock import Clock, ManualClock, SystemClock
 from ..records import CheckpointCreated, decode_record, to_pending
 from .backoff import RetryPolicy, delay_for
@@ -116,7 +116,7 @@ class RecoveryEngine:
         while True:
             attempt += 1
             try:
-                return await _resolve(fn())
+                return await resolve(fn())
             except Exception as exc:
                 delay: float | None = delay_for(rules, attempt, jitter_key)
                 elapsed = (self.clock.now_ns() - started) / 1e9
@@ -130,15 +130,9 @@ class RecoveryEngine:
                 ):
                     delay = None
                 if on_failure is not None:
-                    await _resolve(on_failure(attempt, exc, delay))
+                    await resolve(on_failure(attempt, exc, delay))
                 if delay is None:
                     if fallback is None:
                         raise
-                    return await _resolve(fallback())
+                    return await resolve(fallback())
                 await self.clock.sleep(delay)
-
-
-async def _resolve(value: Awaitable[T] | T) -> T:
-    if inspect.isawaitable(value):
-        return await value
-    return value

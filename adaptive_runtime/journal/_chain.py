@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
@@ -59,7 +60,16 @@ def check_batch(batch: Sequence[Pending]) -> str:
 
 
 def _check_name(field: str, value: object) -> None:
-    if not isinstance(value, str) or not value or len(value) > MAX_NAME_LENGTH:
+    if type(value) is str:
+        _check_text_name(field, value)  # cached: streams and kinds repeat on every append
+        return
+    msg = f"{field} must be a non-empty string of at most {MAX_NAME_LENGTH} characters"
+    raise InvalidEventError(msg, field=field)
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_text_name(field: str, value: str) -> None:
+    if not value or len(value) > MAX_NAME_LENGTH:
         msg = f"{field} must be a non-empty string of at most {MAX_NAME_LENGTH} characters"
         raise InvalidEventError(msg, field=field)
     try:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import apsw
 import msgspec
 
 from ..errors import (
+    AdaptiveRuntimeError,
     JournalBusyError,
     JournalClosedError,
     JournalCorruptError,
@@ -152,7 +154,7 @@ def _translated(path: str) -> Iterator[None]:
 class SqliteJournal:
     """A Journal in one SQLite file in WAL mode; safe for several processes at once."""
 
-    __slots__ = ("_conn", "_durability", "_keep", "_path")
+    __slots__ = ("_checkpointer", "_conn", "_durability", "_keep", "_path")
 
     def __init__(
         self,
@@ -162,6 +164,8 @@ class SqliteJournal:
         busy_timeout_ms: int = 30_000,
         keep_snapshots: int = 3,
         create: bool = True,
+        checkpoint: Literal["inline", "background"] = "inline",
+        checkpoint_pages: int = 1000,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             msg = f"durability must be 'full' or 'normal', not {durability!r}"
@@ -169,6 +173,9 @@ class SqliteJournal:
         self._path = os.fspath(path)
         self._durability: Durability = durability
         self._keep = max(1, keep_snapshots)
+        self._checkpointer: _Checkpointer | None = None
+        if checkpoint not in ("inline", "background"):
+            raise ValueError(f"checkpoint must be 'inline' or 'background', not {checkpoint!r}")
         if not create and not os.path.exists(self._path):
             msg = f"no journal at {self._path}; check --db, or run `adaptive-runtime demo` to make one"
             raise JournalError(msg)
@@ -184,6 +191,13 @@ class SqliteJournal:
                 _set_synchronous(self._conn, _SYNCHRONOUS[durability])
                 _set_trusted_schema_off(self._conn)
                 self._create_schema()
+                if checkpoint == "background":
+                    self._checkpointer = _Checkpointer(
+                        self._path, busy_timeout_ms, checkpoint_pages
+                    )
+                    self._conn.set_wal_hook(self._checkpointer.hook)  # replaces the autocheckpoint
+                else:
+                    _set_autocheckpoint(self._conn, checkpoint_pages)
             except BaseException:
                 self._conn.close()
                 self._conn = None
@@ -203,50 +217,73 @@ class SqliteJournal:
     # -- writing -------------------------------------------------------------
 
     def append(self, batch: Sequence[Pending], *, expected: int | None = None) -> list[Entry]:
-        _chain.check_batch(batch)
         conn = self._open()
         with _translated(self._path), _immediate(conn):
-            return self._append_in_transaction(conn, batch, expected, _head(conn))
+            [result] = self._append_all(conn, [batch], [expected])
+            if isinstance(result, Exception):
+                raise result
+            return result
 
     def append_many(
         self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None] | None = None
     ) -> list[list[Entry] | Exception]:
         conn = self._open()
-        results: list[list[Entry] | Exception] = []
         with _translated(self._path), _immediate(conn):
-            head = _head(conn)
-            for index, batch in enumerate(batches):
-                want = None if expected is None else expected[index]
-                try:
-                    _chain.check_batch(batch)
-                    with conn:  # a savepoint: a failing batch leaves the others intact
-                        entries = self._append_in_transaction(conn, batch, want, head)
-                except (apsw.BusyError, apsw.FullError, apsw.IOError, apsw.CorruptError):
-                    raise
-                except Exception as exc:
-                    results.append(exc)
-                    continue
-                results.append(entries)
-                if entries[-1].seq > head.seq:
-                    head = Head(entries[-1].seq, entries[-1].digest)
-        return results
+            return self._append_all(conn, batches, expected or [None] * len(batches))
 
-    def _append_in_transaction(
-        self, conn: apsw.Connection, batch: Sequence[Pending], expected: int | None, head: Head
-    ) -> list[Entry]:
-        replayed = _chain.find_replayed(
-            batch, lambda event_id: self._one(_BY_EVENT_ID, (event_id,)), self._transaction
-        )
-        if replayed is not None:
-            return replayed
-        stream = batch[0].stream
-        actual = _stream_head(conn, stream)
-        if expected is not None and expected != actual:
-            msg = f"stream {stream!r} is at stream_seq {actual}, not {expected}; re-read and retry"
-            raise StreamConflictError(msg, stream=stream, expected=expected, actual=actual)
-        entries = _chain.link(batch, head, actual)
-        conn.executemany(_INSERT, [msgspec.structs.astuple(e) for e in entries])
-        return entries
+    def _append_all(
+        self,
+        conn: apsw.Connection,
+        batches: Sequence[Sequence[Pending]],
+        expected: Sequence[int | None],
+    ) -> list[list[Entry] | Exception]:
+        """Check and link every batch, then insert all of them with one statement.
+
+        Every check happens before the insert, so a refused batch needs no savepoint:
+        it is simply left out. Event ids and stream heads staged earlier in the same
+        transaction count as journaled.
+        """
+        head = _head(conn)
+        stream_heads: dict[str, int] = {}
+        staged_ids: dict[str, Entry] = {}
+        staged_batches: dict[int, list[Entry]] = {}
+
+        def lookup(event_id: str) -> Entry | None:
+            return staged_ids.get(event_id) or self._one(_BY_EVENT_ID, (event_id,))
+
+        def transaction(first: int) -> list[Entry]:
+            return staged_batches.get(first) or self._transaction(first)
+
+        rows: list[tuple[Any, ...]] = []
+        results: list[list[Entry] | Exception] = []
+        for batch, want in zip(batches, expected, strict=True):
+            try:
+                stream = _chain.check_batch(batch)
+                replayed = _chain.find_replayed(batch, lookup, transaction)
+                if replayed is not None:
+                    results.append(replayed)
+                    continue
+                actual = stream_heads.get(stream)
+                if actual is None:
+                    actual = _stream_head(conn, stream)
+                if want is not None and want != actual:
+                    msg = f"stream {stream!r} is at stream_seq {actual}, not {want}; re-read and retry"
+                    raise StreamConflictError(msg, stream=stream, expected=want, actual=actual)
+            except AdaptiveRuntimeError as exc:
+                results.append(exc)
+                continue
+            entries = _chain.link(batch, head, actual)
+            rows.extend(msgspec.structs.astuple(e) for e in entries)
+            head = Head(entries[-1].seq, entries[-1].digest)
+            stream_heads[stream] = entries[-1].stream_seq
+            staged_batches[entries[0].seq] = entries
+            for entry in entries:
+                if entry.event_id is not None:
+                    staged_ids[entry.event_id] = entry
+            results.append(entries)
+        if rows:
+            conn.executemany(_INSERT, rows)
+        return results
 
     def _transaction(self, first: int) -> list[Entry]:
         conn = self._open()
@@ -372,6 +409,9 @@ class SqliteJournal:
         return _chain.walk(self.read(), expected_head)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         if self._conn is not None:
             with _translated(self._path):
                 self._conn.close()
@@ -438,8 +478,8 @@ def _create_private(path: str) -> None:
     """Create a new database file readable by its owner only (SQLite copies the mode to -wal)."""
     if path == ":memory:" or os.path.exists(path):
         return
-    folder = Path(path).parent
-    if not folder.is_dir():
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
         msg = f"cannot create the journal {path}: the folder {folder} does not exist"
         raise JournalError(msg)
     with contextlib.suppress(FileExistsError):
@@ -476,3 +516,57 @@ def _set_trusted_schema_off(conn: apsw.Connection) -> None:
     https://sqlite.org/pragma.html#pragma_trusted_schema
     """
     conn.pragma("trusted_schema", 0)
+
+
+def _set_autocheckpoint(conn: apsw.Connection, pages: int) -> None:
+    """Checkpoint the WAL into the database once it holds this many pages.
+
+    https://sqlite.org/pragma.html#pragma_wal_autocheckpoint
+    """
+    conn.pragma("wal_autocheckpoint", pages)
+
+
+class _Checkpointer:
+    """Checkpoint the WAL from a thread of its own, so the committing thread never waits on it.
+
+    A checkpoint copies the WAL into the database and syncs both: at synchronous=NORMAL
+    that is the only fsync SQLite does, and it belongs off the event loop.
+    """
+
+    def __init__(self, path: str, busy_timeout_ms: int, pages: int) -> None:
+        self._path = path
+        self._pages = max(1, pages)
+        self._wake = threading.Event()
+        self._closing = False
+        self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+        self._conn.set_busy_timeout(busy_timeout_ms)
+        self.checkpoints = 0
+        self._thread = threading.Thread(
+            target=self._loop, name="adaptive-runtime-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def hook(self, conn: apsw.Connection, name: str, pages: int) -> int:
+        if pages >= self._pages:
+            self._wake.set()
+        return apsw.SQLITE_OK
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                self.checkpoints += 1
+            except apsw.Error as exc:  # retried on the next wake-up; the WAL stays valid meanwhile
+                logging.getLogger("adaptive_runtime.journal").warning(
+                    "%s: WAL checkpoint failed: %s", self._path, exc
+                )
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        self._thread.join()
+        self._conn.close()

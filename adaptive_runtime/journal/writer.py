@@ -4,6 +4,11 @@ The event loop never waits on SQLite or fsync. Batches submitted while a commit 
 in flight are appended together in the next transaction, so under load many
 `process()` calls share one fsync; each caller is answered only once its own
 transaction has committed.
+
+With `inline=True` the calls run on the caller's thread instead. That is for a
+journal whose commits never sync (SQLite at synchronous=NORMAL, with its WAL
+checkpoints moved to a background thread): there a thread hop would cost more
+than the commit it hands off.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class JournalWorker:
 
     __slots__ = (
         "_executor",
+        "_inline",
         "_journal",
         "_lock",
         "_loop",
@@ -40,8 +46,14 @@ class JournalWorker:
     )
 
     def __init__(
-        self, journal: Journal, loop: asyncio.AbstractEventLoop, on_commit: Committed
+        self,
+        journal: Journal,
+        loop: asyncio.AbstractEventLoop,
+        on_commit: Committed,
+        *,
+        inline: bool = False,
     ) -> None:
+        self._inline = inline
         self._journal = journal
         self._loop = loop
         self._on_commit = on_commit
@@ -63,6 +75,14 @@ class JournalWorker:
     ) -> asyncio.Future[list[Entry]]:
         """Queue a batch; the future resolves after its commit, in submission order."""
         future: asyncio.Future[list[Entry]] = self._loop.create_future()
+        if self._inline:
+            try:
+                [result] = self._journal.append_many([batch], [expected])
+                self.commits += 1
+            except Exception as exc:
+                result = exc
+            self._answer([future], [result])
+            return future
         with self._lock:
             self._queue.append((batch, expected, future))
             schedule = not self._scheduled
@@ -73,6 +93,8 @@ class JournalWorker:
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run a journal call on the journal's thread, after the appends queued before it."""
+        if self._inline:
+            return fn(*args)
         return await self._loop.run_in_executor(self._executor, fn, *args)
 
     def close(self) -> None:

@@ -4,13 +4,13 @@ guarded by a circuit breaker per action, and resumed after a crash."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from .._awaiting import resolve
 from ..engines.backoff import (
     BreakerPolicy,
     RetryPolicy,
@@ -205,7 +205,7 @@ class ActionRunner:
                 ActionStarted(decision_seq=decision.seq, action=spec.name, attempt=attempt)
             )
             try:
-                await _resolve(
+                await resolve(
                     spec.handler(
                         ActionCall(decision=decision, event=event, attempt=attempt, key=key)
                     )
@@ -301,7 +301,7 @@ class ActionRunner:
     ) -> None:
         if spec.fallback is not None and call is not None:
             try:
-                await _resolve(spec.fallback(call))
+                await resolve(spec.fallback(call))
                 reason = "fallback_used"
             except Exception:
                 log.exception(
@@ -334,12 +334,6 @@ def _outcome(decision: Decision, *, success: bool) -> OutcomeRecorded:
         success=success,
         confidence=decision.confidence,
     )
-
-
-async def _resolve(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 def decision_and_event(

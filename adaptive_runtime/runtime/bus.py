@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from .._awaiting import resolve
 
 __all__ = ["ALL", "EventBus", "Handler"]
 
@@ -86,9 +87,7 @@ class EventBus:
 
     async def _run(self, handler: Handler, event_type: str, event: dict[str, Any]) -> None:
         try:
-            result = handler(event)
-            if inspect.isawaitable(result):
-                await result
+            await resolve(handler(event))
             self.delivered += 1
         except Exception:
             self.errors += 1

@@ -7,7 +7,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
@@ -91,7 +90,7 @@ class Runtime:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
         self.agent_id = agent_id
-        self.path = Path(path)
+        self.path = os.fspath(path)
         self.checkpoint_every = checkpoint_every
         self.durability: Durability = durability
         self.clock: Clock = clock or SystemClock()
@@ -134,11 +133,16 @@ class Runtime:
         if journal is None:
             if self._persist:
                 journal = await asyncio.to_thread(
-                    SqliteJournal, self.path, durability=self.durability
+                    SqliteJournal, self.path, durability=self.durability, checkpoint="background"
                 )
             else:
                 journal = MemoryJournal()
-        self._worker = JournalWorker(journal, asyncio.get_running_loop(), self._on_commit)
+        # At "normal" a commit never syncs (checkpoints run on the journal's own thread),
+        # so appends run inline; at "full" every commit syncs, so a worker thread shares them.
+        inline = journal.durability == "normal" and self._journal_given is None
+        self._worker = JournalWorker(
+            journal, asyncio.get_running_loop(), self._on_commit, inline=inline
+        )
         try:
             await self._rebuild()
         except BaseException:
@@ -624,6 +628,7 @@ class _RuntimeStore:
     """The store the runtime's state and recovery engines write through."""
 
     __slots__ = ("_runtime",)
+    is_async_store = True
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime

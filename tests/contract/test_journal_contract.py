@@ -248,3 +248,19 @@ def test_append_many_checks_expected_stream_seq_per_batch(journal: Journal) -> N
     results = journal.append_many([[pending("a")], [pending("a")], [pending("b")]], [0, 0, 0])
     assert isinstance(results[1], StreamConflictError)
     assert [e.seq for r in results if isinstance(r, list) for e in r] == [1, 2]
+
+
+def test_append_many_sees_ids_staged_in_the_same_commit(journal: Journal) -> None:
+    """An id appended earlier in the same shared commit counts as journaled."""
+    results = journal.append_many(
+        [
+            [pending(event_id="x", body=b"1")],
+            [pending(event_id="x", body=b"1")],
+            [pending(event_id="x", body=b"2")],
+        ]
+    )
+    first, again, clash = results
+    assert isinstance(first, list)
+    assert first == again
+    assert isinstance(clash, DuplicateEventError)
+    assert journal.head().seq == 1

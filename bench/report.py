@@ -1,0 +1,289 @@
+"""Run the benchmark suites and print each figure beside its baseline, ratio and target.
+
+    python bench/report.py                 # run everything (1M-entry replay with --large)
+    python bench/report.py --from out.json # re-report a pytest-benchmark JSON file
+
+Writes bench/results/summary.json (and ratios.png when matplotlib is installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from memory import measure  # noqa: E402
+
+
+def machine() -> dict[str, str]:
+    import apsw
+    import msgspec
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "sqlite": apsw.sqlite_lib_version(),
+        "apsw": apsw.apsw_version(),
+        "msgspec": msgspec.__version__,
+    }
+
+
+def run_suites(out: Path, large: bool) -> Path:
+    raw = out / "pytest-benchmark.json"
+    env = {**os.environ, **({"BENCH_LARGE": "1"} if large else {})}
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(HERE),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--benchmark-json={raw}",
+    ]
+    print("running:", " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True, env=env, cwd=HERE.parent)
+    return raw
+
+
+def medians(raw: Path) -> dict[str, tuple[float, dict[str, Any]]]:
+    data = json.loads(raw.read_text())
+    return {b["name"]: (b["stats"]["median"], b["extra_info"]) for b in data["benchmarks"]}
+
+
+def rate(m: dict[str, tuple[float, dict[str, Any]]], name: str) -> float | None:
+    if name not in m:
+        return None
+    seconds, info = m[name]
+    return float(info.get("events", 1)) / seconds
+
+
+def rows(
+    m: dict[str, tuple[float, dict[str, Any]]], memory: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    def ratio_row(
+        what: str, ours: str, base: str, target: float | None, unit: str = "events/s"
+    ) -> None:
+        a, b = rate(m, ours), rate(m, base)
+        if a is None or b is None:
+            return
+        ratio = a / b
+        out.append(
+            {
+                "figure": what,
+                "ours": round(a),
+                "baseline": round(b),
+                "unit": unit,
+                "ratio": round(ratio, 3),
+                "target": f">= {target}" if target is not None else "-",
+                "met": None if target is None else ratio >= target,
+            }
+        )
+
+    ratio_row(
+        "process(), durability normal", "test_process[normal]", "test_raw_insert[normal]", 0.6
+    )
+    ratio_row("process(), durability full", "test_process[full]", "test_raw_insert[full]", 0.85)
+    for producers in (1, 8, 64):
+        target = 0.6 if producers == 64 else None
+        ratio_row(
+            f"group commit, {producers} producer(s), full",
+            f"test_producers[{producers}]",
+            "test_raw_batches_of_64",
+            target,
+        )
+    ratio_row("journal append alone, normal", "test_journal_append", "test_raw_append", None)
+    ratio_row(
+        "replay 100k entries (decode + fold)",
+        "test_replay_full[100k]",
+        "test_raw_scan_decode_fold[100k]",
+        0.5,
+        "entries/s",
+    )
+    if "test_replay_full[1000k]" in m:
+        ratio_row(
+            "replay 1M entries (decode + fold)",
+            "test_replay_full[1000k]",
+            "test_raw_scan_decode_fold[1000k]",
+            0.5,
+            "entries/s",
+        )
+        seconds = m["test_replay_full[1000k]"][0]
+        out.append(
+            {
+                "figure": "replay 1M entries, wall time",
+                "ours": round(seconds, 2),
+                "baseline": "-",
+                "unit": "s",
+                "ratio": "-",
+                "target": "< 3 s",
+                "met": seconds < 3,
+            }
+        )
+    if "test_recovery_snapshot_plus_tail" in m:
+        ms = m["test_recovery_snapshot_plus_tail"][0] * 1000
+        out.append(
+            {
+                "figure": "recovery: snapshot + 1,000-entry tail",
+                "ours": round(ms, 2),
+                "baseline": "-",
+                "unit": "ms",
+                "ratio": "-",
+                "target": "< 20 ms",
+                "met": ms < 20,
+            }
+        )
+    if "test_cold_import" in m and "test_bare_interpreter" in m:
+        extra = (m["test_cold_import"][0] - m["test_bare_interpreter"][0]) * 1000
+        out.append(
+            {
+                "figure": "import adaptive_runtime, over a bare interpreter",
+                "ours": round(extra, 1),
+                "baseline": round(m["test_bare_interpreter"][0] * 1000, 1),
+                "unit": "ms",
+                "ratio": "-",
+                "target": "< 60 ms",
+                "met": extra < 60,
+            }
+        )
+    ratio_row(
+        "peer: same workload vs eventsourcing (SQLite)",
+        "test_adaptive_runtime_same_workload",
+        "test_eventsourcing_sqlite",
+        None,
+    )
+    if memory is not None:
+        out.append(
+            {
+                "figure": "idle RSS (runtime started, no events)",
+                "ours": memory["idle_mb"],
+                "baseline": memory["bare_mb"],
+                "unit": "MB",
+                "ratio": "-",
+                "target": "< 25 MB",
+                "met": memory["idle_mb"] < 25,
+            }
+        )
+        out.append(
+            {
+                "figure": f"RSS growth over {memory['events']:,} events after warm-up",
+                "ours": memory["growth_after_warmup_mb"],
+                "baseline": "-",
+                "unit": "MB",
+                "ratio": "-",
+                "target": "bounded",
+                "met": memory["growth_after_warmup_mb"] < 5,
+            }
+        )
+    return out
+
+
+def render(table: list[dict[str, Any]]) -> str:
+    headers = ["figure", "ours", "baseline", "unit", "ratio", "target", "met"]
+    cells = [headers] + [[_cell(r[h]) for h in headers] for r in table]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is True:
+        return "yes"
+    if value is False:
+        return "NO"
+    return "-" if value is None else str(value)
+
+
+def plot(table: list[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    ratios = [r for r in table if isinstance(r["ratio"], float)]
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(ratios) + 1.5))
+    names = [r["figure"] for r in ratios]
+    ax.barh(
+        names,
+        [r["ratio"] for r in ratios],
+        color=["#4a8" if r["met"] in (True, None) else "#d64" for r in ratios],
+    )
+    for i, r in enumerate(ratios):
+        if r["target"] != "-":
+            t = float(r["target"].split()[-1])
+            ax.plot([t, t], [i - 0.4, i + 0.4], color="black", linewidth=2)
+    ax.set_xlabel("ours / baseline (same run); black bar: target")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="a pytest-benchmark JSON file to report instead of running",
+    )
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="also replay 1M entries and stream 1M events for memory",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results",
+        help="where to write summary.json and ratios.png",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw = args.source or run_suites(args.out, args.large)
+    memory = None if args.no_memory else measure(1_000_000 if args.large else 100_000)
+    table = rows(medians(raw), memory)
+    about = machine()
+    print("\nMachine: " + ", ".join(f"{k} {v}" for k, v in about.items()))
+    print(render(table))
+    summary = {"machine": about, "figures": table, "memory": memory}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    drawn = plot(table, args.out / "ratios.png")
+    print(
+        f"\nwrote {args.out / 'summary.json'}"
+        + (f" and {args.out / 'ratios.png'}" if drawn else " (install matplotlib for the plot)")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
