@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import InvalidEventError
 from ..records import Event
 
-__all__ = ["LIMITS", "check_values", "parse_event"]
+__all__ = ["LIMITS", "REDACTED", "check_values", "parse_event"]
 
 # field -> (maximum; larger values are clamped to it). Negative values are refused.
 LIMITS: dict[str, float] = {
@@ -27,16 +27,19 @@ MAX_STRING_LENGTH = 4096
 MAX_ATTRIBUTES = 64
 MAX_DEPTH = 4
 MAX_ITEMS = 256
+REDACTED = "[redacted]"
 MAX_INT = 2**53  # beyond this an int no longer survives a float round trip
 
 
-def parse_event(raw: object) -> Event:
+def parse_event(raw: object, *, redact: frozenset[str] = frozenset()) -> Event:
     """Validate an event dict and return it as an Event.
 
     `type` is required. The numeric fields must be finite and not negative; values
     above LIMITS are clamped to it (cpu=400 counts as 100). Any other key is kept as
     an attribute: strings, numbers, booleans, None, and lists or dicts of them up to
-    MAX_DEPTH deep.
+    MAX_DEPTH deep. The value of any attribute whose name (at any depth, in lower
+    case) is in `redact` becomes "[redacted]" before it is looked at, so it never
+    reaches the journal, a log line or an error message.
     """
     if isinstance(raw, Event):
         return raw
@@ -66,7 +69,9 @@ def parse_event(raw: object) -> Event:
             msg = f"an event may carry at most {MAX_ATTRIBUTES} extra attributes"
             raise InvalidEventError(msg, field=key)
         _check_text(key, key, MAX_KEY_LENGTH)
-        attrs[key] = _attribute(key, value, 1)
+        attrs[key] = (
+            REDACTED if redact and key.lower() in redact else _attribute(key, value, 1, redact)
+        )
     return Event(type=event_type, id=event_id, attrs=attrs, **numbers)
 
 
@@ -139,7 +144,7 @@ def _number(name: str, value: object) -> float:
     return min(number, LIMITS[name])
 
 
-def _attribute(path: str, value: object, depth: int) -> Any:
+def _attribute(path: str, value: object, depth: int, redact: frozenset[str] = frozenset()) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -166,12 +171,15 @@ def _attribute(path: str, value: object, depth: int) -> Any:
             out: dict[str, Any] = {}
             for key, item in value.items():
                 if not isinstance(key, str):
-                    msg = f"attribute {path!r} has a non-string key {key!r}"
+                    msg = f"attribute {path!r} has a non-string key {_describe(key)}"
                     raise InvalidEventError(msg, field=path)
                 _check_text(f"{path}.{key}", key, MAX_KEY_LENGTH)
-                out[key] = _attribute(f"{path}.{key}", item, depth + 1)
+                if redact and key.lower() in redact:
+                    out[key] = REDACTED
+                else:
+                    out[key] = _attribute(f"{path}.{key}", item, depth + 1, redact)
             return out
-        return [_attribute(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value)]
+        return [_attribute(f"{path}[{i}]", item, depth + 1, redact) for i, item in enumerate(value)]
     msg = f"attribute {path!r} has unsupported type {type(value).__name__}"
     raise InvalidEventError(msg, field=path)
 

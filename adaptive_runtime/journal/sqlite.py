@@ -12,6 +12,7 @@ from typing import Any, Literal, cast
 import apsw
 import msgspec
 
+from .._crashpoints import crash_point
 from ..errors import (
     AdaptiveRuntimeError,
     JournalBusyError,
@@ -283,6 +284,7 @@ class SqliteJournal:
             results.append(entries)
         if rows:
             conn.executemany(_INSERT, rows)
+            crash_point("journal.insert")
         return results
 
     def _transaction(self, first: int) -> list[Entry]:
@@ -462,6 +464,7 @@ def _immediate(conn: apsw.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+    crash_point("journal.committed")
 
 
 def _head(conn: apsw.Connection) -> Head:
@@ -558,6 +561,7 @@ class _Checkpointer:
             if self._closing:
                 return
             try:
+                crash_point("checkpoint.wal")
                 self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
                 self.checkpoints += 1
             except apsw.Error as exc:  # retried on the next wake-up; the WAL stays valid meanwhile

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from .._awaiting import resolve
+from .._crashpoints import crash_point
 from ..engines.backoff import (
     BreakerPolicy,
     RetryPolicy,
@@ -204,57 +205,18 @@ class ActionRunner:
             await self._append(
                 ActionStarted(decision_seq=decision.seq, action=spec.name, attempt=attempt)
             )
+            crash_point("action.started")
+            call = ActionCall(decision=decision, event=event, attempt=attempt, key=key)
             try:
-                await resolve(
-                    spec.handler(
-                        ActionCall(decision=decision, event=event, attempt=attempt, key=key)
-                    )
-                )
+                await resolve(spec.handler(call))
             except Exception as exc:
-                now = clock.now_ns()
-                breaker = breaker_failed(spec.breaker, self.breakers.get(spec.name, Breaker()), now)
-                self.breakers[spec.name] = breaker
-                reason = self._give_up_reason(
-                    spec, exc, attempt, breaker, (now - started_ns) / 1e9, key
-                )
-                delay = None if reason else delay_for(spec.retry, attempt, key)
-                error = f"{type(exc).__name__}: {exc}"[:500]
-                await self._append(
-                    ActionFailed(
-                        decision_seq=decision.seq,
-                        action=spec.name,
-                        attempt=attempt,
-                        error=error,
-                        breaker=breaker,
-                        retry_in=delay,
-                    )
-                )
-                log.warning(
-                    "%s for decision %d failed on attempt %d: %s",
-                    spec.name,
-                    decision.seq,
-                    attempt,
-                    error,
-                )
+                delay = await self._failed(spec, call, exc, started_ns)
                 if delay is None:
-                    await self._abandon(
-                        spec,
-                        decision,
-                        attempt,
-                        reason or "attempts_exhausted",
-                        ActionCall(decision=decision, event=event, attempt=attempt, key=key),
-                    )
                     return
-                log.info(
-                    "%s: retrying in %.2fs (attempt %d of %d)",
-                    spec.name,
-                    delay,
-                    attempt + 1,
-                    spec.retry.max_attempts,
-                )
                 await clock.sleep(delay)
                 attempt += 1
                 continue
+            crash_point("action.ran")
             breaker = breaker_succeeded(self.breakers.get(spec.name, Breaker()))
             self.breakers[spec.name] = breaker
             await self._append(
@@ -265,6 +227,47 @@ class ActionRunner:
             )
             log.info("%s for decision %d succeeded on attempt %d", spec.name, decision.seq, attempt)
             return
+
+    async def _failed(
+        self, spec: ActionSpec, call: ActionCall, exc: Exception, started_ns: int
+    ) -> float | None:
+        """Journal a failed attempt; abandon the action or return the wait before the next one."""
+        now = self._runtime.clock.now_ns()
+        breaker = breaker_failed(spec.breaker, self.breakers.get(spec.name, Breaker()), now)
+        self.breakers[spec.name] = breaker
+        reason = self._give_up_reason(
+            spec, exc, call.attempt, breaker, (now - started_ns) / 1e9, call.key
+        )
+        delay = None if reason else delay_for(spec.retry, call.attempt, call.key)
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        seq = call.decision.seq
+        await self._append(
+            ActionFailed(
+                decision_seq=seq,
+                action=spec.name,
+                attempt=call.attempt,
+                error=error,
+                breaker=breaker,
+                retry_in=delay,
+            )
+        )
+        crash_point("action.failed")
+        log.warning(
+            "%s for decision %d failed on attempt %d: %s", spec.name, seq, call.attempt, error
+        )
+        if delay is None:
+            await self._abandon(
+                spec, call.decision, call.attempt, reason or "attempts_exhausted", call
+            )
+            return None
+        log.info(
+            "%s: retrying in %.2fs (attempt %d of %d)",
+            spec.name,
+            delay,
+            call.attempt + 1,
+            spec.retry.max_attempts,
+        )
+        return delay
 
     def _give_up_reason(
         self,

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .._crashpoints import crash_point
 from ..clock import Clock, SystemClock
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.confidence import ConfidenceEngine, History
@@ -69,6 +70,10 @@ class Runtime:
     `process()` returns only once the event and its decision are durable (at the
     journal's durability). Concurrent calls share commits. Decisions are always made
     from the state that the journal, replayed up to that point, gives.
+
+    `sensitive_fields` names event attributes (at any depth, case-insensitively)
+    whose values are replaced by "[redacted]" before they reach the journal, the
+    logs, the event bus or an error message.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Runtime:
         rules: RulesArg = None,
         journal: Journal | None = None,
         persist: bool = True,
+        sensitive_fields: Iterable[str] = (),
     ) -> None:
         if not isinstance(agent_id, str) or not agent_id or len(agent_id) > 256:
             raise ValueError("agent_id must be a non-empty string of at most 256 characters")
@@ -90,6 +96,7 @@ class Runtime:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
         self.agent_id = agent_id
+        self._redact = frozenset(name.lower() for name in sensitive_fields)
         self.path = os.fspath(path)
         self.checkpoint_every = checkpoint_every
         self.durability: Durability = durability
@@ -222,7 +229,7 @@ class Runtime:
         """
         worker = self._require_started()
         started = time.perf_counter()
-        ev = parse_event(event)
+        ev = parse_event(event, redact=self._redact)
         if ev.id is not None:
             found = await worker.run(self._recorded, ev.id)
             if found is not None:
@@ -241,9 +248,11 @@ class Runtime:
             if plan is not None:
                 pending.append(to_pending(self.agent_id, plan, ts))
             made.append((decision, pending))
+            crash_point("process.decided")
             return pending
 
         entries, fresh = await self._submit(batch)
+        crash_point("process.committed")
         journaled, _ = made[-1]
         if not fresh:
             # a concurrent call with the same id won the race: answer with its decision
@@ -559,6 +568,7 @@ class Runtime:
 
     async def _snapshot(self, data: bytes, seq: int) -> None:
         worker = self._require_started()
+        crash_point("snapshot.before")
         try:
             await worker.run(self._put_snapshot, data, seq)
         except JournalError:
@@ -567,6 +577,7 @@ class Runtime:
             )
             self._metrics.count("snapshot_failures")
             return
+        crash_point("snapshot.written")
         self._checkpoint_count += 1
         log_recovery.info("Checkpoint #%d created at seq %d", self._checkpoint_count, seq)
 
