@@ -191,6 +191,7 @@ class SqliteJournal:
                 _set_wal(self._conn)
                 _set_synchronous(self._conn, _SYNCHRONOUS[durability])
                 _set_trusted_schema_off(self._conn)
+                _set_journal_size_limit(self._conn, 64 * 1024 * 1024)
                 self._create_schema()
                 if checkpoint == "background":
                     self._checkpointer = _Checkpointer(
@@ -521,6 +522,14 @@ def _set_trusted_schema_off(conn: apsw.Connection) -> None:
     conn.pragma("trusted_schema", 0)
 
 
+def _set_journal_size_limit(conn: apsw.Connection, limit: int) -> None:
+    """Truncate the WAL file back to this size when it starts over, so disk use stays bounded.
+
+    https://sqlite.org/pragma.html#pragma_journal_size_limit
+    """
+    conn.pragma("journal_size_limit", limit)
+
+
 def _set_autocheckpoint(conn: apsw.Connection, pages: int) -> None:
     """Checkpoint the WAL into the database once it holds this many pages.
 
@@ -533,13 +542,16 @@ class _Checkpointer:
     """Checkpoint the WAL from a thread of its own, so the committing thread never waits on it.
 
     A checkpoint copies the WAL into the database and syncs both: at synchronous=NORMAL
-    that is the only fsync SQLite does, and it belongs off the event loop.
+    that is the only fsync SQLite does, and it belongs off the event loop. The WAL
+    stays bounded because passive checkpoints run often enough to catch up with a
+    steady writer (measured in bench/memory.py and RELIABILITY.md).
     """
 
     def __init__(self, path: str, busy_timeout_ms: int, pages: int) -> None:
         self._path = path
         self._pages = max(1, pages)
         self._wake = threading.Event()
+        self._busy_timeout_ms = busy_timeout_ms
         self._closing = False
         self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
         self._conn.set_busy_timeout(busy_timeout_ms)
@@ -550,6 +562,9 @@ class _Checkpointer:
         self._thread.start()
 
     def hook(self, conn: apsw.Connection, name: str, pages: int) -> int:
+        # Past the threshold, every commit asks for a passive checkpoint (the requests
+        # coalesce while one runs). Running often is what lets a checkpoint catch up
+        # with a steady writer, and only a caught-up log starts over at its beginning.
         if pages >= self._pages:
             self._wake.set()
         return apsw.SQLITE_OK
@@ -561,13 +576,29 @@ class _Checkpointer:
             if self._closing:
                 return
             try:
-                crash_point("checkpoint.wal")
-                self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
-                self.checkpoints += 1
+                self.run_once()
             except apsw.Error as exc:  # retried on the next wake-up; the WAL stays valid meanwhile
                 logging.getLogger("adaptive_runtime.journal").warning(
                     "%s: WAL checkpoint failed: %s", self._path, exc
                 )
+
+    def run_once(self) -> tuple[int, int]:
+        """Checkpoint now; return the WAL's size in pages and how many are in the database."""
+        crash_point("checkpoint.wal")
+        # the PRAGMA, not Connection.wal_checkpoint(): on a connection that has not read
+        # the database yet, the latter reports (-1, -1) and does nothing
+        row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        _, pages, done = cast(tuple[int, int, int], row)
+        if pages >= 4 * self._pages and done < pages:
+            # Far behind: try once to empty the log and restart it, without waiting
+            # (waiting would only starve, or stall the writer).
+            self._conn.set_busy_timeout(0)
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            finally:
+                self._conn.set_busy_timeout(self._busy_timeout_ms)
+        self.checkpoints += 1
+        return pages, done
 
     def close(self) -> None:
         self._closing = True

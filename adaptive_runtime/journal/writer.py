@@ -70,6 +70,11 @@ class JournalWorker:
     def journal(self) -> Journal:
         return self._journal
 
+    @property
+    def inline(self) -> bool:
+        """Whether journal calls run on the caller's thread."""
+        return self._inline
+
     def append(
         self, batch: Sequence[Pending], expected: int | None = None
     ) -> asyncio.Future[list[Entry]]:

@@ -483,6 +483,10 @@ class Runtime:
             self._idle.clear()
             try:
                 entries = await worker.append(batch, expected)
+                if worker.inline:
+                    # an inline commit completes without suspending: yield once anyway, or a
+                    # caller looping over process() would starve handlers, actions and snapshots
+                    await asyncio.sleep(0)
             except StreamConflictError:
                 self._stale = True  # another writer moved the stream: catch up, decide again
             except (DuplicateEventError, InvalidEventError):

@@ -300,3 +300,15 @@ async def test_logs_follow_the_original_format(
     lines = [(r.name.rpartition(".")[2], r.getMessage()) for r in caplog.records]
     assert ("CONTEXT_ENGINE", "risk=high stability=low pressure=0.65") in lines
     assert ("DECISION_ENGINE", "ACTION: RESTART_SERVICE") in lines
+
+
+async def test_tight_loop_at_normal_durability_does_not_starve_tasks(tmp_path: Path) -> None:
+    """Inline commits never suspend, so process() yields: handlers and snapshots still run (regression)."""
+    seen: list[object] = []
+    runtime = Runtime(agent_id="agent", path=tmp_path / "j.db", durability="normal", clock=ManualClock(), checkpoint_every=4)
+    runtime.bus.subscribe_all(seen.append)
+    async with runtime:
+        for event in SCENARIO * 2:
+            await runtime.process(event)
+        assert len(seen) >= 9
+        assert list(runtime.journal.snapshots("agent"))
