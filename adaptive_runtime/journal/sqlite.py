@@ -167,6 +167,7 @@ class SqliteJournal:
         create: bool = True,
         checkpoint: Literal["inline", "background"] = "inline",
         checkpoint_pages: int = 1000,
+        vfs: str | None = None,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             msg = f"durability must be 'full' or 'normal', not {durability!r}"
@@ -183,11 +184,11 @@ class SqliteJournal:
         _create_private(self._path)
         with _translated(self._path):
             self._conn: apsw.Connection | None = apsw.Connection(
-                self._path, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+                self._path, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE, vfs=vfs
             )
             try:
                 self._conn.set_busy_timeout(busy_timeout_ms)
-                self._check_format()
+                self._check_format(create)
                 _set_wal(self._conn)
                 _set_synchronous(self._conn, _SYNCHRONOUS[durability])
                 _set_trusted_schema_off(self._conn)
@@ -195,7 +196,7 @@ class SqliteJournal:
                 self._create_schema()
                 if checkpoint == "background":
                     self._checkpointer = _Checkpointer(
-                        self._path, busy_timeout_ms, checkpoint_pages
+                        self._path, busy_timeout_ms, checkpoint_pages, vfs
                     )
                     self._conn.set_wal_hook(self._checkpointer.hook)  # replaces the autocheckpoint
                 else:
@@ -427,7 +428,7 @@ class SqliteJournal:
             raise JournalClosedError(f"the journal {self._path} is closed; open a new one")
         return self._conn
 
-    def _check_format(self) -> None:
+    def _check_format(self, create: bool) -> None:
         conn = self._open()
         version = conn.pragma("user_version")
         app_id = conn.pragma("application_id")
@@ -440,6 +441,9 @@ class SqliteJournal:
             raise JournalVersionError(msg, found=version, supported=SCHEMA_VERSION)
         if (tables or version) and app_id != APPLICATION_ID:
             msg = f"{self._path} is a SQLite database but not an Adaptive Runtime journal"
+            raise NotAJournalError(msg)
+        if not create and not tables and not version:
+            msg = f"{self._path} is empty, not a journal; nothing was written to it"
             raise NotAJournalError(msg)
 
     def _create_schema(self) -> None:
@@ -547,13 +551,13 @@ class _Checkpointer:
     steady writer (measured in bench/memory.py and RELIABILITY.md).
     """
 
-    def __init__(self, path: str, busy_timeout_ms: int, pages: int) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int, pages: int, vfs: str | None = None) -> None:
         self._path = path
         self._pages = max(1, pages)
         self._wake = threading.Event()
         self._busy_timeout_ms = busy_timeout_ms
         self._closing = False
-        self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+        self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=vfs)
         self._conn.set_busy_timeout(busy_timeout_ms)
         self.checkpoints = 0
         self._thread = threading.Thread(

@@ -305,7 +305,13 @@ async def test_logs_follow_the_original_format(
 async def test_tight_loop_at_normal_durability_does_not_starve_tasks(tmp_path: Path) -> None:
     """Inline commits never suspend, so process() yields: handlers and snapshots still run (regression)."""
     seen: list[object] = []
-    runtime = Runtime(agent_id="agent", path=tmp_path / "j.db", durability="normal", clock=ManualClock(), checkpoint_every=4)
+    runtime = Runtime(
+        agent_id="agent",
+        path=tmp_path / "j.db",
+        durability="normal",
+        clock=ManualClock(),
+        checkpoint_every=4,
+    )
     runtime.bus.subscribe_all(seen.append)
     async with runtime:
         for event in SCENARIO * 2:

@@ -245,3 +245,63 @@ def test_background_checkpoint_moves_the_wal_into_the_database(tmp_path: Path) -
     assert (tmp_path / "j.db").stat().st_size > 4096 * 10
     assert journal.verify().ok
     journal.close()
+
+
+def test_rewritten_history_is_caught_only_against_a_kept_head(tmp_path: Path) -> None:
+    """An attacker who edits a row and recomputes every later digest fools verify(), not a kept head."""
+    from adaptive_runtime.journal._chain import digest_of
+
+    fill(tmp_path / "j.db")
+    journal = SqliteJournal(tmp_path / "j.db")
+    kept = journal.head()
+    journal.close()
+    db = sqlite3.connect(tmp_path / "j.db")
+    db.execute("DROP TRIGGER entries_no_update")
+    db.execute("UPDATE entries SET body = x'00' WHERE seq = 6")
+    rows = db.execute(
+        "SELECT seq, stream, stream_seq, kind, ts_ns, event_id, body, batch FROM entries ORDER BY seq"
+    ).fetchall()
+    prev = bytes(32)
+    for seq, stream, stream_seq, kind, ts_ns, event_id, body, batch in rows:
+        prev = digest_of(prev, seq, stream, stream_seq, kind, ts_ns, event_id, body, batch)
+        db.execute("UPDATE entries SET digest = ? WHERE seq = ?", (prev, seq))
+    db.commit()
+    db.close()
+    journal = SqliteJournal(tmp_path / "j.db")
+    assert journal.verify().ok  # a consistent rewrite: nothing inside the file can tell
+    report = journal.verify(expected_head=kept)
+    assert (report.ok, report.first_bad_seq) == (False, 10)
+    assert "history rewritten" in (report.problem or "")
+
+
+def test_damaged_wal_tail_loses_only_the_torn_commit(tmp_path: Path) -> None:
+    """A WAL cut mid-frame or scribbled at its end: the journal opens, verifies, and keeps a prefix."""
+    live = tmp_path / "live.db"
+    journal = SqliteJournal(live, durability="normal", checkpoint_pages=10**6)
+    for i in range(30):
+        journal.append([Pending(stream="a", kind="K", ts_ns=i, body=b"x" * 500)])
+    original = list(journal.read())
+    wal = Path(f"{live}-wal").read_bytes()
+    for damage, name in (
+        (lambda w: w[: len(w) - 700], "cut"),
+        (lambda w: w[:-300] + b"\xff" * 300, "scribbled"),
+    ):
+        copy = tmp_path / f"{name}.db"
+        copy.write_bytes(live.read_bytes())
+        Path(f"{copy}-wal").write_bytes(damage(wal))
+        damaged = SqliteJournal(copy)
+        report = damaged.verify()
+        assert report.ok, report
+        assert 0 < report.entries < 30
+        assert original[: report.entries] == list(damaged.read())
+        damaged.close()
+    journal.close()
+
+
+def test_opening_without_create_leaves_an_empty_file_alone(tmp_path: Path) -> None:
+    """create=False (the audit commands) refuses an empty file instead of making it a journal."""
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(NotAJournalError, match="is empty"):
+        SqliteJournal(empty, create=False)
+    assert empty.read_bytes() == b""
