@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, cast
 
@@ -24,6 +22,14 @@ from ..errors import (
     StreamConflictError,
 )
 from . import _chain
+from ._checkpointer import Checkpointer
+from ._pragmas import (
+    set_autocheckpoint,
+    set_journal_size_limit,
+    set_synchronous,
+    set_trusted_schema_off,
+    set_wal,
+)
 from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
 
 __all__ = ["SCHEMA_VERSION", "SqliteJournal"]
@@ -175,7 +181,7 @@ class SqliteJournal:
         self._path = os.fspath(path)
         self._durability: Durability = durability
         self._keep = max(1, keep_snapshots)
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
         if checkpoint not in ("inline", "background"):
             raise ValueError(f"checkpoint must be 'inline' or 'background', not {checkpoint!r}")
         if not create and not os.path.exists(self._path):
@@ -189,18 +195,18 @@ class SqliteJournal:
             try:
                 self._conn.set_busy_timeout(busy_timeout_ms)
                 self._check_format(create)
-                _set_wal(self._conn)
-                _set_synchronous(self._conn, _SYNCHRONOUS[durability])
-                _set_trusted_schema_off(self._conn)
-                _set_journal_size_limit(self._conn, 64 * 1024 * 1024)
+                set_wal(self._conn)
+                set_synchronous(self._conn, _SYNCHRONOUS[durability])
+                set_trusted_schema_off(self._conn)
+                set_journal_size_limit(self._conn, 64 * 1024 * 1024)
                 self._create_schema()
                 if checkpoint == "background":
-                    self._checkpointer = _Checkpointer(
+                    self._checkpointer = Checkpointer(
                         self._path, busy_timeout_ms, checkpoint_pages, vfs
                     )
                     self._conn.set_wal_hook(self._checkpointer.hook)  # replaces the autocheckpoint
                 else:
-                    _set_autocheckpoint(self._conn, checkpoint_pages)
+                    set_autocheckpoint(self._conn, checkpoint_pages)
             except BaseException:
                 self._conn.close()
                 self._conn = None
@@ -492,120 +498,3 @@ def _create_private(path: str) -> None:
         raise JournalError(msg)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-
-
-# One small function per pragma, each read back: never trust the build's default.
-# https://www.sqlite.org/pragma.html
-
-
-def _set_wal(conn: apsw.Connection) -> None:
-    """Write-ahead logging: readers never block the writer. https://sqlite.org/wal.html"""
-    mode = conn.pragma("journal_mode", "wal")
-    if str(mode).lower() != "wal":
-        msg = f"SQLite refused WAL mode (journal_mode is {mode!r}); is the file on a network share?"
-        raise JournalError(msg)
-
-
-def _set_synchronous(conn: apsw.Connection, level: int) -> None:
-    """FULL syncs the WAL on every commit; NORMAL survives a process crash only.
-
-    https://sqlite.org/pragma.html#pragma_synchronous
-    """
-    conn.pragma("synchronous", level)
-    actual = conn.pragma("synchronous")
-    if actual != level:
-        msg = f"SQLite kept synchronous={actual} after being asked for {level}"
-        raise JournalError(msg)
-
-
-def _set_trusted_schema_off(conn: apsw.Connection) -> None:
-    """Don't let schema objects call functions with side effects.
-
-    https://sqlite.org/pragma.html#pragma_trusted_schema
-    """
-    conn.pragma("trusted_schema", 0)
-
-
-def _set_journal_size_limit(conn: apsw.Connection, limit: int) -> None:
-    """Truncate the WAL file back to this size when it starts over, so disk use stays bounded.
-
-    https://sqlite.org/pragma.html#pragma_journal_size_limit
-    """
-    conn.pragma("journal_size_limit", limit)
-
-
-def _set_autocheckpoint(conn: apsw.Connection, pages: int) -> None:
-    """Checkpoint the WAL into the database once it holds this many pages.
-
-    https://sqlite.org/pragma.html#pragma_wal_autocheckpoint
-    """
-    conn.pragma("wal_autocheckpoint", pages)
-
-
-class _Checkpointer:
-    """Checkpoint the WAL from a thread of its own, so the committing thread never waits on it.
-
-    A checkpoint copies the WAL into the database and syncs both: at synchronous=NORMAL
-    that is the only fsync SQLite does, and it belongs off the event loop. The WAL
-    stays bounded because passive checkpoints run often enough to catch up with a
-    steady writer (measured in bench/memory.py and RELIABILITY.md).
-    """
-
-    def __init__(self, path: str, busy_timeout_ms: int, pages: int, vfs: str | None = None) -> None:
-        self._path = path
-        self._pages = max(1, pages)
-        self._wake = threading.Event()
-        self._busy_timeout_ms = busy_timeout_ms
-        self._closing = False
-        self._conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=vfs)
-        self._conn.set_busy_timeout(busy_timeout_ms)
-        self.checkpoints = 0
-        self._thread = threading.Thread(
-            target=self._loop, name="adaptive-runtime-checkpoint", daemon=True
-        )
-        self._thread.start()
-
-    def hook(self, conn: apsw.Connection, name: str, pages: int) -> int:
-        # Past the threshold, every commit asks for a passive checkpoint (the requests
-        # coalesce while one runs). Running often is what lets a checkpoint catch up
-        # with a steady writer, and only a caught-up log starts over at its beginning.
-        if pages >= self._pages:
-            self._wake.set()
-        return apsw.SQLITE_OK
-
-    def _loop(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._closing:
-                return
-            try:
-                self.run_once()
-            except apsw.Error as exc:  # retried on the next wake-up; the WAL stays valid meanwhile
-                logging.getLogger("adaptive_runtime.journal").warning(
-                    "%s: WAL checkpoint failed: %s", self._path, exc
-                )
-
-    def run_once(self) -> tuple[int, int]:
-        """Checkpoint now; return the WAL's size in pages and how many are in the database."""
-        crash_point("checkpoint.wal")
-        # the PRAGMA, not Connection.wal_checkpoint(): on a connection that has not read
-        # the database yet, the latter reports (-1, -1) and does nothing
-        row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        _, pages, done = cast(tuple[int, int, int], row)
-        if pages >= 4 * self._pages and done < pages:
-            # Far behind: try once to empty the log and restart it, without waiting
-            # (waiting would only starve, or stall the writer).
-            self._conn.set_busy_timeout(0)
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-            finally:
-                self._conn.set_busy_timeout(self._busy_timeout_ms)
-        self.checkpoints += 1
-        return pages, done
-
-    def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        self._thread.join()
-        self._conn.close()

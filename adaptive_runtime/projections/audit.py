@@ -33,6 +33,8 @@ __all__ = [
     "HistoryItem",
     "Outcome",
     "Stats",
+    "decision_at",
+    "decision_for_event",
     "explain",
     "history",
     "stats",
@@ -50,6 +52,25 @@ class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):
     ts_ns: int
     event: Event
     decision: Decision
+
+    def summary(self) -> dict[str, Any]:
+        """The item as a flat dict: the decision's main fields and the event as sent."""
+        d = self.decision
+        return {
+            "seq": self.seq,
+            "event_seq": self.event_seq,
+            "ts_ns": self.ts_ns,
+            "type": d.event_type,
+            "action": d.action,
+            "priority": d.priority,
+            "confidence": d.confidence,
+            "reason": d.reason,
+            "context": d.context,
+            "risk": d.risk,
+            "rule": d.rule,
+            "event_id": d.event_id,
+            "event": self.event.as_dict(),
+        }
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,6 +144,27 @@ def _item(
     return HistoryItem(
         seq=seq, event_seq=event_seq, stream=stream, ts_ns=ts_ns, event=event, decision=decision
     )
+
+
+def decision_at(journal: Journal, seq: int) -> HistoryItem | None:
+    """Return the decision journaled at `seq`, with its event, or None."""
+    entry = journal.get(seq)
+    if entry is None or entry.kind != "DecisionMade":
+        return None
+    record = decode_record(entry.body)
+    assert isinstance(record, DecisionMade)
+    return _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, record.decision)
+
+
+def decision_for_event(journal: Journal, event_id: str) -> Decision | None:
+    """Return the decision made about the event with this id, or None if it was never seen."""
+    event_entry = journal.by_event_id(event_id)
+    if event_entry is None:
+        return None
+    found = decision_at(journal, event_entry.seq + 1)
+    if found is None or found.event_seq != event_entry.seq:
+        return None
+    return found.decision
 
 
 def explain(journal: Journal, seq: int) -> Explanation:

@@ -29,18 +29,14 @@ from ..records import (
     ActionSucceeded,
     Breaker,
     Decision,
-    DecisionMade,
-    Entry,
-    EventReceived,
     OutcomeRecorded,
     Record,
-    decode_record,
 )
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-__all__ = ["ActionCall", "ActionRunner", "ActionSpec", "decision_and_event"]
+__all__ = ["ActionCall", "ActionRunner", "ActionSpec"]
 
 log = logging.getLogger("adaptive_runtime.RECOVERY_ENGINE")
 
@@ -337,19 +333,3 @@ def _outcome(decision: Decision, *, success: bool) -> OutcomeRecorded:
         success=success,
         confidence=decision.confidence,
     )
-
-
-def decision_and_event(
-    event_entry: Entry | None, decision_entry: Entry | None
-) -> tuple[Decision, dict[str, Any]] | None:
-    """Read an EventReceived entry and its DecisionMade back as a decision and its event."""
-    if event_entry is None or decision_entry is None:
-        return None
-    received = decode_record(event_entry.body)
-    made = decode_record(decision_entry.body)
-    if not isinstance(received, EventReceived) or not isinstance(made, DecisionMade):
-        return None
-    decision = msgspec.structs.replace(
-        made.decision, seq=decision_entry.seq, event_seq=event_entry.seq
-    )
-    return decision, received.event.as_dict()

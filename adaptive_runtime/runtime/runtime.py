@@ -33,6 +33,7 @@ from ..journal import Durability, Journal, JournalWorker, MemoryJournal, SqliteJ
 from ..observability.logs import logger_for
 from ..observability.metrics import Metrics
 from ..projections import AgentState, encode_state, evolve, rebuild
+from ..projections.audit import decision_at, decision_for_event, history
 from ..projections.rebuild import STATE_VERSION
 from ..records import (
     ActionScheduled,
@@ -48,7 +49,7 @@ from ..records import (
     decode_record,
     to_pending,
 )
-from .actions import ActionRunner, ActionSpec, Handler, Resume, decision_and_event
+from .actions import ActionRunner, ActionSpec, Handler, Resume
 from .bus import EventBus
 
 __all__ = ["Runtime"]
@@ -231,7 +232,7 @@ class Runtime:
         started = time.perf_counter()
         ev = parse_event(event, redact=self._redact)
         if ev.id is not None:
-            found = await worker.run(self._recorded, ev.id)
+            found = await worker.run(decision_for_event, worker.journal, ev.id)
             if found is not None:
                 self._metrics.count("events_deduplicated")
                 return found
@@ -355,7 +356,10 @@ class Runtime:
         worker = self._require_started()
         if limit < 0:
             raise ValueError("limit must not be negative")
-        return await worker.run(self._history, limit)
+        items = await worker.run(
+            lambda: list(history(worker.journal, agent=self.agent_id, limit=limit))
+        )
+        return [item.summary() for item in items]
 
     # -- views -----------------------------------------------------------------
 
@@ -532,10 +536,9 @@ class Runtime:
 
     async def _load_decision(self, seq: int) -> tuple[Decision, dict[str, Any]] | None:
         """Read a journaled decision and its event back (for resuming its action)."""
-        journal = self._require_started().journal
-        return await self._require_started().run(
-            lambda: decision_and_event(journal.get(seq - 1), journal.get(seq))
-        )
+        worker = self._require_started()
+        found = await worker.run(decision_at, worker.journal, seq)
+        return None if found is None else (found.decision, found.event.as_dict())
 
     async def _resync(self) -> None:
         async with self._resync_lock:
@@ -589,54 +592,6 @@ class Runtime:
         self._require_started().journal.put_snapshot(
             self.agent_id, seq, data, version=STATE_VERSION, ts_ns=self.clock.now_ns()
         )
-
-    def _recorded(self, event_id: str) -> Decision | None:
-        """Return the decision journaled for an event id (on the journal thread)."""
-        journal = self._require_started().journal
-        event_entry = journal.by_event_id(event_id)
-        if event_entry is None:
-            return None
-        decision_entry = journal.get(event_entry.seq + 1)
-        if decision_entry is None or decision_entry.batch != event_entry.batch:
-            return None
-        record = decode_record(decision_entry.body)
-        if not isinstance(record, DecisionMade):
-            return None
-        return msgspec.structs.replace(
-            record.decision, seq=decision_entry.seq, event_seq=event_entry.seq
-        )
-
-    def _history(self, limit: int) -> list[dict[str, Any]]:
-        journal = self._require_started().journal
-        items: list[dict[str, Any]] = []
-        for entry in journal.latest(limit, self.agent_id, kind="DecisionMade"):
-            record = decode_record(entry.body)
-            assert isinstance(record, DecisionMade)
-            d = record.decision
-            event_entry = journal.get(entry.batch)
-            event: dict[str, Any] = {"type": d.event_type}
-            if event_entry is not None:
-                received = decode_record(event_entry.body)
-                if isinstance(received, EventReceived):
-                    event = received.event.as_dict()
-            items.append(
-                {
-                    "seq": entry.seq,
-                    "event_seq": entry.batch,
-                    "ts_ns": entry.ts_ns,
-                    "type": d.event_type,
-                    "action": d.action,
-                    "priority": d.priority,
-                    "confidence": d.confidence,
-                    "reason": d.reason,
-                    "context": d.context,
-                    "risk": d.risk,
-                    "rule": d.rule,
-                    "event_id": d.event_id,
-                    "event": event,
-                }
-            )
-        return items
 
 
 class _RuntimeStore:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import random
 import sys
@@ -14,52 +13,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from faultvfs import FaultVFS
+from powercut import event, run_until_power_cut
 
 from adaptive_runtime import JournalError, ManualClock, Runtime
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
 
 _names = itertools.count()
-KINDS = ["service_overload", "anomaly_detected", "timeout", "auth_failure", "recovery_needed"]
-
-
-def event(i: int) -> dict[str, object]:
-    return {
-        "type": KINDS[i % 5],
-        "severity": (i * 31 % 100) / 100,
-        "cpu": i * 17 % 101,
-        "id": f"e{i}",
-    }
-
-
-async def run_until_power_cut(
-    path: Path, durability: str, rng: random.Random, start: int
-) -> tuple[dict[str, int], int]:
-    """Process events from several producers; cut the power after a random number of acks."""
-    vfs = FaultVFS(f"powercut{next(_names)}")
-    journal = SqliteJournal(path, durability=durability, vfs=vfs.name)  # type: ignore[arg-type]
-    runtime = Runtime(agent_id="a", journal=journal, clock=ManualClock(), checkpoint_every=5)
-    acked: dict[str, int] = {}
-    cut_after = rng.randint(1, 60)
-    lost = 0
-    await runtime.start()
-
-    async def produce(k: int) -> None:
-        nonlocal lost
-        for i in range(start + k, start + 10_000, 4):
-            d = await runtime.process(event(i))
-            if vfs.dead:
-                return  # acknowledged after the power went: not counted
-            acked[f"e{i}"] = d.seq
-            if len(acked) >= cut_after:
-                lost = vfs.cut_power(rng)
-                return
-
-    await asyncio.gather(*(produce(k) for k in range(4)))
-    await runtime.stop()
-    journal.close()
-    vfs.unregister()
-    return acked, lost
 
 
 @pytest.mark.parametrize("round_", range(6))
