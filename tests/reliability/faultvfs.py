@@ -35,6 +35,10 @@ class FaultFile(apsw.VFSFile):  # type: ignore[misc]
         with _lock:
             if self.vfs.dead:
                 return
+            self.vfs.writes += 1
+            if self.vfs.writes == self.vfs.cut_at_write:
+                self.vfs.cut_power()  # the power goes during this write: it never lands
+                return
             if self.vfs.fail_writes is not None:
                 raise self.vfs.fail_writes("injected write fault")
             size = super().xFileSize()
@@ -86,6 +90,12 @@ class FaultVFS(apsw.VFS):  # type: ignore[misc]
         self.files: list[FaultFile] = []
         self.dead = False
         self.fail_writes: type[Exception] | None = None
+        self.writes = 0
+        self.cut_at_write: int | None = None
+        """Cut the power at this write (counted over every file), wherever it falls."""
+        self.tear = random.Random(0)
+        """Decides, at each cut, whether the newest unsynced write is torn."""
+        self.dropped = 0
 
     def xOpen(self, name: Any, flags: list[int]) -> FaultFile:
         return FaultFile(self, name, flags)
@@ -96,8 +106,11 @@ class FaultVFS(apsw.VFS):  # type: ignore[misc]
                 return
             super().xDelete(filename, syncdir)
 
-    def cut_power(self, rng: random.Random) -> int:
+    def cut_power(self) -> int:
         """Lose every unsynced write (tearing one, half the time); return how many were lost."""
         with _lock:
+            if self.dead:
+                return 0
             self.dead = True
-            return sum(f.lose_unsynced(tear=rng.random() < 0.5) for f in self.files)
+            self.dropped = sum(f.lose_unsynced(tear=self.tear.random() < 0.5) for f in self.files)
+            return self.dropped
