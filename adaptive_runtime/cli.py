@@ -558,8 +558,8 @@ def _bench(args: argparse.Namespace) -> int:
         raise UsageError(
             "the benchmarks live in the source checkout's bench/ folder; run this from a clone of the repository"
         )
-    try:
-        import pytest_benchmark  # noqa: F401
-    except ImportError:
-        raise UsageError("the benchmarks need the bench extra: pip install -e '.[bench]'") from None
+    import importlib.util
+
+    if importlib.util.find_spec("pytest_benchmark") is None:
+        raise UsageError("the benchmarks need the bench extra: pip install -e '.[bench]'")
     return subprocess.run([sys.executable, str(report), *args.args], check=False).returncode
