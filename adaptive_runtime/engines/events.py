@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .._checks import check_text
 from ..errors import InvalidEventError
 from ..records import Event
 
@@ -68,7 +69,7 @@ def parse_event(raw: object, *, redact: frozenset[str] = frozenset()) -> Event:
         if len(attrs) >= MAX_ATTRIBUTES:
             msg = f"an event may carry at most {MAX_ATTRIBUTES} extra attributes"
             raise InvalidEventError(msg, field=key)
-        _check_text(key, key, MAX_KEY_LENGTH)
+        check_text(key, key, MAX_KEY_LENGTH)
         attrs[key] = (
             REDACTED if redact and key.lower() in redact else _attribute(key, value, 1, redact)
         )
@@ -88,7 +89,7 @@ def check_values(values: object, *, what: str = "state") -> dict[str, Any]:
         if not isinstance(key, str):
             msg = f"{what} keys must be strings; found the key {_describe(key)}"
             raise InvalidEventError(msg, field=repr(key))
-        _check_text(key, key, MAX_KEY_LENGTH)
+        check_text(key, key, MAX_KEY_LENGTH)
         out[key] = _attribute(key, value, 1)
     return out
 
@@ -109,7 +110,7 @@ def _text_type(value: str) -> str:
     if not value.strip():
         msg = f"'type' must be a non-empty string, not {_describe(value)}"
         raise InvalidEventError(msg, field="type")
-    _check_text("type", value, MAX_TYPE_LENGTH)
+    check_text("type", value, MAX_TYPE_LENGTH)
     # isprintable() is False for every whitespace character except the ASCII space
     if not value.isprintable() or " " in value:
         msg = f"'type' must be printable with no spaces (use '_'), got {value!r}"
@@ -121,7 +122,7 @@ def _event_id(value: object) -> str:
     if not isinstance(value, str) or not value:
         msg = f"'id' must be a non-empty string, not {_describe(value)}"
         raise InvalidEventError(msg, field="id")
-    _check_text("id", value, MAX_ID_LENGTH)
+    check_text("id", value, MAX_ID_LENGTH)
     return value
 
 
@@ -158,7 +159,7 @@ def _attribute(path: str, value: object, depth: int, redact: frozenset[str] = fr
             raise InvalidEventError(msg, field=path)
         return value
     if isinstance(value, str):
-        _check_text(path, value, MAX_STRING_LENGTH)
+        check_text(path, value, MAX_STRING_LENGTH)
         return value
     if isinstance(value, list | tuple | Mapping):
         if depth >= MAX_DEPTH:
@@ -173,7 +174,7 @@ def _attribute(path: str, value: object, depth: int, redact: frozenset[str] = fr
                 if not isinstance(key, str):
                     msg = f"attribute {path!r} has a non-string key {_describe(key)}"
                     raise InvalidEventError(msg, field=path)
-                _check_text(f"{path}.{key}", key, MAX_KEY_LENGTH)
+                check_text(f"{path}.{key}", key, MAX_KEY_LENGTH)
                 if redact and key.lower() in redact:
                     out[key] = REDACTED
                 else:
@@ -182,17 +183,6 @@ def _attribute(path: str, value: object, depth: int, redact: frozenset[str] = fr
         return [_attribute(f"{path}[{i}]", item, depth + 1, redact) for i, item in enumerate(value)]
     msg = f"attribute {path!r} has unsupported type {type(value).__name__}"
     raise InvalidEventError(msg, field=path)
-
-
-def _check_text(field: str, value: str, limit: int) -> None:
-    if len(value) > limit:
-        msg = f"{field!r} is {len(value)} characters long; at most {limit} are allowed"
-        raise InvalidEventError(msg, field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        msg = f"{field!r} is not valid UTF-8 text (it holds a lone surrogate)"
-        raise InvalidEventError(msg, field=field) from None
 
 
 def _describe(value: object) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
+from .._checks import check_text
 from ..errors import DuplicateEventError, InvalidEventError
 from .base import GENESIS_DIGEST, Entry, Head, Pending, VerifyReport
 
@@ -69,14 +70,10 @@ def _check_name(field: str, value: object) -> None:
 
 @functools.lru_cache(maxsize=1024)
 def _check_text_name(field: str, value: str) -> None:
-    if not value or len(value) > MAX_NAME_LENGTH:
+    if not value:
         msg = f"{field} must be a non-empty string of at most {MAX_NAME_LENGTH} characters"
         raise InvalidEventError(msg, field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        msg = f"{field} {value!r} is not valid UTF-8 (it holds a lone surrogate)"
-        raise InvalidEventError(msg, field=field) from None
+    check_text(field, value, MAX_NAME_LENGTH)
 
 
 def find_replayed(

@@ -127,15 +127,8 @@ class ActionRunner:
         state = self._runtime.state
         for seq, open_action in sorted(state.open_actions.items()):
             if open_action.running and open_action.action in self.specs:
-                await self._append(
-                    ActionFailed(
-                        decision_seq=seq,
-                        action=open_action.action,
-                        attempt=open_action.attempt,
-                        error="interrupted: the runtime stopped during this attempt",
-                        breaker=self.breakers.get(open_action.action, Breaker()),
-                        retry_in=0.0,
-                    )
+                await self._interrupted(
+                    seq, open_action.action, open_action.attempt, "the runtime stopped", 0.0
                 )
 
     async def resume(self) -> None:
@@ -168,16 +161,7 @@ class ActionRunner:
             attempt = open_action.attempt
             if open_action.running:
                 delay = self._next_delay(spec, decision, attempt)
-                await self._append(
-                    ActionFailed(
-                        decision_seq=seq,
-                        action=spec.name,
-                        attempt=attempt,
-                        error="interrupted: the process stopped during this attempt",
-                        breaker=self.breakers.get(spec.name, Breaker()),
-                        retry_in=delay,
-                    )
-                )
+                await self._interrupted(seq, spec.name, attempt, "the process stopped", delay)
                 if delay is None:
                     await self._abandon(spec, decision, attempt, "attempts_exhausted")
                     continue
@@ -318,6 +302,23 @@ class ActionRunner:
             decision.seq,
             attempts,
             reason,
+        )
+
+    async def _interrupted(
+        self, seq: int, action: str, attempt: int, why: str, retry_in: float | None
+    ) -> None:
+        """Journal an attempt that never got its result as failed, so that it can be resumed."""
+        error = f"interrupted: {why} during this attempt"
+        breaker = self.breakers.get(action, Breaker())
+        await self._append(
+            ActionFailed(
+                decision_seq=seq,
+                action=action,
+                attempt=attempt,
+                error=error,
+                breaker=breaker,
+                retry_in=retry_in,
+            )
         )
 
     async def _append(self, *records: Record) -> None:
