@@ -145,6 +145,18 @@ class OutcomeRecorded(msgspec.Struct, frozen=True, tag=True, array_like=True):
     success: bool
     confidence: float
 
+    @classmethod
+    def of(cls, decision: Decision, *, success: bool) -> OutcomeRecorded:
+        """The outcome of a journaled decision."""
+        return cls(
+            decision_seq=decision.seq,
+            context=decision.context,
+            risk=decision.risk,
+            action=decision.action,
+            success=bool(success),
+            confidence=decision.confidence,
+        )
+
 
 class StatePatched(msgspec.Struct, frozen=True, tag=True, array_like=True):
     values: dict[str, Any]

@@ -203,7 +203,7 @@ class ActionRunner:
                 ActionSucceeded(
                     decision_seq=decision.seq, action=spec.name, attempt=attempt, breaker=breaker
                 ),
-                _outcome(decision, success=True),
+                OutcomeRecorded.of(decision, success=True),
             )
             log.info("%s for decision %d succeeded on attempt %d", spec.name, decision.seq, attempt)
             return
@@ -294,7 +294,7 @@ class ActionRunner:
             ActionAbandoned(
                 decision_seq=decision.seq, action=spec.name, attempts=attempts, reason=reason
             ),
-            _outcome(decision, success=False),
+            OutcomeRecorded.of(decision, success=False),
         )
         log.warning(
             "%s for decision %d abandoned after %d attempts (%s)",
@@ -323,14 +323,3 @@ class ActionRunner:
 
     async def _append(self, *records: Record) -> None:
         await self._runtime._append_records(list(records))
-
-
-def _outcome(decision: Decision, *, success: bool) -> OutcomeRecorded:
-    return OutcomeRecorded(
-        decision_seq=decision.seq,
-        context=decision.context,
-        risk=decision.risk,
-        action=decision.action,
-        success=success,
-        confidence=decision.confidence,
-    )

@@ -279,22 +279,7 @@ class Runtime:
             raise InvalidEventError(
                 "record_outcome needs a Decision returned by process()", field="decision"
             )
-        record = OutcomeRecorded(
-            decision_seq=decision.seq,
-            context=decision.context,
-            risk=decision.risk,
-            action=decision.action,
-            success=bool(success),
-            confidence=decision.confidence,
-        )
-
-        def batch() -> list[Pending]:
-            self._view_history = learn(
-                self._policy, self._view_history, record.context, record.risk, record.success
-            )
-            return [to_pending(self.agent_id, record, self.clock.now_ns())]
-
-        await self._submit(batch)
+        await self._append_records([OutcomeRecorded.of(decision, success=success)])
         self._metrics.count("outcomes_success" if success else "outcomes_failure")
 
     async def set_rules(self, rules: RulesArg) -> str:
