@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver = command(
         "verify",
         _verify,
-        "check the hash chain and SQLite's integrity",
+        "check the hash chain and SQLite's integrity (the chain spans every agent: --agent is ignored)",
         "adaptive-runtime verify --expect-head 1234:9f2c...",
         [common, as_json],
     )
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         "head",
         _head,
-        "print the journal's head (seq:digest); keep it to detect truncation later",
+        "print the journal's head (seq:digest) to keep for detecting truncation later (the chain spans every agent)",
         "adaptive-runtime head > head.txt",
         [common],
     )
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = command(
         "export",
         _export,
-        "write the journal as JSON lines",
+        "write the journal as JSON lines (with --agent, one agent's entries: readable, but not importable, since the chain spans every agent)",
         "adaptive-runtime export --out journal.jsonl",
         [common],
     )
@@ -408,7 +408,7 @@ def _verify(args: argparse.Namespace) -> int:
     from .journal import Head
 
     expected = Head.parse(args.expect_head) if args.expect_head else None
-    report = _open(args).verify(expected_head=expected)
+    report = _open(args).verify(expected_head=expected, progress=_progress("entries verified"))
     if args.json:
         _print_json({**msgspec.to_builtins(report), "head": str(report.head)})
     elif report.ok:
@@ -523,7 +523,7 @@ def _only_agent(journal: Any) -> str:
 def _stats(args: argparse.Namespace) -> int:
     from .projections.audit import stats
 
-    result = stats(_open(args), agent=args.agent)
+    result = stats(_open(args), agent=args.agent, progress=_progress("entries counted"))
     if args.json:
         _print_json(result)
         return EXIT_OK

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import msgspec
 
@@ -15,6 +15,7 @@ from .base import GENESIS_DIGEST, Entry, Head, Pending, VerifyReport
 _encode = msgspec.msgpack.Encoder().encode
 
 MAX_NAME_LENGTH = 256
+PROGRESS_EVERY = 100_000
 
 
 def digest_of(
@@ -150,8 +151,14 @@ def link(batch: Sequence[Pending], head: Head, stream_seq: int) -> list[Entry]:
     return entries
 
 
-def walk(entries: Iterable[Entry], expected_head: Head | None = None) -> VerifyReport:
+def walk(
+    entries: Iterable[Entry],
+    expected_head: Head | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
     """Check seqs, stream seqs and digests from the first entry to the last."""
+    if progress is not None:
+        entries = _reporting(entries, progress)
     prev = GENESIS_DIGEST
     seq = 0
     batch = 0
@@ -208,6 +215,13 @@ def walk(entries: Iterable[Entry], expected_head: Head | None = None) -> VerifyR
             )
             return bad(expected_head.seq, problem)
     return VerifyReport(ok=True, entries=seq, head=Head(seq, prev))
+
+
+def _reporting(entries: Iterable[Entry], progress: Callable[[int], None]) -> Iterator[Entry]:
+    for count, entry in enumerate(entries, start=1):
+        if count % PROGRESS_EVERY == 0:
+            progress(count)
+        yield entry
 
 
 def checksum(state: bytes) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -143,8 +143,13 @@ class Journal(Protocol):
         """Yield a stream's snapshots that still match the chain, newest first."""
         ...
 
-    def verify(self, *, expected_head: Head | None = None) -> VerifyReport:
-        """Walk the hash chain (and the storage's own checks); report the first bad seq."""
+    def verify(
+        self, *, expected_head: Head | None = None, progress: Callable[[int], None] | None = None
+    ) -> VerifyReport:
+        """Walk the hash chain (and the storage's own checks); report the first bad seq.
+
+        `progress`, if given, is called with the count of entries checked, every 100,000.
+        """
         ...
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..errors import JournalClosedError, StreamConflictError
 from . import _chain
@@ -155,9 +155,11 @@ class MemoryJournal:
             if snapshot.seq <= len(self._entries) and at == snapshot.digest:
                 yield snapshot
 
-    def verify(self, *, expected_head: Head | None = None) -> VerifyReport:
+    def verify(
+        self, *, expected_head: Head | None = None, progress: Callable[[int], None] | None = None
+    ) -> VerifyReport:
         self._check_open()
-        return _chain.walk(iter(self._entries), expected_head)
+        return _chain.walk(iter(self._entries), expected_head, progress)
 
     def close(self) -> None:
         self._closed = True

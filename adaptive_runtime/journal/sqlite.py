@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, cast
 
 import apsw
@@ -405,7 +405,9 @@ class SqliteJournal:
 
     # -- checking ------------------------------------------------------------
 
-    def verify(self, *, expected_head: Head | None = None) -> VerifyReport:
+    def verify(
+        self, *, expected_head: Head | None = None, progress: Callable[[int], None] | None = None
+    ) -> VerifyReport:
         with _translated(self._path):
             problems = [row[0] for row in self._open().execute("PRAGMA quick_check")]
         if problems != ["ok"]:
@@ -416,7 +418,7 @@ class SqliteJournal:
                 first_bad_seq=None,
                 problem="SQLite quick_check: " + "; ".join(problems[:5]),
             )
-        return _chain.walk(self.read(), expected_head)
+        return _chain.walk(self.read(), expected_head, progress)
 
     def close(self) -> None:
         if self._checkpointer is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -254,11 +254,15 @@ class Stats(msgspec.Struct, kw_only=True):
     """Per confidence band: outcomes recorded, successes, and the success rate."""
 
 
-def stats(journal: Journal, *, agent: str | None = None) -> Stats:
+def stats(
+    journal: Journal, *, agent: str | None = None, progress: Callable[[int], None] | None = None
+) -> Stats:
     """Count decisions by type, action, priority and hour; measure calibration from outcomes."""
     result = Stats()
     bands = [[0, 0] for _ in CONFIDENCE_BANDS[1:]]
-    for entry in journal.read(agent):
+    for count, entry in enumerate(journal.read(agent), start=1):
+        if progress is not None and count % 100_000 == 0:
+            progress(count)
         if entry.kind == "DecisionMade":
             record = decode_record(entry.body)
             assert isinstance(record, DecisionMade)

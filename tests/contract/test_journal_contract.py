@@ -264,3 +264,14 @@ def test_append_many_sees_ids_staged_in_the_same_commit(journal: Journal) -> Non
     assert first == again
     assert isinstance(clash, DuplicateEventError)
     assert journal.head().seq == 1
+
+
+def test_verify_reports_progress(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long verifies call back with the count checked so far (every PROGRESS_EVERY entries)."""
+    from adaptive_runtime.journal import _chain
+
+    monkeypatch.setattr(_chain, "PROGRESS_EVERY", 10)
+    journal.append([pending() for _ in range(35)])
+    seen: list[int] = []
+    assert journal.verify(progress=seen.append).ok
+    assert seen == [10, 20, 30]

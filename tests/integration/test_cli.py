@@ -245,6 +245,7 @@ def test_state_time_travel_and_stats(journal_path: Path) -> None:
         (["explain", "seven"], 2, "invalid int value"),
         (["verify", "--expect-head", "12", "--db", "JOURNAL"], 2, "SEQ:HEXDIGEST"),
         (["frobnicate"], 2, "invalid choice"),
+        (["history", "--db", "NEWER"], 3, "written by a newer Adaptive Runtime"),
     ],
 )
 def test_errors_are_one_line_with_meaningful_exit_codes(
@@ -253,10 +254,13 @@ def test_errors_are_one_line_with_meaningful_exit_codes(
     """Missing files, files that aren't journals and bad arguments never show a traceback."""
     not_journal = tmp_path / "notes.txt"
     not_journal.write_text("hello " * 1000)
-    args = [
-        str(journal_path) if a == "JOURNAL" else str(not_journal) if a == "NOTAJOURNAL" else a
-        for a in args
-    ]
+    newer = tmp_path / "newer.db"
+    newer.write_bytes(journal_path.read_bytes())
+    db = sqlite3.connect(newer)
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+    names = {"JOURNAL": str(journal_path), "NOTAJOURNAL": str(not_journal), "NEWER": str(newer)}
+    args = [names.get(a, a) for a in args]
     out = cli(*args)
     assert code == out.returncode
     assert message in out.stderr

@@ -100,6 +100,9 @@ async def test_bad_event_leaves_journal_unchanged(tmp_path: Path) -> None:
             {"type": "x", "cpu": float("nan")},
             {"type": "x", "extra": 1},
             "not a dict",
+            {"type": "x", "n": 10**10000},
+            {"type": "x", "cpu": 10**10000},
+            {"type": "\ud800"},
         ):
             with pytest.raises(InvalidEventError):
                 await runtime.process(bad)  # type: ignore[arg-type]
