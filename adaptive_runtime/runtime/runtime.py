@@ -125,6 +125,9 @@ class Runtime:
         self._snapshots: set[asyncio.Task[None]] = set()
         self._checkpoint_count = 0
         self._actions = ActionRunner(self)
+        self._ready = asyncio.Event()
+        """Set once start() has rebuilt the state: public calls wait for it."""
+        self._starting = False
         self.last_rebuild: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -135,8 +138,18 @@ class Runtime:
 
     async def start(self) -> None:
         """Open the journal and rebuild the state; no decision is made before this ends."""
+        if self._starting:
+            await self._when_ready()
+            return
         if self._worker is not None:
             return
+        self._starting = True
+        try:
+            await self._start()
+        finally:
+            self._starting = False
+
+    async def _start(self) -> None:
         journal = self._journal_given
         if journal is None:
             if self._persist:
@@ -153,15 +166,18 @@ class Runtime:
         )
         try:
             await self._rebuild()
+            if self._rules is not None and self._rules != self._state.rules:
+                await self._set_rules(self._rules)
+            await self._actions.resume()
         except BaseException:
             worker, self._worker = self._worker, None
             if self._journal_given is None:
-                await worker.run(journal.close)
+                await asyncio.to_thread(journal.close)
             await asyncio.to_thread(worker.close)
+            self._ready.set()  # wake callers waiting on start(): they find it failed
+            self._ready.clear()
             raise
-        if self._rules is not None and self._rules != self._state.rules:
-            await self.set_rules(self._rules)
-        await self._actions.resume()
+        self._ready.set()
         log_runtime.info(
             "Runtime started: agent %s, %d entries (snapshot at seq %s, %d replayed)",
             self.agent_id,
@@ -194,10 +210,10 @@ class Runtime:
         if self._state.stream_seq > self._snapshotted_stream_seq and not self._stale:
             self._snapshotted_stream_seq = self._state.stream_seq
             await self._snapshot(encode_state(self._state), self._state.seq)
-        if (
-            self._journal_given is None
-        ):  # a journal the caller passed in stays the caller's to close
-            await worker.run(worker.journal.close)
+        self._ready.clear()
+        if self._journal_given is None:  # a journal the caller passed in stays the caller's
+            # off the loop even when appends run inline: closing may checkpoint and sync
+            await asyncio.to_thread(worker.journal.close)
         await asyncio.to_thread(worker.close)
         self._worker = None
 
@@ -215,7 +231,7 @@ class Runtime:
 
     async def recover(self) -> dict[str, Any]:
         """Rebuild the state from the journal (snapshot plus tail) and return a summary of it."""
-        self._require_started()
+        await self._when_ready()
         await self._idle.wait()
         await self._rebuild()
         return self.snapshot_summary()
@@ -228,7 +244,7 @@ class Runtime:
         An event whose `id` was processed before returns the recorded decision and
         appends nothing. Bad input raises InvalidEventError and journals nothing.
         """
-        worker = self._require_started()
+        worker = await self._when_ready()
         started = time.perf_counter()
         ev = parse_event(event, redact=self._redact)
         if ev.id is not None:
@@ -274,7 +290,7 @@ class Runtime:
 
     async def record_outcome(self, decision: Decision, *, success: bool) -> None:
         """Journal how a decision turned out; later confidence in its context adapts."""
-        self._require_started()
+        await self._when_ready()
         if not isinstance(decision, Decision) or decision.seq <= 0:
             raise InvalidEventError(
                 "record_outcome needs a Decision returned by process()", field="decision"
@@ -284,8 +300,10 @@ class Runtime:
 
     async def set_rules(self, rules: RulesArg) -> str:
         """Journal a new set of custom rules (placed before the defaults); return its ruleset hash."""
-        self._require_started()
-        parsed = _rules_from(rules) or ()
+        await self._when_ready()
+        return await self._set_rules(_rules_from(rules) or ())
+
+    async def _set_rules(self, parsed: tuple[Rule, ...]) -> str:
         policy = self._policy_for(parsed)
         await self._append_records([RulesChanged(rules=parsed, ruleset=policy.ruleset)])
         log_decision.info("Rules changed: %d custom rules, ruleset %s", len(parsed), policy.ruleset)
@@ -338,7 +356,7 @@ class Runtime:
 
     async def event_history(self, limit: int = 10) -> list[dict[str, Any]]:
         """Return the latest events with their decisions, newest first, across restarts."""
-        worker = self._require_started()
+        worker = await self._when_ready()
         if limit < 0:
             raise ValueError("limit must not be negative")
         items = await worker.run(
@@ -420,6 +438,12 @@ class Runtime:
         }
 
     # -- internals -------------------------------------------------------------
+
+    async def _when_ready(self) -> JournalWorker:
+        """The worker, once start() has finished rebuilding; a call made during start() waits."""
+        if self._starting and not self._ready.is_set():
+            await self._ready.wait()
+        return self._require_started()
 
     def _require_started(self) -> JournalWorker:
         if self._worker is None:
@@ -589,6 +613,7 @@ class _RuntimeStore:
         self._runtime = runtime
 
     async def append(self, batch: Sequence[Pending]) -> list[Entry]:
+        await self._runtime._when_ready()
         entries, _ = await self._runtime._submit(lambda: list(batch))
         return entries
 
@@ -598,7 +623,7 @@ class _RuntimeStore:
         return await worker.run(lambda: list(journal.latest(n, stream, kind=kind)))
 
     async def load_state(self, stream: str) -> dict[str, Any] | None:
-        self._runtime._require_started()
+        await self._runtime._when_ready()
         kv = self._runtime.state.kv
         return None if kv is None else dict(kv)
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from adaptive_runtime import InvalidEventError, ManualClock, Runtime, RuntimeNotStartedError
+from adaptive_runtime import (
+    InvalidEventError,
+    ManualClock,
+    NotAJournalError,
+    Runtime,
+    RuntimeNotStartedError,
+)
 from adaptive_runtime.journal import MemoryJournal, SqliteJournal
 from adaptive_runtime.projections import encode_state, rebuild, state_at, verify_replay
 
@@ -321,3 +327,26 @@ async def test_tight_loop_at_normal_durability_does_not_starve_tasks(tmp_path: P
             await runtime.process(event)
         assert len(seen) >= 9
         assert list(runtime.journal.snapshots("agent"))
+
+
+async def test_calls_made_during_start_wait_for_the_rebuild(tmp_path: Path) -> None:
+    """A process() issued while start() is still rebuilding waits, then decides from the rebuilt state."""
+    async with runtime_at(tmp_path / "j.db") as first:
+        d = await first.process(OVERLOAD)
+        for _ in range(3):
+            await first.record_outcome(d, success=False)
+    runtime = runtime_at(tmp_path / "j.db")
+    _, decision = await asyncio.gather(runtime.start(), runtime.process(OVERLOAD))
+    assert (decision.action, runtime.state.outcomes, decision.seq) == ("throttle_requests", 3, 10)
+    await runtime.stop()
+
+
+async def test_failed_start_leaves_the_runtime_unstarted(tmp_path: Path) -> None:
+    """A start() that fails (not a journal) raises, and later calls say the runtime isn't started."""
+    path = tmp_path / "notes.db"
+    path.write_text("not a database" * 100)
+    runtime = runtime_at(path)
+    with pytest.raises(NotAJournalError):
+        await runtime.start()
+    with pytest.raises(RuntimeNotStartedError):
+        await runtime.process(OVERLOAD)
