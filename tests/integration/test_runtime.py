@@ -337,7 +337,7 @@ async def test_calls_made_during_start_wait_for_the_rebuild(tmp_path: Path) -> N
             await first.record_outcome(d, success=False)
     runtime = runtime_at(tmp_path / "j.db")
     _, decision = await asyncio.gather(runtime.start(), runtime.process(OVERLOAD))
-    assert (decision.action, runtime.state.outcomes, decision.seq) == ("throttle_requests", 3, 10)
+    assert (decision.action, runtime.state.outcomes, decision.seq) == ("throttle_requests", 3, 7)
     await runtime.stop()
 
 
