@@ -17,8 +17,8 @@ async def test_state_save_and_load():
     engine = StateEngine(MemoryStore(), "test-agent")
     await engine.save_state({"foo": "bar", "score": 0.9})
     state = await engine.load_state()
-    assert state["foo"] == "bar"
-    assert state["score"] == 0.9
+    assert "bar" == state["foo"]
+    assert 0.9 == state["score"]
 
 
 @pytest.mark.asyncio
@@ -26,8 +26,8 @@ async def test_state_patch():
     engine = StateEngine(MemoryStore(), "test-agent")
     await engine.save_state({"x": 1})
     result = await engine.patch_state({"y": 2})
-    assert result["x"] == 1
-    assert result["y"] == 2
+    assert 1 == result["x"]
+    assert 2 == result["y"]
 
 
 def test_context_high_risk():
@@ -42,7 +42,7 @@ def test_context_low_risk():
     result = ContextEngine().analyze(
         {"type": "service_overload", "severity": 0.1, "cpu": 20, "memory": 20}
     )
-    assert result.risk == "low"
+    assert "low" == result.risk
 
 
 def test_confidence_range():
@@ -63,18 +63,18 @@ def test_decision_critical_overload():
     result = DecisionEngine().decide(
         {"type": "service_overload"}, "resource_pressure", "critical", 0.5
     )
-    assert result.action == "scale_up_immediate"
-    assert result.priority == "critical"
+    assert "scale_up_immediate" == result.action
+    assert "critical" == result.priority
 
 
 def test_decision_anomaly():
     result = DecisionEngine().decide({"type": "anomaly_detected"}, "anomaly_signal", "low", 0.99)
-    assert result.action == "flag_for_review"
+    assert "flag_for_review" == result.action
 
 
 def test_decision_fallback():
     result = DecisionEngine().decide({"type": "unknown_xyz"}, "unknown_xyz", "low", 0.5)
-    assert result.action == "monitor_and_wait"
+    assert "monitor_and_wait" == result.action
 
 
 @pytest.mark.asyncio
@@ -86,7 +86,7 @@ async def test_recovery_checkpoint_and_restore():
     assert meta.snapshot_id >= 1
     restored = await engine.restore_latest()
     assert restored is not None
-    assert restored.get("state", restored).get("health") == "ok"
+    assert "ok" == restored.get("state", restored).get("health")
 
 
 @pytest.mark.asyncio
@@ -102,8 +102,8 @@ async def test_retry_succeeds_on_second_attempt():
             raise RuntimeError("first call fails")
         return "ok"
 
-    assert await engine.retry(flaky) == "ok"
-    assert calls == 2
+    assert "ok" == await engine.retry(flaky)
+    assert 2 == calls
 
 
 @pytest.mark.asyncio
@@ -117,4 +117,4 @@ async def test_retry_uses_fallback():
     async def fallback():
         return "fallback"
 
-    assert await engine.retry(always_fail, fallback=fallback) == "fallback"
+    assert "fallback" == await engine.retry(always_fail, fallback=fallback)

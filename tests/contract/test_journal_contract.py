@@ -26,8 +26,8 @@ def pending(
 def test_empty_journal_has_genesis_head(journal: Journal) -> None:
     """A new journal is empty and its head is seq 0 with the genesis digest."""
     assert Head(0, GENESIS_DIGEST) == journal.head()
-    assert list(journal.read()) == []
-    assert journal.streams() == []
+    assert [] == list(journal.read())
+    assert [] == journal.streams()
     assert journal.verify().ok
 
 
@@ -37,11 +37,11 @@ def test_append_assigns_gapless_seqs_across_streams(journal: Journal) -> None:
     journal.append([pending("b")])
     journal.append([pending("a")])
     entries = list(journal.read())
-    assert [e.seq for e in entries] == [1, 2, 3, 4]
-    assert [(e.stream, e.stream_seq) for e in entries] == [("a", 1), ("a", 2), ("b", 1), ("a", 3)]
-    assert journal.streams() == ["a", "b"]
-    assert journal.stream_head("a") == 3
-    assert journal.stream_head("nobody") == 0
+    assert [1, 2, 3, 4] == [e.seq for e in entries]
+    assert [("a", 1), ("a", 2), ("b", 1), ("a", 3)] == [(e.stream, e.stream_seq) for e in entries]
+    assert ["a", "b"] == journal.streams()
+    assert 3 == journal.stream_head("a")
+    assert 0 == journal.stream_head("nobody")
 
 
 def test_entries_read_back_exactly_as_appended(journal: Journal) -> None:
@@ -69,7 +69,7 @@ def test_batch_is_one_transaction_with_one_batch_marker(journal: Journal) -> Non
     """All entries of a batch carry the seq of its first entry as their batch."""
     journal.append([pending()])
     entries = journal.append([pending(), pending(), pending()])
-    assert [e.batch for e in entries] == [2, 2, 2]
+    assert [2, 2, 2] == [e.batch for e in entries]
 
 
 def test_expected_stream_seq_mismatch_raises_conflict(journal: Journal) -> None:
@@ -77,10 +77,10 @@ def test_expected_stream_seq_mismatch_raises_conflict(journal: Journal) -> None:
     journal.append([pending("a")], expected=0)
     with pytest.raises(StreamConflictError) as caught:
         journal.append([pending("a")], expected=0)
-    assert (caught.value.expected, caught.value.actual) == (0, 1)
-    assert journal.head().seq == 1
+    assert (0, 1) == (caught.value.expected, caught.value.actual)
+    assert 1 == journal.head().seq
     journal.append([pending("a")], expected=1)
-    assert journal.stream_head("a") == 2
+    assert 2 == journal.stream_head("a")
 
 
 def test_same_event_id_and_body_returns_original_batch(journal: Journal) -> None:
@@ -88,7 +88,7 @@ def test_same_event_id_and_body_returns_original_batch(journal: Journal) -> None
     first = journal.append([pending(event_id="e1", body=b"ev"), pending(kind="D", body=b"dec")])
     again = journal.append([pending(event_id="e1", body=b"ev"), pending(kind="D", body=b"other")])
     assert first == again
-    assert journal.head().seq == 2
+    assert 2 == journal.head().seq
 
 
 def test_same_event_id_with_other_body_raises_duplicate(journal: Journal) -> None:
@@ -96,8 +96,8 @@ def test_same_event_id_with_other_body_raises_duplicate(journal: Journal) -> Non
     journal.append([pending(event_id="e1", body=b"one")])
     with pytest.raises(DuplicateEventError) as caught:
         journal.append([pending(event_id="e1", body=b"two")])
-    assert (caught.value.event_id, caught.value.seq) == ("e1", 1)
-    assert journal.head().seq == 1
+    assert ("e1", 1) == (caught.value.event_id, caught.value.seq)
+    assert 1 == journal.head().seq
 
 
 def test_partly_replayed_batch_raises_duplicate(journal: Journal) -> None:
@@ -158,21 +158,21 @@ def test_read_filters_by_stream_kind_and_position(journal: Journal) -> None:
     """Forward reads filter by stream, by kind and by a starting seq."""
     for i in range(10):
         journal.append([pending("a" if i % 2 else "b", kind="E" if i % 3 else "D")])
-    assert [e.seq for e in journal.read("a")] == [2, 4, 6, 8, 10]
-    assert [e.seq for e in journal.read("a", after=4)] == [6, 8, 10]
-    assert [e.seq for e in journal.read(kind="D")] == [1, 4, 7, 10]
-    assert [e.seq for e in journal.read("a", kind="D")] == [4, 10]
-    assert [e.seq for e in journal.read(after=7)] == [8, 9, 10]
+    assert [2, 4, 6, 8, 10] == [e.seq for e in journal.read("a")]
+    assert [6, 8, 10] == [e.seq for e in journal.read("a", after=4)]
+    assert [1, 4, 7, 10] == [e.seq for e in journal.read(kind="D")]
+    assert [4, 10] == [e.seq for e in journal.read("a", kind="D")]
+    assert [8, 9, 10] == [e.seq for e in journal.read(after=7)]
 
 
 def test_latest_reads_backwards(journal: Journal) -> None:
     """`latest(n)` yields the newest entries first, filtered like `read`."""
     for i in range(10):
         journal.append([pending("a" if i % 2 else "b")])
-    assert [e.seq for e in journal.latest(3)] == [10, 9, 8]
-    assert [e.seq for e in journal.latest(2, "a")] == [10, 8]
-    assert len(list(journal.latest(100))) == 10
-    assert list(journal.latest(0)) == []
+    assert [10, 9, 8] == [e.seq for e in journal.latest(3)]
+    assert [10, 8] == [e.seq for e in journal.latest(2, "a")]
+    assert 10 == len(list(journal.latest(100)))
+    assert [] == list(journal.latest(0))
 
 
 def test_reads_stream_past_one_page(journal: Journal) -> None:
@@ -190,7 +190,7 @@ def test_append_many_isolates_failing_batches(journal: Journal) -> None:
     )
     assert isinstance(results[1], DuplicateEventError)
     ok = [r for r in results if isinstance(r, list)]
-    assert [[e.seq for e in r] for r in ok] == [[2], [3]]
+    assert [[2], [3]] == [[e.seq for e in r] for r in ok]
     assert journal.verify().ok
 
 
@@ -200,30 +200,30 @@ def test_snapshots_newest_first_and_pruned(journal: Journal) -> None:
     for seq in range(1, 6):
         journal.put_snapshot("a", seq, f"s{seq}".encode(), version="v1", ts_ns=seq)
     kept = list(journal.snapshots("a"))
-    assert [s.seq for s in kept] == [5, 4, 3]
-    assert kept[0].state == b"s5"
+    assert [5, 4, 3] == [s.seq for s in kept]
+    assert b"s5" == kept[0].state
     assert journal.get(5).digest == kept[0].digest  # type: ignore[union-attr]
-    assert list(journal.snapshots("b")) == []
+    assert [] == list(journal.snapshots("b"))
 
 
 def test_snapshot_at_seq_zero_covers_nothing(journal: Journal) -> None:
     """A snapshot of the empty state is valid and chains to the genesis digest."""
     journal.put_snapshot("a", 0, b"empty", version="v1", ts_ns=0)
-    assert [s.seq for s in journal.snapshots("a")] == [0]
+    assert [0] == [s.seq for s in journal.snapshots("a")]
 
 
 def test_verify_reports_head_and_detects_truncation(journal: Journal) -> None:
     """verify() returns the head; given a later expected head, it reports truncation."""
     journal.append([pending() for _ in range(3)])
     report = journal.verify()
-    assert (report.ok, report.entries) == (True, 3)
+    assert (True, 3) == (report.ok, report.entries)
     assert journal.head() == report.head
     assert journal.verify(expected_head=report.head).ok
     longer = Head(5, b"\x01" * 32)
     truncated = journal.verify(expected_head=longer)
-    assert (truncated.ok, truncated.first_bad_seq) == (False, 4)
+    assert (False, 4) == (truncated.ok, truncated.first_bad_seq)
     rewritten = journal.verify(expected_head=Head(2, b"\x01" * 32))
-    assert (rewritten.ok, rewritten.first_bad_seq) == (False, 2)
+    assert (False, 2) == (rewritten.ok, rewritten.first_bad_seq)
 
 
 def test_head_text_round_trips() -> None:
@@ -247,7 +247,7 @@ def test_append_many_checks_expected_stream_seq_per_batch(journal: Journal) -> N
     """Each batch in a shared commit has its own optimistic-concurrency check."""
     results = journal.append_many([[pending("a")], [pending("a")], [pending("b")]], [0, 0, 0])
     assert isinstance(results[1], StreamConflictError)
-    assert [e.seq for r in results if isinstance(r, list) for e in r] == [1, 2]
+    assert [1, 2] == [e.seq for r in results if isinstance(r, list) for e in r]
 
 
 def test_append_many_sees_ids_staged_in_the_same_commit(journal: Journal) -> None:
@@ -263,7 +263,7 @@ def test_append_many_sees_ids_staged_in_the_same_commit(journal: Journal) -> Non
     assert isinstance(first, list)
     assert first == again
     assert isinstance(clash, DuplicateEventError)
-    assert journal.head().seq == 1
+    assert 1 == journal.head().seq
 
 
 def test_verify_reports_progress(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -274,4 +274,4 @@ def test_verify_reports_progress(journal: Journal, monkeypatch: pytest.MonkeyPat
     journal.append([pending() for _ in range(35)])
     seen: list[int] = []
     assert journal.verify(progress=seen.append).ok
-    assert seen == [10, 20, 30]
+    assert [10, 20, 30] == seen

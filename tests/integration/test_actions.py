@@ -44,7 +44,7 @@ async def test_flaky_action_is_retried_with_backoff_and_journaled(tmp_path: Path
         d = await runtime.process(OVERLOAD)
         await runtime.wait_for_actions()
         assert [(f"a:{d.seq}", 1), (f"a:{d.seq}", 2), (f"a:{d.seq}", 3)] == flaky.calls
-        assert clock.slept == [1.0, 2.0]
+        assert [1.0, 2.0] == clock.slept
         assert {
             k: runtime.metrics()["actions"][k]
             for k in ("attempts", "failures", "succeeded", "abandoned", "unfinished")
@@ -78,10 +78,10 @@ async def test_process_does_not_wait_for_actions() -> None:
             await gate.wait()
 
         await runtime.process(OVERLOAD)
-        assert runtime.metrics()["actions"]["running"] == 1
+        assert 1 == runtime.metrics()["actions"]["running"]
         gate.set()
         await runtime.wait_for_actions()
-        assert runtime.metrics()["actions"]["succeeded"] == 1
+        assert 1 == runtime.metrics()["actions"]["succeeded"]
 
 
 async def test_failing_action_lowers_confidence_until_the_decision_changes(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ async def test_failing_action_lowers_confidence_until_the_decision_changes(tmp_p
             d = await runtime.process(OVERLOAD)
             actions.append(d.action)
             await runtime.wait_for_actions()
-        assert [actions[0], actions[-1]] == ["restart_service", "throttle_requests"]
+        assert ["restart_service", "throttle_requests"] == [actions[0], actions[-1]]
         assert runtime.state.actions_abandoned >= 1
     assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
 
@@ -122,11 +122,11 @@ async def test_fallback_and_retry_predicate() -> None:
         )(refuse)
         await runtime.process(OVERLOAD)
         await runtime.wait_for_actions()
-        assert (used, clock.slept) == ([1], [])
+        assert ([1], []) == (used, clock.slept)
         reasons = [
             decode_record(e.body).reason for e in runtime.journal.read(kind="ActionAbandoned")
         ]  # type: ignore[union-attr]
-        assert reasons == ["fallback_used"]
+        assert ["fallback_used"] == reasons
 
 
 async def test_breaker_opens_skips_then_half_open_probe_closes_it(tmp_path: Path) -> None:
@@ -142,21 +142,21 @@ async def test_breaker_opens_skips_then_half_open_probe_closes_it(tmp_path: Path
         for _ in range(2):
             await runtime.process(anomaly)
             await runtime.wait_for_actions()
-        assert runtime.state.breakers["flag_for_review"].status == "open"
+        assert "open" == runtime.state.breakers["flag_for_review"].status
         d = await runtime.process(anomaly)
-        assert d.action == "flag_for_review"  # the decision is still made and journaled
+        assert "flag_for_review" == d.action  # the decision is still made and journaled
         await runtime.wait_for_actions()
-        assert (len(flaky.calls), runtime.state.actions_skipped) == (2, 1)
+        assert (2, 1) == (len(flaky.calls), runtime.state.actions_skipped)
     async with Runtime(
         agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal"
     ) as runtime:
         runtime.action("flag_for_review", retry=RetryPolicy(max_attempts=1), breaker=policy)(flaky)
-        assert runtime.state.breakers["flag_for_review"].status == "open"  # survived the restart
+        assert "open" == runtime.state.breakers["flag_for_review"].status  # survived the restart
         clock.advance(61)
         await runtime.process(anomaly)
         await runtime.wait_for_actions()
-        assert len(flaky.calls) == 3
-        assert runtime.state.breakers["flag_for_review"].status == "closed"
+        assert 3 == len(flaky.calls)
+        assert "closed" == runtime.state.breakers["flag_for_review"].status
     assert "ActionSkipped" in kinds(tmp_path / "j.db")
 
 
@@ -180,20 +180,20 @@ async def test_interrupted_action_resumes_at_the_next_attempt_and_replay_runs_no
     await runtime.process(OVERLOAD)
     await entered.wait()
     await runtime.stop(actions="interrupt")
-    assert calls == [1]
-    assert len(runtime.state.open_actions) == 1
+    assert [1] == calls
+    assert 1 == len(runtime.state.open_actions)
 
     again = Runtime(agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal")
     again.action("restart_service", retry=NO_JITTER)(hang_then_work)
     async with again:
         await again.wait_for_actions()
-        assert calls == [1, 2]
-        assert again.state.open_actions == {}
+        assert [1, 2] == calls
+        assert {} == again.state.open_actions
     third = Runtime(agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal")
     third.action("restart_service", retry=NO_JITTER)(hang_then_work)
     async with third:
         await third.wait_for_actions()
-    assert calls == [1, 2]  # finished actions are never run again, and replay runs no handler
+    assert [1, 2] == calls  # finished actions are never run again, and replay runs no handler
     assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
 
 
@@ -218,7 +218,7 @@ async def test_resume_abandon_policy(tmp_path: Path) -> None:
     again.action("restart_service", resume="abandon")(lambda call: calls.append(call.attempt))
     async with again:
         await again.wait_for_actions()
-        assert (calls, again.state.actions_abandoned) == ([], 1)
+        assert ([], 1) == (calls, again.state.actions_abandoned)
 
 
 def test_action_registration_is_checked() -> None:

@@ -62,13 +62,13 @@ def test_history_filters_and_json(journal_path: Path) -> None:
     """history lists decisions newest first, filtered by agent, type, action and priority."""
     out = cli("history", "--db", str(journal_path), "--json", "--limit", "3")
     items = json.loads(out.stdout)
-    assert [i["seq"] for i in items] == [46, 44, 42]
+    assert [46, 44, 42] == [i["seq"] for i in items]
     only = json.loads(
         cli(
             "history", "--db", str(journal_path), "--agent", "prod", "--type", "timeout", "--json"
         ).stdout
     )
-    assert len(only) == 4
+    assert 4 == len(only)
     assert {"cache_warmup"} == {i["decision"]["action"] for i in only}
     assert all(
         i["decision"]["priority"] == "normal"
@@ -79,7 +79,7 @@ def test_history_filters_and_json(journal_path: Path) -> None:
     text = cli(
         "history", "--db", str(journal_path), "--action", "trigger_security_audit", "--limit", "2"
     ).stdout
-    assert text.count("trigger_security_audit") == 2
+    assert 2 == text.count("trigger_security_audit")
     assert "2 decisions shown" in text
 
 
@@ -91,7 +91,7 @@ def test_history_time_range(journal_path: Path) -> None:
             "history", "--db", str(journal_path), "--agent", "prod", "--since", since, "--json"
         ).stdout
     )
-    assert len(items) == 2
+    assert 2 == len(items)
 
 
 def test_explain_shows_rules_tried_and_outcomes(journal_path: Path) -> None:
@@ -106,9 +106,9 @@ def test_explain_shows_rules_tried_and_outcomes(journal_path: Path) -> None:
     assert "Outcome    seq 3" in out.stdout
     assert "success" in out.stdout
     data = json.loads(cli("explain", "1", "--db", str(journal_path), "--json").stdout)
-    assert data["item"]["decision"]["action"] == "restart_service"
+    assert "restart_service" == data["item"]["decision"]["action"]
     missing = cli("explain", "99999", "--db", str(journal_path))
-    assert (missing.returncode, missing.stdout) == (2, "")
+    assert (2, "") == (missing.returncode, missing.stdout)
     assert "no decision at seq 99999" in missing.stderr
 
 
@@ -154,8 +154,8 @@ def test_replay_what_if_shows_changes_and_writes_nothing(
     out = cli("replay", "--rules", str(rules), "--db", str(journal_path), "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert (data["decisions"], data["changed"]) == (21, 4)
-    assert data["shifts"] == [{"from": "cache_warmup", "to": "page_oncall", "count": 4}]
+    assert (21, 4) == (data["decisions"], data["changed"])
+    assert [{"from": "cache_warmup", "to": "page_oncall", "count": 4}] == data["shifts"]
     assert head == cli("head", "--db", str(journal_path)).stdout
     text = cli("replay", "--rules", str(rules), "--db", str(journal_path)).stdout
     assert "4 of 21 journaled decisions would change" in text
@@ -163,14 +163,14 @@ def test_replay_what_if_shows_changes_and_writes_nothing(
         '[[rules]]\ncontext = "x"\nrisk = "severe"\nmin_conf = 0\naction = "a"\nreason = "r"\n'
     )
     bad = cli("replay", "--rules", str(rules), "--db", str(journal_path))
-    assert bad.returncode == 2
+    assert 2 == bad.returncode
     assert "rule 0: risk must be one of" in bad.stderr
 
 
 def test_verify_detects_tampering_and_truncation(journal_path: Path, tmp_path: Path) -> None:
     """verify passes on the real journal, then names the first bad seq after an edit, and catches a cut."""
     ok = cli("verify", "--db", str(journal_path))
-    assert ok.returncode == 0
+    assert 0 == ok.returncode
     assert "OK: 46 entries" in ok.stdout
     head = cli("head", "--db", str(journal_path)).stdout.strip()
     copy = tmp_path / "tampered.db"
@@ -181,23 +181,23 @@ def test_verify_detects_tampering_and_truncation(journal_path: Path, tmp_path: P
     db.execute("DELETE FROM entries WHERE seq > 40")
     db.commit()
     cut = cli("verify", "--db", str(copy), "--expect-head", head)
-    assert (cut.returncode, "first bad seq 41" in cut.stdout) == (1, True)
+    assert (1, True) == (cut.returncode, "first bad seq 41" in cut.stdout)
     db.execute("UPDATE entries SET ts_ns = ts_ns + 1 WHERE seq = 17")
     db.commit()
     db.close()
     edited = cli("verify", "--db", str(copy), "--json")
-    assert edited.returncode == 1
-    assert json.loads(edited.stdout)["first_bad_seq"] == 17
+    assert 1 == edited.returncode
+    assert 17 == json.loads(edited.stdout)["first_bad_seq"]
 
 
 def test_export_import_round_trip(journal_path: Path, tmp_path: Path) -> None:
     """export then import gives a journal with the same head; an edited export is refused."""
     dump = tmp_path / "dump.jsonl"
-    assert cli("export", "--db", str(journal_path), "--out", str(dump)).returncode == 0
+    assert 0 == cli("export", "--db", str(journal_path), "--out", str(dump)).returncode
     lines = dump.read_text().splitlines()
-    assert len(lines) == 46
+    assert 46 == len(lines)
     first = json.loads(lines[0])["record"]
-    assert (first["type"], first["event"]["type"]) == ("EventReceived", "service_overload")
+    assert ("EventReceived", "service_overload") == (first["type"], first["event"]["type"])
     restored = tmp_path / "restored.db"
     out = cli("import", str(dump), "--db", str(restored))
     assert out.returncode == 0, out.stderr
@@ -205,12 +205,12 @@ def test_export_import_round_trip(journal_path: Path, tmp_path: Path) -> None:
         cli("head", "--db", str(journal_path)).stdout == cli("head", "--db", str(restored)).stdout
     )
     again = cli("import", str(dump), "--db", str(restored))
-    assert again.returncode == 2
+    assert 2 == again.returncode
     edited = [json.loads(line) for line in lines]
     edited[10]["ts_ns"] += 1
     dump.write_text("\n".join(json.dumps(e) for e in edited) + "\n")
     broken = cli("import", str(dump), "--db", str(tmp_path / "broken.db"))
-    assert broken.returncode == 3
+    assert 3 == broken.returncode
     assert "chain breaks at seq 11" in broken.stderr
     assert not (tmp_path / "broken.db").exists()
     assert not list(tmp_path.glob("broken.db*"))
@@ -221,14 +221,14 @@ def test_state_time_travel_and_stats(journal_path: Path) -> None:
     at = json.loads(
         cli("state", "--db", str(journal_path), "--agent", "prod", "--at", "12", "--json").stdout
     )
-    assert (at["seq"], at["decisions"]) == (12, 5)
+    assert (12, 5) == (at["seq"], at["decisions"])
     ambiguous = cli("state", "--db", str(journal_path), "--at", "12")
-    assert ambiguous.returncode == 2
+    assert 2 == ambiguous.returncode
     assert "pick one with --agent" in ambiguous.stderr
     stats = json.loads(cli("stats", "--db", str(journal_path), "--agent", "prod", "--json").stdout)
-    assert stats["decisions"] == 20
-    assert sum(c["outcomes"] for c in stats["calibration"]) == 4
-    assert sum(stats["per_hour"].values()) == 20
+    assert 20 == stats["decisions"]
+    assert 4 == sum(c["outcomes"] for c in stats["calibration"])
+    assert 20 == sum(stats["per_hour"].values())
     assert "Calibration" in cli("stats", "--db", str(journal_path)).stdout
 
 
@@ -282,5 +282,5 @@ def test_every_command_has_help_with_an_example() -> None:
         "stats",
     ):
         out = cli(command, "--help")
-        assert out.returncode == 0
+        assert 0 == out.returncode
         assert "example: adaptive-runtime" in out.stdout, command

@@ -57,6 +57,6 @@ def test_demo_reports_unusable_journal_without_traceback(tmp_path: Path) -> None
         text=True,
         timeout=120,
     )
-    assert run.returncode == 3
+    assert 3 == run.returncode
     assert "Traceback" not in run.stderr
     assert "not a SQLite database" in run.stderr

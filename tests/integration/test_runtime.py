@@ -50,9 +50,9 @@ async def test_process_journals_event_and_decision(tmp_path: Path) -> None:
             0.651,
             "default[2]",
         )
-        assert (d.event_seq, d.seq) == (1, 2)
+        assert (1, 2) == (d.event_seq, d.seq)
     journal = SqliteJournal(tmp_path / "j.db")
-    assert [e.kind for e in journal.read("agent")] == ["EventReceived", "DecisionMade"]
+    assert ["EventReceived", "DecisionMade"] == [e.kind for e in journal.read("agent")]
 
 
 async def test_memory_survives_restart(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ async def test_memory_survives_restart(tmp_path: Path) -> None:
         for event in SCENARIO:
             await runtime.process(event)
     async with runtime_at(tmp_path / "j.db") as again:
-        assert again.state.events == 5
+        assert 5 == again.state.events
         history = await again.event_history(limit=3)
         assert [h["action"] for h in history] == [
             "run_recovery",
@@ -77,7 +77,7 @@ async def test_memory_survives_restart(tmp_path: Path) -> None:
             "latency_ms": 0.0,
         }
         d = await again.process(OVERLOAD)
-        assert (d.event_seq, d.seq) == (11, 12)
+        assert (11, 12) == (d.event_seq, d.seq)
 
 
 async def test_event_with_id_is_processed_once(tmp_path: Path) -> None:
@@ -86,14 +86,14 @@ async def test_event_with_id_is_processed_once(tmp_path: Path) -> None:
         first = await runtime.process({**OVERLOAD, "id": "evt-1"})
         again = await runtime.process({**OVERLOAD, "id": "evt-1"})
         assert msgspec.msgpack.encode(first) == msgspec.msgpack.encode(again)
-        assert runtime.journal.head().seq == 2
+        assert 2 == runtime.journal.head().seq
         both = await asyncio.gather(
             runtime.process({**OVERLOAD, "id": "evt-2"}),
             runtime.process({**OVERLOAD, "id": "evt-2"}),
         )
         assert both[0].seq == both[1].seq
-        assert runtime.journal.head().seq == 4
-        assert runtime.metrics()["counters"]["events_deduplicated"] == 2
+        assert 4 == runtime.journal.head().seq
+        assert 2 == runtime.metrics()["counters"]["events_deduplicated"]
 
 
 async def test_bad_event_leaves_journal_unchanged(tmp_path: Path) -> None:
@@ -129,11 +129,11 @@ async def test_outcomes_adapt_confidence_and_are_journaled(tmp_path: Path) -> No
         for _ in range(3):
             await runtime.record_outcome(d, success=False)
         after = await runtime.process(OVERLOAD)
-        assert (after.action, after.confidence < d.confidence) == ("throttle_requests", True)
+        assert ("throttle_requests", True) == (after.action, after.confidence < d.confidence)
         assert 0.6 <= after.history_weight < 1.0
     async with runtime_at(tmp_path / "j.db") as again:
-        assert (await again.process(OVERLOAD)).action == "throttle_requests"
-        assert again.state.outcomes == 3
+        assert "throttle_requests" == (await again.process(OVERLOAD)).action
+        assert 3 == again.state.outcomes
 
 
 async def test_rules_change_is_journaled_and_replayed(tmp_path: Path) -> None:
@@ -141,11 +141,11 @@ async def test_rules_change_is_journaled_and_replayed(tmp_path: Path) -> None:
     rules = [("resource_pressure", "high", 0.0, "page_oncall", "ops_policy")]
     async with runtime_at(tmp_path / "j.db", rules=rules) as runtime:
         d = await runtime.process(OVERLOAD)
-        assert (d.action, d.rule) == ("page_oncall", "custom[0]")
+        assert ("page_oncall", "custom[0]") == (d.action, d.rule)
     async with runtime_at(tmp_path / "j.db") as again:
-        assert (await again.process(OVERLOAD)).action == "page_oncall"
+        assert "page_oncall" == (await again.process(OVERLOAD)).action
         ruleset = await again.set_rules([])
-        assert (await again.process(OVERLOAD)).action == "restart_service"
+        assert "restart_service" == (await again.process(OVERLOAD)).action
         assert ruleset == (await again.process(OVERLOAD)).ruleset
     assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
 
@@ -168,9 +168,9 @@ async def test_state_engine_and_checkpoints_through_runtime(tmp_path: Path) -> N
             "last": "ok",
         }
         restored = await again.recovery_engine.restore_latest()
-        assert restored["state"] == {"phase": 2}  # type: ignore[index]
+        assert {"phase": 2} == restored["state"]  # type: ignore[index]
         summary = await again.recover()
-        assert summary["state"] == {"health": "ok", "version": "1.2", "last": "ok"}
+        assert {"health": "ok", "version": "1.2", "last": "ok"} == summary["state"]
 
 
 async def test_snapshot_plus_tail_equals_full_replay(tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ async def test_damaged_snapshot_falls_back_with_warning(
     with caplog.at_level(logging.WARNING, logger="adaptive_runtime"):
         rebuilt = rebuild(journal, "agent")
     assert live == encode_state(rebuilt.state)
-    assert len(rebuilt.skipped) == 1
+    assert 1 == len(rebuilt.skipped)
     assert "does not decode" in caplog.text
 
 
@@ -223,9 +223,9 @@ async def test_time_travel_by_seq_and_time(tmp_path: Path) -> None:
             await runtime.process(event)
             clock.advance(60)
     journal = SqliteJournal(tmp_path / "j.db")
-    assert state_at(journal, "agent", seq=4).events == 2
-    assert state_at(journal, "agent", ts_ns=1_000 + 120 * 10**9).events == 3
-    assert state_at(journal, "agent", ts_ns=0).events == 0
+    assert 2 == state_at(journal, "agent", seq=4).events
+    assert 3 == state_at(journal, "agent", ts_ns=1_000 + 120 * 10**9).events
+    assert 0 == state_at(journal, "agent", ts_ns=0).events
 
 
 async def test_concurrent_process_calls_share_commits(tmp_path: Path) -> None:
@@ -264,16 +264,16 @@ async def test_bus_runs_handlers_after_decision_and_counts_errors(
 
         with caplog.at_level(logging.ERROR, logger="adaptive_runtime"):
             await runtime.process(SCENARIO[1])
-            assert seen == []  # process() doesn't wait for handlers
+            assert [] == seen  # process() doesn't wait for handlers
             await runtime.process(SCENARIO[2])
             await runtime.bus.drain()
-        assert seen == ["typed:0.74", "all:anomaly_detected", "all:auth_failure"]
-        assert runtime.bus.errors == 1
+        assert ["typed:0.74", "all:anomaly_detected", "all:auth_failure"] == seen
+        assert 1 == runtime.bus.errors
         assert "handler bug" in caplog.text
         assert runtime.bus.unsubscribe(everything)
         await runtime.process(SCENARIO[2])
         await runtime.bus.drain()
-        assert len(seen) == 3
+        assert 3 == len(seen)
 
 
 async def test_metrics_belong_to_one_runtime() -> None:
@@ -286,7 +286,7 @@ async def test_metrics_belong_to_one_runtime() -> None:
             a.metrics()["counters"]["events_processed"],
             b.metrics()["counters"]["events_processed"],
         ) == (2, 1)
-        assert a.metrics_summary()["decisions"] == 2
+        assert 2 == a.metrics_summary()["decisions"]
 
 
 async def test_in_memory_runtime_and_injected_journal() -> None:
@@ -294,9 +294,9 @@ async def test_in_memory_runtime_and_injected_journal() -> None:
     journal = MemoryJournal()
     async with Runtime(agent_id="a", journal=journal) as runtime:
         await runtime.process(OVERLOAD)
-    assert journal.head().seq == 2
+    assert 2 == journal.head().seq
     async with Runtime(agent_id="a", journal=MemoryJournal()) as other:
-        assert other.state.events == 0
+        assert 0 == other.state.events
 
 
 async def test_logs_follow_the_original_format(
@@ -337,7 +337,7 @@ async def test_calls_made_during_start_wait_for_the_rebuild(tmp_path: Path) -> N
             await first.record_outcome(d, success=False)
     runtime = runtime_at(tmp_path / "j.db")
     _, decision = await asyncio.gather(runtime.start(), runtime.process(OVERLOAD))
-    assert (decision.action, runtime.state.outcomes, decision.seq) == ("throttle_requests", 3, 7)
+    assert ("throttle_requests", 3, 7) == (decision.action, runtime.state.outcomes, decision.seq)
     await runtime.stop()
 
 

@@ -48,9 +48,9 @@ def test_entries_survive_reopen(tmp_path: Path) -> None:
     """What was appended is there after the journal is closed and opened again."""
     fill(tmp_path / "j.db")
     journal = SqliteJournal(tmp_path / "j.db")
-    assert journal.head().seq == 10
+    assert 10 == journal.head().seq
     assert journal.verify().ok
-    assert journal.durability == "full"
+    assert "full" == journal.durability
 
 
 def test_new_files_are_private(tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_verify_detects_truncation_given_expected_head(tmp_path: Path) -> None:
     journal = SqliteJournal(tmp_path / "j.db")
     assert journal.verify().ok
     report = journal.verify(expected_head=head)
-    assert (report.ok, report.first_bad_seq) == (False, 9)
+    assert (False, 9) == (report.ok, report.first_bad_seq)
 
 
 def test_damaged_snapshot_is_skipped(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_damaged_snapshot_is_skipped(tmp_path: Path) -> None:
     db.commit()
     db.close()
     journal = SqliteJournal(tmp_path / "j.db")
-    assert [s.state for s in journal.snapshots("a")] == [b"old"]
+    assert [b"old"] == [s.state for s in journal.snapshots("a")]
 
 
 def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(JournalVersionError) as caught:
         SqliteJournal(tmp_path / "j.db")
-    assert (caught.value.found, caught.value.supported) == (99, 1)
+    assert (99, 1) == (caught.value.found, caught.value.supported)
 
 
 def test_writer_held_past_timeout_raises_busy(tmp_path: Path) -> None:
@@ -189,7 +189,7 @@ def test_writer_held_past_timeout_raises_busy(tmp_path: Path) -> None:
     blocker.execute("ROLLBACK")
     blocker.close()
     journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"")])
-    assert journal.head().seq == 2
+    assert 2 == journal.head().seq
 
 
 WRITER = textwrap.dedent(
@@ -238,7 +238,7 @@ def test_background_checkpoint_moves_the_wal_into_the_database(tmp_path: Path) -
     )
     for i in range(200):
         journal.append([Pending(stream="a", kind="K", ts_ns=i, body=b"x" * 200)])
-    assert (tmp_path / "j.db").stat().st_size == 4096  # everything is still in the WAL
+    assert 4096 == (tmp_path / "j.db").stat().st_size  # everything is still in the WAL
     pages, done = journal._checkpointer.run_once()  # type: ignore[union-attr]
     assert pages > 0
     assert pages == done
@@ -270,7 +270,7 @@ def test_rewritten_history_is_caught_only_against_a_kept_head(tmp_path: Path) ->
     journal = SqliteJournal(tmp_path / "j.db")
     assert journal.verify().ok  # a consistent rewrite: nothing inside the file can tell
     report = journal.verify(expected_head=kept)
-    assert (report.ok, report.first_bad_seq) == (False, 10)
+    assert (False, 10) == (report.ok, report.first_bad_seq)
     assert "history rewritten" in (report.problem or "")
 
 
@@ -304,4 +304,4 @@ def test_opening_without_create_leaves_an_empty_file_alone(tmp_path: Path) -> No
     empty.write_bytes(b"")
     with pytest.raises(NotAJournalError, match="is empty"):
         SqliteJournal(empty, create=False)
-    assert empty.read_bytes() == b""
+    assert b"" == empty.read_bytes()

@@ -79,13 +79,13 @@ def test_killed_action_finishes_exactly_once_more(
     path, effects = tmp_path / "ops.db", tmp_path / "effects.log"
     run_until(path, effects, mode, marker)
     state = rebuild(SqliteJournal(path), "ops").state
-    assert len(state.open_actions) == 1
+    assert 1 == len(state.open_actions)
     run_until(path, effects, "finish", "DONE")
     run_until(path, effects, "finish", "DONE")  # a further restart runs nothing
     lines = effects.read_text().split()
-    assert sorted(set(lines[::2])) == ["ops:2"]  # one idempotency key for every attempt
+    assert ["ops:2"] == sorted(set(lines[::2]))  # one idempotency key for every attempt
     assert expected == lines[1::2]
     journal = SqliteJournal(path)
     state = rebuild(journal, "ops").state
-    assert (state.open_actions, state.actions_succeeded, state.actions_abandoned) == ({}, 1, 0)
+    assert ({}, 1, 0) == (state.open_actions, state.actions_succeeded, state.actions_abandoned)
     assert verify_replay(journal).ok

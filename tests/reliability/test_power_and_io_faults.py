@@ -75,6 +75,6 @@ async def test_write_faults_give_typed_errors_and_heal(
     assert journal.verify().ok
     for d in before + after:
         assert d.seq == journal.by_event_id(str(d.event_id)).seq + 1  # type: ignore[union-attr]
-    assert journal.head().seq == 9 * 2
+    assert 9 * 2 == journal.head().seq
     journal.close()
     vfs.unregister()

@@ -34,20 +34,20 @@ OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 8
 def test_context_labels_and_custom_map() -> None:
     """Known types map to their labels, unknown ones to unknown_<type>, custom maps extend."""
     engine = ContextEngine({"gpu_hot": "resource_pressure"})
-    assert engine.analyze({"type": "timeout"}).context == "latency_issue"
-    assert engine.analyze({"type": "disk_full"}).context == "unknown_disk_full"
-    assert engine.analyze({"type": "gpu_hot"}).context == "resource_pressure"
+    assert "latency_issue" == engine.analyze({"type": "timeout"}).context
+    assert "unknown_disk_full" == engine.analyze({"type": "disk_full"}).context
+    assert "resource_pressure" == engine.analyze({"type": "gpu_hot"}).context
 
 
 def test_context_clamps_out_of_range_inputs() -> None:
     """cpu=400 counts as 100: one wild reading cannot make the risk high on its own."""
     result = ContextEngine().analyze({"type": "service_overload", "cpu": 400})
-    assert (result.pressure, result.risk) == (0.2, "low")
+    assert (0.2, "low") == (result.pressure, result.risk)
 
 
 def test_context_tags_name_the_signals() -> None:
     """Tags say which signals stand out."""
-    assert ContextEngine().analyze(OVERLOAD).tags == ("cpu_critical", "memory_high", "severe")
+    assert ("cpu_critical", "memory_high", "severe") == ContextEngine().analyze(OVERLOAD).tags
 
 
 def test_confidence_parts_explain_the_final_value() -> None:
@@ -64,22 +64,22 @@ def test_confidence_parts_explain_the_final_value() -> None:
 def test_confidence_is_clamped() -> None:
     """Confidence never leaves [0.05, 0.99]."""
     engine = ConfidenceEngine()
-    assert engine.calculate({"type": "x", "severity": 0}, "low").final == 0.05
+    assert 0.05 == engine.calculate({"type": "x", "severity": 0}, "low").final
     for _ in range(20):
         engine.record_outcome(success=True, confidence=0.9, context_risk="low")
-    assert engine.calculate({"type": "x", "severity": 1}, "low").final == 0.99
+    assert 0.99 == engine.calculate({"type": "x", "severity": 1}, "low").final
 
 
 def test_failures_lower_confidence_and_move_the_decision() -> None:
     """A failing restart in resource_pressure/high drops confidence below 0.70: throttle instead."""
     policy, history = Policy(), History()
     event = parse_event(OVERLOAD)
-    assert decide(policy, history, event, 0).action == "restart_service"
+    assert "restart_service" == decide(policy, history, event, 0).action
     for _ in range(3):
         history = learn(policy, history, "resource_pressure", "high", False)
     after = decide(policy, history, event, 0)
     assert after.confidence < 0.70
-    assert (after.action, after.rule) == ("throttle_requests", "default[3]")
+    assert ("throttle_requests", "default[3]") == (after.action, after.rule)
 
 
 def test_successes_restore_confidence() -> None:
@@ -109,7 +109,7 @@ def test_history_is_per_context_and_risk() -> None:
     """Outcomes in one context don't move another's confidence."""
     policy, history = Policy(), History()
     history = learn(policy, history, "anomaly_signal", "high", False)
-    assert decide(policy, history, parse_event(OVERLOAD), 0).confidence == 0.7831
+    assert 0.7831 == decide(policy, history, parse_event(OVERLOAD), 0).confidence
 
 
 def test_custom_rules_go_first_and_are_named() -> None:
@@ -121,22 +121,22 @@ def test_custom_rules_go_first_and_are_named() -> None:
         ]
     )
     match = engine.decide({}, "resource_pressure", "critical", 0.5)
-    assert (match.action, match.rule, match.priority) == ("page_oncall", "custom[1]", "critical")
-    assert engine.decide({}, "my_context", "high", 0.8).action == "my_action"
-    assert engine.decide({}, "my_context", "high", 0.5).action == "monitor_and_wait"
+    assert ("page_oncall", "custom[1]", "critical") == (match.action, match.rule, match.priority)
+    assert "my_action" == engine.decide({}, "my_context", "high", 0.8).action
+    assert "monitor_and_wait" == engine.decide({}, "my_context", "high", 0.5).action
 
 
 def test_security_priority_is_at_least_normal() -> None:
     """security_signal has a minimum priority of normal, even at low risk."""
-    assert DecisionEngine().decide({}, "security_signal", "low", 0.3).priority == "normal"
+    assert "normal" == DecisionEngine().decide({}, "security_signal", "low", 0.3).priority
 
 
 def test_explain_lists_rules_tried_with_reasons() -> None:
     """explain() shows the earlier rules that didn't match, and why."""
     checks = DecisionEngine().explain("resource_pressure", "high", 0.7831)
-    assert [c.rule for c in checks] == ["default[0]", "default[1]", "default[2]"]
-    assert checks[0].why == "risk is high, rule wants critical"
-    assert checks[1].why == "confidence 0.7831 is below 0.85"
+    assert ["default[0]", "default[1]", "default[2]"] == [c.rule for c in checks]
+    assert "risk is high, rule wants critical" == checks[0].why
+    assert "confidence 0.7831 is below 0.85" == checks[1].why
     assert checks[2].matched
 
 
@@ -172,7 +172,7 @@ def test_bad_rule_says_which_and_why(rule: object, message: str) -> None:
         InvalidRulesError, match="rule 1: " + message.replace("(", r"\(").replace(")", r"\)")
     ) as caught:
         DecisionEngine(custom_rules=[("ok", None, 0.0, "a", "r"), rule])  # type: ignore[list-item]
-    assert caught.value.index == 1
+    assert 1 == caught.value.index
 
 
 def test_rules_load_from_toml_and_json(tmp_path: Path) -> None:
@@ -247,7 +247,7 @@ async def test_retry_waits_on_the_injected_clock_and_not_after_last() -> None:
 
     with pytest.raises(ConnectionError):
         await engine.retry(fail)
-    assert (calls, clock.slept) == (3, [1.0, 2.0])
+    assert (3, [1.0, 2.0]) == (calls, clock.slept)
 
 
 async def test_retry_predicate_stops_at_permanent_errors() -> None:
@@ -260,7 +260,7 @@ async def test_retry_predicate_stops_at_permanent_errors() -> None:
 
     with pytest.raises(PermissionError):
         await engine.retry(boom, retry_on=lambda e: isinstance(e, ConnectionError))
-    assert clock.slept == []
+    assert [] == clock.slept
 
 
 async def test_retry_total_timeout_gives_up_early() -> None:
@@ -285,8 +285,8 @@ async def test_retry_total_timeout_gives_up_early() -> None:
 
     with pytest.raises(TimeoutError):
         await engine.retry(fail, on_failure=note)
-    assert clock.slept == [1.0, 2.0]
-    assert seen == [(1, 1.0), (2, 2.0), (3, None)]
+    assert [1.0, 2.0] == clock.slept
+    assert [(1, 1.0), (2, 2.0), (3, None)] == seen
 
 
 def test_breaker_opens_half_opens_and_closes() -> None:
@@ -294,12 +294,12 @@ def test_breaker_opens_half_opens_and_closes() -> None:
     policy = BreakerPolicy(failure_threshold=2, reset_after=10.0)
     b = Breaker()
     b = breaker_failed(policy, b, 0)
-    assert (b.status, breaker_allows(policy, b, 0)[0]) == ("closed", True)
+    assert ("closed", True) == (b.status, breaker_allows(policy, b, 0)[0])
     b = breaker_failed(policy, b, 1_000)
-    assert b.status == "open"
+    assert "open" == b.status
     assert (False, b) == breaker_allows(policy, b, 5 * 10**9)
     allowed, b = breaker_allows(policy, b, 11 * 10**9)
-    assert (allowed, b.status) == (True, "half_open")
+    assert (True, "half_open") == (allowed, b.status)
     assert not breaker_allows(policy, b, 11 * 10**9)[0]
     assert Breaker() == breaker_succeeded(b)
 
@@ -309,7 +309,7 @@ def test_failed_probe_reopens_the_breaker() -> None:
     policy = BreakerPolicy(failure_threshold=5, reset_after=10.0)
     b = Breaker("half_open", 5, 0)
     b = breaker_failed(policy, b, 42)
-    assert (b.status, b.opened_at_ns) == ("open", 42)
+    assert ("open", 42) == (b.status, b.opened_at_ns)
 
 
 @pytest.mark.parametrize(
@@ -346,5 +346,5 @@ def test_hostile_event_names_the_field(event: dict[object, object], field: str) 
 def test_event_keeps_unknown_fields_as_attributes() -> None:
     """Keys beyond the known fields are kept, and come back in as_dict()."""
     event = parse_event({"type": "x", "region": "eu", "shards": [1, 2], "cpu": 50})
-    assert event.attrs == {"region": "eu", "shards": [1, 2]}
-    assert event.as_dict()["region"] == "eu"
+    assert {"region": "eu", "shards": [1, 2]} == event.attrs
+    assert "eu" == event.as_dict()["region"]

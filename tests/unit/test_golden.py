@@ -63,18 +63,18 @@ def context_line(event: dict[str, object]) -> str:
 def test_readme_log_line_for_service_overload() -> None:
     """The README's first log excerpt: risk=high stability=low pressure=0.65."""
     event = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
-    assert context_line(event) == "risk=high stability=low pressure=0.65"
+    assert "risk=high stability=low pressure=0.65" == context_line(event)
 
 
 def test_readme_log_line_for_low_risk_anomaly() -> None:
     """The README's second excerpt: a low-risk anomaly at 0.62 confidence, flagged [low]."""
     event = {"type": "anomaly_detected", "severity": 0.62, "cpu": 30, "memory": 21.5}
     d = decide(Policy(), History(), parse_event(event), 0)
-    assert context_line(event) == "risk=low stability=stable pressure=0.32"
-    assert (d.action, d.priority, d.confidence) == ("flag_for_review", "low", 0.62)
+    assert "risk=low stability=stable pressure=0.32" == context_line(event)
+    assert ("flag_for_review", "low", 0.62) == (d.action, d.priority, d.confidence)
 
 
 def test_anomaly_at_0349_rounds_into_medium() -> None:
     """Risk is classified on the pressure rounded to 2 places: 0.349 is medium."""
     d = decide(Policy(), History(), parse_event(GOLDEN[2][0]), 0)
-    assert (d.pressure, d.risk) == (0.349, "medium")
+    assert (0.349, "medium") == (d.pressure, d.risk)
