@@ -156,7 +156,7 @@ def decision_at(journal: Journal, seq: int) -> HistoryItem | None:
     return _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, record.decision)
 
 
-def decision_for_event(journal: Journal, event_id: str) -> Decision | None:
+def decision_for_event(journal: Journal, event_id: str) -> HistoryItem | None:
     """Return the decision made about the event with this id, or None if it was never seen."""
     event_entry = journal.by_event_id(event_id)
     if event_entry is None:
@@ -164,7 +164,7 @@ def decision_for_event(journal: Journal, event_id: str) -> Decision | None:
     found = decision_at(journal, event_entry.seq + 1)
     if found is None or found.event_seq != event_entry.seq:
         return None
-    return found.decision
+    return found
 
 
 def explain(journal: Journal, seq: int) -> Explanation:

@@ -250,9 +250,15 @@ class Runtime:
         if ev.id is not None:
             found = await worker.run(decision_for_event, worker.journal, ev.id)
             if found is not None:
+                if found.stream != self.agent_id:
+                    msg = (
+                        f"event id {ev.id!r} was already journaled by agent {found.stream!r} at seq "
+                        f"{found.event_seq}; ids are unique across the journal"
+                    )
+                    raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
                 self._metrics.count("events_deduplicated")
-                return found
-        made: list[tuple[Decision, list[Pending]]] = []
+                return found.decision
+        made: list[Decision] = []
 
         def batch() -> list[Pending]:
             ts = self.clock.now_ns()
@@ -264,13 +270,13 @@ class Runtime:
             plan = self._actions.plan(decision.action, ts)
             if plan is not None:
                 pending.append(to_pending(self.agent_id, plan, ts))
-            made.append((decision, pending))
+            made.append(decision)
             crash_point("process.decided")
             return pending
 
         entries, fresh = await self._submit(batch)
         crash_point("process.committed")
-        journaled, _ = made[-1]
+        journaled = made[-1]
         if not fresh:
             # a concurrent call with the same id won the race: answer with its decision
             record = decode_record(entries[1].body)
@@ -283,9 +289,10 @@ class Runtime:
         self._metrics.observe_ms((time.perf_counter() - started) * 1000.0)
         if log_runtime.isEnabledFor(logging.INFO):
             _log_decision(decision)
-        if fresh and len(entries) == 3 and entries[2].kind == ActionScheduled.__name__:
-            self._actions.start(decision, ev.as_dict())
-        self.bus.publish(ev.type, ev.as_dict())
+        if fresh:  # a duplicate that lost the race was handled by the call that won it
+            if len(entries) == 3 and entries[2].kind == ActionScheduled.__name__:
+                self._actions.start(decision, ev.as_dict())
+            self.bus.publish(ev.type, ev.as_dict())
         return decision
 
     async def record_outcome(self, decision: Decision, *, success: bool) -> None:

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from adaptive_runtime import (
+    DuplicateEventError,
     InvalidEventError,
     ManualClock,
     NotAJournalError,
@@ -350,3 +351,14 @@ async def test_failed_start_leaves_the_runtime_unstarted(tmp_path: Path) -> None
         await runtime.start()
     with pytest.raises(RuntimeNotStartedError):
         await runtime.process(OVERLOAD)
+
+
+async def test_event_id_of_another_agent_is_refused(tmp_path: Path) -> None:
+    """Event ids are unique across the journal: another agent's id is a DuplicateEventError, not its decision."""
+    journal = MemoryJournal()
+    async with Runtime(agent_id="a", journal=journal, clock=ManualClock()) as a:
+        await a.process({**OVERLOAD, "id": "shared"})
+    async with Runtime(agent_id="b", journal=journal, clock=ManualClock()) as b:
+        with pytest.raises(DuplicateEventError, match="already journaled by agent 'a'"):
+            await b.process({**OVERLOAD, "id": "shared"})
+        assert 2 == journal.head().seq
