@@ -509,6 +509,7 @@ class Runtime:
                     await asyncio.sleep(0)
             except StreamConflictError:
                 self._stale = True  # another writer moved the stream: catch up, decide again
+                continue
             except (DuplicateEventError, InvalidEventError):
                 self._stale = True  # nothing was appended, so the predicted stream_seq is off
                 raise

@@ -362,3 +362,25 @@ async def test_event_id_of_another_agent_is_refused(tmp_path: Path) -> None:
         with pytest.raises(DuplicateEventError, match="already journaled by agent 'a'"):
             await b.process({**OVERLOAD, "id": "shared"})
         assert 2 == journal.head().seq
+
+
+async def test_two_runtimes_for_one_agent_on_one_file_stay_consistent(tmp_path: Path) -> None:
+    """Two writers of the same stream: conflicts are caught up and re-decided, so replay still agrees."""
+    path = tmp_path / "shared.db"
+    clock = ManualClock()
+    first = Runtime(agent_id="agent", path=path, clock=clock, durability="normal")
+    second = Runtime(agent_id="agent", path=path, clock=clock, durability="normal")
+    async with first, second:
+        for i in range(30):
+            writer = first if i % 3 else second
+            d = await writer.process({**SCENARIO[i % 5], "n": i})
+            if i % 4 == 0:
+                await (second if i % 2 else first).record_outcome(d, success=False)
+        await second.recover()  # a runtime learns of the other's writes when it next writes, or now
+        assert 30 == second.state.events
+    journal = SqliteJournal(path)
+    report = journal.verify()
+    assert report.ok
+    assert list(range(1, report.entries + 1)) == [e.stream_seq for e in journal.read("agent")]
+    assert verify_replay(journal).ok
+    assert 30 == sum(1 for _ in journal.read("agent", kind="EventReceived"))
