@@ -34,6 +34,7 @@ from ..records import (
 )
 
 if TYPE_CHECKING:
+    from ..projections import AgentState
     from .runtime import Runtime
 
 __all__ = ["ActionCall", "ActionRunner", "ActionSpec"]
@@ -82,6 +83,10 @@ class ActionRunner:
 
     def register(self, spec: ActionSpec) -> None:
         self.specs[spec.name] = spec
+
+    def sync(self, state: AgentState) -> None:
+        """Take the breakers from the committed state (after a rebuild or a catch-up)."""
+        self.breakers = dict(state.breakers)
 
     @property
     def running(self) -> int:
@@ -134,7 +139,6 @@ class ActionRunner:
     async def resume(self) -> None:
         """Find actions that began but never finished, and resume or abandon each by policy."""
         runtime = self._runtime
-        self.breakers = dict(runtime.state.breakers)
         for seq, open_action in sorted(runtime.state.open_actions.items()):
             spec = self.specs.get(open_action.action)
             if spec is None:

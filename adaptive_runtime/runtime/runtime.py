@@ -15,26 +15,22 @@ import msgspec
 from .._crashpoints import crash_point
 from ..clock import Clock, SystemClock
 from ..engines.backoff import BreakerPolicy, RetryPolicy
-from ..engines.confidence import ConfidenceEngine, History
+from ..engines.confidence import ConfidenceEngine
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine, load_rules, parse_rules
 from ..engines.events import parse_event
-from ..engines.pipeline import Policy, decide, learn
+from ..engines.pipeline import decide
 from ..engines.recovery import RecoveryEngine
 from ..engines.state import StateEngine
 from ..errors import (
     DuplicateEventError,
     InvalidEventError,
-    JournalError,
-    RuntimeNotStartedError,
-    StreamConflictError,
 )
 from ..journal import Durability, Journal, JournalWorker, MemoryJournal, SqliteJournal
 from ..observability.logs import logger_for
 from ..observability.metrics import Metrics
-from ..projections import AgentState, encode_state, evolve, rebuild
+from ..projections import AgentState
 from ..projections.audit import decision_at, decision_for_event, history
-from ..projections.rebuild import STATE_VERSION
 from ..records import (
     ActionScheduled,
     Decision,
@@ -51,6 +47,7 @@ from ..records import (
 )
 from .actions import ActionRunner, ActionSpec, Handler, Resume
 from .bus import EventBus
+from .ledger import Ledger
 
 __all__ = ["Runtime"]
 
@@ -110,29 +107,17 @@ class Runtime:
         self._port = _RuntimeStore(self)
         self.state_engine = StateEngine(self._port, agent_id, clock=self.clock)
         self.recovery_engine = RecoveryEngine(self._port, agent_id, clock=self.clock)
-        self._worker: JournalWorker | None = None
-        self._state = AgentState(stream=agent_id)
-        self._policy = Policy()
-        self._policies: dict[tuple[Rule, ...], Policy] = {(): self._policy}
-        self._view_history = History()
-        self._next_stream_seq = 0
-        self._stale = False
-        self._resync_lock = asyncio.Lock()
-        self._inflight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._snapshotted_stream_seq = 0
-        self._snapshots: set[asyncio.Task[None]] = set()
-        self._checkpoint_count = 0
         self._actions = ActionRunner(self)
+        self._ledger = Ledger(
+            agent_id, self.clock, checkpoint_every, self._metrics, self._actions.sync
+        )
         self._ready = asyncio.Event()
         """Set once start() has rebuilt the state: public calls wait for it."""
         self._starting = False
-        self.last_rebuild: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         where = "memory" if not self._persist and self._journal_given is None else str(self.path)
-        return f"Runtime(agent_id={self.agent_id!r}, journal={where!r}, started={self._worker is not None})"
+        return f"Runtime(agent_id={self.agent_id!r}, journal={where!r}, started={self._ledger.worker is not None})"
 
     # -- life cycle ------------------------------------------------------------
 
@@ -141,7 +126,7 @@ class Runtime:
         if self._starting:
             await self._when_ready()
             return
-        if self._worker is not None:
+        if self._ledger.worker is not None:
             return
         self._starting = True
         try:
@@ -161,16 +146,16 @@ class Runtime:
         # At "normal" a commit never syncs (checkpoints run on the journal's own thread),
         # so appends run inline; at "full" every commit syncs, so a worker thread shares them.
         inline = journal.durability == "normal" and self._journal_given is None
-        self._worker = JournalWorker(
-            journal, asyncio.get_running_loop(), self._on_commit, inline=inline
+        self._ledger.worker = JournalWorker(
+            journal, asyncio.get_running_loop(), self._ledger.on_commit, inline=inline
         )
         try:
-            await self._rebuild()
-            if self._rules is not None and self._rules != self._state.rules:
+            await self._ledger.rebuild()
+            if self._rules is not None and self._rules != self._ledger.state.rules:
                 await self._set_rules(self._rules)
             await self._actions.resume()
         except BaseException:
-            worker, self._worker = self._worker, None
+            worker, self._ledger.worker = self._ledger.worker, None
             if self._journal_given is None:
                 await asyncio.to_thread(journal.close)
             await asyncio.to_thread(worker.close)
@@ -181,9 +166,9 @@ class Runtime:
         log_runtime.info(
             "Runtime started: agent %s, %d entries (snapshot at seq %s, %d replayed)",
             self.agent_id,
-            self._state.stream_seq,
-            self.last_rebuild.get("snapshot_seq"),
-            self.last_rebuild.get("replayed", 0),
+            self._ledger.state.stream_seq,
+            self._ledger.last_rebuild.get("snapshot_seq"),
+            self._ledger.last_rebuild.get("replayed", 0),
         )
 
     async def stop(
@@ -195,7 +180,7 @@ class Runtime:
         cancels them and journals each attempt in flight as interrupted, so that the
         next start() resumes it.
         """
-        worker = self._worker
+        worker = self._ledger.worker
         if worker is None:
             return
         if actions == "interrupt":
@@ -204,18 +189,13 @@ class Runtime:
             await self._actions.wait()
         if wait_for_handlers:
             await self.bus.drain()
-        await self._idle.wait()
-        if self._snapshots:
-            await asyncio.gather(*list(self._snapshots), return_exceptions=True)
-        if self._state.stream_seq > self._snapshotted_stream_seq and not self._stale:
-            self._snapshotted_stream_seq = self._state.stream_seq
-            await self._snapshot(encode_state(self._state), self._state.seq)
+        await self._ledger.settle()
         self._ready.clear()
         if self._journal_given is None:  # a journal the caller passed in stays the caller's
             # off the loop even when appends run inline: closing may checkpoint and sync
             await asyncio.to_thread(worker.journal.close)
         await asyncio.to_thread(worker.close)
-        self._worker = None
+        self._ledger.worker = None
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -232,8 +212,8 @@ class Runtime:
     async def recover(self) -> dict[str, Any]:
         """Rebuild the state from the journal (snapshot plus tail) and return a summary of it."""
         await self._when_ready()
-        await self._idle.wait()
-        await self._rebuild()
+        await self._ledger.idle.wait()
+        await self._ledger.rebuild()
         return self.snapshot_summary()
 
     # -- the work --------------------------------------------------------------
@@ -262,7 +242,7 @@ class Runtime:
 
         def batch() -> list[Pending]:
             ts = self.clock.now_ns()
-            decision = decide(self._policy, self._view_history, ev, ts)
+            decision = decide(self._ledger.policy, self._ledger.history, ev, ts)
             pending = [
                 to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
                 to_pending(self.agent_id, DecisionMade(decision), ts),
@@ -274,7 +254,7 @@ class Runtime:
             crash_point("process.decided")
             return pending
 
-        entries, fresh = await self._submit(batch)
+        entries, fresh = await self._ledger.submit(batch)
         crash_point("process.committed")
         journaled = made[-1]
         if not fresh:
@@ -311,7 +291,7 @@ class Runtime:
         return await self._set_rules(_rules_from(rules) or ())
 
     async def _set_rules(self, parsed: tuple[Rule, ...]) -> str:
-        policy = self._policy_for(parsed)
+        policy = self._ledger.policy_for(parsed)
         await self._append_records([RulesChanged(rules=parsed, ruleset=policy.ruleset)])
         log_decision.info("Rules changed: %d custom rules, ruleset %s", len(parsed), policy.ruleset)
         return policy.ruleset
@@ -376,15 +356,15 @@ class Runtime:
     @property
     def state(self) -> AgentState:
         """The agent's projected state (read it; don't change it)."""
-        return self._state
+        return self._ledger.state
 
     @property
     def context_engine(self) -> ContextEngine:
-        return self._policy.context_engine
+        return self._ledger.policy.context_engine
 
     @property
     def decision_engine(self) -> DecisionEngine:
-        return self._policy.decision_engine
+        return self._ledger.policy.decision_engine
 
     @property
     def confidence_engine(self) -> ConfidenceEngine:
@@ -392,7 +372,7 @@ class Runtime:
 
         To feed an outcome into the runtime itself, use `record_outcome`: it is journaled.
         """
-        return ConfidenceEngine(self._policy.confidence, self._view_history)
+        return ConfidenceEngine(self._ledger.policy.confidence, self._ledger.history)
 
     @property
     def journal(self) -> Journal:
@@ -401,7 +381,7 @@ class Runtime:
     def metrics(self) -> dict[str, Any]:
         """Return this runtime's counters and latency histogram."""
         snap = self._metrics.snapshot()
-        s = self._state
+        s = self._ledger.state
         snap["actions"] = {
             "running": self._actions.running,
             "attempts": s.action_attempts,
@@ -412,7 +392,7 @@ class Runtime:
             "unfinished": len(s.open_actions),
         }
         snap["bus"] = {"delivered": self.bus.delivered, "errors": self.bus.errors}
-        snap["commits"] = 0 if self._worker is None else self._worker.commits
+        snap["commits"] = 0 if self._ledger.worker is None else self._ledger.worker.commits
         return snap
 
     def metrics_summary(self) -> dict[str, Any]:
@@ -421,17 +401,17 @@ class Runtime:
         return {
             "agent_id": self.agent_id,
             "events_processed": self._metrics.counters.get("events_processed", 0),
-            "events_in_journal": self._state.events,
-            "decisions": self._state.decisions,
-            "actions": dict(sorted(self._state.actions.items())),
-            "outcomes": self._state.outcomes,
-            "checkpoints": self._checkpoint_count,
+            "events_in_journal": self._ledger.state.events,
+            "decisions": self._ledger.state.decisions,
+            "actions": dict(sorted(self._ledger.state.actions.items())),
+            "outcomes": self._ledger.state.outcomes,
+            "checkpoints": self._ledger.checkpoints,
             "handler_errors": self.bus.errors,
             "avg_latency_ms": latency["mean"],
         }
 
     def snapshot_summary(self) -> dict[str, Any]:
-        s = self._state
+        s = self._ledger.state
         return {
             "agent_id": self.agent_id,
             "seq": s.seq,
@@ -440,8 +420,8 @@ class Runtime:
             "decisions": s.decisions,
             "outcomes": s.outcomes,
             "state": dict(s.kv or {}),
-            "snapshot_seq": self.last_rebuild.get("snapshot_seq"),
-            "replayed": self.last_rebuild.get("replayed", 0),
+            "snapshot_seq": self._ledger.last_rebuild.get("snapshot_seq"),
+            "replayed": self._ledger.last_rebuild.get("replayed", 0),
         }
 
     # -- internals -------------------------------------------------------------
@@ -453,162 +433,16 @@ class Runtime:
         return self._require_started()
 
     def _require_started(self) -> JournalWorker:
-        if self._worker is None:
-            raise RuntimeNotStartedError(
-                "call `await runtime.start()` (or use `async with Runtime(...)`) first"
-            )
-        return self._worker
-
-    def _policy_for(self, rules: tuple[Rule, ...]) -> Policy:
-        policy = self._policies.get(rules)
-        if policy is None:
-            policy = self._policies[rules] = Policy(rules=rules)
-        return policy
-
-    def _sync_view(self) -> None:
-        """Make the decision inputs equal the committed state's."""
-        self._view_history = self._state.history
-        self._policy = self._policy_for(self._state.rules)
-        self._next_stream_seq = self._state.stream_seq
-        self._actions.breakers = dict(self._state.breakers)
-
-    async def _rebuild(self) -> None:
-        worker = self._require_started()
-        rebuilt = await worker.run(rebuild, worker.journal, self.agent_id)
-        self._state = rebuilt.state
-        # the tail replayed after the snapshot is all this stream's: it ends where the snapshot did
-        self._snapshotted_stream_seq = rebuilt.state.stream_seq - rebuilt.replayed
-        self._sync_view()
-        self._stale = False
-        self.last_rebuild = {
-            "snapshot_seq": rebuilt.snapshot_seq,
-            "replayed": rebuilt.replayed,
-            "skipped": list(rebuilt.skipped),
-        }
-
-    async def _submit(self, make_batch: Callable[[], list[Pending]]) -> tuple[list[Entry], bool]:
-        """Build a batch from the current decision inputs and append it; retry on a conflict.
-
-        Return the entries and whether they are new (False: the journal returned an
-        earlier batch with the same event id).
-        """
-        worker = self._require_started()
-        for _ in range(MAX_CONFLICT_RETRIES):
-            if self._stale:
-                await self._resync()
-            batch = make_batch()  # no await between building and queueing: order is kept
-            expected = self._next_stream_seq
-            self._next_stream_seq += len(batch)
-            self._inflight += 1
-            self._idle.clear()
-            try:
-                entries = await worker.append(batch, expected)
-                if worker.inline:
-                    # an inline commit completes without suspending: yield once anyway, or a
-                    # caller looping over process() would starve handlers, actions and snapshots
-                    await asyncio.sleep(0)
-            except StreamConflictError:
-                self._stale = True  # another writer moved the stream: catch up, decide again
-                continue
-            except (DuplicateEventError, InvalidEventError):
-                self._stale = True  # nothing was appended, so the predicted stream_seq is off
-                raise
-            except JournalError:
-                self._stale = True  # unknown what the journal holds now: rebuild before deciding
-                raise
-            finally:
-                self._inflight -= 1
-                if not self._inflight:
-                    self._idle.set()
-            # a fresh batch lands right after the expected stream_seq; an earlier one doesn't
-            fresh = entries[0].stream == self.agent_id and entries[0].stream_seq == expected + 1
-            if not fresh:
-                self._stale = True
-            return entries, fresh
-        msg = f"stream {self.agent_id!r} kept changing under this runtime; is another process writing to it?"
-        raise StreamConflictError(
-            msg, stream=self.agent_id, expected=self._next_stream_seq, actual=-1
-        )
+        return self._ledger.require_worker()
 
     async def _append_records(self, records: list[Record]) -> list[Entry]:
-        """Journal records in one batch, advancing the decision inputs they change."""
-
-        def batch() -> list[Pending]:
-            ts = self.clock.now_ns()
-            for record in records:
-                if isinstance(record, OutcomeRecorded):
-                    self._view_history = learn(
-                        self._policy,
-                        self._view_history,
-                        record.context,
-                        record.risk,
-                        record.success,
-                    )
-                elif isinstance(record, RulesChanged):
-                    self._policy = self._policy_for(record.rules)
-            return [to_pending(self.agent_id, record, ts) for record in records]
-
-        entries, _ = await self._submit(batch)
-        return entries
+        return await self._ledger.append_records(records)
 
     async def _load_decision(self, seq: int) -> tuple[Decision, dict[str, Any]] | None:
         """Read a journaled decision and its event back (for resuming its action)."""
         worker = self._require_started()
         found = await worker.run(decision_at, worker.journal, seq)
         return None if found is None else (found.decision, found.event.as_dict())
-
-    async def _resync(self) -> None:
-        async with self._resync_lock:
-            if not self._stale:
-                return
-            await self._idle.wait()
-            worker = self._require_started()
-            await worker.run(self._catch_up)
-            self._sync_view()
-            self._stale = False
-
-    def _catch_up(self) -> None:
-        """Fold entries other writers appended (runs on the journal thread)."""
-        journal = self._require_started().journal
-        for entry in journal.read(self.agent_id, after=self._state.seq):
-            evolve(self._state, entry)
-
-    def _on_commit(self, entries: list[Entry]) -> None:
-        """Fold committed entries into the state, in commit order (on the loop thread)."""
-        state = self._state
-        for entry in entries:
-            if entry.stream == self.agent_id:
-                evolve(state, entry)
-        if (
-            state.stream_seq - self._snapshotted_stream_seq >= self.checkpoint_every
-            and not self._stale
-        ):
-            self._snapshotted_stream_seq = state.stream_seq
-            task = asyncio.get_running_loop().create_task(
-                self._snapshot(encode_state(state), state.seq)
-            )
-            self._snapshots.add(task)
-            task.add_done_callback(self._snapshots.discard)
-
-    async def _snapshot(self, data: bytes, seq: int) -> None:
-        worker = self._require_started()
-        crash_point("snapshot.before")
-        try:
-            await worker.run(self._put_snapshot, data, seq)
-        except JournalError:
-            log_recovery.exception(
-                "snapshot at seq %d failed; the journal is intact, replay will cover it", seq
-            )
-            self._metrics.count("snapshot_failures")
-            return
-        crash_point("snapshot.written")
-        self._checkpoint_count += 1
-        log_recovery.info("Checkpoint #%d created at seq %d", self._checkpoint_count, seq)
-
-    def _put_snapshot(self, data: bytes, seq: int) -> None:
-        self._require_started().journal.put_snapshot(
-            self.agent_id, seq, data, version=STATE_VERSION, ts_ns=self.clock.now_ns()
-        )
 
 
 class _RuntimeStore:
@@ -622,7 +456,7 @@ class _RuntimeStore:
 
     async def append(self, batch: Sequence[Pending]) -> list[Entry]:
         await self._runtime._when_ready()
-        entries, _ = await self._runtime._submit(lambda: list(batch))
+        entries, _ = await self._runtime._ledger.submit(lambda: list(batch))
         return entries
 
     async def latest(self, n: int, stream: str, *, kind: str) -> list[Entry]:

@@ -1,0 +1,232 @@
+"""The runtime's side of its stream: the folded state, the decision inputs, and every append.
+
+Decisions must be made from exactly the state that replaying the journal up to that
+point gives. The ledger keeps that promise while appends are pipelined: the inputs a
+decision reads (history, rules) advance when a batch is queued, in queue order, which
+is journal order; every batch carries the stream_seq it expects to follow, so a write
+by anyone else is caught as a conflict, folded in, and the batch decided again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from .._crashpoints import crash_point
+from ..clock import Clock
+from ..engines.confidence import History
+from ..engines.pipeline import Policy, learn
+from ..errors import (
+    DuplicateEventError,
+    InvalidEventError,
+    JournalError,
+    RuntimeNotStartedError,
+    StreamConflictError,
+)
+from ..journal import JournalWorker
+from ..observability.logs import logger_for
+from ..observability.metrics import Metrics
+from ..projections import AgentState, encode_state, evolve, rebuild
+from ..projections.rebuild import STATE_VERSION
+from ..records import Entry, OutcomeRecorded, Pending, Record, Rule, RulesChanged, to_pending
+
+__all__ = ["Ledger"]
+
+log_recovery = logger_for("RECOVERY_ENGINE")
+
+MAX_CONFLICT_RETRIES = 8
+
+
+class Ledger:
+    """One agent's stream as the runtime sees it: state, decision inputs, appends, snapshots."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        clock: Clock,
+        checkpoint_every: int,
+        metrics: Metrics,
+        on_sync: Callable[[AgentState], None],
+    ) -> None:
+        self.agent_id = agent_id
+        self.clock = clock
+        self.checkpoint_every = checkpoint_every
+        self._metrics = metrics
+        self._on_sync = on_sync
+        self.worker: JournalWorker | None = None
+        self.state = AgentState(stream=agent_id)
+        """The committed state: every entry of the stream folded in, in seq order."""
+        self.policy = Policy()
+        """The rules decisions use now: the committed ones plus any change queued."""
+        self.history = History()
+        """The outcome history decisions use now: committed plus queued outcomes."""
+        self._policies: dict[tuple[Rule, ...], Policy] = {(): self.policy}
+        self._next_stream_seq = 0
+        self.stale = False
+        """The inputs may be off (a conflict, or a failed append): catch up before deciding."""
+        self._resync_lock = asyncio.Lock()
+        self._inflight = 0
+        self.idle = asyncio.Event()
+        """Set while no append is in flight."""
+        self.idle.set()
+        self._snapshotted_stream_seq = 0
+        self._snapshots: set[asyncio.Task[None]] = set()
+        self.checkpoints = 0
+        self.last_rebuild: dict[str, object] = {}
+
+    def require_worker(self) -> JournalWorker:
+        if self.worker is None:
+            raise RuntimeNotStartedError(
+                "call `await runtime.start()` (or use `async with Runtime(...)`) first"
+            )
+        return self.worker
+
+    def policy_for(self, rules: tuple[Rule, ...]) -> Policy:
+        policy = self._policies.get(rules)
+        if policy is None:
+            policy = self._policies[rules] = Policy(rules=rules)
+        return policy
+
+    async def rebuild(self) -> None:
+        """Replace the state with the journal's: newest usable snapshot plus the tail."""
+        worker = self.require_worker()
+        rebuilt = await worker.run(rebuild, worker.journal, self.agent_id)
+        self.state = rebuilt.state
+        # the tail replayed after the snapshot is all this stream's: it ends where the snapshot did
+        self._snapshotted_stream_seq = rebuilt.state.stream_seq - rebuilt.replayed
+        self._sync_view()
+        self.stale = False
+        self.last_rebuild = {
+            "snapshot_seq": rebuilt.snapshot_seq,
+            "replayed": rebuilt.replayed,
+            "skipped": list(rebuilt.skipped),
+        }
+
+    async def submit(self, make_batch: Callable[[], list[Pending]]) -> tuple[list[Entry], bool]:
+        """Build a batch from the current decision inputs and append it; retry on a conflict.
+
+        Return the entries and whether they are new (False: the journal returned an
+        earlier batch with the same event id).
+        """
+        worker = self.require_worker()
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if self.stale:
+                await self._resync()
+            batch = make_batch()  # no await between building and queueing: order is kept
+            expected = self._next_stream_seq
+            self._next_stream_seq += len(batch)
+            self._inflight += 1
+            self.idle.clear()
+            try:
+                entries = await worker.append(batch, expected)
+                if worker.inline:
+                    # an inline commit completes without suspending: yield once anyway, or a
+                    # caller looping over process() would starve handlers, actions and snapshots
+                    await asyncio.sleep(0)
+            except StreamConflictError:
+                self.stale = True  # another writer moved the stream: catch up, decide again
+                continue
+            except (DuplicateEventError, InvalidEventError):
+                self.stale = True  # nothing was appended, so the predicted stream_seq is off
+                raise
+            except JournalError:
+                self.stale = True  # unknown what the journal holds now: rebuild before deciding
+                raise
+            finally:
+                self._inflight -= 1
+                if not self._inflight:
+                    self.idle.set()
+            # a fresh batch lands right after the expected stream_seq; an earlier one doesn't
+            fresh = entries[0].stream == self.agent_id and entries[0].stream_seq == expected + 1
+            if not fresh:
+                self.stale = True
+            return entries, fresh
+        msg = f"stream {self.agent_id!r} kept changing under this runtime; is another process writing to it?"
+        raise StreamConflictError(
+            msg, stream=self.agent_id, expected=self._next_stream_seq, actual=-1
+        )
+
+    async def append_records(self, records: list[Record]) -> list[Entry]:
+        """Journal records in one batch, advancing the decision inputs they change."""
+
+        def batch() -> list[Pending]:
+            ts = self.clock.now_ns()
+            for record in records:
+                if isinstance(record, OutcomeRecorded):
+                    self.history = learn(
+                        self.policy, self.history, record.context, record.risk, record.success
+                    )
+                elif isinstance(record, RulesChanged):
+                    self.policy = self.policy_for(record.rules)
+            return [to_pending(self.agent_id, record, ts) for record in records]
+
+        entries, _ = await self.submit(batch)
+        return entries
+
+    def on_commit(self, entries: list[Entry]) -> None:
+        """Fold committed entries into the state, in commit order (on the loop thread)."""
+        state = self.state
+        for entry in entries:
+            if entry.stream == self.agent_id:
+                evolve(state, entry)
+        if (
+            state.stream_seq - self._snapshotted_stream_seq >= self.checkpoint_every
+            and not self.stale
+        ):
+            self._snapshotted_stream_seq = state.stream_seq
+            task = asyncio.get_running_loop().create_task(
+                self._snapshot(encode_state(state), state.seq)
+            )
+            self._snapshots.add(task)
+            task.add_done_callback(self._snapshots.discard)
+
+    async def settle(self) -> None:
+        """Wait for appends and snapshot writes in flight, then snapshot what is not yet covered."""
+        await self.idle.wait()
+        if self._snapshots:
+            await asyncio.gather(*list(self._snapshots), return_exceptions=True)
+        if self.state.stream_seq > self._snapshotted_stream_seq and not self.stale:
+            self._snapshotted_stream_seq = self.state.stream_seq
+            await self._snapshot(encode_state(self.state), self.state.seq)
+
+    def _sync_view(self) -> None:
+        """Make the decision inputs equal the committed state's."""
+        self.history = self.state.history
+        self.policy = self.policy_for(self.state.rules)
+        self._next_stream_seq = self.state.stream_seq
+        self._on_sync(self.state)
+
+    async def _resync(self) -> None:
+        async with self._resync_lock:
+            if not self.stale:
+                return
+            await self.idle.wait()
+            await self.require_worker().run(self._catch_up)
+            self._sync_view()
+            self.stale = False
+
+    def _catch_up(self) -> None:
+        """Fold entries other writers appended (runs on the journal thread)."""
+        journal = self.require_worker().journal
+        for entry in journal.read(self.agent_id, after=self.state.seq):
+            evolve(self.state, entry)
+
+    async def _snapshot(self, data: bytes, seq: int) -> None:
+        worker = self.require_worker()
+        crash_point("snapshot.before")
+        try:
+            await worker.run(self._put_snapshot, data, seq)
+        except JournalError:
+            log_recovery.exception(
+                "snapshot at seq %d failed; the journal is intact, replay will cover it", seq
+            )
+            self._metrics.count("snapshot_failures")
+            return
+        crash_point("snapshot.written")
+        self.checkpoints += 1
+        log_recovery.info("Checkpoint #%d created at seq %d", self.checkpoints, seq)
+
+    def _put_snapshot(self, data: bytes, seq: int) -> None:
+        self.require_worker().journal.put_snapshot(
+            self.agent_id, seq, data, version=STATE_VERSION, ts_ns=self.clock.now_ns()
+        )
