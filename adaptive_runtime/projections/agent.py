@@ -18,9 +18,7 @@ from ..records import (
     ActionSucceeded,
     Breaker,
     CheckpointCreated,
-    DecisionMade,
     Entry,
-    EventReceived,
     OutcomeRecorded,
     Rule,
     RulesChanged,
@@ -89,16 +87,36 @@ class AgentState(msgspec.Struct, kw_only=True):
     actions_skipped: int = 0
 
 
+class _DecidedFields(msgspec.Struct, frozen=True):
+    """The fields of a Decision that the fold reads; the rest are skipped while decoding."""
+
+    action: str
+    priority: str
+    confidence: float
+    event_type: str
+
+
+class _DecisionMadeFields(msgspec.Struct, frozen=True, tag="DecisionMade", array_like=True):
+    decision: _DecidedFields
+
+
+_decision_summary = msgspec.msgpack.Decoder(_DecisionMadeFields).decode
+
+
 def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = None) -> AgentState:
     """Fold one entry into the state; an entry already folded in is ignored."""
     if entry.seq <= state.seq:
         return state
-    record = decode_record(entry.body)
     state.seq = entry.seq
     state.stream_seq = entry.stream_seq
     state.ts_ns = entry.ts_ns
-    if isinstance(record, DecisionMade):
-        d = record.decision
+    # Half of a journal is events and half decisions: fold those two without decoding
+    # more than the fold needs (an event's body not at all).
+    if entry.kind == "EventReceived":
+        state.events += 1
+        return state
+    if entry.kind == "DecisionMade":
+        d = _decision_summary(entry.body).decision
         state.last_decision_seq = entry.seq
         state.decisions += 1
         state.actions[d.action] = state.actions.get(d.action, 0) + 1
@@ -110,9 +128,9 @@ def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = No
         )
         if len(state.recent) > RECENT:
             del state.recent[0]
-    elif isinstance(record, EventReceived):
-        state.events += 1
-    elif isinstance(record, OutcomeRecorded):
+        return state
+    record = decode_record(entry.body)
+    if isinstance(record, OutcomeRecorded):
         state.outcomes += 1
         state.successes += record.success
         state.history = learn_with(
