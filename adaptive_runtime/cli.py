@@ -14,12 +14,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from ._text import format_ts, parse_time, table
 from .errors import AdaptiveRuntimeError, InvalidEventError, InvalidRulesError, JournalError
+
+if TYPE_CHECKING:
+    from .journal import Journal, SqliteJournal
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -217,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- helpers -------------------------------------------------------------------
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace) -> SqliteJournal:
     from .journal import SqliteJournal
 
     return SqliteJournal(args.db, create=False)
@@ -509,7 +512,7 @@ def _state(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _only_agent(journal: Any) -> str:
+def _only_agent(journal: Journal) -> str:
     streams: list[str] = journal.streams()
     if len(streams) == 1:
         return streams[0]
