@@ -184,10 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
         [],
     )
     bench.add_argument(
-        "args",
-        nargs=argparse.REMAINDER,
-        help="passed on to bench/report.py (--large, --from FILE, --out DIR)",
+        "--large",
+        action="store_true",
+        help="also replay 1M entries and stream 1M events for memory",
     )
+    bench.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="report a pytest-benchmark JSON file instead of running",
+    )
+    bench.add_argument(
+        "--out",
+        type=Path,
+        help="where to write summary.json and ratios.png (default: bench/results)",
+    )
+    bench.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     command(
         "stats",
         _stats,
@@ -550,6 +562,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import importlib.util
     import subprocess
 
     candidates = [
@@ -561,8 +574,12 @@ def _bench(args: argparse.Namespace) -> int:
         raise UsageError(
             "the benchmarks live in the source checkout's bench/ folder; run this from a clone of the repository"
         )
-    import importlib.util
-
     if importlib.util.find_spec("pytest_benchmark") is None:
         raise UsageError("the benchmarks need the bench extra: pip install -e '.[bench]'")
-    return subprocess.run([sys.executable, str(report), *args.args], check=False).returncode
+    passed = [
+        *(["--large"] if args.large else []),
+        *(["--from", str(args.source)] if args.source else []),
+        *(["--out", str(args.out)] if args.out else []),
+        *(["--no-memory"] if args.no_memory else []),
+    ]
+    return subprocess.run([sys.executable, str(report), *passed], check=False).returncode

@@ -284,3 +284,58 @@ def test_every_command_has_help_with_an_example() -> None:
         out = cli(command, "--help")
         assert 0 == out.returncode
         assert "example: adaptive-runtime" in out.stdout, command
+
+
+def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) -> None:
+    """`bench --from FILE` prints the table for saved results; without the bench extra it says what to install."""
+    import importlib.util
+
+    results = tmp_path / "results.json"
+    results.write_text(
+        json.dumps(
+            {
+                "benchmarks": [
+                    {
+                        "name": "test_raw_insert[normal]",
+                        "stats": {"median": 0.02},
+                        "extra_info": {"events": 2000},
+                    },
+                    {
+                        "name": "test_process[normal]",
+                        "stats": {"median": 0.1},
+                        "extra_info": {"events": 2000},
+                    },
+                    {
+                        "name": "test_recovery_snapshot_plus_tail",
+                        "stats": {"median": 0.002},
+                        "extra_info": {"events": 1000},
+                    },
+                ]
+            }
+        )
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "adaptive_runtime",
+            "bench",
+            "--from",
+            str(results),
+            "--no-memory",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    if importlib.util.find_spec("pytest_benchmark") is None:
+        assert 2 == out.returncode
+        assert "pip install -e '.[bench]'" in out.stderr
+        return
+    assert 0 == out.returncode, out.stderr
+    assert "| process(), durability normal" in out.stdout
+    assert "| 0.2   | >= 0.6  | NO  |" in out.stdout
+    assert (tmp_path / "out" / "summary.json").exists()
