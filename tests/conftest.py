@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,10 @@ class SeededRandom(random.Random):
 @pytest.fixture
 def rng(request: pytest.FixtureRequest) -> SeededRandom:
     """A seeded RNG: ADAPTIVE_RUNTIME_SEED pins it, else it derives from the test id."""
-    seed = int(os.environ.get("ADAPTIVE_RUNTIME_SEED", hash(request.node.nodeid) & 0xFFFF))
+    # crc32, not hash(): str hashes change with PYTHONHASHSEED, and the seed must not
+    seed = int(
+        os.environ.get("ADAPTIVE_RUNTIME_SEED", zlib.crc32(request.node.nodeid.encode()) & 0xFFFF)
+    )
     return SeededRandom(seed)
 
 
