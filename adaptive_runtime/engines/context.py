@@ -102,14 +102,11 @@ def stability_of(pressure: float) -> str:
 def tags_of(ev: Event) -> tuple[str, ...]:
     """Name the signals that stand out, in a fixed order."""
     tags: list[str] = []
-    if ev.cpu >= 90:
-        tags.append("cpu_critical")
-    elif ev.cpu >= 75:
-        tags.append("cpu_high")
-    if ev.memory >= 90:
-        tags.append("memory_critical")
-    elif ev.memory >= 75:
-        tags.append("memory_high")
+    for name, percent in (("cpu", ev.cpu), ("memory", ev.memory)):
+        if percent >= 90:
+            tags.append(f"{name}_critical")
+        elif percent >= 75:
+            tags.append(f"{name}_high")
     if ev.error_rate >= 0.5:
         tags.append("error_spike")
     if ev.latency_ms >= 2000:

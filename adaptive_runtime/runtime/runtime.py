@@ -411,6 +411,7 @@ class Runtime:
         }
 
     def snapshot_summary(self) -> dict[str, Any]:
+        """The state in brief: seqs, counts, the key/value state, and how start() rebuilt it."""
         s = self._ledger.state
         return {
             "agent_id": self.agent_id,
