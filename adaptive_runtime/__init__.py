@@ -6,6 +6,7 @@ from .clock import Clock, ManualClock, SystemClock
 from .engines.backoff import BreakerPolicy, RetryPolicy
 from .errors import (
     AdaptiveRuntimeError,
+    ConfigurationError,
     DuplicateEventError,
     InvalidEventError,
     InvalidRulesError,
@@ -27,6 +28,7 @@ __all__ = [
     "AdaptiveRuntimeError",
     "BreakerPolicy",
     "Clock",
+    "ConfigurationError",
     "Decision",
     "DuplicateEventError",
     "Event",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "AdaptiveRuntimeError",
+    "ConfigurationError",
     "DuplicateEventError",
     "InvalidEventError",
     "InvalidRulesError",
@@ -29,6 +30,10 @@ class InvalidEventError(AdaptiveRuntimeError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class ConfigurationError(AdaptiveRuntimeError, ValueError):
+    """An argument or setting is invalid; nothing was started, opened or written."""
 
 
 class InvalidRulesError(AdaptiveRuntimeError, ValueError):

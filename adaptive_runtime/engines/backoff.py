@@ -6,6 +6,7 @@ import hashlib
 
 import msgspec
 
+from ..errors import ConfigurationError
 from ..records import Breaker
 
 __all__ = [
@@ -34,11 +35,13 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
+            raise ConfigurationError(f"max_attempts must be at least 1, not {self.max_attempts}")
         if self.base_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
-            raise ValueError("delays must not be negative and the multiplier must be at least 1")
+            raise ConfigurationError(
+                "delays must not be negative and the multiplier must be at least 1"
+            )
         if not 0 <= self.jitter < 1:
-            raise ValueError(f"jitter must be in [0, 1), not {self.jitter}")
+            raise ConfigurationError(f"jitter must be in [0, 1), not {self.jitter}")
 
 
 def delay_for(policy: RetryPolicy, attempt: int, key: str) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from ..errors import InvalidEventError
 from ..records import Event
 from .events import parse_event
 
@@ -124,7 +125,7 @@ def score(
     """Compute the confidence: a pure function of its arguments."""
     if risk not in RISK_FACTORS:
         msg = f"risk must be one of {', '.join(RISK_FACTORS)}, not {risk!r}"
-        raise ValueError(msg)
+        raise InvalidEventError(msg, field="risk")
     factor = RISK_FACTORS[risk]
     base = round(_clamp(severity * factor, params.floor, params.ceiling), 4)
     weight = weight_of(params, history, context, risk)
@@ -151,7 +152,7 @@ def record(
     """Return the history with one more outcome: older ones in that key fade first."""
     if risk not in RISK_FACTORS:
         msg = f"risk must be one of {', '.join(RISK_FACTORS)}, not {risk!r}"
-        raise ValueError(msg)
+        raise InvalidEventError(msg, field="risk")
     key = _key(context, risk)
     old = history.tallies.get(key, Tally())
     new = Tally(

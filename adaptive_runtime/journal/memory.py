@@ -6,7 +6,7 @@ import bisect
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 
-from ..errors import JournalClosedError, StreamConflictError
+from ..errors import JournalClosedError, JournalError, StreamConflictError
 from . import _chain
 from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
 
@@ -170,7 +170,7 @@ class MemoryJournal:
         entry = self.get(seq)
         if entry is None:
             msg = f"cannot snapshot at seq {seq}: the journal ends at seq {len(self._entries)}"
-            raise ValueError(msg)
+            raise JournalError(msg)
         return entry.digest
 
     def _transaction(self, first: int) -> list[Entry]:

@@ -13,6 +13,7 @@ import msgspec
 from .._crashpoints import crash_point
 from ..errors import (
     AdaptiveRuntimeError,
+    ConfigurationError,
     JournalBusyError,
     JournalClosedError,
     JournalCorruptError,
@@ -177,13 +178,15 @@ class SqliteJournal:
     ) -> None:
         if durability not in _SYNCHRONOUS:
             msg = f"durability must be 'full' or 'normal', not {durability!r}"
-            raise ValueError(msg)
+            raise ConfigurationError(msg)
         self._path = os.fspath(path)
         self._durability: Durability = durability
         self._keep = max(1, keep_snapshots)
         self._checkpointer: Checkpointer | None = None
         if checkpoint not in ("inline", "background"):
-            raise ValueError(f"checkpoint must be 'inline' or 'background', not {checkpoint!r}")
+            raise ConfigurationError(
+                f"checkpoint must be 'inline' or 'background', not {checkpoint!r}"
+            )
         if not create and not os.path.exists(self._path):
             msg = f"no journal at {self._path}; check --db, or run `adaptive-runtime demo` to make one"
             raise JournalError(msg)

@@ -8,6 +8,7 @@ import msgspec
 
 from ..engines.confidence import ConfidenceParams
 from ..engines.pipeline import ENGINE_VERSION
+from ..errors import ConfigurationError
 from ..journal import Journal, Snapshot
 from .agent import AgentState, evolve
 
@@ -85,7 +86,7 @@ def state_at(
 ) -> AgentState:
     """Time travel: the state as of a seq, or as of the last entry journaled at or before ts_ns."""
     if (seq is None) == (ts_ns is None):
-        raise ValueError("give exactly one of seq or ts_ns")
+        raise ConfigurationError("give exactly one of seq or ts_ns")
     if ts_ns is not None:
         seq = 0
         for entry in journal.read(stream):

@@ -23,6 +23,7 @@ from ..engines.pipeline import decide
 from ..engines.recovery import RecoveryEngine
 from ..engines.state import StateEngine
 from ..errors import (
+    ConfigurationError,
     DuplicateEventError,
     InvalidEventError,
 )
@@ -88,11 +89,15 @@ class Runtime:
         sensitive_fields: Iterable[str] = (),
     ) -> None:
         if not isinstance(agent_id, str) or not agent_id or len(agent_id) > 256:
-            raise ValueError("agent_id must be a non-empty string of at most 256 characters")
+            raise ConfigurationError(
+                "agent_id must be a non-empty string of at most 256 characters"
+            )
         if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be a positive int, not {checkpoint_every!r}")
+            raise ConfigurationError(
+                f"checkpoint_every must be a positive int, not {checkpoint_every!r}"
+            )
         if durability not in ("full", "normal"):
-            raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
+            raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
         self.agent_id = agent_id
         self._redact = frozenset(name.lower() for name in sensitive_fields)
         self.path = os.fspath(path)
@@ -315,9 +320,9 @@ class Runtime:
         start() resumes unfinished actions (`resume="retry"`) or abandons them.
         """
         if not isinstance(name, str) or not name:
-            raise ValueError("an action needs a non-empty name, e.g. 'restart_service'")
+            raise ConfigurationError("an action needs a non-empty name, e.g. 'restart_service'")
         if resume not in ("retry", "abandon"):
-            raise ValueError(f"resume must be 'retry' or 'abandon', not {resume!r}")
+            raise ConfigurationError(f"resume must be 'retry' or 'abandon', not {resume!r}")
 
         def register(handler: Handler) -> Handler:
             if not callable(handler):
@@ -345,7 +350,7 @@ class Runtime:
         """Return the latest events with their decisions, newest first, across restarts."""
         worker = await self._when_ready()
         if limit < 0:
-            raise ValueError("limit must not be negative")
+            raise ConfigurationError("limit must not be negative")
         items = await worker.run(
             lambda: list(history(worker.journal, agent=self.agent_id, limit=limit))
         )

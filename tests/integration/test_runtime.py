@@ -384,3 +384,20 @@ async def test_two_runtimes_for_one_agent_on_one_file_stay_consistent(tmp_path: 
     assert list(range(1, report.entries + 1)) == [e.stream_seq for e in journal.read("agent")]
     assert verify_replay(journal).ok
     assert 30 == sum(1 for _ in journal.read("agent", kind="EventReceived"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"agent_id": ""}, "agent_id"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
+        ({"durability": "fast"}, "durability"),
+    ],
+)
+def test_bad_settings_raise_configuration_error(kwargs: dict[str, object], message: str) -> None:
+    """A bad constructor argument is a ConfigurationError (also a ValueError) naming it."""
+    from adaptive_runtime import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        Runtime(persist=False, **kwargs)  # type: ignore[arg-type]
+    assert isinstance(caught.value, ValueError)
