@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from ..engines.pipeline import Policy, decide
+from ..errors import ReplayMismatchError
 from ..journal import Journal
 from ..records import Decision, DecisionMade, Entry, Event, EventReceived, Rule, decode_record
 from .agent import AgentState, evolve
@@ -43,6 +44,16 @@ class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
     decisions: int
     mismatches: tuple[Mismatch, ...]
+
+    def check(self) -> None:
+        """Raise ReplayMismatchError for the first mismatch, if there is one."""
+        if self.mismatches:
+            first = self.mismatches[0]
+            msg = (
+                f"{len(self.mismatches)} of {self.decisions} decisions differ on replay; the first is "
+                f"seq {first.seq} ({', '.join(first.fields)}): run `adaptive-runtime replay --verify`"
+            )
+            raise ReplayMismatchError(msg, seq=first.seq)
 
 
 def redecide(

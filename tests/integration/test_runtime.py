@@ -401,3 +401,25 @@ def test_bad_settings_raise_configuration_error(kwargs: dict[str, object], messa
     with pytest.raises(ConfigurationError, match=message) as caught:
         Runtime(persist=False, **kwargs)  # type: ignore[arg-type]
     assert isinstance(caught.value, ValueError)
+
+
+async def test_replay_check_raises_on_a_decision_made_under_other_rules(tmp_path: Path) -> None:
+    """verify_replay(...).check() raises ReplayMismatchError naming the first decision that differs."""
+    from adaptive_runtime import ReplayMismatchError
+    from adaptive_runtime.engines import History, Policy, decide, parse_event
+    from adaptive_runtime.records import DecisionMade, EventReceived, to_pending
+
+    journal = MemoryJournal()
+    ev = parse_event(OVERLOAD)
+    foreign = decide(
+        Policy(rules=[("resource_pressure", None, 0, "page_oncall", "x")]), History(), ev, 5
+    )
+    journal.append(
+        [to_pending("a", EventReceived(ev), 5), to_pending("a", DecisionMade(foreign), 5)]
+    )
+    report = verify_replay(journal)
+    assert (False, 1) == (report.ok, len(report.mismatches))
+    with pytest.raises(ReplayMismatchError) as caught:
+        report.check()
+    assert 2 == caught.value.seq
+    assert "action" in report.mismatches[0].fields
