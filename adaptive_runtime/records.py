@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from .errors import JournalCorruptError
+
 __all__ = [
     "ActionAbandoned",
     "ActionFailed",
@@ -32,6 +34,7 @@ __all__ = [
     "StatePatched",
     "decode_record",
     "encode_record",
+    "read_record",
     "to_pending",
 ]
 
@@ -246,6 +249,18 @@ _decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 
 encode_record = _encoder.encode
 decode_record = _decoder.decode
+
+
+def read_record(entry: Entry) -> Record:
+    """Decode a journaled entry's body; an entry this version can't read is a typed error."""
+    try:
+        return _decoder.decode(entry.body)
+    except msgspec.DecodeError as exc:
+        msg = (
+            f"the entry at seq {entry.seq} (kind {entry.kind!r}) can't be read by this version "
+            f"({exc}); if a newer Adaptive Runtime wrote it, upgrade"
+        )
+        raise JournalCorruptError(msg, seq=entry.seq) from None
 
 
 def to_pending(stream: str, record: Record, ts_ns: int, event_id: str | None = None) -> Pending:

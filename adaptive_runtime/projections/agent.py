@@ -23,7 +23,7 @@ from ..records import (
     Rule,
     RulesChanged,
     StatePatched,
-    decode_record,
+    read_record,
 )
 
 __all__ = ["RECENT", "AgentState", "DecisionSummary", "OpenAction", "evolve"]
@@ -116,7 +116,11 @@ def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = No
         state.events += 1
         return state
     if entry.kind == "DecisionMade":
-        d = _decision_summary(entry.body).decision
+        try:
+            d = _decision_summary(entry.body).decision
+        except msgspec.DecodeError:
+            read_record(entry)  # raises the typed error, naming the seq
+            raise
         state.last_decision_seq = entry.seq
         state.decisions += 1
         state.actions[d.action] = state.actions.get(d.action, 0) + 1
@@ -129,7 +133,7 @@ def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = No
         if len(state.recent) > RECENT:
             del state.recent[0]
         return state
-    record = decode_record(entry.body)
+    record = read_record(entry)
     if isinstance(record, OutcomeRecorded):
         state.outcomes += 1
         state.successes += record.success

@@ -23,7 +23,7 @@ from ..records import (
     Event,
     EventReceived,
     OutcomeRecorded,
-    decode_record,
+    read_record,
 )
 from .rebuild import rebuild
 
@@ -119,7 +119,7 @@ def history(
             return
         if until_ns is not None and entry.ts_ns > until_ns:
             continue
-        record = decode_record(entry.body)
+        record = read_record(entry)
         assert isinstance(record, DecisionMade)
         d = record.decision
         if (
@@ -138,7 +138,7 @@ def _item(
     journal: Journal, seq: int, event_seq: int, stream: str, ts_ns: int, d: Decision
 ) -> HistoryItem:
     event_entry = journal.get(event_seq)
-    received = None if event_entry is None else decode_record(event_entry.body)
+    received = None if event_entry is None else read_record(event_entry)
     event = received.event if isinstance(received, EventReceived) else Event(type=d.event_type)
     decision = msgspec.structs.replace(d, seq=seq, event_seq=event_seq)
     return HistoryItem(
@@ -151,7 +151,7 @@ def decision_at(journal: Journal, seq: int) -> HistoryItem | None:
     entry = journal.get(seq)
     if entry is None or entry.kind != "DecisionMade":
         return None
-    record = decode_record(entry.body)
+    record = read_record(entry)
     assert isinstance(record, DecisionMade)
     return _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, record.decision)
 
@@ -180,7 +180,7 @@ def explain(journal: Journal, seq: int) -> Explanation:
             f"no decision at seq {seq}; `adaptive-runtime history` lists decisions with their seqs"
         )
         raise LookupError(msg)
-    record = decode_record(entry.body)
+    record = read_record(entry)
     assert isinstance(record, DecisionMade)
     d = record.decision
     item = _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
@@ -190,7 +190,7 @@ def explain(journal: Journal, seq: int) -> Explanation:
     outcomes: list[Outcome] = []
     attempts: list[Attempt] = []
     for later in journal.read(entry.stream, after=entry.seq):
-        rec = decode_record(later.body)
+        rec = read_record(later)
         if isinstance(rec, OutcomeRecorded) and rec.decision_seq == entry.seq:
             outcomes.append(Outcome(seq=later.seq, ts_ns=later.ts_ns, success=rec.success))
         elif later.batch == entry.batch and isinstance(rec, ActionScheduled | ActionSkipped):
@@ -264,7 +264,7 @@ def stats(
         if progress is not None and count % 100_000 == 0:
             progress(count)
         if entry.kind == "DecisionMade":
-            record = decode_record(entry.body)
+            record = read_record(entry)
             assert isinstance(record, DecisionMade)
             d = record.decision
             result.decisions += 1
@@ -274,7 +274,7 @@ def stats(
             hour = entry.ts_ns // 3_600_000_000_000 * 3600
             result.per_hour[hour] = result.per_hour.get(hour, 0) + 1
         elif entry.kind == "OutcomeRecorded":
-            outcome = decode_record(entry.body)
+            outcome = read_record(entry)
             assert isinstance(outcome, OutcomeRecorded)
             band = min(int(outcome.confidence * 5), 4)
             bands[band][0] += 1

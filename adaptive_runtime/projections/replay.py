@@ -10,7 +10,7 @@ import msgspec
 from ..engines.pipeline import Policy, decide
 from ..errors import ReplayMismatchError
 from ..journal import Journal
-from ..records import Decision, DecisionMade, Entry, Event, EventReceived, Rule, decode_record
+from ..records import Decision, DecisionMade, Entry, Event, EventReceived, Rule, read_record
 from .agent import AgentState, evolve
 
 __all__ = ["Mismatch", "Redecided", "ReplayReport", "redecide", "verify_replay", "what_if"]
@@ -78,7 +78,7 @@ def redecide(
         state = states.get(entry.stream)
         if state is None:
             state = states[entry.stream] = AgentState(stream=entry.stream)
-        record = decode_record(entry.body)
+        record = read_record(entry)
         if isinstance(record, EventReceived):
             events[entry.stream] = (entry, record.event)
         elif isinstance(record, DecisionMade):

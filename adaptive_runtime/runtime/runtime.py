@@ -43,7 +43,7 @@ from ..records import (
     Record,
     Rule,
     RulesChanged,
-    decode_record,
+    read_record,
     to_pending,
 )
 from .actions import ActionRunner, ActionSpec, Handler, Resume
@@ -264,7 +264,7 @@ class Runtime:
         journaled = made[-1]
         if not fresh:
             # a concurrent call with the same id won the race: answer with its decision
-            record = decode_record(entries[1].body)
+            record = read_record(entries[1])
             assert isinstance(record, DecisionMade)
             journaled = record.decision
             self._metrics.count("events_deduplicated")

@@ -423,3 +423,21 @@ async def test_replay_check_raises_on_a_decision_made_under_other_rules(tmp_path
         report.check()
     assert 2 == caught.value.seq
     assert "action" in report.mismatches[0].fields
+
+
+async def test_an_entry_this_version_cannot_read_is_a_typed_error(tmp_path: Path) -> None:
+    """A stream holding an unknown kind (a newer writer, or hostile input) fails start() with its seq."""
+    from adaptive_runtime import JournalCorruptError
+    from adaptive_runtime.records import Pending
+
+    journal = MemoryJournal()
+    async with Runtime(agent_id="a", journal=journal, clock=ManualClock()) as runtime:
+        await runtime.process(OVERLOAD)
+    journal.append(
+        [Pending(stream="a", kind="FromTheFuture", ts_ns=1, body=b"\x93\xa4Nope\x01\x02")]
+    )
+    with pytest.raises(JournalCorruptError, match=r"seq 3 .*'FromTheFuture'") as caught:
+        await Runtime(agent_id="a", journal=journal, clock=ManualClock()).start()
+    assert 3 == caught.value.seq
+    with pytest.raises(JournalCorruptError):
+        verify_replay(journal)
