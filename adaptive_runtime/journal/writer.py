@@ -134,6 +134,11 @@ class JournalWorker:
                 if not future.done():
                     future.set_exception(result)
                 continue
-            self._on_commit(result)
+            try:
+                self._on_commit(result)
+            except Exception as exc:  # the entries are durable, but their caller must hear why
+                if not future.done():  # the fold failed; every other caller is still answered
+                    future.set_exception(exc)
+                continue
             if not future.done():
                 future.set_result(result)
