@@ -43,7 +43,9 @@ def parse_event(raw: object, *, redact: frozenset[str] = frozenset()) -> Event:
     reaches the journal, a log line or an error message.
     """
     if isinstance(raw, Event):
-        return raw
+        if not redact:
+            return raw
+        raw = raw.as_dict()  # an Event built by hand still has its sensitive fields redacted
     if not isinstance(raw, Mapping):
         msg = f"an event must be a dict, not {type(raw).__name__}"
         raise InvalidEventError(msg)

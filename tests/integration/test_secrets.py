@@ -58,3 +58,11 @@ def test_redacted_values_never_appear_in_errors() -> None:
     with pytest.raises(InvalidEventError) as caught:
         parse_event({"type": 5, "token": SECRET}, redact=frozenset({"token"}))
     assert SECRET not in str(caught.value)
+
+
+def test_an_event_struct_is_redacted_too() -> None:
+    """An Event passed in directly gets the same redaction as a dict."""
+    from adaptive_runtime import Event
+
+    event = parse_event(Event(type="x", attrs={"token": SECRET}), redact=frozenset({"token"}))
+    assert "[redacted]" == event.attrs["token"]
