@@ -447,7 +447,14 @@ def _export(args: argparse.Namespace) -> int:
     from .journal.export import export_lines
 
     journal = _open(args)
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    # an export holds everything the journal does: readable by its owner only, like the journal
+    out = (
+        os.fdopen(
+            os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
+        )
+        if args.out
+        else sys.stdout
+    )
     try:
         count = 0
         for count, line in enumerate(export_lines(journal, args.agent), start=1):

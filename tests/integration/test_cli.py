@@ -194,6 +194,7 @@ def test_export_import_round_trip(journal_path: Path, tmp_path: Path) -> None:
     """export then import gives a journal with the same head; an edited export is refused."""
     dump = tmp_path / "dump.jsonl"
     assert 0 == cli("export", "--db", str(journal_path), "--out", str(dump)).returncode
+    assert 0o600 == dump.stat().st_mode & 0o777
     lines = dump.read_text().splitlines()
     assert 46 == len(lines)
     first = json.loads(lines[0])["record"]
