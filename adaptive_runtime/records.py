@@ -226,7 +226,8 @@ class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
     action: str
     attempts: int
     reason: str
-    """attempts_exhausted, not_retryable, time_limit, breaker_open, fallback_used or resume_abandoned."""
+    """attempts_exhausted, not_retryable, time_limit, breaker_open, fallback_used,
+    resume_abandoned or gave_up_before_restart."""
 
 
 Record = (

@@ -51,6 +51,8 @@ class OpenAction(msgspec.Struct, frozen=True, array_like=True):
     """An attempt started and has no result: the process stopped during it."""
     due_ns: int = 0
     """When the next attempt may start."""
+    retrying: bool = True
+    """False once the last attempt failed with no retry to follow: only the abandon is missing."""
 
 
 class AgentState(msgspec.Struct, kw_only=True):
@@ -167,7 +169,11 @@ def _evolve_action(state: AgentState, entry: Entry, record: object) -> None:
         if record.decision_seq in opened:
             wait_ns = round((record.retry_in or 0.0) * 1e9)
             opened[record.decision_seq] = OpenAction(
-                record.action, record.attempt, False, entry.ts_ns + wait_ns
+                record.action,
+                record.attempt,
+                False,
+                entry.ts_ns + wait_ns,
+                record.retry_in is not None,
             )
     elif isinstance(record, ActionSucceeded):
         state.actions_succeeded += 1

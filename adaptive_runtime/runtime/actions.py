@@ -170,6 +170,10 @@ class ActionRunner:
                     await self._abandon(spec, decision, attempt, "attempts_exhausted")
                     continue
                 wait = delay
+            elif not open_action.retrying:
+                # it had given up; the process stopped before the abandon was journaled
+                await self._abandon(spec, decision, attempt, "gave_up_before_restart")
+                continue
             else:
                 wait = max(0.0, (open_action.due_ns - runtime.clock.now_ns()) / 1e9)
             log.info("Resuming %s for decision %d at attempt %d", spec.name, seq, attempt + 1)

@@ -89,3 +89,33 @@ def test_killed_action_finishes_exactly_once_more(
     state = rebuild(journal, "ops").state
     assert ({}, 1, 0) == (state.open_actions, state.actions_succeeded, state.actions_abandoned)
     assert verify_replay(journal).ok
+
+
+def test_crash_between_the_last_failure_and_the_abandon_runs_no_extra_attempt(
+    tmp_path: Path,
+) -> None:
+    """Killed after the final ActionFailed but before ActionAbandoned: restart abandons, never retries."""
+    import os
+
+    path, effects = tmp_path / "ops.db", tmp_path / "effects.log"
+    child = CHILD.replace("max_attempts=3", "max_attempts=1")
+    env = {**os.environ, "ADAPTIVE_RUNTIME_CRASH_AT": "action.failed"}
+    proc = subprocess.run(
+        [sys.executable, "-c", child, str(path), str(effects), "fail"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert -signal.SIGKILL == proc.returncode, proc.stderr
+    assert 1 == len(rebuild(SqliteJournal(path), "ops").state.open_actions)
+    finish = subprocess.run(
+        [sys.executable, "-c", child, str(path), str(effects), "finish"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert 0 == finish.returncode, finish.stderr
+    assert ["ops:2", "1"] == effects.read_text().split()  # the one attempt, and nothing after it
+    state = rebuild(SqliteJournal(path), "ops").state
+    assert ({}, 1, 0) == (state.open_actions, state.actions_abandoned, state.actions_succeeded)
