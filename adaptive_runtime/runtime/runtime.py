@@ -381,6 +381,12 @@ class Runtime:
 
     @property
     def journal(self) -> Journal:
+        """The journal this runtime writes.
+
+        At durability "full" its connection belongs to the journal's thread while calls
+        are in flight: read it between awaited calls of a single task, after stop(), or
+        through a second SqliteJournal opened on the same file (WAL readers never block).
+        """
         return self._require_started().journal
 
     def metrics(self) -> dict[str, Any]:
