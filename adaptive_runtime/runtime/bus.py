@@ -69,6 +69,10 @@ class EventBus:
                 removed = True
         return removed
 
+    def listens(self, event_type: str) -> bool:
+        """Whether any handler would hear an event of this type (so the caller can skip work)."""
+        return bool(self._handlers.get(event_type) or self._handlers.get(ALL))
+
     def publish(self, event_type: str, event: dict[str, Any]) -> int:
         """Start every matching handler as a task; return how many were started."""
         handlers = [*self._handlers.get(event_type, ()), *self._handlers.get(ALL, ())]

@@ -277,7 +277,8 @@ class Runtime:
         if fresh:  # a duplicate that lost the race was handled by the call that won it
             if len(entries) == 3 and entries[2].kind == ActionScheduled.__name__:
                 self._actions.start(decision, ev.as_dict())
-            self.bus.publish(ev.type, ev.as_dict())
+            if self.bus.listens(ev.type):
+                self.bus.publish(ev.type, ev.as_dict())
         return decision
 
     async def record_outcome(self, decision: Decision, *, success: bool) -> None:
