@@ -13,7 +13,7 @@ from .confidence import ConfidenceParams, History, record, score
 from .context import ContextEngine
 from .decision import DecisionEngine
 
-__all__ = ["ENGINE_VERSION", "Policy", "decide", "learn", "learn_with"]
+__all__ = ["ENGINE_VERSION", "Policy", "decide", "learn"]
 
 ENGINE_VERSION = 1
 """Bump when a formula changes, so old decisions are not 'verified' against new code."""
@@ -86,13 +86,3 @@ def decide(policy: Policy, history: History, event: Event, ts_ns: int) -> Decisi
 def learn(policy: Policy, history: History, context: str, risk: str, success: bool) -> History:
     """Fold one outcome into the history that its (context, risk) is scored by."""
     return record(policy.confidence, history, context, risk, success)
-
-
-_DEFAULT_PARAMS = ConfidenceParams()
-
-
-def learn_with(
-    params: ConfidenceParams | None, history: History, context: str, risk: str, success: bool
-) -> History:
-    """`learn` for callers that hold only the confidence parameters (the projection)."""
-    return record(params or _DEFAULT_PARAMS, history, context, risk, success)

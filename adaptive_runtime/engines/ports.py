@@ -78,14 +78,10 @@ class _JournalStore:
 
 def as_async_store(store: Store | AsyncStore) -> AsyncStore:
     """Return the store as an AsyncStore, adapting a synchronous journal."""
-    if isinstance(store, _JournalStore) or _is_async(store):
+    # an AsyncStore says so; asking inspect would cost every `import adaptive_runtime`
+    if getattr(store, "is_async_store", False) is True:
         return store  # type: ignore[return-value]
     if isinstance(store, Store):
         return _JournalStore(store)
     msg = f"expected a journal (or another Store), not {type(store).__name__}"
     raise TypeError(msg)
-
-
-def _is_async(store: object) -> bool:
-    # an AsyncStore says so; asking inspect would cost every `import adaptive_runtime`
-    return getattr(store, "is_async_store", False) is True

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from ..engines.confidence import ConfidenceParams, History
-from ..engines.pipeline import learn_with
+from ..engines.confidence import record as record_outcome
 from ..engines.ports import apply_patch
 from ..records import (
     ActionAbandoned,
@@ -29,6 +29,7 @@ from ..records import (
 __all__ = ["RECENT", "AgentState", "DecisionSummary", "OpenAction", "evolve"]
 
 RECENT = 20
+_DEFAULT_PARAMS = ConfidenceParams()
 """How many of the latest decisions the state keeps at hand."""
 
 
@@ -139,8 +140,8 @@ def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = No
     if isinstance(record, OutcomeRecorded):
         state.outcomes += 1
         state.successes += record.success
-        state.history = learn_with(
-            params, state.history, record.context, record.risk, record.success
+        state.history = record_outcome(
+            params or _DEFAULT_PARAMS, state.history, record.context, record.risk, record.success
         )
     elif isinstance(record, StatePatched):
         state.kv = apply_patch(state.kv, record)
