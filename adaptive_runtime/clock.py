@@ -6,7 +6,12 @@ import asyncio
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+from .errors import ConfigurationError
+
+__all__ = ["MAX_TS_NS", "CheckedClock", "Clock", "ManualClock", "SystemClock", "checked"]
+
+MAX_TS_NS = 2**63 - 1
+"""The latest time a journal entry can carry (a signed 64-bit integer)."""
 
 
 @runtime_checkable
@@ -61,3 +66,41 @@ class ManualClock:
         self.slept.append(seconds)
         self.advance(seconds)
         await asyncio.sleep(0)  # still yield, so other tasks run as they would
+
+
+class CheckedClock:
+    """A caller's clock, checked on every read: a bad reading is the clock's fault, said so."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Clock) -> None:
+        if not callable(getattr(inner, "now_ns", None)) or not callable(
+            getattr(inner, "sleep", None)
+        ):
+            msg = f"clock must have now_ns() and async sleep(seconds), like SystemClock; got {inner!r}"
+            raise ConfigurationError(msg)
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)  # a ManualClock's advance(), slept...
+
+    def now_ns(self) -> int:
+        value = self.inner.now_ns()
+        if type(value) is not int or not 0 <= value <= MAX_TS_NS:
+            msg = (
+                f"the clock {self.inner!r} returned {value!r} from now_ns(); it must return an "
+                f"int of nanoseconds since the Unix epoch, from 0 to 2**63-1"
+            )
+            raise ConfigurationError(msg)
+        return value
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def checked(clock: Clock) -> Clock:
+    """Return the clock wrapped in its checks (once: a checked clock is returned as it is)."""
+    return clock if isinstance(clock, CheckedClock | SystemClock) else CheckedClock(clock)

@@ -6,11 +6,11 @@ body of a journal entry whose `kind` column carries the same tag.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from .errors import JournalCorruptError
+from .errors import InvalidEventError, JournalCorruptError
 
 __all__ = [
     "ActionAbandoned",
@@ -33,7 +33,9 @@ __all__ = [
     "RulesChanged",
     "StatePatched",
     "decode_record",
+    "encode_checked",
     "encode_record",
+    "read_as",
     "read_record",
     "to_pending",
 ]
@@ -252,24 +254,70 @@ encode_record = _encoder.encode
 decode_record = _decoder.decode
 
 
+R = TypeVar("R", bound=msgspec.Struct)
+
+
 def read_record(entry: Entry) -> Record:
-    """Decode a journaled entry's body; an entry this version can't read is a typed error."""
+    """Decode a journaled entry's body; an entry this version can't read is a typed error.
+
+    The body must decode, and be of the kind the entry's `kind` column names.
+    """
     try:
-        return _decoder.decode(entry.body)
-    except msgspec.DecodeError as exc:
+        record = _decoder.decode(entry.body)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         msg = (
             f"the entry at seq {entry.seq} (kind {entry.kind!r}) can't be read by this version "
-            f"({exc}); if a newer Adaptive Runtime wrote it, upgrade"
+            f"({why}); if a newer Adaptive Runtime wrote it, upgrade, else it was damaged"
         )
         raise JournalCorruptError(msg, seq=entry.seq) from None
+    if type(record).__name__ != entry.kind:
+        msg = (
+            f"the entry at seq {entry.seq} says it is a {entry.kind} but holds a "
+            f"{type(record).__name__}: the journal was damaged or forged there"
+        )
+        raise JournalCorruptError(msg, seq=entry.seq)
+    return record
+
+
+def read_as(entry: Entry, kind: type[R]) -> R:
+    """Decode an entry that must be of one kind; anything else is a JournalCorruptError."""
+    record = read_record(entry)
+    if not isinstance(record, kind):
+        msg = f"the entry at seq {entry.seq} should be a {kind.__name__}, not a {entry.kind}"
+        raise JournalCorruptError(msg, seq=entry.seq)
+    return record
+
+
+def encode_checked(record: Record) -> bytes:
+    """Encode a record, refusing one that would not read back as written.
+
+    The guard at the journal's door: a hand-built struct with a field of the wrong type,
+    a NaN, or an unencodable value is refused here, before any commit, so that no entry
+    can ever be journaled that a reader can't decode.
+    """
+    kind = type(record).__name__
+    try:
+        body = _encoder.encode(record)
+        back = _decoder.decode(body)
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.MsgspecError) as exc:
+        msg = f"this {kind} can't be journaled: {type(exc).__name__}: {exc}"
+        raise InvalidEventError(msg, field=kind) from None
+    if back != record:
+        msg = (
+            f"this {kind} would not read back as written (a field of the wrong type, or a NaN); "
+            "nothing was journaled"
+        )
+        raise InvalidEventError(msg, field=kind)
+    return body
 
 
 def to_pending(stream: str, record: Record, ts_ns: int, event_id: str | None = None) -> Pending:
-    """Wrap a record as a journal entry of its own kind."""
+    """Wrap a record as a journal entry of its own kind (checked by encode_checked)."""
     return Pending(
         stream=stream,
         kind=type(record).__name__,
         ts_ns=ts_ns,
-        body=_encoder.encode(record),
+        body=encode_checked(record),
         event_id=event_id,
     )

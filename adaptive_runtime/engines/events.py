@@ -11,7 +11,7 @@ from .._checks import check_text
 from ..errors import InvalidEventError
 from ..records import Event
 
-__all__ = ["LIMITS", "REDACTED", "check_values", "parse_event"]
+__all__ = ["LIMITS", "MAX_EVENT_BYTES", "REDACTED", "check_values", "parse_event"]
 
 # field -> (maximum; larger values are clamped to it). Negative values are refused.
 LIMITS: dict[str, float] = {
@@ -30,9 +30,34 @@ MAX_DEPTH = 4
 MAX_ITEMS = 256
 REDACTED = "[redacted]"
 MAX_INT = 2**53  # beyond this an int no longer survives a float round trip
+MAX_EVENT_BYTES = 1024 * 1024
+"""The default bound on an event's encoded size: counted while validating, before it is built."""
+RESERVED = frozenset({"type", "id", "extra", *LIMITS})
+"""Names an Event's attributes may not use: they are its fields (or reserved)."""
 
 
-def parse_event(raw: object, *, redact: frozenset[str] = frozenset()) -> Event:
+class _Budget:
+    """What is left of an event's size bound; every key and value spends from it."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, size: int, field: str) -> None:
+        self.left -= size
+        if self.left < 0:
+            msg = (
+                f"the event is larger than {self.limit:,} bytes once encoded (the bound was "
+                f"passed at {field!r}); send less, or raise max_event_bytes"
+            )
+            raise InvalidEventError(msg, field=field)
+
+
+def parse_event(
+    raw: object, *, redact: frozenset[str] = frozenset(), max_bytes: int = MAX_EVENT_BYTES
+) -> Event:
     """Validate an event dict and return it as an Event.
 
     `type` is required. The numeric fields must be finite and not negative; values
@@ -41,15 +66,18 @@ def parse_event(raw: object, *, redact: frozenset[str] = frozenset()) -> Event:
     MAX_DEPTH deep. The value of any attribute whose name (at any depth, in lower
     case) is in `redact` becomes "[redacted]" before it is looked at, so it never
     reaches the journal, a log line or an error message.
+
+    The whole event is bounded too: its encoded size may not pass `max_bytes`, counted
+    as it is read, so an oversized event is refused before anything large is built.
+    An Event built by hand is checked exactly like a dict.
     """
     if isinstance(raw, Event):
-        if not redact:
-            return raw
-        raw = raw.as_dict()  # an Event built by hand still has its sensitive fields redacted
+        raw = _fields_of(raw)
     if not isinstance(raw, Mapping):
         msg = f"an event must be a dict, not {type(raw).__name__}"
         raise InvalidEventError(msg)
     event_type = _event_type(raw.get("type"))
+    budget = _Budget(max_bytes)
     numbers: dict[str, float] = {}
     event_id: str | None = None
     attrs: dict[str, Any] = {}
@@ -72,13 +100,31 @@ def parse_event(raw: object, *, redact: frozenset[str] = frozenset()) -> Event:
             msg = f"an event may carry at most {MAX_ATTRIBUTES} extra attributes"
             raise InvalidEventError(msg, field=key)
         check_text(key, key, MAX_KEY_LENGTH)
+        budget.spend(len(key) + 2, key)
         attrs[key] = (
-            REDACTED if redact and key.lower() in redact else _attribute(key, value, 1, redact)
+            REDACTED
+            if redact and key.lower() in redact
+            else _attribute(key, value, 1, redact, budget)
         )
     return Event(type=event_type, id=event_id, attrs=attrs, **numbers)
 
 
-def check_values(values: object, *, what: str = "state") -> dict[str, Any]:
+def _fields_of(event: Event) -> dict[str, Any]:
+    """An Event built by hand, as the dict a caller would send, for the same checks."""
+    attrs: object = event.attrs
+    if not isinstance(attrs, Mapping):
+        msg = f"an Event's attrs must be a dict, not {_describe(attrs)}"
+        raise InvalidEventError(msg, field="attrs")
+    clash = sorted(str(key) for key in attrs if key in RESERVED)
+    if clash:
+        msg = f"an Event's attrs may not use the names of its fields: {', '.join(clash)}"
+        raise InvalidEventError(msg, field=clash[0])
+    return event.as_dict()
+
+
+def check_values(
+    values: object, *, what: str = "state", max_bytes: int = MAX_EVENT_BYTES
+) -> dict[str, Any]:
     """Validate a dict of values with the bounds that event attributes have."""
     if not isinstance(values, Mapping):
         msg = f"{what} must be a dict, not {type(values).__name__}"
@@ -86,13 +132,15 @@ def check_values(values: object, *, what: str = "state") -> dict[str, Any]:
     if len(values) > MAX_ITEMS:
         msg = f"{what} holds {len(values)} keys; at most {MAX_ITEMS} are allowed"
         raise InvalidEventError(msg)
+    budget = _Budget(max_bytes)
     out: dict[str, Any] = {}
     for key, value in values.items():
         if not isinstance(key, str):
             msg = f"{what} keys must be strings; found the key {_describe(key)}"
             raise InvalidEventError(msg, field=repr(key))
         check_text(key, key, MAX_KEY_LENGTH)
-        out[key] = _attribute(key, value, 1)
+        budget.spend(len(key) + 2, key)
+        out[key] = _attribute(key, value, 1, frozenset(), budget)
     return out
 
 
@@ -147,22 +195,28 @@ def _number(name: str, value: object) -> float:
     return min(number, LIMITS[name])
 
 
-def _attribute(path: str, value: object, depth: int, redact: frozenset[str] = frozenset()) -> Any:
+def _attribute(
+    path: str, value: object, depth: int, redact: frozenset[str], budget: _Budget
+) -> Any:
     if value is None or isinstance(value, bool):
+        budget.spend(1, path)
         return value
     if isinstance(value, int):
         if abs(value) > MAX_INT:
             msg = f"attribute {path!r} is an integer of {value.bit_length()} bits; send it as a string"
             raise InvalidEventError(msg, field=path)
-        return value
+        budget.spend(9, path)
+        return int(value)  # an int subclass (an IntEnum...) is stored as the plain int
     if isinstance(value, float):
         if not math.isfinite(value):
             msg = f"attribute {path!r} must be finite, not {value}"
             raise InvalidEventError(msg, field=path)
-        return value
+        budget.spend(9, path)
+        return float(value)
     if isinstance(value, str):
         check_text(path, value, MAX_STRING_LENGTH)
-        return value
+        budget.spend((len(value) if value.isascii() else len(value.encode())) + 5, path)
+        return str(value)
     if isinstance(value, list | tuple | Mapping):
         if depth >= MAX_DEPTH:
             msg = f"attribute {path!r} is nested more than {MAX_DEPTH} levels deep"
@@ -170,6 +224,7 @@ def _attribute(path: str, value: object, depth: int, redact: frozenset[str] = fr
         if len(value) > MAX_ITEMS:
             msg = f"attribute {path!r} holds {len(value)} items; at most {MAX_ITEMS} are allowed"
             raise InvalidEventError(msg, field=path)
+        budget.spend(5, path)
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for key, item in value.items():
@@ -177,12 +232,16 @@ def _attribute(path: str, value: object, depth: int, redact: frozenset[str] = fr
                     msg = f"attribute {path!r} has a non-string key {_describe(key)}"
                     raise InvalidEventError(msg, field=path)
                 check_text(f"{path}.{key}", key, MAX_KEY_LENGTH)
+                budget.spend(len(key) + 2, f"{path}.{key}")
                 if redact and key.lower() in redact:
                     out[key] = REDACTED
                 else:
-                    out[key] = _attribute(f"{path}.{key}", item, depth + 1, redact)
+                    out[key] = _attribute(f"{path}.{key}", item, depth + 1, redact, budget)
             return out
-        return [_attribute(f"{path}[{i}]", item, depth + 1, redact) for i, item in enumerate(value)]
+        return [
+            _attribute(f"{path}[{i}]", item, depth + 1, redact, budget)
+            for i, item in enumerate(value)
+        ]
     msg = f"attribute {path!r} has unsupported type {type(value).__name__}"
     raise InvalidEventError(msg, field=path)
 

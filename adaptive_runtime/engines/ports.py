@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..records import Entry, Pending, StatePatched, read_record
+from ..records import Entry, Pending, StatePatched, read_as
 
 __all__ = ["AsyncStore", "Store", "apply_patch", "as_async_store"]
 
@@ -70,9 +70,7 @@ class _JournalStore:
     async def load_state(self, stream: str) -> dict[str, Any] | None:
         state: dict[str, Any] | None = None
         for entry in self._journal.read(stream, kind="StatePatched"):
-            patch = read_record(entry)
-            assert isinstance(patch, StatePatched)
-            state = apply_patch(state, patch)
+            state = apply_patch(state, read_as(entry, StatePatched))
         return state
 
 

@@ -11,7 +11,7 @@ import msgspec
 
 from .._awaiting import resolve
 from ..clock import Clock, ManualClock, SystemClock
-from ..records import CheckpointCreated, read_record, to_pending
+from ..records import CheckpointCreated, read_as, to_pending
 from .backoff import RetryPolicy, delay_for
 from .events import check_values
 from .ports import AsyncStore, Store, as_async_store
@@ -87,8 +87,7 @@ class RecoveryEngine:
         found = await self._store.latest(1, self.agent_id, kind="CheckpointCreated")
         if not found:
             return None
-        record = read_record(found[0])
-        assert isinstance(record, CheckpointCreated)
+        record = read_as(found[0], CheckpointCreated)
         return {"snapshot_id": found[0].seq, "ts_ns": found[0].ts_ns, "state": dict(record.state)}
 
     async def retry(

@@ -10,6 +10,7 @@ import msgspec
 
 from ..engines.decision import RuleCheck
 from ..engines.pipeline import Policy
+from ..errors import JournalCorruptError
 from ..journal import Journal
 from ..records import (
     ActionAbandoned,
@@ -23,6 +24,7 @@ from ..records import (
     Event,
     EventReceived,
     OutcomeRecorded,
+    read_as,
     read_record,
 )
 from .rebuild import rebuild
@@ -110,18 +112,20 @@ def history(
     until_ns: int | None = None,
     limit: int = 20,
 ) -> Iterator[HistoryItem]:
-    """Yield decisions newest first, filtered; reads backward and stops at `limit` or `since_ns`."""
+    """Yield decisions newest first (in journal order), filtered, up to `limit`.
+
+    Times are the clock's, and a clock can step backwards: a decision journaled after
+    an older-stamped one still counts, so `since_ns` filters rather than ends the scan.
+    """
     if limit <= 0:
         return
     found = 0
     for entry in journal.latest(2**62, agent, kind="DecisionMade"):
         if since_ns is not None and entry.ts_ns < since_ns:
-            return
+            continue
         if until_ns is not None and entry.ts_ns > until_ns:
             continue
-        record = read_record(entry)
-        assert isinstance(record, DecisionMade)
-        d = record.decision
+        d = read_as(entry, DecisionMade).decision
         if (
             (event_type and d.event_type != event_type)
             or (action and d.action != action)
@@ -138,8 +142,10 @@ def _item(
     journal: Journal, seq: int, event_seq: int, stream: str, ts_ns: int, d: Decision
 ) -> HistoryItem:
     event_entry = journal.get(event_seq)
-    received = None if event_entry is None else read_record(event_entry)
-    event = received.event if isinstance(received, EventReceived) else Event(type=d.event_type)
+    if event_entry is None:
+        msg = f"the decision at seq {seq} names its event at seq {event_seq}, which is missing"
+        raise JournalCorruptError(msg, seq=seq)
+    event = read_as(event_entry, EventReceived).event
     decision = msgspec.structs.replace(d, seq=seq, event_seq=event_seq)
     return HistoryItem(
         seq=seq, event_seq=event_seq, stream=stream, ts_ns=ts_ns, event=event, decision=decision
@@ -151,8 +157,7 @@ def decision_at(journal: Journal, seq: int) -> HistoryItem | None:
     entry = journal.get(seq)
     if entry is None or entry.kind != "DecisionMade":
         return None
-    record = read_record(entry)
-    assert isinstance(record, DecisionMade)
+    record = read_as(entry, DecisionMade)
     return _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, record.decision)
 
 
@@ -180,9 +185,7 @@ def explain(journal: Journal, seq: int) -> Explanation:
             f"no decision at seq {seq}; `adaptive-runtime history` lists decisions with their seqs"
         )
         raise LookupError(msg)
-    record = read_record(entry)
-    assert isinstance(record, DecisionMade)
-    d = record.decision
+    d = read_as(entry, DecisionMade).decision
     item = _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
     before = rebuild(journal, entry.stream, upto=entry.batch - 1).state
     policy = Policy(rules=before.rules)
@@ -264,9 +267,7 @@ def stats(
         if progress is not None and count % 100_000 == 0:
             progress(count)
         if entry.kind == "DecisionMade":
-            record = read_record(entry)
-            assert isinstance(record, DecisionMade)
-            d = record.decision
+            d = read_as(entry, DecisionMade).decision
             result.decisions += 1
             _bump(result.by_type, d.event_type)
             _bump(result.by_action, d.action)
@@ -274,8 +275,7 @@ def stats(
             hour = entry.ts_ns // 3_600_000_000_000 * 3600
             result.per_hour[hour] = result.per_hour.get(hour, 0) + 1
         elif entry.kind == "OutcomeRecorded":
-            outcome = read_record(entry)
-            assert isinstance(outcome, OutcomeRecorded)
+            outcome = read_as(entry, OutcomeRecorded)
             band = min(int(outcome.confidence * 5), 4)
             bands[band][0] += 1
             bands[band][1] += outcome.success

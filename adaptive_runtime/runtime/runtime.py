@@ -13,12 +13,12 @@ from typing import Any, Literal
 import msgspec
 
 from .._crashpoints import crash_point
-from ..clock import Clock, SystemClock
+from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.confidence import ConfidenceEngine
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine, load_rules, parse_rules
-from ..engines.events import parse_event
+from ..engines.events import MAX_EVENT_BYTES, parse_event
 from ..engines.pipeline import decide
 from ..engines.recovery import RecoveryEngine
 from ..engines.state import StateEngine
@@ -43,7 +43,7 @@ from ..records import (
     Record,
     Rule,
     RulesChanged,
-    read_record,
+    read_as,
     to_pending,
 )
 from .actions import ActionRunner, ActionSpec, Handler, Resume
@@ -87,6 +87,7 @@ class Runtime:
         journal: Journal | None = None,
         persist: bool = True,
         sensitive_fields: Iterable[str] = (),
+        max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         if not isinstance(agent_id, str) or not agent_id or len(agent_id) > 256:
             raise ConfigurationError(
@@ -98,12 +99,17 @@ class Runtime:
             )
         if durability not in ("full", "normal"):
             raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
+        if type(max_event_bytes) is not int or max_event_bytes < 1024:
+            raise ConfigurationError(
+                f"max_event_bytes must be an int of at least 1024, not {max_event_bytes!r}"
+            )
         self.agent_id = agent_id
-        self._redact = frozenset(name.lower() for name in sensitive_fields)
+        self._redact = _field_names(sensitive_fields)
+        self.max_event_bytes = max_event_bytes
         self.path = os.fspath(path)
         self.checkpoint_every = checkpoint_every
         self.durability: Durability = durability
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = checked(clock or SystemClock())
         self.bus = EventBus()
         self._rules: tuple[Rule, ...] | None = _rules_from(rules)
         self._journal_given = journal
@@ -231,7 +237,7 @@ class Runtime:
         """
         worker = await self._when_ready()
         started = time.perf_counter()
-        ev = parse_event(event, redact=self._redact)
+        ev = parse_event(event, redact=self._redact, max_bytes=self.max_event_bytes)
         if ev.id is not None:
             found = await worker.run(decision_for_event, worker.journal, ev.id)
             if found is not None:
@@ -239,6 +245,12 @@ class Runtime:
                     msg = (
                         f"event id {ev.id!r} was already journaled by agent {found.stream!r} at seq "
                         f"{found.event_seq}; ids are unique across the journal"
+                    )
+                    raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
+                if found.event != ev:
+                    msg = (
+                        f"event id {ev.id!r} was already journaled at seq {found.event_seq} with a "
+                        "different body; use a new id for a new event"
                     )
                     raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
                 self._metrics.count("events_deduplicated")
@@ -264,9 +276,7 @@ class Runtime:
         journaled = made[-1]
         if not fresh:
             # a concurrent call with the same id won the race: answer with its decision
-            record = read_record(entries[1])
-            assert isinstance(record, DecisionMade)
-            journaled = record.decision
+            journaled = read_as(entries[1], DecisionMade).decision
             self._metrics.count("events_deduplicated")
         decision = msgspec.structs.replace(journaled, seq=entries[1].seq, event_seq=entries[0].seq)
         self._metrics.count("events_processed")
@@ -282,13 +292,25 @@ class Runtime:
         return decision
 
     async def record_outcome(self, decision: Decision, *, success: bool) -> None:
-        """Journal how a decision turned out; later confidence in its context adapts."""
-        await self._when_ready()
-        if not isinstance(decision, Decision) or decision.seq <= 0:
+        """Journal how a decision turned out; later confidence in its context adapts.
+
+        Only the decision's `seq` is taken from the caller: the decision itself is read
+        back from the journal, so a changed copy can't put bad data into the outcome.
+        """
+        worker = await self._when_ready()
+        seq = decision.seq if isinstance(decision, Decision) else None
+        if type(seq) is not int or not 0 < seq < 2**63:
             raise InvalidEventError(
                 "record_outcome needs a Decision returned by process()", field="decision"
             )
-        await self._append_records([OutcomeRecorded.of(decision, success=success)])
+        if not isinstance(success, bool | int) or success not in (0, 1):
+            msg = f"success must be True or False, not {success!r}"
+            raise InvalidEventError(msg, field="success")
+        found = await worker.run(decision_at, worker.journal, seq)
+        if found is None or found.stream != self.agent_id:
+            msg = f"no decision of agent {self.agent_id!r} is journaled at seq {seq}"
+            raise InvalidEventError(msg, field="decision")
+        await self._append_records([OutcomeRecorded.of(found.decision, success=bool(success))])
         self._metrics.count("outcomes_success" if success else "outcomes_failure")
 
     async def set_rules(self, rules: RulesArg) -> str:
@@ -481,6 +503,22 @@ class _RuntimeStore:
         await self._runtime._when_ready()
         kv = self._runtime.state.kv
         return None if kv is None else dict(kv)
+
+
+def _field_names(names: Iterable[str]) -> frozenset[str]:
+    if isinstance(names, str | bytes):
+        msg = f"sensitive_fields must be a list of field names, e.g. [{names!r}], not one string"
+        raise ConfigurationError(msg)
+    try:
+        listed = list(names)
+    except TypeError:
+        msg = f"sensitive_fields must be a list of field names, not {type(names).__name__}"
+        raise ConfigurationError(msg) from None
+    for name in listed:
+        if not isinstance(name, str) or not name:
+            msg = f"sensitive_fields must hold non-empty strings; found {name!r}"
+            raise ConfigurationError(msg)
+    return frozenset(name.lower() for name in listed)
 
 
 def _rules_from(rules: RulesArg) -> tuple[Rule, ...] | None:
