@@ -12,14 +12,14 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
 from ._text import format_ts, parse_time, table
-from .errors import AdaptiveRuntimeError, InvalidEventError, InvalidRulesError, JournalError
+from .errors import AdaptiveRuntimeError, JournalError
 
 if TYPE_CHECKING:
     from .journal import Journal, SqliteJournal
@@ -36,10 +36,11 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument(
         "--db", type=Path, default=Path(DEFAULT_DB), help=f"journal file (default: {DEFAULT_DB})"
     )
+    common = argparse.ArgumentParser(add_help=False, parents=[db])
     common.add_argument(
         "--agent", metavar="ID", help="only this agent's stream (default: all agents)"
     )
@@ -76,9 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         _demo,
         "run the monitoring scenario on an embedded SQLite file and print the history",
         "adaptive-runtime demo --db /tmp/demo.db",
-        [common],
+        [db],
     )
-    demo.add_argument("--quiet", action="store_true", help="don't show the engines' log lines")
+    demo.add_argument(
+        "--agent", metavar="ID", default="prod-monitor", help="the agent (default: prod-monitor)"
+    )
+    demo.add_argument(
+        "--quiet", action="store_true", help="don't show the engines' log lines (on stderr)"
+    )
 
     hist = command(
         "history",
@@ -96,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", help="not before this time (ISO 8601, Unix seconds, or an age like 18h)"
     )
     hist.add_argument("--until", help="not after this time")
-    hist.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
+    hist.add_argument("--limit", type=_count, default=20, help="at most this many (default: 20)")
 
     exp = command(
         "explain",
@@ -105,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "adaptive-runtime explain 12",
         [common, as_json],
     )
-    exp.add_argument("seq", type=int, help="the seq of a decision (or of its event)")
+    exp.add_argument("seq", type=_seq, help="the seq of a decision (or of its event)")
 
     rep = command(
         "replay",
@@ -125,15 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="what-if: which decisions would change under these custom rules (TOML or JSON)",
     )
     rep.add_argument(
-        "--examples", type=int, default=10, help="how many changed decisions to show (default: 10)"
+        "--examples",
+        type=_count,
+        default=10,
+        help="how many changed decisions to show (default: 10)",
     )
 
     ver = command(
         "verify",
         _verify,
-        "check the hash chain and SQLite's integrity (the chain spans every agent: --agent is ignored)",
+        "check the hash chain, SQLite's integrity and every snapshot (the chain spans every agent)",
         "adaptive-runtime verify --expect-head 1234:9f2c...",
-        [common, as_json],
+        [db, as_json],
     )
     ver.add_argument(
         "--expect-head",
@@ -146,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         _head,
         "print the journal's head (seq:digest) to keep for detecting truncation later (the chain spans every agent)",
         "adaptive-runtime head > head.txt",
-        [common],
+        [db],
     )
 
     out = command(
@@ -163,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         _import,
         "load exported JSON lines into a new journal, checking the chain",
         "adaptive-runtime import journal.jsonl --db restored.db",
-        [common],
+        [db],
     )
     imp.add_argument("file", type=Path, help="a file written by `export` (- for standard input)")
 
@@ -220,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (UsageError, InvalidEventError, InvalidRulesError, LookupError, ValueError) as exc:
+    except (UsageError, LookupError, ValueError, OverflowError) as exc:
         print(f"adaptive-runtime: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (JournalError, AdaptiveRuntimeError, OSError) as exc:
@@ -231,11 +240,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- helpers -------------------------------------------------------------------
 
+MAX_SEQ = 2**63 - 1
+
+
+def _seq(text: str) -> int:
+    """A seq argument: a positive integer that fits a journal's seq."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 < value <= MAX_SEQ:
+        raise argparse.ArgumentTypeError(f"a seq is from 1 to {MAX_SEQ}, not {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A count argument: a non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value <= MAX_SEQ:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0, not {text}")
+    return value
+
 
 def _open(args: argparse.Namespace) -> SqliteJournal:
     from .journal import SqliteJournal
 
-    return SqliteJournal(args.db, create=False)
+    journal = SqliteJournal(args.db, create=False)
+    agent = getattr(args, "agent", None)
+    if agent is not None and journal.stream_head(agent) == 0:
+        streams = journal.streams()
+        known = ", ".join(streams[:10]) + (", ..." if len(streams) > 10 else "")
+        journal.close()
+        raise UsageError(
+            f"agent {agent!r} has no entries in {args.db}"
+            + (f"; its agents are: {known}" if streams else "; the journal is empty")
+        )
+    return journal
 
 
 def _progress(what: str) -> Callable[[int], None]:
@@ -255,7 +298,7 @@ def _print_json(value: object) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return asyncio.run(run_demo(args.db, show_logs=not args.quiet))
+    return asyncio.run(run_demo(args.db, agent=args.agent, show_logs=not args.quiet))
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -295,14 +338,22 @@ def _history(args: argparse.Namespace) -> int:
     print(
         table(("seq", "time", "agent", "event", "action", "priority", "confidence", "reason"), rows)
     )
-    print(f"\n{len(items)} decisions shown, newest first.")
+    print(f"\n{_plural(len(items), 'decision')} shown, newest first.")
     return EXIT_OK
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _explain(args: argparse.Namespace) -> int:
     from .projections.audit import explain
 
     ex = explain(_open(args), args.seq)
+    if args.agent is not None and ex.item.stream != args.agent:
+        raise UsageError(
+            f"the decision at seq {ex.item.seq} belongs to agent {ex.item.stream!r}, not {args.agent!r}"
+        )
     if args.json:
         _print_json(ex)
         return EXIT_OK
@@ -359,10 +410,16 @@ def _replay(args: argparse.Namespace) -> int:
                 f"MISMATCH: {len(report.mismatches)} of {report.decisions} decisions differ from the journal:"
             )
             rows = [
-                (m.seq, ",".join(m.fields), m.journaled.action, m.replayed.action)
+                (
+                    m.seq,
+                    name,
+                    _shown(getattr(m.journaled, name)),
+                    _shown(getattr(m.replayed, name)),
+                )
                 for m in report.mismatches[:50]
+                for name in m.fields
             ]
-            print(table(("seq", "fields that differ", "journaled", "replayed"), rows))
+            print(table(("seq", "field", "journaled", "replayed"), rows))
         return EXIT_OK if report.ok else EXIT_CHECK_FAILED
     rules = load_rules(args.rules)
     total, changed = 0, 0
@@ -419,6 +476,11 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _shown(value: object) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _verify(args: argparse.Namespace) -> int:
     from .journal import Head
 
@@ -447,34 +509,50 @@ def _export(args: argparse.Namespace) -> int:
     from .journal.export import export_lines
 
     journal = _open(args)
-    # an export holds everything the journal does: readable by its owner only, like the journal
-    out = (
-        os.fdopen(
-            os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
-        )
-        if args.out
-        else sys.stdout
-    )
+    if not args.out:
+        _write_lines(export_lines(journal, args.agent), sys.stdout)
+        return EXIT_OK
+    # An export holds everything the journal does: it is written 0600, like the journal, to
+    # a new file in the target's folder, then renamed over the target. So it never writes
+    # through a symlink, nor into an existing file that others can read.
+    import tempfile
+
+    target = Path(args.out)
+    if target.is_dir():
+        raise UsageError(f"--out {target} is a folder; name a file")
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
     try:
-        count = 0
-        for count, line in enumerate(export_lines(journal, args.agent), start=1):
-            out.write(line + "\n")
-            if count % PROGRESS_EVERY == 0:
-                _progress("entries exported")(count)
-    finally:
-        if args.out:
-            out.close()
-    if args.out:
-        print(f"Exported {count} entries to {args.out}", file=sys.stderr)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            count = _write_lines(export_lines(journal, args.agent), out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    print(f"Exported {count} entries to {args.out}", file=sys.stderr)
     return EXIT_OK
 
 
+def _write_lines(lines: Iterable[str], out: TextIO) -> int:
+    count = 0
+    for count, line in enumerate(lines, start=1):
+        out.write(line + "\n")
+        if count % PROGRESS_EVERY == 0:
+            _progress("entries exported")(count)
+    return count
+
+
 def _import(args: argparse.Namespace) -> int:
+    from .engines.entries import check_entry
     from .journal import SqliteJournal
     from .journal.export import import_lines
 
     if args.db.exists():
         raise UsageError(f"{args.db} already exists; import into a new file with --db NEW.db")
+    if str(args.file) != "-" and not args.file.is_file():
+        what = "is a folder" if args.file.is_dir() else "does not exist"
+        raise UsageError(f"cannot import {args.file}: it {what}; give a file written by `export`")
     partial = args.db.with_name(args.db.name + ".partial")
     for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
         leftover.unlink(missing_ok=True)
@@ -482,7 +560,13 @@ def _import(args: argparse.Namespace) -> int:
     try:
         journal = SqliteJournal(partial, durability="normal")
         try:
-            count = import_lines(journal, source, progress=_progress("lines imported"))
+            try:
+                count = import_lines(
+                    journal, source, check=check_entry, progress=_progress("lines imported")
+                )
+            except UnicodeDecodeError as exc:
+                msg = f"cannot import {args.file}: it is not UTF-8 text ({exc.reason} at byte {exc.start})"
+                raise UsageError(msg) from None
             report = journal.verify()
         finally:
             journal.close()

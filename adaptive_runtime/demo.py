@@ -23,13 +23,22 @@ SCENARIO: list[dict[str, Any]] = [
 
 
 async def run_demo(
-    path: Path, *, out: TextIO = sys.stdout, show_logs: bool = True, history: int = 10
+    path: Path,
+    *,
+    agent: str = "prod-monitor",
+    out: TextIO = sys.stdout,
+    log: TextIO | None = None,
+    show_logs: bool = True,
+    history: int = 10,
 ) -> int:
-    """Process the scenario on the journal at `path`, then print what the journal remembers."""
+    """Process the scenario on the journal at `path`, then print what the journal remembers.
+
+    The results go to `out`; the engines' log lines (if shown) to `log`, stderr by default.
+    """
     level = ROOT.level
-    handler = enable_console_logging(logging.INFO, out) if show_logs else None
+    handler = enable_console_logging(logging.INFO, log or sys.stderr) if show_logs else None
     try:
-        runtime = Runtime(agent_id="prod-monitor", path=path, checkpoint_every=5)
+        runtime = Runtime(agent_id=agent, path=path, checkpoint_every=5)
 
         @runtime.bus.subscribe("anomaly_detected")
         async def on_anomaly(event: dict[str, Any]) -> None:
@@ -37,6 +46,7 @@ async def run_demo(
 
         await runtime.start()
         remembered = runtime.state.events
+        rebuilt = runtime.snapshot_summary()
         print(f"Journal: {path.resolve()}", file=out)
         print(f"Remembered from earlier runs: {remembered} events\n", file=out)
         for event in SCENARIO:
@@ -62,10 +72,22 @@ async def run_demo(
             file=out,
         )
     if remembered:
-        print(
-            f"\nThe {remembered} events from earlier runs were replayed from the journal on start.",
-            file=out,
-        )
+        print(f"\n{_how_remembered(remembered, rebuilt)}", file=out)
     else:
         print("\nRun the demo again: the journal remembers these events across runs.", file=out)
     return 0
+
+
+def _how_remembered(events: int, rebuilt: dict[str, Any]) -> str:
+    """Say truly how start() got the earlier runs' state back."""
+    replayed = rebuilt["replayed"]
+    entries = "entry" if replayed == 1 else "entries"
+    if rebuilt["snapshot_seq"] is None:
+        how = f"by replaying all {replayed} journal {entries}"
+    elif replayed:
+        how = (
+            f"from the snapshot at seq {rebuilt['snapshot_seq']} plus {replayed} {entries} after it"
+        )
+    else:
+        how = f"from the snapshot at seq {rebuilt['snapshot_seq']}, with nothing after it to replay"
+    return f"The {events} events from earlier runs were restored on start, {how}."

@@ -7,6 +7,7 @@ __all__ = [
     "ConfigurationError",
     "DuplicateEventError",
     "InvalidEventError",
+    "InvalidImportError",
     "InvalidRulesError",
     "JournalBusyError",
     "JournalClosedError",
@@ -42,6 +43,15 @@ class InvalidRulesError(AdaptiveRuntimeError, ValueError):
     def __init__(self, message: str, *, index: int | None = None) -> None:
         super().__init__(message)
         self.index = index
+
+
+class InvalidImportError(AdaptiveRuntimeError, ValueError):
+    """A line of an import file is not an entry this journal may hold; nothing was imported."""
+
+    def __init__(self, message: str, *, line: int, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.seq = seq
 
 
 class RuntimeNotStartedError(AdaptiveRuntimeError):

@@ -238,6 +238,9 @@ def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
     except OSError as exc:
         msg = f"cannot read rules file {file}: {exc.strerror}"
         raise InvalidRulesError(msg) from None
+    except UnicodeDecodeError as exc:
+        msg = f"rules file {file} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise InvalidRulesError(msg) from None
     try:
         data: Any = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:

@@ -15,6 +15,7 @@ from .base import GENESIS_DIGEST, Entry, Head, Pending, VerifyReport
 _encode = msgspec.msgpack.Encoder().encode
 
 MAX_NAME_LENGTH = 256
+MAX_TS_NS = 2**63 - 1
 PROGRESS_EVERY = 100_000
 
 
@@ -49,14 +50,19 @@ def check_batch(batch: Sequence[Pending]) -> str:
                 f"{stream!r}; append one stream per batch"
             )
             raise InvalidEventError(msg, field="stream")
+        if type(pending.body) is not bytes:
+            msg = (
+                f"entry {index} has a body of type {type(pending.body).__name__}; it must be bytes"
+            )
+            raise InvalidEventError(msg, field="body")
         if pending.event_id is not None:
             _check_name("event_id", pending.event_id)
             if pending.event_id in seen:
                 msg = f"event_id {pending.event_id!r} appears twice in one batch"
                 raise InvalidEventError(msg, field="event_id")
             seen.add(pending.event_id)
-        if type(pending.ts_ns) is not int or pending.ts_ns < 0:
-            msg = f"entry {index} has ts_ns {pending.ts_ns!r}; it must be a non-negative int"
+        if type(pending.ts_ns) is not int or not 0 <= pending.ts_ns <= MAX_TS_NS:
+            msg = f"entry {index} has ts_ns {pending.ts_ns!r}; it must be an int from 0 to 2**63-1"
             raise InvalidEventError(msg, field="ts_ns")
     return stream
 

@@ -9,24 +9,28 @@ from typing import Any
 
 import msgspec
 
-from ..errors import JournalCorruptError, JournalError
-from ..records import Entry, Pending, decode_record
+from ..errors import AdaptiveRuntimeError, InvalidImportError, JournalError
+from ..records import Entry, Pending, read_record
 from . import _chain
 from .base import Journal
 
 __all__ = ["export_lines", "import_lines"]
+
+Check = Callable[[str, bytes], object]
+"""Checks one entry's kind and body; raises an AdaptiveRuntimeError saying what is wrong."""
 
 
 def export_lines(journal: Journal, stream: str | None = None) -> Iterator[str]:
     """Yield one JSON object per entry, oldest first.
 
     Each line carries the entry's fields, its `digest` in hex, its raw `body` in base64
-    (what the chain covers), and `record`, the body decoded for people and tools.
+    (what the chain covers), and `record`, the body decoded for people and tools (null
+    for a body this version can't read: the export still carries it, byte for byte).
     """
     for entry in journal.read(stream):
         try:
-            record: Any = _readable(decode_record(entry.body))
-        except msgspec.DecodeError:
+            record: Any = _readable(read_record(entry))
+        except (AdaptiveRuntimeError, RecursionError):
             record = None
         line = {
             "seq": entry.seq,
@@ -49,26 +53,42 @@ def _readable(record: msgspec.Struct) -> dict[str, Any]:
     return {"type": type(record).__name__, **fields}
 
 
+_Item = tuple[Pending, int, str, int]
+"""An entry read from a line: its pending form, batch, digest (hex) and line number."""
+
+
 def import_lines(
-    journal: Journal, lines: Iterable[str], *, progress: Callable[[int], None] | None = None
+    journal: Journal,
+    lines: Iterable[str],
+    *,
+    check: Check | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Append exported entries to an empty journal, checking every digest; return the count.
 
-    Batches are appended as they were, so seqs and digests come out the same; the first
-    entry whose digest differs stops the import with JournalCorruptError naming its seq.
+    `check(kind, body)` is run on every entry first (the command line checks each as the
+    runtime would have journaled it). Batches are appended as they were, so seqs and
+    digests come out the same. The first bad line (unreadable, refused by `check`, or
+    where the chain breaks) stops the import with InvalidImportError naming its line.
     """
     if journal.head().seq:
         raise JournalError("import needs an empty journal; this one already holds entries")
     count = 0
-    batch: list[tuple[Pending, int, str]] = []
+    batch: list[_Item] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         item = _parse(number, line)
-        if batch and item[1] != _first_batch(batch):
+        if check is not None:
+            try:
+                check(item[0].kind, item[0].body)
+            except AdaptiveRuntimeError as exc:
+                msg = f"line {number} holds an entry this journal may not hold: {exc}"
+                raise InvalidImportError(msg, line=number) from None
+        if batch and item[1] != batch[0][1]:
             count += _append(journal, batch)
             batch = []
-        batch.append((item[0], item[1], item[2]))
+        batch.append(item)
         if progress is not None and number % 100_000 == 0:
             progress(number)
     if batch:
@@ -76,11 +96,7 @@ def import_lines(
     return count
 
 
-def _first_batch(batch: list[tuple[Pending, int, str]]) -> int:
-    return batch[0][1]
-
-
-def _parse(number: int, line: str) -> tuple[Pending, int, str]:
+def _parse(number: int, line: str) -> _Item:
     try:
         data = json.loads(line)
         pending = Pending(
@@ -90,24 +106,35 @@ def _parse(number: int, line: str) -> tuple[Pending, int, str]:
             body=base64.b64decode(data["body"], validate=True),
             event_id=data["event_id"],
         )
-        return pending, int(data["batch"]), str(data["digest"])
-    except (ValueError, KeyError, TypeError) as exc:
-        msg = f"line {number} is not an exported journal entry ({exc})"
-        raise JournalCorruptError(msg) from None
+        batch, digest = data["batch"], data["digest"]
+        if type(batch) is not int or type(digest) is not str:
+            raise TypeError("batch must be an int and digest a hex string")
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        msg = f"line {number} is not an exported journal entry ({why})"
+        raise InvalidImportError(msg, line=number) from None
+    return pending, batch, digest, number
 
 
-def _append(journal: Journal, batch: list[tuple[Pending, int, str]]) -> int:
-    pendings = [p for p, _, _ in batch]
-    stream = _chain.check_batch(pendings)
+def _append(journal: Journal, batch: list[_Item]) -> int:
+    pendings = [p for p, _, _, _ in batch]
+    first_line = batch[0][3]
+    try:
+        stream = _chain.check_batch(pendings)
+    except AdaptiveRuntimeError as exc:
+        msg = f"line {first_line} starts a batch this journal may not hold: {exc}"
+        raise InvalidImportError(msg, line=first_line) from None
     # link first and compare, so that nothing past a break is ever appended
     linked = _chain.link(pendings, journal.head(), journal.stream_head(stream))
-    for entry, (_, batch_seq, digest) in zip(linked, batch, strict=True):
+    for entry, (_, batch_seq, digest, number) in zip(linked, batch, strict=True):
         if entry.batch != batch_seq or entry.digest.hex() != digest:
-            msg = f"the chain breaks at seq {entry.seq}: the export was edited, reordered or cut there"
-            raise JournalCorruptError(msg, seq=entry.seq)
+            msg = (
+                f"line {number}: the chain breaks at seq {entry.seq}; the export was edited, "
+                "reordered or cut there"
+            )
+            raise InvalidImportError(msg, line=number, seq=entry.seq)
     entries: list[Entry] = journal.append(pendings)
     if [e.digest for e in entries] != [e.digest for e in linked]:
-        raise JournalCorruptError(
-            "an imported batch was not appended as linked", seq=entries[0].seq
-        )
+        msg = f"line {first_line}: an imported batch was not appended as linked"
+        raise InvalidImportError(msg, line=first_line, seq=entries[0].seq)
     return len(entries)

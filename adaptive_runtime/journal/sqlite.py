@@ -190,6 +190,9 @@ class SqliteJournal:
         if not create and not os.path.exists(self._path):
             msg = f"no journal at {self._path}; check --db, or run `adaptive-runtime demo` to make one"
             raise JournalError(msg)
+        if os.path.isdir(self._path):
+            msg = f"{self._path} is a folder, not a journal file; give the path of a file"
+            raise JournalError(msg)
         _create_private(self._path)
         with _translated(self._path):
             self._conn: apsw.Connection | None = apsw.Connection(
@@ -413,15 +416,27 @@ class SqliteJournal:
     ) -> VerifyReport:
         with _translated(self._path):
             problems = [row[0] for row in self._open().execute("PRAGMA quick_check")]
-        if problems != ["ok"]:
+        if problems == ["ok"]:
+            return _chain.walk(self.read(), expected_head, progress)
+        # the file is damaged: still walk the chain as far as it reads, for true counts
+        damage = "SQLite quick_check: " + "; ".join(problems[:5])
+        try:
+            walked = _chain.walk(self.read(), expected_head, progress)
+        except JournalError as exc:
             return VerifyReport(
                 ok=False,
                 entries=0,
                 head=Head(0, GENESIS_DIGEST),
-                first_bad_seq=None,
-                problem="SQLite quick_check: " + "; ".join(problems[:5]),
+                problem=f"{damage}; the entries can't be read ({exc})",
             )
-        return _chain.walk(self.read(), expected_head, progress)
+        problem = damage if walked.ok else f"{damage}; {walked.problem}"
+        return VerifyReport(
+            ok=False,
+            entries=walked.entries,
+            head=walked.head,
+            first_bad_seq=walked.first_bad_seq,
+            problem=problem,
+        )
 
     def close(self) -> None:
         if self._checkpointer is not None:

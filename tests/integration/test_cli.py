@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_runtime import ManualClock, Runtime
+from adaptive_runtime import Event, ManualClock, Runtime
 
 EVENTS = [
     {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88},
@@ -211,8 +211,8 @@ def test_export_import_round_trip(journal_path: Path, tmp_path: Path) -> None:
     edited[10]["ts_ns"] += 1
     dump.write_text("\n".join(json.dumps(e) for e in edited) + "\n")
     broken = cli("import", str(dump), "--db", str(tmp_path / "broken.db"))
-    assert 3 == broken.returncode
-    assert "chain breaks at seq 11" in broken.stderr
+    assert 2 == broken.returncode  # a bad input file is bad input (3 means the journal)
+    assert "line 11: the chain breaks at seq 11" in broken.stderr
     assert not (tmp_path / "broken.db").exists()
     assert not list(tmp_path.glob("broken.db*"))
 
@@ -340,3 +340,267 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
     assert "| process(), durability normal" in out.stdout
     assert "| 0.2   | >= 0.6  | NO  |" in out.stdout
     assert (tmp_path / "out" / "summary.json").exists()
+
+
+# -- regressions from trying the command line as a new user ---------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "99999999999999999999"], "a seq is from 1 to"),
+        (["explain", "0"], "a seq is from 1 to"),
+        (["history", "--since", "inf"], "can't read 'inf' as a time"),
+        (["history", "--since", "1e400"], "can't read '1e400' as a time"),
+        (["history", "--until", "nan"], "can't read 'nan' as a time"),
+        (["history", "--since", "99999999999"], "out of range"),
+        (["state", "--agent", "prod", "--at", "1e400"], "can't read '1e400' as a time"),
+        (["history", "--limit", "-1"], "must be a whole number"),
+        (["replay", "--rules", "RULES", "--examples", "-1"], "must be a whole number"),
+        (["head", "--agent", "prod"], "unrecognized arguments: --agent"),
+        (["verify", "--agent", "prod"], "unrecognized arguments: --agent"),
+        (["import", "DUMP", "--agent", "prod"], "unrecognized arguments: --agent"),
+        (["explain", "2", "--agent", "nobody"], "agent 'nobody' has no entries"),
+        (["state", "--agent", "nobody", "--at", "3"], "agent 'nobody' has no entries"),
+        (["history", "--agent", "nobody"], "its agents are: canary, prod"),
+        (["stats", "--agent", "nobody"], "agent 'nobody' has no entries"),
+        (["replay", "--verify", "--agent", "nobody"], "agent 'nobody' has no entries"),
+        (["export", "--agent", "nobody"], "agent 'nobody' has no entries"),
+        (["explain", "2", "--agent", "canary"], "belongs to agent 'prod', not 'canary'"),
+        (["replay", "--rules", "LATIN1"], "LATIN1_NAME is not UTF-8 text"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    journal_path: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Overflowing numbers, ignored options and unknown agents are one line with exit 2."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text("rules = []\n")
+    latin1 = tmp_path / "régles.toml"
+    latin1.write_bytes("# règles\nrules = []\n".encode("latin-1"))
+    names = {"RULES": str(rules), "DUMP": str(rules), "LATIN1": str(latin1)}
+    out = cli(*[names.get(a, a) for a in args], "--db", str(journal_path))
+    assert 2 == out.returncode, out.stderr
+    assert message.replace("LATIN1_NAME", str(latin1)) in out.stderr
+    assert "Traceback" not in out.stderr
+    assert 1 == len(out.stderr.strip().splitlines()) or "usage:" in out.stderr
+
+
+def test_a_db_that_is_a_folder_is_called_a_folder(tmp_path: Path) -> None:
+    """--db pointing at a folder says so (it used to say to check the folder exists)."""
+    out = cli("history", "--db", str(tmp_path))
+    assert 3 == out.returncode
+    assert f"{tmp_path} is a folder, not a journal file" in out.stderr
+
+
+def test_import_of_a_missing_file_is_bad_input(tmp_path: Path) -> None:
+    """import missing.jsonl is exit 2 with a plain message (it was exit 3 with raw [Errno 2])."""
+    out = cli("import", str(tmp_path / "missing.jsonl"), "--db", str(tmp_path / "new.db"))
+    assert 2 == out.returncode
+    assert "missing.jsonl: it does not exist" in out.stderr
+    assert "Errno" not in out.stderr
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_history_since_returns_decisions_after_the_clock_stepped_back(tmp_path: Path) -> None:
+    """Every decision stamped at or after --since is listed, even past an older-stamped one."""
+    path = tmp_path / "steps.db"
+
+    async def write() -> None:
+        clock = ManualClock(start_ns=1_764_000_000 * 10**9)
+        async with Runtime(agent_id="a", path=path, clock=clock, durability="normal") as r:
+            await r.process(EVENTS[0])  # t0
+            clock.advance(-3600)  # the clock steps back an hour
+            await r.process(EVENTS[1])  # t0 - 1h
+            clock.advance(7200)
+            await r.process(EVENTS[2])  # t0 + 1h
+
+    asyncio.run(write())
+    out = cli("history", "--db", str(path), "--since", str(1_764_000_000), "--json")
+    assert [6, 2] == [item["seq"] for item in json.loads(out.stdout)]
+
+
+def test_one_decision_is_not_plural(journal_path: Path) -> None:
+    """`history --limit 1` says "1 decision shown", not "1 decisions"."""
+    out = cli("history", "--db", str(journal_path), "--limit", "1")
+    assert "\n1 decision shown, newest first." in out.stdout
+
+
+def test_replay_mismatch_table_shows_the_values_that_differ(tmp_path: Path) -> None:
+    """A decision whose ts_ns was forged shows both times, not the same action twice."""
+    path = tmp_path / "forged.db"
+
+    async def write() -> None:
+        async with Runtime(agent_id="a", path=path, clock=ManualClock(), durability="normal") as r:
+            await r.process(EVENTS[0])
+
+    asyncio.run(write())
+    import msgspec
+
+    from adaptive_runtime.records import DecisionMade, decode_record, encode_record
+
+    db = sqlite3.connect(path)
+    body = db.execute("SELECT body FROM entries WHERE seq = 2").fetchone()[0]
+    record = decode_record(body)
+    assert isinstance(record, DecisionMade)
+    forged = DecisionMade(msgspec.structs.replace(record.decision, ts_ns=12345))
+    db.execute("DROP TRIGGER entries_no_update")
+    db.execute("UPDATE entries SET body = ? WHERE seq = 2", (encode_record(forged),))
+    db.commit()
+    db.close()
+    out = cli("replay", "--verify", "--db", str(path))
+    assert 1 == out.returncode
+    row = next(line for line in out.stdout.splitlines() if line.startswith("2 "))
+    assert ["2", "ts_ns", "12345", "1700000000000000000"] == row.split()
+
+
+def test_verify_json_after_a_failed_quick_check_counts_the_entries(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """A damaged page fails quick_check, and the report still gives the real entry count and head."""
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(journal_path.read_bytes())
+    db = sqlite3.connect(damaged)
+    db.execute("CREATE TABLE filler (x TEXT)")
+    db.executemany("INSERT INTO filler VALUES (?)", [(f"row {i}",) for i in range(50)])
+    db.execute("CREATE INDEX filler_x ON filler(x)")
+    db.commit()
+    root = db.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'filler_x'").fetchone()[0]
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    data = bytearray(damaged.read_bytes())
+    data[(root - 1) * page_size] = 0x07  # not a valid b-tree page type: the index is damaged
+    damaged.write_bytes(bytes(data))
+    out = cli("verify", "--db", str(damaged), "--json")
+    report = json.loads(out.stdout)
+    assert 1 == out.returncode
+    assert (False, 46) == (report["ok"], report["entries"])
+    assert report["head"].startswith("46:")
+    assert "quick_check" in report["problem"]
+
+
+def test_export_out_replaces_a_symlink_and_writes_0600(journal_path: Path, tmp_path: Path) -> None:
+    """export --out LINK replaces the link instead of writing through it; the file is 0600."""
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me\n")
+    link = tmp_path / "dump.jsonl"
+    link.symlink_to(target)
+    assert 0 == cli("export", "--db", str(journal_path), "--out", str(link)).returncode
+    assert "keep me\n" == target.read_text()
+    assert not link.is_symlink()
+    assert 0o600 == link.stat().st_mode & 0o777
+    existing = tmp_path / "existing.jsonl"
+    existing.write_text("old\n")
+    existing.chmod(0o644)
+    assert 0 == cli("export", "--db", str(journal_path), "--out", str(existing)).returncode
+    assert 0o600 == existing.stat().st_mode & 0o777
+    assert 46 == len(existing.read_text().splitlines())
+    assert [] == list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def _forged_journal(path: Path, kind: str, body: bytes, ts_ns: int = 1) -> None:
+    """A journal whose second entry is self-consistent (chained) but not what the runtime writes."""
+    from adaptive_runtime.journal import Pending, SqliteJournal
+    from adaptive_runtime.records import EventReceived, to_pending
+
+    journal = SqliteJournal(path, durability="normal")
+    try:
+        journal.append([to_pending("a", EventReceived(Event(type="ok")), 1, "e1")])
+        journal.append([Pending(stream="a", kind=kind, ts_ns=ts_ns, body=body)])
+    finally:
+        journal.close()
+
+
+def _deep_body() -> bytes:
+    from adaptive_runtime.records import StatePatched, encode_record
+
+    shallow = encode_record(StatePatched(values={"a": None}))
+    return shallow.replace(b"\xc0", b"\x91" * 100_000 + b"\xc0", 1)
+
+
+def _forgeries() -> dict[str, tuple[str, bytes]]:
+    from adaptive_runtime.records import EventReceived, encode_record
+
+    nan_event = encode_record(EventReceived(Event(type="x"))).replace(
+        b"\xa1x", b"\xa1x\xa8severity\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00", 1
+    )
+    return {
+        "a DecisionMade holding an event": (
+            "DecisionMade",
+            encode_record(EventReceived(Event(type="x"))),
+        ),
+        "a body nested 100,000 deep": ("StatePatched", _deep_body()),
+        "an empty event type": ("EventReceived", encode_record(EventReceived(Event(type="")))),
+        "a NaN severity": ("EventReceived", nan_event),
+        "a 1 MB string": (
+            "EventReceived",
+            encode_record(EventReceived(Event(type="x", attrs={"s": "a" * 1_000_000}))),
+        ),
+        "garbage": ("EventReceived", b"\xc1\xc1"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_forgeries()))
+def test_import_refuses_entries_the_runtime_would_not_journal(tmp_path: Path, name: str) -> None:
+    """A self-consistent export of a forged entry is refused at its line, exit 2, nothing left."""
+    kind, body = _forgeries()[name]
+    source = tmp_path / "forged.db"
+    _forged_journal(source, kind, body)
+    dump = tmp_path / "dump.jsonl"
+    assert 0 == cli("export", "--db", str(source), "--out", str(dump)).returncode
+    out = cli("import", str(dump), "--db", str(tmp_path / "copy.db"))
+    assert 2 == out.returncode, out.stderr
+    assert out.stderr.startswith("adaptive-runtime: error: line 2 ")
+    assert 1 == len(out.stderr.splitlines())
+    assert not list(tmp_path.glob("copy.db*"))
+
+
+def test_import_refuses_a_time_past_2_63(journal_path: Path, tmp_path: Path) -> None:
+    """ts_ns of 2**63 is a line-numbered refusal, not an OverflowError from the import."""
+    dump = tmp_path / "dump.jsonl"
+    cli("export", "--db", str(journal_path), "--out", str(dump))
+    lines = [json.loads(line) for line in dump.read_text().splitlines()]
+    lines[0]["ts_ns"] = 2**63
+    dump.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    out = cli("import", str(dump), "--db", str(tmp_path / "copy.db"))
+    assert 2 == out.returncode
+    assert "line 1 starts a batch this journal may not hold" in out.stderr
+    assert "2**63-1" in out.stderr
+
+
+@pytest.mark.parametrize("name", list(_forgeries()))
+def test_read_paths_meet_a_forged_entry_with_journal_corrupt_error(
+    tmp_path: Path, name: str
+) -> None:
+    """history, stats, explain, replay, export and start() name the seq; never a traceback."""
+    kind, body = _forgeries()[name]
+    path = tmp_path / "forged.db"
+    _forged_journal(path, kind, body)
+    undecodable = kind != "EventReceived" or name == "garbage"
+    for args in (
+        ["history"],
+        ["stats"],
+        ["explain", "2"],
+        ["replay", "--verify"],
+        ["state", "--at", "2"],
+        ["export"],
+    ):
+        out = cli(*args, "--db", str(path))
+        assert "Traceback" not in out.stderr, (args, out.stderr)
+        assert out.returncode in (0, 1, 2, 3), (args, out.stderr)
+        if out.returncode == 3:
+            assert "seq 2" in out.stderr, (args, out.stderr)
+    if undecodable:
+        assert 3 == cli("replay", "--verify", "--db", str(path)).returncode
+
+    async def start() -> None:
+        async with Runtime(agent_id="a", path=path, durability="normal"):
+            pass
+
+    if kind != "EventReceived":  # the fold reads every kind but an event's body
+        from adaptive_runtime import JournalCorruptError
+
+        with pytest.raises(JournalCorruptError) as raised:
+            asyncio.run(start())
+        assert 2 == raised.value.seq

@@ -38,14 +38,37 @@ def test_demo_remembers_across_runs(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "adaptive_runtime", "demo", "--db", str(tmp_path / "demo.db")]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
     assert f"Journal: {tmp_path / 'demo.db'}" in first.stdout
-    assert "[CONTEXT_ENGINE] risk=high stability=low pressure=0.69" in first.stdout
+    assert "[CONTEXT_ENGINE] risk=high stability=low pressure=0.69" in first.stderr
+    assert "CONTEXT_ENGINE" not in first.stdout  # log lines belong on stderr
     assert "Remembered from earlier runs: 0 events" in first.stdout
     second = subprocess.run(
         [*cmd, "--quiet"], capture_output=True, text=True, timeout=120, check=True
     )
     assert "Remembered from earlier runs: 5 events" in second.stdout
     assert "Last 10 of 10 events" in second.stdout
-    assert "CONTEXT_ENGINE" not in second.stdout
+    assert "CONTEXT_ENGINE" not in second.stderr
+    # the demo snapshots every 5 entries and at stop: the second start replays nothing
+    assert (
+        "The 5 events from earlier runs were restored on start, from the snapshot at seq 10, "
+        "with nothing after it to replay." in second.stdout
+    )
+
+
+def test_demo_honours_agent(tmp_path: Path) -> None:
+    """`demo --agent X` writes agent X's stream (it used to write prod-monitor regardless)."""
+    db = tmp_path / "demo.db"
+    cmd = [sys.executable, "-m", "adaptive_runtime", "demo", "--quiet", "--db", str(db)]
+    subprocess.run([*cmd, "--agent", "edge-1"], capture_output=True, timeout=120, check=True)
+    heads = subprocess.run(
+        [sys.executable, "-m", "adaptive_runtime", "history", "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    import json
+
+    assert {"edge-1"} == {item["stream"] for item in json.loads(heads.stdout)}
 
 
 def test_demo_reports_unusable_journal_without_traceback(tmp_path: Path) -> None:
