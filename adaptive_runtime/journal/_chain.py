@@ -228,8 +228,3 @@ def _reporting(entries: Iterable[Entry], progress: Callable[[int], None]) -> Ite
         if count % PROGRESS_EVERY == 0:
             progress(count)
         yield entry
-
-
-def checksum(state: bytes) -> bytes:
-    """Hash a snapshot's state, so that a damaged snapshot is skipped, not trusted."""
-    return hashlib.blake2b(state, digest_size=16).digest()

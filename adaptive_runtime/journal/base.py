@@ -60,6 +60,8 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     state: bytes
     ts_ns: int
+    trusted: bool = True
+    """Its MAC checks out under the journal's key and its digest matches the chain."""
 
 
 class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,8 +141,12 @@ class Journal(Protocol):
         """Save a snapshot covering `stream` up to global `seq`; keep the newest few."""
         ...
 
-    def snapshots(self, stream: str) -> Iterator[Snapshot]:
-        """Yield a stream's snapshots that still match the chain, newest first."""
+    def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
+        """Yield a stream's snapshots that still match the chain and their MAC, newest first.
+
+        With `untrusted=True`, yield every stored snapshot, each with `trusted` set, for
+        a verifier to report.
+        """
         ...
 
     def verify(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import bisect
+import hmac
 import itertools
+import os
 from collections.abc import Callable, Iterator, Sequence
+
+import msgspec
 
 from ..errors import JournalClosedError, JournalError, StreamConflictError
 from . import _chain
+from ._keys import snapshot_mac
 from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
 
 __all__ = ["MemoryJournal", "MemoryStore"]
@@ -21,18 +26,20 @@ class MemoryJournal:
         "_closed",
         "_entries",
         "_keep",
+        "_key",
         "_snapshot_ids",
         "_snapshots",
         "_stream_heads",
     )
 
-    def __init__(self, *, keep_snapshots: int = 3) -> None:
+    def __init__(self, *, keep_snapshots: int = 3, snapshot_key: bytes | None = None) -> None:
         self._entries: list[Entry] = []
         self._by_event_id: dict[str, int] = {}
         self._stream_heads: dict[str, int] = {}
         self._snapshots: dict[str, list[tuple[Snapshot, bytes]]] = {}
         self._snapshot_ids = itertools.count(1)
         self._keep = max(1, keep_snapshots)
+        self._key = snapshot_key or os.urandom(32)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -141,19 +148,25 @@ class MemoryJournal:
             ts_ns=ts_ns,
         )
         kept = self._snapshots.setdefault(stream, [])
-        kept.append((snapshot, _chain.checksum(state)))
+        kept.append((snapshot, snapshot_mac(self._key, stream, seq, digest, version, state)))
         del kept[: -self._keep]
         return snapshot
 
-    def snapshots(self, stream: str) -> Iterator[Snapshot]:
+    def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
         self._check_open()
-        for snapshot, check in reversed(list(self._snapshots.get(stream, ()))):
-            if _chain.checksum(snapshot.state) != check:
-                continue
-            entry = self.get(snapshot.seq)
+        for snapshot, mac in reversed(list(self._snapshots.get(stream, ()))):
+            s = snapshot
+            entry = self.get(s.seq)
             at = GENESIS_DIGEST if entry is None else entry.digest
-            if snapshot.seq <= len(self._entries) and at == snapshot.digest:
-                yield snapshot
+            trusted = (
+                s.seq <= len(self._entries)
+                and at == s.digest
+                and hmac.compare_digest(
+                    mac, snapshot_mac(self._key, s.stream, s.seq, s.digest, s.version, s.state)
+                )
+            )
+            if trusted or untrusted:
+                yield s if trusted else msgspec.structs.replace(s, trusted=False)
 
     def verify(
         self, *, expected_head: Head | None = None, progress: Callable[[int], None] | None = None

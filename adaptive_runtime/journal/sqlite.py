@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, cast
@@ -24,6 +25,7 @@ from ..errors import (
 )
 from . import _chain
 from ._checkpointer import Checkpointer
+from ._keys import load_or_create_key, snapshot_mac
 from ._pragmas import (
     set_autocheckpoint,
     set_journal_size_limit,
@@ -39,6 +41,7 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x41525431  # "ART1": marks the file as an Adaptive Runtime journal
 PAGE = 512  # rows per read query: reads stream without holding a long read transaction
 
+# snapshots.checksum holds each snapshot's MAC under the journal's key (see _keys.py).
 # Indexes cost every commit a page write each: kind filters ride on the stream index
 # (or a scan) rather than an index of their own, which would slow appends by a third.
 _SCHEMA = """
@@ -162,7 +165,7 @@ def _translated(path: str) -> Iterator[None]:
 class SqliteJournal:
     """A Journal in one SQLite file in WAL mode; safe for several processes at once."""
 
-    __slots__ = ("_checkpointer", "_conn", "_durability", "_keep", "_path")
+    __slots__ = ("_checkpointer", "_conn", "_durability", "_keep", "_key", "_path")
 
     def __init__(
         self,
@@ -175,6 +178,7 @@ class SqliteJournal:
         checkpoint: Literal["inline", "background"] = "inline",
         checkpoint_pages: int = 1000,
         vfs: str | None = None,
+        snapshot_key: bytes | None = None,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             msg = f"durability must be 'full' or 'normal', not {durability!r}"
@@ -217,6 +221,15 @@ class SqliteJournal:
                 self._conn.close()
                 self._conn = None
                 raise
+        if snapshot_key is not None and len(snapshot_key) < 16:
+            raise ConfigurationError("snapshot_key must be at least 16 bytes")
+        self._key = (
+            snapshot_key
+            if snapshot_key is not None
+            else os.urandom(32)
+            if self._path == ":memory:"
+            else load_or_create_key(self._path, create=False)  # made with the first snapshot
+        )
 
     def __repr__(self) -> str:
         return f"SqliteJournal({self._path!r}, durability={self._durability!r})"
@@ -379,7 +392,10 @@ class SqliteJournal:
                     msg = f"cannot snapshot at seq {seq}: no such entry in {self._path}"
                     raise JournalError(msg)
                 digest = cast(bytes, row[0])
-            values = (stream, seq, digest, version, state, _chain.checksum(state), ts_ns)
+            if self._key is None:
+                self._key = load_or_create_key(self._path, create=True)
+            mac = snapshot_mac(self._key, stream, seq, digest, version, state)
+            values = (stream, seq, digest, version, state, mac, ts_ns)
             snapshot_id = cast(int, conn.execute(_PUT_SNAPSHOT, values).fetchone()[0])  # type: ignore[index]
             conn.execute(_PRUNE_SNAPSHOTS, (stream, stream, self._keep))
         return Snapshot(
@@ -392,13 +408,20 @@ class SqliteJournal:
             ts_ns=ts_ns,
         )
 
-    def snapshots(self, stream: str) -> Iterator[Snapshot]:
+    def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
         with _translated(self._path):
             rows = self._open().execute(_SNAPSHOTS, (stream,)).fetchall()
         for row in rows:
-            sid, name, seq, digest, version, state, check, ts_ns, at = cast(_SnapshotRow, row)
+            sid, name, seq, digest, version, state, mac, ts_ns, at = cast(_SnapshotRow, row)
             chained = at if seq else GENESIS_DIGEST
-            if chained == digest and _chain.checksum(state) == check:
+            trusted = (
+                self._key is not None
+                and chained == digest
+                and hmac.compare_digest(
+                    mac, snapshot_mac(self._key, name, seq, digest, version, state)
+                )
+            )
+            if trusted or untrusted:
                 yield Snapshot(
                     id=sid,
                     stream=name,
@@ -407,6 +430,7 @@ class SqliteJournal:
                     version=version,
                     state=state,
                     ts_ns=ts_ns,
+                    trusted=trusted,
                 )
 
     # -- checking ------------------------------------------------------------

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from .agent import AgentState, DecisionSummary, evolve
-from .rebuild import STATE_VERSION, Rebuilt, decode_state, encode_state, rebuild, state_at
+from .rebuild import (
+    STATE_VERSION,
+    Rebuilt,
+    SnapshotCheck,
+    check_snapshots,
+    decode_state,
+    encode_state,
+    rebuild,
+    state_at,
+)
 from .replay import Mismatch, Redecided, ReplayReport, redecide, verify_replay, what_if
 
 __all__ = [
@@ -14,6 +23,8 @@ __all__ = [
     "Rebuilt",
     "Redecided",
     "ReplayReport",
+    "SnapshotCheck",
+    "check_snapshots",
     "decode_state",
     "encode_state",
     "evolve",

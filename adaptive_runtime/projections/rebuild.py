@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import msgspec
 
@@ -12,13 +13,23 @@ from ..errors import ConfigurationError
 from ..journal import Journal, Snapshot
 from .agent import AgentState, evolve
 
-__all__ = ["STATE_VERSION", "Rebuilt", "decode_state", "encode_state", "rebuild", "state_at"]
+__all__ = [
+    "STATE_VERSION",
+    "Rebuilt",
+    "SnapshotCheck",
+    "check_snapshots",
+    "decode_state",
+    "encode_state",
+    "rebuild",
+    "state_at",
+]
 
 log = logging.getLogger("adaptive_runtime.projections")
 
 STATE_VERSION = f"agent-state/1/engine/{ENGINE_VERSION}"
 """Snapshots of another version are skipped: their layout or meaning may differ."""
 
+MAX_SEQ = 2**63 - 1
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AgentState)
 
@@ -111,3 +122,102 @@ def _usable(snapshot: Snapshot, stream: str, skipped: list[str]) -> AgentState |
     log.warning("skipping %s; falling back to an older snapshot or a full replay", why)
     skipped.append(why)
     return None
+
+
+class SnapshotCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored snapshot held against the state that replaying the chain gives."""
+
+    stream: str
+    id: int
+    seq: int
+    ok: bool
+    """False: its state is not what the chain gives at its seq (forged or damaged)."""
+    trusted: bool
+    """Whether its MAC and covered digest check out, so that start() may use it."""
+    problem: str | None = None
+
+
+def check_snapshots(
+    journal: Journal, *, progress: Callable[[int], None] | None = None
+) -> list[SnapshotCheck]:
+    """Rebuild every stream by replay and compare each stored snapshot with it, at its seq.
+
+    This is the full check that `verify` runs: it trusts no snapshot, so it finds one
+    rewritten by someone who also recomputed its MAC. A snapshot of another version is
+    reported ok (start() never uses it) with a note.
+    """
+    results: list[SnapshotCheck] = []
+    for stream in journal.streams():
+        stored = sorted(journal.snapshots(stream, untrusted=True), key=lambda s: (s.seq, s.id))
+        if stored:
+            results.extend(_check_stream(journal, stream, stored, progress))
+    return results
+
+
+def _check_stream(
+    journal: Journal,
+    stream: str,
+    stored: list[Snapshot],
+    progress: Callable[[int], None] | None,
+) -> list[SnapshotCheck]:
+    """Fold one stream from empty, comparing each snapshot (in seq order) as its seq is passed."""
+    results: list[SnapshotCheck] = []
+    state = AgentState(stream=stream)
+    left = iter(stored)
+    nxt = next(left, None)
+    folded = 0
+    entries = journal.read(stream)
+    while nxt is not None:
+        entry = next(entries, None)
+        upto = MAX_SEQ if entry is None else entry.seq - 1
+        while nxt is not None and nxt.seq <= upto:  # at or before a seq of another stream
+            results.append(_compare(nxt, state))
+            nxt = next(left, None)
+        if entry is None:
+            break
+        evolve(state, entry)
+        while nxt is not None and nxt.seq == entry.seq:
+            results.append(_compare(nxt, state))
+            nxt = next(left, None)
+        folded += 1
+        if progress is not None and folded % 100_000 == 0:
+            progress(folded)
+    return results
+
+
+def _compare(snapshot: Snapshot, state: AgentState) -> SnapshotCheck:
+    if snapshot.seq != state.seq:
+        return _result(
+            snapshot, False, f"covers seq {snapshot.seq}, which is not an entry of this stream"
+        )
+    if snapshot.version != STATE_VERSION:
+        return _result(snapshot, True, f"version {snapshot.version!r}: not used, not compared")
+    try:
+        stored = decode_state(snapshot.state)
+    except msgspec.DecodeError as exc:
+        return _result(snapshot, False, f"does not decode ({exc})")
+    if stored != state:
+        fields = [
+            name
+            for name in AgentState.__struct_fields__
+            if getattr(stored, name) != getattr(state, name)
+        ]
+        return _result(
+            snapshot,
+            False,
+            f"differs from the chain's state at seq {snapshot.seq} in {', '.join(fields)}",
+        )
+    if not snapshot.trusted:
+        return _result(snapshot, True, "matches the chain but not its MAC: start() won't use it")
+    return _result(snapshot, True, None)
+
+
+def _result(snapshot: Snapshot, ok: bool, problem: str | None) -> SnapshotCheck:
+    return SnapshotCheck(
+        stream=snapshot.stream,
+        id=snapshot.id,
+        seq=snapshot.seq,
+        ok=ok,
+        trusted=snapshot.trusted,
+        problem=problem,
+    )

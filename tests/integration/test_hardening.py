@@ -263,3 +263,76 @@ async def test_replay_still_verifies_after_refused_input(tmp_path: Path) -> None
     finally:
         journal.close()
     assert (True, 2) == (report.ok, report.decisions)
+
+
+# -- tampering and crafted files -------------------------------------------------
+
+
+def _forge_newest_snapshot(path: Path, key: bytes | None) -> int:
+    """Rewrite the newest snapshot (rules, key/value state, counts) as an attacker would."""
+    import sqlite3
+
+    from adaptive_runtime.journal._keys import snapshot_mac
+    from adaptive_runtime.projections import decode_state, encode_state
+    from adaptive_runtime.records import Rule
+
+    db = sqlite3.connect(path)
+    sid, stream, seq, digest, version, state = db.execute(
+        "SELECT id, stream, seq, digest, version, state FROM snapshots ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    forged = decode_state(state)
+    forged.rules = (
+        Rule(context=None, risk=None, min_conf=0.0, action="delete_everything", reason="forged"),
+    )
+    forged.kv = {"owner": "attacker"}
+    forged.decisions += 100
+    body = encode_state(forged)
+    mac = snapshot_mac(key, stream, seq, digest, version, body)
+    db.execute("UPDATE snapshots SET state = ?, checksum = ? WHERE id = ?", (body, mac, sid))
+    db.commit()
+    db.close()
+    return int(seq)
+
+
+async def _journal_with_snapshots(path: Path) -> None:
+    async with runtime_at(path, checkpoint_every=4) as runtime:
+        await runtime.state_engine.save_state({"owner": "ops"})
+        for _ in range(5):
+            await runtime.process(OVERLOAD)
+
+
+async def test_a_forged_snapshot_without_the_key_is_never_decided_from(tmp_path: Path) -> None:
+    """A rewritten snapshot with a recomputed unkeyed checksum is skipped: state and rules are the chain's."""
+    path = tmp_path / "j.db"
+    await _journal_with_snapshots(path)
+    _forge_newest_snapshot(path, key=None)
+    async with runtime_at(path) as runtime:
+        assert {"owner": "ops"} == runtime.state.kv
+        assert () == runtime.state.rules
+        assert 5 == runtime.state.decisions
+        assert "restart_service" == (await runtime.process(OVERLOAD)).action
+
+
+def test_verify_checks_every_snapshot_against_the_chain(tmp_path: Path) -> None:
+    """verify replays each stream and names a forged snapshot's seq, exit 1, key or no key."""
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "j.db"
+    asyncio.run(_journal_with_snapshots(path))
+    cmd = [sys.executable, "-m", "adaptive_runtime", "verify", "--db", str(path)]
+    clean = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert 0 == clean.returncode, clean.stdout
+    assert "snapshots checked against the chain" in clean.stdout
+    key = (tmp_path / "j.db.key").read_bytes()  # the attacker read the key too
+    seq = _forge_newest_snapshot(path, key=key)
+    forged = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert 1 == forged.returncode
+    assert f"FORGED OR DAMAGED SNAPSHOT: agent agent, seq {seq}" in forged.stdout
+    assert "in decisions, rules, kv" in forged.stdout
+    report = json.loads(
+        subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=60).stdout
+    )
+    assert False is report["ok"]
+    assert [seq] == [s["seq"] for s in report["snapshots"] if not s["ok"]]
