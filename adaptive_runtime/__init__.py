@@ -5,6 +5,7 @@ from __future__ import annotations
 from .clock import Clock, ManualClock, SystemClock
 from .engines.backoff import BreakerPolicy, RetryPolicy
 from .errors import (
+    ActionTimeoutError,
     AdaptiveRuntimeError,
     ConfigurationError,
     DuplicateEventError,
@@ -26,6 +27,7 @@ from .runtime import ActionCall, EventBus, Runtime
 
 __all__ = [
     "ActionCall",
+    "ActionTimeoutError",
     "AdaptiveRuntimeError",
     "BreakerPolicy",
     "Clock",

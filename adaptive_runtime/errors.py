@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ActionTimeoutError",
     "AdaptiveRuntimeError",
     "ConfigurationError",
     "DuplicateEventError",
@@ -52,6 +53,10 @@ class InvalidImportError(AdaptiveRuntimeError, ValueError):
         super().__init__(message)
         self.line = line
         self.seq = seq
+
+
+class ActionTimeoutError(AdaptiveRuntimeError, TimeoutError):
+    """An action's attempt ran past its `attempt_timeout` and was cancelled."""
 
 
 class RuntimeNotStartedError(AdaptiveRuntimeError):

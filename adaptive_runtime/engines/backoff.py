@@ -32,8 +32,14 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Each wait moves by up to this fraction, up or down, the same way every time for a key."""
     total_timeout: float | None = None
     """Give up rather than start a wait that would end past this many seconds."""
+    attempt_timeout: float | None = None
+    """Cancel an attempt still running after this many seconds; it counts as failed."""
 
     def __post_init__(self) -> None:
+        if self.attempt_timeout is not None and not self.attempt_timeout > 0:
+            raise ConfigurationError(
+                f"attempt_timeout must be a positive number of seconds, not {self.attempt_timeout}"
+            )
         if self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be at least 1, not {self.max_attempts}")
         if self.base_delay < 0 or self.max_delay < 0 or self.multiplier < 1:

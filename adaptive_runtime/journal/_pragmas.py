@@ -5,6 +5,8 @@ Never trust the build's default: set each one, and read back the ones that matte
 
 from __future__ import annotations
 
+import time
+
 import apsw
 
 from ..errors import JournalError
@@ -18,9 +20,24 @@ __all__ = [
 ]
 
 
-def set_wal(conn: apsw.Connection) -> None:
-    """Write-ahead logging: readers never block the writer. https://sqlite.org/wal.html"""
-    mode = conn.pragma("journal_mode", "wal")
+def set_wal(conn: apsw.Connection, timeout_s: float = 30.0) -> None:
+    """Write-ahead logging: readers never block the writer. https://sqlite.org/wal.html
+
+    Switching a new file to WAL needs it to itself, and SQLite answers BUSY at once,
+    without its busy handler, while another process is opening the same new file:
+    so retry, with short growing pauses, up to the busy timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.001
+    while True:
+        try:
+            mode = conn.pragma("journal_mode", "wal")
+            break
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
     if str(mode).lower() != "wal":
         msg = f"SQLite refused WAL mode (journal_mode is {mode!r}); is the file on a network share?"
         raise JournalError(msg)

@@ -103,6 +103,18 @@ class Journal(Protocol):
         """
         ...
 
+    def append_caught_up(
+        self, stream: str, after: int, build: Callable[[list[Entry]], Sequence[Pending]]
+    ) -> tuple[list[Entry], list[Entry]]:
+        """Catch up with a stream and append to it, holding the write lock throughout.
+
+        Reads the stream's entries with seq > `after`, calls `build(those)` for the batch
+        to append, and appends it in the same transaction: no other writer can come in
+        between, so this cannot meet a stream conflict. Returns (the entries caught up,
+        the entries appended). The way out of a conflict that makes progress certain.
+        """
+        ...
+
     def read(
         self, stream: str | None = None, *, after: int = 0, kind: str | None = None
     ) -> Iterator[Entry]:

@@ -86,6 +86,12 @@ class MemoryJournal:
                 results.append(exc)
         return results
 
+    def append_caught_up(
+        self, stream: str, after: int, build: Callable[[list[Entry]], Sequence[Pending]]
+    ) -> tuple[list[Entry], list[Entry]]:
+        caught = list(self.read(stream, after=after))
+        return caught, self.append(build(caught), expected=self.stream_head(stream))
+
     def read(
         self, stream: str | None = None, *, after: int = 0, kind: str | None = None
     ) -> Iterator[Entry]:

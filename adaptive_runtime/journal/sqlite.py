@@ -205,7 +205,7 @@ class SqliteJournal:
             try:
                 self._conn.set_busy_timeout(busy_timeout_ms)
                 self._check_format(create)
-                set_wal(self._conn)
+                set_wal(self._conn, busy_timeout_ms / 1000)
                 set_synchronous(self._conn, _SYNCHRONOUS[durability])
                 set_trusted_schema_off(self._conn)
                 set_journal_size_limit(self._conn, 64 * 1024 * 1024)
@@ -258,6 +258,18 @@ class SqliteJournal:
         conn = self._open()
         with _translated(self._path), _immediate(conn):
             return self._append_all(conn, batches, expected or [None] * len(batches))
+
+    def append_caught_up(
+        self, stream: str, after: int, build: Callable[[list[Entry]], Sequence[Pending]]
+    ) -> tuple[list[Entry], list[Entry]]:
+        conn = self._open()
+        with _translated(self._path), _immediate(conn):
+            caught = list(self.read(stream, after=after))
+            batch = build(caught)
+            [result] = self._append_all(conn, [batch], [_stream_head(conn, stream)])
+            if isinstance(result, Exception):
+                raise result
+            return caught, result
 
     def _append_all(
         self,
@@ -480,9 +492,15 @@ class SqliteJournal:
 
     def _check_format(self, create: bool) -> None:
         conn = self._open()
-        version = conn.pragma("user_version")
-        app_id = conn.pragma("application_id")
-        tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]  # type: ignore[index]
+        # One read transaction for all three: read apart, another process creating the
+        # schema between them made a new journal look like another application's file.
+        conn.execute("BEGIN")
+        try:
+            version = conn.pragma("user_version")
+            app_id = conn.pragma("application_id")
+            tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]  # type: ignore[index]
+        finally:
+            conn.execute("COMMIT")
         if version > SCHEMA_VERSION:
             msg = (
                 f"{self._path} was written by a newer Adaptive Runtime (schema {version}; "

@@ -20,6 +20,7 @@ from ..engines.backoff import (
     breaker_succeeded,
     delay_for,
 )
+from ..errors import ActionTimeoutError
 from ..records import (
     ActionAbandoned,
     ActionFailed,
@@ -119,22 +120,20 @@ class ActionRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def wait(self) -> None:
-        """Wait until every action running now has finished."""
+        """Wait until every action running now has finished.
+
+        Cancelling this wait (a timeout around it, say) never cancels the actions.
+        """
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await asyncio.wait(list(self._tasks))
 
     async def interrupt(self) -> None:
-        """Cancel running actions and journal each attempt in flight as interrupted."""
+        """Cancel running actions; each journals its attempt in flight as interrupted."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        state = self._runtime.state
-        for seq, open_action in sorted(state.open_actions.items()):
-            if open_action.running and open_action.action in self.specs:
-                await self._interrupted(
-                    seq, open_action.action, open_action.attempt, "the runtime stopped", 0.0
-                )
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def resume(self) -> None:
         """Find actions that began but never finished, and resume or abandon each by policy."""
@@ -196,7 +195,10 @@ class ActionRunner:
             crash_point("action.started")
             call = ActionCall(decision=decision, event=event, attempt=attempt, key=key)
             try:
-                await resolve(spec.handler(call))
+                await self._call(spec, call)
+            except asyncio.CancelledError:
+                await self._cancelled(spec, decision, attempt)
+                raise
             except Exception as exc:
                 delay = await self._failed(spec, call, exc, started_ns)
                 if delay is None:
@@ -215,6 +217,47 @@ class ActionRunner:
             )
             log.info("%s for decision %d succeeded on attempt %d", spec.name, decision.seq, attempt)
             return
+
+    async def _call(self, spec: ActionSpec, call: ActionCall) -> None:
+        """Run one attempt of the handler, cancelled past the policy's attempt_timeout."""
+        result = spec.handler(call)
+        if not hasattr(result, "__await__"):
+            return
+        limit = spec.retry.attempt_timeout
+        if limit is None:
+            await result
+            return
+        attempt = asyncio.ensure_future(result)
+        timer = asyncio.ensure_future(self._runtime.clock.sleep(limit))
+        try:
+            await asyncio.wait({attempt, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            timed_out = not attempt.done()
+            if timed_out:
+                attempt.cancel()
+                # a handler may take its time to unwind: its end is not waited for
+                attempt.add_done_callback(_consume)
+        if timed_out:
+            msg = f"attempt {call.attempt} ran past its attempt_timeout of {limit:g}s and was cancelled"
+            raise ActionTimeoutError(msg)
+        attempt.result()
+
+    async def _cancelled(self, spec: ActionSpec, decision: Decision, attempt: int) -> None:
+        """Journal an attempt cut off by cancellation as interrupted, for start() to resume."""
+        open_action = self._runtime.state.open_actions.get(decision.seq)
+        if open_action is None or not open_action.running or open_action.attempt != attempt:
+            return  # its start is not journaled yet: the next start() sees a crash and resumes
+        try:
+            await self._interrupted(
+                decision.seq,
+                spec.name,
+                attempt,
+                "the action was cancelled",
+                self._next_delay(spec, decision, attempt),
+            )
+        except Exception:  # the journal may be closing; a restart resumes it all the same
+            log.exception("could not journal the interruption of %s", spec.name)
 
     async def _failed(
         self, spec: ActionSpec, call: ActionCall, exc: Exception, started_ns: int
@@ -331,3 +374,9 @@ class ActionRunner:
 
     async def _append(self, *records: Record) -> None:
         await self._runtime._append_records(list(records))
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve a finished task's outcome, so that asyncio does not report it as lost."""
+    if not task.cancelled():
+        task.exception()

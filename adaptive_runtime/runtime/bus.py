@@ -85,9 +85,9 @@ class EventBus:
         return len(handlers)
 
     async def drain(self) -> None:
-        """Wait until every handler started so far has finished."""
+        """Wait until every handler started so far has finished (cancelling this wait cancels none)."""
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await asyncio.wait(list(self._tasks))
 
     async def _run(self, handler: Handler, event_type: str, event: dict[str, Any]) -> None:
         try:

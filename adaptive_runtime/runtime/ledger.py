@@ -17,7 +17,6 @@ from ..clock import Clock
 from ..engines.confidence import History
 from ..engines.pipeline import Policy, learn
 from ..errors import (
-    DuplicateEventError,
     InvalidEventError,
     JournalError,
     RuntimeNotStartedError,
@@ -33,8 +32,6 @@ from ..records import Entry, OutcomeRecorded, Pending, Record, Rule, RulesChange
 __all__ = ["Ledger"]
 
 log_recovery = logger_for("RECOVERY_ENGINE")
-
-MAX_CONFLICT_RETRIES = 8
 
 
 class Ledger:
@@ -103,48 +100,86 @@ class Ledger:
         }
 
     async def submit(self, make_batch: Callable[[], list[Pending]]) -> tuple[list[Entry], bool]:
-        """Build a batch from the current decision inputs and append it; retry on a conflict.
+        """Build a batch from the current decision inputs and append it.
 
         Return the entries and whether they are new (False: the journal returned an
-        earlier batch with the same event id).
+        earlier batch with the same event id). If another writer moved the stream, the
+        batch is decided again under the journal's write lock, so that it can't lose twice.
         """
         worker = self.require_worker()
-        for _ in range(MAX_CONFLICT_RETRIES):
-            if self.stale:
-                await self._resync()
-            batch = make_batch()  # no await between building and queueing: order is kept
-            expected = self._next_stream_seq
-            self._next_stream_seq += len(batch)
+        if self.stale:
+            await self._resync()
+        batch = make_batch()  # no await between building and queueing: order is kept
+        expected = self._next_stream_seq
+        self._next_stream_seq += len(batch)
+        self._inflight += 1
+        self.idle.clear()
+        try:
+            entries = await worker.append(batch, expected)
+            if worker.inline:
+                # an inline commit completes without suspending: yield once anyway, or a
+                # caller looping over process() would starve handlers, actions and snapshots
+                await asyncio.sleep(0)
+        except StreamConflictError:
+            self.stale = True  # another writer moved the stream: catch up, decide again
+            entries = []
+        except JournalError:
+            self.stale = True  # unknown what the journal holds now: rebuild before deciding
+            raise
+        except InvalidEventError:
+            self.stale = True  # nothing was appended, so the predicted stream_seq is off
+            raise
+        finally:
+            self._done()
+        if not entries:
+            return await self._submit_caught_up(make_batch)
+        return entries, self._is_fresh(entries, expected)
+
+    async def _submit_caught_up(
+        self, make_batch: Callable[[], list[Pending]]
+    ) -> tuple[list[Entry], bool]:
+        """Catch up with the stream and decide again, all under the journal's write lock."""
+        worker = self.require_worker()
+        async with self._resync_lock:
+            await self.idle.wait()  # the batches queued before this one are answered first
             self._inflight += 1
             self.idle.clear()
+            expected = 0
+
+            def build(caught: list[Entry]) -> list[Pending]:
+                nonlocal expected
+                for entry in caught:
+                    evolve(self.state, entry)
+                self._sync_view()
+                expected = self._next_stream_seq
+                batch = make_batch()
+                self._next_stream_seq += len(batch)
+                return batch
+
             try:
-                entries = await worker.append(batch, expected)
-                if worker.inline:
-                    # an inline commit completes without suspending: yield once anyway, or a
-                    # caller looping over process() would starve handlers, actions and snapshots
-                    await asyncio.sleep(0)
-            except StreamConflictError:
-                self.stale = True  # another writer moved the stream: catch up, decide again
-                continue
-            except (DuplicateEventError, InvalidEventError):
-                self.stale = True  # nothing was appended, so the predicted stream_seq is off
-                raise
-            except JournalError:
-                self.stale = True  # unknown what the journal holds now: rebuild before deciding
+                _, entries = await worker.run(
+                    worker.journal.append_caught_up, self.agent_id, self.state.seq, build
+                )
+            except BaseException:
+                self.stale = True
                 raise
             finally:
-                self._inflight -= 1
-                if not self._inflight:
-                    self.idle.set()
-            # a fresh batch lands right after the expected stream_seq; an earlier one doesn't
-            fresh = entries[0].stream == self.agent_id and entries[0].stream_seq == expected + 1
-            if not fresh:
-                self.stale = True
-            return entries, fresh
-        msg = f"stream {self.agent_id!r} kept changing under this runtime; is another process writing to it?"
-        raise StreamConflictError(
-            msg, stream=self.agent_id, expected=self._next_stream_seq, actual=-1
-        )
+                self._done()
+            self.stale = False
+            self.on_commit(entries)
+        return entries, self._is_fresh(entries, expected)
+
+    def _is_fresh(self, entries: list[Entry], expected: int) -> bool:
+        # a fresh batch lands right after the expected stream_seq; an earlier one doesn't
+        fresh = entries[0].stream == self.agent_id and entries[0].stream_seq == expected + 1
+        if not fresh:
+            self.stale = True
+        return fresh
+
+    def _done(self) -> None:
+        self._inflight -= 1
+        if not self._inflight:
+            self.idle.set()
 
     async def append_records(self, records: list[Record]) -> list[Entry]:
         """Journal records in one batch, advancing the decision inputs they change."""
@@ -184,7 +219,7 @@ class Ledger:
         """Wait for appends and snapshot writes in flight, then snapshot what is not yet covered."""
         await self.idle.wait()
         if self._snapshots:
-            await asyncio.gather(*list(self._snapshots), return_exceptions=True)
+            await asyncio.wait(list(self._snapshots))
         if self.state.stream_seq > self._snapshotted_stream_seq and not self.stale:
             self._snapshotted_stream_seq = self.state.stream_seq
             await self._snapshot(encode_state(self.state), self.state.seq)

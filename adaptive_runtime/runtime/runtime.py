@@ -59,7 +59,6 @@ log_decision = logger_for("DECISION_ENGINE")
 log_state = logger_for("STATE_ENGINE")
 log_recovery = logger_for("RECOVERY_ENGINE")
 
-MAX_CONFLICT_RETRIES = 8
 RulesArg = Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | str | os.PathLike[str] | None
 
 

@@ -336,3 +336,189 @@ def test_verify_checks_every_snapshot_against_the_chain(tmp_path: Path) -> None:
     )
     assert False is report["ok"]
     assert [seq] == [s["seq"] for s in report["snapshots"] if not s["ok"]]
+
+
+# -- concurrency -----------------------------------------------------------------
+
+
+class _AlwaysOvertaken:
+    """A journal where another writer appends to the stream just before each plain append."""
+
+    def __init__(self) -> None:
+        from adaptive_runtime.journal import MemoryJournal
+
+        self.inner = MemoryJournal()
+        self.intrusions = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def append_many(self, batches, expected=None):  # type: ignore[no-untyped-def]
+        from adaptive_runtime.records import StatePatched
+
+        for batch in batches:
+            self.intrusions += 1
+            record = StatePatched(values={"intruder": self.intrusions})
+            self.inner.append([to_pending(batch[0].stream, record, 1)])
+        return self.inner.append_many(batches, expected)
+
+
+async def test_a_writer_overtaken_on_every_try_still_makes_progress() -> None:
+    """After a conflict the runtime decides again under the write lock, so it can't lose twice.
+
+    It used to retry 8 times and give up with StreamConflictError(actual=-1).
+    """
+    journal = _AlwaysOvertaken()
+    async with Runtime(agent_id="agent", journal=journal, clock=ManualClock()) as runtime:  # type: ignore[arg-type]
+        decisions = [await runtime.process(OVERLOAD) for _ in range(3)]
+        await runtime.record_outcome(decisions[0], success=True)
+        assert {"intruder": journal.intrusions} == runtime.state.kv
+        assert 1 == runtime.state.outcomes
+    assert 4 == journal.intrusions  # one per process() call and one for the outcome
+    assert [3, 6, 9] == [d.seq for d in decisions]
+    assert verify_replay(journal.inner).ok
+
+
+# -- durable actions -------------------------------------------------------------
+
+
+def _action_steps(path: Path) -> list[tuple[str, str]]:
+    from adaptive_runtime.records import ActionAbandoned, ActionFailed, decode_record
+
+    journal = SqliteJournal(path, create=False)
+    try:
+        steps = []
+        for entry in journal.read():
+            record = decode_record(entry.body)
+            if isinstance(record, ActionFailed):
+                steps.append((entry.kind, record.error))
+            elif isinstance(record, ActionAbandoned):
+                steps.append((entry.kind, record.reason))
+            elif entry.kind.startswith("Action"):
+                steps.append((entry.kind, ""))
+        return steps
+    finally:
+        journal.close()
+
+
+async def test_a_handler_that_never_returns_is_cut_off_by_attempt_timeout(tmp_path: Path) -> None:
+    """Each attempt is cancelled at attempt_timeout, journaled as failed, and finally abandoned."""
+    from adaptive_runtime import RetryPolicy
+
+    path = tmp_path / "j.db"
+    never = asyncio.Event()
+    cancelled = []
+
+    async with runtime_at(path) as runtime:
+
+        @runtime.action(
+            "restart_service",
+            retry=RetryPolicy(max_attempts=2, base_delay=1.0, jitter=0.0, attempt_timeout=5.0),
+        )
+        async def hang(call: object) -> None:
+            try:
+                await never.wait()
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+
+        await runtime.process(OVERLOAD)
+        await asyncio.wait_for(runtime.wait_for_actions(), 30)  # a guard against a hang only
+        assert 2 == len(cancelled)
+        assert [5.0, 1.0, 5.0] == runtime.clock.slept  # timeout, back-off, timeout
+    timed_out = (
+        "ActionTimeoutError: attempt {} ran past its attempt_timeout of 5s and was cancelled"
+    )
+    assert [
+        ("ActionScheduled", ""),
+        ("ActionStarted", ""),
+        ("ActionFailed", timed_out.format(1)),
+        ("ActionStarted", ""),
+        ("ActionFailed", timed_out.format(2)),
+        ("ActionAbandoned", "attempts_exhausted"),
+    ] == _action_steps(path)
+
+
+async def test_a_handler_within_its_attempt_timeout_succeeds(tmp_path: Path) -> None:
+    """A prompt handler is not cut off by the timeout racing it."""
+    from adaptive_runtime import RetryPolicy
+
+    path = tmp_path / "j.db"
+    async with runtime_at(path) as runtime:
+        runtime.action("restart_service", retry=RetryPolicy(attempt_timeout=0.5))(lambda call: None)
+
+        @runtime.action("scale_up_immediate", retry=RetryPolicy(attempt_timeout=0.5))
+        async def quick(call: object) -> str:
+            return "done"
+
+        await runtime.process(OVERLOAD)
+        await runtime.process({**OVERLOAD, "severity": 0.91, "cpu": 96, "memory": 92})
+        await runtime.wait_for_actions()
+    assert 2 == [kind for kind, _ in _action_steps(path)].count("ActionSucceeded")
+
+
+def test_attempt_timeout_must_be_positive() -> None:
+    """attempt_timeout of zero or less is a ConfigurationError."""
+    from adaptive_runtime import RetryPolicy
+
+    for bad in (0.0, -1.0):
+        with pytest.raises(ConfigurationError, match="attempt_timeout"):
+            RetryPolicy(attempt_timeout=bad)
+
+
+async def test_cancelling_a_waiter_never_cancels_the_actions(tmp_path: Path) -> None:
+    """A timeout around wait_for_actions() used to cancel the actions and journal nothing."""
+    path = tmp_path / "j.db"
+    release = asyncio.Event()
+    async with runtime_at(path) as runtime:
+
+        @runtime.action("restart_service")
+        async def slow(call: object) -> None:
+            await release.wait()
+
+        await runtime.process(OVERLOAD)
+        waiter = asyncio.ensure_future(runtime.wait_for_actions())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert 1 == runtime.metrics()["actions"]["running"]
+        release.set()
+        await runtime.wait_for_actions()
+        assert 1 == runtime.metrics()["actions"]["succeeded"]
+
+
+async def test_an_action_cancelled_by_any_route_is_journaled_as_interrupted(
+    tmp_path: Path,
+) -> None:
+    """Cancelling an action's task journals its attempt as interrupted; the next start resumes it."""
+    path = tmp_path / "j.db"
+    started = asyncio.Event()
+    calls: list[int] = []
+
+    def register(runtime: Runtime) -> None:
+        @runtime.action("restart_service")
+        async def handler(call: object) -> None:
+            calls.append(call.attempt)  # type: ignore[attr-defined]
+            if len(calls) == 1:
+                started.set()
+                await asyncio.Event().wait()
+
+    async with runtime_at(path) as runtime:
+        register(runtime)
+        await runtime.process(OVERLOAD)
+        await started.wait()
+        for task in list(runtime._actions._tasks):
+            task.cancel()
+        await runtime.wait_for_actions()
+        assert not any(a.running for a in runtime.state.open_actions.values())
+    assert (
+        "ActionFailed",
+        "interrupted: the action was cancelled during this attempt",
+    ) == _action_steps(path)[-1]
+    again = runtime_at(path)
+    register(again)  # before start(): start() resumes unfinished actions
+    async with again:
+        await again.wait_for_actions()
+    assert [1, 2] == calls
+    assert ("ActionSucceeded", "") == _action_steps(path)[-1]

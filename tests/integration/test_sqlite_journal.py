@@ -305,3 +305,54 @@ def test_opening_without_create_leaves_an_empty_file_alone(tmp_path: Path) -> No
     with pytest.raises(NotAJournalError, match="is empty"):
         SqliteJournal(empty, create=False)
     assert b"" == empty.read_bytes()
+
+
+def test_many_openers_creating_one_new_journal_all_succeed(tmp_path: Path) -> None:
+    """Eight threads creating the same new file at once never see NotAJournalError (regression)."""
+    import threading
+
+    failures: list[BaseException] = []
+    for trial in range(25):
+        path = tmp_path / f"race-{trial}.db"
+        barrier = threading.Barrier(8)
+
+        def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                SqliteJournal(path, durability="normal").close()
+            except BaseException as exc:  # collected and asserted below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert [] == failures
+
+
+def test_processes_creating_one_new_journal_all_succeed(tmp_path: Path) -> None:
+    """Four processes creating the same new file at once all open it as a journal."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from adaptive_runtime.journal import SqliteJournal\n"
+        "start = float(sys.argv[2])\n"
+        "while time.time() < start: pass\n"
+        "SqliteJournal(sys.argv[1], durability='normal').close()\n"
+    )
+    import time
+
+    for trial in range(3):
+        path = tmp_path / f"race-{trial}.db"
+        start = str(time.time() + 1.0)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(path), start], stderr=subprocess.PIPE
+            )
+            for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+        assert [0, 0, 0, 0] == [p.returncode for p in procs], errors
