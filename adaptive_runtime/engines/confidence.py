@@ -14,7 +14,7 @@ import msgspec
 
 from ..errors import InvalidEventError
 from ..records import Event
-from .events import parse_event
+from .events import severity
 
 __all__ = [
     "ANY_CONTEXT",
@@ -98,8 +98,18 @@ class ConfidenceEngine:
     def calculate(
         self, event: Event | Mapping[str, Any], context_risk: str, *, context: str | None = None
     ) -> ConfidenceResult:
-        """Return the confidence for an event at a risk level (and optionally a context)."""
-        return score(self.params, self.history, parse_event(event).severity, context_risk, context)
+        """Return the confidence for an event at a risk level (and optionally a context).
+
+        Only the event's severity counts, so `{"severity": 0.5}` is enough, as in the original.
+        """
+        if isinstance(event, Event):
+            raw: object = event.severity
+        elif isinstance(event, Mapping):
+            raw = event.get("severity", 0.0)
+        else:
+            msg = f"an event must be a dict, not {type(event).__name__}"
+            raise InvalidEventError(msg)
+        return score(self.params, self.history, severity(raw), context_risk, context)
 
     def record_outcome(
         self,

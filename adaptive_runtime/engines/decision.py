@@ -18,6 +18,7 @@ __all__ = [
     "FALLBACK",
     "PRIORITIES",
     "DecisionEngine",
+    "DecisionResult",
     "RuleCheck",
     "RuleMatch",
     "load_rules",
@@ -84,6 +85,19 @@ class RuleMatch(msgspec.Struct, frozen=True, kw_only=True):
     """A hash of the rule table that made the match."""
 
 
+class DecisionResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What the original project's `DecisionEngine.decide` returned, plus the rule that matched."""
+
+    action: str
+    confidence: float
+    reason: str
+    priority: str
+    metadata: dict[str, Any] = {}
+    """The event type, context and risk decided on (as in the original), and the rule."""
+    rule: str = ""
+    ruleset: str = ""
+
+
 class RuleCheck(msgspec.Struct, frozen=True, kw_only=True):
     """One rule weighed against a decision: did it match, and why (not)."""
 
@@ -121,9 +135,29 @@ class DecisionEngine:
         """Every rule in the order it is tried."""
         return tuple(rule for _, rule in self._rules)
 
-    def decide(self, event: object, context: str, risk: str, confidence: float) -> RuleMatch:
+    def decide(self, event: object, context: str, risk: str, confidence: float) -> DecisionResult:
+        """The original API: pick an action and return it with the confidence and metadata."""
+        match = self.match(context, risk, confidence)
+        event_type = (
+            event.get("type") if isinstance(event, Mapping) else getattr(event, "type", None)
+        )
+        return DecisionResult(
+            action=match.action,
+            confidence=round(confidence, 4),
+            reason=match.reason,
+            priority=match.priority,
+            metadata={
+                "event_type": event_type,
+                "context": context,
+                "risk": risk,
+                "rule": match.rule,
+            },
+            rule=match.rule,
+            ruleset=match.ruleset,
+        )
+
+    def match(self, context: str, risk: str, confidence: float) -> RuleMatch:
         """Return the first rule that matches; `monitor_and_wait` when none does."""
-        del event  # the original API passes it; rules look only at context, risk, confidence
         for label, rule in self._rules:  # the hot path: the same tests as _checks, no allocation
             if (
                 (rule.context is None or rule.context == context)

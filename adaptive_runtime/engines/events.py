@@ -11,7 +11,7 @@ from .._checks import check_text
 from ..errors import InvalidEventError
 from ..records import Event
 
-__all__ = ["LIMITS", "MAX_EVENT_BYTES", "REDACTED", "check_values", "parse_event"]
+__all__ = ["LIMITS", "MAX_EVENT_BYTES", "REDACTED", "check_values", "parse_event", "severity"]
 
 # field -> (maximum; larger values are clamped to it). Negative values are refused.
 LIMITS: dict[str, float] = {
@@ -120,6 +120,11 @@ def _fields_of(event: Event) -> dict[str, Any]:
         msg = f"an Event's attrs may not use the names of its fields: {', '.join(clash)}"
         raise InvalidEventError(msg, field=clash[0])
     return event.as_dict()
+
+
+def severity(value: object) -> float:
+    """Validate one severity, as parse_event does for the field."""
+    return _number("severity", value)
 
 
 def check_values(

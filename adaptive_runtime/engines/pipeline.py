@@ -61,7 +61,7 @@ def decide(policy: Policy, history: History, event: Event, ts_ns: int) -> Decisi
     """Analyze, score and select: no I/O, no clock, no global state."""
     ctx = policy.context_engine.analyze(event)
     conf = score(policy.confidence, history, event.severity, ctx.risk, ctx.context)
-    match = policy.decision_engine.decide(event, ctx.context, ctx.risk, conf.final)
+    match = policy.decision_engine.match(ctx.context, ctx.risk, conf.final)
     return Decision(
         action=match.action,
         confidence=conf.final,

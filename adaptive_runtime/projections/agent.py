@@ -40,6 +40,7 @@ class DecisionSummary(msgspec.Struct, frozen=True, array_like=True):
     action: str
     priority: str
     confidence: float
+    risk: str
 
 
 class OpenAction(msgspec.Struct, frozen=True, array_like=True):
@@ -97,6 +98,7 @@ class _DecidedFields(msgspec.Struct, frozen=True):
     priority: str
     confidence: float
     event_type: str
+    risk: str
 
 
 class _DecisionMadeFields(msgspec.Struct, frozen=True, tag="DecisionMade", array_like=True):
@@ -130,7 +132,7 @@ def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = No
         state.priorities[d.priority] = state.priorities.get(d.priority, 0) + 1
         state.recent.append(
             DecisionSummary(
-                entry.seq, entry.ts_ns, d.event_type, d.action, d.priority, d.confidence
+                entry.seq, entry.ts_ns, d.event_type, d.action, d.priority, d.confidence, d.risk
             )
         )
         if len(state.recent) > RECENT:

@@ -26,7 +26,7 @@ __all__ = [
 
 log = logging.getLogger("adaptive_runtime.projections")
 
-STATE_VERSION = f"agent-state/1/engine/{ENGINE_VERSION}"
+STATE_VERSION = f"agent-state/2/engine/{ENGINE_VERSION}"
 """Snapshots of another version are skipped: their layout or meaning may differ."""
 
 MAX_SEQ = 2**63 - 1

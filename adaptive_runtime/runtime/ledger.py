@@ -70,6 +70,8 @@ class Ledger:
         self._snapshots: set[asyncio.Task[None]] = set()
         self.checkpoints = 0
         self.last_rebuild: dict[str, object] = {}
+        self._barrier: asyncio.Task[list[Entry]] | None = None
+        """Records queued by append_soon(): every later batch waits for them to commit."""
 
     def require_worker(self) -> JournalWorker:
         if self.worker is None:
@@ -106,6 +108,12 @@ class Ledger:
         earlier batch with the same event id). If another writer moved the stream, the
         batch is decided again under the journal's write lock, so that it can't lose twice.
         """
+        barrier = self._barrier
+        if barrier is not None and not barrier.done():
+            await asyncio.wait([barrier])
+        return await self._submit(make_batch)
+
+    async def _submit(self, make_batch: Callable[[], list[Pending]]) -> tuple[list[Entry], bool]:
         worker = self.require_worker()
         if self.stale:
             await self._resync()
@@ -184,8 +192,13 @@ class Ledger:
     async def append_records(self, records: list[Record]) -> list[Entry]:
         """Journal records in one batch, advancing the decision inputs they change."""
 
+        entries, _ = await self.submit(self._records_batch(records))
+        return entries
+
+    def _records_batch(self, records: list[Record]) -> Callable[[], list[Pending]]:
         def batch() -> list[Pending]:
             ts = self.clock.now_ns()
+            pending = [to_pending(self.agent_id, record, ts) for record in records]
             for record in records:
                 if isinstance(record, OutcomeRecorded):
                     self.history = learn(
@@ -193,10 +206,28 @@ class Ledger:
                     )
                 elif isinstance(record, RulesChanged):
                     self.policy = self.policy_for(record.rules)
-            return [to_pending(self.agent_id, record, ts) for record in records]
+            return pending
 
-        entries, _ = await self.submit(batch)
-        return entries
+        return batch
+
+    def append_soon(self, records: list[Record]) -> asyncio.Task[list[Entry]]:
+        """Queue records from synchronous code: they are journaled before any later batch.
+
+        For a change made by plain assignment (the original API's `runtime._decision = ...`):
+        every batch submitted after this call waits until these records have committed.
+        """
+        previous = self._barrier
+
+        async def append() -> list[Entry]:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])
+            entries, _ = await self._submit(self._records_batch(records))
+            return entries
+
+        task = asyncio.get_running_loop().create_task(append())
+        task.add_done_callback(_log_failure)
+        self._barrier = task
+        return task
 
     def on_commit(self, entries: list[Entry]) -> None:
         """Fold committed entries into the state, in commit order (on the loop thread)."""
@@ -265,3 +296,8 @@ class Ledger:
         self.require_worker().journal.put_snapshot(
             self.agent_id, seq, data, version=STATE_VERSION, ts_ns=self.clock.now_ns()
         )
+
+
+def _log_failure(task: asyncio.Task[list[Entry]]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log_recovery.error("a queued change was not journaled: %s", task.exception())

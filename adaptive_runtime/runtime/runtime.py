@@ -49,6 +49,7 @@ from ..records import (
 from .actions import ActionRunner, ActionSpec, Handler, Resume
 from .bus import EventBus
 from .ledger import Ledger
+from .original import OriginalAPI
 
 __all__ = ["Runtime"]
 
@@ -62,7 +63,7 @@ log_recovery = logger_for("RECOVERY_ENGINE")
 RulesArg = Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | str | os.PathLike[str] | None
 
 
-class Runtime:
+class Runtime(OriginalAPI):
     """Decide about events for one agent, journal every step, and recover by replay.
 
     `process()` returns only once the event and its decision are durable (at the
@@ -316,6 +317,17 @@ class Runtime:
         """Journal a new set of custom rules (placed before the defaults); return its ruleset hash."""
         await self._when_ready()
         return await self._set_rules(_rules_from(rules) or ())
+
+    def _change_rules_soon(self, rules: tuple[Rule, ...]) -> None:
+        """Change the rules from synchronous code: journaled before any later decision."""
+        if not self._ready.is_set():
+            self._rules = rules  # start() journals them if they differ from the journal's
+            return
+        if rules == self._ledger.policy.custom_rules:
+            return  # already in force (or queued): journal no change
+        policy = self._ledger.policy_for(rules)
+        self._ledger.append_soon([RulesChanged(rules=rules, ruleset=policy.ruleset)])
+        log_decision.info("Rules changed: %d custom rules, ruleset %s", len(rules), policy.ruleset)
 
     async def _set_rules(self, parsed: tuple[Rule, ...]) -> str:
         policy = self._ledger.policy_for(parsed)

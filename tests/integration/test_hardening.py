@@ -522,3 +522,86 @@ async def test_an_action_cancelled_by_any_route_is_journaled_as_interrupted(
         await again.wait_for_actions()
     assert [1, 2] == calls
     assert ("ActionSucceeded", "") == _action_steps(path)[-1]
+
+
+# -- the original project's code -------------------------------------------------
+
+
+def test_decision_engine_decide_returns_the_original_decision_result() -> None:
+    """decide() gives action, confidence, reason, priority and metadata, as the original did."""
+    from adaptive_runtime.engines import DecisionEngine
+
+    result = DecisionEngine().decide(
+        {"type": "service_overload"}, "resource_pressure", "high", 0.78123
+    )
+    assert (
+        "restart_service",
+        0.7812,
+        "high_resource_pressure",
+        "high",
+        {
+            "event_type": "service_overload",
+            "context": "resource_pressure",
+            "risk": "high",
+            "rule": "default[2]",
+        },
+    ) == (result.action, result.confidence, result.reason, result.priority, result.metadata)
+
+
+def test_confidence_needs_only_the_severity() -> None:
+    """calculate({"severity": 0.5}, "low") works without a type, as the original's tests call it."""
+    from adaptive_runtime.engines import ConfidenceEngine
+
+    assert 0.5 == ConfidenceEngine().calculate({"severity": 0.5}, "low").final
+    with pytest.raises(InvalidEventError, match="severity"):
+        ConfidenceEngine().calculate({"severity": -1}, "low")
+
+
+CUSTOM = [("resource_pressure", "high", 0.0, "my_action", "my_reason")]
+
+
+async def test_assigning_decision_engine_changes_the_journaled_rules(tmp_path: Path) -> None:
+    """runtime._decision = DecisionEngine(custom_rules=...) is a journaled rule change, in order."""
+    from adaptive_runtime.engines import DecisionEngine
+
+    path = tmp_path / "j.db"
+    async with runtime_at(path) as runtime:
+        runtime._decision = DecisionEngine(custom_rules=CUSTOM)
+        d = await runtime.process(OVERLOAD)  # made right after the assignment: the new rules
+        assert ("my_action", "custom[0]") == (d.action, d.rule)
+        assert runtime._decision.custom_rules == runtime.state.rules
+    again = runtime_at(path)
+    again._decision = DecisionEngine(custom_rules=CUSTOM)  # before start: applied by start()
+    async with again:
+        assert "my_action" == (await again.process(OVERLOAD)).action
+    journal = SqliteJournal(path, create=False)
+    try:
+        kinds = [e.kind for e in journal.read()]
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+    # one RulesChanged: the second assignment matched the rules already journaled
+    assert [
+        "RulesChanged",
+        "EventReceived",
+        "DecisionMade",
+        "EventReceived",
+        "DecisionMade",
+    ] == kinds
+
+
+async def test_original_private_names_answer(tmp_path: Path) -> None:
+    """_recovery.retry, _state.current, _context and _confidence work as the scripts used them."""
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        await runtime.state_engine.save_state({"health": "ok"})
+        await runtime.process(OVERLOAD)
+        assert {
+            "health": "ok",
+            "last_event": "service_overload",
+            "last_action": "restart_service",
+            "last_risk": "high",
+            "last_confidence": 0.7831,
+        } == runtime._state.current
+        assert "done" == await runtime._recovery.retry(lambda: "done")
+        assert "resource_pressure" == runtime._context.analyze(OVERLOAD).context
+        assert 0.7831 == runtime._confidence.calculate(OVERLOAD, "high").final

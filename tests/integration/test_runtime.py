@@ -18,7 +18,13 @@ from adaptive_runtime import (
     RuntimeNotStartedError,
 )
 from adaptive_runtime.journal import MemoryJournal, SqliteJournal
-from adaptive_runtime.projections import encode_state, rebuild, state_at, verify_replay
+from adaptive_runtime.projections import (
+    STATE_VERSION,
+    encode_state,
+    rebuild,
+    state_at,
+    verify_replay,
+)
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
 SCENARIO = [
@@ -199,14 +205,14 @@ async def test_snapshot_plus_tail_equals_full_replay(tmp_path: Path) -> None:
 async def test_damaged_snapshot_falls_back_with_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A snapshot of another version is skipped with a warning; the state is still exact."""
+    """A snapshot that does not decode is skipped with a warning; the state is still exact."""
     async with runtime_at(tmp_path / "j.db", checkpoint_every=2) as runtime:
         for event in SCENARIO:
             await runtime.process(event)
         live = encode_state(runtime.state)
     journal = SqliteJournal(tmp_path / "j.db")
     journal.put_snapshot(
-        "agent", journal.head().seq, b"\x00garbage", version="agent-state/1/engine/1", ts_ns=0
+        "agent", journal.head().seq, b"\x00garbage", version=STATE_VERSION, ts_ns=0
     )
     with caplog.at_level(logging.WARNING, logger="adaptive_runtime"):
         rebuilt = rebuild(journal, "agent")
