@@ -356,3 +356,32 @@ def test_processes_creating_one_new_journal_all_succeed(tmp_path: Path) -> None:
         ]
         errors = [p.communicate(timeout=60)[1].decode() for p in procs]
         assert [0, 0, 0, 0] == [p.returncode for p in procs], errors
+
+
+def test_a_flipped_byte_mid_wal_drops_later_commits_seen_only_against_a_kept_head(
+    tmp_path: Path,
+) -> None:
+    """SQLite recovers a WAL up to its first bad frame: later commits vanish, and only a kept head shows it.
+
+    This pins what RELIABILITY.md states: without a head kept elsewhere, the journal
+    opens and verifies as a shorter, consistent prefix; with one, verify reports truncation.
+    """
+    live = tmp_path / "live.db"
+    journal = SqliteJournal(live, durability="normal", checkpoint_pages=10**6)
+    for i in range(30):
+        journal.append([Pending(stream="a", kind="K", ts_ns=i, body=b"x" * 500)])
+    head = journal.head()
+    wal = bytearray(Path(f"{live}-wal").read_bytes())
+    copy = tmp_path / "flipped.db"
+    copy.write_bytes(live.read_bytes())  # before close(), which would checkpoint the WAL
+    journal.close()
+    wal[len(wal) // 2] ^= 0x01  # one bit, in the middle of the log
+    Path(f"{copy}-wal").write_bytes(bytes(wal))
+    damaged = SqliteJournal(copy)
+    unkept = damaged.verify()
+    kept = damaged.verify(expected_head=head)
+    damaged.close()
+    assert unkept.ok
+    assert 0 < unkept.entries < 30
+    assert (False, unkept.entries + 1) == (kept.ok, kept.first_bad_seq)
+    assert "truncated" in (kept.problem or "")
