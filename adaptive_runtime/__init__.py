@@ -23,12 +23,13 @@ from .errors import (
     StreamConflictError,
 )
 from .records import Decision, Event, Rule
-from .runtime import ActionCall, EventBus, Runtime
+from .runtime import ActionCall, Agent, EventBus, Host, Runtime
 
 __all__ = [
     "ActionCall",
     "ActionTimeoutError",
     "AdaptiveRuntimeError",
+    "Agent",
     "BreakerPolicy",
     "Clock",
     "ConfigurationError",
@@ -36,6 +37,7 @@ __all__ = [
     "DuplicateEventError",
     "Event",
     "EventBus",
+    "Host",
     "InvalidEventError",
     "InvalidImportError",
     "InvalidRulesError",

@@ -34,6 +34,7 @@ class JournalWorker:
     """Run every journal call on one thread; coalesce appends into shared commits."""
 
     __slots__ = (
+        "_closed",
         "_executor",
         "_inline",
         "_journal",
@@ -63,12 +64,18 @@ class JournalWorker:
         self._lock = threading.Lock()
         self._queue: list[tuple[Sequence[Pending], int | None, asyncio.Future[list[Entry]]]] = []
         self._scheduled = False
+        self._closed = False
         self.commits = 0
         """Transactions committed: fewer than appends when commits were shared."""
 
     @property
     def journal(self) -> Journal:
         return self._journal
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called: no more work is taken."""
+        return self._closed
 
     @property
     def inline(self) -> bool:
@@ -104,6 +111,7 @@ class JournalWorker:
 
     def close(self) -> None:
         """Finish queued work and stop the thread."""
+        self._closed = True
         self._executor.shutdown(wait=True)
 
     def _flush(self) -> None:

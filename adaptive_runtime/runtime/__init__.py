@@ -1,9 +1,11 @@
-"""The imperative shell: the Runtime and its event bus."""
+"""The imperative shell: the Host (many agents over one journal), the Runtime (one), the bus."""
 
 from __future__ import annotations
 
 from .actions import ActionCall
+from .agent import Agent
 from .bus import ALL, EventBus
+from .host import Host
 from .runtime import Runtime
 
-__all__ = ["ALL", "ActionCall", "EventBus", "Runtime"]
+__all__ = ["ALL", "ActionCall", "Agent", "EventBus", "Host", "Runtime"]

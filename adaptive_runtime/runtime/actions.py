@@ -35,10 +35,10 @@ from ..records import (
 )
 
 if TYPE_CHECKING:
-    from ..projections import AgentState
-    from .runtime import Runtime
+    from ..clock import Clock
+    from .ledger import Ledger
 
-__all__ = ["ActionCall", "ActionRunner", "ActionSpec"]
+__all__ = ["ActionCall", "ActionScheduler", "ActionSpec"]
 
 log = logging.getLogger("adaptive_runtime.RECOVERY_ENGINE")
 
@@ -70,89 +70,110 @@ class ActionSpec(msgspec.Struct, frozen=True, kw_only=True):
     resume: Resume = "retry"
 
 
-class ActionRunner:
-    """Schedules, runs and resumes a runtime's actions; journals through the runtime."""
+class ActionScheduler:
+    """Runs every decided action of a host: handlers registered host-wide or per agent.
 
-    __slots__ = ("_runtime", "_tasks", "breakers", "specs")
+    Each action journals through its agent's ledger; a breaker is kept per (agent, action)
+    in that agent's state. The scheduler knows an agent only by the ledger it is given.
+    """
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self.specs: dict[str, ActionSpec] = {}
-        self.breakers: dict[str, Breaker] = {}
-        """The breakers as of the last record queued (ahead of the committed state)."""
-        self._tasks: set[asyncio.Task[None]] = set()
+    __slots__ = ("_clock", "_tasks", "specs")
 
-    def register(self, spec: ActionSpec) -> None:
-        self.specs[spec.name] = spec
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.specs: dict[tuple[str | None, str], ActionSpec] = {}
+        """Keyed by (agent, action); agent None is a handler for every agent."""
+        self._tasks: dict[asyncio.Task[None], str] = {}
+        """Running actions, with the agent each is for."""
 
-    def sync(self, state: AgentState) -> None:
-        """Take the breakers from the committed state (after a rebuild or a catch-up)."""
-        self.breakers = dict(state.breakers)
+    def register(self, spec: ActionSpec, agent: str | None = None) -> None:
+        self.specs[(agent, spec.name)] = spec
 
-    @property
-    def running(self) -> int:
-        return len(self._tasks)
+    def spec_for(self, agent: str, action: str) -> ActionSpec | None:
+        """The handler for an agent's action: its own, else the host-wide one."""
+        return self.specs.get((agent, action)) or self.specs.get((None, action))
 
-    def plan(self, action: str, now_ns: int) -> Record | None:
+    def running(self, agent: str | None = None) -> int:
+        """How many actions are running (for one agent, or for all)."""
+        if agent is None:
+            return len(self._tasks)
+        return sum(1 for owner in self._tasks.values() if owner == agent)
+
+    def plan(self, ledger: Ledger, action: str, now_ns: int) -> Record | None:
         """The record to journal beside a decision: scheduled, skipped, or none (no handler)."""
-        spec = self.specs.get(action)
+        spec = self.spec_for(ledger.agent_id, action)
         if spec is None:
             return None
         allowed, breaker = breaker_allows(
-            spec.breaker, self.breakers.get(action, Breaker()), now_ns
+            spec.breaker, ledger.breakers.get(action, Breaker()), now_ns
         )
         if not allowed:
             return ActionSkipped(
                 action=action, reason=f"circuit breaker {breaker.status.replace('_', '-')}"
             )
-        self.breakers[action] = breaker
+        ledger.breakers[action] = breaker
         return ActionScheduled(action=action, breaker=breaker)
 
     def start(
-        self, decision: Decision, event: dict[str, Any], first_attempt: int = 1, wait: float = 0.0
+        self,
+        ledger: Ledger,
+        decision: Decision,
+        event: dict[str, Any],
+        first_attempt: int = 1,
+        wait: float = 0.0,
     ) -> None:
         """Run an action in the background; process() does not wait for it."""
-        spec = self.specs[decision.action]
+        spec = self.spec_for(ledger.agent_id, decision.action)
+        if spec is None:
+            return
         task = asyncio.get_running_loop().create_task(
-            self._run(spec, decision, event, first_attempt, wait)
+            _Run(self._clock, ledger, spec).run(decision, event, first_attempt, wait)
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = ledger.agent_id
+        task.add_done_callback(self._forget)
 
-    async def wait(self) -> None:
-        """Wait until every action running now has finished.
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+
+    async def wait(self, agent: str | None = None) -> None:
+        """Wait until every action running now (of one agent, or all) has finished.
 
         Cancelling this wait (a timeout around it, say) never cancels the actions.
         """
-        while self._tasks:
-            await asyncio.wait(list(self._tasks))
+        while True:
+            tasks = [t for t, owner in self._tasks.items() if agent is None or owner == agent]
+            if not tasks:
+                return
+            await asyncio.wait(tasks)
 
-    async def interrupt(self) -> None:
+    async def interrupt(self, agent: str | None = None) -> None:
         """Cancel running actions; each journals its attempt in flight as interrupted."""
-        tasks = list(self._tasks)
+        tasks = [t for t, owner in self._tasks.items() if agent is None or owner == agent]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
 
-    async def resume(self) -> None:
-        """Find actions that began but never finished, and resume or abandon each by policy."""
-        runtime = self._runtime
-        for seq, open_action in sorted(runtime.state.open_actions.items()):
-            spec = self.specs.get(open_action.action)
+    async def resume(self, ledger: Ledger) -> None:
+        """Find an agent's actions that began but never finished; resume or abandon each."""
+        for seq, open_action in sorted(ledger.state.open_actions.items()):
+            spec = self.spec_for(ledger.agent_id, open_action.action)
             if spec is None:
                 log.warning(
-                    "action %s of decision %d is unfinished but has no handler; it stays pending",
+                    "action %s of decision %d of agent %s is unfinished but has no handler; "
+                    "it stays pending",
                     open_action.action,
                     seq,
+                    ledger.agent_id,
                 )
                 continue
-            found = await runtime._load_decision(seq)
+            found = await ledger.load_decision(seq)
             if found is None:
                 continue
-            decision, event = found
+            decision, event = found.decision, found.event.as_dict()
+            run = _Run(self._clock, ledger, spec)
             if spec.resume == "abandon":
-                await self._append(
+                await run.append(
                     ActionAbandoned(
                         decision_seq=seq,
                         action=spec.name,
@@ -163,53 +184,62 @@ class ActionRunner:
                 continue
             attempt = open_action.attempt
             if open_action.running:
-                delay = self._next_delay(spec, decision, attempt)
-                await self._interrupted(seq, spec.name, attempt, "the process stopped", delay)
+                delay = run.next_delay(decision, attempt)
+                await run.interrupted(seq, attempt, "the process stopped", delay)
                 if delay is None:
-                    await self._abandon(spec, decision, attempt, "attempts_exhausted")
+                    await run.abandon(decision, attempt, "attempts_exhausted")
                     continue
                 wait = delay
             elif not open_action.retrying:
                 # it had given up; the process stopped before the abandon was journaled
-                await self._abandon(spec, decision, attempt, "gave_up_before_restart")
+                await run.abandon(decision, attempt, "gave_up_before_restart")
                 continue
             else:
-                wait = max(0.0, (open_action.due_ns - runtime.clock.now_ns()) / 1e9)
+                wait = max(0.0, (open_action.due_ns - self._clock.now_ns()) / 1e9)
             log.info("Resuming %s for decision %d at attempt %d", spec.name, seq, attempt + 1)
-            self.start(decision, event, attempt + 1, wait)
+            self.start(ledger, decision, event, attempt + 1, wait)
 
-    # -- one action ------------------------------------------------------------
 
-    async def _run(
-        self, spec: ActionSpec, decision: Decision, event: dict[str, Any], attempt: int, wait: float
+class _Run:
+    """One action of one decision, carried out attempt by attempt, journaled as it goes."""
+
+    __slots__ = ("_clock", "_ledger", "_spec")
+
+    def __init__(self, clock: Clock, ledger: Ledger, spec: ActionSpec) -> None:
+        self._clock = clock
+        self._ledger = ledger
+        self._spec = spec
+
+    async def run(
+        self, decision: Decision, event: dict[str, Any], attempt: int, wait: float
     ) -> None:
-        clock = self._runtime.clock
+        spec, clock = self._spec, self._clock
         if wait > 0:
             await clock.sleep(wait)
         started_ns = clock.now_ns()
-        key = f"{self._runtime.agent_id}:{decision.seq}"
+        key = f"{self._ledger.agent_id}:{decision.seq}"
         while True:
-            await self._append(
+            await self.append(
                 ActionStarted(decision_seq=decision.seq, action=spec.name, attempt=attempt)
             )
             crash_point("action.started")
             call = ActionCall(decision=decision, event=event, attempt=attempt, key=key)
             try:
-                await self._call(spec, call)
+                await self._call(call)
             except asyncio.CancelledError:
-                await self._cancelled(spec, decision, attempt)
+                await self._cancelled(decision, attempt)
                 raise
             except Exception as exc:
-                delay = await self._failed(spec, call, exc, started_ns)
+                delay = await self._failed(call, exc, started_ns)
                 if delay is None:
                     return
                 await clock.sleep(delay)
                 attempt += 1
                 continue
             crash_point("action.ran")
-            breaker = breaker_succeeded(self.breakers.get(spec.name, Breaker()))
-            self.breakers[spec.name] = breaker
-            await self._append(
+            breaker = breaker_succeeded(self._breaker())
+            self._ledger.breakers[spec.name] = breaker
+            await self.append(
                 ActionSucceeded(
                     decision_seq=decision.seq, action=spec.name, attempt=attempt, breaker=breaker
                 ),
@@ -218,17 +248,17 @@ class ActionRunner:
             log.info("%s for decision %d succeeded on attempt %d", spec.name, decision.seq, attempt)
             return
 
-    async def _call(self, spec: ActionSpec, call: ActionCall) -> None:
+    async def _call(self, call: ActionCall) -> None:
         """Run one attempt of the handler, cancelled past the policy's attempt_timeout."""
-        result = spec.handler(call)
+        result = self._spec.handler(call)
         if not hasattr(result, "__await__"):
             return
-        limit = spec.retry.attempt_timeout
+        limit = self._spec.retry.attempt_timeout
         if limit is None:
             await result
             return
         attempt = asyncio.ensure_future(result)
-        timer = asyncio.ensure_future(self._runtime.clock.sleep(limit))
+        timer = asyncio.ensure_future(self._clock.sleep(limit))
         try:
             await asyncio.wait({attempt, timer}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -243,36 +273,34 @@ class ActionRunner:
             raise ActionTimeoutError(msg)
         attempt.result()
 
-    async def _cancelled(self, spec: ActionSpec, decision: Decision, attempt: int) -> None:
+    async def _cancelled(self, decision: Decision, attempt: int) -> None:
         """Journal an attempt cut off by cancellation as interrupted, for start() to resume."""
-        open_action = self._runtime.state.open_actions.get(decision.seq)
+        open_action = self._ledger.state.open_actions.get(decision.seq)
         if open_action is None or not open_action.running or open_action.attempt != attempt:
             return  # its start is not journaled yet: the next start() sees a crash and resumes
         try:
-            await self._interrupted(
+            await self.interrupted(
                 decision.seq,
-                spec.name,
                 attempt,
                 "the action was cancelled",
-                self._next_delay(spec, decision, attempt),
+                self.next_delay(decision, attempt),
             )
         except Exception:  # the journal may be closing; a restart resumes it all the same
-            log.exception("could not journal the interruption of %s", spec.name)
+            log.exception("could not journal the interruption of %s", self._spec.name)
 
-    async def _failed(
-        self, spec: ActionSpec, call: ActionCall, exc: Exception, started_ns: int
-    ) -> float | None:
+    async def _failed(self, call: ActionCall, exc: Exception, started_ns: int) -> float | None:
         """Journal a failed attempt; abandon the action or return the wait before the next one."""
-        now = self._runtime.clock.now_ns()
-        breaker = breaker_failed(spec.breaker, self.breakers.get(spec.name, Breaker()), now)
-        self.breakers[spec.name] = breaker
+        spec = self._spec
+        now = self._clock.now_ns()
+        breaker = breaker_failed(spec.breaker, self._breaker(), now)
+        self._ledger.breakers[spec.name] = breaker
         reason = self._give_up_reason(
-            spec, exc, call.attempt, breaker, (now - started_ns) / 1e9, call.key
+            exc, call.attempt, breaker, (now - started_ns) / 1e9, call.key
         )
         delay = None if reason else delay_for(spec.retry, call.attempt, call.key)
         error = f"{type(exc).__name__}: {exc}"[:500]
         seq = call.decision.seq
-        await self._append(
+        await self.append(
             ActionFailed(
                 decision_seq=seq,
                 action=spec.name,
@@ -287,9 +315,7 @@ class ActionRunner:
             "%s for decision %d failed on attempt %d: %s", spec.name, seq, call.attempt, error
         )
         if delay is None:
-            await self._abandon(
-                spec, call.decision, call.attempt, reason or "attempts_exhausted", call
-            )
+            await self.abandon(call.decision, call.attempt, reason or "attempts_exhausted", call)
             return None
         log.info(
             "%s: retrying in %.2fs (attempt %d of %d)",
@@ -301,14 +327,9 @@ class ActionRunner:
         return delay
 
     def _give_up_reason(
-        self,
-        spec: ActionSpec,
-        exc: BaseException,
-        attempt: int,
-        breaker: Breaker,
-        elapsed: float,
-        key: str,
+        self, exc: BaseException, attempt: int, breaker: Breaker, elapsed: float, key: str
     ) -> str | None:
+        spec = self._spec
         if spec.retry_on is not None and not spec.retry_on(exc):
             return "not_retryable"
         if attempt >= spec.retry.max_attempts:
@@ -320,19 +341,16 @@ class ActionRunner:
             return "time_limit"
         return None
 
-    def _next_delay(self, spec: ActionSpec, decision: Decision, attempt: int) -> float | None:
-        if attempt >= spec.retry.max_attempts:
+    def next_delay(self, decision: Decision, attempt: int) -> float | None:
+        """The wait before the attempt after `attempt`; None when no attempt follows."""
+        if attempt >= self._spec.retry.max_attempts:
             return None
-        return delay_for(spec.retry, attempt, f"{self._runtime.agent_id}:{decision.seq}")
+        return delay_for(self._spec.retry, attempt, f"{self._ledger.agent_id}:{decision.seq}")
 
-    async def _abandon(
-        self,
-        spec: ActionSpec,
-        decision: Decision,
-        attempts: int,
-        reason: str,
-        call: ActionCall | None = None,
+    async def abandon(
+        self, decision: Decision, attempts: int, reason: str, call: ActionCall | None = None
     ) -> None:
+        spec = self._spec
         if spec.fallback is not None and call is not None:
             try:
                 await resolve(spec.fallback(call))
@@ -341,7 +359,7 @@ class ActionRunner:
                 log.exception(
                     "the fallback of %s for decision %d failed too", spec.name, decision.seq
                 )
-        await self._append(
+        await self.append(
             ActionAbandoned(
                 decision_seq=decision.seq, action=spec.name, attempts=attempts, reason=reason
             ),
@@ -355,25 +373,24 @@ class ActionRunner:
             reason,
         )
 
-    async def _interrupted(
-        self, seq: int, action: str, attempt: int, why: str, retry_in: float | None
-    ) -> None:
+    async def interrupted(self, seq: int, attempt: int, why: str, retry_in: float | None) -> None:
         """Journal an attempt that never got its result as failed, so that it can be resumed."""
-        error = f"interrupted: {why} during this attempt"
-        breaker = self.breakers.get(action, Breaker())
-        await self._append(
+        await self.append(
             ActionFailed(
                 decision_seq=seq,
-                action=action,
+                action=self._spec.name,
                 attempt=attempt,
-                error=error,
-                breaker=breaker,
+                error=f"interrupted: {why} during this attempt",
+                breaker=self._breaker(),
                 retry_in=retry_in,
             )
         )
 
-    async def _append(self, *records: Record) -> None:
-        await self._runtime._append_records(list(records))
+    def _breaker(self) -> Breaker:
+        return self._ledger.breakers.get(self._spec.name, Breaker())
+
+    async def append(self, *records: Record) -> None:
+        await self._ledger.append_records(list(records))
 
 
 def _consume(task: asyncio.Future[Any]) -> None:

@@ -26,8 +26,18 @@ from ..journal import JournalWorker
 from ..observability.logs import logger_for
 from ..observability.metrics import Metrics
 from ..projections import AgentState, encode_state, evolve, rebuild
+from ..projections.audit import HistoryItem, decision_at
 from ..projections.rebuild import STATE_VERSION
-from ..records import Entry, OutcomeRecorded, Pending, Record, Rule, RulesChanged, to_pending
+from ..records import (
+    Breaker,
+    Entry,
+    OutcomeRecorded,
+    Pending,
+    Record,
+    Rule,
+    RulesChanged,
+    to_pending,
+)
 
 __all__ = ["Ledger"]
 
@@ -38,25 +48,22 @@ class Ledger:
     """One agent's stream as the runtime sees it: state, decision inputs, appends, snapshots."""
 
     def __init__(
-        self,
-        agent_id: str,
-        clock: Clock,
-        checkpoint_every: int,
-        metrics: Metrics,
-        on_sync: Callable[[AgentState], None],
+        self, agent_id: str, worker: JournalWorker, clock: Clock, checkpoint_every: int
     ) -> None:
         self.agent_id = agent_id
+        self.worker = worker
         self.clock = clock
         self.checkpoint_every = checkpoint_every
-        self._metrics = metrics
-        self._on_sync = on_sync
-        self.worker: JournalWorker | None = None
+        self.metrics = Metrics()
+        """This agent's own counters and latencies."""
         self.state = AgentState(stream=agent_id)
         """The committed state: every entry of the stream folded in, in seq order."""
         self.policy = Policy()
         """The rules decisions use now: the committed ones plus any change queued."""
         self.history = History()
         """The outcome history decisions use now: committed plus queued outcomes."""
+        self.breakers: dict[str, Breaker] = {}
+        """The action breakers as of the last record queued (the committed ones plus changes)."""
         self._policies: dict[tuple[Rule, ...], Policy] = {(): self.policy}
         self._next_stream_seq = 0
         self.stale = False
@@ -74,11 +81,27 @@ class Ledger:
         """Records queued by append_soon(): every later batch waits for them to commit."""
 
     def require_worker(self) -> JournalWorker:
-        if self.worker is None:
+        if self.worker.closed:
             raise RuntimeNotStartedError(
                 "call `await runtime.start()` (or use `async with Runtime(...)`) first"
             )
         return self.worker
+
+    @property
+    def busy(self) -> bool:
+        """Whether appends, snapshot writes or queued changes are in flight."""
+        barrier = self._barrier
+        return (
+            not self.idle.is_set()
+            or bool(self._snapshots)
+            or (barrier is not None and not barrier.done())
+        )
+
+    async def load_decision(self, seq: int) -> HistoryItem | None:
+        """Read a journaled decision of this agent, with its event, back from the journal."""
+        worker = self.require_worker()
+        found = await worker.run(decision_at, worker.journal, seq)
+        return None if found is None or found.stream != self.agent_id else found
 
     def policy_for(self, rules: tuple[Rule, ...]) -> Policy:
         policy = self._policies.get(rules)
@@ -259,8 +282,8 @@ class Ledger:
         """Make the decision inputs equal the committed state's."""
         self.history = self.state.history
         self.policy = self.policy_for(self.state.rules)
+        self.breakers = dict(self.state.breakers)
         self._next_stream_seq = self.state.stream_seq
-        self._on_sync(self.state)
 
     async def _resync(self) -> None:
         async with self._resync_lock:
@@ -286,7 +309,7 @@ class Ledger:
             log_recovery.exception(
                 "snapshot at seq %d failed; the journal is intact, replay will cover it", seq
             )
-            self._metrics.count("snapshot_failures")
+            self.metrics.count("snapshot_failures")
             return
         crash_point("snapshot.written")
         self.checkpoints += 1

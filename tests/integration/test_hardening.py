@@ -508,7 +508,7 @@ async def test_an_action_cancelled_by_any_route_is_journaled_as_interrupted(
         register(runtime)
         await runtime.process(OVERLOAD)
         await started.wait()
-        for task in list(runtime._actions._tasks):
+        for task in list(runtime.host.actions._tasks):
             task.cancel()
         await runtime.wait_for_actions()
         assert not any(a.running for a in runtime.state.open_actions.values())

@@ -1,0 +1,83 @@
+"""Open any journal from one string: a path, `sqlite:///path`, `memory:`, or `postgresql://...`.
+
+Every face (Runtime, Host, the command line) opens its journal here, so a journal is
+named the same way everywhere. What durability means depends on the backend:
+
+- SQLite: `full` syncs the WAL on every commit (survives power loss); `normal` syncs
+  only at checkpoints (survives a crash of the process, not of the machine).
+- memory: nothing survives the process; both levels mean the same.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from ..errors import ConfigurationError
+from .base import Durability, Journal
+from .memory import MemoryJournal
+
+__all__ = ["describe", "is_memory", "open_journal", "sqlite_path"]
+
+MEMORY = "memory:"
+
+
+def is_memory(url: str | os.PathLike[str]) -> bool:
+    """Whether the URL names an in-memory journal."""
+    return isinstance(url, str) and url == MEMORY
+
+
+def sqlite_path(url: str | os.PathLike[str]) -> str | None:
+    """The file a SQLite URL or plain path names; None for any other kind of journal."""
+    text = os.fspath(url)
+    if text == MEMORY or text.startswith(("postgresql:", "postgres:")):
+        return None
+    if text.startswith("sqlite:"):
+        rest = text[len("sqlite:") :]
+        if rest.startswith("///"):
+            rest = rest[2:]  # sqlite:///abs/path -> /abs/path
+        elif rest.startswith("//"):
+            rest = rest[2:]  # sqlite://relative/path -> relative/path
+        if not rest:
+            raise ConfigurationError(f"{text!r} names no file; write sqlite:///path/to/file.db")
+        return rest
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        msg = f"unknown journal URL scheme {scheme!r}: use a path, sqlite:///path, memory: or postgresql://"
+        raise ConfigurationError(msg)
+    if not text:
+        raise ConfigurationError("the journal URL is empty; give a path, sqlite:///path or memory:")
+    return text
+
+
+def describe(url: str | os.PathLike[str]) -> str:
+    """Name a journal for messages and reprs, without any password in its URL."""
+    text = os.fspath(url)
+    if "@" in text and "://" in text:
+        scheme, rest = text.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return text
+
+
+def open_journal(
+    url: str | os.PathLike[str],
+    *,
+    durability: Durability = "full",
+    create: bool = True,
+    checkpoint: Literal["inline", "background"] = "inline",
+) -> Journal:
+    """Open the journal a URL names (creating a SQLite file unless `create=False`)."""
+    if durability not in ("full", "normal"):
+        raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
+    if is_memory(url):
+        return MemoryJournal()
+    path = sqlite_path(url)
+    if path is None:
+        msg = (
+            f"{describe(url)}: PostgreSQL journals are not available in this version; "
+            "use a path, sqlite:///path or memory:"
+        )
+        raise ConfigurationError(msg)
+    from .sqlite import SqliteJournal  # here: only SQLite journals need apsw loaded
+
+    return SqliteJournal(path, durability=durability, create=create, checkpoint=checkpoint)

@@ -1,0 +1,332 @@
+"""One agent of a Host: the Runtime API (process, outcomes, rules, actions, views) for its stream."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .._crashpoints import crash_point
+from ..engines.backoff import BreakerPolicy, RetryPolicy
+from ..engines.confidence import ConfidenceEngine
+from ..engines.context import ContextEngine
+from ..engines.decision import DecisionEngine
+from ..engines.events import parse_event
+from ..engines.pipeline import decide
+from ..engines.recovery import RecoveryEngine
+from ..engines.state import StateEngine
+from ..errors import ConfigurationError, DuplicateEventError, InvalidEventError
+from ..observability.logs import logger_for
+from ..projections import AgentState
+from ..projections.audit import decision_for_event, history
+from ..records import (
+    ActionScheduled,
+    Decision,
+    DecisionMade,
+    Entry,
+    Event,
+    EventReceived,
+    OutcomeRecorded,
+    Pending,
+    Rule,
+    RulesChanged,
+    read_as,
+    to_pending,
+)
+from .actions import Handler, Resume
+from .bus import EventBus
+from .ledger import Ledger
+from .rules import RulesArg, rules_from
+
+if TYPE_CHECKING:
+    from .host import Host
+
+__all__ = ["Agent"]
+
+log_runtime = logger_for("RUNTIME")
+log_context = logger_for("CONTEXT_ENGINE")
+log_confidence = logger_for("CONFIDENCE_ENGINE")
+log_decision = logger_for("DECISION_ENGINE")
+log_state = logger_for("STATE_ENGINE")
+
+
+class Agent:
+    """A handle on one agent of a host; its state is rebuilt on first use, and after eviction."""
+
+    __slots__ = ("__weakref__", "_host", "agent_id", "recovery_engine", "state_engine")
+
+    def __init__(self, host: Host, agent_id: str) -> None:
+        self._host = host
+        self.agent_id = agent_id
+        store = _AgentStore(self)
+        self.state_engine = StateEngine(store, agent_id, clock=host.clock)
+        self.recovery_engine = RecoveryEngine(store, agent_id, clock=host.clock)
+
+    def __repr__(self) -> str:
+        return f"Agent({self.agent_id!r}, loaded={self._host.loaded(self.agent_id) is not None})"
+
+    @property
+    def bus(self) -> EventBus:
+        """The host's event bus: handlers hear events of every agent it serves."""
+        return self._host.bus
+
+    async def load(self) -> AgentState:
+        """Rebuild the agent's state now if it is not loaded, and return it."""
+        return (await self._host.ledger(self.agent_id)).state
+
+    # -- the work --------------------------------------------------------------
+
+    async def process(self, event: Mapping[str, Any] | Event) -> Decision:
+        """Decide about one event; return once the event and the decision are journaled.
+
+        An event whose `id` was processed before returns the recorded decision and
+        appends nothing (if its body differs, DuplicateEventError). Bad input raises
+        InvalidEventError and journals nothing.
+        """
+        host = self._host
+        ledger = await host.ledger(self.agent_id)
+        worker = ledger.worker
+        started = time.perf_counter()
+        ev = parse_event(event, redact=host.redact, max_bytes=host.max_event_bytes)
+        if ev.id is not None:
+            found = await worker.run(decision_for_event, worker.journal, ev.id)
+            if found is not None:
+                if found.stream != self.agent_id:
+                    msg = (
+                        f"event id {ev.id!r} was already journaled by agent {found.stream!r} at seq "
+                        f"{found.event_seq}; ids are unique across the journal"
+                    )
+                    raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
+                if found.event != ev:
+                    msg = (
+                        f"event id {ev.id!r} was already journaled at seq {found.event_seq} with a "
+                        "different body; use a new id for a new event"
+                    )
+                    raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
+                ledger.metrics.count("events_deduplicated")
+                return found.decision
+        made: list[Decision] = []
+
+        def batch() -> list[Pending]:
+            ts = host.clock.now_ns()
+            decision = decide(ledger.policy, ledger.history, ev, ts)
+            pending = [
+                to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
+                to_pending(self.agent_id, DecisionMade(decision), ts),
+            ]
+            plan = host.actions.plan(ledger, decision.action, ts)
+            if plan is not None:
+                pending.append(to_pending(self.agent_id, plan, ts))
+            made.append(decision)
+            crash_point("process.decided")
+            return pending
+
+        entries, fresh = await ledger.submit(batch)
+        crash_point("process.committed")
+        journaled = made[-1]
+        if not fresh:
+            # a concurrent call with the same id won the race: answer with its decision
+            journaled = read_as(entries[1], DecisionMade).decision
+            ledger.metrics.count("events_deduplicated")
+        decision = msgspec.structs.replace(journaled, seq=entries[1].seq, event_seq=entries[0].seq)
+        metrics = ledger.metrics
+        metrics.count("events_processed")
+        metrics.count(f"action.{decision.action}")
+        metrics.observe_ms((time.perf_counter() - started) * 1000.0)
+        if log_runtime.isEnabledFor(logging.INFO):
+            _log_decision(decision)
+        if fresh:  # a duplicate that lost the race was handled by the call that won it
+            if len(entries) == 3 and entries[2].kind == ActionScheduled.__name__:
+                host.actions.start(ledger, decision, ev.as_dict())
+            if host.bus.listens(ev.type):
+                host.bus.publish(ev.type, ev.as_dict())
+        return decision
+
+    async def record_outcome(self, decision: Decision, *, success: bool) -> None:
+        """Journal how a decision turned out; later confidence in its context adapts.
+
+        Only the decision's `seq` is taken from the caller: the decision itself is read
+        back from the journal, so a changed copy can't put bad data into the outcome.
+        """
+        ledger = await self._host.ledger(self.agent_id)
+        seq = decision.seq if isinstance(decision, Decision) else None
+        if type(seq) is not int or not 0 < seq < 2**63:
+            raise InvalidEventError(
+                "record_outcome needs a Decision returned by process()", field="decision"
+            )
+        if not isinstance(success, bool | int) or success not in (0, 1):
+            msg = f"success must be True or False, not {success!r}"
+            raise InvalidEventError(msg, field="success")
+        found = await ledger.load_decision(seq)
+        if found is None:
+            msg = f"no decision of agent {self.agent_id!r} is journaled at seq {seq}"
+            raise InvalidEventError(msg, field="decision")
+        await ledger.append_records([OutcomeRecorded.of(found.decision, success=bool(success))])
+        ledger.metrics.count("outcomes_success" if success else "outcomes_failure")
+
+    async def set_rules(self, rules: RulesArg) -> str:
+        """Journal a new set of custom rules (placed before the defaults); return its ruleset hash."""
+        ledger = await self._host.ledger(self.agent_id)
+        parsed = rules_from(rules) or ()
+        policy = ledger.policy_for(parsed)
+        await ledger.append_records([RulesChanged(rules=parsed, ruleset=policy.ruleset)])
+        log_decision.info("Rules changed: %d custom rules, ruleset %s", len(parsed), policy.ruleset)
+        return policy.ruleset
+
+    def change_rules_soon(self, rules: tuple[Rule, ...]) -> None:
+        """Change the rules from synchronous code: journaled before any later decision."""
+        ledger = self._host.loaded(self.agent_id)
+        if ledger is None:
+            raise ConfigurationError("the agent is not loaded: use `await agent.set_rules(...)`")
+        if rules == ledger.policy.custom_rules:
+            return  # already in force (or queued): journal no change
+        policy = ledger.policy_for(rules)
+        ledger.append_soon([RulesChanged(rules=rules, ruleset=policy.ruleset)])
+        log_decision.info("Rules changed: %d custom rules, ruleset %s", len(rules), policy.ruleset)
+
+    def action(
+        self,
+        name: str,
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        retry_on: Callable[[BaseException], bool] | None = None,
+        fallback: Handler | None = None,
+        resume: Resume = "retry",
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler that carries out every decision of action `name` for this agent.
+
+        The handler gets an ActionCall (decision, event, attempt, idempotency key) and
+        runs in the background after the decision is durable, retried under `retry`
+        (default: 3 attempts, 1 s doubling), behind a circuit breaker per action. Each
+        attempt is journaled; its outcome feeds the confidence engine. After a crash,
+        start() resumes unfinished actions (`resume="retry"`) or abandons them.
+        """
+        from .host import register_action
+
+        return register_action(
+            self._host.actions, self.agent_id, name, retry, breaker, retry_on, fallback, resume
+        )
+
+    async def wait_for_actions(self) -> None:
+        """Wait until every action of this agent running now has finished (retries included)."""
+        await self._host.actions.wait(self.agent_id)
+
+    async def event_history(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Return the latest events with their decisions, newest first, across restarts."""
+        worker = await self._host.when_ready()
+        if limit < 0:
+            raise ConfigurationError("limit must not be negative")
+        items = await worker.run(
+            lambda: list(history(worker.journal, agent=self.agent_id, limit=limit))
+        )
+        return [item.summary() for item in items]
+
+    async def recover(self) -> dict[str, Any]:
+        """Rebuild the state from the journal (snapshot plus tail) and return a summary of it."""
+        ledger = await self._host.ledger(self.agent_id)
+        await ledger.idle.wait()
+        await ledger.rebuild()
+        return self.snapshot_summary()
+
+    # -- views -----------------------------------------------------------------
+
+    def _ledger(self) -> Ledger:
+        ledger = self._host.loaded(self.agent_id)
+        if ledger is None:
+            self._host.require_worker()
+            msg = f"agent {self.agent_id!r} is not loaded: `await agent.load()` first"
+            raise ConfigurationError(msg)
+        return ledger
+
+    @property
+    def state(self) -> AgentState:
+        """The agent's projected state (read it; don't change it)."""
+        return self._ledger().state
+
+    @property
+    def context_engine(self) -> ContextEngine:
+        return self._ledger().policy.context_engine
+
+    @property
+    def decision_engine(self) -> DecisionEngine:
+        return self._ledger().policy.decision_engine
+
+    @property
+    def confidence_engine(self) -> ConfidenceEngine:
+        """A confidence engine holding a copy of the agent's history.
+
+        To feed an outcome into the runtime itself, use `record_outcome`: it is journaled.
+        """
+        ledger = self._ledger()
+        return ConfidenceEngine(ledger.policy.confidence, ledger.history)
+
+    def metrics(self) -> dict[str, Any]:
+        """Return this agent's counters and latency histogram (since it was loaded)."""
+        ledger = self._ledger()
+        snap = ledger.metrics.snapshot()
+        s = ledger.state
+        snap["actions"] = {
+            "running": self._host.actions.running(self.agent_id),
+            "attempts": s.action_attempts,
+            "failures": s.action_failures,
+            "succeeded": s.actions_succeeded,
+            "abandoned": s.actions_abandoned,
+            "skipped": s.actions_skipped,
+            "unfinished": len(s.open_actions),
+        }
+        snap["bus"] = {"delivered": self.bus.delivered, "errors": self.bus.errors}
+        worker = self._host.require_worker()
+        snap["commits"] = worker.commits
+        return snap
+
+    def snapshot_summary(self) -> dict[str, Any]:
+        """The state in brief: seqs, counts, the key/value state, and how it was rebuilt."""
+        ledger = self._ledger()
+        s = ledger.state
+        return {
+            "agent_id": self.agent_id,
+            "seq": s.seq,
+            "stream_seq": s.stream_seq,
+            "events": s.events,
+            "decisions": s.decisions,
+            "outcomes": s.outcomes,
+            "state": dict(s.kv or {}),
+            "snapshot_seq": ledger.last_rebuild.get("snapshot_seq"),
+            "replayed": ledger.last_rebuild.get("replayed", 0),
+        }
+
+
+class _AgentStore:
+    """The store an agent's state and recovery engines write through."""
+
+    __slots__ = ("_agent",)
+    is_async_store = True
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    async def append(self, batch: Sequence[Pending]) -> list[Entry]:
+        ledger = await self._agent._host.ledger(self._agent.agent_id)
+        entries, _ = await ledger.submit(lambda: list(batch))
+        return entries
+
+    async def latest(self, n: int, stream: str, *, kind: str) -> list[Entry]:
+        worker = await self._agent._host.when_ready()
+        journal = worker.journal
+        return await worker.run(lambda: list(journal.latest(n, stream, kind=kind)))
+
+    async def load_state(self, stream: str) -> dict[str, Any] | None:
+        kv = (await self._agent._host.ledger(self._agent.agent_id)).state.kv
+        return None if kv is None else dict(kv)
+
+
+def _log_decision(d: Decision) -> None:
+    log_runtime.info("Event received: %s", d.event_type)
+    log_context.info("risk=%s stability=%s pressure=%.2f", d.risk, d.stability, d.pressure)
+    log_confidence.info("confidence=%.2f", d.confidence)
+    log_decision.info("ACTION: %s", d.action.upper())
+    log_state.info("State persisted (seq %d)", d.seq)

@@ -1,0 +1,438 @@
+"""The Host: every agent of one journal in one process, with one writer, one action
+scheduler and one event bus.
+
+Agents load lazily: an agent's state is rebuilt (newest snapshot plus tail) on its first
+use, and idle agents past `max_loaded_agents` are snapshotted and dropped, to be rebuilt
+when next used. A Runtime is a Host that serves one agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal
+
+from ..clock import Clock, SystemClock, checked
+from ..engines.backoff import BreakerPolicy, RetryPolicy
+from ..engines.events import MAX_EVENT_BYTES
+from ..errors import ConfigurationError, RuntimeNotStartedError
+from ..journal import Durability, Journal, JournalWorker
+from ..journal.open import describe, open_journal
+from ..observability.logs import logger_for
+from ..records import Entry, Event, Rule, RulesChanged
+from .actions import ActionScheduler, ActionSpec, Handler, Resume
+from .agent import Agent
+from .bus import EventBus
+from .ledger import Ledger
+from .rules import RulesArg, rules_from
+
+__all__ = ["DEFAULT_AGENT_FIELD", "Host"]
+
+log = logger_for("RUNTIME")
+log_decision = logger_for("DECISION_ENGINE")
+
+DEFAULT_AGENT_FIELD = "agent_id"
+"""The event field `Host.process` routes by."""
+MAX_AGENT_ID = 256
+
+
+class Host:
+    """Serve every agent of one journal: decide, journal, act, and rebuild each on demand.
+
+    `journal` is a path, `sqlite:///path`, `memory:`, or a Journal object (which stays
+    the caller's: the host neither closes it nor moves its commits off its own thread).
+    `host.agent(id)` returns a handle with the Runtime API; `await host.process(event)`
+    routes an event by its `agent_id` field, or to `default_agent`.
+    """
+
+    def __init__(
+        self,
+        journal: str | os.PathLike[str] | Journal = "adaptive_runtime.db",
+        *,
+        default_agent: str = "default",
+        durability: Durability = "full",
+        clock: Clock | None = None,
+        checkpoint_every: int = 100,
+        max_loaded_agents: int = 1000,
+        rules: RulesArg = None,
+        sensitive_fields: Iterable[str] = (),
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        only_agent: str | None = None,
+    ) -> None:
+        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise ConfigurationError(
+                f"checkpoint_every must be a positive int, not {checkpoint_every!r}"
+            )
+        if durability not in ("full", "normal"):
+            raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
+        if type(max_loaded_agents) is not int or max_loaded_agents < 1:
+            raise ConfigurationError(
+                f"max_loaded_agents must be a positive int, not {max_loaded_agents!r}"
+            )
+        if type(max_event_bytes) is not int or max_event_bytes < 1024:
+            raise ConfigurationError(
+                f"max_event_bytes must be an int of at least 1024, not {max_event_bytes!r}"
+            )
+        self.default_agent = check_agent_id(default_agent)
+        self._only = None if only_agent is None else check_agent_id(only_agent)
+        self._journal_arg = journal
+        self._owns_journal = isinstance(journal, str | os.PathLike)
+        self.durability: Durability = durability
+        self.clock: Clock = checked(clock or SystemClock())
+        self.checkpoint_every = checkpoint_every
+        self.max_loaded_agents = max_loaded_agents
+        self.redact = _field_names(sensitive_fields)
+        self.max_event_bytes = max_event_bytes
+        self.rules: tuple[Rule, ...] | None = rules_from(rules)
+        """Custom rules for every agent served; journaled for an agent whose rules differ."""
+        self.bus = EventBus()
+        self.actions = ActionScheduler(self.clock)
+        self._worker: JournalWorker | None = None
+        self._loaded: OrderedDict[str, Ledger] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[Ledger]] = {}
+        self._handles: weakref.WeakValueDictionary[str, Agent] = weakref.WeakValueDictionary()
+        self._ready = asyncio.Event()
+        self._starting = False
+        self.evictions = 0
+
+    def __repr__(self) -> str:
+        where = (
+            describe(self._journal_arg)
+            if isinstance(self._journal_arg, str | os.PathLike)
+            else repr(self._journal_arg)
+        )
+        return f"Host(journal={where!r}, loaded_agents={len(self._loaded)}, started={self.started})"
+
+    @property
+    def started(self) -> bool:
+        return self._worker is not None and self._ready.is_set()
+
+    # -- life cycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the journal, and resume every agent's unfinished actions; then serve."""
+        if self._starting:
+            await self.when_ready()
+            return
+        if self._worker is not None:
+            return
+        self._starting = True
+        try:
+            await self._start()
+        finally:
+            self._starting = False
+
+    async def _start(self) -> None:
+        arg = self._journal_arg
+        if isinstance(arg, str | os.PathLike):
+            journal: Journal = await asyncio.to_thread(
+                open_journal, arg, durability=self.durability, checkpoint="background"
+            )
+        else:
+            journal = arg
+        # At "normal" a commit never syncs (checkpoints run on the journal's own thread),
+        # so appends run inline; at "full" every commit syncs, so a worker thread shares them.
+        inline = journal.durability == "normal" and self._owns_journal
+        self._loaded.clear()
+        self._worker = JournalWorker(
+            journal, asyncio.get_running_loop(), self._on_commit, inline=inline
+        )
+        try:
+            streams = (
+                [self._only] if self._only is not None else await self._worker.run(journal.streams)
+            )
+            for agent_id in streams:
+                await self._resume(agent_id)
+        except BaseException:
+            await self._close()
+            self._ready.set()  # wake callers waiting on start(): they find it failed
+            self._ready.clear()
+            raise
+        self._ready.set()
+
+    async def _resume(self, agent_id: str) -> None:
+        ledger = await self._load(agent_id, starting=True)
+        if ledger.state.open_actions:
+            await self.actions.resume(ledger)
+
+    async def stop(
+        self, *, actions: Literal["wait", "interrupt"] = "wait", wait_for_handlers: bool = True
+    ) -> None:
+        """Finish work in flight, snapshot every loaded agent, and close the journal.
+
+        `actions="wait"` lets running actions finish, retries included; "interrupt"
+        cancels them and journals each attempt in flight as interrupted, so that the
+        next start() resumes it.
+        """
+        if self._worker is None:
+            return
+        if actions == "interrupt":
+            await self.actions.interrupt()
+        else:
+            await self.actions.wait()
+        if wait_for_handlers:
+            await self.bus.drain()
+        for ledger in list(self._loaded.values()):
+            await ledger.settle()
+        self._ready.clear()
+        await self._close()
+
+    async def _close(self) -> None:
+        worker, self._worker = self._worker, None
+        # the loaded states stay readable after stop(); start() rebuilds them afresh
+        if worker is None:
+            return
+        if self._owns_journal:  # a journal the caller passed in stays the caller's
+            # off the loop even when appends run inline: closing may checkpoint and sync
+            await asyncio.to_thread(worker.journal.close)
+        await asyncio.to_thread(worker.close)
+
+    async def __aenter__(self) -> Host:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- agents ----------------------------------------------------------------
+
+    def agent(self, agent_id: str) -> Agent:
+        """The handle of one agent (its state is rebuilt when first used)."""
+        handle = self._handles.get(agent_id)
+        if handle is None:
+            check_agent_id(agent_id)
+            if self._only is not None and agent_id != self._only:
+                msg = f"this runtime serves agent {self._only!r} only, not {agent_id!r}"
+                raise ConfigurationError(msg)
+            handle = self._handles[agent_id] = Agent(self, agent_id)
+        return handle
+
+    async def process(self, event: Mapping[str, Any] | Event) -> Any:
+        """Decide about an event for the agent its `agent_id` field names (or the default)."""
+        return await self.agent(self.route(event)).process(event)
+
+    def route(self, event: object) -> str:
+        """The agent an event is for: its `agent_id` field, else the default agent."""
+        if isinstance(event, Mapping):
+            named = event.get(DEFAULT_AGENT_FIELD)
+        elif isinstance(event, Event):
+            named = event.attrs.get(DEFAULT_AGENT_FIELD)
+        else:
+            named = None
+        if named is None:
+            return self.default_agent
+        if not isinstance(named, str):
+            from ..errors import InvalidEventError
+
+            msg = f"'agent_id' must be a string naming an agent, not {type(named).__name__}"
+            raise InvalidEventError(msg, field=DEFAULT_AGENT_FIELD)
+        return named
+
+    def loaded_agents(self) -> list[str]:
+        """The agents whose state is in memory now, least recently used first."""
+        return list(self._loaded)
+
+    async def agents(self) -> list[str]:
+        """Every agent with entries in the journal, sorted."""
+        worker = await self.when_ready()
+        return await worker.run(worker.journal.streams)
+
+    def action(
+        self,
+        name: str,
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        retry_on: Callable[[BaseException], bool] | None = None,
+        fallback: Handler | None = None,
+        resume: Resume = "retry",
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler for action `name` for every agent (an agent's own one wins)."""
+        return register_action(self.actions, None, name, retry, breaker, retry_on, fallback, resume)
+
+    async def wait_for_actions(self) -> None:
+        """Wait until every action running now has finished (retries included)."""
+        await self.actions.wait()
+
+    @property
+    def journal(self) -> Journal:
+        """The journal this host writes (see Runtime.journal for when it may be read)."""
+        return self.require_worker().journal
+
+    def metrics(self) -> dict[str, Any]:
+        """The host's counters: agents loaded and evicted, actions running, commits, the bus."""
+        return {
+            "agents_loaded": len(self._loaded),
+            "agents_evicted": self.evictions,
+            "actions_running": self.actions.running(),
+            "commits": 0 if self._worker is None else self._worker.commits,
+            "bus": {"delivered": self.bus.delivered, "errors": self.bus.errors},
+        }
+
+    # -- internals -------------------------------------------------------------
+
+    def require_worker(self) -> JournalWorker:
+        if self._worker is None:
+            raise RuntimeNotStartedError(
+                "call `await runtime.start()` (or use `async with Runtime(...)`) first"
+            )
+        return self._worker
+
+    async def when_ready(self) -> JournalWorker:
+        """The worker, once start() has finished; a call made during start() waits for it."""
+        if self._starting and not self._ready.is_set():
+            await self._ready.wait()
+        return self.require_worker()
+
+    async def ledger(self, agent_id: str) -> Ledger:
+        """The agent's ledger, rebuilt from the journal if it is not loaded."""
+        await self.when_ready()
+        return await self._load(agent_id)
+
+    def loaded(self, agent_id: str) -> Ledger | None:
+        return self._loaded.get(agent_id)
+
+    async def _load(self, agent_id: str, *, starting: bool = False) -> Ledger:
+        ledger = self._loaded.get(agent_id)
+        if ledger is not None:
+            self._loaded.move_to_end(agent_id)
+            return ledger
+        loading = self._loading.get(agent_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        worker = self._worker if starting else self.require_worker()
+        if worker is None:
+            raise RuntimeNotStartedError("the host is not started")
+        future: asyncio.Future[Ledger] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_consume)
+        self._loading[agent_id] = future
+        try:
+            ledger = Ledger(agent_id, worker, self.clock, self.checkpoint_every)
+            await ledger.rebuild()
+            self._loaded[agent_id] = ledger  # from here on, its commits are folded into it
+            if self.rules is not None and self.rules != ledger.state.rules:
+                policy = ledger.policy_for(self.rules)
+                await ledger.append_records(
+                    [RulesChanged(rules=self.rules, ruleset=policy.ruleset)]
+                )
+                log_decision.info(
+                    "Rules changed for %s: %d custom rules, ruleset %s",
+                    agent_id,
+                    len(self.rules),
+                    policy.ruleset,
+                )
+            future.set_result(ledger)
+        except BaseException as exc:
+            self._loaded.pop(agent_id, None)
+            future.set_exception(exc)
+            raise
+        finally:
+            del self._loading[agent_id]
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "Agent %s loaded: %d entries (snapshot at seq %s, %d replayed)",
+                agent_id,
+                ledger.state.stream_seq,
+                ledger.last_rebuild.get("snapshot_seq"),
+                ledger.last_rebuild.get("replayed", 0),
+            )
+        await self._evict_over_bound(keep=agent_id)
+        return ledger
+
+    async def _evict_over_bound(self, keep: str) -> None:
+        """Snapshot and drop the least recently used idle agents past max_loaded_agents."""
+        while len(self._loaded) > self.max_loaded_agents:
+            victim = next(
+                (
+                    agent_id
+                    for agent_id, ledger in self._loaded.items()
+                    if agent_id != keep and not ledger.busy and not self.actions.running(agent_id)
+                ),
+                None,
+            )
+            if victim is None:
+                return  # every loaded agent is busy: the bound is passed until one is idle
+            ledger = self._loaded.pop(victim)
+            await ledger.settle()
+            self.evictions += 1
+
+    def _on_commit(self, entries: list[Entry]) -> None:
+        ledger = self._loaded.get(entries[0].stream)
+        if ledger is not None:
+            ledger.on_commit(entries)
+
+
+def check_agent_id(agent_id: object) -> str:
+    """An agent id is a non-empty string of at most 256 characters."""
+    if not isinstance(agent_id, str) or not agent_id or len(agent_id) > MAX_AGENT_ID:
+        raise ConfigurationError(
+            f"agent_id must be a non-empty string of at most {MAX_AGENT_ID} characters"
+        )
+    return agent_id
+
+
+def register_action(
+    scheduler: ActionScheduler,
+    agent: str | None,
+    name: str,
+    retry: RetryPolicy | None,
+    breaker: BreakerPolicy | None,
+    retry_on: Callable[[BaseException], bool] | None,
+    fallback: Handler | None,
+    resume: Resume,
+) -> Callable[[Handler], Handler]:
+    """The decorator that registers an action handler, host-wide or for one agent."""
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError("an action needs a non-empty name, e.g. 'restart_service'")
+    if resume not in ("retry", "abandon"):
+        raise ConfigurationError(f"resume must be 'retry' or 'abandon', not {resume!r}")
+
+    def register(handler: Handler) -> Handler:
+        if not callable(handler):
+            raise TypeError(f"an action handler must be callable, not {type(handler).__name__}")
+        scheduler.register(
+            ActionSpec(
+                name=name,
+                handler=handler,
+                retry=retry or RetryPolicy(),
+                breaker=breaker or BreakerPolicy(),
+                retry_on=retry_on,
+                fallback=fallback,
+                resume=resume,
+            ),
+            agent,
+        )
+        return handler
+
+    return register
+
+
+def _field_names(names: Iterable[str]) -> frozenset[str]:
+    if isinstance(names, str | bytes):
+        msg = f"sensitive_fields must be a list of field names, e.g. [{names!r}], not one string"
+        raise ConfigurationError(msg)
+    try:
+        listed = list(names)
+    except TypeError:
+        msg = f"sensitive_fields must be a list of field names, not {type(names).__name__}"
+        raise ConfigurationError(msg) from None
+    for name in listed:
+        if not isinstance(name, str) or not name:
+            msg = f"sensitive_fields must hold non-empty strings; found {name!r}"
+            raise ConfigurationError(msg)
+    return frozenset(name.lower() for name in listed)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

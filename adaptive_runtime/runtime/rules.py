@@ -1,0 +1,23 @@
+"""Custom rules as callers give them: a list of rules, tuples or dicts, or a TOML/JSON file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..engines.decision import load_rules, parse_rules
+from ..records import Rule
+
+__all__ = ["RulesArg", "rules_from"]
+
+RulesArg = Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | str | os.PathLike[str] | None
+
+
+def rules_from(rules: RulesArg) -> tuple[Rule, ...] | None:
+    """Parse rules given in any accepted form (None stays None: no rules given)."""
+    if rules is None:
+        return None
+    if isinstance(rules, str | os.PathLike):
+        return load_rules(rules)
+    return parse_rules(rules)
