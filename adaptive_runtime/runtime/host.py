@@ -156,9 +156,18 @@ class Host:
         self._ready.set()
 
     async def _resume(self, agent_id: str) -> None:
-        ledger = await self._load(agent_id, starting=True)
+        """Resume an agent's unfinished actions; an agent with none is not kept loaded."""
+        if agent_id == self._only:
+            ledger = await self._load(agent_id, starting=True)
+        else:
+            ledger = Ledger(agent_id, self.require_worker(), self.clock, self.checkpoint_every)
+            await ledger.rebuild()  # a look at its state: kept only if it has actions to resume
+            if not ledger.state.open_actions or agent_id in self._loaded:
+                return
+            await self._install(ledger)
         if ledger.state.open_actions:
             await self.actions.resume(ledger)
+        await self._evict_over_bound(keep=agent_id)
 
     async def stop(
         self, *, actions: Literal["wait", "interrupt"] = "wait", wait_for_handlers: bool = True
@@ -319,18 +328,7 @@ class Host:
         try:
             ledger = Ledger(agent_id, worker, self.clock, self.checkpoint_every)
             await ledger.rebuild()
-            self._loaded[agent_id] = ledger  # from here on, its commits are folded into it
-            if self.rules is not None and self.rules != ledger.state.rules:
-                policy = ledger.policy_for(self.rules)
-                await ledger.append_records(
-                    [RulesChanged(rules=self.rules, ruleset=policy.ruleset)]
-                )
-                log_decision.info(
-                    "Rules changed for %s: %d custom rules, ruleset %s",
-                    agent_id,
-                    len(self.rules),
-                    policy.ruleset,
-                )
+            await self._install(ledger)
             future.set_result(ledger)
         except BaseException as exc:
             self._loaded.pop(agent_id, None)
@@ -348,6 +346,20 @@ class Host:
             )
         await self._evict_over_bound(keep=agent_id)
         return ledger
+
+    async def _install(self, ledger: Ledger) -> None:
+        """Make a rebuilt ledger the agent's loaded one, and journal the host's rules for it."""
+        agent_id = ledger.agent_id
+        self._loaded[agent_id] = ledger  # from here on, its commits are folded into it
+        if self.rules is not None and self.rules != ledger.state.rules:
+            policy = ledger.policy_for(self.rules)
+            await ledger.append_records([RulesChanged(rules=self.rules, ruleset=policy.ruleset)])
+            log_decision.info(
+                "Rules changed for %s: %d custom rules, ruleset %s",
+                agent_id,
+                len(self.rules),
+                policy.ruleset,
+            )
 
     async def _evict_over_bound(self, keep: str) -> None:
         """Snapshot and drop the least recently used idle agents past max_loaded_agents."""

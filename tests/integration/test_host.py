@@ -1,0 +1,171 @@
+"""The Host: many agents over one journal, loaded lazily, with shared actions and one bus."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from adaptive_runtime import (
+    ActionCall,
+    BreakerPolicy,
+    ConfigurationError,
+    Host,
+    ManualClock,
+    RetryPolicy,
+    Runtime,
+)
+from adaptive_runtime.journal import MemoryJournal, SqliteJournal
+from adaptive_runtime.projections import rebuild, verify_replay
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+
+
+def host_at(path: Path | str, **kwargs: object) -> Host:
+    kwargs.setdefault("clock", ManualClock())
+    return Host(path, durability="normal", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_events_are_routed_by_agent_id_into_one_stream_each(tmp_path: Path) -> None:
+    """host.process sends each event to the agent its agent_id names, or to the default."""
+    path = tmp_path / "fleet.db"
+    async with host_at(path, default_agent="edge") as host:
+        for name in ("a", "b", "a", None):
+            event = dict(OVERLOAD) if name is None else {**OVERLOAD, "agent_id": name}
+            await host.process(event)
+        assert ["a", "b", "edge"] == await host.agents()
+        assert 2 == host.agent("a").state.decisions
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert {"a": 4, "b": 2, "edge": 2} == {s: journal.stream_head(s) for s in journal.streams()}
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
+async def test_journal_urls_open_the_same_backends(tmp_path: Path) -> None:
+    """A plain path, sqlite:///path and memory: all work; an unknown scheme is refused."""
+    for url in (str(tmp_path / "a.db"), f"sqlite:///{tmp_path / 'b.db'}", "memory:"):
+        async with host_at(url) as host:
+            assert "restart_service" == (await host.process(OVERLOAD)).action
+    assert (tmp_path / "b.db").exists()
+    with pytest.raises(ConfigurationError, match="unknown journal URL scheme 'mysql'"):
+        await host_at("mysql://x/y").start()
+
+
+async def test_agents_load_lazily_and_idle_ones_are_evicted_then_rebuilt(tmp_path: Path) -> None:
+    """Past max_loaded_agents, idle agents are snapshotted and dropped, and reload exactly."""
+    path = tmp_path / "fleet.db"
+    async with host_at(path, max_loaded_agents=2) as host:
+        assert [] == host.loaded_agents()
+        for i in range(5):
+            await host.agent(f"agent-{i}").process(OVERLOAD)
+        assert ["agent-3", "agent-4"] == host.loaded_agents()
+        assert 3 == host.metrics()["agents_evicted"]
+        assert list(host.journal.snapshots("agent-0"))  # snapshotted before it was dropped
+        again = await host.agent("agent-0").load()
+        assert (1, 1) == (again.events, again.decisions)
+        await host.agent("agent-0").process(OVERLOAD)
+        assert 2 == host.agent("agent-0").state.decisions
+        full = rebuild(host.journal, "agent-0").state
+        assert full == host.agent("agent-0").state
+    with pytest.raises(ConfigurationError, match="max_loaded_agents"):
+        host_at(path, max_loaded_agents=0)
+
+
+async def test_a_handle_of_an_unloaded_agent_says_how_to_load_it(tmp_path: Path) -> None:
+    """Reading an unloaded agent's state is a clear error, not a silent empty state."""
+    async with host_at(tmp_path / "fleet.db") as host:
+        with pytest.raises(ConfigurationError, match=r"await agent.load\(\)"):
+            _ = host.agent("never-used").state
+
+
+async def test_host_wide_and_per_agent_handlers_with_breakers_per_agent(tmp_path: Path) -> None:
+    """A host-wide handler serves every agent, an agent's own wins, and breakers stay per agent."""
+    calls: list[tuple[str, str]] = []
+    host = host_at(tmp_path / "fleet.db")
+    # critical pressure: scale_up_immediate at any confidence, however outcomes went
+    critical = {
+        "type": "service_overload",
+        "severity": 0.95,
+        "cpu": 99,
+        "memory": 99,
+        "error_rate": 1.0,
+    }
+
+    @host.action(
+        "scale_up_immediate",
+        retry=RetryPolicy(max_attempts=1),
+        breaker=BreakerPolicy(failure_threshold=1, reset_after=3600),
+    )
+    async def everyone(call: ActionCall) -> None:
+        calls.append(("host", call.key.split(":")[0]))
+        if call.key.startswith("bad:"):
+            raise ConnectionError("refused")
+
+    @host.agent("special").action("scale_up_immediate")
+    async def special(call: ActionCall) -> None:
+        calls.append(("special", call.key.split(":")[0]))
+
+    async with host:
+        for agent in ("bad", "good", "special", "bad", "good"):
+            await host.agent(agent).process(critical)
+            await host.wait_for_actions()
+        assert "open" == host.agent("bad").state.breakers["scale_up_immediate"].status
+        assert "closed" == host.agent("good").state.breakers["scale_up_immediate"].status
+        assert 1 == host.agent("bad").state.actions_skipped  # its second decision was skipped
+    assert [
+        ("host", "bad"),
+        ("host", "good"),
+        ("special", "special"),
+        ("host", "good"),
+    ] == calls
+
+
+async def test_restart_resumes_unfinished_actions_of_every_agent(tmp_path: Path) -> None:
+    """Actions interrupted in three agents resume on the next start, before any agent is used."""
+    path = tmp_path / "fleet.db"
+    release = asyncio.Event()
+    attempts: list[tuple[str, int]] = []
+
+    def register(host: Host) -> None:
+        @host.action("restart_service")
+        async def restart(call: ActionCall) -> None:
+            attempts.append((call.key.split(":")[0], call.attempt))
+            await release.wait()
+
+    first = host_at(path)
+    register(first)
+    async with first:
+        for agent in ("a", "b", "c", "idle"):
+            event = OVERLOAD if agent != "idle" else {"type": "timeout", "severity": 0.4}
+            await first.agent(agent).process(event)
+        await asyncio.sleep(0)
+        await first.stop(actions="interrupt")
+    release.set()
+    second = host_at(path)
+    register(second)
+    async with second:
+        # loaded to resume their actions; the agent with none stays unloaded
+        assert ["a", "b", "c"] == sorted(second.loaded_agents())
+        await second.wait_for_actions()
+        assert all(s.actions_succeeded == 1 for s in [second.agent(a).state for a in "abc"])
+    assert sorted([(a, 1) for a in "abc"] + [(a, 2) for a in "abc"]) == sorted(attempts)
+
+
+async def test_runtime_is_a_host_with_one_agent(tmp_path: Path) -> None:
+    """Runtime runs on a Host that serves its agent only."""
+    async with Runtime(agent_id="solo", path=tmp_path / "j.db", durability="normal") as runtime:
+        assert isinstance(runtime.host, Host)
+        assert runtime.host.agent("solo").state is runtime.state
+        with pytest.raises(ConfigurationError, match="serves agent 'solo' only"):
+            runtime.host.agent("other")
+
+
+async def test_a_journal_object_stays_the_callers(tmp_path: Path) -> None:
+    """A Journal passed in is neither closed nor replaced by the host."""
+    journal = MemoryJournal()
+    async with Host(journal, clock=ManualClock()) as host:
+        await host.process(OVERLOAD)
+    assert 2 == journal.head().seq  # still open: the host did not close it
