@@ -22,7 +22,7 @@ from ._text import format_ts, parse_time, table
 from .errors import AdaptiveRuntimeError, JournalError
 
 if TYPE_CHECKING:
-    from .journal import Journal, SqliteJournal
+    from .journal import Journal
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -38,7 +38,10 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument(
-        "--db", type=Path, default=Path(DEFAULT_DB), help=f"journal file (default: {DEFAULT_DB})"
+        "--db",
+        default=DEFAULT_DB,
+        metavar="URL",
+        help=f"the journal: a path, sqlite:///path or memory: (default: {DEFAULT_DB})",
     )
     common = argparse.ArgumentParser(add_help=False, parents=[db])
     common.add_argument(
@@ -176,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("file", type=Path, help="a file written by `export` (- for standard input)")
 
+    command(
+        "agents",
+        _agents,
+        "list every agent with its entry count, last decision and open actions",
+        "adaptive-runtime agents --db fleet.db",
+        [db, as_json],
+    )
+
     st = command(
         "state",
         _state,
@@ -265,10 +276,10 @@ def _count(text: str) -> int:
     return value
 
 
-def _open(args: argparse.Namespace) -> SqliteJournal:
-    from .journal import SqliteJournal
+def _open(args: argparse.Namespace) -> Journal:
+    from .journal.open import open_journal
 
-    journal = SqliteJournal(args.db, create=False)
+    journal = open_journal(args.db, create=False)
     agent = getattr(args, "agent", None)
     if agent is not None and journal.stream_head(agent) == 0:
         streams = journal.streams()
@@ -297,8 +308,12 @@ def _print_json(value: object) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .journal.open import sqlite_path
 
-    return asyncio.run(run_demo(args.db, agent=args.agent, show_logs=not args.quiet))
+    path = sqlite_path(args.db)
+    if path is None:
+        raise UsageError(f"demo runs on a SQLite file; give --db a path, not {args.db}")
+    return asyncio.run(run_demo(Path(path), agent=args.agent, show_logs=not args.quiet))
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -575,7 +590,12 @@ def _import(args: argparse.Namespace) -> int:
     from .engines.entries import check_entry
     from .journal import SqliteJournal
     from .journal.export import import_lines
+    from .journal.open import sqlite_path
 
+    target = sqlite_path(args.db)
+    if target is None:
+        raise UsageError(f"import writes a new SQLite file; give --db a path, not {args.db}")
+    args.db = Path(target)
     if args.db.exists():
         raise UsageError(f"{args.db} already exists; import into a new file with --db NEW.db")
     if str(args.file) != "-" and not args.file.is_file():
@@ -609,6 +629,43 @@ def _import(args: argparse.Namespace) -> int:
         raise JournalError(f"the imported journal does not verify: {report.problem}")
     partial.rename(args.db)
     print(f"Imported {count} entries into {args.db}; chain verified. Head: {report.head}")
+    return EXIT_OK
+
+
+def _agents(args: argparse.Namespace) -> int:
+    from .projections.audit import agents
+
+    found = agents(_open(args))
+    if args.json:
+        _print_json(found)
+        return EXIT_OK
+    rows = [
+        (
+            a.agent,
+            a.entries,
+            a.decisions,
+            "-" if a.last_decision is None else a.last_decision.seq,
+            "-" if a.last_decision is None else format_ts(a.last_decision.ts_ns),
+            "-" if a.last_decision is None else a.last_decision.action,
+            a.open_actions,
+        )
+        for a in found
+    ]
+    print(
+        table(
+            (
+                "agent",
+                "entries",
+                "decisions",
+                "last seq",
+                "last decided",
+                "last action",
+                "open actions",
+            ),
+            rows,
+        )
+    )
+    print(f"\n{_plural(len(found), 'agent')}.")
     return EXIT_OK
 
 

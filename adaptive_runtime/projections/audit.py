@@ -27,14 +27,18 @@ from ..records import (
     read_as,
     read_record,
 )
+from .agent import DecisionSummary
 from .rebuild import rebuild
 
 __all__ = [
+    "AgentSummary",
     "Attempt",
     "Explanation",
     "HistoryItem",
+    "LastDecision",
     "Outcome",
     "Stats",
+    "agents",
     "decision_at",
     "decision_for_event",
     "explain",
@@ -241,6 +245,58 @@ def _attempt(
         kind="ActionAbandoned",
         attempt=rec.attempts,
         detail=f"abandoned: {rec.reason}",
+    )
+
+
+class LastDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """An agent's latest decision, in brief."""
+
+    seq: int
+    ts_ns: int
+    event_type: str
+    action: str
+    priority: str
+    confidence: float
+
+
+class AgentSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One agent of a journal at a glance."""
+
+    agent: str
+    entries: int
+    events: int
+    decisions: int
+    last_decision: LastDecision | None
+    open_actions: int
+    """Actions scheduled or begun and not finished: a restart resumes them."""
+
+
+def agents(journal: Journal) -> list[AgentSummary]:
+    """Every agent of the journal, with its entry count, last decision and open actions."""
+    out: list[AgentSummary] = []
+    for stream in journal.streams():
+        state = rebuild(journal, stream).state
+        out.append(
+            AgentSummary(
+                agent=stream,
+                entries=state.stream_seq,
+                events=state.events,
+                decisions=state.decisions,
+                last_decision=_last(state.recent[-1]) if state.recent else None,
+                open_actions=len(state.open_actions),
+            )
+        )
+    return out
+
+
+def _last(d: DecisionSummary) -> LastDecision:
+    return LastDecision(
+        seq=d.seq,
+        ts_ns=d.ts_ns,
+        event_type=d.event_type,
+        action=d.action,
+        priority=d.priority,
+        confidence=d.confidence,
     )
 
 

@@ -604,3 +604,33 @@ def test_read_paths_meet_a_forged_entry_with_journal_corrupt_error(
         with pytest.raises(JournalCorruptError) as raised:
             asyncio.run(start())
         assert 2 == raised.value.seq
+
+
+def test_agents_lists_each_agent_with_its_last_decision_and_open_actions(
+    journal_path: Path,
+) -> None:
+    """`agents` shows entries, decisions, the last decision and open actions per agent."""
+    out = cli("agents", "--db", str(journal_path), "--json")
+    assert 0 == out.returncode, out.stderr
+    found = {a["agent"]: a for a in json.loads(out.stdout)}
+    assert ["canary", "prod"] == sorted(found)
+    assert (44, 20, 0) == (
+        found["prod"]["entries"],
+        found["prod"]["decisions"],
+        found["prod"]["open_actions"],
+    )
+    assert "anomaly_detected" == found["canary"]["last_decision"]["event_type"]
+    text = cli("agents", "--db", str(journal_path)).stdout
+    assert "2 agents." in text
+    assert "open actions" in text.splitlines()[0]
+
+
+def test_db_takes_a_sqlite_url(journal_path: Path) -> None:
+    """--db sqlite:///PATH reads the same journal as the plain path."""
+    plain = cli("head", "--db", str(journal_path))
+    url = cli("head", "--db", f"sqlite:///{journal_path}")
+    assert 0 == url.returncode, url.stderr
+    assert plain.stdout == url.stdout
+    bad = cli("head", "--db", "mysql://host/db")
+    assert 2 == bad.returncode
+    assert "unknown journal URL scheme 'mysql'" in bad.stderr
