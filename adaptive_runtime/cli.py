@@ -392,6 +392,15 @@ def _explain(args: argparse.Namespace) -> int:
         verdict = "MATCHED" if check.matched else f"no: {check.why}"
         print(f"    {check.rule:12s} {scope:34s} min {r.min_conf:.2f} -> {r.action:24s} {verdict}")
     print(f"  Action     {d.action} [{d.priority}]  reason={d.reason}")
+    if d.degraded_from is not None:
+        print(
+            f"  Fleet      degraded from {d.degraded_from}: {d.fleet} (fleet policy {d.fleet_policy})"
+        )
+    if ex.incident is not None:
+        agents = ", ".join(ex.incident.agents)
+        print(
+            f"  Incident   opened by this decision: {ex.incident.rule} ({len(ex.incident.agents)} agents: {agents})"
+        )
     for step in ex.attempts:
         label = f"#{step.attempt}" if step.attempt else "  "
         print(
@@ -408,7 +417,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .engines.decision import load_rules
+    from .engines.decision import load_policy
     from .projections.replay import Redecided, redecide, verify_replay
 
     journal = _open(args)
@@ -436,11 +445,13 @@ def _replay(args: argparse.Namespace) -> int:
             ]
             print(table(("seq", "field", "journaled", "replayed"), rows))
         return EXIT_OK if report.ok else EXIT_CHECK_FAILED
-    rules = load_rules(args.rules)
+    rules, fleet = load_policy(args.rules)
     total, changed = 0, 0
     shifts: dict[tuple[str, str], int] = {}
     examples: list[Redecided] = []
-    for item in redecide(journal, args.agent, rules=rules, progress=_progress("entries replayed")):
+    for item in redecide(
+        journal, args.agent, rules=rules, fleet=fleet, progress=_progress("entries replayed")
+    ):
         total += 1
         if item.now.action != item.journaled.action:
             changed += 1
@@ -701,7 +712,7 @@ def _state(args: argparse.Namespace) -> int:
 
 
 def _only_agent(journal: Journal) -> str:
-    streams: list[str] = journal.streams()
+    streams: list[str] = [s for s in journal.streams() if not s.startswith("~")]
     if len(streams) == 1:
         return streams[0]
     if not streams:

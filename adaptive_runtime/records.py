@@ -6,13 +6,15 @@ body of a journal entry whose `kind` column carries the same tag.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from .errors import InvalidEventError, JournalCorruptError
+from .errors import ConfigurationError, InvalidEventError, JournalCorruptError
 
 __all__ = [
+    "DEFAULT_DISRUPTIVE",
     "ActionAbandoned",
     "ActionFailed",
     "ActionScheduled",
@@ -26,6 +28,9 @@ __all__ = [
     "Entry",
     "Event",
     "EventReceived",
+    "FleetIncident",
+    "FleetPolicy",
+    "FleetPolicySet",
     "OutcomeRecorded",
     "Pending",
     "Record",
@@ -132,6 +137,58 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """The seq of the DecisionMade entry; 0 until journaled."""
     event_seq: int = 0
     """The seq of the EventReceived entry; 0 until journaled."""
+    degraded_from: str | None = None
+    """The action the rules chose, when the fleet's policy put a safer one in its place."""
+    fleet: str | None = None
+    """Why the fleet's policy changed the action (None: it did not)."""
+    fleet_policy: str | None = None
+    """The hash of the fleet policy in force (None: none active)."""
+
+
+DEFAULT_DISRUPTIVE = (
+    "restart_service",
+    "rollback_deployment",
+    "isolate_component",
+    "circuit_breaker_open",
+)
+"""Actions that take something away while they run: the ones a budget counts."""
+
+
+class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The fleet's safety knobs; journaled, so replay and what-if use the ones in force."""
+
+    correlate_agents: int = 0
+    """Open an incident when this many agents decide the same context in the window (0: never)."""
+    correlate_window: float = 60.0
+    disruptive: tuple[str, ...] = DEFAULT_DISRUPTIVE
+    budget: int | None = None
+    """At most this many disruptive actions across the fleet per budget_window (None: no bound)."""
+    budget_window: float = 60.0
+    hold_during_incident: bool = False
+    """No disruptive action for a context while an incident about it is open."""
+
+    def __post_init__(self) -> None:
+        if type(self.correlate_agents) is not int or self.correlate_agents < 0:
+            msg = f"correlate_agents must be an int from 0, not {self.correlate_agents!r}"
+            raise ConfigurationError(msg)
+        for name in ("correlate_window", "budget_window"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 < value <= 86400 * 7:
+                raise ConfigurationError(f"{name} must be seconds from 0 to a week, not {value!r}")
+        if self.budget is not None and (type(self.budget) is not int or self.budget < 0):
+            raise ConfigurationError(f"budget must be an int from 0 or None, not {self.budget!r}")
+        if not all(isinstance(a, str) and a for a in self.disruptive):
+            raise ConfigurationError("disruptive must be a list of action names")
+
+    @property
+    def active(self) -> bool:
+        """Whether the policy can change anything at all."""
+        return self.correlate_agents > 0 or self.budget is not None or self.hold_during_incident
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the policy, recorded in every decision it shaped."""
+        return hashlib.blake2b(msgspec.msgpack.encode(self), digest_size=8).hexdigest()
 
 
 class EventReceived(msgspec.Struct, frozen=True, tag=True, array_like=True):
@@ -170,6 +227,22 @@ class StatePatched(msgspec.Struct, frozen=True, tag=True, array_like=True):
 
 class CheckpointCreated(msgspec.Struct, frozen=True, tag=True, array_like=True):
     state: dict[str, Any]
+
+
+class FleetPolicySet(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """The host's fleet policy from here on in the journal's order (in the `~fleet` stream)."""
+
+    policy: FleetPolicy
+
+
+class FleetIncident(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """Agents failing together: journaled in the batch of the decision that made the count."""
+
+    context: str
+    agents: tuple[str, ...]
+    decisions: tuple[tuple[str, int], ...]
+    """(agent, stream_seq) of the other decisions in the window; the tripping one is in this batch."""
+    rule: str
 
 
 class RulesChanged(msgspec.Struct, frozen=True, tag=True, array_like=True):
@@ -245,6 +318,8 @@ Record = (
     | ActionSucceeded
     | ActionFailed
     | ActionAbandoned
+    | FleetPolicySet
+    | FleetIncident
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidRulesError
-from ..records import Rule
+from ..records import FleetPolicy, Rule
 from .context import RISK_LEVELS
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "DecisionResult",
     "RuleCheck",
     "RuleMatch",
+    "load_policy",
     "load_rules",
     "parse_rules",
 ]
@@ -167,6 +168,14 @@ class DecisionEngine:
                 return _match(label, rule, risk, self.ruleset)
         return _match("fallback", FALLBACK, risk, self.ruleset)
 
+    def explain_all(self, context: str, risk: str, confidence: float) -> list[RuleCheck]:
+        """Every rule of the table, in order, each with whether it matches."""
+        return list(self._checks(context, risk, confidence))
+
+    def match_rule(self, label: str, rule: Rule, risk: str) -> RuleMatch:
+        """The match one given rule makes at a risk (its priority raised as the rule says)."""
+        return _match(label, rule, risk, self.ruleset)
+
     def explain(self, context: str, risk: str, confidence: float) -> list[RuleCheck]:
         """Return every rule tried, up to and including the one that matched."""
         tried: list[RuleCheck] = []
@@ -262,6 +271,15 @@ def _parse_rule(index: int, item: Rule | Sequence[Any] | Mapping[str, Any]) -> R
 
 def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
     """Read custom rules from a TOML or JSON file: a list under `rules`, or (JSON) a bare list."""
+    rules, _ = load_policy(path, need_rules=True)
+    assert rules is not None
+    return rules
+
+
+def load_policy(
+    path: str | os.PathLike[str], *, need_rules: bool = False
+) -> tuple[tuple[Rule, ...] | None, FleetPolicy | None]:
+    """Read a policy file: custom `rules` and, optionally, a `fleet` table of FleetPolicy knobs."""
     import json  # here, not at the top: only rules files need these
     import tomllib
     from pathlib import Path
@@ -280,13 +298,21 @@ def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         msg = f"{file} is not valid {'TOML' if file.suffix.lower() == '.toml' else 'JSON'}: {exc}"
         raise InvalidRulesError(msg) from None
+    fleet: FleetPolicy | None = None
     if isinstance(data, Mapping):
+        if "fleet" in data:
+            try:
+                fleet = msgspec.convert(data["fleet"], FleetPolicy)
+            except (msgspec.ValidationError, ValueError) as exc:
+                raise InvalidRulesError(f"{file}: [fleet]: {exc}") from None
         if "rules" not in data:
-            raise InvalidRulesError(f"{file} has no `rules` list")
+            if need_rules or fleet is None:
+                raise InvalidRulesError(f"{file} has no `rules` list")
+            return None, fleet
         data = data["rules"]
     if not isinstance(data, list):
         raise InvalidRulesError(f"{file}: `rules` must be a list")
     try:
-        return parse_rules(data)
+        return parse_rules(data), fleet
     except InvalidRulesError as exc:
         raise InvalidRulesError(f"{file}: {exc}", index=exc.index) from None

@@ -20,6 +20,8 @@ from ..records import (
     Decision,
     DecisionMade,
     EventReceived,
+    FleetIncident,
+    FleetPolicySet,
     OutcomeRecorded,
     Record,
     RulesChanged,
@@ -82,6 +84,13 @@ def _check(record: Record) -> None:
     elif isinstance(record, ActionSkipped):
         _label("action", record.action)
         _label("reason", record.reason)
+    elif isinstance(record, FleetIncident):
+        _label("context", record.context)
+        _label("rule", record.rule)
+        for agent in record.agents:
+            _label("agents", agent)
+    elif isinstance(record, FleetPolicySet):
+        pass  # its own checks ran when it was decoded (FleetPolicy.__post_init__)
     else:
         _check_action_step(record)
 

@@ -23,11 +23,13 @@ from ..records import (
     DecisionMade,
     Event,
     EventReceived,
+    FleetIncident,
     OutcomeRecorded,
     read_as,
     read_record,
 )
 from .agent import DecisionSummary
+from .fleet import FLEET_STREAM
 from .rebuild import rebuild
 
 __all__ = [
@@ -103,6 +105,8 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     custom_rules: int
     outcomes: tuple[Outcome, ...]
     attempts: tuple[Attempt, ...] = ()
+    incident: FleetIncident | None = None
+    """The fleet incident this decision opened, if it made the count."""
 
 
 def history(
@@ -196,8 +200,12 @@ def explain(journal: Journal, seq: int) -> Explanation:
     tried = tuple(policy.decision_engine.explain(d.context, d.risk, d.confidence))
     outcomes: list[Outcome] = []
     attempts: list[Attempt] = []
+    incident: FleetIncident | None = None
     for later in journal.read(entry.stream, after=entry.seq):
         rec = read_record(later)
+        if later.batch == entry.batch and isinstance(rec, FleetIncident):
+            incident = rec
+            continue
         if isinstance(rec, OutcomeRecorded) and rec.decision_seq == entry.seq:
             outcomes.append(Outcome(seq=later.seq, ts_ns=later.ts_ns, success=rec.success))
         elif later.batch == entry.batch and isinstance(rec, ActionScheduled | ActionSkipped):
@@ -216,6 +224,7 @@ def explain(journal: Journal, seq: int) -> Explanation:
         custom_rules=len(before.rules),
         outcomes=tuple(outcomes),
         attempts=tuple(attempts),
+        incident=incident,
     )
 
 
@@ -275,6 +284,8 @@ def agents(journal: Journal) -> list[AgentSummary]:
     """Every agent of the journal, with its entry count, last decision and open actions."""
     out: list[AgentSummary] = []
     for stream in journal.streams():
+        if stream == FLEET_STREAM:
+            continue
         state = rebuild(journal, stream).state
         out.append(
             AgentSummary(

@@ -7,11 +7,22 @@ from typing import Any
 
 import msgspec
 
+from ..engines.fleet import FleetView, gate_in_fleet, observe, open_incident
 from ..engines.pipeline import Policy, decide
 from ..errors import ReplayMismatchError
 from ..journal import Journal
-from ..records import Decision, DecisionMade, Entry, Event, EventReceived, Rule, read_record
+from ..records import (
+    Decision,
+    DecisionMade,
+    Entry,
+    Event,
+    EventReceived,
+    FleetPolicy,
+    Rule,
+    read_record,
+)
 from .agent import AgentState, evolve
+from .fleet import evolve_fleet, journaled_policy
 
 __all__ = ["Mismatch", "Redecided", "ReplayReport", "redecide", "verify_replay", "what_if"]
 
@@ -61,20 +72,27 @@ def redecide(
     stream: str | None = None,
     *,
     rules: Sequence[Rule] | None = None,
+    fleet: FleetPolicy | None = None,
     progress: Progress | None = None,
 ) -> Iterator[Redecided]:
     """Yield every journaled decision beside a fresh one, each made from the state before it.
 
     With `rules`, the fresh decisions are made under those custom rules instead of the
-    journaled ones (a what-if); the history still comes from the journal.
+    journaled ones, and with `fleet` under that fleet policy (a what-if); the history,
+    and the fleet's journaled decisions, still come from the journal. Fleet state is
+    folded over every stream in the journal's global order, as the host kept it.
     """
     states: dict[str, AgentState] = {}
     policies: dict[tuple[Rule, ...], Policy] = {}
     events: dict[str, tuple[Entry, Event]] = {}
     fixed = None if rules is None else Policy(rules=rules)
-    for count, entry in enumerate(journal.read(stream), start=1):
+    view = FleetView() if fleet is not None or journaled_policy(journal) is not None else None
+    source = journal.read() if view is not None else journal.read(stream)
+    for count, entry in enumerate(source, start=1):
         if progress is not None and count % 100_000 == 0:
             progress(count)
+        if stream is not None and entry.stream != stream and view is None:
+            continue
         state = states.get(entry.stream)
         if state is None:
             state = states[entry.stream] = AgentState(stream=entry.stream)
@@ -87,7 +105,19 @@ def redecide(
             if policy is None:
                 policy = policies[state.rules] = Policy(rules=state.rules)
             fresh = decide(policy, state.history, event, event_entry.ts_ns)
-            yield Redecided(seq=entry.seq, event=event, journaled=record.decision, now=fresh)
+            if view is not None:
+                if fleet is not None:
+                    view.policy = fleet
+                fresh, incident = gate_in_fleet(view, fresh, entry.stream, policy.decision_engine)
+                # the view follows the decisions made now, so a what-if counts its own actions
+                ts = entry.ts_ns
+                observe(view, ts, entry.stream, fresh.context, fresh.action, entry.stream_seq)
+                if incident is not None:
+                    open_incident(view, incident, ts)
+            if stream is None or entry.stream == stream:
+                yield Redecided(seq=entry.seq, event=event, journaled=record.decision, now=fresh)
+        elif view is not None and entry.kind == "FleetPolicySet":
+            evolve_fleet(view, entry)
         evolve(state, entry)
 
 
@@ -111,11 +141,19 @@ def verify_replay(
     return ReplayReport(ok=not mismatches, decisions=decisions, mismatches=tuple(mismatches))
 
 
-def what_if(journal: Journal, rules: Iterable[Rule], stream: str | None = None) -> list[Redecided]:
-    """Return the journaled decisions whose action would change under other custom rules."""
+def what_if(
+    journal: Journal,
+    rules: Iterable[Rule] | None,
+    stream: str | None = None,
+    *,
+    fleet: FleetPolicy | None = None,
+) -> list[Redecided]:
+    """Return the journaled decisions whose action would change under other rules or fleet policy."""
     return [
         r
-        for r in redecide(journal, stream, rules=tuple(rules))
+        for r in redecide(
+            journal, stream, rules=None if rules is None else tuple(rules), fleet=fleet
+        )
         if r.now.action != r.journaled.action
     ]
 

@@ -15,6 +15,7 @@ from ..engines.confidence import ConfidenceEngine
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
 from ..engines.events import parse_event
+from ..engines.fleet import gate_in_fleet, observe, open_incident
 from ..engines.pipeline import decide
 from ..engines.recovery import RecoveryEngine
 from ..engines.state import StateEngine
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Agent"]
 
+_SCHEDULED = ActionScheduled.__name__
 log_runtime = logger_for("RUNTIME")
 log_context = logger_for("CONTEXT_ENGINE")
 log_confidence = logger_for("CONFIDENCE_ENGINE")
@@ -113,6 +115,24 @@ class Agent:
         def batch() -> list[Pending]:
             ts = host.clock.now_ns()
             decision = decide(ledger.policy, ledger.history, ev, ts)
+            incident = None
+            fleet = host.fleet
+            if fleet is not None:
+                if made:  # decided again after a conflict: the view holds the first try
+                    host.fleet_stale = True
+                decision, incident = gate_in_fleet(
+                    fleet, decision, self.agent_id, ledger.policy.decision_engine
+                )
+                observe(
+                    fleet,
+                    ts,
+                    self.agent_id,
+                    decision.context,
+                    decision.action,
+                    ledger.next_stream_seq + 2,
+                )
+                if incident is not None:
+                    open_incident(fleet, incident, ts)
             pending = [
                 to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
                 to_pending(self.agent_id, DecisionMade(decision), ts),
@@ -120,11 +140,20 @@ class Agent:
             plan = host.actions.plan(ledger, decision.action, ts)
             if plan is not None:
                 pending.append(to_pending(self.agent_id, plan, ts))
+            if incident is not None:
+                pending.append(to_pending(self.agent_id, incident, ts))
             made.append(decision)
             crash_point("process.decided")
             return pending
 
-        entries, fresh = await ledger.submit(batch)
+        if host.fleet_stale:
+            await host.resync_fleet()
+        try:
+            entries, fresh = await ledger.submit(batch)
+        except BaseException:
+            if host.fleet is not None and made:
+                host.fleet_stale = True  # the view holds a decision that was not journaled
+            raise
         crash_point("process.committed")
         journaled = made[-1]
         if not fresh:
@@ -139,7 +168,7 @@ class Agent:
         if log_runtime.isEnabledFor(logging.INFO):
             _log_decision(decision)
         if fresh:  # a duplicate that lost the race was handled by the call that won it
-            if len(entries) == 3 and entries[2].kind == ActionScheduled.__name__:
+            if any(e.kind == _SCHEDULED for e in entries[2:]):
                 host.actions.start(ledger, decision, ev.as_dict())
             if host.bus.listens(ev.type):
                 host.bus.publish(ev.type, ev.as_dict())

@@ -20,11 +20,19 @@ from typing import Any, Literal
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.events import MAX_EVENT_BYTES
-from ..errors import ConfigurationError, RuntimeNotStartedError
+from ..engines.fleet import FleetView
+from ..errors import AdaptiveRuntimeError, ConfigurationError, RuntimeNotStartedError
 from ..journal import Durability, Journal, JournalWorker
 from ..journal.open import describe, open_journal
 from ..observability.logs import logger_for
-from ..records import Entry, Event, Rule, RulesChanged
+from ..projections.fleet import (
+    FLEET_STREAM,
+    evolve_fleet,
+    journaled_policy,
+    rebuild_fleet,
+    snapshot_fleet,
+)
+from ..records import Entry, Event, FleetPolicy, FleetPolicySet, Rule, RulesChanged, to_pending
 from .actions import ActionScheduler, ActionSpec, Handler, Resume
 from .agent import Agent
 from .bus import EventBus
@@ -62,6 +70,7 @@ class Host:
         rules: RulesArg = None,
         sensitive_fields: Iterable[str] = (),
         max_event_bytes: int = MAX_EVENT_BYTES,
+        fleet: FleetPolicy | None = None,
         only_agent: str | None = None,
     ) -> None:
         if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
@@ -90,6 +99,16 @@ class Host:
         self.max_event_bytes = max_event_bytes
         self.rules: tuple[Rule, ...] | None = rules_from(rules)
         """Custom rules for every agent served; journaled for an agent whose rules differ."""
+        if fleet is not None and not isinstance(fleet, FleetPolicy):
+            raise ConfigurationError(f"fleet must be a FleetPolicy, not {type(fleet).__name__}")
+        self.fleet_policy = fleet
+        """The fleet policy to journal at start (None: keep whatever the journal holds)."""
+        self.fleet: FleetView | None = None
+        """What decisions are gated by: the committed fleet view plus the decisions queued."""
+        self._fleet_committed: FleetView | None = None
+        self._fleet_seq = 0
+        self.fleet_stale = False
+        """A queued decision failed: the view must be rebuilt from the committed one."""
         self.bus = EventBus()
         self.actions = ActionScheduler(self.clock)
         self._worker: JournalWorker | None = None
@@ -143,8 +162,11 @@ class Host:
             journal, asyncio.get_running_loop(), self._on_commit, inline=inline
         )
         try:
+            await self._start_fleet(journal)
             streams = (
-                [self._only] if self._only is not None else await self._worker.run(journal.streams)
+                [self._only]
+                if self._only is not None
+                else [s for s in await self._worker.run(journal.streams) if s != FLEET_STREAM]
             )
             for agent_id in streams:
                 await self._resume(agent_id)
@@ -154,6 +176,34 @@ class Host:
             self._ready.clear()
             raise
         self._ready.set()
+
+    async def _start_fleet(self, journal: Journal) -> None:
+        """Rebuild the fleet view if a fleet policy is (or is to be) in force; journal a new one."""
+        worker = self.require_worker()
+        journaled = await worker.run(journaled_policy, journal)
+        if self.fleet_policy is None and journaled is None:
+            return  # no fleet policy, ever: the gate never runs, and nothing is folded for it
+        committed, seq = await worker.run(rebuild_fleet, journal)
+        self._fleet_committed, self._fleet_seq = committed, seq
+        if self.fleet_policy is not None and self.fleet_policy != committed.policy:
+            ts = self.clock.now_ns()
+            await worker.append([to_pending(FLEET_STREAM, FleetPolicySet(self.fleet_policy), ts)])
+            log.info("Fleet policy %s journaled", self.fleet_policy.digest)
+        self.fleet = committed.copy()
+
+    async def resync_fleet(self) -> None:
+        """After a failed append, rebuild the decision view from the committed fleet state."""
+        if not self.fleet_stale or self._fleet_committed is None:
+            return
+        while True:
+            busy = [
+                ledger.idle.wait() for ledger in self._loaded.values() if not ledger.idle.is_set()
+            ]
+            if not busy:
+                break
+            await asyncio.gather(*busy)
+        self.fleet = self._fleet_committed.copy()
+        self.fleet_stale = False
 
     async def _resume(self, agent_id: str) -> None:
         """Resume an agent's unfinished actions; an agent with none is not kept loaded."""
@@ -188,8 +238,20 @@ class Host:
             await self.bus.drain()
         for ledger in list(self._loaded.values()):
             await ledger.settle()
+        await self._snapshot_fleet()
         self._ready.clear()
         await self._close()
+
+    async def _snapshot_fleet(self) -> None:
+        committed, worker = self._fleet_committed, self._worker
+        if committed is None or worker is None or not self._fleet_seq:
+            return
+        try:
+            await worker.run(
+                snapshot_fleet, worker.journal, committed, self._fleet_seq, self.clock.now_ns()
+            )
+        except AdaptiveRuntimeError:
+            log.exception("the fleet snapshot failed; the next start replays the journal for it")
 
     async def _close(self) -> None:
         worker, self._worker = self._worker, None
@@ -254,7 +316,7 @@ class Host:
     async def agents(self) -> list[str]:
         """Every agent with entries in the journal, sorted."""
         worker = await self.when_ready()
-        return await worker.run(worker.journal.streams)
+        return [s for s in await worker.run(worker.journal.streams) if s != FLEET_STREAM]
 
     def action(
         self,
@@ -379,6 +441,11 @@ class Host:
             self.evictions += 1
 
     def _on_commit(self, entries: list[Entry]) -> None:
+        committed = self._fleet_committed
+        if committed is not None:
+            for entry in entries:
+                evolve_fleet(committed, entry)
+            self._fleet_seq = entries[-1].seq
         ledger = self._loaded.get(entries[0].stream)
         if ledger is not None:
             ledger.on_commit(entries)
@@ -390,6 +457,8 @@ def check_agent_id(agent_id: object) -> str:
         raise ConfigurationError(
             f"agent_id must be a non-empty string of at most {MAX_AGENT_ID} characters"
         )
+    if agent_id.startswith("~"):
+        raise ConfigurationError(f"agent ids starting with '~' are the journal's own: {agent_id!r}")
     return agent_id
 
 

@@ -88,6 +88,11 @@ class Ledger:
         return self.worker
 
     @property
+    def next_stream_seq(self) -> int:
+        """The stream_seq the next batch will follow (committed plus queued)."""
+        return self._next_stream_seq
+
+    @property
     def busy(self) -> bool:
         """Whether appends, snapshot writes or queued changes are in flight."""
         barrier = self._barrier

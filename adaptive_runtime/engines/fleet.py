@@ -1,0 +1,159 @@
+"""Fleet-level safety, as pure functions: correlate agents that fail together, and bound how
+many disruptive actions the fleet takes at once.
+
+Agents fail together: a bad deploy makes fifty services report the same trouble in the
+same minute, and fifty independent restarts make it worse. A host sees the whole fleet,
+so it keeps a FleetView, folded from the journal's global order (never from wall time or
+arrival order), and every decision passes through `gate`:
+
+- **Correlate.** When decisions of one context come from at least `correlate_agents`
+  agents within `correlate_window` seconds, a fleet incident opens (journaled with the
+  decision that tripped it: which agents, which decisions, which rule).
+- **Bound the blast radius.** At most `budget` disruptive actions per `budget_window`
+  seconds across the fleet, and none for a context with an open incident if
+  `hold_during_incident`. A decision over the budget is degraded to the next rule the
+  table would have chosen whose action is not disruptive; the decision says why.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..records import DEFAULT_DISRUPTIVE, Decision, FleetIncident, FleetPolicy
+from .decision import FALLBACK, DecisionEngine, RuleMatch
+
+__all__ = [
+    "DEFAULT_DISRUPTIVE",
+    "FleetPolicy",
+    "FleetView",
+    "gate_in_fleet",
+    "observe",
+    "open_incident",
+]
+
+
+class FleetView(msgspec.Struct, kw_only=True):
+    """What the fleet has decided lately, folded in journal order; the gate reads it."""
+
+    policy: FleetPolicy = FleetPolicy()
+    recent: dict[str, list[tuple[int, str, int]]] = {}
+    """Per context: (ts_ns, agent, stream_seq) of the decisions in the correlation window."""
+    disruptive: list[tuple[int, str, str]] = []
+    """(ts_ns, agent, action) of the disruptive actions decided in the budget window."""
+    incidents: dict[str, int] = {}
+    """Per context with an incident: the ts_ns of its latest decision (open within the window)."""
+
+    def copy(self) -> FleetView:
+        return FleetView(
+            policy=self.policy,
+            recent={c: list(v) for c, v in self.recent.items()},
+            disruptive=list(self.disruptive),
+            incidents=dict(self.incidents),
+        )
+
+
+def observe(
+    view: FleetView, ts_ns: int, agent: str, context: str, action: str, stream_seq: int
+) -> None:
+    """Fold one decision into the view (in place), dropping what left the windows."""
+    policy = view.policy
+    window = round(policy.correlate_window * 1e9)
+    recent = [r for r in view.recent.get(context, ()) if r[0] >= ts_ns - window]
+    recent.append((ts_ns, agent, stream_seq))
+    view.recent[context] = recent
+    if context in view.incidents and view.incidents[context] >= ts_ns - window:
+        view.incidents[context] = ts_ns  # the incident stays open while decisions keep coming
+    horizon = ts_ns - round(policy.budget_window * 1e9)
+    kept = [d for d in view.disruptive if d[0] >= horizon]
+    if action in policy.disruptive:
+        kept.append((ts_ns, agent, action))
+    view.disruptive = kept
+
+
+def open_incident(view: FleetView, incident: FleetIncident, ts_ns: int) -> None:
+    """Fold a journaled incident into the view."""
+    view.incidents[incident.context] = ts_ns
+
+
+def gate_in_fleet(
+    view: FleetView,
+    decision: Decision,
+    agent: str,
+    engine: DecisionEngine,
+) -> tuple[Decision, FleetIncident | None]:
+    """Pass a decision through the fleet's policy: maybe open an incident, maybe degrade it.
+
+    The decision records the policy's hash when one is active, so what shaped it is known.
+    """
+    policy = view.policy
+    if not policy.active:
+        return decision, None
+    decision = msgspec.structs.replace(decision, fleet_policy=policy.digest)
+    ts = decision.ts_ns
+    incident = _correlate(view, decision, agent)
+    window = round(policy.correlate_window * 1e9)
+    last = view.incidents.get(decision.context)
+    open_incident_now = incident is not None or (last is not None and last >= ts - window)
+    if decision.action not in policy.disruptive:
+        return decision, incident
+    why = None
+    horizon = ts - round(policy.budget_window * 1e9)
+    spent = sum(1 for d in view.disruptive if d[0] >= horizon)
+    if policy.hold_during_incident and open_incident_now:
+        why = f"held: a fleet incident is open for {decision.context}"
+    elif policy.budget is not None and spent >= policy.budget:
+        why = (
+            f"fleet budget spent: {spent} of {policy.budget} disruptive actions in the last "
+            f"{policy.budget_window:g}s"
+        )
+    if why is None:
+        return decision, incident
+    return _degrade(decision, engine, policy, why), incident
+
+
+def _correlate(view: FleetView, decision: Decision, agent: str) -> FleetIncident | None:
+    policy = view.policy
+    if policy.correlate_agents <= 0:
+        return None
+    ts, context = decision.ts_ns, decision.context
+    window = round(policy.correlate_window * 1e9)
+    last = view.incidents.get(context)
+    if last is not None and last >= ts - window:
+        return None  # already open
+    recent = [r for r in view.recent.get(context, ()) if r[0] >= ts - window]
+    agents = sorted({a for _, a, _ in recent} | {agent})
+    if len(agents) < policy.correlate_agents:
+        return None
+    return FleetIncident(
+        context=context,
+        agents=tuple(agents),
+        decisions=tuple((a, seq) for _, a, seq in recent),
+        rule=(
+            f"{policy.correlate_agents} agents decided {context} within "
+            f"{policy.correlate_window:g}s"
+        ),
+    )
+
+
+def _degrade(decision: Decision, engine: DecisionEngine, policy: FleetPolicy, why: str) -> Decision:
+    """The decision the rule table gives once disruptive actions are off the table."""
+    safer: RuleMatch | None = None
+    passed = False
+    for check in engine.explain_all(decision.context, decision.risk, decision.confidence):
+        if check.rule == decision.rule:
+            passed = True
+            continue
+        if passed and check.matched and check.definition.action not in policy.disruptive:
+            safer = engine.match_rule(check.rule, check.definition, decision.risk)
+            break
+    if safer is None:
+        safer = engine.match_rule("fallback", FALLBACK, decision.risk)
+    return msgspec.structs.replace(
+        decision,
+        action=safer.action,
+        reason=safer.reason,
+        priority=safer.priority,
+        rule=safer.rule,
+        degraded_from=decision.action,
+        fleet=why,
+    )

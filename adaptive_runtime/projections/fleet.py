@@ -1,0 +1,89 @@
+"""The fleet projection: one fold over the whole journal, in global order, for the fleet gate."""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..engines.fleet import FleetView, observe, open_incident
+from ..journal import Journal
+from ..records import Entry, FleetIncident, FleetPolicy, FleetPolicySet, read_as, read_record
+
+__all__ = [
+    "FLEET_STREAM",
+    "FLEET_VERSION",
+    "evolve_fleet",
+    "journaled_policy",
+    "rebuild_fleet",
+    "snapshot_fleet",
+]
+
+FLEET_STREAM = "~fleet"
+"""The stream of the fleet's own records (its policy); agent ids may not start with '~'."""
+
+
+class _DecidedFields(msgspec.Struct, frozen=True):
+    """The fields of a Decision the fleet reads; the rest are skipped while decoding."""
+
+    action: str
+    context: str
+
+
+class _DecisionMadeFields(msgspec.Struct, frozen=True, tag="DecisionMade", array_like=True):
+    decision: _DecidedFields
+
+
+_decided = msgspec.msgpack.Decoder(_DecisionMadeFields).decode
+
+
+def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
+    """Fold one entry of any stream into the fleet view (in place)."""
+    kind = entry.kind
+    if kind == "DecisionMade":
+        try:
+            d = _decided(entry.body).decision
+        except msgspec.DecodeError:
+            read_record(entry)  # raises the typed error, naming the seq
+            raise
+        observe(view, entry.ts_ns, entry.stream, d.context, d.action, entry.stream_seq)
+    elif kind == "FleetIncident":
+        open_incident(view, read_as(entry, FleetIncident), entry.ts_ns)
+    elif kind == "FleetPolicySet" and entry.stream == FLEET_STREAM:
+        view.policy = read_as(entry, FleetPolicySet).policy
+    return view
+
+
+FLEET_VERSION = "fleet-view/1"
+_encode_view = msgspec.msgpack.Encoder().encode
+_decode_view = msgspec.msgpack.Decoder(FleetView).decode
+
+
+def journaled_policy(journal: Journal) -> FleetPolicy | None:
+    """The fleet policy last journaled (None: never set)."""
+    for entry in journal.latest(1, FLEET_STREAM, kind="FleetPolicySet"):
+        return read_as(entry, FleetPolicySet).policy
+    return None
+
+
+def rebuild_fleet(journal: Journal) -> tuple[FleetView, int]:
+    """The fleet view as of the journal's head: its newest snapshot plus every entry after it.
+
+    Returns the view and the seq it covers.
+    """
+    view, seq = FleetView(), 0
+    for snapshot in journal.snapshots(FLEET_STREAM):
+        if snapshot.version != FLEET_VERSION:
+            continue
+        try:
+            view, seq = _decode_view(snapshot.state), snapshot.seq
+        except msgspec.DecodeError:
+            continue
+        break
+    for entry in journal.read(after=seq):
+        evolve_fleet(view, entry)
+        seq = entry.seq
+    return view, seq
+
+
+def snapshot_fleet(journal: Journal, view: FleetView, seq: int, ts_ns: int) -> None:
+    """Save the fleet view as of `seq` (a cache: rebuild_fleet checks it like any snapshot)."""
+    journal.put_snapshot(FLEET_STREAM, seq, _encode_view(view), version=FLEET_VERSION, ts_ns=ts_ns)

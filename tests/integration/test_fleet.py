@@ -1,0 +1,134 @@
+"""Fleet-level safety: correlated failures open an incident, and a budget bounds the blast radius."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adaptive_runtime import ConfigurationError, Host, ManualClock
+from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.projections import verify_replay
+from adaptive_runtime.projections.replay import what_if
+from adaptive_runtime.records import FleetIncident, FleetPolicy, decode_record
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+QUIET = [
+    {"type": "timeout", "severity": 0.45, "latency_ms": 4200},
+    {"type": "auth_failure", "severity": 0.55},
+    {"type": "anomaly_detected", "severity": 0.3},
+]
+POLICY = FleetPolicy(correlate_agents=5, correlate_window=60.0, budget=3, budget_window=60.0)
+
+
+def cli(*args: str, seed: str = "0") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "adaptive_runtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONHASHSEED": seed},
+    )
+
+
+async def run_fleet(path: Path) -> list[object]:
+    """200 agents with interleaved quiet events (too sparse to correlate), then a burst of 20."""
+    clock = ManualClock(start_ns=1_764_000_000 * 10**9)
+    async with Host(path, durability="normal", clock=clock, fleet=POLICY) as host:
+        for i in range(400):
+            await host.process({**QUIET[i % 3], "agent_id": f"svc-{i % 200:03d}"})
+            clock.advance(20)  # each context recurs once a minute: never 5 agents in a window
+        clock.advance(120)  # the budget window is empty again
+        burst = [host.process({**OVERLOAD, "agent_id": f"svc-{k:03d}"}) for k in range(0, 200, 10)]
+        return list(await asyncio.gather(*burst))
+
+
+async def test_a_correlated_burst_opens_one_incident_and_trips_the_budget(tmp_path: Path) -> None:
+    """Of 20 restarts decided in one minute, 3 go ahead; 17 are degraded; one incident opens."""
+    path = tmp_path / "fleet.db"
+    decisions = await run_fleet(path)
+    actions = [d.action for d in decisions]  # type: ignore[attr-defined]
+    assert ["restart_service"] * 3 + ["throttle_requests"] * 17 == actions
+    degraded = decisions[3]
+    assert "restart_service" == degraded.degraded_from  # type: ignore[attr-defined]
+    assert (
+        "fleet budget spent: 3 of 3 disruptive actions in the last 60s" == degraded.fleet  # type: ignore[attr-defined]
+    )
+    assert POLICY.digest == degraded.fleet_policy  # type: ignore[attr-defined]
+    journal = SqliteJournal(path, create=False)
+    try:
+        incidents = [decode_record(e.body) for e in journal.read() if e.kind == "FleetIncident"]
+        assert 1 == len(incidents)
+        incident = incidents[0]
+        assert isinstance(incident, FleetIncident)
+        assert ("resource_pressure", 5) == (incident.context, len(incident.agents))
+        assert ["svc-000", "svc-010", "svc-020", "svc-030", "svc-040"] == list(incident.agents)
+        assert verify_replay(journal).ok
+        # what-if: a budget of 10 would have let 7 more restarts through
+        looser = FleetPolicy(correlate_agents=5, budget=10)
+        changed = what_if(journal, None, fleet=looser)
+        assert 7 == sum(1 for r in changed if r.now.action == "restart_service")
+    finally:
+        journal.close()
+    explained = cli("explain", str(degraded.seq), "--db", str(path))  # type: ignore[attr-defined]
+    assert "  Fleet      degraded from restart_service: fleet budget spent" in explained.stdout
+    tripped = decisions[4]
+    opened = cli("explain", str(tripped.seq), "--db", str(path))  # type: ignore[attr-defined]
+    assert (
+        "  Incident   opened by this decision: 5 agents decided resource_pressure" in opened.stdout
+    )
+
+
+@pytest.mark.parametrize("seed", ["0", "4242"])
+def test_fleet_shaped_decisions_replay_byte_for_byte_under_any_hash_seed(
+    tmp_path: Path, seed: str
+) -> None:
+    """replay --verify re-makes every decision, the degraded ones included, under two hash seeds."""
+    path = tmp_path / "fleet.db"
+    asyncio.run(run_fleet(path))
+    out = cli("replay", "--verify", "--db", str(path), seed=seed)
+    assert 0 == out.returncode, out.stdout + out.stderr
+    assert "OK: 420 decisions re-decided" in out.stdout
+
+
+async def test_the_fleet_policy_is_journaled_and_kept_across_restarts(tmp_path: Path) -> None:
+    """A restart without fleet= keeps the journaled policy; a new one is journaled once."""
+    path = tmp_path / "fleet.db"
+    clock = ManualClock()
+    async with Host(path, durability="normal", clock=clock, fleet=POLICY) as host:
+        await host.process({**OVERLOAD, "agent_id": "a"})
+    async with Host(path, durability="normal", clock=clock) as host:
+        assert host.fleet is not None
+        assert POLICY == host.fleet.policy
+        for k in range(4):
+            await host.process({**OVERLOAD, "agent_id": f"b{k}"})
+        assert host.fleet.incidents  # five agents: the journaled policy still correlates
+    async with Host(path, durability="normal", clock=clock, fleet=POLICY) as host:
+        pass
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert 1 == sum(1 for e in journal.read() if e.kind == "FleetPolicySet")
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+    agents = json.loads(cli("agents", "--db", str(path), "--json").stdout)
+    assert "~fleet" not in [a["agent"] for a in agents]
+
+
+def test_fleet_policy_knobs_are_checked() -> None:
+    """Bad thresholds, windows and budgets are ConfigurationErrors."""
+    for bad in (
+        {"correlate_agents": -1},
+        {"correlate_window": 0},
+        {"budget": -2},
+        {"budget_window": 10**9},
+    ):
+        with pytest.raises(ConfigurationError):
+            FleetPolicy(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="'~' are the journal's own"):
+        Host("memory:").agent("~fleet")
