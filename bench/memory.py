@@ -53,3 +53,39 @@ def measure(events: int) -> dict[str, object]:
     result["growth_after_warmup_mb"] = round(samples[-1][1] - warm, 1)
     result["events"] = events
     return result
+
+
+_FLEET_PROBE = textwrap.dedent(
+    """
+    import sys, threading
+    def rss_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    import asyncio, json
+    from adaptive_runtime import Host
+    async def main(path, agents):
+        async with Host(path, durability="normal", max_loaded_agents=agents) as host:
+            await host.agent("warm-up").process({"type": "timeout", "severity": 0.4})
+            before, threads_few = rss_mb(), threading.active_count()
+            for k in range(agents):
+                await host.agent(f"agent-{k}").process({"type": "timeout", "severity": 0.4})
+            after, threads_many = rss_mb(), threading.active_count()
+        print(json.dumps({"agents": agents, "kb_per_agent": round((after - before) * 1024 / agents, 1),
+                          "threads_1": threads_few, "threads_n": threads_many}))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    """
+)
+
+
+def measure_fleet(agents: int) -> dict[str, object]:
+    """Load `agents` agents (one event each) into one host; RSS per agent and thread counts."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = subprocess.run(
+            [sys.executable, "-c", _FLEET_PROBE, str(Path(folder) / "fleet.db"), str(agents)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    result: dict[str, object] = json.loads(out.stdout)
+    return result

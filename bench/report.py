@@ -20,7 +20,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from memory import measure  # noqa: E402
+from memory import measure, measure_fleet  # noqa: E402
 
 
 def machine() -> dict[str, str]:
@@ -113,6 +113,12 @@ def rows(
             "test_raw_batches_of_64",
             target,
         )
+    ratio_row(
+        "host: 1,000 agents, 64 producers, full",
+        "test_host_1000_agents_64_producers",
+        "test_raw_batches_of_64",
+        None,
+    )
     ratio_row("journal append alone, normal", "test_journal_append", "test_raw_append", None)
     ratio_row(
         "replay 100k entries (decode + fold)",
@@ -185,6 +191,30 @@ def rows(
                 "met": memory["idle_mb"] < 25,
             }
         )
+        fleet = memory.get("fleet")
+        if fleet:
+            out.append(
+                {
+                    "figure": f"host: RSS per loaded idle agent ({fleet['agents']:,} agents)",
+                    "ours": fleet["kb_per_agent"],
+                    "baseline": "-",
+                    "unit": "KB",
+                    "ratio": "-",
+                    "target": "-",
+                    "met": None,
+                }
+            )
+            out.append(
+                {
+                    "figure": f"host: threads with 1 agent / {fleet['agents']:,} agents",
+                    "ours": fleet["threads_n"],
+                    "baseline": fleet["threads_1"],
+                    "unit": "threads",
+                    "ratio": "-",
+                    "target": "flat",
+                    "met": fleet["threads_n"] == fleet["threads_1"],
+                }
+            )
         out.append(
             {
                 "figure": f"RSS growth over {memory['events']:,} events after warm-up",
@@ -272,6 +302,8 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     raw = args.source or run_suites(args.out, args.large)
     memory = None if args.no_memory else measure(1_000_000 if args.large else 100_000)
+    if memory is not None:
+        memory["fleet"] = measure_fleet(1000)
     table = rows(medians(raw), memory)
     about = machine()
     print("\nMachine: " + ", ".join(f"{k} {v}" for k, v in about.items()))

@@ -153,6 +153,12 @@ class Journal(Protocol):
         """Save a snapshot covering `stream` up to global `seq`; keep the newest few."""
         ...
 
+    def put_snapshots(
+        self, items: Sequence[tuple[str, int, bytes]], *, version: str, ts_ns: int
+    ) -> list[Snapshot]:
+        """Save several (stream, seq, state) snapshots in one transaction (one sync)."""
+        ...
+
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
         """Yield a stream's snapshots that still match the chain and their MAC, newest first.
 

@@ -158,6 +158,16 @@ class MemoryJournal:
         del kept[: -self._keep]
         return snapshot
 
+    def put_snapshots(
+        self, items: Sequence[tuple[str, int, bytes]], *, version: str, ts_ns: int
+    ) -> list[Snapshot]:
+        for _, seq, _ in items:
+            self._digest_at(seq)  # all or nothing: every seq is checked first
+        return [
+            self.put_snapshot(stream, seq, state, version=version, ts_ns=ts_ns)
+            for stream, seq, state in items
+        ]
+
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
         self._check_open()
         for snapshot, mac in reversed(list(self._snapshots.get(stream, ()))):

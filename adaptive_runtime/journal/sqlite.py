@@ -394,31 +394,44 @@ class SqliteJournal:
     def put_snapshot(
         self, stream: str, seq: int, state: bytes, *, version: str, ts_ns: int
     ) -> Snapshot:
+        [snapshot] = self.put_snapshots([(stream, seq, state)], version=version, ts_ns=ts_ns)
+        return snapshot
+
+    def put_snapshots(
+        self, items: Sequence[tuple[str, int, bytes]], *, version: str, ts_ns: int
+    ) -> list[Snapshot]:
         conn = self._open()
+        out: list[Snapshot] = []
         with _translated(self._path), _immediate(conn):
-            if seq == 0:
-                digest = GENESIS_DIGEST
-            else:
-                row = conn.execute("SELECT digest FROM entries WHERE seq = ?", (seq,)).fetchone()
-                if row is None:
-                    msg = f"cannot snapshot at seq {seq}: no such entry in {self._path}"
-                    raise JournalError(msg)
-                digest = cast(bytes, row[0])
             if self._key is None:
                 self._key = load_or_create_key(self._path, create=True)
-            mac = snapshot_mac(self._key, stream, seq, digest, version, state)
-            values = (stream, seq, digest, version, state, mac, ts_ns)
-            snapshot_id = cast(int, conn.execute(_PUT_SNAPSHOT, values).fetchone()[0])  # type: ignore[index]
-            conn.execute(_PRUNE_SNAPSHOTS, (stream, stream, self._keep))
-        return Snapshot(
-            id=snapshot_id,
-            stream=stream,
-            seq=seq,
-            digest=digest,
-            version=version,
-            state=state,
-            ts_ns=ts_ns,
-        )
+            for stream, seq, state in items:
+                if seq == 0:
+                    digest = GENESIS_DIGEST
+                else:
+                    row = conn.execute(
+                        "SELECT digest FROM entries WHERE seq = ?", (seq,)
+                    ).fetchone()
+                    if row is None:
+                        msg = f"cannot snapshot at seq {seq}: no such entry in {self._path}"
+                        raise JournalError(msg)
+                    digest = cast(bytes, row[0])
+                mac = snapshot_mac(self._key, stream, seq, digest, version, state)
+                values = (stream, seq, digest, version, state, mac, ts_ns)
+                snapshot_id = cast(int, conn.execute(_PUT_SNAPSHOT, values).fetchone()[0])  # type: ignore[index]
+                conn.execute(_PRUNE_SNAPSHOTS, (stream, stream, self._keep))
+                out.append(
+                    Snapshot(
+                        id=snapshot_id,
+                        stream=stream,
+                        seq=seq,
+                        digest=digest,
+                        version=version,
+                        state=state,
+                        ts_ns=ts_ns,
+                    )
+                )
+        return out
 
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
         with _translated(self._path):

@@ -14,6 +14,7 @@ import os
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from ..projections.fleet import (
     rebuild_fleet,
     snapshot_fleet,
 )
+from ..projections.rebuild import STATE_VERSION
 from ..records import Entry, Event, FleetPolicy, FleetPolicySet, Rule, RulesChanged, to_pending
 from .actions import ActionScheduler, ActionSpec, Handler, Resume
 from .agent import Agent
@@ -115,6 +117,8 @@ class Host:
         self._loaded: OrderedDict[str, Ledger] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Ledger]] = {}
         self._handles: weakref.WeakValueDictionary[str, Agent] = weakref.WeakValueDictionary()
+        self._streams: set[str] = set()
+        """The agents with entries: found at start, and added as agents are loaded."""
         self._ready = asyncio.Event()
         self._starting = False
         self.evictions = 0
@@ -163,11 +167,9 @@ class Host:
         )
         try:
             await self._start_fleet(journal)
-            streams = (
-                [self._only]
-                if self._only is not None
-                else [s for s in await self._worker.run(journal.streams) if s != FLEET_STREAM]
-            )
+            self._streams = set(await self._worker.run(journal.streams))
+            self._streams.discard(FLEET_STREAM)
+            streams = [self._only] if self._only is not None else sorted(self._streams)
             for agent_id in streams:
                 await self._resume(agent_id)
         except BaseException:
@@ -236,11 +238,34 @@ class Host:
             await self.actions.wait()
         if wait_for_handlers:
             await self.bus.drain()
-        for ledger in list(self._loaded.values()):
-            await ledger.settle()
+        await self._snapshot_all()
         await self._snapshot_fleet()
         self._ready.clear()
         await self._close()
+
+    async def _snapshot_all(self) -> None:
+        """Snapshot every loaded agent that moved since its last snapshot, in one transaction."""
+        ledgers = list(self._loaded.values())
+        for ledger in ledgers:
+            await ledger.quiesce()
+        due = [item for item in (ledger.snapshot_due() for ledger in ledgers) if item is not None]
+        worker = self._worker
+        if not due or worker is None:
+            return
+        try:
+            await worker.run(
+                partial(
+                    worker.journal.put_snapshots,
+                    due,
+                    version=STATE_VERSION,
+                    ts_ns=self.clock.now_ns(),
+                )
+            )
+        except AdaptiveRuntimeError:
+            log.exception("snapshots at stop failed; the journal is intact, replay will cover it")
+            return
+        for agent_id, _, _ in due:
+            self._loaded[agent_id].checkpoints += 1
 
     async def _snapshot_fleet(self) -> None:
         committed, worker = self._fleet_committed, self._worker
@@ -389,7 +414,8 @@ class Host:
         self._loading[agent_id] = future
         try:
             ledger = Ledger(agent_id, worker, self.clock, self.checkpoint_every)
-            await ledger.rebuild()
+            await ledger.rebuild(new=agent_id not in self._streams)
+            self._streams.add(agent_id)
             await self._install(ledger)
             future.set_result(ledger)
         except BaseException as exc:

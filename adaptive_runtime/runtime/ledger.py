@@ -27,7 +27,7 @@ from ..observability.logs import logger_for
 from ..observability.metrics import Metrics
 from ..projections import AgentState, encode_state, evolve, rebuild
 from ..projections.audit import HistoryItem, decision_at
-from ..projections.rebuild import STATE_VERSION
+from ..projections.rebuild import STATE_VERSION, Rebuilt
 from ..records import (
     Breaker,
     Entry,
@@ -114,10 +114,18 @@ class Ledger:
             policy = self._policies[rules] = Policy(rules=rules)
         return policy
 
-    async def rebuild(self) -> None:
-        """Replace the state with the journal's: newest usable snapshot plus the tail."""
+    async def rebuild(self, *, new: bool = False) -> None:
+        """Replace the state with the journal's: newest usable snapshot plus the tail.
+
+        `new=True` says the stream had no entries when last looked at: the state starts
+        empty without a read. Should another writer have begun the stream since, the
+        first append meets a stream conflict and catches up, as with any other write.
+        """
         worker = self.require_worker()
-        rebuilt = await worker.run(rebuild, worker.journal, self.agent_id)
+        if new:
+            rebuilt = Rebuilt(state=AgentState(stream=self.agent_id), snapshot_seq=None, replayed=0)
+        else:
+            rebuilt = await worker.run(rebuild, worker.journal, self.agent_id)
         self.state = rebuilt.state
         # the tail replayed after the snapshot is all this stream's: it ends where the snapshot did
         self._snapshotted_stream_seq = rebuilt.state.stream_seq - rebuilt.replayed
@@ -276,12 +284,26 @@ class Ledger:
 
     async def settle(self) -> None:
         """Wait for appends and snapshot writes in flight, then snapshot what is not yet covered."""
+        await self.quiesce()
+        due = self.snapshot_due()
+        if due is not None:
+            await self._snapshot(due[2], due[1])
+
+    async def quiesce(self) -> None:
+        """Wait for appends and snapshot writes in flight."""
         await self.idle.wait()
         if self._snapshots:
             await asyncio.wait(list(self._snapshots))
-        if self.state.stream_seq > self._snapshotted_stream_seq and not self.stale:
-            self._snapshotted_stream_seq = self.state.stream_seq
-            await self._snapshot(encode_state(self.state), self.state.seq)
+
+    def snapshot_due(self) -> tuple[str, int, bytes] | None:
+        """The (stream, seq, state) to snapshot now if the state is ahead of the last one.
+
+        Taking it marks the state as covered: the caller writes it.
+        """
+        if self.state.stream_seq <= self._snapshotted_stream_seq or self.stale:
+            return None
+        self._snapshotted_stream_seq = self.state.stream_seq
+        return self.agent_id, self.state.seq, encode_state(self.state)
 
     def _sync_view(self) -> None:
         """Make the decision inputs equal the committed state's."""
