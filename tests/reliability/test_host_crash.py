@@ -36,13 +36,12 @@ CHILD = textwrap.dedent(
             async def one(k):
                 d = await host.process({**OVERLOAD, "agent_id": f"agent-{k:02d}", "id": f"evt-{k}"})
                 print(f"ack evt-{k} {d.seq}", flush=True)
-            await asyncio.gather(*(one(k) for k in range(%d)))
+            await asyncio.gather(*(one(k) for k in range(AGENTS)))
             print("all acked", flush=True)
             await asyncio.Event().wait()
     asyncio.run(main())
     """
-    % AGENTS
-)
+).replace("AGENTS", str(AGENTS))
 
 
 def test_kill_9_with_actions_in_flight_resumes_each_exactly_once_more(tmp_path: Path) -> None:
@@ -94,7 +93,8 @@ def test_kill_9_with_actions_in_flight_resumes_each_exactly_once_more(tmp_path: 
     try:
         for event_id, seq in acked.items():
             entry = journal.by_event_id(event_id)
-            assert entry is not None and entry.seq + 1 == seq
+            assert entry is not None
+            assert seq == entry.seq + 1
         assert journal.verify().ok
         assert verify_replay(journal).ok
         kinds = [e.kind for e in journal.read()]
