@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, TextIO
 import msgspec
 
 from ._text import format_ts, parse_time, table
-from .errors import AdaptiveRuntimeError, JournalError
+from .errors import JournalError
+from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
 if TYPE_CHECKING:
     from .journal import Journal
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_JOURNAL = 0, 1, 2, 3
 DEFAULT_DB = "adaptive_runtime.db"
 PROGRESS_EVERY = 100_000
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """A well-formed command that asks for something impossible (exit code 2)."""
 
 
@@ -235,17 +235,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (UsageError, LookupError, ValueError, OverflowError) as exc:
-        print(f"adaptive-runtime: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (JournalError, AdaptiveRuntimeError, OSError) as exc:
-        print(f"adaptive-runtime: error: {exc}", file=sys.stderr)
-        return EXIT_JOURNAL
+    except (Exception, KeyboardInterrupt) as exc:
+        outcome = outcome_of(exc)
+        if outcome is None:
+            raise
+        if not isinstance(exc, KeyboardInterrupt):
+            print(f"adaptive-runtime: error: {exc}", file=sys.stderr)
+        return outcome.exit_code
     return code
 
 
@@ -602,6 +601,7 @@ def _import(args: argparse.Namespace) -> int:
     from .journal import SqliteJournal
     from .journal.export import import_lines
     from .journal.open import sqlite_path
+    from .journal.sqlite import discard
 
     target = sqlite_path(args.db)
     if target is None:
@@ -613,8 +613,7 @@ def _import(args: argparse.Namespace) -> int:
         what = "is a folder" if args.file.is_dir() else "does not exist"
         raise UsageError(f"cannot import {args.file}: it {what}; give a file written by `export`")
     partial = args.db.with_name(args.db.name + ".partial")
-    for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
-        leftover.unlink(missing_ok=True)
+    discard(partial)
     source = sys.stdin if str(args.file) == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
     try:
         journal = SqliteJournal(partial, durability="normal")
@@ -630,8 +629,7 @@ def _import(args: argparse.Namespace) -> int:
         finally:
             journal.close()
     except BaseException:
-        for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
-            leftover.unlink(missing_ok=True)
+        discard(partial)
         raise
     finally:
         if source is not sys.stdin:

@@ -67,7 +67,8 @@ class Entry(msgspec.Struct, frozen=True):
     event_id: str | None
     body: bytes
     batch: int
-    """The seq of the first entry appended in the same transaction."""
+    """The seq of the first entry of its batch: the entries of one `append` call, or of one
+    batch of `append_many` (which commits several batches, each with its own marker)."""
     digest: bytes
 
 

@@ -82,8 +82,8 @@ class RuleMatch(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     priority: str
     rule: str
-    ruleset: str
-    """A hash of the rule table that made the match."""
+    rules_hash: str
+    """A hash of the rule table that made the match (a Decision's `ruleset` hashes more)."""
 
 
 class DecisionResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,7 +96,7 @@ class DecisionResult(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = {}
     """The event type, context and risk decided on (as in the original), and the rule."""
     rule: str = ""
-    ruleset: str = ""
+    rules_hash: str = ""
 
 
 class RuleCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,7 +111,7 @@ class RuleCheck(msgspec.Struct, frozen=True, kw_only=True):
 class DecisionEngine:
     """Select actions from the default table, with custom rules placed before it."""
 
-    __slots__ = ("_custom", "_rules", "ruleset")
+    __slots__ = ("_custom", "_rules", "rules_hash")
 
     def __init__(
         self, custom_rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | None = None
@@ -120,7 +120,7 @@ class DecisionEngine:
         labelled = [(f"custom[{i}]", r) for i, r in enumerate(self._custom)]
         labelled += [(f"default[{i}]", r) for i, r in enumerate(DEFAULT_RULES)]
         self._rules: tuple[tuple[str, Rule], ...] = tuple(labelled)
-        self.ruleset = hashlib.blake2b(
+        self.rules_hash = hashlib.blake2b(
             msgspec.msgpack.encode(self.rules), digest_size=8
         ).hexdigest()
 
@@ -154,7 +154,7 @@ class DecisionEngine:
                 "rule": match.rule,
             },
             rule=match.rule,
-            ruleset=match.ruleset,
+            rules_hash=match.rules_hash,
         )
 
     def match(self, context: str, risk: str, confidence: float) -> RuleMatch:
@@ -165,8 +165,8 @@ class DecisionEngine:
                 and (rule.risk is None or rule.risk == risk)
                 and confidence >= rule.min_conf
             ):
-                return _match(label, rule, risk, self.ruleset)
-        return _match("fallback", FALLBACK, risk, self.ruleset)
+                return _match(label, rule, risk, self.rules_hash)
+        return _match("fallback", FALLBACK, risk, self.rules_hash)
 
     def explain_all(self, context: str, risk: str, confidence: float) -> list[RuleCheck]:
         """Every rule of the table, in order, each with whether it matches."""
@@ -174,7 +174,7 @@ class DecisionEngine:
 
     def match_rule(self, label: str, rule: Rule, risk: str) -> RuleMatch:
         """The match one given rule makes at a risk (its priority raised as the rule says)."""
-        return _match(label, rule, risk, self.ruleset)
+        return _match(label, rule, risk, self.rules_hash)
 
     def explain(self, context: str, risk: str, confidence: float) -> list[RuleCheck]:
         """Return every rule tried, up to and including the one that matched."""
@@ -202,12 +202,12 @@ class DecisionEngine:
             yield RuleCheck(rule=label, definition=rule, matched=False, why=why)
 
 
-def _match(label: str, rule: Rule, risk: str, ruleset: str) -> RuleMatch:
+def _match(label: str, rule: Rule, risk: str, rules_hash: str) -> RuleMatch:
     priority = PRIORITY_OF_RISK.get(risk, "normal")
     if rule.priority is not None and PRIORITIES.index(rule.priority) > PRIORITIES.index(priority):
         priority = rule.priority
     return RuleMatch(
-        action=rule.action, reason=rule.reason, priority=priority, rule=label, ruleset=ruleset
+        action=rule.action, reason=rule.reason, priority=priority, rule=label, rules_hash=rules_hash
     )
 
 

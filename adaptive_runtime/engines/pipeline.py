@@ -20,20 +20,19 @@ ENGINE_VERSION = 1
 
 
 class Policy:
-    """Everything a decision depends on besides the event and history: rules and parameters."""
+    """Everything a decision depends on besides the event and history.
+
+    Only the custom rules vary, and they are journaled (RulesChanged); the context map
+    and the confidence parameters are the engines' defaults. Anything that may vary
+    must be journaled first: a knob that replay could not see does not exist.
+    """
 
     __slots__ = ("confidence", "context_engine", "decision_engine", "ruleset")
 
-    def __init__(
-        self,
-        *,
-        rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] = (),
-        context_map: Mapping[str, str] | None = None,
-        confidence: ConfidenceParams | None = None,
-    ) -> None:
-        self.context_engine = ContextEngine(context_map)
+    def __init__(self, *, rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] = ()) -> None:
+        self.context_engine = ContextEngine()
         self.decision_engine = DecisionEngine(custom_rules=rules)
-        self.confidence = confidence or ConfidenceParams()
+        self.confidence = ConfidenceParams()
         fingerprint = (
             ENGINE_VERSION,
             self.decision_engine.rules,
@@ -49,12 +48,6 @@ class Policy:
     @property
     def custom_rules(self) -> tuple[Rule, ...]:
         return self.decision_engine.custom_rules
-
-    def with_rules(self, rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]]) -> Policy:
-        """Return the same policy with another set of custom rules."""
-        return Policy(
-            rules=rules, context_map=self.context_engine.context_map, confidence=self.confidence
-        )
 
 
 def decide(policy: Policy, history: History, event: Event, ts_ns: int) -> Decision:

@@ -35,7 +35,7 @@ from ._pragmas import (
 )
 from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
 
-__all__ = ["SCHEMA_VERSION", "SqliteJournal"]
+__all__ = ["SCHEMA_VERSION", "SqliteJournal", "discard"]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x41525431  # "ART1": marks the file as an Adaptive Runtime journal
@@ -561,6 +561,14 @@ def _head(conn: apsw.Connection) -> Head:
 def _stream_head(conn: apsw.Connection, stream: str) -> int:
     row = conn.execute(_STREAM_HEAD, (stream,)).fetchone()
     return 0 if row is None else int(row[0])
+
+
+def discard(path: str | os.PathLike[str]) -> None:
+    """Delete a journal file and the files SQLite keeps beside it (its WAL and shared memory)."""
+    base = os.fspath(path)
+    for name in (base, f"{base}-wal", f"{base}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
 
 
 def _create_private(path: str) -> None:

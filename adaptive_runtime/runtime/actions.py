@@ -20,7 +20,7 @@ from ..engines.backoff import (
     breaker_succeeded,
     delay_for,
 )
-from ..errors import ActionTimeoutError
+from ..errors import ActionTimeoutError, ConfigurationError
 from ..records import (
     ActionAbandoned,
     ActionFailed,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from .ledger import Ledger
 
-__all__ = ["ActionCall", "ActionScheduler", "ActionSpec"]
+__all__ = ["ActionCall", "ActionScheduler", "ActionSpec", "register_action"]
 
 log = logging.getLogger("adaptive_runtime.RECOVERY_ENGINE")
 
@@ -68,6 +68,42 @@ class ActionSpec(msgspec.Struct, frozen=True, kw_only=True):
     retry_on: Callable[[BaseException], bool] | None = None
     fallback: Handler | None = None
     resume: Resume = "retry"
+
+
+def register_action(
+    scheduler: ActionScheduler,
+    agent: str | None,
+    name: str,
+    retry: RetryPolicy | None,
+    breaker: BreakerPolicy | None,
+    retry_on: Callable[[BaseException], bool] | None,
+    fallback: Handler | None,
+    resume: Resume,
+) -> Callable[[Handler], Handler]:
+    """The decorator that registers an action handler, host-wide or for one agent."""
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError("an action needs a non-empty name, e.g. 'restart_service'")
+    if resume not in ("retry", "abandon"):
+        raise ConfigurationError(f"resume must be 'retry' or 'abandon', not {resume!r}")
+
+    def register(handler: Handler) -> Handler:
+        if not callable(handler):
+            raise TypeError(f"an action handler must be callable, not {type(handler).__name__}")
+        scheduler.register(
+            ActionSpec(
+                name=name,
+                handler=handler,
+                retry=retry or RetryPolicy(),
+                breaker=breaker or BreakerPolicy(),
+                retry_on=retry_on,
+                fallback=fallback,
+                resume=resume,
+            ),
+            agent,
+        )
+        return handler
+
+    return register
 
 
 class ActionScheduler:

@@ -37,7 +37,7 @@ from ..records import (
     read_as,
     to_pending,
 )
-from .actions import Handler, Resume
+from .actions import Handler, Resume, register_action
 from .bus import EventBus
 from .ledger import Ledger
 from .rules import RulesArg, rules_from
@@ -234,8 +234,6 @@ class Agent:
         attempt is journaled; its outcome feeds the confidence engine. After a crash,
         start() resumes unfinished actions (`resume="retry"`) or abandons them.
         """
-        from .host import register_action
-
         return register_action(
             self._host.actions, self.agent_id, name, retry, breaker, retry_on, fallback, resume
         )

@@ -35,7 +35,7 @@ from ..projections.fleet import (
 )
 from ..projections.rebuild import STATE_VERSION
 from ..records import Entry, Event, FleetPolicy, FleetPolicySet, Rule, RulesChanged, to_pending
-from .actions import ActionScheduler, ActionSpec, Handler, Resume
+from .actions import ActionScheduler, Handler, Resume, register_action
 from .agent import Agent
 from .bus import EventBus
 from .ledger import Ledger
@@ -486,42 +486,6 @@ def check_agent_id(agent_id: object) -> str:
     if agent_id.startswith("~"):
         raise ConfigurationError(f"agent ids starting with '~' are the journal's own: {agent_id!r}")
     return agent_id
-
-
-def register_action(
-    scheduler: ActionScheduler,
-    agent: str | None,
-    name: str,
-    retry: RetryPolicy | None,
-    breaker: BreakerPolicy | None,
-    retry_on: Callable[[BaseException], bool] | None,
-    fallback: Handler | None,
-    resume: Resume,
-) -> Callable[[Handler], Handler]:
-    """The decorator that registers an action handler, host-wide or for one agent."""
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError("an action needs a non-empty name, e.g. 'restart_service'")
-    if resume not in ("retry", "abandon"):
-        raise ConfigurationError(f"resume must be 'retry' or 'abandon', not {resume!r}")
-
-    def register(handler: Handler) -> Handler:
-        if not callable(handler):
-            raise TypeError(f"an action handler must be callable, not {type(handler).__name__}")
-        scheduler.register(
-            ActionSpec(
-                name=name,
-                handler=handler,
-                retry=retry or RetryPolicy(),
-                breaker=breaker or BreakerPolicy(),
-                retry_on=retry_on,
-                fallback=fallback,
-                resume=resume,
-            ),
-            agent,
-        )
-        return handler
-
-    return register
 
 
 def _field_names(names: Iterable[str]) -> frozenset[str]:
