@@ -22,7 +22,7 @@ from .errors import (
     RuntimeNotStartedError,
     StreamConflictError,
 )
-from .records import Decision, Event, Rule
+from .records import Decision, Event, FleetPolicy, Rule
 from .runtime import ActionCall, Agent, EventBus, Host, Runtime
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "DuplicateEventError",
     "Event",
     "EventBus",
+    "FleetPolicy",
     "Host",
     "InvalidEventError",
     "InvalidImportError",
