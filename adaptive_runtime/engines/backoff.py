@@ -13,6 +13,7 @@ __all__ = [
     "Breaker",
     "BreakerPolicy",
     "RetryPolicy",
+    "after_failure",
     "breaker_allows",
     "breaker_failed",
     "breaker_succeeded",
@@ -58,6 +59,33 @@ def delay_for(policy: RetryPolicy, attempt: int, key: str) -> float:
     digest = hashlib.blake2b(f"{key}:{attempt}".encode(), digest_size=8).digest()
     unit = int.from_bytes(digest, "big") / 2**64  # in [0, 1), a pure function of (key, attempt)
     return min(raw * (1.0 + policy.jitter * (2.0 * unit - 1.0)), policy.max_delay)
+
+
+def after_failure(
+    policy: RetryPolicy,
+    attempt: int,
+    elapsed: float,
+    key: str,
+    *,
+    retryable: bool = True,
+    breaker_open: bool = False,
+) -> tuple[float | None, str | None]:
+    """What follows failed `attempt`: (the wait before the next one, None) or (None, why not).
+
+    The one retry rule, for the recovery engine's retry() and for durable actions alike:
+    no retry for an error the predicate rejects, past the attempt limit, with the breaker
+    open, or when the wait would end past total_timeout (counted from the first attempt).
+    """
+    if not retryable:
+        return None, "not_retryable"
+    if attempt >= policy.max_attempts:
+        return None, "attempts_exhausted"
+    if breaker_open:
+        return None, "breaker_open"
+    delay = delay_for(policy, attempt, key)
+    if policy.total_timeout is not None and elapsed + delay > policy.total_timeout:
+        return None, "time_limit"
+    return delay, None
 
 
 class BreakerPolicy(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,7 +12,7 @@ import msgspec
 from .._awaiting import resolve
 from ..clock import Clock, ManualClock, SystemClock
 from ..records import CheckpointCreated, read_as, to_pending
-from .backoff import RetryPolicy, delay_for
+from .backoff import RetryPolicy, after_failure
 from .events import check_values
 from .ports import AsyncStore, Store, as_async_store
 
@@ -40,7 +40,11 @@ class CheckpointMeta(msgspec.Struct, frozen=True, kw_only=True):
     """Where a checkpoint was journaled."""
 
     snapshot_id: int
-    """The seq of its CheckpointCreated entry."""
+    """The seq of its CheckpointCreated entry (the original project's name for it).
+
+    A checkpoint is a journaled copy of the caller's state; it is not one of the
+    runtime's own snapshots of its projection, which are caches kept beside the journal.
+    """
     agent_id: str
     ts_ns: int
 
@@ -117,17 +121,14 @@ class RecoveryEngine:
             try:
                 return await resolve(fn())
             except Exception as exc:
-                delay: float | None = delay_for(rules, attempt, jitter_key)
                 elapsed = (self.clock.now_ns() - started) / 1e9
-                out_of_time = (
-                    rules.total_timeout is not None and elapsed + (delay or 0) > rules.total_timeout
+                delay, _ = after_failure(
+                    rules,
+                    attempt,
+                    elapsed,
+                    jitter_key,
+                    retryable=retry_on is None or retry_on(exc),
                 )
-                if (
-                    attempt >= rules.max_attempts
-                    or out_of_time
-                    or (retry_on is not None and not retry_on(exc))
-                ):
-                    delay = None
                 if on_failure is not None:
                     await resolve(on_failure(attempt, exc, delay))
                 if delay is None:

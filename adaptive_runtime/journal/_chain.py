@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import msgspec
 
 from .._checks import check_text
-from ..errors import DuplicateEventError, InvalidEventError
-from .base import GENESIS_DIGEST, Entry, Head, Pending, VerifyReport
+from ..errors import DuplicateEventError, InvalidEventError, StreamConflictError
+from ._keys import snapshot_mac
+from .base import GENESIS_DIGEST, Entry, Head, Pending, Snapshot, VerifyReport
 
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -120,6 +122,23 @@ def find_replayed(
         )
         raise DuplicateEventError(msg, event_id=first.event_id or "", seq=first.seq)
     return transaction(originals[0].batch)
+
+
+def check_expected(stream: str, expected: int | None, actual: int) -> None:
+    """Optimistic concurrency: refuse a batch written against a stream head that moved on."""
+    if expected is not None and expected != actual:
+        msg = f"stream {stream!r} is at stream_seq {actual}, not {expected}; re-read and retry"
+        raise StreamConflictError(msg, stream=stream, expected=expected, actual=actual)
+
+
+def trusted(snapshot: Snapshot, mac: bytes, key: bytes | None, chained: bytes | None) -> bool:
+    """Whether a stored snapshot may be used: its MAC checks out and it covers the chain's digest."""
+    if key is None or chained != snapshot.digest:
+        return False
+    s = snapshot
+    return hmac.compare_digest(
+        mac, snapshot_mac(key, s.stream, s.seq, s.digest, s.version, s.state)
+    )
 
 
 def link(batch: Sequence[Pending], head: Head, stream_seq: int) -> list[Entry]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import bisect
-import hmac
 import itertools
 import os
 from collections.abc import Callable, Iterator, Sequence
 
 import msgspec
 
-from ..errors import JournalClosedError, JournalError, StreamConflictError
+from ..errors import JournalClosedError, JournalError
 from . import _chain
 from ._keys import snapshot_mac
 from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
@@ -60,9 +59,7 @@ class MemoryJournal:
         if replayed is not None:
             return replayed
         actual = self._stream_heads.get(stream, 0)
-        if expected is not None and expected != actual:
-            msg = f"stream {stream!r} is at stream_seq {actual}, not {expected}; re-read and retry"
-            raise StreamConflictError(msg, stream=stream, expected=expected, actual=actual)
+        _chain.check_expected(stream, expected, actual)
         entries = _chain.link(batch, self.head(), actual)
         for entry in entries:
             self._entries.append(entry)
@@ -171,18 +168,13 @@ class MemoryJournal:
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
         self._check_open()
         for snapshot, mac in reversed(list(self._snapshots.get(stream, ()))):
-            s = snapshot
-            entry = self.get(s.seq)
-            at = GENESIS_DIGEST if entry is None else entry.digest
-            trusted = (
-                s.seq <= len(self._entries)
-                and at == s.digest
-                and hmac.compare_digest(
-                    mac, snapshot_mac(self._key, s.stream, s.seq, s.digest, s.version, s.state)
-                )
+            entry = self.get(snapshot.seq)
+            chained = (
+                GENESIS_DIGEST if snapshot.seq == 0 else None if entry is None else entry.digest
             )
+            trusted = _chain.trusted(snapshot, mac, self._key, chained)
             if trusted or untrusted:
-                yield s if trusted else msgspec.structs.replace(s, trusted=False)
+                yield snapshot if trusted else msgspec.structs.replace(snapshot, trusted=False)
 
     def verify(
         self, *, expected_head: Head | None = None, progress: Callable[[int], None] | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, cast
@@ -21,7 +20,6 @@ from ..errors import (
     JournalError,
     JournalVersionError,
     NotAJournalError,
-    StreamConflictError,
 )
 from . import _chain
 from ._checkpointer import Checkpointer
@@ -306,9 +304,7 @@ class SqliteJournal:
                 actual = stream_heads.get(stream)
                 if actual is None:
                     actual = _stream_head(conn, stream)
-                if want is not None and want != actual:
-                    msg = f"stream {stream!r} is at stream_seq {actual}, not {want}; re-read and retry"
-                    raise StreamConflictError(msg, stream=stream, expected=want, actual=actual)
+                _chain.check_expected(stream, want, actual)
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
                 continue
@@ -438,25 +434,18 @@ class SqliteJournal:
             rows = self._open().execute(_SNAPSHOTS, (stream,)).fetchall()
         for row in rows:
             sid, name, seq, digest, version, state, mac, ts_ns, at = cast(_SnapshotRow, row)
-            chained = at if seq else GENESIS_DIGEST
-            trusted = (
-                self._key is not None
-                and chained == digest
-                and hmac.compare_digest(
-                    mac, snapshot_mac(self._key, name, seq, digest, version, state)
-                )
+            snapshot = Snapshot(
+                id=sid,
+                stream=name,
+                seq=seq,
+                digest=digest,
+                version=version,
+                state=state,
+                ts_ns=ts_ns,
             )
+            trusted = _chain.trusted(snapshot, mac, self._key, at if seq else GENESIS_DIGEST)
             if trusted or untrusted:
-                yield Snapshot(
-                    id=sid,
-                    stream=name,
-                    seq=seq,
-                    digest=digest,
-                    version=version,
-                    state=state,
-                    ts_ns=ts_ns,
-                    trusted=trusted,
-                )
+                yield snapshot if trusted else msgspec.structs.replace(snapshot, trusted=False)
 
     # -- checking ------------------------------------------------------------
 

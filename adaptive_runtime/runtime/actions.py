@@ -15,6 +15,7 @@ from .._crashpoints import crash_point
 from ..engines.backoff import (
     BreakerPolicy,
     RetryPolicy,
+    after_failure,
     breaker_allows,
     breaker_failed,
     breaker_succeeded,
@@ -330,10 +331,14 @@ class _Run:
         now = self._clock.now_ns()
         breaker = breaker_failed(spec.breaker, self._breaker(), now)
         self._ledger.breakers[spec.name] = breaker
-        reason = self._give_up_reason(
-            exc, call.attempt, breaker, (now - started_ns) / 1e9, call.key
+        delay, reason = after_failure(
+            spec.retry,
+            call.attempt,
+            (now - started_ns) / 1e9,
+            call.key,
+            retryable=spec.retry_on is None or spec.retry_on(exc),
+            breaker_open=breaker.status == "open",
         )
-        delay = None if reason else delay_for(spec.retry, call.attempt, call.key)
         error = f"{type(exc).__name__}: {exc}"[:500]
         seq = call.decision.seq
         await self.append(
@@ -361,21 +366,6 @@ class _Run:
             spec.retry.max_attempts,
         )
         return delay
-
-    def _give_up_reason(
-        self, exc: BaseException, attempt: int, breaker: Breaker, elapsed: float, key: str
-    ) -> str | None:
-        spec = self._spec
-        if spec.retry_on is not None and not spec.retry_on(exc):
-            return "not_retryable"
-        if attempt >= spec.retry.max_attempts:
-            return "attempts_exhausted"
-        if breaker.status == "open":
-            return "breaker_open"
-        limit = spec.retry.total_timeout
-        if limit is not None and elapsed + delay_for(spec.retry, attempt, key) > limit:
-            return "time_limit"
-        return None
 
     def next_delay(self, decision: Decision, attempt: int) -> float | None:
         """The wait before the attempt after `attempt`; None when no attempt follows."""

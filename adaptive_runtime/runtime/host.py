@@ -265,7 +265,7 @@ class Host:
             log.exception("snapshots at stop failed; the journal is intact, replay will cover it")
             return
         for agent_id, _, _ in due:
-            self._loaded[agent_id].checkpoints += 1
+            self._loaded[agent_id].snapshots_written += 1
 
     async def _snapshot_fleet(self) -> None:
         committed, worker = self._fleet_committed, self._worker

@@ -75,7 +75,7 @@ class Ledger:
         self.idle.set()
         self._snapshotted_stream_seq = 0
         self._snapshots: set[asyncio.Task[None]] = set()
-        self.checkpoints = 0
+        self.snapshots_written = 0
         self.last_rebuild: dict[str, object] = {}
         self._barrier: asyncio.Task[list[Entry]] | None = None
         """Records queued by append_soon(): every later batch waits for them to commit."""
@@ -339,8 +339,8 @@ class Ledger:
             self.metrics.count("snapshot_failures")
             return
         crash_point("snapshot.written")
-        self.checkpoints += 1
-        log_recovery.info("Checkpoint #%d created at seq %d", self.checkpoints, seq)
+        self.snapshots_written += 1
+        log_recovery.info("Snapshot #%d written at seq %d", self.snapshots_written, seq)
 
     def _put_snapshot(self, data: bytes, seq: int) -> None:
         self.require_worker().journal.put_snapshot(

@@ -245,7 +245,7 @@ class Runtime(OriginalAPI):
             "decisions": state.decisions,
             "actions": dict(sorted(state.actions.items())),
             "outcomes": state.outcomes,
-            "checkpoints": 0 if ledger is None else ledger.checkpoints,
+            "snapshots": 0 if ledger is None else ledger.snapshots_written,
             "handler_errors": self.bus.errors,
             "avg_latency_ms": metrics["latency_ms"]["mean"],
         }

@@ -348,3 +348,31 @@ def test_event_keeps_unknown_fields_as_attributes() -> None:
     event = parse_event({"type": "x", "region": "eu", "shards": [1, 2], "cpu": 50})
     assert {"region": "eu", "shards": [1, 2]} == event.attrs
     assert "eu" == event.as_dict()["region"]
+
+
+@pytest.mark.parametrize(
+    ("attempt", "elapsed", "retryable", "breaker_open", "expected"),
+    [
+        (1, 0.0, True, False, (1.0, None)),
+        (2, 0.0, True, False, (2.0, None)),
+        (3, 0.0, True, False, (None, "attempts_exhausted")),
+        (1, 0.0, False, False, (None, "not_retryable")),
+        (1, 0.0, True, True, (None, "breaker_open")),
+        (2, 8.0, True, False, (2.0, None)),  # 8 + 2 = 10: exactly at the limit, still allowed
+        (2, 8.5, True, False, (None, "time_limit")),
+    ],
+)
+def test_after_failure_is_the_one_retry_rule(
+    attempt: int,
+    elapsed: float,
+    retryable: bool,
+    breaker_open: bool,
+    expected: tuple[float | None, str | None],
+) -> None:
+    """The wait after a failed attempt, or the reason to give up, for retry() and actions alike."""
+    from adaptive_runtime.engines.backoff import after_failure
+
+    policy = RetryPolicy(max_attempts=3, base_delay=1.0, jitter=0.0, total_timeout=10.0)
+    assert expected == after_failure(
+        policy, attempt, elapsed, "k", retryable=retryable, breaker_open=breaker_open
+    )
