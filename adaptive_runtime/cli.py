@@ -416,8 +416,8 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .engines.decision import load_policy
     from .projections.replay import Redecided, redecide, verify_replay
+    from .rulefiles import load_policy
 
     journal = _open(args)
     if args.verify:

@@ -1,16 +1,22 @@
-"""The engines: pure decision logic (context, confidence, rules, back-off) and the
-shell-side state and recovery engines, which receive a store and never import one."""
+"""The engines: pure decision logic (validation, context, confidence, rules, back-off, the
+fleet gate). No I/O, no clock, no store: a pure function of what it is given.
+
+The original project imported its state and recovery engines, and rule-file loading,
+from here too. They do I/O, so they live in `adaptive_runtime.original` and
+`adaptive_runtime.rulefiles`; their names still resolve here, on first use.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .backoff import Breaker, BreakerPolicy, RetryPolicy, delay_for
 from .confidence import ConfidenceEngine, ConfidenceParams, ConfidenceResult, History
 from .context import ContextEngine, ContextResult
-from .decision import DEFAULT_RULES, DecisionEngine, RuleCheck, RuleMatch, load_rules
+from .decision import DEFAULT_RULES, DecisionEngine, RuleCheck, RuleMatch
 from .events import parse_event
 from .pipeline import Policy, decide, learn
-from .recovery import CheckpointMeta, RecoveryEngine, manual_time
-from .state import StateEngine
 
 __all__ = [
     "DEFAULT_RULES",
@@ -37,3 +43,18 @@ __all__ = [
     "manual_time",
     "parse_event",
 ]
+
+_ELSEWHERE = {
+    "CheckpointMeta": "adaptive_runtime.original.recovery",
+    "RecoveryEngine": "adaptive_runtime.original.recovery",
+    "manual_time": "adaptive_runtime.original.recovery",
+    "StateEngine": "adaptive_runtime.original.state",
+    "load_rules": "adaptive_runtime.rulefiles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

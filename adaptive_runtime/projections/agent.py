@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from ..engines.confidence import ConfidenceParams, History
 from ..engines.confidence import record as record_outcome
-from ..engines.ports import apply_patch
 from ..records import (
     ActionAbandoned,
     ActionFailed,
@@ -26,7 +26,7 @@ from ..records import (
     read_record,
 )
 
-__all__ = ["RECENT", "AgentState", "DecisionSummary", "OpenAction", "evolve"]
+__all__ = ["RECENT", "AgentState", "DecisionSummary", "OpenAction", "apply_patch", "evolve"]
 
 RECENT = 20
 _DEFAULT_PARAMS = ConfidenceParams()
@@ -106,6 +106,15 @@ class _DecisionMadeFields(msgspec.Struct, frozen=True, tag="DecisionMade", array
 
 
 _decision_summary = msgspec.msgpack.Decoder(_DecisionMadeFields).decode
+
+
+def apply_patch(state: Mapping[str, Any] | None, patch: StatePatched) -> dict[str, Any]:
+    """Return the key/value state after one StatePatched entry."""
+    if patch.replace or state is None:
+        return dict(patch.values)
+    merged = dict(state)
+    merged.update(patch.values)
+    return merged
 
 
 def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = None) -> AgentState:

@@ -17,10 +17,10 @@ from ..engines.decision import DecisionEngine
 from ..engines.events import parse_event
 from ..engines.fleet import gate_in_fleet, observe, open_incident
 from ..engines.pipeline import decide
-from ..engines.recovery import RecoveryEngine
-from ..engines.state import StateEngine
 from ..errors import ConfigurationError, DuplicateEventError, InvalidEventError
 from ..observability.logs import logger_for
+from ..original.recovery import RecoveryEngine
+from ..original.state import StateEngine
 from ..projections import AgentState
 from ..projections.audit import decision_for_event, history
 from ..records import (

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from ..engines.confidence import ConfidenceEngine
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
-from ..engines.recovery import RecoveryEngine
 from ..errors import ConfigurationError
+from ..original.recovery import RecoveryEngine
 
 if TYPE_CHECKING:
     from .runtime import Runtime

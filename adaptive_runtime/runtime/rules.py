@@ -6,8 +6,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..engines.decision import load_rules, parse_rules
+from ..engines.decision import parse_rules
 from ..records import Rule
+from ..rulefiles import load_rules
 
 __all__ = ["RulesArg", "rules_from"]
 

@@ -90,3 +90,37 @@ def test_public_exports_are_real(name: str) -> None:
     assert len(set(module.__all__)) == len(module.__all__)
     for export in module.__all__:
         assert hasattr(module, export), export
+
+
+IO_MODULES = {
+    "asyncio",
+    "contextvars",
+    "io",
+    "json",
+    "os",
+    "pathlib",
+    "shutil",
+    "socket",
+    "sqlite3",
+    "subprocess",
+    "tempfile",
+    "threading",
+    "tomllib",
+    "urllib",
+}
+
+
+@pytest.mark.parametrize("path", modules("engines"), ids=lambda p: p.name)
+def test_the_pure_engines_do_no_io(path: Path) -> None:
+    """No file, network, process or event-loop module; no open(), no coroutine, no await."""
+    names = imports_of(path)
+    allowed = {"importlib"} if path.name == "__init__.py" else set()  # lazy names, see there
+    assert not {n.split(".")[0] for n in names} & (IO_MODULES - allowed), names
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        assert not isinstance(node, ast.AsyncFunctionDef | ast.Await), (path.name, node.lineno)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id not in ("open", "input", "print", "exec", "eval"), (
+                path.name,
+                node.lineno,
+            )

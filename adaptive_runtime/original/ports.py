@@ -1,4 +1,4 @@
-"""What the shell-side engines (state, checkpoints) need from a store, and an adapter for journals.
+"""What the original state and recovery engines need from a store, and an adapter for journals.
 
 The engines never import the journal: they talk to whatever satisfies `Store`
 (every Journal does) or `AsyncStore` (the Runtime's own port, which writes through
@@ -7,12 +7,14 @@ its group-commit writer and keeps its projection current).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..records import Entry, Pending, StatePatched, read_as
+from ..journal import Journal
+from ..projections.rebuild import rebuild
+from ..records import Entry, Pending
 
-__all__ = ["AsyncStore", "Store", "apply_patch", "as_async_store"]
+__all__ = ["AsyncStore", "Store", "as_async_store"]
 
 
 @runtime_checkable
@@ -43,15 +45,6 @@ class AsyncStore(Protocol):
     async def load_state(self, stream: str) -> dict[str, Any] | None: ...
 
 
-def apply_patch(state: Mapping[str, Any] | None, patch: StatePatched) -> dict[str, Any]:
-    """Return the key/value state after one StatePatched entry."""
-    if patch.replace or state is None:
-        return dict(patch.values)
-    merged = dict(state)
-    merged.update(patch.values)
-    return merged
-
-
 class _JournalStore:
     """Serve AsyncStore from a synchronous journal, for engines used on their own."""
 
@@ -68,10 +61,12 @@ class _JournalStore:
         return list(self._journal.latest(n, stream, kind=kind))
 
     async def load_state(self, stream: str) -> dict[str, Any] | None:
-        state: dict[str, Any] | None = None
-        for entry in self._journal.read(stream, kind="StatePatched"):
-            state = apply_patch(state, read_as(entry, StatePatched))
-        return state
+        # the same fold every state comes from; the journal must be one for that
+        journal = self._journal
+        if not isinstance(journal, Journal):
+            raise TypeError("load_state needs a Journal: it folds the stream's entries")
+        kv = rebuild(journal, stream).state.kv
+        return None if kv is None else dict(kv)
 
 
 def as_async_store(store: Store | AsyncStore) -> AsyncStore:

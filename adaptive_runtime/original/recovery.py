@@ -11,9 +11,9 @@ import msgspec
 
 from .._awaiting import resolve
 from ..clock import Clock, ManualClock, SystemClock
+from ..engines.backoff import RetryPolicy, after_failure
+from ..engines.events import check_values
 from ..records import CheckpointCreated, read_as, to_pending
-from .backoff import RetryPolicy, after_failure
-from .events import check_values
 from .ports import AsyncStore, Store, as_async_store
 
 __all__ = ["CheckpointMeta", "RecoveryEngine", "manual_time"]

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import Clock, SystemClock
+from ..engines.events import check_values
 from ..records import StatePatched, to_pending
-from .events import check_values
 from .ports import AsyncStore, Store, as_async_store
 
 __all__ = ["StateEngine"]
