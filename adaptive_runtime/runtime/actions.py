@@ -148,8 +148,7 @@ class ActionScheduler:
             return ActionSkipped(
                 action=action, reason=f"circuit breaker {breaker.status.replace('_', '-')}"
             )
-        ledger.breakers[action] = breaker
-        return ActionScheduled(action=action, breaker=breaker)
+        return ActionScheduled(action=action, breaker=breaker)  # folded into the view as queued
 
     def start(
         self,
@@ -274,11 +273,12 @@ class _Run:
                 attempt += 1
                 continue
             crash_point("action.ran")
-            breaker = breaker_succeeded(self._breaker())
-            self._ledger.breakers[spec.name] = breaker
             await self.append(
                 ActionSucceeded(
-                    decision_seq=decision.seq, action=spec.name, attempt=attempt, breaker=breaker
+                    decision_seq=decision.seq,
+                    action=spec.name,
+                    attempt=attempt,
+                    breaker=breaker_succeeded(self._breaker()),
                 ),
                 OutcomeRecorded.of(decision, success=True),
             )
@@ -328,29 +328,37 @@ class _Run:
     async def _failed(self, call: ActionCall, exc: Exception, started_ns: int) -> float | None:
         """Journal a failed attempt; abandon the action or return the wait before the next one."""
         spec = self._spec
-        now = self._clock.now_ns()
-        breaker = breaker_failed(spec.breaker, self._breaker(), now)
-        self._ledger.breakers[spec.name] = breaker
-        delay, reason = after_failure(
-            spec.retry,
-            call.attempt,
-            (now - started_ns) / 1e9,
-            call.key,
-            retryable=spec.retry_on is None or spec.retry_on(exc),
-            breaker_open=breaker.status == "open",
-        )
+        retryable = spec.retry_on is None or spec.retry_on(exc)
         error = f"{type(exc).__name__}: {exc}"[:500]
         seq = call.decision.seq
-        await self.append(
-            ActionFailed(
-                decision_seq=seq,
-                action=spec.name,
-                attempt=call.attempt,
-                error=error,
-                breaker=breaker,
-                retry_in=delay,
+        then: list[tuple[float | None, str | None]] = []
+
+        def failed() -> list[Record]:
+            # read the breaker and queue its successor with no await between: none is lost
+            now = self._clock.now_ns()
+            breaker = breaker_failed(spec.breaker, self._breaker(), now)
+            delay, reason = after_failure(
+                spec.retry,
+                call.attempt,
+                (now - started_ns) / 1e9,
+                call.key,
+                retryable=retryable,
+                breaker_open=breaker.status == "open",
             )
-        )
+            then.append((delay, reason))
+            return [
+                ActionFailed(
+                    decision_seq=seq,
+                    action=spec.name,
+                    attempt=call.attempt,
+                    error=error,
+                    breaker=breaker,
+                    retry_in=delay,
+                )
+            ]
+
+        await self._ledger.append_built(failed)
+        delay, reason = then[-1]  # the last build is the one journaled
         crash_point("action.failed")
         log.warning(
             "%s for decision %d failed on attempt %d: %s", spec.name, seq, call.attempt, error

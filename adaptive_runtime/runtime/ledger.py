@@ -1,21 +1,23 @@
 """The runtime's side of its stream: the folded state, the decision inputs, and every append.
 
 Decisions must be made from exactly the state that replaying the journal up to that
-point gives. The ledger keeps that promise while appends are pipelined: the inputs a
-decision reads (history, rules) advance when a batch is queued, in queue order, which
-is journal order; every batch carries the stream_seq it expects to follow, so a write
-by anyone else is caught as a conflict, folded in, and the batch decided again.
+point gives. The ledger keeps that promise while appends are pipelined: every batch is
+folded into a view (the committed state plus what is queued) by the same `evolve` that
+replay uses, as it is queued, in queue order, which is journal order; decisions read
+their inputs (history, rules, breakers) from that view and nothing else changes them.
+Every batch carries the stream_seq it expects to follow, so a write by anyone else is
+caught as a conflict, and the batch is decided again under the journal's write lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .._crashpoints import crash_point
 from ..clock import Clock
 from ..engines.confidence import History
-from ..engines.pipeline import Policy, learn
+from ..engines.pipeline import Policy
 from ..errors import (
     InvalidEventError,
     JournalError,
@@ -25,17 +27,15 @@ from ..errors import (
 from ..journal import JournalWorker
 from ..observability.logs import logger_for
 from ..observability.metrics import Metrics
-from ..projections import AgentState, encode_state, evolve, rebuild
+from ..projections import AgentState, decode_state, encode_state, evolve, rebuild
 from ..projections.audit import HistoryItem, decision_at
 from ..projections.rebuild import STATE_VERSION, Rebuilt
 from ..records import (
     Breaker,
     Entry,
-    OutcomeRecorded,
     Pending,
     Record,
     Rule,
-    RulesChanged,
     to_pending,
 )
 
@@ -58,13 +58,10 @@ class Ledger:
         """This agent's own counters and latencies."""
         self.state = AgentState(stream=agent_id)
         """The committed state: every entry of the stream folded in, in seq order."""
-        self.policy = Policy()
-        """The rules decisions use now: the committed ones plus any change queued."""
-        self.history = History()
-        """The outcome history decisions use now: committed plus queued outcomes."""
-        self.breakers: dict[str, Breaker] = {}
-        """The action breakers as of the last record queued (the committed ones plus changes)."""
-        self._policies: dict[tuple[Rule, ...], Policy] = {(): self.policy}
+        self.view = AgentState(stream=agent_id)
+        """The committed state plus every batch queued after it, folded by the same `evolve`
+        as they are queued: what decisions read (its seqs are provisional, its inputs exact)."""
+        self._policies: dict[tuple[Rule, ...], Policy] = {(): Policy()}
         self._next_stream_seq = 0
         self.stale = False
         """The inputs may be off (a conflict, or a failed append): catch up before deciding."""
@@ -107,6 +104,21 @@ class Ledger:
         worker = self.require_worker()
         found = await worker.run(decision_at, worker.journal, seq)
         return None if found is None or found.stream != self.agent_id else found
+
+    @property
+    def policy(self) -> Policy:
+        """The rules decisions use now: the committed ones plus any change queued."""
+        return self.policy_for(self.view.rules)
+
+    @property
+    def history(self) -> History:
+        """The outcome history decisions use now: committed plus queued outcomes."""
+        return self.view.history
+
+    @property
+    def breakers(self) -> Mapping[str, Breaker]:
+        """The action breakers as of the last record queued."""
+        return self.view.breakers
 
     def policy_for(self, rules: tuple[Rule, ...]) -> Policy:
         policy = self._policies.get(rules)
@@ -154,6 +166,7 @@ class Ledger:
         if self.stale:
             await self._resync()
         batch = make_batch()  # no await between building and queueing: order is kept
+        self._fold_queued(batch)
         expected = self._next_stream_seq
         self._next_stream_seq += len(batch)
         self._inflight += 1
@@ -197,6 +210,7 @@ class Ledger:
                 self._sync_view()
                 expected = self._next_stream_seq
                 batch = make_batch()
+                self._fold_queued(batch)
                 self._next_stream_seq += len(batch)
                 return batch
 
@@ -231,18 +245,22 @@ class Ledger:
         entries, _ = await self.submit(self._records_batch(records))
         return entries
 
-    def _records_batch(self, records: list[Record]) -> Callable[[], list[Pending]]:
+    async def append_built(self, build: Callable[[], list[Record]]) -> list[Entry]:
+        """Journal the records `build` makes from the view as the batch is queued.
+
+        For records computed from the current inputs (a breaker after one more failure):
+        reading and queueing happen with no await between them, so no update is lost.
+        """
+        entries, _ = await self.submit(self._records_batch(build))
+        return entries
+
+    def _records_batch(
+        self, records: list[Record] | Callable[[], list[Record]]
+    ) -> Callable[[], list[Pending]]:
         def batch() -> list[Pending]:
             ts = self.clock.now_ns()
-            pending = [to_pending(self.agent_id, record, ts) for record in records]
-            for record in records:
-                if isinstance(record, OutcomeRecorded):
-                    self.history = learn(
-                        self.policy, self.history, record.context, record.risk, record.success
-                    )
-                elif isinstance(record, RulesChanged):
-                    self.policy = self.policy_for(record.rules)
-            return pending
+            made = records() if callable(records) else records
+            return [to_pending(self.agent_id, record, ts) for record in made]
 
         return batch
 
@@ -307,10 +325,28 @@ class Ledger:
 
     def _sync_view(self) -> None:
         """Make the decision inputs equal the committed state's."""
-        self.history = self.state.history
-        self.policy = self.policy_for(self.state.rules)
-        self.breakers = dict(self.state.breakers)
+        self.view = decode_state(encode_state(self.state))
         self._next_stream_seq = self.state.stream_seq
+
+    def _fold_queued(self, batch: list[Pending]) -> None:
+        """Fold a batch into the view as it is queued, with the fold that replay uses."""
+        view = self.view
+        for pending in batch:
+            seq = view.seq + 1  # provisional: the journal assigns the real one
+            evolve(
+                view,
+                Entry(
+                    seq,
+                    pending.stream,
+                    view.stream_seq + 1,
+                    pending.kind,
+                    pending.ts_ns,
+                    pending.event_id,
+                    pending.body,
+                    seq,
+                    b"",
+                ),
+            )
 
     async def _resync(self) -> None:
         async with self._resync_lock:
