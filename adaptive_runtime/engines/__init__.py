@@ -12,10 +12,11 @@ import importlib
 from typing import Any
 
 from .backoff import Breaker, BreakerPolicy, RetryPolicy, delay_for
-from .confidence import ConfidenceEngine, ConfidenceParams, ConfidenceResult, History
+from .confidence import ConfidenceParams, ConfidenceResult, History
 from .context import ContextEngine, ContextResult
 from .decision import DEFAULT_RULES, DecisionEngine, RuleCheck, RuleMatch
 from .events import parse_event
+from .original import ConfidenceEngine
 from .pipeline import Policy, decide, learn
 
 __all__ = [

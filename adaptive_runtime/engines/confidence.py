@@ -8,18 +8,14 @@ weight, kept per (context, risk); each new outcome fades the older ones.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import msgspec
 
 from ..errors import InvalidEventError
-from ..records import Event
-from .events import severity
 
 __all__ = [
     "ANY_CONTEXT",
     "RISK_FACTORS",
-    "ConfidenceEngine",
     "ConfidenceParams",
     "ConfidenceResult",
     "History",
@@ -75,58 +71,6 @@ def _key(context: str | None, risk: str) -> str:
 
 def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
-
-
-class ConfidenceEngine:
-    """Score confidence; keeps a History that `record_outcome` adapts.
-
-    The scoring itself is the pure `score(history, ...)`; this class holds a history
-    for callers who use the engine on its own, as the original README does.
-    """
-
-    __slots__ = ("history", "params")
-
-    def __init__(
-        self, params: ConfidenceParams | None = None, history: History | None = None
-    ) -> None:
-        self.params = params or ConfidenceParams()
-        self.history = history or History()
-
-    def __repr__(self) -> str:
-        return f"ConfidenceEngine(outcomes={self.history.outcomes})"
-
-    def calculate(
-        self, event: Event | Mapping[str, Any], context_risk: str, *, context: str | None = None
-    ) -> ConfidenceResult:
-        """Return the confidence for an event at a risk level (and optionally a context).
-
-        Only the event's severity counts, so `{"severity": 0.5}` is enough, as in the original.
-        """
-        if isinstance(event, Event):
-            raw: object = event.severity
-        elif isinstance(event, Mapping):
-            raw = event.get("severity", 0.0)
-        else:
-            msg = f"an event must be a dict, not {type(event).__name__}"
-            raise InvalidEventError(msg)
-        return score(self.params, self.history, severity(raw), context_risk, context)
-
-    def record_outcome(
-        self,
-        *,
-        success: bool,
-        confidence: float = 0.0,
-        context_risk: str,
-        context: str | None = None,
-    ) -> History:
-        """Feed one outcome back; later scores in the same (context, risk) adapt."""
-        del confidence  # kept for the original API; calibration reads it from the journal
-        self.history = record(self.params, self.history, context, context_risk, success)
-        return self.history
-
-    def weight(self, context_risk: str, *, context: str | None = None) -> float:
-        """Return the history weight in force for a (context, risk)."""
-        return weight_of(self.params, self.history, context, context_risk)
 
 
 def score(

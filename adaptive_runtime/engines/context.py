@@ -60,8 +60,11 @@ class ContextEngine:
         return dict(self._map)
 
     def analyze(self, event: Event | Mapping[str, Any]) -> ContextResult:
-        """Return the context, risk, stability, pressure and tags of one event."""
-        ev = parse_event(event)
+        """Return the context, risk, stability, pressure and tags of one event (validated first)."""
+        return self.classify(parse_event(event))
+
+    def classify(self, ev: Event) -> ContextResult:
+        """Return the context of an event already validated (the pipeline's path: no re-parse)."""
         pressure = pressure_of(ev)
         return ContextResult(
             context=self._map.get(ev.type, f"unknown_{ev.type}"),

@@ -52,7 +52,7 @@ class Policy:
 
 def decide(policy: Policy, history: History, event: Event, ts_ns: int) -> Decision:
     """Analyze, score and select: no I/O, no clock, no global state."""
-    ctx = policy.context_engine.analyze(event)
+    ctx = policy.context_engine.classify(event)
     conf = score(policy.confidence, history, event.severity, ctx.risk, ctx.context)
     match = policy.decision_engine.match(ctx.context, ctx.risk, conf.final)
     return Decision(

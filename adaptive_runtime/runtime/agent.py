@@ -11,11 +11,11 @@ import msgspec
 
 from .._crashpoints import crash_point
 from ..engines.backoff import BreakerPolicy, RetryPolicy
-from ..engines.confidence import ConfidenceEngine
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
 from ..engines.events import parse_event
 from ..engines.fleet import gate_in_fleet, observe, open_incident
+from ..engines.original import ConfidenceEngine
 from ..engines.pipeline import decide
 from ..errors import ConfigurationError, DuplicateEventError, InvalidEventError
 from ..observability.logs import logger_for

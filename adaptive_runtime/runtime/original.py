@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..engines.confidence import ConfidenceEngine
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
+from ..engines.original import ConfidenceEngine
 from ..errors import ConfigurationError
 from ..original.recovery import RecoveryEngine
 

@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from ..clock import Clock
 from ..engines.backoff import BreakerPolicy, RetryPolicy
-from ..engines.confidence import ConfidenceEngine
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
 from ..engines.events import MAX_EVENT_BYTES
+from ..engines.original import ConfidenceEngine
 from ..journal import Durability, Journal
 from ..observability.logs import logger_for
 from ..projections import AgentState
