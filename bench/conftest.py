@@ -52,6 +52,23 @@ def raw_connection(path: Path, synchronous: int) -> apsw.Connection:
     return conn
 
 
+class FrameCounter:
+    """A WAL hook that counts commits and the frames (pages) they write."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self.frames = 0
+        self._last = 0
+
+    def __call__(self, conn: apsw.Connection, name: str, pages: int) -> int:
+        self.commits += 1
+        self.frames += pages - self._last if pages >= self._last else pages
+        self._last = pages
+        if pages >= 1000:  # what SQLite's own autocheckpoint would do, so the log restarts
+            conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+        return apsw.SQLITE_OK
+
+
 def raw_bodies() -> tuple[bytes, bytes]:
     """An event body and a decision body of the sizes the runtime writes."""
     ev = msgspec.msgpack.encode(event(1))

@@ -385,3 +385,32 @@ def test_a_flipped_byte_mid_wal_drops_later_commits_seen_only_against_a_kept_hea
     assert 0 < unkept.entries < 30
     assert (False, unkept.entries + 1) == (kept.ok, kept.first_bad_seq)
     assert "truncated" in (kept.problem or "")
+
+
+def test_the_background_checkpointer_runs_by_wal_size_and_keeps_the_wal_bounded(
+    tmp_path: Path,
+) -> None:
+    """It checkpoints once per `checkpoint_pages` of growth, not per commit (regression), and the log restarts."""
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(
+        path, durability="normal", checkpoint="background", checkpoint_pages=200
+    )
+    largest = 0
+    for i in range(3000):
+        journal.append([Pending(stream="a", kind="K", ts_ns=i, body=b"x" * 300)])
+        if i % 100 == 0:
+            largest = max(largest, Path(f"{path}-wal").stat().st_size)
+    checkpointer = journal._checkpointer  # type: ignore[attr-defined]
+    commits, frames, runs = (
+        checkpointer.commits,
+        checkpointer.frames_written,
+        checkpointer.checkpoints,
+    )
+    journal.close()
+    assert 3000 == commits
+    assert 3000 <= frames  # at least a page a commit
+    # one request per 200 frames of growth, each a few passes at most: far below one per commit
+    assert runs < frames // 200 * 8, (runs, frames)
+    assert largest < 20 * 200 * 4096, (
+        largest
+    )  # the log restarts: it never reaches 20x the threshold
