@@ -163,7 +163,7 @@ def _translated(path: str) -> Iterator[None]:
 class SqliteJournal:
     """A Journal in one SQLite file in WAL mode; safe for several processes at once."""
 
-    __slots__ = ("_checkpointer", "_conn", "_durability", "_keep", "_key", "_path")
+    __slots__ = ("_checkpointer", "_conn", "_durability", "_heads", "_keep", "_key", "_path")
 
     def __init__(
         self,
@@ -185,6 +185,7 @@ class SqliteJournal:
         self._durability: Durability = durability
         self._keep = max(1, keep_snapshots)
         self._checkpointer: Checkpointer | None = None
+        self._heads = _HeadCache()
         if checkpoint not in ("inline", "background"):
             raise ConfigurationError(
                 f"checkpoint must be 'inline' or 'background', not {checkpoint!r}"
@@ -243,31 +244,40 @@ class SqliteJournal:
     # -- writing -------------------------------------------------------------
 
     def append(self, batch: Sequence[Pending], *, expected: int | None = None) -> list[Entry]:
-        conn = self._open()
-        with _translated(self._path), _immediate(conn):
+        with self._writing() as conn:
             [result] = self._append_all(conn, [batch], [expected])
-            if isinstance(result, Exception):
-                raise result
-            return result
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def append_many(
         self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None] | None = None
     ) -> list[list[Entry] | Exception]:
-        conn = self._open()
-        with _translated(self._path), _immediate(conn):
+        with self._writing() as conn:
             return self._append_all(conn, batches, expected or [None] * len(batches))
 
     def append_caught_up(
         self, stream: str, after: int, build: Callable[[list[Entry]], Sequence[Pending]]
     ) -> tuple[list[Entry], list[Entry]]:
-        conn = self._open()
-        with _translated(self._path), _immediate(conn):
+        with self._writing() as conn:
             caught = list(self.read(stream, after=after))
             batch = build(caught)
             [result] = self._append_all(conn, [batch], [_stream_head(conn, stream)])
-            if isinstance(result, Exception):
-                raise result
-            return caught, result
+        if isinstance(result, Exception):
+            raise result
+        return caught, result
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[apsw.Connection]:
+        """One write transaction; the head cache is kept only if it commits."""
+        conn = self._open()
+        try:
+            with _translated(self._path), _immediate(conn):
+                yield conn
+        except BaseException:
+            self._heads.forget()
+            raise
+        self._heads.confirm()
 
     def _append_all(
         self,
@@ -281,7 +291,9 @@ class SqliteJournal:
         it is simply left out. Event ids and stream heads staged earlier in the same
         transaction count as journaled.
         """
-        head = _head(conn)
+        cache = self._heads
+        cache.check(conn)
+        head = cache.head or _head(conn)
         stream_heads: dict[str, int] = {}
         staged_ids: dict[str, Entry] = {}
         staged_batches: dict[int, list[Entry]] = {}
@@ -303,6 +315,8 @@ class SqliteJournal:
                     continue
                 actual = stream_heads.get(stream)
                 if actual is None:
+                    actual = cache.streams.get(stream)
+                if actual is None:
                     actual = _stream_head(conn, stream)
                 _chain.check_expected(stream, want, actual)
             except AdaptiveRuntimeError as exc:
@@ -320,6 +334,7 @@ class SqliteJournal:
         if rows:
             conn.executemany(_INSERT, rows)
             crash_point("journal.insert")
+        cache.stage(head, stream_heads)
         return results
 
     def _transaction(self, first: int) -> list[Entry]:
@@ -525,6 +540,51 @@ class SqliteJournal:
                 conn.execute(_SCHEMA)
                 conn.pragma("application_id", APPLICATION_ID)
                 conn.pragma("user_version", SCHEMA_VERSION)
+
+
+class _HeadCache:
+    """The head and stream heads as of this connection's last commit.
+
+    Valid while `PRAGMA data_version` is unchanged: SQLite changes it when another
+    connection commits, never for this one's own commits. It spares an append the two
+    SELECTs (the global head, the stream's head) that it would otherwise make.
+    """
+
+    __slots__ = ("_staged", "head", "streams", "version")
+
+    MAX_STREAMS = 4096
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self.head: Head | None = None
+        self.streams: dict[str, int] = {}
+        self._staged: tuple[Head, dict[str, int]] | None = None
+
+    def check(self, conn: apsw.Connection) -> None:
+        """Drop what another connection's commit may have changed."""
+        version = conn.pragma("data_version")
+        if version != self.version:
+            self.version, self.head = version, None
+            self.streams.clear()
+
+    def stage(self, head: Head, streams: dict[str, int]) -> None:
+        self._staged = (head, streams)
+
+    def confirm(self) -> None:
+        """The transaction committed: what it staged is now the journal's."""
+        if self._staged is None:
+            return
+        head, streams = self._staged
+        self._staged = None
+        if len(self.streams) + len(streams) > self.MAX_STREAMS:
+            self.streams.clear()
+        self.head = head
+        self.streams.update(streams)
+
+    def forget(self) -> None:
+        """The transaction failed: nothing cached can be trusted."""
+        self.version, self.head, self._staged = None, None, None
+        self.streams.clear()
 
 
 @contextlib.contextmanager
