@@ -86,22 +86,29 @@ class JournalWorker:
         self, batch: Sequence[Pending], expected: int | None = None
     ) -> asyncio.Future[list[Entry]]:
         """Queue a batch; the future resolves after its commit, in submission order."""
-        future: asyncio.Future[list[Entry]] = self._loop.create_future()
+        [future] = self.append_all([batch], [expected])
+        return future
+
+    def append_all(
+        self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None]
+    ) -> list[asyncio.Future[list[Entry]]]:
+        """Queue several batches together: they share one commit, each with its own answer."""
+        futures: list[asyncio.Future[list[Entry]]] = [self._loop.create_future() for _ in batches]
         if self._inline:
             try:
-                [result] = self._journal.append_many([batch], [expected])
+                results = self._journal.append_many(batches, expected)
                 self.commits += 1
             except Exception as exc:
-                result = exc
-            self._answer([future], [result])
-            return future
+                results = [exc] * len(batches)
+            self._answer(futures, results)
+            return futures
         with self._lock:
-            self._queue.append((batch, expected, future))
+            self._queue.extend(zip(batches, expected, futures, strict=True))
             schedule = not self._scheduled
             self._scheduled = True
         if schedule:
             self._executor.submit(self._flush)
-        return future
+        return futures
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run a journal call on the journal's thread, after the appends queued before it."""

@@ -17,12 +17,17 @@ from ..engines.events import parse_event
 from ..engines.fleet import gate_in_fleet, observe, open_incident
 from ..engines.original import ConfidenceEngine
 from ..engines.pipeline import decide
-from ..errors import ConfigurationError, DuplicateEventError, InvalidEventError
+from ..errors import (
+    AdaptiveRuntimeError,
+    ConfigurationError,
+    DuplicateEventError,
+    InvalidEventError,
+)
 from ..observability.logs import logger_for
 from ..original.recovery import RecoveryEngine
 from ..original.state import StateEngine
 from ..projections import AgentState
-from ..projections.audit import decision_for_event, history
+from ..projections.audit import HistoryItem, decision_for_event, history
 from ..records import (
     ActionScheduled,
     Decision,
@@ -90,27 +95,120 @@ class Agent:
         """
         host = self._host
         ledger = await host.ledger(self.agent_id)
-        worker = ledger.worker
         started = time.perf_counter()
         ev = parse_event(event, redact=host.redact, max_bytes=host.max_event_bytes)
         if ev.id is not None:
-            found = await worker.run(decision_for_event, worker.journal, ev.id)
-            if found is not None:
-                if found.stream != self.agent_id:
-                    msg = (
-                        f"event id {ev.id!r} was already journaled by agent {found.stream!r} at seq "
-                        f"{found.event_seq}; ids are unique across the journal"
-                    )
-                    raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
-                if found.event != ev:
-                    msg = (
-                        f"event id {ev.id!r} was already journaled at seq {found.event_seq} with a "
-                        "different body; use a new id for a new event"
-                    )
-                    raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
+            worker = ledger.worker
+            recorded = self._recorded(
+                ev, await worker.run(decision_for_event, worker.journal, ev.id)
+            )
+            if recorded is not None:
                 ledger.metrics.count("events_deduplicated")
-                return found.decision
+                return recorded
         made: list[Decision] = []
+        if host.fleet_stale:
+            await host.resync_fleet()
+        try:
+            entries, fresh = await ledger.submit(self._batch(ledger, ev, made))
+        except BaseException:
+            if host.fleet is not None and made:
+                host.fleet_stale = True  # the view holds a decision that was not journaled
+            raise
+        crash_point("process.committed")
+        return self._committed(ledger, ev, made[-1], entries, fresh, started)
+
+    async def process_many(
+        self, events: Sequence[Mapping[str, Any] | Event]
+    ) -> list[Decision | AdaptiveRuntimeError]:
+        """Decide about several events in order, journaled in one commit; one result each.
+
+        Each result is the event's Decision, or the error that event alone met (bad
+        input, an id reused with another body...): a bad event never stops the others.
+        """
+        host = self._host
+        ledger = await host.ledger(self.agent_id)
+        started = time.perf_counter()
+        results: list[Decision | AdaptiveRuntimeError | None] = [None] * len(events)
+        parsed: list[tuple[int, Event]] = []
+        for index, event in enumerate(events):
+            try:
+                parsed.append(
+                    (index, parse_event(event, redact=host.redact, max_bytes=host.max_event_bytes))
+                )
+            except AdaptiveRuntimeError as exc:
+                results[index] = exc
+        ids = [ev.id for _, ev in parsed if ev.id is not None]
+        worker = ledger.worker
+        journal = worker.journal
+        known = (
+            await worker.run(lambda: {i: decision_for_event(journal, i) for i in ids})
+            if ids
+            else {}
+        )
+        todo: list[tuple[int, Event]] = []
+        first_of: dict[str, tuple[int, Event]] = {}
+        aliases: list[tuple[int, int]] = []
+        for index, ev in parsed:
+            try:
+                if ev.id is not None:
+                    recorded = self._recorded(ev, known.get(ev.id))
+                    if recorded is not None:
+                        results[index] = recorded
+                        continue
+                    earlier = first_of.get(ev.id)
+                    if earlier is not None:  # the same id twice in this call
+                        self._recorded(ev, _Unjournaled(self.agent_id, earlier[1]))
+                        aliases.append((index, earlier[0]))
+                        continue
+                    first_of[ev.id] = (index, ev)
+            except AdaptiveRuntimeError as exc:
+                results[index] = exc
+                continue
+            todo.append((index, ev))
+        if host.fleet_stale:
+            await host.resync_fleet()
+        made: list[list[Decision]] = [[] for _ in todo]
+        answers = await ledger.submit_many(
+            [self._batch(ledger, ev, made[k]) for k, (_, ev) in enumerate(todo)]
+        )
+        for k, ((index, ev), answer) in enumerate(zip(todo, answers, strict=True)):
+            if isinstance(answer, BaseException):
+                if host.fleet is not None and made[k]:
+                    host.fleet_stale = True
+                if not isinstance(answer, AdaptiveRuntimeError):
+                    raise answer
+                results[index] = answer
+                continue
+            entries, fresh = answer
+            results[index] = self._committed(ledger, ev, made[k][-1], entries, fresh, started)
+        for index, first in aliases:
+            results[index] = results[first]
+        return [r for r in results if r is not None]
+
+    def _recorded(self, ev: Event, found: HistoryItem | _Unjournaled | None) -> Decision | None:
+        """The decision recorded for an event id seen before; DuplicateEventError if unlike."""
+        if found is None:
+            return None
+        assert ev.id is not None
+        if found.stream != self.agent_id:
+            msg = (
+                f"event id {ev.id!r} was already journaled by agent {found.stream!r} at seq "
+                f"{found.event_seq}; ids are unique across the journal"
+            )
+            raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
+        if found.event != ev:
+            msg = (
+                f"event id {ev.id!r} was already journaled at seq {found.event_seq} with a "
+                "different body; use a new id for a new event"
+            )
+            raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
+        return None if isinstance(found, _Unjournaled) else found.decision
+
+    def _batch(
+        self, ledger: Ledger, ev: Event, made: list[Decision]
+    ) -> Callable[[], list[Pending]]:
+        """The batch for one event: decided from the ledger's view as it is queued."""
+        host = self._host
 
         def batch() -> list[Pending]:
             ts = host.clock.now_ns()
@@ -146,16 +244,19 @@ class Agent:
             crash_point("process.decided")
             return pending
 
-        if host.fleet_stale:
-            await host.resync_fleet()
-        try:
-            entries, fresh = await ledger.submit(batch)
-        except BaseException:
-            if host.fleet is not None and made:
-                host.fleet_stale = True  # the view holds a decision that was not journaled
-            raise
-        crash_point("process.committed")
-        journaled = made[-1]
+        return batch
+
+    def _committed(
+        self,
+        ledger: Ledger,
+        ev: Event,
+        journaled: Decision,
+        entries: list[Entry],
+        fresh: bool,
+        started: float,
+    ) -> Decision:
+        """After the commit: the decision with its seqs, counted, logged, acted on, published."""
+        host = self._host
         if not fresh:
             # a concurrent call with the same id won the race: answer with its decision
             journaled = read_as(entries[1], DecisionMade).decision
@@ -325,6 +426,14 @@ class Agent:
             "snapshot_seq": ledger.last_rebuild.get("snapshot_seq"),
             "replayed": ledger.last_rebuild.get("replayed", 0),
         }
+
+
+class _Unjournaled(msgspec.Struct, frozen=True):
+    """An event met earlier in the same process_many call, to compare a repeated id against."""
+
+    stream: str
+    event: Event
+    event_seq: int = 0
 
 
 class _AgentStore:

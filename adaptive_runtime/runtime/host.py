@@ -13,7 +13,7 @@ import logging
 import os
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any, Literal
@@ -316,6 +316,30 @@ class Host:
     async def process(self, event: Mapping[str, Any] | Event) -> Any:
         """Decide about an event for the agent its `agent_id` field names (or the default)."""
         return await self.agent(self.route(event)).process(event)
+
+    async def process_many(self, events: Sequence[Mapping[str, Any] | Event]) -> list[Any]:
+        """Decide about many events, each for the agent it names; results in the events' order.
+
+        Each agent's events are journaled together, in one commit; each result is a
+        Decision or the error that event alone met.
+        """
+        by_agent: dict[str, list[int]] = {}
+        results: list[Any] = [None] * len(events)
+        for index, event in enumerate(events):
+            try:
+                by_agent.setdefault(self.route(event), []).append(index)
+            except AdaptiveRuntimeError as exc:
+                results[index] = exc
+        answers = await asyncio.gather(
+            *(
+                self.agent(agent).process_many([events[i] for i in indexes])
+                for agent, indexes in by_agent.items()
+            )
+        )
+        for (_, indexes), decided in zip(by_agent.items(), answers, strict=True):
+            for index, result in zip(indexes, decided, strict=True):
+                results[index] = result
+        return results
 
     def route(self, event: object) -> str:
         """The agent an event is for: its `agent_id` field, else the default agent."""

@@ -19,6 +19,7 @@ from ..clock import Clock
 from ..engines.confidence import History
 from ..engines.pipeline import Policy
 from ..errors import (
+    AdaptiveRuntimeError,
     InvalidEventError,
     JournalError,
     RuntimeNotStartedError,
@@ -160,6 +161,56 @@ class Ledger:
         if barrier is not None and not barrier.done():
             await asyncio.wait([barrier])
         return await self._submit(make_batch)
+
+    async def submit_many(
+        self, makers: list[Callable[[], list[Pending]]]
+    ) -> list[tuple[list[Entry], bool] | BaseException]:
+        """Build every batch in order and append them in one commit; one answer each.
+
+        A batch that fails alone (its event refused, its id reused) fails alone; one
+        that meets a conflict is decided again under the write lock, like submit().
+        """
+        barrier = self._barrier
+        if barrier is not None and not barrier.done():
+            await asyncio.wait([barrier])
+        worker = self.require_worker()
+        if self.stale:
+            await self._resync()
+        answers: list[tuple[list[Entry], bool] | BaseException | None] = [None] * len(makers)
+        built: list[tuple[int, list[Pending], int]] = []
+        for index, make in enumerate(makers):
+            try:
+                batch = make()
+            except AdaptiveRuntimeError as exc:
+                answers[index] = exc
+                continue
+            self._fold_queued(batch)
+            built.append((index, batch, self._next_stream_seq))
+            self._next_stream_seq += len(batch)
+        if built:
+            self._inflight += 1
+            self.idle.clear()
+            try:
+                futures = worker.append_all([b for _, b, _ in built], [e for _, _, e in built])
+                results = await asyncio.gather(*futures, return_exceptions=True)
+            finally:
+                self._done()
+            again: list[int] = []
+            for (index, _, expected), result in zip(built, results, strict=True):
+                if isinstance(result, StreamConflictError):
+                    self.stale = True
+                    again.append(index)
+                elif isinstance(result, BaseException):
+                    self.stale = True  # this batch was not appended: the view is off by it
+                    answers[index] = result
+                else:
+                    answers[index] = (result, self._is_fresh(result, expected))
+            for index in again:
+                try:
+                    answers[index] = await self._submit_caught_up(makers[index])
+                except AdaptiveRuntimeError as exc:
+                    answers[index] = exc
+        return [a for a in answers if a is not None]
 
     async def _submit(self, make_batch: Callable[[], list[Pending]]) -> tuple[list[Entry], bool]:
         worker = self.require_worker()

@@ -7,7 +7,7 @@ project's API.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
 from ..engines.events import MAX_EVENT_BYTES
 from ..engines.original import ConfidenceEngine
+from ..errors import AdaptiveRuntimeError
 from ..journal import Durability, Journal
 from ..observability.logs import logger_for
 from ..projections import AgentState
@@ -146,6 +147,16 @@ class Runtime(OriginalAPI):
         appends nothing. Bad input raises InvalidEventError and journals nothing.
         """
         return await self._agent.process(event)
+
+    async def process_many(
+        self, events: Sequence[Mapping[str, Any] | Event]
+    ) -> list[Decision | AdaptiveRuntimeError]:
+        """Decide about several events in order, journaled in one commit; one result each.
+
+        Each result is the event's Decision, or the error that event alone met: a bad
+        event never stops the others.
+        """
+        return await self._agent.process_many(events)
 
     async def record_outcome(self, decision: Decision, *, success: bool) -> None:
         """Journal how a decision turned out; later confidence in its context adapts.

@@ -169,3 +169,74 @@ async def test_a_journal_object_stays_the_callers(tmp_path: Path) -> None:
     async with Host(journal, clock=ManualClock()) as host:
         await host.process(OVERLOAD)
     assert 2 == journal.head().seq  # still open: the host did not close it
+
+
+async def test_process_many_decides_in_order_in_one_commit_and_isolates_bad_events(
+    tmp_path: Path,
+) -> None:
+    """One commit for the batch; a bad event gets its own error; the rest are decided."""
+    from adaptive_runtime import Decision, DuplicateEventError, InvalidEventError
+
+    path = tmp_path / "j.db"
+    async with Runtime(agent_id="a", path=path, durability="normal", clock=ManualClock()) as rt:
+        first = await rt.process({**OVERLOAD, "id": "known"})
+        before = rt.metrics()["commits"]
+        results = await rt.process_many(
+            [
+                OVERLOAD,
+                {"type": ""},  # refused
+                {**OVERLOAD, "id": "known"},  # journaled before: its decision
+                {**OVERLOAD, "id": "twice"},
+                {**OVERLOAD, "id": "twice"},  # the same again in this call: the same decision
+                {**OVERLOAD, "severity": 0.9, "id": "known"},  # reused with another body
+                {"type": "timeout", "severity": 0.4},
+            ]
+        )
+        assert 1 == rt.metrics()["commits"] - before
+    kinds = [type(r) for r in results]
+    assert [
+        Decision,
+        InvalidEventError,
+        Decision,
+        Decision,
+        Decision,
+        DuplicateEventError,
+        Decision,
+    ] == kinds
+    assert first == results[2]
+    assert results[3] == results[4]
+    assert [4, 6, 8] == [results[i].seq for i in (0, 3, 6)]  # type: ignore[union-attr]
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
+async def test_process_many_decides_as_process_would(tmp_path: Path) -> None:
+    """The same events give byte-identical decisions one by one and as a batch."""
+    import msgspec
+
+    events = [
+        {"type": "service_overload", "severity": s / 10, "cpu": 90, "memory": 80}
+        for s in range(1, 10)
+    ]
+    async with Runtime(agent_id="a", persist=False, clock=ManualClock()) as one:
+        singly = [await one.process(e) for e in events]
+    async with Runtime(agent_id="a", persist=False, clock=ManualClock()) as many:
+        batched = await many.process_many(events)
+    assert [msgspec.msgpack.encode(d) for d in singly] == [
+        msgspec.msgpack.encode(d) for d in batched
+    ]
+
+
+async def test_host_process_many_routes_each_event_and_keeps_their_order(tmp_path: Path) -> None:
+    """Events for several agents come back in the order they were given."""
+    async with host_at(tmp_path / "fleet.db") as host:
+        results = await host.process_many(
+            [{**OVERLOAD, "agent_id": name} for name in ("b", "a", "b", "c")]
+        )
+        entries = [host.journal.get(r.seq) for r in results]
+        assert [("b", 2), ("a", 2), ("b", 4), ("c", 2)] == [
+            (e.stream, e.stream_seq) for e in entries if e is not None
+        ]
