@@ -89,6 +89,25 @@ def raw_bodies() -> tuple[bytes, bytes]:
     return ev, decision
 
 
+def raw_run(
+    path: Path,
+    n: int,
+    synchronous: int,
+    per_commit: int = 1,
+    hook: FrameCounter | None = None,
+) -> None:
+    """The baseline measured as ours is: open the file, write, close it.
+
+    Our side times asyncio.run with start() and stop() (opening, rebuilding, the
+    snapshot at stop, closing), so the raw side times its connect, schema and close.
+    """
+    conn = raw_connection(path, synchronous)
+    if hook is not None:
+        conn.set_wal_hook(hook)
+    raw_insert(conn, n, per_commit)
+    conn.close()
+
+
 def raw_insert(conn: apsw.Connection, n: int, per_commit: int = 1) -> None:
     """The baseline: event + decision rows, `per_commit` events to a transaction."""
     ev, decision = raw_bodies()

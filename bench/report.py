@@ -105,6 +105,12 @@ def rows(
         "process(), durability normal", "test_process[normal]", "test_raw_insert[normal]", 0.45
     )
     ratio_row("process(), durability full", "test_process[full]", "test_raw_insert[full]", 0.6)
+    ratio_row(
+        "process(), full, committing on the caller's thread",
+        "test_process_full_on_caller",
+        "test_raw_insert[full]",
+        0.85,
+    )
     for level in ("normal", "full"):
         ours, base = m.get(f"test_process[{level}]"), m.get(f"test_raw_insert[{level}]")
         if ours and base and "pages_per_commit" in ours[1]:
@@ -130,8 +136,9 @@ def rows(
                     "met": None,
                 }
             )
+    ratio_row("process_many(64), full", "test_process_many_64", "test_raw_batches_of_64", 0.35)
     for producers in (1, 8, 64):
-        target = 0.6 if producers == 64 else None
+        target = 0.25 if producers == 64 else None
         ratio_row(
             f"group commit, {producers} producer(s), full",
             f"test_producers[{producers}]",
@@ -332,6 +339,10 @@ def main() -> int:
     table = rows(medians(raw), memory)
     about = machine()
     print("\nMachine: " + ", ".join(f"{k} {v}" for k, v in about.items()))
+    print(
+        "Both sides are timed alike: each run opens its file, writes, and closes it "
+        "(ours: asyncio.run with start() and stop(); raw: connect, schema, close)."
+    )
     print(render(table))
     summary = {"machine": about, "figures": table, "memory": memory}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FrameCounter, event, raw_connection, raw_insert
+from conftest import FrameCounter, event, raw_run
 
 from adaptive_runtime import Runtime
 
@@ -18,19 +18,39 @@ SYNC = {"normal": 1, "full": 2}
 
 @pytest.mark.parametrize("durability", ["normal", "full"])
 def test_raw_insert(benchmark: Any, fresh: Callable[[], Path], durability: str) -> None:
-    """Baseline: one BEGIN IMMEDIATE ... COMMIT per event, two rows each."""
+    """Baseline: open, one BEGIN IMMEDIATE ... COMMIT per event (two rows each), close."""
     n = EVENTS[durability]
     benchmark.group = f"process-{durability}"
     benchmark.extra_info.update(events=n, role="baseline")
     counter = FrameCounter()
-
-    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        conn = raw_connection(fresh(), SYNC[durability])
-        conn.set_wal_hook(counter)
-        return (conn,), {}
-
-    benchmark.pedantic(lambda conn: raw_insert(conn, n), setup=setup, rounds=5)
+    benchmark.pedantic(
+        lambda path: raw_run(path, n, SYNC[durability], hook=counter),
+        setup=lambda: ((fresh(),), {}),
+        rounds=5,
+    )
     benchmark.extra_info.update(pages_per_commit=round(counter.frames / counter.commits, 2))
+
+
+def test_process_full_on_caller(benchmark: Any, fresh: Callable[[], Path]) -> None:
+    """Ours at full, committing on the caller's thread (Runtime(commit_on_caller=True))."""
+    n = EVENTS["full"]
+    benchmark.group = "process-full"
+    benchmark.extra_info.update(events=n, role="ours")
+
+    async def run(path: Path) -> None:
+        async with Runtime(
+            agent_id="bench",
+            path=path,
+            durability="full",
+            checkpoint_every=10**9,
+            commit_on_caller=True,
+        ) as runtime:
+            for i in range(n):
+                await runtime.process(event(i))
+
+    benchmark.pedantic(
+        lambda path: asyncio.run(run(path)), setup=lambda: ((fresh(),), {}), rounds=5
+    )
 
 
 @pytest.mark.parametrize("durability", ["normal", "full"])

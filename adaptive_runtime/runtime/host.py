@@ -73,6 +73,7 @@ class Host:
         sensitive_fields: Iterable[str] = (),
         max_event_bytes: int = MAX_EVENT_BYTES,
         fleet: FleetPolicy | None = None,
+        commit_on_caller: bool = False,
         only_agent: str | None = None,
     ) -> None:
         if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
@@ -97,6 +98,8 @@ class Host:
         self.clock: Clock = checked(clock or SystemClock())
         self.checkpoint_every = checkpoint_every
         self.max_loaded_agents = max_loaded_agents
+        self.commit_on_caller = bool(commit_on_caller)
+        """Commit (and fsync, at full) on the caller's thread instead of the journal's own."""
         self.redact = _field_names(sensitive_fields)
         self.max_event_bytes = max_event_bytes
         self.rules: tuple[Rule, ...] | None = rules_from(rules)
@@ -160,7 +163,7 @@ class Host:
             journal = arg
         # At "normal" a commit never syncs (checkpoints run on the journal's own thread),
         # so appends run inline; at "full" every commit syncs, so a worker thread shares them.
-        inline = journal.durability == "normal" and self._owns_journal
+        inline = (journal.durability == "normal" or self.commit_on_caller) and self._owns_journal
         self._loaded.clear()
         self._worker = JournalWorker(
             journal, asyncio.get_running_loop(), self._on_commit, inline=inline

@@ -45,6 +45,11 @@ class Runtime(OriginalAPI):
     `sensitive_fields` names event attributes (at any depth, case-insensitively)
     whose values are replaced by "[redacted]" before they reach the journal, the
     logs, the event bus or an error message.
+
+    `commit_on_caller=True` commits on the caller's thread even at durability "full",
+    so the event loop waits on each fsync: faster for a script or batch job with one
+    producer and nothing else on its loop; a server keeps the default, which leaves
+    the loop free while the journal's thread syncs.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class Runtime(OriginalAPI):
         persist: bool = True,
         sensitive_fields: Iterable[str] = (),
         max_event_bytes: int = MAX_EVENT_BYTES,
+        commit_on_caller: bool = False,
     ) -> None:
         check_agent_id(agent_id)
         self.agent_id = agent_id
@@ -76,6 +82,7 @@ class Runtime(OriginalAPI):
             rules=rules,
             sensitive_fields=sensitive_fields,
             max_event_bytes=max_event_bytes,
+            commit_on_caller=commit_on_caller,
             only_agent=agent_id,
         )
         self._agent: Agent = self._host.agent(agent_id)
