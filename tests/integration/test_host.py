@@ -240,3 +240,20 @@ async def test_host_process_many_routes_each_event_and_keeps_their_order(tmp_pat
         assert [("b", 2), ("a", 2), ("b", 4), ("c", 2)] == [
             (e.stream, e.stream_seq) for e in entries if e is not None
         ]
+
+
+async def test_commit_on_caller_commits_at_full_without_the_journal_thread(tmp_path: Path) -> None:
+    """commit_on_caller=True runs full-durability commits inline; the journal replays the same."""
+    path = tmp_path / "j.db"
+    async with Runtime(
+        agent_id="a", path=path, durability="full", clock=ManualClock(), commit_on_caller=True
+    ) as runtime:
+        assert runtime.host.require_worker().inline
+        decisions = [await runtime.process(OVERLOAD) for _ in range(3)]
+    assert [2, 4, 6] == [d.seq for d in decisions]
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert "full" == journal.durability
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
