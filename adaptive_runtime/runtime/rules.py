@@ -8,7 +8,6 @@ from typing import Any
 
 from ..engines.decision import parse_rules
 from ..records import Rule
-from ..rulefiles import load_rules
 
 __all__ = ["RulesArg", "rules_from"]
 
@@ -20,5 +19,7 @@ def rules_from(rules: RulesArg) -> tuple[Rule, ...] | None:
     if rules is None:
         return None
     if isinstance(rules, str | os.PathLike):
+        from ..rulefiles import load_rules  # here: only a rules file needs the file readers
+
         return load_rules(rules)
     return parse_rules(rules)
