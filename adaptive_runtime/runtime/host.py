@@ -34,7 +34,16 @@ from ..projections.fleet import (
     snapshot_fleet,
 )
 from ..projections.rebuild import STATE_VERSION
-from ..records import Entry, Event, FleetPolicy, FleetPolicySet, Rule, RulesChanged, to_pending
+from ..records import (
+    Decision,
+    Entry,
+    Event,
+    FleetPolicy,
+    FleetPolicySet,
+    Rule,
+    RulesChanged,
+    to_pending,
+)
 from .actions import ActionScheduler, Handler, Resume, register_action
 from .agent import Agent
 from .bus import EventBus
@@ -316,7 +325,7 @@ class Host:
             handle = self._handles[agent_id] = Agent(self, agent_id)
         return handle
 
-    async def process(self, event: Mapping[str, Any] | Event) -> Any:
+    async def process(self, event: Mapping[str, Any] | Event) -> Decision:
         """Decide about an event for the agent its `agent_id` field names (or the default)."""
         return await self.agent(self.route(event)).process(event)
 
