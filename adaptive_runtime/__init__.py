@@ -1,9 +1,14 @@
-"""Adaptive Runtime: decide what to do about operational events, journal it, replay it."""
+"""Adaptive Runtime: decide what to do about operational events, journal it, replay it.
+
+The names below load on first use, so that a command such as `adaptive-runtime head`
+pays only for what it uses (the event loop, the runtime, the engines load with them).
+"""
 
 from __future__ import annotations
 
-from .clock import Clock, ManualClock, SystemClock
-from .engines.backoff import BreakerPolicy, RetryPolicy
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ActionTimeoutError,
     AdaptiveRuntimeError,
@@ -22,8 +27,12 @@ from .errors import (
     RuntimeNotStartedError,
     StreamConflictError,
 )
-from .records import Decision, Event, FleetPolicy, Rule
-from .runtime import ActionCall, Agent, EventBus, Host, Runtime
+
+if TYPE_CHECKING:
+    from .clock import Clock, ManualClock, SystemClock
+    from .engines.backoff import BreakerPolicy, RetryPolicy
+    from .records import Decision, Event, FleetPolicy, Rule
+    from .runtime import ActionCall, Agent, EventBus, Host, Runtime
 
 __all__ = [
     "ActionCall",
@@ -58,3 +67,29 @@ __all__ = [
     "SystemClock",
 ]
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Clock": "adaptive_runtime.clock",
+    "ManualClock": "adaptive_runtime.clock",
+    "SystemClock": "adaptive_runtime.clock",
+    "BreakerPolicy": "adaptive_runtime.engines.backoff",
+    "RetryPolicy": "adaptive_runtime.engines.backoff",
+    "Decision": "adaptive_runtime.records",
+    "Event": "adaptive_runtime.records",
+    "FleetPolicy": "adaptive_runtime.records",
+    "Rule": "adaptive_runtime.records",
+    "ActionCall": "adaptive_runtime.runtime",
+    "Agent": "adaptive_runtime.runtime",
+    "EventBus": "adaptive_runtime.runtime",
+    "Host": "adaptive_runtime.runtime",
+    "Runtime": "adaptive_runtime.runtime",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value

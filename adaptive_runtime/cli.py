@@ -8,7 +8,6 @@ damaged); 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -306,6 +305,8 @@ def _print_json(value: object) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import asyncio  # here: only the demo runs an event loop
+
     from .demo import run_demo
     from .journal.open import sqlite_path
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import (
     GENESIS_DIGEST,
     Durability,
@@ -14,7 +16,9 @@ from .base import (
 )
 from .memory import MemoryJournal, MemoryStore
 from .sqlite import SCHEMA_VERSION, SqliteJournal
-from .writer import JournalWorker
+
+if TYPE_CHECKING:
+    from .writer import JournalWorker
 
 __all__ = [
     "GENESIS_DIGEST",
@@ -31,3 +35,12 @@ __all__ = [
     "SqliteJournal",
     "VerifyReport",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the group-commit writer brings in asyncio: loaded when a runtime asks for it
+    if name == "JournalWorker":
+        from .writer import JournalWorker
+
+        return JournalWorker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
