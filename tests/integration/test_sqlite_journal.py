@@ -414,3 +414,44 @@ def test_the_background_checkpointer_runs_by_wal_size_and_keeps_the_wal_bounded(
     assert largest < 20 * 200 * 4096, (
         largest
     )  # the log restarts: it never reaches 20x the threshold
+
+
+DIGEST_MISMATCH = "digest does not match the entry and its predecessor (edited or reordered)"
+
+
+@pytest.mark.parametrize(
+    ("statements", "bad_seq", "problem"),
+    [
+        (["UPDATE entries SET body = x'00' WHERE seq = 4"], 4, DIGEST_MISMATCH),
+        (["UPDATE entries SET ts_ns = 999 WHERE seq = 7"], 7, DIGEST_MISMATCH),
+        (["UPDATE entries SET kind = 'Other' WHERE seq = 1"], 1, DIGEST_MISMATCH),
+        (["UPDATE entries SET event_id = 'forged' WHERE seq = 2"], 2, DIGEST_MISMATCH),
+        (["UPDATE entries SET stream = 'c' WHERE seq = 3"], 3, "stream 'c' expected stream_seq 1, found 2"),
+        (["UPDATE entries SET batch = 10 WHERE seq = 9"], 9, "batch marker 10 does not match its transaction"),
+        (["UPDATE entries SET batch = 8 WHERE seq = 9"], 9, DIGEST_MISMATCH),
+        (["UPDATE entries SET digest = x'00' WHERE seq = 10"], 10, DIGEST_MISMATCH),
+        (["DELETE FROM entries WHERE seq = 5"], 5, "expected seq 5 next, found 6 (rows missing or inserted)"),
+    ],
+    ids=["body", "time", "kind", "event_id", "stream", "batch-forward", "batch-joined", "digest", "delete"],
+)  # fmt: skip
+def test_verify_reports_every_tamper_class_whole(
+    tmp_path: Path, statements: list[str], bad_seq: int, problem: str
+) -> None:
+    """The whole report: not ok, the entries and head before the damage, the seq, the problem."""
+    from adaptive_runtime.journal import Head, VerifyReport
+
+    fill(tmp_path / "j.db")
+    clean = SqliteJournal(tmp_path / "j.db")
+    before = [e for e in clean.read() if e.seq < bad_seq]
+    clean.close()
+    tamper(tmp_path / "j.db", *statements)
+    journal = SqliteJournal(tmp_path / "j.db")
+    report = journal.verify()
+    journal.close()
+    head = Head(before[-1].seq, before[-1].digest) if before else Head(0, bytes(32))
+    assert (
+        VerifyReport(
+            ok=False, entries=bad_seq - 1, head=head, first_bad_seq=bad_seq, problem=problem
+        )
+        == report
+    )
