@@ -33,6 +33,8 @@ __all__ = [
     "FleetPolicySet",
     "OutcomeRecorded",
     "Pending",
+    "PluginRef",
+    "PluginsSet",
     "Record",
     "Rule",
     "RulesChanged",
@@ -144,6 +146,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """Why the fleet's policy changed the action (None: it did not)."""
     fleet_policy: str | None = None
     """The hash of the fleet policy in force (None: none active)."""
+    plugins: tuple[str, ...] = ()
+    """The plugins in force, as `name==version`; they are in the ruleset hash too."""
 
 
 DEFAULT_DISRUPTIVE = (
@@ -231,9 +235,22 @@ class CheckpointCreated(msgspec.Struct, frozen=True, tag=True, array_like=True):
 
 
 class FleetPolicySet(msgspec.Struct, frozen=True, tag=True, array_like=True):
-    """The host's fleet policy from here on in the journal's order (in the `~fleet` stream)."""
+    """The host's fleet policy from here on in the journal's order (in the `~host` stream)."""
 
     policy: FleetPolicy
+
+
+class PluginRef(msgspec.Struct, frozen=True, array_like=True):
+    """A plugin by the name it is enabled by, and the version of its distribution."""
+
+    name: str
+    version: str
+
+
+class PluginsSet(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """The plugins a host enabled, from here on in the journal's order (in the `~host` stream)."""
+
+    plugins: tuple[PluginRef, ...]
 
 
 class FleetIncident(msgspec.Struct, frozen=True, tag=True, array_like=True):
@@ -321,6 +338,7 @@ Record = (
     | ActionAbandoned
     | FleetPolicySet
     | FleetIncident
+    | PluginsSet
 )
 
 _encoder = msgspec.msgpack.Encoder()

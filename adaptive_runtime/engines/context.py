@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -10,7 +10,14 @@ import msgspec
 from ..records import Event
 from .events import parse_event
 
-__all__ = ["DEFAULT_CONTEXT_MAP", "RISK_LEVELS", "ContextEngine", "ContextResult"]
+__all__ = [
+    "DEFAULT_CONTEXT_MAP",
+    "RISK_LEVELS",
+    "Analyser",
+    "ContextEngine",
+    "ContextOverride",
+    "ContextResult",
+]
 
 DEFAULT_CONTEXT_MAP: Mapping[str, str] = {
     "service_overload": "resource_pressure",
@@ -41,15 +48,37 @@ class ContextResult(msgspec.Struct, frozen=True, kw_only=True):
     tags: tuple[str, ...] = ()
 
 
+class ContextOverride(msgspec.Struct, frozen=True, kw_only=True):
+    """What a context analyser says an event means: its context, and optionally its risk.
+
+    `risk` (low, medium, high, critical) replaces the one the pressure gives; `tags`
+    are added to the event's own.
+    """
+
+    context: str
+    risk: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+Analyser = Callable[[Event], "ContextOverride | None"]
+"""A context analyser: a pure, deterministic function of the event; None passes it on."""
+
+
 class ContextEngine:
     """Classify events: a pure function of the event and the context map."""
 
-    __slots__ = ("_map",)
+    __slots__ = ("_analysers", "_map")
 
-    def __init__(self, context_map: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        context_map: Mapping[str, str] | None = None,
+        analysers: Sequence[tuple[str, Analyser]] = (),
+    ) -> None:
         merged = dict(DEFAULT_CONTEXT_MAP)
         merged.update(context_map or {})
         self._map = merged
+        self._analysers = tuple(analysers)
+        """Plugins' analysers, asked in order before the built-in map."""
 
     def __repr__(self) -> str:
         return f"ContextEngine(contexts={len(self._map)})"
@@ -64,15 +93,52 @@ class ContextEngine:
         return self.classify(parse_event(event))
 
     def classify(self, ev: Event) -> ContextResult:
-        """Return the context of an event already validated (the pipeline's path: no re-parse)."""
+        """Return the context of an event already validated (the pipeline's path: no re-parse).
+
+        Each plugin analyser is asked in turn; the first valid answer wins. An analyser
+        that raises or answers anything but a well-formed ContextOverride is passed
+        over, the same way every time, so replay passes it over too; the built-in map
+        (event type to context, risk from the pressure) answers last.
+        """
         pressure = pressure_of(ev)
+        tags = tags_of(ev)
+        for _, analyse in self._analysers:
+            said = _ask(analyse, ev)
+            if said is not None:
+                extra = tuple(t for t in said.tags if t not in tags)
+                return ContextResult(
+                    context=said.context,
+                    risk=said.risk or risk_of(pressure),
+                    stability=stability_of(pressure),
+                    pressure=round(pressure, 4),
+                    tags=tags + extra,
+                )
         return ContextResult(
             context=self._map.get(ev.type, f"unknown_{ev.type}"),
             risk=risk_of(pressure),
             stability=stability_of(pressure),
             pressure=round(pressure, 4),
-            tags=tags_of(ev),
+            tags=tags,
         )
+
+
+def _ask(analyse: Analyser, ev: Event) -> ContextOverride | None:
+    """An analyser's answer if it is well formed; None if it passes, raises or says nonsense."""
+    try:
+        said = analyse(ev)
+    except Exception:  # a broken plugin never stops a decision: the next analyser answers
+        return None
+    if not isinstance(said, ContextOverride):
+        return None
+    if not isinstance(said.context, str) or not 0 < len(said.context) <= 64:
+        return None
+    if said.risk is not None and said.risk not in RISK_LEVELS:
+        return None
+    if not isinstance(said.tags, tuple) or not all(
+        isinstance(t, str) and 0 < len(t) <= 64 for t in said.tags
+    ):
+        return None
+    return said
 
 
 def pressure_of(ev: Event) -> float:

@@ -111,10 +111,14 @@ class DecisionEngine:
     __slots__ = ("_custom", "_rules", "rules_hash")
 
     def __init__(
-        self, custom_rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | None = None
+        self,
+        custom_rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | None = None,
+        packs: Sequence[tuple[str, tuple[Rule, ...]]] = (),
     ) -> None:
         self._custom = parse_rules(custom_rules or ())
         labelled = [(f"custom[{i}]", r) for i, r in enumerate(self._custom)]
+        for name, rules in packs:  # plugins' rule packs, between the custom rules and defaults
+            labelled += [(f"{name}[{i}]", r) for i, r in enumerate(rules)]
         labelled += [(f"default[{i}]", r) for i, r in enumerate(DEFAULT_RULES)]
         self._rules: tuple[tuple[str, Rule], ...] = tuple(labelled)
         self.rules_hash = hashlib.blake2b(

@@ -23,6 +23,7 @@ from ..records import (
     FleetIncident,
     FleetPolicySet,
     OutcomeRecorded,
+    PluginsSet,
     Record,
     RulesChanged,
     StatePatched,
@@ -91,6 +92,10 @@ def _check(record: Record) -> None:
             _label("agents", agent)
     elif isinstance(record, FleetPolicySet):
         pass  # its own checks ran when it was decoded (FleetPolicy.__post_init__)
+    elif isinstance(record, PluginsSet):
+        for plugin in record.plugins:
+            _label("plugin", plugin.name)
+            _label("plugin version", plugin.version)
     else:
         _check_action_step(record)
 

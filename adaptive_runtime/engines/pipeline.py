@@ -8,15 +8,38 @@ from typing import Any
 
 import msgspec
 
-from ..records import Decision, Event, Rule
+from ..records import Decision, Event, PluginRef, Rule
 from .confidence import ConfidenceParams, History, record, score
-from .context import ContextEngine
+from .context import Analyser, ContextEngine
 from .decision import DecisionEngine
 
-__all__ = ["ENGINE_VERSION", "Policy", "decide", "learn"]
+__all__ = ["ENGINE_VERSION", "PluginSet", "Policy", "decide", "learn"]
 
 ENGINE_VERSION = 1
 """Bump when a formula changes, so old decisions are not 'verified' against new code."""
+
+
+class PluginSet:
+    """The plugins in force, as the engines see them: who they are, their analysers, their rules.
+
+    Loading them is the shell's work (adaptive_runtime.plugins); this is what it hands over.
+    """
+
+    __slots__ = ("analysers", "labels", "packs", "refs")
+
+    def __init__(
+        self,
+        refs: tuple[PluginRef, ...] = (),
+        analysers: Sequence[tuple[str, Analyser]] = (),
+        packs: Sequence[tuple[str, tuple[Rule, ...]]] = (),
+    ) -> None:
+        self.refs = refs
+        self.analysers = tuple(analysers)
+        self.packs = tuple(packs)
+        self.labels = tuple(f"{r.name}=={r.version}" for r in refs)
+
+    def __repr__(self) -> str:
+        return f"PluginSet({', '.join(self.labels) or 'none'})"
 
 
 class Policy:
@@ -27,18 +50,27 @@ class Policy:
     must be journaled first: a knob that replay could not see does not exist.
     """
 
-    __slots__ = ("confidence", "context_engine", "decision_engine", "ruleset")
+    __slots__ = ("confidence", "context_engine", "decision_engine", "plugins", "ruleset")
 
-    def __init__(self, *, rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] = ()) -> None:
-        self.context_engine = ContextEngine()
-        self.decision_engine = DecisionEngine(custom_rules=rules)
+    def __init__(
+        self,
+        *,
+        rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] = (),
+        plugins: PluginSet | None = None,
+    ) -> None:
+        plugins = plugins or PluginSet()
+        self.plugins = plugins
+        self.context_engine = ContextEngine(analysers=plugins.analysers)
+        self.decision_engine = DecisionEngine(custom_rules=rules, packs=plugins.packs)
         self.confidence = ConfidenceParams()
-        fingerprint = (
+        fingerprint: tuple[Any, ...] = (
             ENGINE_VERSION,
             self.decision_engine.rules,
             sorted(self.context_engine.context_map.items()),
             self.confidence,
         )
+        if plugins.refs:  # journals without plugins keep the hashes they always had
+            fingerprint += (plugins.refs,)
         digest = hashlib.blake2b(msgspec.msgpack.encode(fingerprint), digest_size=8)
         self.ruleset = digest.hexdigest()
 
@@ -56,6 +88,7 @@ def decide(policy: Policy, history: History, event: Event, ts_ns: int) -> Decisi
     conf = score(policy.confidence, history, event.severity, ctx.risk, ctx.context)
     match = policy.decision_engine.match(ctx.context, ctx.risk, conf.final)
     return Decision(
+        plugins=policy.plugins.labels,
         action=match.action,
         confidence=conf.final,
         reason=match.reason,

@@ -29,7 +29,7 @@ from ..records import (
     read_record,
 )
 from .agent import DecisionSummary
-from .fleet import FLEET_STREAM
+from .fleet import HOST_STREAM
 from .rebuild import rebuild
 
 __all__ = [
@@ -284,7 +284,7 @@ def agents(journal: Journal) -> list[AgentSummary]:
     """Every agent of the journal, with its entry count, last decision and open actions."""
     out: list[AgentSummary] = []
     for stream in journal.streams():
-        if stream == FLEET_STREAM:
+        if stream == HOST_STREAM:
             continue
         state = rebuild(journal, stream).state
         out.append(

@@ -9,16 +9,16 @@ from ..journal import Journal
 from ..records import Entry, FleetIncident, FleetPolicy, FleetPolicySet, read_as, read_record
 
 __all__ = [
-    "FLEET_STREAM",
     "FLEET_VERSION",
+    "HOST_STREAM",
     "evolve_fleet",
     "journaled_policy",
     "rebuild_fleet",
     "snapshot_fleet",
 ]
 
-FLEET_STREAM = "~fleet"
-"""The stream of the fleet's own records (its policy); agent ids may not start with '~'."""
+HOST_STREAM = "~host"
+"""The stream of the host's own records (its fleet policy, its plugins); agent ids may not start with '~'."""
 
 
 class _DecidedFields(msgspec.Struct, frozen=True):
@@ -47,7 +47,7 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
         observe(view, entry.ts_ns, entry.stream, d.context, d.action, entry.stream_seq)
     elif kind == "FleetIncident":
         open_incident(view, read_as(entry, FleetIncident), entry.ts_ns)
-    elif kind == "FleetPolicySet" and entry.stream == FLEET_STREAM:
+    elif kind == "FleetPolicySet" and entry.stream == HOST_STREAM:
         view.policy = read_as(entry, FleetPolicySet).policy
     return view
 
@@ -59,7 +59,7 @@ _decode_view = msgspec.msgpack.Decoder(FleetView).decode
 
 def journaled_policy(journal: Journal) -> FleetPolicy | None:
     """The fleet policy last journaled (None: never set)."""
-    for entry in journal.latest(1, FLEET_STREAM, kind="FleetPolicySet"):
+    for entry in journal.latest(1, HOST_STREAM, kind="FleetPolicySet"):
         return read_as(entry, FleetPolicySet).policy
     return None
 
@@ -70,7 +70,7 @@ def rebuild_fleet(journal: Journal) -> tuple[FleetView, int]:
     Returns the view and the seq it covers.
     """
     view, seq = FleetView(), 0
-    for snapshot in journal.snapshots(FLEET_STREAM):
+    for snapshot in journal.snapshots(HOST_STREAM):
         if snapshot.version != FLEET_VERSION:
             continue
         try:
@@ -86,4 +86,4 @@ def rebuild_fleet(journal: Journal) -> tuple[FleetView, int]:
 
 def snapshot_fleet(journal: Journal, view: FleetView, seq: int, ts_ns: int) -> None:
     """Save the fleet view as of `seq` (a cache: rebuild_fleet checks it like any snapshot)."""
-    journal.put_snapshot(FLEET_STREAM, seq, _encode_view(view), version=FLEET_VERSION, ts_ns=ts_ns)
+    journal.put_snapshot(HOST_STREAM, seq, _encode_view(view), version=FLEET_VERSION, ts_ns=ts_ns)

@@ -27,7 +27,7 @@ from ..journal import Durability, Journal, JournalWorker
 from ..journal.open import describe, open_journal
 from ..observability.logs import logger_for
 from ..projections.fleet import (
-    FLEET_STREAM,
+    HOST_STREAM,
     evolve_fleet,
     journaled_policy,
     rebuild_fleet,
@@ -180,7 +180,7 @@ class Host:
         try:
             await self._start_fleet(journal)
             self._streams = set(await self._worker.run(journal.streams))
-            self._streams.discard(FLEET_STREAM)
+            self._streams.discard(HOST_STREAM)
             streams = [self._only] if self._only is not None else sorted(self._streams)
             for agent_id in streams:
                 await self._resume(agent_id)
@@ -201,7 +201,7 @@ class Host:
         self._fleet_committed, self._fleet_seq = committed, seq
         if self.fleet_policy is not None and self.fleet_policy != committed.policy:
             ts = self.clock.now_ns()
-            await worker.append([to_pending(FLEET_STREAM, FleetPolicySet(self.fleet_policy), ts)])
+            await worker.append([to_pending(HOST_STREAM, FleetPolicySet(self.fleet_policy), ts)])
             log.info("Fleet policy %s journaled", self.fleet_policy.digest)
         self.fleet = committed.copy()
 
@@ -377,7 +377,7 @@ class Host:
     async def agents(self) -> list[str]:
         """Every agent with entries in the journal, sorted."""
         worker = await self.when_ready()
-        return [s for s in await worker.run(worker.journal.streams) if s != FLEET_STREAM]
+        return [s for s in await worker.run(worker.journal.streams) if s != HOST_STREAM]
 
     def action(
         self,

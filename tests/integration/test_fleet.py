@@ -117,7 +117,7 @@ async def test_the_fleet_policy_is_journaled_and_kept_across_restarts(tmp_path: 
     finally:
         journal.close()
     agents = json.loads(cli("agents", "--db", str(path), "--json").stdout)
-    assert "~fleet" not in [a["agent"] for a in agents]
+    assert "~host" not in [a["agent"] for a in agents]
 
 
 def test_fleet_policy_knobs_are_checked() -> None:
@@ -131,4 +131,4 @@ def test_fleet_policy_knobs_are_checked() -> None:
         with pytest.raises(ConfigurationError):
             FleetPolicy(**bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="'~' are the journal's own"):
-        Host("memory:").agent("~fleet")
+        Host("memory:").agent("~host")
