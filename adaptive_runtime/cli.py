@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--quiet", action="store_true", help="don't show the engines' log lines (on stderr)"
     )
+    demo.add_argument(
+        "--plugins",
+        metavar="NAMES",
+        help="enable these installed plugins, comma-separated (see `plugins`)",
+    )
 
     hist = command(
         "history",
@@ -177,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
         [db],
     )
     imp.add_argument("file", type=Path, help="a file written by `export` (- for standard input)")
+
+    command(
+        "plugins",
+        _plugins,
+        "list the installed plugins and their versions, and the ones the journal was decided with",
+        "adaptive-runtime plugins --db fleet.db",
+        [db, as_json],
+    )
 
     command(
         "agents",
@@ -313,7 +326,10 @@ def _demo(args: argparse.Namespace) -> int:
     path = sqlite_path(args.db)
     if path is None:
         raise UsageError(f"demo runs on a SQLite file; give --db a path, not {args.db}")
-    return asyncio.run(run_demo(Path(path), agent=args.agent, show_logs=not args.quiet))
+    plugins = None if args.plugins is None else [p for p in args.plugins.split(",") if p]
+    return asyncio.run(
+        run_demo(Path(path), agent=args.agent, show_logs=not args.quiet, plugins=plugins)
+    )
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -639,6 +655,33 @@ def _import(args: argparse.Namespace) -> int:
         raise JournalError(f"the imported journal does not verify: {report.problem}")
     partial.rename(args.db)
     print(f"Imported {count} entries into {args.db}; chain verified. Head: {report.head}")
+    return EXIT_OK
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from .plugins import installed
+    from .projections.fleet import journaled_plugins
+
+    found = installed()
+    enabled: list[str] | None = None
+    try:
+        journal = _open(args)
+    except JournalError:
+        journal = None  # no journal here: list what is installed only
+    if journal is not None:
+        refs = journaled_plugins(journal)
+        enabled = [f"{r.name}=={r.version}" for r in refs or ()]
+        journal.close()
+    if args.json:
+        _print_json({"installed": found, "enabled": enabled})
+        return EXIT_OK
+    rows = [(p.name, ",".join(p.kinds), p.distribution, p.version) for p in found]
+    print(table(("plugin", "kinds", "package", "version"), rows))
+    print(f"\n{_plural(len(found), 'plugin')} installed.")
+    if enabled is None:
+        print(f"No journal at {args.db}: nothing is enabled there.")
+    else:
+        print(f"Enabled in {args.db}: {', '.join(enabled) or 'none'}.")
     return EXIT_OK
 
 

@@ -30,6 +30,7 @@ async def run_demo(
     log: TextIO | None = None,
     show_logs: bool = True,
     history: int = 10,
+    plugins: list[str] | None = None,
 ) -> int:
     """Process the scenario on the journal at `path`, then print what the journal remembers.
 
@@ -38,7 +39,7 @@ async def run_demo(
     level = ROOT.level
     handler = enable_console_logging(logging.INFO, log or sys.stderr) if show_logs else None
     try:
-        runtime = Runtime(agent_id=agent, path=path, checkpoint_every=5)
+        runtime = Runtime(agent_id=agent, path=path, checkpoint_every=5, plugins=plugins)
 
         @runtime.bus.subscribe("anomaly_detected")
         async def on_anomaly(event: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from ..engines.decision import RuleCheck
-from ..engines.pipeline import Policy
+from ..engines.pipeline import PluginSet, Policy
 from ..errors import JournalCorruptError
 from ..journal import Journal
 from ..records import (
@@ -196,7 +196,7 @@ def explain(journal: Journal, seq: int) -> Explanation:
     d = read_as(entry, DecisionMade).decision
     item = _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
     before = rebuild(journal, entry.stream, upto=entry.batch - 1).state
-    policy = Policy(rules=before.rules)
+    policy = Policy(rules=before.rules, plugins=_plugins_of(d.plugins))
     tried = tuple(policy.decision_engine.explain(d.context, d.risk, d.confidence))
     outcomes: list[Outcome] = []
     attempts: list[Attempt] = []
@@ -226,6 +226,15 @@ def explain(journal: Journal, seq: int) -> Explanation:
         attempts=tuple(attempts),
         incident=incident,
     )
+
+
+def _plugins_of(labels: tuple[str, ...]) -> PluginSet | None:
+    """The plugins a decision names, loaded at its versions, to list the rules it tried."""
+    if not labels:
+        return None
+    from ..plugins import load_labels  # here: only decisions made with plugins need them
+
+    return load_labels(labels)
 
 
 def _attempt(

@@ -6,12 +6,22 @@ import msgspec
 
 from ..engines.fleet import FleetView, observe, open_incident
 from ..journal import Journal
-from ..records import Entry, FleetIncident, FleetPolicy, FleetPolicySet, read_as, read_record
+from ..records import (
+    Entry,
+    FleetIncident,
+    FleetPolicy,
+    FleetPolicySet,
+    PluginRef,
+    PluginsSet,
+    read_as,
+    read_record,
+)
 
 __all__ = [
     "FLEET_VERSION",
     "HOST_STREAM",
     "evolve_fleet",
+    "journaled_plugins",
     "journaled_policy",
     "rebuild_fleet",
     "snapshot_fleet",
@@ -61,6 +71,13 @@ def journaled_policy(journal: Journal) -> FleetPolicy | None:
     """The fleet policy last journaled (None: never set)."""
     for entry in journal.latest(1, HOST_STREAM, kind="FleetPolicySet"):
         return read_as(entry, FleetPolicySet).policy
+    return None
+
+
+def journaled_plugins(journal: Journal) -> tuple[PluginRef, ...] | None:
+    """The plugin set last journaled (None: never set)."""
+    for entry in journal.latest(1, HOST_STREAM, kind="PluginsSet"):
+        return read_as(entry, PluginsSet).plugins
     return None
 
 

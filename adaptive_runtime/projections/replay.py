@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from ..engines.fleet import FleetView, gate_in_fleet, observe, open_incident
-from ..engines.pipeline import Policy, decide
+from ..engines.pipeline import PluginSet, Policy, decide
 from ..errors import ReplayMismatchError
 from ..journal import Journal
 from ..records import (
@@ -18,11 +18,14 @@ from ..records import (
     Event,
     EventReceived,
     FleetPolicy,
+    PluginRef,
+    PluginsSet,
     Rule,
+    read_as,
     read_record,
 )
 from .agent import AgentState, evolve
-from .fleet import evolve_fleet, journaled_policy
+from .fleet import HOST_STREAM, evolve_fleet, journaled_policy
 
 __all__ = ["Mismatch", "Redecided", "ReplayReport", "redecide", "verify_replay", "what_if"]
 
@@ -83,15 +86,18 @@ def redecide(
     folded over every stream in the journal's global order, as the host kept it.
     """
     states: dict[str, AgentState] = {}
-    policies: dict[tuple[Rule, ...], Policy] = {}
+    policies: dict[tuple[object, ...], Policy] = {}
     events: dict[str, tuple[Entry, Event]] = {}
-    fixed = None if rules is None else Policy(rules=rules)
+    plugins = PluginSet()
     view = FleetView() if fleet is not None or journaled_policy(journal) is not None else None
-    source = journal.read() if view is not None else journal.read(stream)
+    host_records = journal.stream_head(HOST_STREAM) > 0  # fleet policy, plugins: global order
+    source = journal.read() if view is not None or host_records else journal.read(stream)
     for count, entry in enumerate(source, start=1):
         if progress is not None and count % 100_000 == 0:
             progress(count)
-        if stream is not None and entry.stream != stream and view is None:
+        if entry.kind == "PluginsSet" and entry.stream == HOST_STREAM:
+            plugins = _load_plugins(read_as(entry, PluginsSet).plugins)
+        if stream is not None and entry.stream != stream and view is None and not host_records:
             continue
         state = states.get(entry.stream)
         if state is None:
@@ -101,9 +107,11 @@ def redecide(
             events[entry.stream] = (entry, record.event)
         elif isinstance(record, DecisionMade):
             event_entry, event = events.pop(entry.stream)
-            policy = fixed or policies.get(state.rules)
+            in_force = state.rules if rules is None else tuple(rules)
+            key = (in_force, plugins.refs)
+            policy = policies.get(key)
             if policy is None:
-                policy = policies[state.rules] = Policy(rules=state.rules)
+                policy = policies[key] = Policy(rules=in_force, plugins=plugins)
             fresh = decide(policy, state.history, event, event_entry.ts_ns)
             if view is not None:
                 if fleet is not None:
@@ -162,3 +170,14 @@ def _differing(a: Decision, b: Decision) -> tuple[str, ...]:
     left: Mapping[str, Any] = msgspec.structs.asdict(a)
     right: Mapping[str, Any] = msgspec.structs.asdict(b)
     return tuple(name for name in left if _encode(left[name]) != _encode(right[name]))
+
+
+def _load_plugins(refs: tuple[PluginRef, ...]) -> PluginSet:
+    """The plugins a journal was decided with, at those versions (or a clear error why not)."""
+    if not refs:
+        return PluginSet()
+    from ..plugins import load  # here: only journals with plugins look at entry points
+
+    versions = {ref.name: ref.version for ref in refs}
+    loaded, _ = load(versions, versions=versions)
+    return loaded

@@ -22,6 +22,7 @@ from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.events import MAX_EVENT_BYTES
 from ..engines.fleet import FleetView
+from ..engines.pipeline import PluginSet
 from ..errors import AdaptiveRuntimeError, ConfigurationError, RuntimeNotStartedError
 from ..journal import Durability, Journal, JournalWorker
 from ..journal.open import describe, open_journal
@@ -29,6 +30,7 @@ from ..observability.logs import logger_for
 from ..projections.fleet import (
     HOST_STREAM,
     evolve_fleet,
+    journaled_plugins,
     journaled_policy,
     rebuild_fleet,
     snapshot_fleet,
@@ -40,6 +42,7 @@ from ..records import (
     Event,
     FleetPolicy,
     FleetPolicySet,
+    PluginsSet,
     Rule,
     RulesChanged,
     to_pending,
@@ -82,6 +85,7 @@ class Host:
         sensitive_fields: Iterable[str] = (),
         max_event_bytes: int = MAX_EVENT_BYTES,
         fleet: FleetPolicy | None = None,
+        plugins: Sequence[str] | None = None,
         commit_on_caller: bool = False,
         only_agent: str | None = None,
     ) -> None:
@@ -115,6 +119,11 @@ class Host:
         """Custom rules for every agent served; journaled for an agent whose rules differ."""
         if fleet is not None and not isinstance(fleet, FleetPolicy):
             raise ConfigurationError(f"fleet must be a FleetPolicy, not {type(fleet).__name__}")
+        if isinstance(plugins, str):
+            raise ConfigurationError(f"plugins must be a list of names, e.g. [{plugins!r}]")
+        self._plugin_names = None if plugins is None else list(plugins)
+        self.plugins = PluginSet()
+        """The plugins in force: named here, or else the ones the journal was decided with."""
         self.fleet_policy = fleet
         """The fleet policy to journal at start (None: keep whatever the journal holds)."""
         self.fleet: FleetView | None = None
@@ -178,6 +187,7 @@ class Host:
             journal, asyncio.get_running_loop(), self._on_commit, inline=inline
         )
         try:
+            await self._start_plugins(journal)
             await self._start_fleet(journal)
             self._streams = set(await self._worker.run(journal.streams))
             self._streams.discard(HOST_STREAM)
@@ -190,6 +200,31 @@ class Host:
             self._ready.clear()
             raise
         self._ready.set()
+
+    async def _start_plugins(self, journal: Journal) -> None:
+        """Load the plugins named (or those the journal was decided with) and journal a change."""
+        from ..plugins import load  # here: only hosts with plugins look at entry points
+
+        worker = self.require_worker()
+        journaled = await worker.run(journaled_plugins, journal)
+        if self._plugin_names is None:
+            if not journaled:
+                return
+            versions = {ref.name: ref.version for ref in journaled}
+            plugins, registrars = load(versions, versions=versions)
+        else:
+            plugins, registrars = load(self._plugin_names)
+            if plugins.refs != (journaled or ()):
+                ts = self.clock.now_ns()
+                await worker.append([to_pending(HOST_STREAM, PluginsSet(plugins.refs), ts)])
+                log.info("Plugins journaled: %s", ", ".join(plugins.labels) or "none")
+        self.plugins = plugins
+        for name, register in registrars:
+            try:
+                register(self)
+            except Exception as exc:
+                msg = f"plugin {name!r} failed to register its actions: {type(exc).__name__}: {exc}"
+                raise ConfigurationError(msg) from None
 
     async def _start_fleet(self, journal: Journal) -> None:
         """Rebuild the fleet view if a fleet policy is (or is to be) in force; journal a new one."""
@@ -224,7 +259,9 @@ class Host:
         if agent_id == self._only:
             ledger = await self._load(agent_id, starting=True)
         else:
-            ledger = Ledger(agent_id, self.require_worker(), self.clock, self.checkpoint_every)
+            ledger = Ledger(
+                agent_id, self.require_worker(), self.clock, self.checkpoint_every, self.plugins
+            )
             await ledger.rebuild()  # a look at its state: kept only if it has actions to resume
             if not ledger.state.open_actions or agent_id in self._loaded:
                 return
@@ -449,7 +486,7 @@ class Host:
         future.add_done_callback(_consume)
         self._loading[agent_id] = future
         try:
-            ledger = Ledger(agent_id, worker, self.clock, self.checkpoint_every)
+            ledger = Ledger(agent_id, worker, self.clock, self.checkpoint_every, self.plugins)
             await ledger.rebuild(new=agent_id not in self._streams)
             self._streams.add(agent_id)
             await self._install(ledger)

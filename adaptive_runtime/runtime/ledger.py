@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from .._crashpoints import crash_point
 from ..clock import Clock
 from ..engines.confidence import History
-from ..engines.pipeline import Policy
+from ..engines.pipeline import PluginSet, Policy
 from ..errors import (
     AdaptiveRuntimeError,
     InvalidEventError,
@@ -49,9 +49,16 @@ class Ledger:
     """One agent's stream as the runtime sees it: state, decision inputs, appends, snapshots."""
 
     def __init__(
-        self, agent_id: str, worker: JournalWorker, clock: Clock, checkpoint_every: int
+        self,
+        agent_id: str,
+        worker: JournalWorker,
+        clock: Clock,
+        checkpoint_every: int,
+        plugins: PluginSet | None = None,
     ) -> None:
         self.agent_id = agent_id
+        self.plugins = plugins or PluginSet()
+        """The plugins in force for the host: part of every Policy this ledger makes."""
         self.worker = worker
         self.clock = clock
         self.checkpoint_every = checkpoint_every
@@ -62,7 +69,7 @@ class Ledger:
         self.view = AgentState(stream=agent_id)
         """The committed state plus every batch queued after it, folded by the same `evolve`
         as they are queued: what decisions read (its seqs are provisional, its inputs exact)."""
-        self._policies: dict[tuple[Rule, ...], Policy] = {(): Policy()}
+        self._policies: dict[tuple[Rule, ...], Policy] = {}
         self._next_stream_seq = 0
         self.stale = False
         """The inputs may be off (a conflict, or a failed append): catch up before deciding."""
@@ -124,7 +131,7 @@ class Ledger:
     def policy_for(self, rules: tuple[Rule, ...]) -> Policy:
         policy = self._policies.get(rules)
         if policy is None:
-            policy = self._policies[rules] = Policy(rules=rules)
+            policy = self._policies[rules] = Policy(rules=rules, plugins=self.plugins)
         return policy
 
     async def rebuild(self, *, new: bool = False) -> None:

@@ -66,6 +66,7 @@ class Runtime(OriginalAPI):
         sensitive_fields: Iterable[str] = (),
         max_event_bytes: int = MAX_EVENT_BYTES,
         commit_on_caller: bool = False,
+        plugins: Sequence[str] | None = None,
     ) -> None:
         check_agent_id(agent_id)
         self.agent_id = agent_id
@@ -83,6 +84,7 @@ class Runtime(OriginalAPI):
             sensitive_fields=sensitive_fields,
             max_event_bytes=max_event_bytes,
             commit_on_caller=commit_on_caller,
+            plugins=plugins,
             only_agent=agent_id,
         )
         self._agent: Agent = self._host.agent(agent_id)

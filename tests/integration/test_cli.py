@@ -281,6 +281,8 @@ def test_every_command_has_help_with_an_example() -> None:
         "import",
         "state",
         "stats",
+        "agents",
+        "plugins",
     ):
         out = cli(command, "--help")
         assert 0 == out.returncode

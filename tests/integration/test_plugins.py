@@ -1,0 +1,223 @@
+"""Plugins from an installed package, found through real entry points.
+
+The example package in examples/trading-plugin is installed with pip into a folder of
+the test's own, which the child processes put on their path: discovery goes through
+importlib.metadata exactly as for any installed package, and nothing is monkeypatched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from adaptive_runtime import ConfigurationError, Event, Host, ManualClock
+from adaptive_runtime.engines import Policy, decide, parse_event
+from adaptive_runtime.engines.confidence import History
+from adaptive_runtime.engines.context import ContextOverride
+from adaptive_runtime.engines.pipeline import PluginSet
+from adaptive_runtime.records import PluginRef
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "trading-plugin"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin, installed by pip into a folder of its own."""
+    target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / "trading-plugin"
+    shutil.copytree(EXAMPLE, source)  # the build writes beside its sources: not into the repo
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return target
+
+
+def run(
+    site: Path | None, code: str, *args: str, seed: str = "0"
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+TRADE = """
+import asyncio, json, sys
+from adaptive_runtime import Host, ManualClock
+EVENTS = [
+    {"type": "vps_disconnect", "severity": 0.3, "cpu": 10, "agent_id": "bot"},
+    {"type": "stop_loss_hit", "severity": 0.5, "symbol": "EURUSD", "agent_id": "bot"},
+    {"type": "price_update", "severity": 0.1, "agent_id": "bot"},
+    {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88, "agent_id": "bot"},
+]
+async def main(path):
+    async with Host(path, durability="normal", clock=ManualClock(), plugins=["trading"]) as host:
+        out = []
+        for event in EVENTS:
+            d = await host.process(event)
+            out.append([d.context, d.risk, d.action, d.rule, list(d.plugins), list(d.tags)])
+        await host.wait_for_actions()
+        out.append(host.agent("bot").state.actions_succeeded)
+    print(json.dumps(out))
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_the_installed_pack_decides_its_events_at_the_risk_it_intends(
+    site: Path, tmp_path: Path
+) -> None:
+    """vps_disconnect is critical whatever the load; the pack's rules fire; its action runs."""
+    out = run(site, TRADE, str(tmp_path / "bot.db"))
+    assert 0 == out.returncode, out.stderr
+    *decisions, succeeded = json.loads(out.stdout)
+    version = ["trading==0.1.0"]
+    assert [
+        ["trading_infrastructure", "critical", "emergency_save_state", "trading[0]", version, ["trading"]],
+        ["trading_position", "high", "close_position", "trading[2]", version, ["trading", "position_open"]],
+        ["trading_market_data", "low", "log_telemetry", "trading[4]", version, ["trading"]],
+        ["resource_pressure", "high", "restart_service", "default[2]", version, ["cpu_critical", "memory_high", "severe"]],
+    ] == decisions  # fmt: skip
+    assert 1 == succeeded  # emergency_save_state, the pack's own handler
+
+
+@pytest.mark.parametrize("seed", ["0", "99"])
+def test_plugin_decisions_replay_byte_for_byte_and_fail_clearly_without_the_plugin(
+    site: Path, tmp_path: Path, seed: str
+) -> None:
+    """With the plugin installed replay verifies; without it, it says which plugin is missing."""
+    path = tmp_path / "bot.db"
+    assert 0 == run(site, TRADE, str(path), seed=seed).returncode
+    replay = [sys.executable, "-m", "adaptive_runtime", "replay", "--verify", "--db", str(path)]
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    ok = subprocess.run(
+        replay, capture_output=True, text=True, env={**env, "PYTHONPATH": str(site)}
+    )
+    assert 0 == ok.returncode, ok.stdout + ok.stderr
+    missing = subprocess.run(replay, capture_output=True, text=True, env=env)
+    assert 2 == missing.returncode
+    assert (
+        "plugin 'trading' is not installed (the journal was decided with trading==0.1.0)"
+        in missing.stderr
+    )
+    assert "Traceback" not in missing.stderr
+
+
+def test_the_plugins_command_lists_installed_and_enabled(site: Path, tmp_path: Path) -> None:
+    """`plugins` shows what is installed, and what a journal was decided with."""
+    path = tmp_path / "bot.db"
+    run(site, TRADE, str(path))
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run(
+        [sys.executable, "-m", "adaptive_runtime", "plugins", "--db", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    listed = json.loads(out.stdout)
+    assert {
+        "name": "trading",
+        "kinds": ["actions", "contexts", "rules"],
+        "distribution": "adaptive-runtime-trading",
+        "version": "0.1.0",
+    } in listed["installed"]
+    assert ["trading==0.1.0"] == listed["enabled"]
+
+
+def test_installed_is_not_enabled_and_a_missing_plugin_is_named(site: Path, tmp_path: Path) -> None:
+    """Without plugins= the pack does nothing; an unknown name is a ConfigurationError naming it."""
+    code = """
+    import asyncio, sys
+    from adaptive_runtime import Host, ConfigurationError
+    async def main(path):
+        async with Host(path, durability="normal") as host:
+            print((await host.process({"type": "vps_disconnect", "severity": 0.3})).context)
+        try:
+            await Host(path + "2", plugins=["tradeing"]).start()
+        except ConfigurationError as exc:
+            print(exc)
+    asyncio.run(main(sys.argv[1]))
+    """
+    out = run(site, code, str(tmp_path / "j.db"))
+    lines = out.stdout.splitlines()
+    assert "unknown_vps_disconnect" == lines[0]
+    assert lines[1].startswith("plugin 'tradeing' is not installed; installed plugins: ")
+    assert "trading" in lines[1]
+
+
+# -- analysers that misbehave: passed over, the same way every time ----------------
+
+
+def _policy_with(analyser: object) -> Policy:
+    plugins = PluginSet((PluginRef("odd", "1"),), [("odd", analyser)], [])  # type: ignore[list-item]
+    return Policy(plugins=plugins)
+
+
+@pytest.mark.parametrize(
+    "analyser",
+    [
+        lambda ev: 1 / 0,  # raises
+        lambda ev: "critical",  # not a ContextOverride
+        lambda ev: ContextOverride(context="x", risk="apocalyptic"),  # a risk that isn't one
+        lambda ev: ContextOverride(context=""),  # no context
+        lambda ev: ContextOverride(context="x", tags=("ok", 3)),  # type: ignore[arg-type]
+    ],
+    ids=["raises", "garbage", "bad-risk", "empty-context", "bad-tags"],
+)
+def test_an_analyser_that_raises_or_answers_garbage_is_passed_over(analyser: object) -> None:
+    """The built-in map decides instead, and the decision still journals (it encodes)."""
+    from adaptive_runtime.records import DecisionMade, to_pending
+
+    event = parse_event({"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88})
+    d = decide(_policy_with(analyser), History(), event, 1)
+    assert ("resource_pressure", "high", "restart_service", ("odd==1",)) == (
+        d.context,
+        d.risk,
+        d.action,
+        d.plugins,
+    )
+    to_pending("a", DecisionMade(d), 1)  # the guard at the journal's door lets it through
+
+
+def test_plugins_enter_the_ruleset_hash_and_none_keeps_the_old_one() -> None:
+    """A plugin changes the hash; no plugins gives the hash journals always had."""
+    assert Policy().ruleset == Policy(plugins=PluginSet()).ruleset
+    assert Policy().ruleset != _policy_with(lambda ev: None).ruleset
+
+
+def test_plugins_must_be_a_list_of_names() -> None:
+    """plugins="trading" is refused: a list is needed."""
+    with pytest.raises(ConfigurationError, match=r"a list of names, e.g. \['trading'\]"):
+        Host("memory:", plugins="trading", clock=ManualClock())  # type: ignore[arg-type]
+
+
+def test_event_is_importable_by_plugins() -> None:
+    """The names a plugin uses come from the public API."""
+    assert Event(type="x").type == "x"
