@@ -6,6 +6,7 @@ __all__ = [
     "ActionTimeoutError",
     "AdaptiveRuntimeError",
     "ConfigurationError",
+    "DecisionTooSlowError",
     "DuplicateEventError",
     "InvalidEventError",
     "InvalidImportError",
@@ -57,6 +58,10 @@ class InvalidImportError(AdaptiveRuntimeError, ValueError):
 
 class ActionTimeoutError(AdaptiveRuntimeError, TimeoutError):
     """An action's attempt ran past its `attempt_timeout` and was cancelled."""
+
+
+class DecisionTooSlowError(AdaptiveRuntimeError, TimeoutError):
+    """Deciding took longer than the host allows (a slow plugin); nothing was journaled."""
 
 
 class RuntimeNotStartedError(AdaptiveRuntimeError):

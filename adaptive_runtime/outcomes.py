@@ -11,6 +11,7 @@ from typing import NamedTuple
 from .errors import (
     AdaptiveRuntimeError,
     ConfigurationError,
+    DecisionTooSlowError,
     DuplicateEventError,
     InvalidEventError,
     InvalidImportError,
@@ -51,6 +52,7 @@ _TABLE: tuple[tuple[type[BaseException], Outcome], ...] = (
     (InvalidRulesError, Outcome(EXIT_USAGE, 422, "invalid rules")),
     (InvalidImportError, Outcome(EXIT_USAGE, 422, "invalid import")),
     (ConfigurationError, Outcome(EXIT_USAGE, 400, "invalid setting")),
+    (DecisionTooSlowError, Outcome(EXIT_JOURNAL, 503, "deciding took too long")),
     (ReplayMismatchError, Outcome(EXIT_CHECK_FAILED, 500, "replay differs from the journal")),
     (RuntimeNotStartedError, Outcome(EXIT_JOURNAL, 503, "not started")),
     (JournalBusyError, Outcome(EXIT_JOURNAL, 503, "journal busy")),

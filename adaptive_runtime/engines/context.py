@@ -102,24 +102,25 @@ class ContextEngine:
         """
         pressure = pressure_of(ev)
         tags = tags_of(ev)
+        said = None
         for _, analyse in self._analysers:
             said = _ask(analyse, ev)
             if said is not None:
-                extra = tuple(t for t in said.tags if t not in tags)
-                return ContextResult(
-                    context=said.context,
-                    risk=said.risk or risk_of(pressure),
-                    stability=stability_of(pressure),
-                    pressure=round(pressure, 4),
-                    tags=tags + extra,
-                )
+                break
+        if said is None:
+            said = self.builtin(ev)  # the first analyser of all: it always answers
+        extra = tuple(t for t in said.tags if t not in tags)
         return ContextResult(
-            context=self._map.get(ev.type, f"unknown_{ev.type}"),
-            risk=risk_of(pressure),
+            context=said.context,
+            risk=said.risk or risk_of(pressure),
             stability=stability_of(pressure),
             pressure=round(pressure, 4),
-            tags=tags,
+            tags=tags + extra if extra else tags,
         )
+
+    def builtin(self, ev: Event) -> ContextOverride:
+        """The built-in analyser: the event type's context from the map (risk from pressure)."""
+        return ContextOverride(context=self._map.get(ev.type, f"unknown_{ev.type}"))
 
 
 def _ask(analyse: Analyser, ev: Event) -> ContextOverride | None:

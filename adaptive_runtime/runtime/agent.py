@@ -20,6 +20,7 @@ from ..engines.pipeline import decide
 from ..errors import (
     AdaptiveRuntimeError,
     ConfigurationError,
+    DecisionTooSlowError,
     DuplicateEventError,
     InvalidEventError,
 )
@@ -212,7 +213,17 @@ class Agent:
 
         def batch() -> list[Pending]:
             ts = host.clock.now_ns()
+            began = time.perf_counter()
             decision = decide(ledger.policy, ledger.history, ev, ts)
+            took_ms = (time.perf_counter() - began) * 1000.0
+            if took_ms > host.max_decide_ms:
+                # refused before anything is journaled: replay never meets a timing-made result
+                msg = (
+                    f"deciding about this {ev.type} event took {took_ms:.1f} ms, past the host's "
+                    f"max_decide_ms of {host.max_decide_ms:g} (plugins: "
+                    f"{', '.join(ledger.plugins.labels) or 'none'}); nothing was journaled"
+                )
+                raise DecisionTooSlowError(msg)
             incident = None
             fleet = host.fleet
             if fleet is not None:

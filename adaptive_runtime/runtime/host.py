@@ -86,6 +86,7 @@ class Host:
         max_event_bytes: int = MAX_EVENT_BYTES,
         fleet: FleetPolicy | None = None,
         plugins: Sequence[str] | None = None,
+        max_decide_ms: float = 250.0,
         commit_on_caller: bool = False,
         only_agent: str | None = None,
     ) -> None:
@@ -122,6 +123,12 @@ class Host:
         if isinstance(plugins, str):
             raise ConfigurationError(f"plugins must be a list of names, e.g. [{plugins!r}]")
         self._plugin_names = None if plugins is None else list(plugins)
+        if not isinstance(max_decide_ms, int | float) or not max_decide_ms > 0:
+            raise ConfigurationError(
+                f"max_decide_ms must be a positive number, not {max_decide_ms!r}"
+            )
+        self.max_decide_ms = float(max_decide_ms)
+        """A decision that takes longer (a slow plugin's analyser) is refused, not journaled."""
         self.plugins = PluginSet()
         """The plugins in force: named here, or else the ones the journal was decided with."""
         self.fleet_policy = fleet

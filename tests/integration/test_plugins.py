@@ -221,3 +221,28 @@ def test_plugins_must_be_a_list_of_names() -> None:
 def test_event_is_importable_by_plugins() -> None:
     """The names a plugin uses come from the public API."""
     assert Event(type="x").type == "x"
+
+
+async def test_a_decision_slower_than_max_decide_ms_is_refused_and_nothing_is_journaled(
+    tmp_path: Path,
+) -> None:
+    """A slow plugin's decision is a DecisionTooSlowError; the journal is untouched.
+
+    The bound is set below any real decision's time, so the test needs no slow code.
+    """
+    from adaptive_runtime import DecisionTooSlowError
+    from adaptive_runtime.journal import SqliteJournal
+
+    path = tmp_path / "j.db"
+    async with Host(path, durability="normal", clock=ManualClock(), max_decide_ms=1e-9) as host:
+        with pytest.raises(DecisionTooSlowError, match="past the host's max_decide_ms"):
+            await host.process({"type": "timeout", "severity": 0.4})
+        [result] = await host.process_many([{"type": "timeout", "severity": 0.4}])
+        assert isinstance(result, DecisionTooSlowError)
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert 0 == journal.head().seq
+    finally:
+        journal.close()
+    with pytest.raises(ConfigurationError, match="max_decide_ms"):
+        Host("memory:", max_decide_ms=0)
