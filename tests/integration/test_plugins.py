@@ -246,3 +246,13 @@ async def test_a_decision_slower_than_max_decide_ms_is_refused_and_nothing_is_jo
         journal.close()
     with pytest.raises(ConfigurationError, match="max_decide_ms"):
         Host("memory:", max_decide_ms=0)
+
+
+def test_the_same_events_under_the_same_plugins_decide_alike_under_two_hash_seeds(
+    site: Path, tmp_path: Path
+) -> None:
+    """Two runs, two PYTHONHASHSEEDs, two journals: the same decisions, field for field."""
+    first = run(site, TRADE, str(tmp_path / "one.db"), seed="1")
+    second = run(site, TRADE, str(tmp_path / "two.db"), seed="12345")
+    assert 0 == first.returncode == second.returncode, first.stderr + second.stderr
+    assert json.loads(first.stdout) == json.loads(second.stdout)
