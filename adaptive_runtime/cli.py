@@ -311,7 +311,9 @@ def _progress(what: str) -> Callable[[int], None]:
 
 
 def _print_json(value: object) -> None:
-    print(json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False))
+    from .records import named
+
+    print(json.dumps(named(value), indent=2, ensure_ascii=False))
 
 
 # -- commands ------------------------------------------------------------------

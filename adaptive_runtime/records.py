@@ -42,6 +42,7 @@ __all__ = [
     "decode_record",
     "encode_checked",
     "encode_record",
+    "named",
     "read_as",
     "read_record",
     "to_pending",
@@ -114,8 +115,12 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True):
     """The lowest priority a decision from this rule may have."""
 
 
-class Decision(msgspec.Struct, frozen=True, kw_only=True):
-    """What the runtime decided about one event, and why."""
+class Decision(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """What the runtime decided about one event, and why.
+
+    Journaled as an array of its fields in this order (about half the bytes of a map);
+    entries written as maps by earlier versions still read (see `decode_record`).
+    """
 
     action: str
     confidence: float
@@ -344,8 +349,53 @@ Record = (
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 
+
+class _MapDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """A Decision as versions before the array encoding journaled it: a map of its fields."""
+
+    action: str
+    confidence: float
+    reason: str
+    priority: str
+    context: str
+    risk: str
+    stability: str
+    pressure: float
+    rule: str
+    ruleset: str
+    event_type: str
+    base_confidence: float
+    risk_factor: float
+    history_weight: float
+    tags: tuple[str, ...] = ()
+    event_id: str | None = None
+    ts_ns: int = 0
+    seq: int = 0
+    event_seq: int = 0
+
+
+class _MapDecisionMade(msgspec.Struct, frozen=True, tag="DecisionMade", array_like=True):
+    decision: _MapDecision
+
+
+_map_decoder = msgspec.msgpack.Decoder(_MapDecisionMade)
+
+
+def _decode(body: bytes) -> Record:
+    """Decode a body; a DecisionMade of the earlier map encoding is read as a Decision too."""
+    try:
+        return _decoder.decode(body)
+    except msgspec.DecodeError:
+        try:
+            old = _map_decoder.decode(body).decision
+        except msgspec.DecodeError:
+            raise  # the first error: this is not an old DecisionMade either
+        fields = {name: getattr(old, name) for name in old.__struct_fields__}
+        return DecisionMade(Decision(**fields))
+
+
 encode_record = _encoder.encode
-decode_record = _decoder.decode
+decode_record = _decode
 
 
 R = TypeVar("R", bound=msgspec.Struct)
@@ -357,7 +407,7 @@ def read_record(entry: Entry) -> Record:
     The body must decode, and be of the kind the entry's `kind` column names.
     """
     try:
-        record = _decoder.decode(entry.body)
+        record = _decode(entry.body)
     except (msgspec.DecodeError, RecursionError) as exc:
         why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         msg = (
@@ -372,6 +422,17 @@ def read_record(entry: Entry) -> Record:
         )
         raise JournalCorruptError(msg, seq=entry.seq)
     return record
+
+
+def named(value: object) -> Any:
+    """Builtins for JSON, with every struct as an object of named fields (array-like ones too)."""
+    if isinstance(value, msgspec.Struct):
+        return {name: named(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, dict):
+        return {key: named(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [named(item) for item in value]
+    return msgspec.to_builtins(value)
 
 
 def read_as(entry: Entry, kind: type[R]) -> R:

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from ..errors import AdaptiveRuntimeError, InvalidImportError, JournalError
-from ..records import Entry, Pending, read_record
+from ..records import Entry, Pending, named, read_record
 from . import _chain
 from .base import Journal
 
@@ -49,8 +49,7 @@ def export_lines(journal: Journal, stream: str | None = None) -> Iterator[str]:
 
 def _readable(record: msgspec.Struct) -> dict[str, Any]:
     """Show a record as an object with named fields (its stored form is a compact array)."""
-    fields = {name: msgspec.to_builtins(getattr(record, name)) for name in record.__struct_fields__}
-    return {"type": type(record).__name__, **fields}
+    return {"type": type(record).__name__, **named(record)}
 
 
 _Item = tuple[Pending, int, str, int]

@@ -18,11 +18,13 @@ from ..records import (
     ActionSucceeded,
     Breaker,
     CheckpointCreated,
+    DecisionMade,
     Entry,
     OutcomeRecorded,
     Rule,
     RulesChanged,
     StatePatched,
+    decode_record,
     read_record,
 )
 
@@ -91,21 +93,40 @@ class AgentState(msgspec.Struct, kw_only=True):
     actions_skipped: int = 0
 
 
-class _DecidedFields(msgspec.Struct, frozen=True):
-    """The fields of a Decision that the fold reads; the rest are skipped while decoding."""
+class _DecidedFields(msgspec.Struct, frozen=True, array_like=True):
+    """A Decision's leading fields, up to the last the fold reads; the rest are not decoded."""
 
     action: str
-    priority: str
     confidence: float
-    event_type: str
+    reason: str
+    priority: str
+    context: str
     risk: str
+    stability: str
+    pressure: float
+    rule: str
+    ruleset: str
+    event_type: str
 
 
 class _DecisionMadeFields(msgspec.Struct, frozen=True, tag="DecisionMade", array_like=True):
     decision: _DecidedFields
 
 
-_decision_summary = msgspec.msgpack.Decoder(_DecisionMadeFields).decode
+_fast_summary = msgspec.msgpack.Decoder(_DecisionMadeFields).decode
+
+
+def _decision_summary(body: bytes) -> _DecisionMadeFields:
+    try:
+        return _fast_summary(body)
+    except msgspec.DecodeError:
+        # an entry of the earlier map encoding: the whole-record decoder reads that too
+        record = decode_record(body)
+        if not isinstance(record, DecisionMade):
+            raise
+        d = record.decision
+        leading = (getattr(d, name) for name in _DecidedFields.__struct_fields__)
+        return _DecisionMadeFields(_DecidedFields(*leading))
 
 
 def apply_patch(state: Mapping[str, Any] | None, patch: StatePatched) -> dict[str, Any]:

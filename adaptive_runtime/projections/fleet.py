@@ -7,12 +7,14 @@ import msgspec
 from ..engines.fleet import FleetView, observe, open_incident
 from ..journal import Journal
 from ..records import (
+    DecisionMade,
     Entry,
     FleetIncident,
     FleetPolicy,
     FleetPolicySet,
     PluginRef,
     PluginsSet,
+    decode_record,
     read_as,
     read_record,
 )
@@ -31,10 +33,13 @@ HOST_STREAM = "~host"
 """The stream of the host's own records (its fleet policy, its plugins); agent ids may not start with '~'."""
 
 
-class _DecidedFields(msgspec.Struct, frozen=True):
-    """The fields of a Decision the fleet reads; the rest are skipped while decoding."""
+class _DecidedFields(msgspec.Struct, frozen=True, array_like=True):
+    """A Decision's leading fields, up to the context; the rest are not decoded."""
 
     action: str
+    confidence: float
+    reason: str
+    priority: str
     context: str
 
 
@@ -42,7 +47,19 @@ class _DecisionMadeFields(msgspec.Struct, frozen=True, tag="DecisionMade", array
     decision: _DecidedFields
 
 
-_decided = msgspec.msgpack.Decoder(_DecisionMadeFields).decode
+_fast_decided = msgspec.msgpack.Decoder(_DecisionMadeFields).decode
+
+
+def _decided(body: bytes) -> tuple[str, str]:
+    """A decision's action and context (an entry of the earlier map encoding reads too)."""
+    try:
+        d = _fast_decided(body).decision
+        return d.action, d.context
+    except msgspec.DecodeError:
+        record = decode_record(body)
+        if not isinstance(record, DecisionMade):
+            raise
+        return record.decision.action, record.decision.context
 
 
 def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
@@ -50,11 +67,11 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
     kind = entry.kind
     if kind == "DecisionMade":
         try:
-            d = _decided(entry.body).decision
+            action, context = _decided(entry.body)
         except msgspec.DecodeError:
             read_record(entry)  # raises the typed error, naming the seq
             raise
-        observe(view, entry.ts_ns, entry.stream, d.context, d.action, entry.stream_seq)
+        observe(view, entry.ts_ns, entry.stream, context, action, entry.stream_seq)
     elif kind == "FleetIncident":
         open_incident(view, read_as(entry, FleetIncident), entry.ts_ns)
     elif kind == "FleetPolicySet" and entry.stream == HOST_STREAM:

@@ -506,3 +506,63 @@ def msgspec_replace(value: object, **changes: object) -> object:
     import msgspec
 
     return msgspec.structs.replace(value, **changes)  # type: ignore[type-var]
+
+
+def test_decisions_journal_as_arrays_and_old_map_entries_still_read_and_replay() -> None:
+    """A Decision is an array of its fields; one journaled as a map by an earlier version reads,
+    folds and replays the same."""
+    import msgspec
+
+    from adaptive_runtime.journal import MemoryJournal, Pending
+    from adaptive_runtime.projections import AgentState, evolve, verify_replay
+    from adaptive_runtime.records import (
+        DecisionMade,
+        EventReceived,
+        encode_record,
+        read_record,
+        to_pending,
+    )
+
+    event = parse_event(
+        {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88, "id": "e"}
+    )
+    d = _decision()
+    old_fields = [
+        "action",
+        "confidence",
+        "reason",
+        "priority",
+        "context",
+        "risk",
+        "stability",
+        "pressure",
+        "rule",
+        "ruleset",
+        "event_type",
+        "base_confidence",
+        "risk_factor",
+        "history_weight",
+        "tags",
+        "event_id",
+        "ts_ns",
+        "seq",
+        "event_seq",
+    ]
+    legacy = msgspec.msgpack.encode(
+        ["DecisionMade", {name: getattr(d, name) for name in old_fields}]
+    )
+    array = encode_record(DecisionMade(d))  # type: ignore[arg-type]
+    assert len(array) < len(legacy) * 0.6  # the keys were about half of every decision
+    journal = MemoryJournal()
+    journal.append(
+        [
+            to_pending("a", EventReceived(msgspec.structs.replace(event, id=None)), 5),
+            Pending(stream="a", kind="DecisionMade", ts_ns=5, body=legacy),
+        ]
+    )
+    entry = journal.get(2)
+    assert entry is not None
+    assert DecisionMade(d) == read_record(entry)  # type: ignore[arg-type]
+    state = evolve(AgentState(stream="a"), entry)
+    assert ({"restart_service": 1}, "high") == (state.actions, state.recent[0].risk)
+    assert verify_replay(journal).ok
