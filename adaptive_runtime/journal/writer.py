@@ -89,6 +89,18 @@ class JournalWorker:
         [future] = self.append_all([batch], [expected])
         return future
 
+    def append_now(self, batch: Sequence[Pending], expected: int | None = None) -> list[Entry]:
+        """Append inline, on the caller's thread, and fold the result: no future to answer.
+
+        Only for an inline worker; raises the batch's error as append's future would.
+        """
+        [result] = self._journal.append_many([batch], [expected])
+        self.commits += 1
+        if isinstance(result, Exception):
+            raise result
+        self._on_commit(result)
+        return result
+
     def append_all(
         self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None]
     ) -> list[asyncio.Future[list[Entry]]]:

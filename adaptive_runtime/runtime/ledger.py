@@ -230,11 +230,13 @@ class Ledger:
         self._inflight += 1
         self.idle.clear()
         try:
-            entries = await worker.append(batch, expected)
             if worker.inline:
+                entries = worker.append_now(batch, expected)
                 # an inline commit completes without suspending: yield once anyway, or a
                 # caller looping over process() would starve handlers, actions and snapshots
                 await asyncio.sleep(0)
+            else:
+                entries = await worker.append(batch, expected)
         except StreamConflictError:
             self.stale = True  # another writer moved the stream: catch up, decide again
             entries = []
