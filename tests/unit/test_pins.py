@@ -566,3 +566,98 @@ def test_decisions_journal_as_arrays_and_old_map_entries_still_read_and_replay()
     state = evolve(AgentState(stream="a"), entry)
     assert ({"restart_service": 1}, "high") == (state.actions, state.recent[0].risk)
     assert verify_replay(journal).ok
+
+
+# -- context: the map, the levels, analysers ------------------------------------------
+
+
+def test_the_built_in_context_map_row_by_row() -> None:
+    """Each known event type gets its context; anything else is unknown_<type>."""
+    from adaptive_runtime.engines import ContextEngine
+
+    engine = ContextEngine()
+    assert {
+        "service_overload": "resource_pressure",
+        "memory_leak": "resource_pressure",
+        "anomaly_detected": "anomaly_signal",
+        "timeout": "latency_issue",
+        "auth_failure": "security_signal",
+        "recovery_needed": "self_healing",
+        "degraded_service": "service_degradation",
+        "disk_full": "unknown_disk_full",
+    } == {t: engine.analyze({"type": t}).context for t in (
+        "service_overload", "memory_leak", "anomaly_detected", "timeout", "auth_failure",
+        "recovery_needed", "degraded_service", "disk_full",
+    )}  # fmt: skip
+
+
+def test_risk_levels_and_the_reported_pressure() -> None:
+    """Four levels, low to critical; the pressure is reported to 4 places."""
+    from adaptive_runtime.engines import ContextEngine
+    from adaptive_runtime.engines.context import RISK_LEVELS
+
+    assert ("low", "medium", "high", "critical") == RISK_LEVELS
+    result = ContextEngine().analyze({"type": "x", "severity": 0.123456})
+    assert round(0.35 * 0.123456, 4) == result.pressure == 0.0432
+
+
+def test_context_results_are_frozen_and_overrides_take_keywords() -> None:
+    """A ContextResult can't be changed; a ContextOverride is built with keywords."""
+    from adaptive_runtime.engines import ContextEngine
+    from adaptive_runtime.engines.context import ContextOverride
+
+    result = ContextEngine().analyze({"type": "x"})
+    with pytest.raises(AttributeError):
+        result.context = "y"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ContextOverride("x")  # type: ignore[misc]
+
+
+def _engine_with(*answers: object) -> object:
+    from adaptive_runtime.engines import ContextEngine
+
+    return ContextEngine(analysers=[(f"p{i}", lambda ev, a=a: a) for i, a in enumerate(answers)])
+
+
+def test_an_analyser_answer_sets_context_risk_and_adds_tags() -> None:
+    """The first valid answer wins; its risk replaces the pressure's; new tags are added once."""
+    from adaptive_runtime.engines.context import ContextOverride
+
+    ev = parse_event({"type": "x", "severity": 0.9})  # pressure 0.315: low, tag "severe"
+    engine = _engine_with(
+        None,  # passes
+        ContextOverride(context="c", risk="critical", tags=("severe", "mine")),
+        ContextOverride(context="later"),
+    )
+    result = engine.classify(ev)  # type: ignore[attr-defined]
+    assert ("c", "critical", ("severe", "mine")) == (result.context, result.risk, result.tags)
+    no_risk = _engine_with(ContextOverride(context="c")).classify(ev)  # type: ignore[attr-defined]
+    assert ("c", "low", ("severe",)) == (no_risk.context, no_risk.risk, no_risk.tags)
+
+
+@pytest.mark.parametrize(
+    ("answer", "valid"),
+    [
+        ({"context": "x"}, True),  # one character is enough
+        ({"context": ""}, False),
+        ({"context": "c" * 64}, True),
+        ({"context": "c" * 65}, False),
+        ({"context": "c", "risk": None}, True),
+        ({"context": "c", "risk": "high"}, True),
+        ({"context": "c", "risk": "severe"}, False),
+        ({"context": "c", "tags": ("t",)}, True),
+        ({"context": "c", "tags": ("",)}, False),
+        ({"context": "c", "tags": ("t" * 64,)}, True),
+        ({"context": "c", "tags": ("t" * 65,)}, False),
+        ({"context": "c", "tags": ["t"]}, False),  # a list, not a tuple
+    ],
+)
+def test_an_analyser_answer_is_used_only_when_well_formed(
+    answer: dict[str, object], valid: bool
+) -> None:
+    """Malformed answers are passed over for the built-in map."""
+    from adaptive_runtime.engines.context import ContextOverride
+
+    engine = _engine_with(ContextOverride(**answer))  # type: ignore[arg-type]
+    context = engine.classify(parse_event({"type": "timeout"})).context  # type: ignore[attr-defined]
+    assert (answer["context"] if valid else "latency_issue") == context
