@@ -661,3 +661,99 @@ def test_an_analyser_answer_is_used_only_when_well_formed(
     engine = _engine_with(ContextOverride(**answer))  # type: ignore[arg-type]
     context = engine.classify(parse_event({"type": "timeout"})).context  # type: ignore[attr-defined]
     assert (answer["context"] if valid else "latency_issue") == context
+
+
+# -- retry policy: defaults, validation edges, exact delays -------------------------
+
+
+def test_retry_policy_defaults() -> None:
+    """3 attempts, 1 s doubling, at most 30 s a wait, 10% jitter, no time limits."""
+    from adaptive_runtime.engines.backoff import RetryPolicy
+
+    p = RetryPolicy()
+    assert (3, 1.0, 2.0, 30.0, 0.1, None, None) == (
+        p.max_attempts,
+        p.base_delay,
+        p.multiplier,
+        p.max_delay,
+        p.jitter,
+        p.total_timeout,
+        p.attempt_timeout,
+    )
+    with pytest.raises(AttributeError):
+        p.max_attempts = 5  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        RetryPolicy(3)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("knobs", "ok"),
+    [
+        ({"max_attempts": 1}, True),
+        ({"max_attempts": 0}, False),
+        ({"base_delay": 0.0}, True),
+        ({"base_delay": -0.001}, False),
+        ({"max_delay": 0.0}, True),
+        ({"max_delay": 0.5}, True),
+        ({"max_delay": -0.001}, False),
+        ({"multiplier": 1.0}, True),
+        ({"multiplier": 1.5}, True),
+        ({"multiplier": 0.999}, False),
+        ({"jitter": 0.0}, True),
+        ({"jitter": 0.999}, True),
+        ({"jitter": 1.0}, False),
+        ({"jitter": -0.001}, False),
+        ({"attempt_timeout": 0.5}, True),
+        ({"attempt_timeout": 1e-9}, True),
+        ({"attempt_timeout": 0.0}, False),
+    ],
+)
+def test_retry_policy_knobs_at_their_edges(knobs: dict[str, float], ok: bool) -> None:
+    """Each bound is where the message says: on it passes, past it is a ConfigurationError."""
+    from adaptive_runtime.engines.backoff import RetryPolicy
+    from adaptive_runtime.errors import ConfigurationError
+
+    if ok:
+        RetryPolicy(**knobs)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ConfigurationError):
+            RetryPolicy(**knobs)  # type: ignore[arg-type]
+
+
+def test_delay_for_is_the_jittered_exponential_written_out() -> None:
+    """raw = min(base x mult^(n-1), max); unit from blake2b(key:n); delay = raw x (1 + j(2u - 1)), capped."""
+    import hashlib
+
+    from adaptive_runtime.engines.backoff import RetryPolicy, delay_for
+
+    def unit(key: str, attempt: int) -> float:
+        digest = hashlib.blake2b(f"{key}:{attempt}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64
+
+    p = RetryPolicy(base_delay=2.0, multiplier=3.0, max_delay=30.0, jitter=0.25)
+    for attempt in (1, 2, 3, 4):
+        raw = min(2.0 * 3.0 ** (attempt - 1), 30.0)
+        expected = min(raw * (1.0 + 0.25 * (2.0 * unit("k", attempt) - 1.0)), 30.0)
+        assert expected == delay_for(p, attempt, "k")
+    assert 30.0 >= delay_for(p, 4, "k")  # 54 s raw: capped, jitter and all
+    assert 6.0 == delay_for(RetryPolicy(base_delay=2.0, multiplier=3.0, jitter=0.0), 2, "k")
+
+
+def test_breaker_policy_defaults_and_transitions_written_out() -> None:
+    """5 failures open it, 30 s before a probe; a failed probe reopens it; closed keeps no time."""
+    p = BreakerPolicy()
+    assert (5, 30.0) == (p.failure_threshold, p.reset_after)
+    with pytest.raises(AttributeError):
+        p.failure_threshold = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        BreakerPolicy(5)  # type: ignore[misc]
+    assert Breaker("closed", 1, 0) == breaker_failed(p, Breaker(), 99)
+    probe = Breaker("half_open", 1, 7)
+    assert Breaker("open", 2, 99) == breaker_failed(p, probe, 99)  # below the threshold, yet open
+
+
+def test_after_failure_retries_by_default() -> None:
+    """Without a retry predicate's verdict, an error is retryable."""
+    from adaptive_runtime.engines.backoff import RetryPolicy, after_failure
+
+    assert (1.0, None) == after_failure(RetryPolicy(jitter=0.0), 1, 0.0, "k")
