@@ -116,7 +116,8 @@ class _DecisionMadeFields(msgspec.Struct, frozen=True, tag="DecisionMade", array
 _fast_summary = msgspec.msgpack.Decoder(_DecisionMadeFields).decode
 
 
-def _decision_summary(body: bytes) -> _DecisionMadeFields:
+def decided_fields(body: bytes) -> _DecisionMadeFields:
+    """The leading fields of a DecisionMade body (the folds read no more); old map bodies too."""
     try:
         return _fast_summary(body)
     except msgspec.DecodeError:
@@ -152,7 +153,7 @@ def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = No
         return state
     if entry.kind == "DecisionMade":
         try:
-            d = _decision_summary(entry.body).decision
+            d = decided_fields(entry.body).decision
         except msgspec.DecodeError:
             read_record(entry)  # raises the typed error, naming the seq
             raise

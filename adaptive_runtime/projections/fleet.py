@@ -7,17 +7,16 @@ import msgspec
 from ..engines.fleet import FleetView, observe, open_incident
 from ..journal import Journal
 from ..records import (
-    DecisionMade,
     Entry,
     FleetIncident,
     FleetPolicy,
     FleetPolicySet,
     PluginRef,
     PluginsSet,
-    decode_record,
     read_as,
     read_record,
 )
+from .agent import decided_fields
 
 __all__ = [
     "FLEET_VERSION",
@@ -33,45 +32,16 @@ HOST_STREAM = "~host"
 """The stream of the host's own records (its fleet policy, its plugins); agent ids may not start with '~'."""
 
 
-class _DecidedFields(msgspec.Struct, frozen=True, array_like=True):
-    """A Decision's leading fields, up to the context; the rest are not decoded."""
-
-    action: str
-    confidence: float
-    reason: str
-    priority: str
-    context: str
-
-
-class _DecisionMadeFields(msgspec.Struct, frozen=True, tag="DecisionMade", array_like=True):
-    decision: _DecidedFields
-
-
-_fast_decided = msgspec.msgpack.Decoder(_DecisionMadeFields).decode
-
-
-def _decided(body: bytes) -> tuple[str, str]:
-    """A decision's action and context (an entry of the earlier map encoding reads too)."""
-    try:
-        d = _fast_decided(body).decision
-        return d.action, d.context
-    except msgspec.DecodeError:
-        record = decode_record(body)
-        if not isinstance(record, DecisionMade):
-            raise
-        return record.decision.action, record.decision.context
-
-
 def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
     """Fold one entry of any stream into the fleet view (in place)."""
     kind = entry.kind
     if kind == "DecisionMade":
         try:
-            action, context = _decided(entry.body)
+            d = decided_fields(entry.body).decision
         except msgspec.DecodeError:
             read_record(entry)  # raises the typed error, naming the seq
             raise
-        observe(view, entry.ts_ns, entry.stream, context, action, entry.stream_seq)
+        observe(view, entry.ts_ns, entry.stream, d.context, d.action, entry.stream_seq)
     elif kind == "FleetIncident":
         open_incident(view, read_as(entry, FleetIncident), entry.ts_ns)
     elif kind == "FleetPolicySet" and entry.stream == HOST_STREAM:
