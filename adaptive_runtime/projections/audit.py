@@ -37,7 +37,6 @@ __all__ = [
     "Attempt",
     "Explanation",
     "HistoryItem",
-    "LastDecision",
     "Outcome",
     "Stats",
     "agents",
@@ -266,17 +265,6 @@ def _attempt(
     )
 
 
-class LastDecision(msgspec.Struct, frozen=True, kw_only=True):
-    """An agent's latest decision, in brief."""
-
-    seq: int
-    ts_ns: int
-    event_type: str
-    action: str
-    priority: str
-    confidence: float
-
-
 class AgentSummary(msgspec.Struct, frozen=True, kw_only=True):
     """One agent of a journal at a glance."""
 
@@ -284,7 +272,7 @@ class AgentSummary(msgspec.Struct, frozen=True, kw_only=True):
     entries: int
     events: int
     decisions: int
-    last_decision: LastDecision | None
+    last_decision: DecisionSummary | None
     open_actions: int
     """Actions scheduled or begun and not finished: a restart resumes them."""
 
@@ -302,22 +290,11 @@ def agents(journal: Journal) -> list[AgentSummary]:
                 entries=state.stream_seq,
                 events=state.events,
                 decisions=state.decisions,
-                last_decision=_last(state.recent[-1]) if state.recent else None,
+                last_decision=state.recent[-1] if state.recent else None,
                 open_actions=len(state.open_actions),
             )
         )
     return out
-
-
-def _last(d: DecisionSummary) -> LastDecision:
-    return LastDecision(
-        seq=d.seq,
-        ts_ns=d.ts_ns,
-        event_type=d.event_type,
-        action=d.action,
-        priority=d.priority,
-        confidence=d.confidence,
-    )
 
 
 class Stats(msgspec.Struct, kw_only=True):
