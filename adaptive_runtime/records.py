@@ -7,6 +7,7 @@ body of a journal entry whose `kind` column carries the same tag.
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -30,6 +31,7 @@ __all__ = [
     "EventReceived",
     "FleetIncident",
     "FleetPolicy",
+    "LearningPolicy",
     "FleetPolicySet",
     "OutcomeRecorded",
     "Pending",
@@ -113,6 +115,8 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     priority: str | None = None
     """The lowest priority a decision from this rule may have."""
+    alternatives: tuple[str, ...] = ()
+    """Other actions that may compete with this rule's, on their record (same min_conf)."""
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -153,6 +157,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """The hash of the fleet policy in force (None: none active)."""
     plugins: tuple[str, ...] = ()
     """The plugins in force, as `name==version`; they are in the ruleset hash too."""
+    instead_of: str | None = None
+    """The action the rules chose, when an alternative with a better record replaced it."""
 
 
 DEFAULT_DISRUPTIVE = (
@@ -268,9 +274,42 @@ class FleetIncident(msgspec.Struct, frozen=True, tag=True, array_like=True):
     rule: str
 
 
+class LearningPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How an agent learns from outcomes (see engines.learning); journaled, in the ruleset hash."""
+
+    prior_strength: float = 4.0
+    """k: how many outcomes the no-history confidence is worth."""
+    fade: float = 0.98
+    """Each new outcome of an action multiplies the weight of its older ones by this."""
+    bonus: float = 0.2
+    """c: the optimism an alternative gets, c / sqrt(k + n); 0 lets only the estimates compete."""
+    alternatives: bool = True
+    """False: only the rule walk chooses (each action still scored by its own record)."""
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("prior_strength", self.prior_strength, 0.0 < self.prior_strength <= 1000.0),
+            ("fade", self.fade, 0.0 < self.fade <= 1.0),
+            ("bonus", self.bonus, 0.0 <= self.bonus <= 10.0),
+        )
+        for name, value, ok in checks:
+            if isinstance(value, bool) or not ok or not math.isfinite(value):
+                ranges = {
+                    "prior_strength": "above 0 and at most 1000",
+                    "fade": "above 0 and at most 1",
+                    "bonus": "from 0 to 10",
+                }
+                msg = f"learning.{name} must be a number {ranges[name]}, not {value!r}"
+                raise ConfigurationError(msg)
+
+
 class RulesChanged(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """An agent's policy from here on: its custom rules and how it learns from outcomes."""
+
     rules: tuple[Rule, ...]
     ruleset: str
+    learning: LearningPolicy | None = None
+    """None: the default LearningPolicy."""
 
 
 class Breaker(msgspec.Struct, frozen=True, array_like=True):

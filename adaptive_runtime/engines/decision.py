@@ -17,6 +17,7 @@ __all__ = [
     "FALLBACK",
     "PRIORITIES",
     "DecisionEngine",
+    "Candidate",
     "DecisionResult",
     "RuleCheck",
     "RuleMatch",
@@ -39,6 +40,7 @@ def _r(
     action: str,
     reason: str,
     priority: str | None = None,
+    alternatives: tuple[str, ...] = (),
 ) -> Rule:
     return Rule(
         context=context,
@@ -47,26 +49,89 @@ def _r(
         action=action,
         reason=reason,
         priority=priority,
+        alternatives=alternatives,
     )
 
 
+_RELIEVE_PRESSURE = ("restart_service", "throttle_requests")
+
+
 DEFAULT_RULES: tuple[Rule, ...] = (
-    _r("resource_pressure", "critical", 0.0, "scale_up_immediate", "critical_resource_pressure"),
+    _r(
+        "resource_pressure",
+        "critical",
+        0.0,
+        "scale_up_immediate",
+        "critical_resource_pressure",
+        alternatives=_RELIEVE_PRESSURE,
+    ),
     _r("resource_pressure", "high", 0.85, "scale_up_immediate", "severe_resource_pressure"),
     _r("resource_pressure", "high", 0.70, "restart_service", "high_resource_pressure"),
     _r("resource_pressure", "high", 0.0, "throttle_requests", "resource_pressure_low_confidence"),
-    _r("resource_pressure", "medium", 0.0, "optimize_resources", "medium_resource_pressure"),
-    _r("anomaly_signal", "critical", 0.0, "isolate_component", "critical_anomaly"),
+    _r(
+        "resource_pressure",
+        "medium",
+        0.0,
+        "optimize_resources",
+        "medium_resource_pressure",
+        alternatives=_RELIEVE_PRESSURE,
+    ),
+    _r(
+        "anomaly_signal",
+        "critical",
+        0.0,
+        "isolate_component",
+        "critical_anomaly",
+        alternatives=("rollback_deployment",),
+    ),
     _r("anomaly_signal", "high", 0.65, "rollback_deployment", "anomaly_with_confidence"),
     _r("anomaly_signal", "high", 0.0, "increase_monitoring", "anomaly_low_confidence"),
-    _r("anomaly_signal", None, 0.0, "flag_for_review", "anomaly_detected"),
+    _r(
+        "anomaly_signal",
+        None,
+        0.0,
+        "flag_for_review",
+        "anomaly_detected",
+        alternatives=("increase_monitoring",),
+    ),
     _r("latency_issue", "high", 0.0, "optimize_query", "latency_degradation"),
-    _r("latency_issue", None, 0.0, "cache_warmup", "latency_signal"),
-    _r("security_signal", None, 0.0, "trigger_security_audit", "security_event", "normal"),
-    _r("self_healing", None, 0.0, "run_recovery", "recovery_requested"),
+    _r(
+        "latency_issue",
+        None,
+        0.0,
+        "cache_warmup",
+        "latency_signal",
+        alternatives=("circuit_breaker_open", "isolate_component"),
+    ),
+    _r(
+        "security_signal",
+        None,
+        0.0,
+        "trigger_security_audit",
+        "security_event",
+        "normal",
+        alternatives=("isolate_component",),
+    ),
+    _r(
+        "self_healing",
+        None,
+        0.0,
+        "run_recovery",
+        "recovery_requested",
+        alternatives=("restart_service",),
+    ),
     _r("service_degradation", "high", 0.0, "circuit_breaker_open", "service_degraded_high"),
-    _r("service_degradation", None, 0.0, "health_check", "service_degraded"),
+    _r(
+        "service_degradation",
+        None,
+        0.0,
+        "health_check",
+        "service_degraded",
+        alternatives=("circuit_breaker_open", "restart_service", "rollback_deployment"),
+    ),
 )
+"""The rule table. `alternatives` name actions that may compete with a rule's own on
+their record (engines.learning); with no outcomes recorded they never win."""
 FALLBACK = Rule(
     context=None, risk=None, min_conf=0.0, action="monitor_and_wait", reason="no_matching_rule"
 )
@@ -105,10 +170,18 @@ class RuleCheck(msgspec.Struct, frozen=True, kw_only=True):
     why: str
 
 
+class Candidate(msgspec.Struct, frozen=True):
+    """An action a context and risk may get, and the first rule that names it."""
+
+    action: str
+    label: str
+    rule: Rule
+
+
 class DecisionEngine:
     """Select actions from the default table, with custom rules placed before it."""
 
-    __slots__ = ("_custom", "_rules", "rules_hash")
+    __slots__ = ("_custom", "_rules", "_scopes", "rules_hash")
 
     def __init__(
         self,
@@ -121,6 +194,7 @@ class DecisionEngine:
             labelled += [(f"{name}[{i}]", r) for i, r in enumerate(rules)]
         labelled += [(f"default[{i}]", r) for i, r in enumerate(DEFAULT_RULES)]
         self._rules: tuple[tuple[str, Rule], ...] = tuple(labelled)
+        self._scopes: dict[tuple[str, str], tuple[tuple[tuple[str, Rule], ...], tuple[Candidate, ...]]] = {}
         self.rules_hash = hashlib.blake2b(
             msgspec.msgpack.encode(self.rules), digest_size=8
         ).hexdigest()
@@ -168,6 +242,31 @@ class DecisionEngine:
             ):
                 return _match(label, rule, risk, self.rules_hash)
         return _match("fallback", FALLBACK, risk, self.rules_hash)
+
+    def scope(
+        self, context: str, risk: str
+    ) -> tuple[tuple[tuple[str, Rule], ...], tuple[Candidate, ...]]:
+        """The rules that apply to a context and risk, in order, and every action they name.
+
+        Candidates come in rule order, each rule's action before its alternatives; an
+        action named twice keeps its first rule (whose min_conf gates it).
+        """
+        found = self._scopes.get((context, risk))
+        if found is not None:
+            return found
+        rules = tuple(
+            (label, rule)
+            for label, rule in self._rules
+            if (rule.context is None or rule.context == context)
+            and (rule.risk is None or rule.risk == risk)
+        )
+        named: dict[str, Candidate] = {}
+        for label, rule in rules:
+            for action in (rule.action, *rule.alternatives):
+                if action not in named:
+                    named[action] = Candidate(action, label, rule)
+        found = self._scopes[(context, risk)] = (rules, tuple(named.values()))
+        return found
 
     def explain_all(self, context: str, risk: str, confidence: float) -> list[RuleCheck]:
         """Every rule of the table, in order, each with whether it matches."""
@@ -227,11 +326,13 @@ def _parse_rule(index: int, item: Rule | Sequence[Any] | Mapping[str, Any]) -> R
         fields: dict[str, Any] = msgspec.structs.asdict(item)
     elif isinstance(item, Mapping):
         unknown = sorted(
-            set(item) - {"context", "risk", "min_conf", "action", "reason", "priority"}
+            set(item)
+            - {"context", "risk", "min_conf", "action", "reason", "priority", "alternatives"}
         )
         if unknown:
             raise bad(
-                f"unknown keys {unknown}; expected context, risk, min_conf, action, reason, priority"
+                f"unknown keys {unknown}; expected context, risk, min_conf, action, reason,"
+                " priority, alternatives"
             )
         fields = dict(item)
     elif isinstance(item, Sequence) and not isinstance(item, str | bytes):
@@ -258,6 +359,12 @@ def _parse_rule(index: int, item: Rule | Sequence[Any] | Mapping[str, Any]) -> R
         value = fields.get(name)
         if not isinstance(value, str) or not value.strip():
             raise bad(f"{name} must be a non-empty string, not {value!r}")
+    alternatives = fields.get("alternatives", ())
+    if isinstance(alternatives, str) or not isinstance(alternatives, Sequence):
+        raise bad(f"alternatives must be a list of action names, not {alternatives!r}")
+    for alt in alternatives:
+        if not isinstance(alt, str) or not alt.strip():
+            raise bad(f"alternatives must be non-empty action names, not {alt!r}")
     if priority is not None and priority not in PRIORITIES:
         raise bad(f"priority must be one of {', '.join(PRIORITIES)} or null, not {priority!r}")
     return Rule(
@@ -267,4 +374,5 @@ def _parse_rule(index: int, item: Rule | Sequence[Any] | Mapping[str, Any]) -> R
         action=fields["action"],
         reason=fields["reason"],
         priority=priority,
+        alternatives=tuple(alternatives),
     )

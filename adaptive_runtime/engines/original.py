@@ -12,10 +12,19 @@ from typing import Any
 
 from ..errors import InvalidEventError
 from ..records import Event
-from .confidence import ConfidenceParams, ConfidenceResult, History, record, score, weight_of
+from .confidence import (
+    ConfidenceParams,
+    ConfidenceResult,
+    History,
+    Tally,
+    record,
+    score,
+    weight_of,
+)
 from .events import severity
+from .learning import Outcomes
 
-__all__ = ["ConfidenceEngine"]
+__all__ = ["ConfidenceEngine", "pooled"]
 
 
 class ConfidenceEngine:
@@ -68,3 +77,13 @@ class ConfidenceEngine:
     def weight(self, context_risk: str, *, context: str | None = None) -> float:
         """Return the history weight in force for a (context, risk)."""
         return weight_of(self.params, self.history, context, context_risk)
+
+
+def pooled(outcomes: Outcomes) -> History:
+    """An agent's per-action outcomes summed per (context, risk), as the original engine keeps them."""
+    tallies = {}
+    for scope, actions in outcomes.tallies.items():
+        tallies[scope] = Tally(
+            sum(t.successes for t in actions.values()), sum(t.failures for t in actions.values())
+        )
+    return History(tallies, outcomes.outcomes)

@@ -8,15 +8,19 @@ from typing import Any
 
 import msgspec
 
-from ..records import Decision, Event, PluginRef, Rule
-from .confidence import ConfidenceParams, History, record, score
+from ..records import Decision, Event, LearningPolicy, PluginRef, Rule
+from .confidence import ConfidenceParams
 from .context import Analyser, ContextEngine
-from .decision import DecisionEngine
+from .decision import FALLBACK, DecisionEngine, RuleMatch
+from .learning import Learning, Outcomes, Tally, base_confidence, key, record
 
-__all__ = ["ENGINE_VERSION", "PluginSet", "Policy", "decide", "learn"]
+__all__ = ["ENGINE_VERSION", "PluginSet", "Policy", "choose", "decide", "learn"]
 
-ENGINE_VERSION = 1
-"""Bump when a formula changes, so old decisions are not 'verified' against new code."""
+ENGINE_VERSION = 2
+"""Bump when a formula changes, so old decisions are not 'verified' against new code.
+
+2: confidence is each action's own learned estimate, and alternatives compete.
+"""
 
 
 class PluginSet:
@@ -45,29 +49,40 @@ class PluginSet:
 class Policy:
     """Everything a decision depends on besides the event and history.
 
-    Only the custom rules vary, and they are journaled (RulesChanged); the context map
-    and the confidence parameters are the engines' defaults. Anything that may vary
-    must be journaled first: a knob that replay could not see does not exist.
+    The custom rules and the learning policy vary, and they are journaled
+    (RulesChanged); the plugins are journaled by the host (PluginsSet); the context map
+    is the engines' default. Anything that may vary must be journaled first: a knob that
+    replay could not see does not exist.
     """
 
-    __slots__ = ("confidence", "context_engine", "decision_engine", "plugins", "ruleset")
+    __slots__ = (
+        "confidence",
+        "context_engine",
+        "decision_engine",
+        "learning",
+        "plugins",
+        "ruleset",
+    )
 
     def __init__(
         self,
         *,
         rules: Iterable[Rule | Sequence[Any] | Mapping[str, Any]] = (),
         plugins: PluginSet | None = None,
+        learning: LearningPolicy | None = None,
     ) -> None:
         plugins = plugins or PluginSet()
+        self.learning = Learning(learning)
         self.plugins = plugins
         self.context_engine = ContextEngine(analysers=plugins.analysers)
         self.decision_engine = DecisionEngine(custom_rules=rules, packs=plugins.packs)
         self.confidence = ConfidenceParams()
+        """The original ConfidenceEngine's parameters (runtime.confidence_engine)."""
         fingerprint: tuple[Any, ...] = (
             ENGINE_VERSION,
             self.decision_engine.rules,
             sorted(self.context_engine.context_map.items()),
-            self.confidence,
+            self.learning.policy,
         )
         if plugins.refs:  # journals without plugins keep the hashes they always had
             fingerprint += (plugins.refs,)
@@ -82,15 +97,22 @@ class Policy:
         return self.decision_engine.custom_rules
 
 
-def decide(policy: Policy, history: History, event: Event, ts_ns: int) -> Decision:
+def decide(policy: Policy, outcomes: Outcomes, event: Event, ts_ns: int) -> Decision:
     """Analyze, score and select: no I/O, no clock, no global state."""
     ctx = policy.context_engine.classify(event)
-    conf = score(policy.confidence, history, event.severity, ctx.risk, ctx.context)
-    match = policy.decision_engine.match(ctx.context, ctx.risk, conf.final)
+    prior, factor = base_confidence(event.severity, ctx.risk)
+    record_of = outcomes.tallies.get(key(ctx.context, ctx.risk))
+    instead_of = None
+    if not record_of:  # nothing learned here yet: the rule table with the prior, as always
+        match = policy.decision_engine.match(ctx.context, ctx.risk, prior)
+        confidence = prior
+    else:
+        match, confidence, instead_of = choose(policy, record_of, ctx.context, ctx.risk, prior)
     return Decision(
         plugins=policy.plugins.labels,
+        instead_of=instead_of,
         action=match.action,
-        confidence=conf.final,
+        confidence=confidence,
         reason=match.reason,
         priority=match.priority,
         context=ctx.context,
@@ -100,15 +122,64 @@ def decide(policy: Policy, history: History, event: Event, ts_ns: int) -> Decisi
         rule=match.rule,
         ruleset=policy.ruleset,
         event_type=event.type,
-        base_confidence=conf.base,
-        risk_factor=conf.risk_factor,
-        history_weight=conf.history_weight,
+        base_confidence=prior,
+        risk_factor=factor,
+        history_weight=round(confidence / prior, 4),
         tags=ctx.tags,
         event_id=event.id,
         ts_ns=ts_ns,
     )
 
 
-def learn(policy: Policy, history: History, context: str, risk: str, success: bool) -> History:
-    """Fold one outcome into the history that its (context, risk) is scored by."""
-    return record(policy.confidence, history, context, risk, success)
+def choose(
+    policy: Policy, record_of: dict[str, Tally], context: str, risk: str, prior: float
+) -> tuple[RuleMatch, float, str | None]:
+    """Walk the rules with each action's own estimate, then let the alternatives compete.
+
+    Returns the match, its confidence (the chosen action's estimate, never the bonus),
+    and the action the rules chose when an alternative replaced it.
+    """
+    learning, engine = policy.learning, policy.decision_engine
+    rules, candidates = engine.scope(context, risk)
+    label, rule = "fallback", FALLBACK
+    for label_i, rule_i in rules:
+        if learning.estimate(prior, record_of.get(rule_i.action)) >= rule_i.min_conf:
+            label, rule = label_i, rule_i
+            break
+    tally = record_of.get(rule.action)
+    confidence = learning.estimate(prior, tally)
+    match = engine.match_rule(label, rule, risk)
+    if not learning.policy.alternatives:
+        return match, confidence, None
+    best, best_score = None, confidence + learning.optimism(tally)
+    for candidate in candidates:
+        if candidate.action == rule.action:
+            continue
+        tally = record_of.get(candidate.action)
+        value = learning.estimate(prior, tally)
+        if value < candidate.rule.min_conf:
+            continue  # an operator's gate is never crossed on hope
+        score = value + learning.optimism(tally)
+        if score > best_score:
+            best, best_score, confidence = candidate, score, value
+    if best is None:
+        return match, confidence, None
+    alt = engine.match_rule(best.label, best.rule, risk)
+    return (
+        RuleMatch(
+            action=best.action,
+            reason="better_record_than_" + rule.action,
+            priority=alt.priority,
+            rule=best.label,
+            rules_hash=alt.rules_hash,
+        ),
+        confidence,
+        rule.action,
+    )
+
+
+def learn(
+    policy: Policy, outcomes: Outcomes, context: str, risk: str, action: str, success: bool
+) -> Outcomes:
+    """Fold one outcome into the record of the action it was for."""
+    return record(policy.learning, outcomes, context, risk, action, success)

@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from ..engines.confidence import ConfidenceParams, History
-from ..engines.confidence import record as record_outcome
+from ..engines.learning import Learning, Outcomes
+from ..engines.learning import record as record_outcome
 from ..records import (
     ActionAbandoned,
     ActionFailed,
@@ -18,6 +18,7 @@ from ..records import (
     ActionSucceeded,
     Breaker,
     CheckpointCreated,
+    LearningPolicy,
     DecisionMade,
     Entry,
     OutcomeRecorded,
@@ -31,8 +32,8 @@ from ..records import (
 __all__ = ["RECENT", "AgentState", "DecisionSummary", "OpenAction", "apply_patch", "evolve"]
 
 RECENT = 20
-_DEFAULT_PARAMS = ConfidenceParams()
 """How many of the latest decisions the state keeps at hand."""
+_DEFAULT_LEARNING = Learning()
 
 
 class DecisionSummary(msgspec.Struct, frozen=True, array_like=True):
@@ -77,8 +78,11 @@ class AgentState(msgspec.Struct, kw_only=True):
     successes: int = 0
     actions: dict[str, int] = {}
     priorities: dict[str, int] = {}
-    history: History = History()
+    history: Outcomes = Outcomes()
+    """Each action's faded record of successes and failures, by (context, risk)."""
     rules: tuple[Rule, ...] = ()
+    learning: LearningPolicy | None = None
+    """The learning policy journaled last (None: the default)."""
     kv: dict[str, Any] | None = None
     checkpoints: int = 0
     recent: list[DecisionSummary] = []
@@ -139,7 +143,7 @@ def apply_patch(state: Mapping[str, Any] | None, patch: StatePatched) -> dict[st
     return merged
 
 
-def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = None) -> AgentState:
+def evolve(state: AgentState, entry: Entry) -> AgentState:
     """Fold one entry into the state; an entry already folded in is ignored."""
     if entry.seq <= state.seq:
         return state
@@ -173,13 +177,15 @@ def evolve(state: AgentState, entry: Entry, params: ConfidenceParams | None = No
     if isinstance(record, OutcomeRecorded):
         state.outcomes += 1
         state.successes += record.success
+        learning = _DEFAULT_LEARNING if state.learning is None else Learning(state.learning)
         state.history = record_outcome(
-            params or _DEFAULT_PARAMS, state.history, record.context, record.risk, record.success
+            learning, state.history, record.context, record.risk, record.action, record.success
         )
     elif isinstance(record, StatePatched):
         state.kv = apply_patch(state.kv, record)
     elif isinstance(record, RulesChanged):
         state.rules = record.rules
+        state.learning = record.learning
     elif isinstance(record, CheckpointCreated):
         state.checkpoints += 1
     else:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..engines.confidence import ConfidenceParams
 from ..engines.pipeline import ENGINE_VERSION
 from ..errors import ConfigurationError
 from ..journal import Journal, Snapshot
@@ -61,7 +60,6 @@ def rebuild(
     stream: str,
     *,
     upto: int | None = None,
-    params: ConfidenceParams | None = None,
 ) -> Rebuilt:
     """Rebuild a stream's state as of `upto` (default: the end) from snapshot plus tail."""
     skipped: list[str] = []
@@ -80,7 +78,7 @@ def rebuild(
     for entry in journal.read(stream, after=state.seq):
         if upto is not None and entry.seq > upto:
             break
-        evolve(state, entry, params)
+        evolve(state, entry)
         replayed += 1
     return Rebuilt(
         state=state, snapshot_seq=snapshot_seq, replayed=replayed, skipped=tuple(skipped)
@@ -93,7 +91,6 @@ def state_at(
     *,
     seq: int | None = None,
     ts_ns: int | None = None,
-    params: ConfidenceParams | None = None,
 ) -> AgentState:
     """Time travel: the state as of a seq, or as of the last entry journaled at or before ts_ns."""
     if (seq is None) == (ts_ns is None):
@@ -104,7 +101,7 @@ def state_at(
             if entry.ts_ns > ts_ns:
                 break
             seq = entry.seq
-    return rebuild(journal, stream, upto=seq, params=params).state
+    return rebuild(journal, stream, upto=seq).state
 
 
 def _usable(snapshot: Snapshot, stream: str, skipped: list[str]) -> AgentState | None:

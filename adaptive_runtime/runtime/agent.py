@@ -15,7 +15,7 @@ from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
 from ..engines.events import parse_event
 from ..engines.fleet import gate_in_fleet, observe, open_incident
-from ..engines.original import ConfidenceEngine
+from ..engines.original import ConfidenceEngine, pooled
 from ..engines.pipeline import decide
 from ..errors import (
     AdaptiveRuntimeError,
@@ -46,7 +46,7 @@ from ..records import (
 from .actions import Handler, Resume, register_action
 from .bus import EventBus
 from .ledger import Ledger
-from .rules import RulesArg, rules_from
+from .rules import LearningArg, RulesArg, learning_from, rules_from
 
 if TYPE_CHECKING:
     from .host import Host
@@ -308,12 +308,18 @@ class Agent:
         await ledger.append_records([OutcomeRecorded.of(found.decision, success=bool(success))])
         ledger.metrics.count("outcomes_success" if success else "outcomes_failure")
 
-    async def set_rules(self, rules: RulesArg) -> str:
-        """Journal a new set of custom rules (placed before the defaults); return its ruleset hash."""
+    async def set_rules(self, rules: RulesArg, *, learning: LearningArg = None) -> str:
+        """Journal a new set of custom rules (placed before the defaults); return its ruleset hash.
+
+        `learning` changes how outcomes are learned from too (None: keep the one in force).
+        """
         ledger = await self._host.ledger(self.agent_id)
         parsed = rules_from(rules) or ()
-        policy = ledger.policy_for(parsed)
-        await ledger.append_records([RulesChanged(rules=parsed, ruleset=policy.ruleset)])
+        learning = learning_from(learning) or ledger.view.learning
+        policy = ledger.policy_for(parsed, learning)
+        await ledger.append_records(
+            [RulesChanged(rules=parsed, ruleset=policy.ruleset, learning=learning)]
+        )
         log_decision.info("Rules changed: %d custom rules, ruleset %s", len(parsed), policy.ruleset)
         return policy.ruleset
 
@@ -324,8 +330,9 @@ class Agent:
             raise ConfigurationError("the agent is not loaded: use `await agent.set_rules(...)`")
         if rules == ledger.policy.custom_rules:
             return  # already in force (or queued): journal no change
-        policy = ledger.policy_for(rules)
-        ledger.append_soon([RulesChanged(rules=rules, ruleset=policy.ruleset)])
+        learning = ledger.view.learning
+        policy = ledger.policy_for(rules, learning)
+        ledger.append_soon([RulesChanged(rules=rules, ruleset=policy.ruleset, learning=learning)])
         log_decision.info("Rules changed: %d custom rules, ruleset %s", len(rules), policy.ruleset)
 
     def action(
@@ -401,7 +408,7 @@ class Agent:
         To feed an outcome into the runtime itself, use `record_outcome`: it is journaled.
         """
         ledger = self._ledger()
-        return ConfidenceEngine(ledger.policy.confidence, ledger.history)
+        return ConfidenceEngine(ledger.policy.confidence, pooled(ledger.history))
 
     def metrics(self) -> dict[str, Any]:
         """Return this agent's counters and latency histogram (since it was loaded)."""

@@ -42,6 +42,7 @@ from ..records import (
     Event,
     FleetPolicy,
     FleetPolicySet,
+    LearningPolicy,
     PluginsSet,
     Rule,
     RulesChanged,
@@ -51,7 +52,7 @@ from .actions import ActionScheduler, Handler, Resume, register_action
 from .agent import Agent
 from .bus import EventBus
 from .ledger import Ledger
-from .rules import RulesArg, rules_from
+from .rules import LearningArg, RulesArg, learning_from, rules_from
 
 __all__ = ["DEFAULT_AGENT_FIELD", "Host"]
 
@@ -82,6 +83,7 @@ class Host:
         checkpoint_every: int = 100,
         max_loaded_agents: int = 1000,
         rules: RulesArg = None,
+        learning: LearningArg = None,
         sensitive_fields: Iterable[str] = (),
         max_event_bytes: int = MAX_EVENT_BYTES,
         fleet: FleetPolicy | None = None,
@@ -117,6 +119,8 @@ class Host:
         self.redact = _field_names(sensitive_fields)
         self.max_event_bytes = max_event_bytes
         self.rules: tuple[Rule, ...] | None = rules_from(rules)
+        self.learning: LearningPolicy | None = learning_from(learning)
+        """How every agent served learns from outcomes; journaled for an agent whose differs."""
         """Custom rules for every agent served; journaled for an agent whose rules differ."""
         if fleet is not None and not isinstance(fleet, FleetPolicy):
             raise ConfigurationError(f"fleet must be a FleetPolicy, not {type(fleet).__name__}")
@@ -519,13 +523,20 @@ class Host:
         """Make a rebuilt ledger the agent's loaded one, and journal the host's rules for it."""
         agent_id = ledger.agent_id
         self._loaded[agent_id] = ledger  # from here on, its commits are folded into it
-        if self.rules is not None and self.rules != ledger.state.rules:
-            policy = ledger.policy_for(self.rules)
-            await ledger.append_records([RulesChanged(rules=self.rules, ruleset=policy.ruleset)])
+        state = ledger.state
+        rules = state.rules if self.rules is None else self.rules
+        learning = state.learning if self.learning is None else self.learning
+        if rules != state.rules or (learning or LearningPolicy()) != (
+            state.learning or LearningPolicy()
+        ):
+            policy = ledger.policy_for(rules, learning)
+            await ledger.append_records(
+                [RulesChanged(rules=rules, ruleset=policy.ruleset, learning=learning)]
+            )
             log_decision.info(
-                "Rules changed for %s: %d custom rules, ruleset %s",
+                "Policy changed for %s: %d custom rules, ruleset %s",
                 agent_id,
-                len(self.rules),
+                len(rules),
                 policy.ruleset,
             )
 

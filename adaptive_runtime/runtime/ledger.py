@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from .._crashpoints import crash_point
 from ..clock import Clock
-from ..engines.confidence import History
+from ..engines.learning import Outcomes
 from ..engines.pipeline import PluginSet, Policy
 from ..errors import (
     AdaptiveRuntimeError,
@@ -34,6 +34,7 @@ from ..projections.rebuild import STATE_VERSION, Rebuilt
 from ..records import (
     Breaker,
     Entry,
+    LearningPolicy,
     Pending,
     Record,
     Rule,
@@ -69,7 +70,7 @@ class Ledger:
         self.view = AgentState(stream=agent_id)
         """The committed state plus every batch queued after it, folded by the same `evolve`
         as they are queued: what decisions read (its seqs are provisional, its inputs exact)."""
-        self._policies: dict[tuple[Rule, ...], Policy] = {}
+        self._policies: dict[tuple[tuple[Rule, ...], LearningPolicy | None], Policy] = {}
         self._next_stream_seq = 0
         self.stale = False
         """The inputs may be off (a conflict, or a failed append): catch up before deciding."""
@@ -116,11 +117,11 @@ class Ledger:
     @property
     def policy(self) -> Policy:
         """The rules decisions use now: the committed ones plus any change queued."""
-        return self.policy_for(self.view.rules)
+        return self.policy_for(self.view.rules, self.view.learning)
 
     @property
-    def history(self) -> History:
-        """The outcome history decisions use now: committed plus queued outcomes."""
+    def history(self) -> Outcomes:
+        """The outcomes decisions learn from now: committed plus queued ones."""
         return self.view.history
 
     @property
@@ -128,10 +129,13 @@ class Ledger:
         """The action breakers as of the last record queued."""
         return self.view.breakers
 
-    def policy_for(self, rules: tuple[Rule, ...]) -> Policy:
-        policy = self._policies.get(rules)
+    def policy_for(
+        self, rules: tuple[Rule, ...], learning: LearningPolicy | None = None
+    ) -> Policy:
+        policy = self._policies.get((rules, learning))
         if policy is None:
-            policy = self._policies[rules] = Policy(rules=rules, plugins=self.plugins)
+            policy = Policy(rules=rules, plugins=self.plugins, learning=learning)
+            self._policies[(rules, learning)] = policy
         return policy
 
     async def rebuild(self, *, new: bool = False) -> None:

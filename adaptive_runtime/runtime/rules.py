@@ -1,4 +1,4 @@
-"""Custom rules as callers give them: a list of rules, tuples or dicts, or a TOML/JSON file."""
+"""Policy as callers give it: custom rules (a list, or a TOML/JSON file) and a learning policy."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..engines.decision import parse_rules
-from ..records import Rule
+import msgspec
 
-__all__ = ["RulesArg", "rules_from"]
+from ..engines.decision import parse_rules
+from ..errors import ConfigurationError
+from ..records import LearningPolicy, Rule
+
+__all__ = ["LearningArg", "RulesArg", "learning_from", "rules_from"]
 
 RulesArg = Iterable[Rule | Sequence[Any] | Mapping[str, Any]] | str | os.PathLike[str] | None
+LearningArg = LearningPolicy | Mapping[str, Any] | None
 
 
 def rules_from(rules: RulesArg) -> tuple[Rule, ...] | None:
@@ -23,3 +27,17 @@ def rules_from(rules: RulesArg) -> tuple[Rule, ...] | None:
 
         return load_rules(rules)
     return parse_rules(rules)
+
+
+def learning_from(learning: LearningArg) -> LearningPolicy | None:
+    """A learning policy given as a LearningPolicy or a table of its knobs (None stays None)."""
+    if learning is None or isinstance(learning, LearningPolicy):
+        return learning
+    if not isinstance(learning, Mapping):
+        msg = f"learning must be a LearningPolicy or a table of its knobs, not {type(learning).__name__}"
+        raise ConfigurationError(msg)
+    try:
+        return msgspec.convert(dict(learning), LearningPolicy)
+    except msgspec.ValidationError as exc:
+        msg = f"learning: {exc}; the knobs are {', '.join(LearningPolicy.__struct_fields__)}"
+        raise ConfigurationError(msg) from None

@@ -26,7 +26,7 @@ from .actions import Handler, Resume
 from .agent import Agent
 from .host import Host, check_agent_id
 from .original import OriginalAPI
-from .rules import RulesArg
+from .rules import LearningArg, RulesArg
 
 __all__ = ["Runtime"]
 
@@ -61,6 +61,7 @@ class Runtime(OriginalAPI):
         durability: Durability = "full",
         clock: Clock | None = None,
         rules: RulesArg = None,
+        learning: LearningArg = None,
         journal: Journal | str | None = None,
         persist: bool = True,
         sensitive_fields: Iterable[str] = (),
@@ -81,6 +82,7 @@ class Runtime(OriginalAPI):
             clock=clock,
             checkpoint_every=checkpoint_every,
             rules=rules,
+            learning=learning,
             sensitive_fields=sensitive_fields,
             max_event_bytes=max_event_bytes,
             commit_on_caller=commit_on_caller,
@@ -175,9 +177,12 @@ class Runtime(OriginalAPI):
         """
         await self._agent.record_outcome(decision, success=success)
 
-    async def set_rules(self, rules: RulesArg) -> str:
-        """Journal a new set of custom rules (placed before the defaults); return its ruleset hash."""
-        return await self._agent.set_rules(rules)
+    async def set_rules(self, rules: RulesArg, *, learning: LearningArg = None) -> str:
+        """Journal a new set of custom rules (placed before the defaults); return its ruleset hash.
+
+        `learning` changes how outcomes are learned from too (None: keep the one in force).
+        """
+        return await self._agent.set_rules(rules, learning=learning)
 
     def _change_rules_soon(self, rules: tuple[Rule, ...]) -> None:
         """Change the rules from synchronous code: journaled before any later decision."""
