@@ -285,6 +285,9 @@ class LearningPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """c: the optimism an alternative gets, c / sqrt(k + n); 0 lets only the estimates compete."""
     alternatives: bool = True
     """False: only the rule walk chooses (each action still scored by its own record)."""
+    respect_gates: bool = False
+    """True: an alternative competes only where its estimate clears its rule's min_conf.
+    False: min_conf gates the rule walk, and alternatives compete on their record alone."""
 
     def __post_init__(self) -> None:
         checks = (

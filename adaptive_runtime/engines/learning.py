@@ -12,9 +12,9 @@ Choosing (see `choose`): the rules are walked with each action's own estimate ag
 its rule's `min_conf`, as the original walked them with one confidence; then the other
 actions the rules name for that context and risk (their actions and `alternatives`)
 compete on estimate + bonus / sqrt(k + n), an optimism that shrinks as an action is
-tried. The rules' choice wins ties, so with no history nothing changes. An
-alternative competes only where its own estimate clears its rule's `min_conf`: a gate
-an operator set is never crossed on hope.
+tried. The rules' choice wins ties, so with no history nothing changes. `min_conf`
+gates the walk; with `respect_gates` it gates the alternatives too, at the price of
+never finding that a gated action works better than the one the walk reaches.
 """
 
 from __future__ import annotations

@@ -151,14 +151,15 @@ def choose(
     match = engine.match_rule(label, rule, risk)
     if not learning.policy.alternatives:
         return match, confidence, None
+    gated = learning.policy.respect_gates
     best, best_score = None, confidence + learning.optimism(tally)
     for candidate in candidates:
         if candidate.action == rule.action:
             continue
         tally = record_of.get(candidate.action)
         value = learning.estimate(prior, tally)
-        if value < candidate.rule.min_conf:
-            continue  # an operator's gate is never crossed on hope
+        if gated and value < candidate.rule.min_conf:
+            continue
         score = value + learning.optimism(tally)
         if score > best_score:
             best, best_score, confidence = candidate, score, value
