@@ -32,7 +32,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .clock import Clock, ManualClock, SystemClock
     from .engines.backoff import BreakerPolicy, RetryPolicy
-    from .records import Decision, Event, FleetPolicy, Rule
+    from .records import Decision, Event, FleetPolicy, LearningPolicy, Rule
     from .runtime import ActionCall, Agent, EventBus, Host, Runtime
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "JournalCorruptError",
     "JournalError",
     "JournalVersionError",
+    "LearningPolicy",
     "ManualClock",
     "NotAJournalError",
     "ReplayMismatchError",
@@ -79,6 +80,7 @@ _LAZY = {
     "Decision": "adaptive_runtime.records",
     "Event": "adaptive_runtime.records",
     "FleetPolicy": "adaptive_runtime.records",
+    "LearningPolicy": "adaptive_runtime.records",
     "Rule": "adaptive_runtime.records",
     "ActionCall": "adaptive_runtime.runtime",
     "Agent": "adaptive_runtime.runtime",

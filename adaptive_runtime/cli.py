@@ -23,6 +23,7 @@ from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outc
 
 if TYPE_CHECKING:
     from .journal import Journal
+    from .records import LearningPolicy
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -746,11 +747,11 @@ def _state(args: argparse.Namespace) -> int:
     )
     print(f"  actions: {', '.join(f'{a}={n}' for a, n in sorted(state.actions.items())) or '-'}")
     print(f"  custom rules: {len(state.rules)}; checkpoints: {state.checkpoints}")
-    tallies = [
-        f"{k} {t.successes:.2f} ok/{t.failures:.2f} failed"
-        for k, t in sorted(state.history.tallies.items())
-    ]
-    print(f"  outcome history (faded): {'; '.join(tallies) or '-'}")
+    print(f"  learning: {_learning_text(state.learning)}")
+    print("  outcome record (faded):" + ("" if state.history.tallies else " -"))
+    for scope, actions in sorted(state.history.tallies.items()):
+        for action, t in sorted(actions.items()):
+            print(f"    {scope:32s} {action:24s} {t.successes:6.2f} ok {t.failures:6.2f} failed")
     print(f"  key/value state: {json.dumps(state.kv) if state.kv is not None else '-'}")
     return EXIT_OK
 
@@ -814,3 +815,15 @@ def _bench(args: argparse.Namespace) -> int:
         *(["--no-memory"] if args.no_memory else []),
     ]
     return subprocess.run([sys.executable, str(report), *passed], check=False).returncode
+
+
+def _learning_text(policy: LearningPolicy | None) -> str:
+    from .records import LearningPolicy
+
+    p = policy or LearningPolicy()
+    text = f"prior worth {p.prior_strength:g} outcomes, fade {p.fade:g}, bonus {p.bonus:g}"
+    if not p.alternatives:
+        text += ", alternatives off"
+    elif p.respect_gates:
+        text += ", alternatives gated by min_conf"
+    return text + ("" if policy is not None else " (the defaults)")

@@ -16,6 +16,7 @@ from .confidence import ConfidenceParams, ConfidenceResult, History
 from .context import ContextEngine, ContextResult
 from .decision import DEFAULT_RULES, DecisionEngine, RuleCheck, RuleMatch
 from .events import parse_event
+from .learning import Learning, Outcomes
 from .original import ConfidenceEngine
 from .pipeline import Policy, decide, learn
 
@@ -31,6 +32,8 @@ __all__ = [
     "ContextResult",
     "DecisionEngine",
     "History",
+    "Learning",
+    "Outcomes",
     "Policy",
     "RecoveryEngine",
     "RetryPolicy",

@@ -16,8 +16,8 @@ __all__ = [
     "DEFAULT_RULES",
     "FALLBACK",
     "PRIORITIES",
-    "DecisionEngine",
     "Candidate",
+    "DecisionEngine",
     "DecisionResult",
     "RuleCheck",
     "RuleMatch",
@@ -194,7 +194,9 @@ class DecisionEngine:
             labelled += [(f"{name}[{i}]", r) for i, r in enumerate(rules)]
         labelled += [(f"default[{i}]", r) for i, r in enumerate(DEFAULT_RULES)]
         self._rules: tuple[tuple[str, Rule], ...] = tuple(labelled)
-        self._scopes: dict[tuple[str, str], tuple[tuple[tuple[str, Rule], ...], tuple[Candidate, ...]]] = {}
+        self._scopes: dict[
+            tuple[str, str], tuple[tuple[tuple[str, Rule], ...], tuple[Candidate, ...]]
+        ] = {}
         self.rules_hash = hashlib.blake2b(
             msgspec.msgpack.encode(self.rules), digest_size=8
         ).hexdigest()

@@ -129,9 +129,7 @@ class Ledger:
         """The action breakers as of the last record queued."""
         return self.view.breakers
 
-    def policy_for(
-        self, rules: tuple[Rule, ...], learning: LearningPolicy | None = None
-    ) -> Policy:
+    def policy_for(self, rules: tuple[Rule, ...], learning: LearningPolicy | None = None) -> Policy:
         policy = self._policies.get((rules, learning))
         if policy is None:
             policy = Policy(rules=rules, plugins=self.plugins, learning=learning)

@@ -45,17 +45,17 @@ def calibration(steps: Sequence[Step]) -> tuple[float, float, list[Bin]]:
     """ECE, Brier score and the reliability table of confidences against outcomes."""
     if not steps:
         return 0.0, 0.0, []
-    sums = [[0, 0.0, 0] for _ in range(BINS)]
+    counts, confidences, successes = [0] * BINS, [0.0] * BINS, [0] * BINS
     brier = 0.0
     for s in steps:
-        b = sums[min(int(s.confidence * BINS), BINS - 1)]
-        b[0] += 1
-        b[1] += s.confidence
-        b[2] += s.success
+        b = min(int(s.confidence * BINS), BINS - 1)
+        counts[b] += 1
+        confidences[b] += s.confidence
+        successes[b] += s.success
         brier += (s.confidence - s.success) ** 2
     ece = 0.0
     table: list[Bin] = []
-    for i, (n, conf, ok) in enumerate(sums):
+    for i, (n, conf, ok) in enumerate(zip(counts, confidences, successes, strict=True)):
         low, high = i / BINS, (i + 1) / BINS
         if n:
             ece += n / len(steps) * abs(conf / n - ok / n)
@@ -71,7 +71,9 @@ def calibration(steps: Sequence[Step]) -> tuple[float, float, list[Bin]]:
     return round(ece, 4), round(brier / len(steps), 4), table
 
 
-def follow_times(scenario: Scenario, steps: Sequence[Step], *, share: float = 0.05) -> tuple[int, ...]:
+def follow_times(
+    scenario: Scenario, steps: Sequence[Step], *, share: float = 0.05
+) -> tuple[int, ...]:
     """For each shift, how many events it took to stop choosing the action the shift broke.
 
     The broken action is the one the shift lowers the most. "Stopped" means: from that
@@ -81,9 +83,7 @@ def follow_times(scenario: Scenario, steps: Sequence[Step], *, share: float = 0.
     out: list[int] = []
     for shift in scenario.shift:
         fault = scenario.fault_named(shift.fault)
-        drops = {
-            a: fault.success.get(a, fault.success["*"]) - p for a, p in shift.success.items()
-        }
+        drops = {a: fault.success.get(a, fault.success["*"]) - p for a, p in shift.success.items()}
         broken = max(sorted(drops), key=lambda a: drops[a])
         after = [s for s in steps if s.t >= shift.at and s.fault == shift.fault]
         # walk back from the end: the earliest event from which the broken share stays low
@@ -92,7 +92,13 @@ def follow_times(scenario: Scenario, steps: Sequence[Step], *, share: float = 0.
             chosen += after[i].action == broken
             if chosen <= share * (len(after) - i):
                 stopped_at = i
-        out.append(0 if stopped_at == 0 else after[stopped_at - 1].t - shift.at + 1 if stopped_at < len(after) else steps[-1].t - shift.at + 1)
+        out.append(
+            0
+            if stopped_at == 0
+            else after[stopped_at - 1].t - shift.at + 1
+            if stopped_at < len(after)
+            else steps[-1].t - shift.at + 1
+        )
     return tuple(out)
 
 

@@ -89,9 +89,7 @@ class World:
                 fault = rng.choices(s.fault, weights)[0]
                 left = rng.randint(*fault.duration)
             current[service] = (fault, left - 1)
-            drawn.append(
-                _Drawn(t, fault, f"svc-{service}", _event(rng, fault, t), luck.random())
-            )
+            drawn.append(_Drawn(t, fault, f"svc-{service}", _event(rng, fault, t), luck.random()))
         return drawn
 
 
@@ -102,11 +100,15 @@ def _event(rng: random.Random, fault: Fault, t: int) -> Event:
     else:
         kinds = sorted(shape.types)
         kind = rng.choices(kinds, [shape.types[k] for k in kinds])[0]
-    values = {
-        name: round(rng.uniform(*getattr(shape, name)), 3)
-        for name in ("severity", "cpu", "memory", "error_rate", "latency_ms")
-    }
-    return Event(type=kind, id=f"sim-{t}", **values)
+    return Event(
+        type=kind,
+        id=f"sim-{t}",
+        severity=round(rng.uniform(*shape.severity), 3),
+        cpu=round(rng.uniform(*shape.cpu), 3),
+        memory=round(rng.uniform(*shape.memory), 3),
+        error_rate=round(rng.uniform(*shape.error_rate), 3),
+        latency_ms=round(rng.uniform(*shape.latency_ms), 3),
+    )
 
 
 def run(
@@ -127,7 +129,9 @@ def run(
     if policy == "thompson":
         chosen = _thompson(world, drawn, engine)
     else:
-        chosen = asyncio.run(_runtime(drawn, rules, learning, learn=policy == "adaptive", world=world))
+        chosen = asyncio.run(
+            _runtime(drawn, rules, learning, learn=policy == "adaptive", world=world)
+        )
     steps: list[Step] = []
     for d, (context, risk, action, confidence) in zip(drawn, chosen, strict=True):
         sev = d.event.severity

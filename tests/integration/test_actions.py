@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_runtime import ActionCall, BreakerPolicy, ManualClock, RetryPolicy, Runtime
+from adaptive_runtime import (
+    ActionCall,
+    BreakerPolicy,
+    LearningPolicy,
+    ManualClock,
+    RetryPolicy,
+    Runtime,
+)
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import ActionFailed, decode_record
@@ -134,19 +141,27 @@ async def test_breaker_opens_skips_then_half_open_probe_closes_it(tmp_path: Path
     clock = ManualClock()
     flaky = Flaky(failures=2)
     policy = BreakerPolicy(failure_threshold=2, reset_after=60.0)
+    walk_only = LearningPolicy(alternatives=False)  # the same action whatever the outcomes
     async with Runtime(
-        agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal"
+        agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal", learning=walk_only
     ) as runtime:
         runtime.action("flag_for_review", retry=RetryPolicy(max_attempts=1), breaker=policy)(flaky)
         anomaly = {"type": "anomaly_detected", "severity": 0.3}
+        failed = []
         for _ in range(2):
-            await runtime.process(anomaly)
+            failed.append((await runtime.process(anomaly)).seq)
             await runtime.wait_for_actions()
         assert "open" == runtime.state.breakers["flag_for_review"].status
         d = await runtime.process(anomaly)
         assert "flag_for_review" == d.action  # the decision is still made and journaled
         await runtime.wait_for_actions()
         assert (2, 1) == (len(flaky.calls), runtime.state.actions_skipped)
+        # the two abandoned attempts are failures of their decisions; the skip is no outcome
+        outcomes = [decode_record(e.body) for e in runtime.journal.read(kind="OutcomeRecorded")]
+        assert [(failed[0], False), (failed[1], False)] == [
+            (o.decision_seq, o.success)  # type: ignore[union-attr]
+            for o in outcomes
+        ]
     async with Runtime(
         agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal"
     ) as runtime:

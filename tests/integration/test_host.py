@@ -12,6 +12,7 @@ from adaptive_runtime import (
     BreakerPolicy,
     ConfigurationError,
     Host,
+    LearningPolicy,
     ManualClock,
     RetryPolicy,
     Runtime,
@@ -84,8 +85,9 @@ async def test_a_handle_of_an_unloaded_agent_says_how_to_load_it(tmp_path: Path)
 async def test_host_wide_and_per_agent_handlers_with_breakers_per_agent(tmp_path: Path) -> None:
     """A host-wide handler serves every agent, an agent's own wins, and breakers stay per agent."""
     calls: list[tuple[str, str]] = []
-    host = host_at(tmp_path / "fleet.db")
-    # critical pressure: scale_up_immediate at any confidence, however outcomes went
+    # critical pressure: scale_up_immediate at any confidence; with alternatives off, the
+    # walk alone chooses, so a failure does not move the next decision elsewhere
+    host = host_at(tmp_path / "fleet.db", learning=LearningPolicy(alternatives=False))
     critical = {
         "type": "service_overload",
         "severity": 0.95,

@@ -130,17 +130,24 @@ async def test_not_started_raises() -> None:
 
 
 async def test_outcomes_adapt_confidence_and_are_journaled(tmp_path: Path) -> None:
-    """Failed restarts lower confidence until throttling wins; the history survives restart."""
+    """Failed restarts lower the restart's confidence until throttling wins the walk; the
+    record survives a restart, and the explained confidence is the chosen action's own."""
     async with runtime_at(tmp_path / "j.db") as runtime:
         d = await runtime.process(OVERLOAD)
         for _ in range(3):
             await runtime.record_outcome(d, success=False)
         after = await runtime.process(OVERLOAD)
-        assert ("throttle_requests", True) == (after.action, after.confidence < d.confidence)
-        assert 0.6 <= after.history_weight < 1.0
+        assert ("throttle_requests", None) == (after.action, after.instead_of)
+        assert (0.7831, 1.0) == (after.confidence, after.history_weight)  # throttle is untried
+        failed = runtime.state.history.tallies["resource_pressure/high"]["restart_service"]
+        assert (0.0, 2.9404) == (failed.successes, round(failed.failures, 4))
+        await runtime.record_outcome(after, success=False)
+        again_d = await runtime.process(OVERLOAD)
+        assert ("scale_up_immediate", "throttle_requests") == (again_d.action, again_d.instead_of)
     async with runtime_at(tmp_path / "j.db") as again:
-        assert "throttle_requests" == (await again.process(OVERLOAD)).action
-        assert 3 == again.state.outcomes
+        assert "scale_up_immediate" == (await again.process(OVERLOAD)).action
+        assert 4 == again.state.outcomes
+    assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
 
 
 async def test_rules_change_is_journaled_and_replayed(tmp_path: Path) -> None:

@@ -9,14 +9,16 @@ import textwrap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_runtime.engines import History, Policy, decide, learn, parse_event
-from adaptive_runtime.engines.confidence import ConfidenceParams, score
+from adaptive_runtime.engines import Outcomes, Policy, decide, learn, parse_event
+from adaptive_runtime.engines.learning import Learning, Tally, base_confidence
 from adaptive_runtime.errors import InvalidEventError
+from adaptive_runtime.records import LearningPolicy
 
 unit = st.floats(0, 1, allow_nan=False)
 risks = st.sampled_from(["low", "medium", "high", "critical"])
 contexts = st.sampled_from(["resource_pressure", "anomaly_signal", "latency_issue"])
-outcomes = st.lists(st.tuples(contexts, risks, st.booleans()), max_size=30)
+actions = st.sampled_from(["restart_service", "throttle_requests", "scale_up_immediate"])
+outcomes = st.lists(st.tuples(contexts, risks, actions, st.booleans()), max_size=30)
 events = st.fixed_dictionaries(
     {
         "type": st.sampled_from(
@@ -41,41 +43,94 @@ events = st.fixed_dictionaries(
 )
 
 
-def history_from(policy: Policy, steps: list[tuple[str, str, bool]]) -> History:
-    history = History()
-    for context, risk, success in steps:
-        history = learn(policy, history, context, risk, success)
+Steps = list[tuple[str, str, str, bool]]
+
+
+def history_from(policy: Policy, steps: Steps) -> Outcomes:
+    history = Outcomes()
+    for context, risk, action, success in steps:
+        history = learn(policy, history, context, risk, action, success)
     return history
 
 
-@given(unit, risks, contexts, outcomes)
-def test_confidence_stays_within_bounds(
-    severity: float, risk: str, context: str, steps: list[tuple[str, str, bool]]
-) -> None:
-    """Whatever the history, confidence lies in [0.05, 0.99] and the weight in [0.6, 1.1]."""
+@given(events, outcomes)
+def test_confidence_stays_within_bounds(event: dict[str, object], steps: Steps) -> None:
+    """Whatever the history, confidence and its prior lie in [0.05, 0.99]."""
     policy = Policy()
-    result = score(ConfidenceParams(), history_from(policy, steps), severity, risk, context)
-    assert 0.05 <= result.final <= 0.99
-    assert 0.6 <= result.history_weight <= 1.1
+    d = decide(policy, history_from(policy, steps), parse_event(event), 0)
+    assert 0.05 <= d.confidence <= 0.99
+    assert 0.05 <= d.base_confidence <= 0.99
 
 
-@given(unit, contexts, st.lists(st.booleans(), max_size=20))
-def test_low_risk_is_at_least_as_confident_as_high(
-    severity: float, context: str, successes: list[bool]
-) -> None:
-    """At equal severity and equal history, low risk scores at least as high as high risk."""
-    policy = Policy()
-    steps = [(context, r, s) for s in successes for r in ("low", "high")]
-    history = history_from(policy, steps)
-    low = score(policy.confidence, history, severity, "low", context).final
-    high = score(policy.confidence, history, severity, "high", context).final
+@given(unit, st.lists(st.booleans(), max_size=20))
+def test_low_risk_is_at_least_as_confident_as_high(severity: float, successes: list[bool]) -> None:
+    """At equal severity and an equal record, an action at low risk scores at least as high."""
+    learning, tally = Learning(), Tally()
+    for success in successes:
+        tally = Tally(tally.successes * 0.98 + success, tally.failures * 0.98 + (not success))
+    low = learning.estimate(base_confidence(severity, "low")[0], tally)
+    high = learning.estimate(base_confidence(severity, "high")[0], tally)
     assert low >= high
 
 
-@given(events, outcomes)
-def test_decide_is_deterministic(
-    event: dict[str, object], steps: list[tuple[str, str, bool]]
+def _record(learning: Learning, outcomes: list[bool]) -> Outcomes:
+    history = Outcomes()
+    policy = Policy(learning=learning.policy)
+    for success in outcomes:
+        history = learn(policy, history, "resource_pressure", "high", "restart_service", success)
+    return history
+
+
+def _confidence(policy: Policy, history: Outcomes) -> float:
+    """The confidence of the restart the OVERLOAD-like event gets (a rule pinned to it)."""
+    event = parse_event({"type": "service_overload", "severity": 0.82, "cpu": 95, "memory": 80})
+    d = decide(policy, history, event, 0)
+    assert "restart_service" == d.action
+    return d.confidence
+
+
+pinned = Policy(
+    rules=[("resource_pressure", "high", 0.0, "restart_service", "pinned")],
+    learning=LearningPolicy(alternatives=False),
+)
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=40), st.data())
+def test_a_success_in_place_of_a_failure_never_lowers_confidence(
+    outcomes: list[bool], data: st.DataObject
 ) -> None:
+    """Turning any one recorded failure into a success never lowers the action's confidence,
+    and turning a success into a failure never raises it (faded counts, default policy)."""
+    i = data.draw(st.integers(0, len(outcomes) - 1))
+    flipped = [*outcomes[:i], not outcomes[i], *outcomes[i + 1 :]]
+    before = _confidence(pinned, _record(pinned.learning, outcomes))
+    after = _confidence(pinned, _record(pinned.learning, flipped))
+    if outcomes[i]:
+        assert after <= before
+    else:
+        assert after >= before
+
+
+@given(st.lists(st.booleans(), max_size=40))
+def test_another_success_never_lowers_confidence_and_a_failure_never_raises_it(
+    outcomes: list[bool],
+) -> None:
+    """With nothing faded (fade 1), one more success never lowers the confidence, one more
+    failure never raises it; with fading, a success still counts for more than a failure."""
+    unfaded = Policy(
+        rules=pinned.custom_rules, learning=LearningPolicy(alternatives=False, fade=1.0)
+    )
+    for policy in (unfaded, pinned):
+        now = _confidence(policy, _record(policy.learning, outcomes))
+        win = _confidence(policy, _record(policy.learning, [*outcomes, True]))
+        loss = _confidence(policy, _record(policy.learning, [*outcomes, False]))
+        assert loss <= win
+        if policy is unfaded:
+            assert loss <= now <= win
+
+
+@given(events, outcomes)
+def test_decide_is_deterministic(event: dict[str, object], steps: Steps) -> None:
     """The same inputs give the same decision, to the byte."""
     import msgspec
 
@@ -91,9 +146,9 @@ def test_decide_is_deterministic(
 SCRIPT = textwrap.dedent(
     """
     import hashlib, msgspec
-    from adaptive_runtime.engines import History, Policy, decide, learn, parse_event
+    from adaptive_runtime.engines import Outcomes, Policy, decide, learn, parse_event
     policy = Policy(rules=[("anomaly_signal", "medium", 0.5, "page_oncall", "custom")])
-    history = History()
+    history = Outcomes()
     out = []
     for i in range(300):
         kind = ["service_overload", "anomaly_detected", "timeout", "auth_failure", "odd"][i % 5]
@@ -102,7 +157,7 @@ SCRIPT = textwrap.dedent(
                           "tags": {"b": 1, "a": [i]}})
         d = decide(policy, history, ev, i)
         out.append(msgspec.msgpack.encode(d))
-        history = learn(policy, history, d.context, d.risk, i % 3 != 0)
+        history = learn(policy, history, d.context, d.risk, d.action, i % 3 != 0)
     print(hashlib.sha256(b"".join(out)).hexdigest())
     """
 )

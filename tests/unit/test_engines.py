@@ -14,7 +14,7 @@ from adaptive_runtime.engines import (
     ConfidenceEngine,
     ContextEngine,
     DecisionEngine,
-    History,
+    Outcomes,
     Policy,
     RecoveryEngine,
     RetryPolicy,
@@ -27,6 +27,7 @@ from adaptive_runtime.engines import (
 from adaptive_runtime.engines.backoff import breaker_allows, breaker_failed, breaker_succeeded
 from adaptive_runtime.errors import InvalidEventError, InvalidRulesError
 from adaptive_runtime.journal import MemoryJournal
+from adaptive_runtime.records import LearningPolicy
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
 
@@ -70,27 +71,42 @@ def test_confidence_is_clamped() -> None:
     assert 0.99 == engine.calculate({"type": "x", "severity": 1}, "low").final
 
 
-def test_failures_lower_confidence_and_move_the_decision() -> None:
-    """A failing restart in resource_pressure/high drops confidence below 0.70: throttle instead."""
-    policy, history = Policy(), History()
+def test_failures_lower_the_action_s_own_confidence_and_move_the_decision() -> None:
+    """Three failed restarts in resource_pressure/high drop the restart's own estimate below
+    its 0.70 gate: throttle wins the walk, at its own (untried) confidence."""
+    policy, history = Policy(), Outcomes()
     event = parse_event(OVERLOAD)
-    assert "restart_service" == decide(policy, history, event, 0).action
+    first = decide(policy, history, event, 0)
+    assert ("restart_service", 0.7831) == (first.action, first.confidence)
     for _ in range(3):
-        history = learn(policy, history, "resource_pressure", "high", False)
+        history = learn(policy, history, "resource_pressure", "high", "restart_service", False)
+    failures = 1 + 0.98 + 0.98**2
+    assert round(4 * 0.7831 / (failures + 4), 4) == 0.4513  # the restart's estimate now
     after = decide(policy, history, event, 0)
-    assert after.confidence < 0.70
-    assert ("throttle_requests", "default[3]") == (after.action, after.rule)
+    assert ("throttle_requests", "default[3]", 0.7831) == (
+        after.action,
+        after.rule,
+        after.confidence,
+    )
+    assert after.instead_of is None  # the walk chose throttle; no alternative beat it
 
 
-def test_successes_restore_confidence() -> None:
-    """After failures, a run of successes brings the restart back."""
-    policy, history = Policy(), History()
+def test_successes_restore_the_action_and_the_untried_one_gets_its_turn() -> None:
+    """After failures, a run of successes lifts the restart's estimate back over its gate, so
+    the walk picks it again; the untried scale-up, with the larger optimism, is tried first."""
     event = parse_event(OVERLOAD)
-    for _ in range(3):
-        history = learn(policy, history, "resource_pressure", "high", False)
-    for _ in range(6):
-        history = learn(policy, history, "resource_pressure", "high", True)
-    assert decide(policy, history, event, 0).action in ("restart_service", "scale_up_immediate")
+    walk_only = Policy(learning=LearningPolicy(alternatives=False))
+    history = Outcomes()
+    for success in [False] * 3 + [True] * 6:
+        history = learn(walk_only, history, "resource_pressure", "high", "restart_service", success)
+    walked = decide(walk_only, history, event, 0)
+    assert ("restart_service", True) == (walked.action, walked.confidence >= 0.70)
+    explored = decide(Policy(), history, event, 0)
+    assert ("scale_up_immediate", "restart_service") == (explored.action, explored.instead_of)
+    assert (0.7831, "better_record_than_restart_service") == (
+        explored.confidence,
+        explored.reason,
+    )
 
 
 def test_old_outcomes_fade() -> None:
@@ -105,10 +121,11 @@ def test_old_outcomes_fade() -> None:
     assert 0.6 <= fresh < 1.0
 
 
-def test_history_is_per_context_and_risk() -> None:
-    """Outcomes in one context don't move another's confidence."""
-    policy, history = Policy(), History()
-    history = learn(policy, history, "anomaly_signal", "high", False)
+def test_history_is_per_context_risk_and_action() -> None:
+    """Outcomes in one context, or of another action, don't move an action's confidence."""
+    policy, history = Policy(), Outcomes()
+    history = learn(policy, history, "anomaly_signal", "high", "restart_service", False)
+    history = learn(policy, history, "resource_pressure", "high", "throttle_requests", False)
     assert 0.7831 == decide(policy, history, parse_event(OVERLOAD), 0).confidence
 
 

@@ -26,8 +26,10 @@ from adaptive_runtime.engines.events import (
     MAX_TYPE_LENGTH,
     REDACTED,
 )
+from adaptive_runtime.engines.learning import Outcomes
+from adaptive_runtime.engines.learning import Tally as LearnedTally
 from adaptive_runtime.errors import InvalidEventError
-from adaptive_runtime.records import Breaker
+from adaptive_runtime.records import Breaker, LearningPolicy
 
 
 def below(x: float) -> float:
@@ -416,13 +418,15 @@ def test_the_fold_of_every_record_kind_gives_this_exact_state() -> None:
         (StatePatched(values={"k": 1}), 14),  # 7
         (StatePatched(values={"j": 2}), 15),  # 8
         (CheckpointCreated(state={"k": 1}), 16),  # 9
-        (RulesChanged(rules=(rule,), ruleset="h"), 17),  # 10
+        (RulesChanged(rules=(rule,), ruleset="h", learning=LearningPolicy(fade=0.5)), 17),  # 10
         (ActionSkipped(action="restart_service", reason="circuit breaker open"), 18),  # 11
     )
     state = AgentState(stream="a")
     for entry in entries:
         evolve(state, entry)  # type: ignore[arg-type]
-    expected_history = record(P, History(), "resource_pressure", "high", False)
+    expected_history = Outcomes(
+        {"resource_pressure/high": {"restart_service": LearnedTally(0.0, 1.0)}}, 1
+    )
     assert (
         AgentState(
             stream="a",
@@ -437,6 +441,7 @@ def test_the_fold_of_every_record_kind_gives_this_exact_state() -> None:
             priorities={"high": 1},
             history=expected_history,
             rules=(rule,),
+            learning=LearningPolicy(fade=0.5),
             kv={"k": 1, "j": 2},
             checkpoints=1,
             recent=[
