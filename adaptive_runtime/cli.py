@@ -398,10 +398,18 @@ def _explain(args: argparse.Namespace) -> int:
     print(
         f"  Context    {d.context}  risk={d.risk}  stability={d.stability}  pressure={d.pressure:.4f}  tags={','.join(d.tags) or '-'}"
     )
-    print(
-        f"  Confidence {d.confidence:.4f} = base {d.base_confidence:.4f} (severity {ev.severity:g} x risk factor {d.risk_factor:g})"
-        f" x history weight {d.history_weight:.4f}"
-    )
+    chosen = next((e for e in ex.estimates if e.action == d.action), None)
+    if chosen is None:  # nothing learned in this context and risk yet: the prior decided
+        print(
+            f"  Confidence {d.confidence:.4f} = base {d.base_confidence:.4f} (severity {ev.severity:g} x risk factor {d.risk_factor:g})"
+            f" x history weight {d.history_weight:.4f}"
+        )
+    else:
+        k = ex.learning.prior_strength
+        print(
+            f"  Confidence {d.confidence:.4f} = {d.action}'s estimate: (successes {chosen.successes:g} + {k:g} x prior {chosen.prior:.4f})"
+            f" / (outcomes {chosen.successes + chosen.failures:g} + {k:g}); prior = severity {ev.severity:g} x risk factor {d.risk_factor:g}"
+        )
     print(
         f"  Rules tried (ruleset {d.ruleset}, {ex.custom_rules} custom rules before the defaults):"
     )
@@ -410,7 +418,23 @@ def _explain(args: argparse.Namespace) -> int:
         scope = f"{r.context or 'any'}/{r.risk or 'any'}"
         verdict = "MATCHED" if check.matched else f"no: {check.why}"
         print(f"    {check.rule:12s} {scope:34s} min {r.min_conf:.2f} -> {r.action:24s} {verdict}")
+    if ex.estimates:
+        print(
+            f"  Learned    each action's record here (faded by {ex.learning.fade:g}), estimate + bonus:"
+        )
+        for e in ex.estimates:
+            mark = " <- chosen" if e.action == d.action else ""
+            if e.action == d.instead_of:
+                mark = " <- the rules' choice"
+            print(
+                f"    {e.action:24s} {e.successes:7.2f} ok {e.failures:7.2f} failed"
+                f"  {e.value:.4f} + {e.bonus:.4f} = {e.value + e.bonus:.4f}{mark}"
+            )
     print(f"  Action     {d.action} [{d.priority}]  reason={d.reason}")
+    if d.instead_of is not None:
+        print(
+            f"  Learning   chose {d.action} over the rules' {d.instead_of}: a better estimate + bonus"
+        )
     if d.degraded_from is not None:
         print(
             f"  Fleet      degraded from {d.degraded_from}: {d.fleet} (fleet policy {d.fleet_policy})"
@@ -464,12 +488,17 @@ def _replay(args: argparse.Namespace) -> int:
             ]
             print(table(("seq", "field", "journaled", "replayed"), rows))
         return EXIT_OK if report.ok else EXIT_CHECK_FAILED
-    rules, fleet = load_policy(args.rules)
+    policy = load_policy(args.rules)
     total, changed = 0, 0
     shifts: dict[tuple[str, str], int] = {}
     examples: list[Redecided] = []
     for item in redecide(
-        journal, args.agent, rules=rules, fleet=fleet, progress=_progress("entries replayed")
+        journal,
+        args.agent,
+        rules=policy.rules,
+        fleet=policy.fleet,
+        learning=policy.learning,
+        progress=_progress("entries replayed"),
     ):
         total += 1
         if item.now.action != item.journaled.action:

@@ -302,7 +302,7 @@ class LearningPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                     "fade": "above 0 and at most 1",
                     "bonus": "from 0 to 10",
                 }
-                msg = f"learning.{name} must be a number {ranges[name]}, not {value!r}"
+                msg = f"LearningPolicy.{name} must be a number {ranges[name]}, not {value!r}"
                 raise ConfigurationError(msg)
 
 

@@ -1,4 +1,4 @@
-"""Rule files: custom rules (and a fleet policy) read from TOML or JSON, with errors naming the file."""
+"""Rule files: custom rules (and fleet and learning policies) read from TOML or JSON, errors naming the file."""
 
 from __future__ import annotations
 
@@ -13,22 +13,29 @@ import msgspec
 
 from .engines.decision import parse_rules
 from .errors import InvalidRulesError
-from .records import FleetPolicy, Rule
+from .records import FleetPolicy, LearningPolicy, Rule
 
-__all__ = ["load_policy", "load_rules"]
+__all__ = ["PolicyFile", "load_policy", "load_rules"]
+
+
+class PolicyFile(msgspec.Struct, frozen=True, kw_only=True):
+    """What a policy file says; None where it says nothing (keep what is in force)."""
+
+    rules: tuple[Rule, ...] | None = None
+    fleet: FleetPolicy | None = None
+    learning: LearningPolicy | None = None
 
 
 def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
     """Read custom rules from a TOML or JSON file: a list under `rules`, or (JSON) a bare list."""
-    rules, _ = load_policy(path, need_rules=True)
+    rules = load_policy(path, need_rules=True).rules
     assert rules is not None
     return rules
 
 
-def load_policy(
-    path: str | os.PathLike[str], *, need_rules: bool = False
-) -> tuple[tuple[Rule, ...] | None, FleetPolicy | None]:
-    """Read a policy file: custom `rules` and, optionally, a `fleet` table of FleetPolicy knobs."""
+def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> PolicyFile:
+    """Read a policy file: custom `rules`, and optionally a `fleet` table of FleetPolicy knobs
+    and a `learning` table of LearningPolicy knobs."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -44,20 +51,26 @@ def load_policy(
         msg = f"{file} is not valid {'TOML' if file.suffix.lower() == '.toml' else 'JSON'}: {exc}"
         raise InvalidRulesError(msg) from None
     fleet: FleetPolicy | None = None
+    learning: LearningPolicy | None = None
     if isinstance(data, Mapping):
         if "fleet" in data:
             try:
                 fleet = msgspec.convert(data["fleet"], FleetPolicy)
             except (msgspec.ValidationError, ValueError) as exc:
                 raise InvalidRulesError(f"{file}: [fleet]: {exc}") from None
+        if "learning" in data:
+            try:
+                learning = msgspec.convert(data["learning"], LearningPolicy)
+            except (msgspec.ValidationError, ValueError) as exc:
+                raise InvalidRulesError(f"{file}: [learning]: {exc}") from None
         if "rules" not in data:
-            if need_rules or fleet is None:
+            if need_rules or (fleet is None and learning is None):
                 raise InvalidRulesError(f"{file} has no `rules` list")
-            return None, fleet
+            return PolicyFile(fleet=fleet, learning=learning)
         data = data["rules"]
     if not isinstance(data, list):
         raise InvalidRulesError(f"{file}: `rules` must be a list")
     try:
-        return parse_rules(data), fleet
+        return PolicyFile(rules=parse_rules(data), fleet=fleet, learning=learning)
     except InvalidRulesError as exc:
         raise InvalidRulesError(f"{file}: {exc}", index=exc.index) from None

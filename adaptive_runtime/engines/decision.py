@@ -278,10 +278,20 @@ class DecisionEngine:
         """The match one given rule makes at a risk (its priority raised as the rule says)."""
         return _match(label, rule, risk, self.rules_hash)
 
-    def explain(self, context: str, risk: str, confidence: float) -> list[RuleCheck]:
-        """Return every rule tried, up to and including the one that matched."""
+    def explain(
+        self,
+        context: str,
+        risk: str,
+        confidence: float,
+        estimates: Mapping[str, float] | None = None,
+    ) -> list[RuleCheck]:
+        """Return every rule tried, up to and including the one that matched.
+
+        With `estimates`, each rule is weighed with its own action's confidence (the
+        learned walk); actions not in it get `confidence`.
+        """
         tried: list[RuleCheck] = []
-        for check in self._checks(context, risk, confidence):
+        for check in self._checks(context, risk, confidence, estimates):
             tried.append(check)
             if check.matched:
                 return tried
@@ -290,14 +300,21 @@ class DecisionEngine:
         )
         return tried
 
-    def _checks(self, context: str, risk: str, confidence: float) -> Iterator[RuleCheck]:
+    def _checks(
+        self,
+        context: str,
+        risk: str,
+        confidence: float,
+        estimates: Mapping[str, float] | None = None,
+    ) -> Iterator[RuleCheck]:
         for label, rule in self._rules:
+            own = confidence if estimates is None else estimates.get(rule.action, confidence)
             if rule.context is not None and rule.context != context:
                 why = f"context is {context}, rule wants {rule.context}"
             elif rule.risk is not None and rule.risk != risk:
                 why = f"risk is {risk}, rule wants {rule.risk}"
-            elif confidence < rule.min_conf:
-                why = f"confidence {confidence:.4f} is below {rule.min_conf:.2f}"
+            elif own < rule.min_conf:
+                why = f"confidence {own:.4f} is below {rule.min_conf:.2f}"
             else:
                 yield RuleCheck(rule=label, definition=rule, matched=True, why="all conditions met")
                 continue

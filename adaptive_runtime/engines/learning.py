@@ -64,8 +64,12 @@ class Estimate(msgspec.Struct, frozen=True, kw_only=True):
     action: str
     prior: float
     successes: float
+    """Faded: each later outcome of the action multiplied the earlier ones by `fade`."""
     failures: float
     value: float
+    """(successes + k x prior) / (successes + failures + k), clamped, 4 places."""
+    bonus: float = 0.0
+    """The optimism it competed with: c / sqrt(k + n)."""
 
 
 class Learning:
@@ -122,6 +126,7 @@ def estimate(
         successes=round(s, 4),
         failures=round(f, 4),
         value=learning.estimate(prior, tally),
+        bonus=round(learning.optimism(tally), 4),
     )
 
 

@@ -12,9 +12,9 @@ from ..records import Decision, Event, LearningPolicy, PluginRef, Rule
 from .confidence import ConfidenceParams
 from .context import Analyser, ContextEngine
 from .decision import FALLBACK, DecisionEngine, RuleMatch
-from .learning import Learning, Outcomes, Tally, base_confidence, key, record
+from .learning import Estimate, Learning, Outcomes, Tally, base_confidence, estimate, key, record
 
-__all__ = ["ENGINE_VERSION", "PluginSet", "Policy", "choose", "decide", "learn"]
+__all__ = ["ENGINE_VERSION", "PluginSet", "Policy", "choose", "decide", "learn", "weigh"]
 
 ENGINE_VERSION = 2
 """Bump when a formula changes, so old decisions are not 'verified' against new code.
@@ -176,6 +176,22 @@ def choose(
         ),
         confidence,
         rule.action,
+    )
+
+
+def weigh(
+    policy: Policy, outcomes: Outcomes, context: str, risk: str, prior: float
+) -> tuple[Estimate, ...]:
+    """Every action the rules name for a scope, with its estimate and bonus (for explain).
+
+    Empty when the scope has no record: then the plain rule table decided, at the prior.
+    """
+    if not outcomes.tallies.get(key(context, risk)):
+        return ()
+    _, candidates = policy.decision_engine.scope(context, risk)
+    actions = [c.action for c in candidates] or [FALLBACK.action]
+    return tuple(
+        estimate(policy.learning, outcomes, context, risk, action, prior) for action in actions
     )
 
 

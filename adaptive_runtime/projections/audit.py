@@ -9,7 +9,8 @@ from typing import Any
 import msgspec
 
 from ..engines.decision import RuleCheck
-from ..engines.pipeline import PluginSet, Policy
+from ..engines.learning import Estimate
+from ..engines.pipeline import PluginSet, Policy, weigh
 from ..errors import JournalCorruptError
 from ..journal import Journal
 from ..records import (
@@ -24,6 +25,7 @@ from ..records import (
     Event,
     EventReceived,
     FleetIncident,
+    LearningPolicy,
     OutcomeRecorded,
     read_as,
     read_record,
@@ -106,6 +108,11 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     attempts: tuple[Attempt, ...] = ()
     incident: FleetIncident | None = None
     """The fleet incident this decision opened, if it made the count."""
+    learning: LearningPolicy = LearningPolicy()
+    """The learning policy the decision was made under."""
+    estimates: tuple[Estimate, ...] = ()
+    """Each action the rules name for the decision's context and risk, with its learned
+    estimate, faded record and bonus; empty when nothing had been learned there yet."""
 
 
 def history(
@@ -194,9 +201,11 @@ def explain(journal: Journal, seq: int) -> Explanation:
         raise LookupError(msg)
     d = read_as(entry, DecisionMade).decision
     item = _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
-    before = rebuild(journal, entry.stream, upto=entry.batch - 1).state
-    policy = Policy(rules=before.rules, plugins=_plugins_of(d.plugins))
-    tried = tuple(policy.decision_engine.explain(d.context, d.risk, d.confidence))
+    before = rebuild(journal, entry.stream, upto=entry.seq - 1).state  # as replay sees it
+    policy = Policy(rules=before.rules, plugins=_plugins_of(d.plugins), learning=before.learning)
+    estimates = weigh(policy, before.history, d.context, d.risk, d.base_confidence)
+    own = {e.action: e.value for e in estimates} if estimates else None
+    tried = tuple(policy.decision_engine.explain(d.context, d.risk, d.confidence, own))
     outcomes: list[Outcome] = []
     attempts: list[Attempt] = []
     incident: FleetIncident | None = None
@@ -224,6 +233,8 @@ def explain(journal: Journal, seq: int) -> Explanation:
         outcomes=tuple(outcomes),
         attempts=tuple(attempts),
         incident=incident,
+        learning=policy.learning.policy,
+        estimates=estimates,
     )
 
 

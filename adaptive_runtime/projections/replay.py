@@ -8,6 +8,8 @@ from typing import Any
 import msgspec
 
 from ..engines.fleet import FleetView, gate_in_fleet, observe, open_incident
+from ..engines.learning import Learning, Outcomes
+from ..engines.learning import record as record_outcome
 from ..engines.pipeline import PluginSet, Policy, decide
 from ..errors import ReplayMismatchError
 from ..journal import Journal
@@ -18,6 +20,8 @@ from ..records import (
     Event,
     EventReceived,
     FleetPolicy,
+    LearningPolicy,
+    OutcomeRecorded,
     PluginRef,
     PluginsSet,
     Rule,
@@ -76,16 +80,20 @@ def redecide(
     *,
     rules: Sequence[Rule] | None = None,
     fleet: FleetPolicy | None = None,
+    learning: LearningPolicy | None = None,
     progress: Progress | None = None,
 ) -> Iterator[Redecided]:
     """Yield every journaled decision beside a fresh one, each made from the state before it.
 
     With `rules`, the fresh decisions are made under those custom rules instead of the
-    journaled ones, and with `fleet` under that fleet policy (a what-if); the history,
-    and the fleet's journaled decisions, still come from the journal. Fleet state is
-    folded over every stream in the journal's global order, as the host kept it.
+    journaled ones, with `fleet` under that fleet policy, and with `learning` under that
+    learning policy (a what-if). The outcomes, and the fleet's journaled decisions, still
+    come from the journal: a what-if learns from the outcomes the journaled actions had
+    (folded with its own fade), since no one knows how the others would have gone. Fleet
+    state is folded over every stream in the journal's global order, as the host kept it.
     """
     states: dict[str, AgentState] = {}
+    learned: dict[str, Outcomes] = {}  # a what-if learning policy's own fold of the outcomes
     policies: dict[tuple[object, ...], Policy] = {}
     events: dict[str, tuple[Entry, Event]] = {}
     plugins = PluginSet()
@@ -108,11 +116,13 @@ def redecide(
         elif isinstance(record, DecisionMade):
             event_entry, event = events.pop(entry.stream)
             in_force = state.rules if rules is None else tuple(rules)
-            key = (in_force, plugins.refs)
+            learns = state.learning if learning is None else learning
+            key = (in_force, plugins.refs, learns)
             policy = policies.get(key)
             if policy is None:
-                policy = policies[key] = Policy(rules=in_force, plugins=plugins)
-            fresh = decide(policy, state.history, event, event_entry.ts_ns)
+                policy = policies[key] = Policy(rules=in_force, plugins=plugins, learning=learns)
+            outcomes = state.history if learning is None else learned.get(entry.stream, Outcomes())
+            fresh = decide(policy, outcomes, event, event_entry.ts_ns)
             if view is not None:
                 if fleet is not None:
                     view.policy = fleet
@@ -126,6 +136,15 @@ def redecide(
                 yield Redecided(seq=entry.seq, event=event, journaled=record.decision, now=fresh)
         elif view is not None and entry.kind == "FleetPolicySet":
             evolve_fleet(view, entry)
+        elif learning is not None and isinstance(record, OutcomeRecorded):
+            learned[entry.stream] = record_outcome(
+                Learning(learning),
+                learned.get(entry.stream, Outcomes()),
+                record.context,
+                record.risk,
+                record.action,
+                record.success,
+            )
         evolve(state, entry)
 
 
@@ -155,12 +174,17 @@ def what_if(
     stream: str | None = None,
     *,
     fleet: FleetPolicy | None = None,
+    learning: LearningPolicy | None = None,
 ) -> list[Redecided]:
-    """Return the journaled decisions whose action would change under other rules or fleet policy."""
+    """The journaled decisions whose action would change under other rules or policies."""
     return [
         r
         for r in redecide(
-            journal, stream, rules=None if rules is None else tuple(rules), fleet=fleet
+            journal,
+            stream,
+            rules=None if rules is None else tuple(rules),
+            fleet=fleet,
+            learning=learning,
         )
         if r.now.action != r.journaled.action
     ]

@@ -39,5 +39,5 @@ def learning_from(learning: LearningArg) -> LearningPolicy | None:
     try:
         return msgspec.convert(dict(learning), LearningPolicy)
     except msgspec.ValidationError as exc:
-        msg = f"learning: {exc}; the knobs are {', '.join(LearningPolicy.__struct_fields__)}"
+        msg = f"learning: {exc} (the knobs: {', '.join(LearningPolicy.__struct_fields__)})"
         raise ConfigurationError(msg) from None
