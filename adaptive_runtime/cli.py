@@ -233,13 +233,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write summary.json and ratios.png (default: bench/results)",
     )
     bench.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
-    command(
+    stats = command(
         "stats",
         _stats,
-        "counts by type, action, priority and hour, and confidence calibration",
-        "adaptive-runtime stats --agent prod-monitor",
+        "counts by type, action, priority and hour, and how well confidence predicted outcomes",
+        "adaptive-runtime stats --agent prod-monitor --plot reliability.png",
         [common, as_json],
     )
+    stats.add_argument(
+        "--plot", type=Path, metavar="PNG", help="write the recorded outcomes' reliability diagram"
+    )
+
+    sim = command(
+        "simulate",
+        _simulate,
+        "run a simulated fleet with known truth: success, regret and calibration of the runtime"
+        " against rules-only and Thompson sampling",
+        "adaptive-runtime simulate shift --seeds 5 --plot shift.png   |   adaptive-runtime simulate all",
+        [],
+    )
+    sim.add_argument(
+        "scenario",
+        help="a scenario file (TOML), a shipped scenario (stationary, shift, severity-informative,"
+        " severity-misleading), or `all` for every shipped one",
+    )
+    sim.add_argument(
+        "--rules",
+        type=Path,
+        metavar="FILE",
+        help="a policy file: custom rules and/or a [learning] table for the runtime",
+    )
+    sim.add_argument(
+        "--policy",
+        metavar="NAMES",
+        default="adaptive,rules,thompson",
+        help="what to compare, comma-separated: adaptive (the runtime, told every outcome),"
+        " rules (the runtime, told none), thompson (default: all three)",
+    )
+    sim.add_argument("--seeds", type=_count, default=5, help="how many seeds, 0..N-1 (default: 5)")
+    sim.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="write a reliability diagram and success over time (`all`: one file per scenario)",
+    )
+    sim.add_argument("--json", action="store_true", help="print the numbers as JSON")
     return parser
 
 
@@ -819,6 +857,75 @@ def _stats(args: argparse.Namespace) -> int:
         "\nCalibration (recorded outcomes per confidence band):\n"
         + table(("confidence", "outcomes", "successes", "success rate"), rows)
     )
+    cal = result.reliability
+    if cal.outcomes:
+        print(
+            f"\nECE {cal.ece:.4f}, Brier {cal.brier:.4f} over {_plural(cal.outcomes, 'outcome')}"
+            " (0 is perfect for both; ECE over ten bins)"
+        )
+    else:
+        print("\nECE and Brier: no outcomes recorded yet")
+    if args.plot is not None:
+        from .plots import reliability_diagram
+
+        who = f"agent {args.agent}" if args.agent else "every agent"
+        reliability_diagram(args.plot, {"recorded": cal}, f"Recorded outcomes, {who}")
+        print(f"Reliability diagram written to {args.plot}")
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .rulefiles import load_policy
+    from .simulation import BUILTIN, POLICIES, load_scenario
+    from .simulation.report import compare, compare_families, render, render_families
+
+    policies = [p.strip() for p in args.policy.split(",") if p.strip()]
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown or not policies:
+        raise UsageError(
+            f"--policy takes {', '.join(POLICIES)}; not {', '.join(unknown) or 'nothing'}"
+        )
+    policy = load_policy(args.rules) if args.rules is not None else None
+    rules = (policy.rules or ()) if policy is not None else ()
+    learning = policy.learning if policy is not None else None
+    if not 1 <= args.seeds <= 1000:
+        raise UsageError(f"--seeds must be from 1 to 1000, not {args.seeds}")
+    seeds = range(args.seeds)
+    if args.scenario == "all":
+        if policies != list(POLICIES):
+            raise UsageError("`simulate all` compares all three policies; leave out --policy")
+        families = compare_families(
+            [load_scenario(name) for name in BUILTIN], seeds, rules=rules, learning=learning
+        )
+        comparisons = list(families.comparisons)
+        if args.json:
+            _print_json(families)
+        else:
+            print(render_families(families))
+    else:
+        one = compare(load_scenario(args.scenario), seeds, policies, rules=rules, learning=learning)
+        comparisons = [one]
+        if args.json:
+            _print_json(one)
+        else:
+            print(render(one))
+    if args.plot is not None:
+        from .plots import reliability_and_success
+
+        for c in comparisons:
+            path = args.plot
+            if len(comparisons) > 1:
+                path = args.plot.with_name(f"{args.plot.stem}-{c.scenario}{args.plot.suffix}")
+            reliability_and_success(
+                path,
+                {r.policy: r.calibration for r in c.results},
+                {r.policy: r.success_curve for r in c.results},
+                c.window,
+                [at for at, _, _ in c.shifts],
+                f"{c.scenario}: {c.events} events x {len(c.seeds)} seeds",
+            )
+            if not args.json:
+                print(f"Plot written to {path}")
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from ..calibration import Calibration, calibrate
 from ..engines.decision import RuleCheck
 from ..engines.learning import Estimate
 from ..engines.pipeline import PluginSet, Policy, weigh
@@ -319,6 +320,8 @@ class Stats(msgspec.Struct, kw_only=True):
     """Decisions per hour, keyed by the hour's start in Unix seconds."""
     calibration: list[dict[str, Any]] = []
     """Per confidence band: outcomes recorded, successes, and the success rate."""
+    reliability: Calibration = calibrate(())
+    """ECE, Brier score and ten reliability bins of the recorded outcomes' confidences."""
 
 
 def stats(
@@ -327,6 +330,7 @@ def stats(
     """Count decisions by type, action, priority and hour; measure calibration from outcomes."""
     result = Stats()
     bands = [[0, 0] for _ in CONFIDENCE_BANDS[1:]]
+    pairs: list[tuple[float, bool]] = []
     for count, entry in enumerate(journal.read(agent), start=1):
         if progress is not None and count % 100_000 == 0:
             progress(count)
@@ -343,6 +347,7 @@ def stats(
             band = min(int(outcome.confidence * 5), 4)
             bands[band][0] += 1
             bands[band][1] += outcome.success
+            pairs.append((outcome.confidence, outcome.success))
     for (low, high), (n, ok) in zip(itertools.pairwise(CONFIDENCE_BANDS), bands, strict=True):
         result.calibration.append(
             {
@@ -352,6 +357,7 @@ def stats(
                 "success_rate": round(ok / n, 4) if n else None,
             }
         )
+    result.reliability = calibrate(pairs)
     for table in (result.by_type, result.by_action, result.by_priority):
         ordered = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
         table.clear()

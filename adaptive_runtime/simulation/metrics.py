@@ -6,23 +6,11 @@ from collections.abc import Sequence
 
 import msgspec
 
+from ..calibration import calibrate
 from .run import Step
-from .scenario import Scenario
+from .scenario import Scenario, Shift
 
-__all__ = ["BINS", "Bin", "Summary", "calibration", "follow_times", "summarise"]
-
-BINS = 10
-"""Reliability bins: confidence [0, 0.1), [0.1, 0.2) ... [0.9, 1.0]."""
-
-
-class Bin(msgspec.Struct, frozen=True, kw_only=True):
-    """One confidence band: how many outcomes, how confident on average, how often right."""
-
-    low: float
-    high: float
-    n: int
-    confidence: float | None
-    success_rate: float | None
+__all__ = ["Summary", "broken_action", "follow_times", "summarise"]
 
 
 class Summary(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,34 +29,11 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     """Per shift: events from the shift to the last choice of the action it broke (0: none)."""
 
 
-def calibration(steps: Sequence[Step]) -> tuple[float, float, list[Bin]]:
-    """ECE, Brier score and the reliability table of confidences against outcomes."""
-    if not steps:
-        return 0.0, 0.0, []
-    counts, confidences, successes = [0] * BINS, [0.0] * BINS, [0] * BINS
-    brier = 0.0
-    for s in steps:
-        b = min(int(s.confidence * BINS), BINS - 1)
-        counts[b] += 1
-        confidences[b] += s.confidence
-        successes[b] += s.success
-        brier += (s.confidence - s.success) ** 2
-    ece = 0.0
-    table: list[Bin] = []
-    for i, (n, conf, ok) in enumerate(zip(counts, confidences, successes, strict=True)):
-        low, high = i / BINS, (i + 1) / BINS
-        if n:
-            ece += n / len(steps) * abs(conf / n - ok / n)
-        table.append(
-            Bin(
-                low=low,
-                high=high,
-                n=n,
-                confidence=round(conf / n, 4) if n else None,
-                success_rate=round(ok / n, 4) if n else None,
-            )
-        )
-    return round(ece, 4), round(brier / len(steps), 4), table
+def broken_action(scenario: Scenario, shift: Shift) -> str:
+    """The action a shift lowers the most (ties: the first by name)."""
+    fault = scenario.fault_named(shift.fault)
+    drops = {a: fault.success.get(a, fault.success["*"]) - p for a, p in shift.success.items()}
+    return max(sorted(drops), key=lambda a: drops[a])
 
 
 def follow_times(
@@ -76,43 +41,40 @@ def follow_times(
 ) -> tuple[int, ...]:
     """For each shift, how many events it took to stop choosing the action the shift broke.
 
-    The broken action is the one the shift lowers the most. "Stopped" means: from that
-    event on, at most `share` of the fault's events get the broken action (exploration
-    may still try it now and then). 0: it was never chosen for the fault after the shift.
+    "Stopped" at an event means: from there to the end of the run, at most `share` of
+    the fault's events got the broken action (exploration may still try it now and then).
+    The count is in events of the whole run since the shift; 0 means it was stopped from
+    the shift on. A run that never stops counts every event to its end.
     """
     out: list[int] = []
     for shift in scenario.shift:
-        fault = scenario.fault_named(shift.fault)
-        drops = {a: fault.success.get(a, fault.success["*"]) - p for a, p in shift.success.items()}
-        broken = max(sorted(drops), key=lambda a: drops[a])
+        broken = broken_action(scenario, shift)
         after = [s for s in steps if s.t >= shift.at and s.fault == shift.fault]
-        # walk back from the end: the earliest event from which the broken share stays low
         stopped_at, chosen = len(after), 0
-        for i in range(len(after) - 1, -1, -1):
+        for i in range(len(after) - 1, -1, -1):  # from the end: the longest low-share tail
             chosen += after[i].action == broken
             if chosen <= share * (len(after) - i):
                 stopped_at = i
-        out.append(
-            0
-            if stopped_at == 0
-            else after[stopped_at - 1].t - shift.at + 1
-            if stopped_at < len(after)
-            else steps[-1].t - shift.at + 1
-        )
+        if stopped_at == 0:
+            out.append(0)
+        elif stopped_at < len(after):
+            out.append(after[stopped_at].t - shift.at)
+        else:
+            out.append(steps[-1].t + 1 - shift.at)
     return tuple(out)
 
 
 def summarise(scenario: Scenario, steps: Sequence[Step], *, last: int = 1000) -> Summary:
     n = len(steps)
-    ece, brier, _ = calibration(steps)
-    ece_last, _, _ = calibration(steps[-last:])
+    whole = calibrate((s.confidence, s.success) for s in steps)
+    tail = calibrate((s.confidence, s.success) for s in steps[-last:])
     return Summary(
         events=n,
         expected_success=round(sum(s.p for s in steps) / n, 4),
         regret_candidates=round(sum(s.best_candidate - s.p for s in steps) / n, 4),
         regret_any=round(sum(s.best_any - s.p for s in steps) / n, 4),
-        ece=ece,
-        ece_last=ece_last,
-        brier=brier,
+        ece=whole.ece or 0.0,
+        ece_last=tail.ece or 0.0,
+        brier=whole.brier or 0.0,
         follow=follow_times(scenario, steps),
     )

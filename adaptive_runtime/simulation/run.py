@@ -42,6 +42,12 @@ class Step(msgspec.Struct, frozen=True, array_like=True):
     """The best true chance among the actions the rules name for this context and risk."""
     best_any: float
     """The best true chance among every action the scenario or the rules know."""
+    alternative: bool = False
+    """An alternative replaced the rules' choice (the runtime's `instead_of`; baselines: False)."""
+
+
+_Chosen = tuple[str, str, str, float, bool]
+"""context, risk, action, confidence, and whether an alternative replaced the rules' choice."""
 
 
 class _Drawn(msgspec.Struct, frozen=True):
@@ -133,7 +139,7 @@ def run(
             _runtime(drawn, rules, learning, learn=policy == "adaptive", world=world)
         )
     steps: list[Step] = []
-    for d, (context, risk, action, confidence) in zip(drawn, chosen, strict=True):
+    for d, (context, risk, action, confidence, alternative) in zip(drawn, chosen, strict=True):
         sev = d.event.severity
         candidates = [c.action for c in engine.scope(context, risk)[1]] or [FALLBACK.action]
         p = world.chance(d.fault, action, d.t, sev)
@@ -148,6 +154,7 @@ def run(
                 p=p,
                 best_candidate=max(world.chance(d.fault, a, d.t, sev) for a in candidates),
                 best_any=max(world.chance(d.fault, a, d.t, sev) for a in universe),
+                alternative=alternative,
             )
         )
     return steps
@@ -164,11 +171,11 @@ async def _runtime(
     *,
     learn: bool,
     world: World,
-) -> list[tuple[str, str, str, float]]:
+) -> list[_Chosen]:
     from ..runtime.host import Host  # here: the engines-only baselines need no runtime
 
     clock = ManualClock()
-    out: list[tuple[str, str, str, float]] = []
+    out: list[_Chosen] = []
     async with Host(
         "memory:", clock=clock, rules=list(rules), learning=learning, durability="normal"
     ) as host:
@@ -176,21 +183,27 @@ async def _runtime(
             clock.advance(1.0)
             agent = host.agent(d.agent)
             decision = await agent.process(d.event)
-            out.append((decision.context, decision.risk, decision.action, decision.confidence))
+            out.append(
+                (
+                    decision.context,
+                    decision.risk,
+                    decision.action,
+                    decision.confidence,
+                    decision.instead_of is not None,
+                )
+            )
             if learn:
                 p = world.chance(d.fault, decision.action, d.t, d.event.severity)
                 await agent.record_outcome(decision, success=d.luck < p)
     return out
 
 
-def _thompson(
-    world: World, drawn: list[_Drawn], engine: DecisionEngine
-) -> list[tuple[str, str, str, float]]:
+def _thompson(world: World, drawn: list[_Drawn], engine: DecisionEngine) -> list[_Chosen]:
     """Thompson sampling with a Beta(1, 1) prior per (agent, context, risk, action)."""
     rng = random.Random(f"{world.scenario.name}/{world.seed}/thompson")
     classify = ContextEngine().classify
     counts: dict[tuple[str, str, str, str], list[float]] = {}
-    out: list[tuple[str, str, str, float]] = []
+    out: list[_Chosen] = []
     for d in drawn:
         ctx = classify(d.event)
         candidates = [c.action for c in engine.scope(ctx.context, ctx.risk)[1]]
@@ -205,5 +218,5 @@ def _thompson(
         confidence = (1.0 + tally[0]) / (2.0 + tally[0] + tally[1])
         p = world.chance(d.fault, best, d.t, d.event.severity)
         tally[0 if d.luck < p else 1] += 1.0
-        out.append((ctx.context, ctx.risk, best, round(confidence, 4)))
+        out.append((ctx.context, ctx.risk, best, round(confidence, 4), False))
     return out
