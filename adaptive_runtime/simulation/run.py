@@ -124,8 +124,12 @@ def run(
     *,
     rules: Sequence[Rule] = (),
     learning: LearningPolicy | None = None,
+    journal: str = "memory:",
 ) -> list[Step]:
-    """Run one policy on one seed of the scenario and return every step."""
+    """Run one policy on one seed of the scenario and return every step.
+
+    `journal` is where the runtime journals (a path keeps it, for `explain` or replay).
+    """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
     world = World(scenario, seed)
@@ -135,9 +139,8 @@ def run(
     if policy == "thompson":
         chosen = _thompson(world, drawn, engine)
     else:
-        chosen = asyncio.run(
-            _runtime(drawn, rules, learning, learn=policy == "adaptive", world=world)
-        )
+        learn = policy == "adaptive"
+        chosen = asyncio.run(_runtime(drawn, rules, learning, journal, learn=learn, world=world))
     steps: list[Step] = []
     for d, (context, risk, action, confidence, alternative) in zip(drawn, chosen, strict=True):
         sev = d.event.severity
@@ -168,6 +171,7 @@ async def _runtime(
     drawn: list[_Drawn],
     rules: Sequence[Rule],
     learning: LearningPolicy | None,
+    journal: str,
     *,
     learn: bool,
     world: World,
@@ -177,7 +181,7 @@ async def _runtime(
     clock = ManualClock()
     out: list[_Chosen] = []
     async with Host(
-        "memory:", clock=clock, rules=list(rules), learning=learning, durability="normal"
+        journal, clock=clock, rules=list(rules), learning=learning, durability="normal"
     ) as host:
         for d in drawn:
             clock.advance(1.0)

@@ -283,6 +283,7 @@ def test_every_command_has_help_with_an_example() -> None:
         "stats",
         "agents",
         "plugins",
+        "simulate",
     ):
         out = cli(command, "--help")
         assert 0 == out.returncode

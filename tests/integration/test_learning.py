@@ -1,0 +1,225 @@
+"""Decisions that learn, as a user meets them: journaled policy, explain, what-if, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from test_cli import cli
+
+from adaptive_runtime import ConfigurationError, LearningPolicy, ManualClock, Runtime
+from adaptive_runtime.errors import InvalidRulesError
+from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.projections import rebuild, verify_replay
+from adaptive_runtime.records import RulesChanged, decode_record
+from adaptive_runtime.rulefiles import load_policy
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 95, "memory": 80}
+SMALL = Path(__file__).parents[1] / "data" / "small-scenario.toml"
+
+
+def runtime_at(path: Path, **kwargs: object) -> Runtime:
+    return Runtime("a", path, clock=ManualClock(), durability="normal", **kwargs)  # type: ignore[arg-type]
+
+
+async def _learned_journal(path: Path) -> list[int]:
+    """Three failed restarts, then a failed throttle: the untried scale-up wins next."""
+    seqs = []
+    async with runtime_at(path) as runtime:
+        d = await runtime.process(OVERLOAD)
+        for _ in range(3):
+            await runtime.record_outcome(d, success=False)
+        d2 = await runtime.process(OVERLOAD)
+        await runtime.record_outcome(d2, success=False)
+        d3 = await runtime.process(OVERLOAD)
+        seqs = [d.seq, d2.seq, d3.seq]
+        assert ("throttle_requests", "scale_up_immediate") == (d2.action, d3.action)
+    return seqs
+
+
+async def test_the_learning_policy_is_journaled_and_kept_across_restarts(tmp_path: Path) -> None:
+    """Given as a table, it is journaled in RulesChanged; a restart without it keeps it,
+    and it enters the ruleset hash, so replay re-makes every decision under it."""
+    path = tmp_path / "j.db"
+    async with runtime_at(path, learning={"alternatives": False, "fade": 0.9}) as runtime:
+        d = await runtime.process(OVERLOAD)
+        for _ in range(3):
+            await runtime.record_outcome(d, success=False)
+        after = await runtime.process(OVERLOAD)
+        assert (after.action, after.instead_of) == ("throttle_requests", None)
+        failed = runtime.state.history.tallies["resource_pressure/high"]["restart_service"]
+        assert round(1 + 0.9 + 0.81, 4) == round(failed.failures, 4)  # faded by 0.9
+    async with runtime_at(path) as again:
+        assert LearningPolicy(alternatives=False, fade=0.9) == again.state.learning
+        default_hash = (await again.process(OVERLOAD)).ruleset
+        assert default_hash == after.ruleset
+        new_hash = await again.set_rules([], learning=LearningPolicy())
+        assert new_hash != default_hash
+    changes = [
+        decode_record(e.body)
+        for e in SqliteJournal(path).read(kind="RulesChanged")  # type: ignore[union-attr]
+    ]
+    assert [LearningPolicy(alternatives=False, fade=0.9), LearningPolicy()] == [
+        c.learning for c in changes if isinstance(c, RulesChanged)
+    ]
+    assert verify_replay(SqliteJournal(path)).ok
+
+
+@pytest.mark.parametrize(
+    ("learning", "says"),
+    [
+        ({"fade": 0}, "LearningPolicy.fade must be a number above 0 and at most 1"),
+        ({"bonus": -1}, "LearningPolicy.bonus must be a number from 0 to 10"),
+        ({"speed": 1}, "unknown field `speed`"),
+        ("fast", "learning must be a LearningPolicy or a table of its knobs, not str"),
+    ],
+)
+def test_a_bad_learning_policy_is_a_configuration_error(
+    tmp_path: Path, learning: object, says: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=says):
+        Runtime("a", tmp_path / "j.db", learning=learning)  # type: ignore[arg-type]
+    assert not (tmp_path / "j.db").exists()
+
+
+async def test_snapshots_carry_the_learned_record(tmp_path: Path) -> None:
+    """The per-action record is snapshotted: the state from a snapshot equals a full replay."""
+    path = tmp_path / "j.db"
+    async with runtime_at(path, checkpoint_every=3) as runtime:
+        for i in range(12):
+            d = await runtime.process(OVERLOAD)
+            await runtime.record_outcome(d, success=i % 3 == 0)
+    journal = SqliteJournal(path)
+    from_snapshot = rebuild(journal, "a")
+    assert from_snapshot.snapshot_seq is not None
+    full = rebuild(SqliteJournal(path), "a", upto=journal.head().seq)
+    assert from_snapshot.state.history == full.state.history
+    assert 12 == from_snapshot.state.history.outcomes
+
+
+def test_policy_files_take_a_learning_table(tmp_path: Path) -> None:
+    good = tmp_path / "p.toml"
+    good.write_text("[learning]\nbonus = 0.0\nrespect_gates = true\n")
+    assert LearningPolicy(bonus=0.0, respect_gates=True) == load_policy(good).learning
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[learning]\nfade = 2\n")
+    with pytest.raises(InvalidRulesError, match=r"bad.toml: \[learning\]: LearningPolicy.fade"):
+        load_policy(bad)
+
+
+async def test_explain_shows_each_action_s_record_and_why_the_alternative_won(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.db"
+    seqs = await _learned_journal(path)
+    out = cli("explain", str(seqs[2]), "--db", str(path))
+    assert 0 == out.returncode, out.stderr
+    text = out.stdout
+    assert (
+        "Confidence 0.7831 = scale_up_immediate's estimate: (successes 0 + 4 x prior 0.7831)"
+        " / (outcomes 0 + 4)" in text
+    )
+    assert "default[2]   resource_pressure/high             min 0.70 -> restart_service " in text
+    assert "no: confidence 0.4513 is below 0.70" in text
+    assert "restart_service             0.00 ok    2.94 failed  0.4513 + 0.0759 = 0.5272" in text
+    assert "0.6265 + 0.0894 = 0.7159 <- the rules' choice" in text
+    assert "0.7831 + 0.1000 = 0.8831 <- chosen" in text
+    assert "Learning   chose scale_up_immediate over the rules' throttle_requests" in text
+    data = json.loads(cli("explain", str(seqs[2]), "--db", str(path), "--json").stdout)
+    assert ["scale_up_immediate", "restart_service", "throttle_requests"] == [
+        e["action"] for e in data["estimates"]
+    ]
+    first = cli("explain", str(seqs[0]), "--db", str(path)).stdout
+    assert "x history weight 1.0000" in first  # nothing learned yet: the prior, as before
+    assert "Learned" not in first
+
+
+async def test_replay_what_if_with_another_learning_policy(tmp_path: Path) -> None:
+    """Without alternatives, the scale-up the learner tried would have stayed a throttle."""
+    path = tmp_path / "j.db"
+    seqs = await _learned_journal(path)
+    policy = tmp_path / "walk-only.toml"
+    policy.write_text("[learning]\nalternatives = false\n")
+    out = cli("replay", "--rules", str(policy), "--db", str(path), "--json")
+    assert 0 == out.returncode, out.stderr
+    report = json.loads(out.stdout)
+    assert (3, 1) == (report["decisions"], report["changed"])
+    assert [{"from": "scale_up_immediate", "to": "throttle_requests", "count": 1}] == report[
+        "shifts"
+    ]
+    assert seqs[2] == report["examples"][0]["seq"]
+    assert verify_replay(SqliteJournal(path)).ok  # a what-if writes nothing
+
+
+def test_simulated_runs_are_the_same_under_two_hash_seeds(tmp_path: Path) -> None:
+    """The runtime, told every outcome, decides the same bytes under any PYTHONHASHSEED, and
+    its journal re-decides byte for byte under the other seed."""
+    script = textwrap.dedent(
+        f"""
+        import hashlib, sys, msgspec
+        from pathlib import Path
+        from adaptive_runtime.journal import SqliteJournal
+        from adaptive_runtime.projections import verify_replay
+        from adaptive_runtime.simulation import load_scenario, run
+        db = str(Path(sys.argv[1]) / sys.argv[2])
+        if sys.argv[3] == "write":
+            steps = run(load_scenario({str(SMALL)!r}), 0, "adaptive", journal=db)
+            print(hashlib.sha256(msgspec.msgpack.encode(steps)).hexdigest())
+        else:
+            print(verify_replay(SqliteJournal(db)).ok)
+        """
+    )
+
+    def python(seed: str, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            timeout=300,
+        )
+        return done.stdout.strip()
+
+    assert python("0", "a.db", "write") == python("1", "b.db", "write")
+    assert "True" == python("1", "a.db", "verify") == python("0", "b.db", "verify")
+
+
+def test_simulate_from_the_command_line(tmp_path: Path) -> None:
+    scenario = SMALL
+    out = cli("simulate", str(scenario), "--seeds", "2", "--plot", str(tmp_path / "s.png"))
+    assert 0 == out.returncode, out.stderr
+    assert "Scenario small: 400 events x 2 seeds (seeds 0, 1)" in out.stdout
+    assert "[met] adaptive beats rules-only by >= 0.03 in expected success" in out.stdout
+    assert (tmp_path / "s.png").read_bytes().startswith(b"\x89PNG")
+    data = json.loads(cli("simulate", str(scenario), "--seeds", "1", "--json").stdout)
+    assert ["adaptive", "rules", "thompson"] == [r["policy"] for r in data["results"]]
+    only = json.loads(
+        cli("simulate", str(scenario), "--seeds", "1", "--json", "--policy", "rules").stdout
+    )
+    assert ["rules"] == [r["policy"] for r in only["results"]]
+    for args, says in [
+        (("--seeds", "0"), "--seeds must be from 1 to 1000, not 0"),
+        (("--policy", "greedy"), "--policy takes adaptive, rules, thompson; not greedy"),
+    ]:
+        bad = cli("simulate", str(scenario), *args)
+        assert (2, f"adaptive-runtime: error: {says}\n") == (bad.returncode, bad.stderr)
+
+
+async def test_stats_reports_ece_and_brier_and_plots(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    async with runtime_at(path) as runtime:
+        for i in range(10):
+            d = await runtime.process(OVERLOAD)
+            await runtime.record_outcome(d, success=i % 2 == 0)
+    out = cli("stats", "--db", str(path), "--plot", str(tmp_path / "r.png"))
+    assert 0 == out.returncode, out.stderr
+    assert "ECE " in out.stdout
+    assert "over 10 outcomes" in out.stdout
+    assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
+    data = json.loads(cli("stats", "--db", str(path), "--json").stdout)
+    assert 10 == data["reliability"]["outcomes"]
