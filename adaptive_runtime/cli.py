@@ -449,7 +449,7 @@ def _explain(args: argparse.Namespace) -> int:
             f" / (outcomes {chosen.successes + chosen.failures:g} + {k:g}); prior = severity {ev.severity:g} x risk factor {d.risk_factor:g}"
         )
     print(
-        f"  Rules tried (ruleset {d.ruleset}, {ex.custom_rules} custom rules before the defaults):"
+        f"  Rules tried (ruleset {d.ruleset}, {_plural(ex.custom_rules, 'custom rule')} before the defaults):"
     )
     for check in ex.rules_tried:
         r = check.definition

@@ -11,6 +11,7 @@ import msgspec
 from ..calibration import Calibration, calibrate
 from ..engines.decision import RuleCheck
 from ..engines.learning import Estimate
+from ..engines.legacy import ruleset_v1
 from ..engines.pipeline import PluginSet, Policy, weigh
 from ..errors import JournalCorruptError
 from ..journal import Journal
@@ -204,7 +205,12 @@ def explain(journal: Journal, seq: int) -> Explanation:
     item = _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
     before = rebuild(journal, entry.stream, upto=entry.seq - 1).state  # as replay sees it
     policy = Policy(rules=before.rules, plugins=_plugins_of(d.plugins), learning=before.learning)
-    estimates = weigh(policy, before.history, d.context, d.risk, d.base_confidence)
+    if d.ruleset != policy.ruleset and d.ruleset == ruleset_v1(policy):
+        estimates: tuple[
+            Estimate, ...
+        ] = ()  # engine 1: one pooled confidence, no record per action
+    else:
+        estimates = weigh(policy, before.history, d.context, d.risk, d.base_confidence)
     own = {e.action: e.value for e in estimates} if estimates else None
     tried = tuple(policy.decision_engine.explain(d.context, d.risk, d.confidence, own))
     outcomes: list[Outcome] = []

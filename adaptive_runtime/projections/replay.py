@@ -7,9 +7,12 @@ from typing import Any
 
 import msgspec
 
+from ..engines.confidence import ConfidenceParams, History
+from ..engines.confidence import record as record_pooled
 from ..engines.fleet import FleetView, gate_in_fleet, observe, open_incident
 from ..engines.learning import Learning, Outcomes
 from ..engines.learning import record as record_outcome
+from ..engines.legacy import decide_v1, ruleset_v1
 from ..engines.pipeline import PluginSet, Policy, decide
 from ..errors import ReplayMismatchError
 from ..journal import Journal
@@ -94,7 +97,9 @@ def redecide(
     """
     states: dict[str, AgentState] = {}
     learned: dict[str, Outcomes] = {}  # a what-if learning policy's own fold of the outcomes
+    pooled: dict[str, History] = {}  # engine 1's fold, for decisions journaled by engine 1
     policies: dict[tuple[object, ...], Policy] = {}
+    legacy: dict[tuple[object, ...], str] = {}
     events: dict[str, tuple[Entry, Event]] = {}
     plugins = PluginSet()
     view = FleetView() if fleet is not None or journaled_policy(journal) is not None else None
@@ -121,8 +126,21 @@ def redecide(
             policy = policies.get(key)
             if policy is None:
                 policy = policies[key] = Policy(rules=in_force, plugins=plugins, learning=learns)
-            outcomes = state.history if learning is None else learned.get(entry.stream, Outcomes())
-            fresh = decide(policy, outcomes, event, event_entry.ts_ns)
+            made = record.decision.ruleset
+            if made != policy.ruleset and rules is None and learning is None:
+                if key not in legacy:
+                    legacy[key] = ruleset_v1(policy)
+                by_engine_1 = made == legacy[key]
+            else:
+                by_engine_1 = False
+            if by_engine_1:  # journaled before engine 2: re-decide it as engine 1 did
+                history = pooled.get(entry.stream, History())
+                fresh = decide_v1(policy, history, event, event_entry.ts_ns)
+            else:
+                outcomes = (
+                    state.history if learning is None else learned.get(entry.stream, Outcomes())
+                )
+                fresh = decide(policy, outcomes, event, event_entry.ts_ns)
             if view is not None:
                 if fleet is not None:
                     view.policy = fleet
@@ -136,15 +154,23 @@ def redecide(
                 yield Redecided(seq=entry.seq, event=event, journaled=record.decision, now=fresh)
         elif view is not None and entry.kind == "FleetPolicySet":
             evolve_fleet(view, entry)
-        elif learning is not None and isinstance(record, OutcomeRecorded):
-            learned[entry.stream] = record_outcome(
-                Learning(learning),
-                learned.get(entry.stream, Outcomes()),
+        elif isinstance(record, OutcomeRecorded):
+            pooled[entry.stream] = record_pooled(
+                ConfidenceParams(),
+                pooled.get(entry.stream, History()),
                 record.context,
                 record.risk,
-                record.action,
                 record.success,
             )
+            if learning is not None:
+                learned[entry.stream] = record_outcome(
+                    Learning(learning),
+                    learned.get(entry.stream, Outcomes()),
+                    record.context,
+                    record.risk,
+                    record.action,
+                    record.success,
+                )
         evolve(state, entry)
 
 

@@ -223,3 +223,27 @@ async def test_stats_reports_ece_and_brier_and_plots(tmp_path: Path) -> None:
     assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
     data = json.loads(cli("stats", "--db", str(path), "--json").stdout)
     assert 10 == data["reliability"]["outcomes"]
+
+
+async def test_a_journal_from_engine_1_still_verifies_and_carries_on(tmp_path: Path) -> None:
+    """engine1-journal.jsonl was exported by the runtime before engine 2 (pooled confidence,
+    outcomes and a rules change included). Imported, every decision re-decides byte for byte;
+    the new runtime carries on in it under engine 2, and the whole journal still verifies."""
+    path = tmp_path / "old.db"
+    fixture = Path(__file__).parents[1] / "data" / "engine1-journal.jsonl"
+    out = cli("import", str(fixture), "--db", str(path))
+    assert 0 == out.returncode, out.stderr
+    check = cli("replay", "--verify", "--db", str(path))
+    assert "OK: 32 decisions re-decided" in check.stdout, check.stdout
+    old = cli("explain", "87", "--db", str(path)).stdout
+    assert "Confidence 0.6919 = base 0.7831 (severity 0.82 x risk factor 0.955)" in old
+    assert "x history weight 0.8835" in old
+    assert "Learned" not in old
+    async with Runtime("legacy", path, clock=ManualClock(), durability="normal") as runtime:
+        assert 32 == runtime.state.outcomes
+        d = await runtime.process(OVERLOAD)
+        assert d.ruleset != "48edf3392655ee8a"  # engine 2 now
+        await runtime.record_outcome(d, success=True)
+        await runtime.process(OVERLOAD)
+    report = verify_replay(SqliteJournal(path))
+    assert (True, 34) == (report.ok, report.decisions)
