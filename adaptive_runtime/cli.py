@@ -277,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="write a reliability diagram and success over time (`all`: one file per scenario)",
     )
+    sim.add_argument(
+        "--db",
+        type=Path,
+        metavar="FILE",
+        help="keep the journal of the adaptive runtime's first seed here (a new file), to"
+        " explain, stats or replay it",
+    )
     sim.add_argument("--json", action="store_true", help="print the numbers as JSON")
     return parser
 
@@ -892,8 +899,8 @@ def _simulate(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds must be from 1 to 1000, not {args.seeds}")
     seeds = range(args.seeds)
     if args.scenario == "all":
-        if policies != list(POLICIES):
-            raise UsageError("`simulate all` compares all three policies; leave out --policy")
+        if policies != list(POLICIES) or args.db is not None:
+            raise UsageError("`simulate all` compares all three policies and keeps no journal")
         families = compare_families(
             [load_scenario(name) for name in BUILTIN], seeds, rules=rules, learning=learning
         )
@@ -903,7 +910,21 @@ def _simulate(args: argparse.Namespace) -> int:
         else:
             print(render_families(families))
     else:
-        one = compare(load_scenario(args.scenario), seeds, policies, rules=rules, learning=learning)
+        keep = None
+        if args.db is not None:
+            if "adaptive" not in policies:
+                raise UsageError("--db keeps the adaptive runtime's journal; add it to --policy")
+            if args.db.exists():
+                raise UsageError(f"{args.db} exists; --db takes a new file")
+            keep = str(args.db)
+        one = compare(
+            load_scenario(args.scenario),
+            seeds,
+            policies,
+            rules=rules,
+            learning=learning,
+            keep=keep,
+        )
         comparisons = [one]
         if args.json:
             _print_json(one)

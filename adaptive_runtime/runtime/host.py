@@ -70,7 +70,9 @@ class Host:
     `journal` is a path, `sqlite:///path`, `memory:`, or a Journal object (which stays
     the caller's: the host neither closes it nor moves its commits off its own thread).
     `host.agent(id)` returns a handle with the Runtime API; `await host.process(event)`
-    routes an event by its `agent_id` field, or to `default_agent`.
+    routes an event by its `agent_id` field, or to `default_agent`. `rules` may be a
+    policy file (TOML or JSON): its `rules`, and its `[learning]` and `[fleet]` tables
+    unless `learning=` or `fleet=` is given.
     """
 
     def __init__(
@@ -118,7 +120,15 @@ class Host:
         """Commit (and fsync, at full) on the caller's thread instead of the journal's own."""
         self.redact = _field_names(sensitive_fields)
         self.max_event_bytes = max_event_bytes
-        self.rules: tuple[Rule, ...] | None = rules_from(rules)
+        if isinstance(rules, str | os.PathLike):  # a policy file: its tables, unless given here
+            from ..rulefiles import load_policy
+
+            file = load_policy(rules)
+            self.rules: tuple[Rule, ...] | None = file.rules
+            learning = file.learning if learning is None else learning
+            fleet = file.fleet if fleet is None else fleet
+        else:
+            self.rules = rules_from(rules)
         self.learning: LearningPolicy | None = learning_from(learning)
         """How every agent served learns from outcomes; journaled for an agent whose differs."""
         """Custom rules for every agent served; journaled for an agent whose rules differ."""

@@ -88,11 +88,26 @@ def compare(
     rules: Sequence[Rule] = (),
     learning: LearningPolicy | None = None,
     window: int = 100,
+    keep: str | None = None,
 ) -> Comparison:
-    """Run each policy on each seed and measure it; check the targets that apply."""
+    """Run each policy on each seed and measure it; check the targets that apply.
+
+    `keep` is a journal path for the adaptive runtime's run on the first seed (the others
+    journal in memory), for `explain`, `stats` or `replay` afterwards.
+    """
     results: list[PolicyResult] = []
     for policy in policies:
-        runs = [run(scenario, seed, policy, rules=rules, learning=learning) for seed in seeds]
+        runs = [
+            run(
+                scenario,
+                seed,
+                policy,
+                rules=rules,
+                learning=learning,
+                journal=keep if keep and policy == "adaptive" and i == 0 else "memory:",
+            )
+            for i, seed in enumerate(seeds)
+        ]
         results.append(
             PolicyResult(
                 policy=policy,

@@ -247,3 +247,18 @@ async def test_a_journal_from_engine_1_still_verifies_and_carries_on(tmp_path: P
         await runtime.process(OVERLOAD)
     report = verify_replay(SqliteJournal(path))
     assert (True, 34) == (report.ok, report.decisions)
+
+
+async def test_a_policy_file_given_as_rules_brings_its_learning_table(tmp_path: Path) -> None:
+    """Host(rules=FILE) takes the file's [learning] (and rules) unless learning= is given."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[learning]\nfade = 0.5\n\n[[rules]]\ncontext = "x"\nrisk = "high"\n'
+        'min_conf = 0.0\naction = "a"\nreason = "r"\n'
+    )
+    async with runtime_at(tmp_path / "j.db", rules=policy) as runtime:
+        await runtime.process(OVERLOAD)
+        assert (LearningPolicy(fade=0.5), 1) == (runtime.state.learning, len(runtime.state.rules))
+    async with runtime_at(tmp_path / "k.db", rules=policy, learning={"fade": 0.7}) as runtime:
+        await runtime.process(OVERLOAD)
+        assert LearningPolicy(fade=0.7) == runtime.state.learning
