@@ -17,7 +17,7 @@ import msgspec
 
 from ..records import Decision, Event, Rule
 from .confidence import ConfidenceParams, History, score
-from .pipeline import Policy
+from .pipeline import Policy, Scored, decision_of
 
 __all__ = ["ENGINE_1", "decide_v1", "ruleset_v1"]
 
@@ -65,23 +65,5 @@ def decide_v1(policy: Policy, history: History, event: Event, ts_ns: int) -> Dec
     ctx = policy.context_engine.classify(event)
     conf = score(ConfidenceParams(), history, event.severity, ctx.risk, ctx.context)
     match = policy.decision_engine.match(ctx.context, ctx.risk, conf.final)
-    return Decision(
-        plugins=policy.plugins.labels,
-        action=match.action,
-        confidence=conf.final,
-        reason=match.reason,
-        priority=match.priority,
-        context=ctx.context,
-        risk=ctx.risk,
-        stability=ctx.stability,
-        pressure=ctx.pressure,
-        rule=match.rule,
-        ruleset=ruleset_v1(policy),
-        event_type=event.type,
-        base_confidence=conf.base,
-        risk_factor=conf.risk_factor,
-        history_weight=conf.history_weight,
-        tags=ctx.tags,
-        event_id=event.id,
-        ts_ns=ts_ns,
-    )
+    scored = Scored(conf.base, conf.risk_factor, conf.history_weight, conf.final)
+    return decision_of(policy, ruleset_v1(policy), event, ts_ns, ctx, scored, match)

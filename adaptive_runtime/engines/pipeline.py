@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from ..records import Decision, Event, LearningPolicy, PluginRef, Rule
 from .confidence import ConfidenceParams
-from .context import Analyser, ContextEngine
+from .context import Analyser, ContextEngine, ContextResult
 from .decision import FALLBACK, DecisionEngine, RuleMatch
 from .learning import Estimate, Learning, Outcomes, Tally, base_confidence, estimate, key, record
 
@@ -108,11 +108,35 @@ def decide(policy: Policy, outcomes: Outcomes, event: Event, ts_ns: int) -> Deci
         confidence = prior
     else:
         match, confidence, instead_of = choose(policy, record_of, ctx.context, ctx.risk, prior)
+    scored = Scored(prior, factor, round(confidence / prior, 4), confidence)
+    return decision_of(policy, policy.ruleset, event, ts_ns, ctx, scored, match, instead_of)
+
+
+class Scored(NamedTuple):
+    """A decision's confidence and its parts."""
+
+    base: float
+    risk_factor: float
+    history_weight: float
+    final: float
+
+
+def decision_of(
+    policy: Policy,
+    ruleset: str,
+    event: Event,
+    ts_ns: int,
+    ctx: ContextResult,
+    scored: Scored,
+    match: RuleMatch,
+    instead_of: str | None = None,
+) -> Decision:
+    """Assemble the Decision from what each engine said."""
     return Decision(
         plugins=policy.plugins.labels,
         instead_of=instead_of,
         action=match.action,
-        confidence=confidence,
+        confidence=scored.final,
         reason=match.reason,
         priority=match.priority,
         context=ctx.context,
@@ -120,11 +144,11 @@ def decide(policy: Policy, outcomes: Outcomes, event: Event, ts_ns: int) -> Deci
         stability=ctx.stability,
         pressure=ctx.pressure,
         rule=match.rule,
-        ruleset=policy.ruleset,
+        ruleset=ruleset,
         event_type=event.type,
-        base_confidence=prior,
-        risk_factor=factor,
-        history_weight=round(confidence / prior, 4),
+        base_confidence=scored.base,
+        risk_factor=scored.risk_factor,
+        history_weight=scored.history_weight,
         tags=ctx.tags,
         event_id=event.id,
         ts_ns=ts_ns,

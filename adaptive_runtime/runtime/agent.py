@@ -403,7 +403,8 @@ class Agent:
 
     @property
     def confidence_engine(self) -> ConfidenceEngine:
-        """A confidence engine holding a copy of the agent's history.
+        """The original's confidence engine, seeded with the agent's outcomes summed per
+        (context, risk) (the runtime itself scores each action by its own record).
 
         To feed an outcome into the runtime itself, use `record_outcome`: it is journaled.
         """
