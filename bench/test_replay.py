@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from conftest import event
 
-from adaptive_runtime.engines import History, Policy, decide, parse_event
+from adaptive_runtime.engines import Outcomes, Policy, decide, parse_event
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import AgentState, encode_state, evolve, rebuild
 from adaptive_runtime.projections.rebuild import STATE_VERSION
@@ -24,7 +24,7 @@ TAIL = 1000
 def build(path: Path, entries: int) -> None:
     """Write `entries` entries (event + decision pairs) in large transactions."""
     journal = SqliteJournal(path, durability="normal")
-    policy, history = Policy(), History()
+    policy, history = Policy(), Outcomes()
     batches = []
     for i in range(entries // 2):
         ev = parse_event(event(i))
