@@ -639,8 +639,9 @@ def _verify(args: argparse.Namespace) -> int:
                 )
         if not forged:
             checked = " and matches the expected head" if expected else ""
+            storage = " SQLite quick_check ok," if type(journal).__name__ == "SqliteJournal" else ""
             print(
-                f"OK: {report.entries} entries, hash chain intact{checked}, SQLite quick_check ok, "
+                f"OK: {report.entries} entries, hash chain intact{checked},{storage} "
                 f"{_plural(len(snapshots), 'snapshot')} checked against the chain."
             )
         print(f"Head: {report.head}")
@@ -690,6 +691,59 @@ def _write_lines(lines: Iterable[str], out: TextIO) -> int:
     return count
 
 
+def _import_postgres(args: argparse.Namespace) -> int:
+    """Import into a new schema beside the target, verify it, then rename it into place."""
+    from .engines.entries import check_entry
+    from .journal.export import import_lines
+    from .journal.open import describe, is_memory
+    from .journal.postgres import PostgresJournal, with_schema
+
+    if is_memory(args.db):
+        raise UsageError(
+            "import writes a journal that lasts; give --db a path or a postgresql:// URL"
+        )
+    if str(args.file) != "-" and not args.file.is_file():
+        what = "is a folder" if args.file.is_dir() else "does not exist"
+        raise UsageError(f"cannot import {args.file}: it {what}; give a file written by `export`")
+    target = PostgresJournal(args.db, durability="normal", create=True)
+    schema = target.schema
+    try:
+        if target.head().seq:
+            raise UsageError(
+                f"schema {schema} already holds a journal; import into a new one (?schema=NEW)"
+            )
+        partial_schema = f"{schema[:50]}_partial"
+        target.drop_schema()  # the empty schema just made: the import's rename takes its name
+    except BaseException:
+        target.close()
+        raise
+    journal = PostgresJournal(with_schema(args.db, partial_schema), durability="normal")
+    source = sys.stdin if str(args.file) == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+    try:
+        try:
+            count = import_lines(
+                journal, source, check=check_entry, progress=_progress("lines imported")
+            )
+        except UnicodeDecodeError as exc:
+            msg = f"cannot import {args.file}: it is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            raise UsageError(msg) from None
+        report = journal.verify()
+        if not report.ok:
+            raise JournalError(f"the imported journal does not verify: {report.problem}")
+        journal.rename_schema(schema)
+    except BaseException:
+        journal.drop_schema()
+        raise
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    print(
+        f"Imported {count} entries into schema {schema} ({describe(args.db)}); chain verified."
+        f" Head: {report.head}"
+    )
+    return EXIT_OK
+
+
 def _import(args: argparse.Namespace) -> int:
     from .engines.entries import check_entry
     from .journal import SqliteJournal
@@ -699,7 +753,7 @@ def _import(args: argparse.Namespace) -> int:
 
     target = sqlite_path(args.db)
     if target is None:
-        raise UsageError(f"import writes a new SQLite file; give --db a path, not {args.db}")
+        return _import_postgres(args)
     args.db = Path(target)
     if args.db.exists():
         raise UsageError(f"{args.db} already exists; import into a new file with --db NEW.db")

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ActionTimeoutError",
     "AdaptiveRuntimeError",
+    "AgentOwnedElsewhere",
     "ConfigurationError",
     "DecisionTooSlowError",
     "DuplicateEventError",
@@ -15,6 +16,7 @@ __all__ = [
     "JournalClosedError",
     "JournalCorruptError",
     "JournalError",
+    "JournalUnavailableError",
     "JournalVersionError",
     "NotAJournalError",
     "ReplayMismatchError",
@@ -126,3 +128,17 @@ class StreamConflictError(JournalError):
         self.stream = stream
         self.expected = expected
         self.actual = actual
+
+
+class JournalUnavailableError(JournalError):
+    """The journal's server can't be reached (down, restarting, or the network is)."""
+
+
+class AgentOwnedElsewhere(JournalError):
+    """Another host owns this agent (or took it over): this host may not write its stream."""
+
+    def __init__(self, message: str, *, agent: str, owner: str | None, epoch: int | None) -> None:
+        super().__init__(message)
+        self.agent = agent
+        self.owner = owner
+        self.epoch = epoch

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from .errors import (
     AdaptiveRuntimeError,
+    AgentOwnedElsewhere,
     ConfigurationError,
     DecisionTooSlowError,
     DuplicateEventError,
@@ -18,6 +19,7 @@ from .errors import (
     InvalidRulesError,
     JournalBusyError,
     JournalError,
+    JournalUnavailableError,
     ReplayMismatchError,
     RuntimeNotStartedError,
     StreamConflictError,
@@ -55,7 +57,9 @@ _TABLE: tuple[tuple[type[BaseException], Outcome], ...] = (
     (DecisionTooSlowError, Outcome(EXIT_JOURNAL, 503, "deciding took too long")),
     (ReplayMismatchError, Outcome(EXIT_CHECK_FAILED, 500, "replay differs from the journal")),
     (RuntimeNotStartedError, Outcome(EXIT_JOURNAL, 503, "not started")),
+    (AgentOwnedElsewhere, Outcome(EXIT_JOURNAL, 409, "agent owned by another host")),
     (JournalBusyError, Outcome(EXIT_JOURNAL, 503, "journal busy")),
+    (JournalUnavailableError, Outcome(EXIT_JOURNAL, 503, "journal server unreachable")),
     (JournalError, Outcome(EXIT_JOURNAL, 503, "journal unusable")),
     (LookupError, Outcome(EXIT_USAGE, 404, "not found")),
     (ValueError, Outcome(EXIT_USAGE, 400, "bad request")),

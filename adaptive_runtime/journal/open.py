@@ -6,6 +6,8 @@ named the same way everywhere. What durability means depends on the backend:
 - SQLite: `full` syncs the WAL on every commit (survives power loss); `normal` syncs
   only at checkpoints (survives a crash of the process, not of the machine).
 - memory: nothing survives the process; both levels mean the same.
+- PostgreSQL: `full` returns once the server has flushed the commit; `normal` turns
+  `synchronous_commit` off for the runtime's transactions (see journal.postgres).
 """
 
 from __future__ import annotations
@@ -73,11 +75,9 @@ def open_journal(
         return MemoryJournal()
     path = sqlite_path(url)
     if path is None:
-        msg = (
-            f"{describe(url)}: PostgreSQL journals are not available in this version; "
-            "use a path, sqlite:///path or memory:"
-        )
-        raise ConfigurationError(msg)
+        from .postgres import PostgresJournal  # here: only PostgreSQL journals need psycopg
+
+        return PostgresJournal(os.fspath(url), durability=durability, create=create)
     from .sqlite import SqliteJournal  # here: only SQLite journals need apsw loaded
 
     return SqliteJournal(path, durability=durability, create=create, checkpoint=checkpoint)

@@ -16,3 +16,12 @@ class TestMemoryJournal(JournalContract):
 class TestSqliteJournal(JournalContract):
     def make_journal(self, tmp_path: Path) -> Journal:
         return SqliteJournal(tmp_path / "journal.db", durability="normal")
+
+
+class TestPostgresJournal(JournalContract):
+    """The contract against a real PostgreSQL server, each test in a schema of its own."""
+
+    def make_journal(self, tmp_path: Path) -> Journal:
+        from postgres_support import fresh_journal
+
+        return fresh_journal(tmp_path)

@@ -1,0 +1,906 @@
+"""The PostgreSQL journal: the same contract as SQLite, for many hosts on one database.
+
+Only this module imports psycopg (the `postgres` extra); `import adaptive_runtime`
+never does. The tables live in one schema (`adaptive_runtime` unless the URL says
+`?schema=NAME`): `entries`, `snapshots`, `owners` and `meta`.
+
+**Order.** Every append transaction first takes a transaction-level advisory lock (one
+key per schema) and holds it until it commits. So appends run one at a time across all
+hosts: the next one reads the head the last one committed, seqs are gapless, and seq
+order is commit order. A reader that follows by seq can never pass an entry that
+commits late, because no entry with a lower seq is still in flight. The cost is that
+appends do not overlap: throughput is one commit at a time, which each host's group
+commit (many batches per transaction) spreads over many events. The lock is an
+advisory lock rather than `LOCK TABLE`: it blocks nothing but other appends (readers,
+snapshots and ownership updates go on), and it is released by PostgreSQL itself when
+the transaction ends, however it ends.
+
+**Ownership and fencing.** A host `claim`s an agent before writing its stream: a row of
+`owners` with the host's name, an epoch raised by every claim, and a lease kept by
+`renew`. Once a journal holds claims, each of its appends checks, in the append's own
+transaction, that the claim's epoch is still the one in `owners`; a host that lost its
+claim without knowing it (paused, or cut off past its lease) finds another epoch there
+and its append is refused with AgentOwnedElsewhere. A claim succeeds when the agent
+has no owner, its lease has run out, or the same host name claims it again (a restart).
+
+**Durability.** `full`: a commit returns once PostgreSQL has flushed it
+(`synchronous_commit` as the server has it, on by default). `normal`: each append sets
+`synchronous_commit = off` for its transaction (a server crash may lose the last
+commits, never corrupt). Replicas add what the server's own settings give
+(`synchronous_standby_names` with `synchronous_commit = on` or `remote_apply`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+try:
+    import psycopg
+    import psycopg_pool
+    from psycopg import sql
+except ImportError as exc:  # pragma: no cover - exercised by an install without the extra
+    from ..errors import ConfigurationError
+
+    msg = "PostgreSQL journals need the postgres extra: pip install 'adaptive-runtime[postgres]'"
+    raise ConfigurationError(msg) from exc
+
+from ..errors import (
+    AdaptiveRuntimeError,
+    AgentOwnedElsewhere,
+    ConfigurationError,
+    JournalBusyError,
+    JournalClosedError,
+    JournalError,
+    JournalUnavailableError,
+    JournalVersionError,
+    NotAJournalError,
+)
+from . import _chain
+from ._keys import KEY_BYTES, snapshot_mac
+from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
+
+__all__ = ["SCHEMA_VERSION", "PostgresJournal", "parse_url", "with_schema"]
+
+# psycopg's pool logs each failed connection attempt as a warning; with no logging set
+# up, Python would print those on stderr beside the one-line error this module raises.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+
+SCHEMA_VERSION = 1
+PAGE = 512
+KEY_ENV = "ADAPTIVE_RUNTIME_SNAPSHOT_KEY"
+"""Hex of the snapshot key every host of one database shares (at least 16 bytes)."""
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_OPTIONS = {"schema", "pool_size", "lease", "connect_timeout_s"}
+
+_COLUMNS = "seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest"
+
+
+def _ddl(schema: str) -> list[sql.Composed]:
+    s = sql.Identifier(schema)
+    return [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(s),
+        sql.SQL(
+            """CREATE TABLE {}.entries (
+                seq        BIGINT PRIMARY KEY,
+                stream     TEXT   NOT NULL,
+                stream_seq BIGINT NOT NULL,
+                kind       TEXT   NOT NULL,
+                ts_ns      BIGINT NOT NULL,
+                event_id   TEXT,
+                body       BYTEA  NOT NULL,
+                batch      BIGINT NOT NULL,
+                digest     BYTEA  NOT NULL
+            )"""
+        ).format(s),
+        sql.SQL(
+            "CREATE UNIQUE INDEX entries_event_id ON {}.entries (event_id) "
+            "WHERE event_id IS NOT NULL"
+        ).format(s),
+        sql.SQL("CREATE INDEX entries_stream ON {}.entries (stream, seq)").format(s),
+        sql.SQL(
+            """CREATE FUNCTION {}.append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'journal entries are append-only'; END $$"""
+        ).format(s),
+        sql.SQL(
+            "CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON {}.entries "
+            "FOR EACH ROW EXECUTE FUNCTION {}.append_only()"
+        ).format(s, s),
+        sql.SQL(
+            "CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON {}.entries "
+            "FOR EACH STATEMENT EXECUTE FUNCTION {}.append_only()"
+        ).format(s, s),
+        sql.SQL(
+            """CREATE TABLE {}.snapshots (
+                id       BIGSERIAL PRIMARY KEY,
+                stream   TEXT   NOT NULL,
+                seq      BIGINT NOT NULL,
+                digest   BYTEA  NOT NULL,
+                version  TEXT   NOT NULL,
+                state    BYTEA  NOT NULL,
+                checksum BYTEA  NOT NULL,
+                ts_ns    BIGINT NOT NULL
+            )"""
+        ).format(s),
+        sql.SQL("CREATE INDEX snapshots_stream ON {}.snapshots (stream, id)").format(s),
+        sql.SQL(
+            """CREATE TABLE {}.owners (
+                agent       TEXT PRIMARY KEY,
+                host        TEXT NOT NULL,
+                epoch       BIGINT NOT NULL,
+                lease_until TIMESTAMPTZ NOT NULL
+            )"""
+        ).format(s),
+        sql.SQL("CREATE TABLE {}.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)").format(s),
+    ]
+
+
+class _Sql:
+    """Every statement of one schema, built once; every value in them is a bound parameter."""
+
+    def __init__(self, schema: str) -> None:
+        s = sql.Identifier(schema)
+        cols = sql.SQL(_COLUMNS)
+
+        def q(text: str) -> sql.Composed:
+            return sql.SQL(text).format(s=s, cols=cols)
+
+        self.insert = q(
+            "INSERT INTO {s}.entries ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        self.head = q("SELECT seq, digest FROM {s}.entries ORDER BY seq DESC LIMIT 1")
+        self.stream_head = q(
+            "SELECT stream_seq FROM {s}.entries WHERE stream = %s ORDER BY seq DESC LIMIT 1"
+        )
+        self.by_event_id = q("SELECT {cols} FROM {s}.entries WHERE event_id = %s")
+        self.by_seq = q("SELECT {cols} FROM {s}.entries WHERE seq = %s")
+        self.transaction = q(
+            "SELECT {cols} FROM {s}.entries WHERE seq >= %s AND batch = %s ORDER BY seq"
+        )
+        self.streams = q("SELECT DISTINCT stream FROM {s}.entries ORDER BY stream")
+        self.forward = {
+            (stream, kind): q(
+                "SELECT {cols} FROM {s}.entries WHERE "
+                + ("stream = %s AND " if stream else "")
+                + ("kind = %s AND " if kind else "")
+                + "seq > %s ORDER BY seq LIMIT %s"
+            )
+            for stream in (False, True)
+            for kind in (False, True)
+        }
+        self.backward = {
+            (stream, kind): q(
+                "SELECT {cols} FROM {s}.entries WHERE "
+                + ("stream = %s AND " if stream else "")
+                + ("kind = %s AND " if kind else "")
+                + "seq < %s ORDER BY seq DESC LIMIT %s"
+            )
+            for stream in (False, True)
+            for kind in (False, True)
+        }
+        self.digest_at = q("SELECT digest FROM {s}.entries WHERE seq = %s")
+        self.put_snapshot = q(
+            "INSERT INTO {s}.snapshots (stream, seq, digest, version, state, checksum, ts_ns) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
+        )
+        self.prune_snapshots = q(
+            "DELETE FROM {s}.snapshots WHERE stream = %s AND id NOT IN "
+            "(SELECT id FROM {s}.snapshots WHERE stream = %s ORDER BY id DESC LIMIT %s)"
+        )
+        self.snapshots = q(
+            "SELECT n.id, n.stream, n.seq, n.digest, n.version, n.state, n.checksum, n.ts_ns,"
+            " e.digest FROM {s}.snapshots n LEFT JOIN {s}.entries e ON e.seq = n.seq "
+            "WHERE n.stream = %s ORDER BY n.id DESC"
+        )
+        self.meta = q("SELECT value FROM {s}.meta WHERE key = 'schema_version'")
+        self.claim = q(
+            "INSERT INTO {s}.owners AS o (agent, host, epoch, lease_until) "
+            "VALUES (%s, %s, 1, clock_timestamp() + make_interval(secs => %s)) "
+            "ON CONFLICT (agent) DO UPDATE SET host = excluded.host, epoch = o.epoch + 1, "
+            "lease_until = excluded.lease_until "
+            "WHERE o.host = excluded.host OR o.lease_until < clock_timestamp() "
+            "RETURNING epoch"
+        )
+        self.owner = q(
+            "SELECT host, epoch, extract(epoch FROM lease_until - clock_timestamp()) "
+            "FROM {s}.owners WHERE agent = %s"
+        )
+        self.fence = q("SELECT agent, host, epoch FROM {s}.owners WHERE agent = ANY(%s)")
+        self.renew = q(
+            "UPDATE {s}.owners AS o SET lease_until = clock_timestamp() + "
+            "make_interval(secs => %s) FROM unnest(%s::text[], %s::bigint[]) AS c(agent, epoch) "
+            "WHERE o.agent = c.agent AND o.epoch = c.epoch AND o.host = %s RETURNING o.agent"
+        )
+        self.release = q(
+            "UPDATE {s}.owners AS o SET lease_until = clock_timestamp() "
+            "FROM unnest(%s::text[], %s::bigint[]) AS c(agent, epoch) "
+            "WHERE o.agent = c.agent AND o.epoch = c.epoch AND o.host = %s"
+        )
+        self.orphans = q(
+            "SELECT agent FROM {s}.owners WHERE lease_until < clock_timestamp() ORDER BY agent"
+        )
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
+    """Split a journal URL into psycopg's conninfo and this journal's own options."""
+    parts = urlsplit(url)
+    ours: dict[str, str] = {}
+    theirs: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        (ours.__setitem__(name, value) if name in _OPTIONS else theirs.append((name, value)))
+    scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
+    conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment))
+    return conninfo, ours
+
+
+def with_schema(url: str, schema: str) -> str:
+    """The same journal URL naming another schema."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
+    query.append(("schema", schema))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def _where(conninfo: str) -> str:
+    parts = urlsplit(conninfo)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"postgresql://{host}{port}{parts.path}"
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        row[0], row[1], row[2], row[3], row[4], row[5], bytes(row[6]), row[7], bytes(row[8])
+    )
+
+
+class PostgresJournal:
+    """A Journal in a PostgreSQL schema; many hosts may share it (see the module's notes)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        durability: Durability = "full",
+        schema: str | None = None,
+        pool_size: int | None = None,
+        lease_seconds: float | None = None,
+        connect_timeout_s: float | None = None,
+        owner: str | None = None,
+        keep_snapshots: int = 3,
+        snapshot_key: bytes | None = None,
+        create: bool = True,
+    ) -> None:
+        if durability not in ("full", "normal"):
+            msg = f"durability must be 'full' or 'normal', not {durability!r}"
+            raise ConfigurationError(msg)
+        conninfo, options = parse_url(url)
+        self.conninfo = conninfo
+        self._where = _where(conninfo)
+        self._durability: Durability = durability
+        self.schema = schema or options.get("schema", "adaptive_runtime")
+        if not _SCHEMA_NAME.match(self.schema):
+            msg = f"schema must be a lower-case SQL name (letters, digits, _), not {self.schema!r}"
+            raise ConfigurationError(msg)
+        self.pool_size = _number("pool_size", pool_size, options, 4, int, 1, 100)
+        self.lease_seconds = _number("lease", lease_seconds, options, 5.0, float, 0.5, 3600)
+        timeout = _number("connect_timeout_s", connect_timeout_s, options, 10.0, float, 0.1, 600)
+        self.connect_timeout = max(1, int(timeout))
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        """This journal's name as an owner of agents: unique per process unless given."""
+        self._keep = max(1, keep_snapshots)
+        self._sql = _Sql(self.schema)
+        self._lock = int.from_bytes(
+            hashlib.blake2b(f"adaptive_runtime/{self.schema}".encode(), digest_size=8).digest(),
+            "big",
+            signed=True,
+        )
+        self.channel = f"adaptive_runtime_{self.schema}"
+        """The LISTEN/NOTIFY channel each commit is announced on, with its head seq."""
+        self._claims: dict[str, int] = {}
+        self._fenced = False
+        self._claims_lock = threading.Lock()
+        key_hex = os.environ.get(KEY_ENV)
+        if snapshot_key is None and key_hex:
+            try:
+                snapshot_key = bytes.fromhex(key_hex)
+            except ValueError:
+                raise ConfigurationError(f"{KEY_ENV} must be hex") from None
+        if snapshot_key is not None and len(snapshot_key) < 16:
+            raise ConfigurationError("the snapshot key must be at least 16 bytes")
+        self._key = snapshot_key or os.urandom(KEY_BYTES)
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = psycopg_pool.ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=self.pool_size,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
+            timeout=timeout,
+            check=psycopg_pool.ConnectionPool.check_connection,
+            open=False,
+            name=f"adaptive_runtime:{self.schema}",
+        )
+        try:
+            with self._translated():
+                # one direct connection first: a wrong password or a server that is down
+                # is reported at once, not after the pool's retries run out the timeout
+                psycopg.connect(conninfo, connect_timeout=max(1, int(timeout))).close()
+                self._pool.open(wait=True, timeout=timeout)
+                self._create_schema(create)
+        except BaseException:
+            self._pool.close()
+            self._pool = None
+            raise
+        self._listener: _Listener | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresJournal({self._where!r}, schema={self.schema!r})"
+
+    @property
+    def durability(self) -> Durability:
+        return self._durability
+
+    # -- connections ---------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn psycopg's exceptions into the project's error tree at the boundary."""
+        try:
+            yield
+        except AdaptiveRuntimeError:
+            raise
+        except psycopg_pool.PoolTimeout as exc:
+            pool = self._pool
+            stats = pool.get_stats() if pool is not None else {}
+            if stats.get("pool_size", 0) == 0 or stats.get("connections_errors", 0):
+                msg = (
+                    f"{self._where}: no connection could be made ({exc}); "
+                    "check that the server is running and reachable, then retry"
+                )
+                raise JournalUnavailableError(msg) from exc
+            msg = (
+                f"{self._where}: all {self.pool_size} pooled connections stayed busy past the "
+                "timeout; retry later, or raise ?pool_size= in the journal URL"
+            )
+            raise JournalBusyError(msg) from exc
+        except psycopg.OperationalError as exc:
+            said = " ".join(str(exc).split())
+            if "authentication failed" in said or "password" in said:
+                msg = (
+                    f"{self._where}: the server refused the login ({said}); "
+                    "check the user and password in the URL"
+                )
+                raise JournalError(msg) from exc
+            msg = (
+                f"{self._where}: the connection failed ({said}); the server may be down or "
+                "restarting: retry (an append that raised this was not acknowledged; "
+                "retried with the same event id, it is journaled once)"
+            )
+            raise JournalUnavailableError(msg) from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            said = " ".join(str(exc).split())
+            msg = f"{self._where}: permission denied ({said}); check the role's grants"
+            raise JournalError(msg) from exc
+        except psycopg.Error as exc:
+            msg = f"{self._where}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            raise JournalError(msg) from exc
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        pool = self._pool
+        if pool is None:
+            raise JournalClosedError(f"the journal {self._where} is closed; open a new one")
+        with self._translated(), pool.connection() as conn:
+            yield conn
+
+    def _create_schema(self, create: bool) -> None:
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+            exists = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.meta",)).fetchone()
+            if exists is not None and exists[0] is not None:
+                row = conn.execute(self._sql.meta).fetchone()
+                version = int(row[0]) if row is not None else 0
+                if version > SCHEMA_VERSION:
+                    msg = (
+                        f"{self._where} schema {self.schema} was written by a newer Adaptive "
+                        f"Runtime (schema {version}; this one reads up to {SCHEMA_VERSION}); "
+                        "upgrade adaptive-runtime"
+                    )
+                    raise JournalVersionError(msg, found=version, supported=SCHEMA_VERSION)
+                return
+            entries = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.entries",)).fetchone()
+            if entries is not None and entries[0] is not None:
+                msg = f"{self._where} schema {self.schema} has tables that are not a journal's"
+                raise NotAJournalError(msg)
+            if not create:
+                msg = (
+                    f"no journal in schema {self.schema} at {self._where}; check --db, or "
+                    "write one first (adaptive-runtime import, or a runtime)"
+                )
+                raise JournalError(msg)
+            for statement in _ddl(self.schema):
+                conn.execute(statement)
+            conn.execute(
+                sql.SQL("INSERT INTO {}.meta VALUES ('schema_version', %s)").format(
+                    sql.Identifier(self.schema)
+                ),
+                (str(SCHEMA_VERSION),),
+            )
+
+    # -- writing -------------------------------------------------------------
+
+    def append(self, batch: Sequence[Pending], *, expected: int | None = None) -> list[Entry]:
+        [result] = self.append_many([batch], [expected])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def append_many(
+        self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None] | None = None
+    ) -> list[list[Entry] | Exception]:
+        with self._writing() as conn:
+            return self._append_all(conn, batches, expected or [None] * len(batches))
+
+    def append_caught_up(
+        self, stream: str, after: int, build: Callable[[list[Entry]], Sequence[Pending]]
+    ) -> tuple[list[Entry], list[Entry]]:
+        with self._writing() as conn:
+            caught = self._read_on(conn, stream, after)
+            batch = build(caught)
+            [result] = self._append_all(conn, [batch], [self._stream_head(conn, stream)])
+        if isinstance(result, Exception):
+            raise result
+        return caught, result
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[psycopg.Connection[Any]]:
+        """One append transaction, holding the schema's append lock until it ends."""
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+            if self._durability == "normal":
+                conn.execute("SET LOCAL synchronous_commit TO OFF")
+            yield conn
+
+    def _append_all(
+        self,
+        conn: psycopg.Connection[Any],
+        batches: Sequence[Sequence[Pending]],
+        expected: Sequence[int | None],
+    ) -> list[list[Entry] | Exception]:
+        head = self._head(conn)
+        stream_heads: dict[str, int] = {}
+        staged_ids: dict[str, Entry] = {}
+        staged_batches: dict[int, list[Entry]] = {}
+        fences = self._fences(conn, batches)
+
+        def lookup(event_id: str) -> Entry | None:
+            found = staged_ids.get(event_id)
+            if found is not None:
+                return found
+            row = conn.execute(self._sql.by_event_id, (event_id,)).fetchone()
+            return None if row is None else _entry(row)
+
+        def transaction(first: int) -> list[Entry]:
+            staged = staged_batches.get(first)
+            if staged is not None:
+                return staged
+            rows = conn.execute(self._sql.transaction, (first, first)).fetchall()
+            return [_entry(row) for row in rows]
+
+        rows: list[tuple[Any, ...]] = []
+        results: list[list[Entry] | Exception] = []
+        for batch, want in zip(batches, expected, strict=True):
+            try:
+                stream = _chain.check_batch(batch)
+                replayed = _chain.find_replayed(batch, lookup, transaction)
+                if replayed is not None:
+                    results.append(replayed)
+                    continue
+                refusal = fences.get(stream)
+                if refusal is not None:
+                    raise refusal
+                actual = stream_heads.get(stream)
+                if actual is None:
+                    actual = self._stream_head(conn, stream)
+                _chain.check_expected(stream, want, actual)
+            except AdaptiveRuntimeError as exc:
+                results.append(exc)
+                continue
+            entries = _chain.link(batch, head, actual)
+            rows.extend(msgspec.structs.astuple(e) for e in entries)
+            head = Head(entries[-1].seq, entries[-1].digest)
+            stream_heads[stream] = entries[-1].stream_seq
+            staged_batches[entries[0].seq] = entries
+            for entry in entries:
+                if entry.event_id is not None:
+                    staged_ids[entry.event_id] = entry
+            results.append(entries)
+        if rows:
+            with conn.cursor() as cur:
+                cur.executemany(self._sql.insert, rows)
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(head.seq)))
+        return results
+
+    def _fences(
+        self, conn: psycopg.Connection[Any], batches: Sequence[Sequence[Pending]]
+    ) -> dict[str, AgentOwnedElsewhere]:
+        """The refusal of each agent stream this journal may not write (fenced mode only)."""
+        if not self._fenced:
+            return {}
+        agents = sorted(
+            {
+                b[0].stream
+                for b in batches
+                if b and type(b[0].stream) is str and not b[0].stream.startswith("~")
+            }
+        )
+        if not agents:
+            return {}
+        current = {
+            row[0]: (row[1], int(row[2]))
+            for row in conn.execute(self._sql.fence, (agents,)).fetchall()
+        }
+        refusals: dict[str, AgentOwnedElsewhere] = {}
+        for agent in agents:
+            mine = self._claims.get(agent)
+            owner, epoch = current.get(agent, (None, None))
+            if mine is not None and owner == self.owner and epoch == mine:
+                continue
+            if mine is not None:
+                with self._claims_lock:
+                    self._claims.pop(agent, None)
+            why = (
+                f"host {owner!r} took agent {agent!r} over (epoch {epoch}); this host's claim "
+                f"(epoch {mine}) is void and nothing of this append was journaled"
+                if mine is not None
+                else f"this host has not claimed agent {agent!r} (owner: {owner!r}); claim it first"
+            )
+            refusals[agent] = AgentOwnedElsewhere(why, agent=agent, owner=owner, epoch=epoch)
+        return refusals
+
+    # -- ownership -----------------------------------------------------------
+
+    def claim(self, agent: str) -> int:
+        """Own an agent from now on; return the claim's epoch. From the first claim on,
+        this journal appends only to agents it holds.
+
+        Raises AgentOwnedElsewhere while another host's lease on it runs.
+        """
+        with self._connection() as conn:
+            row = conn.execute(self._sql.claim, (agent, self.owner, self.lease_seconds)).fetchone()
+            if row is None:
+                owner = conn.execute(self._sql.owner, (agent,)).fetchone()
+                host, epoch, left = owner if owner is not None else (None, None, 0.0)
+                msg = (
+                    f"agent {agent!r} is owned by host {host!r} (epoch {epoch}) for another "
+                    f"{float(left or 0):.1f}s at least; send its events there, or wait for "
+                    "its lease to run out"
+                )
+                raise AgentOwnedElsewhere(msg, agent=agent, owner=host, epoch=epoch)
+        epoch = int(row[0])
+        with self._claims_lock:
+            self._claims[agent] = epoch
+            self._fenced = True
+        return epoch
+
+    def claims(self) -> dict[str, int]:
+        """The agents this journal holds, with their epochs."""
+        with self._claims_lock:
+            return dict(self._claims)
+
+    def renew(self) -> list[str]:
+        """Extend every claim's lease; return the agents lost to another host meanwhile."""
+        held = self.claims()
+        if not held:
+            return []
+        agents, epochs = list(held), [held[a] for a in held]
+        with self._connection() as conn:
+            rows = conn.execute(
+                self._sql.renew, (self.lease_seconds, agents, epochs, self.owner)
+            ).fetchall()
+        kept = {row[0] for row in rows}
+        lost = [a for a in agents if a not in kept]
+        with self._claims_lock:
+            for agent in lost:
+                if self._claims.get(agent) == held[agent]:
+                    del self._claims[agent]
+        return lost
+
+    def release(self, agents: Sequence[str] | None = None) -> None:
+        """Give claims up now (a host stopping), so others need not wait out the lease."""
+        held = self.claims()
+        chosen = [a for a in (held if agents is None else agents) if a in held]
+        if not chosen:
+            return
+        with self._connection() as conn:
+            conn.execute(self._sql.release, (chosen, [held[a] for a in chosen], self.owner))
+        with self._claims_lock:
+            for agent in chosen:
+                self._claims.pop(agent, None)
+
+    def orphans(self) -> list[str]:
+        """Agents whose owner's lease has run out: any host may claim them now."""
+        with self._connection() as conn:
+            return [row[0] for row in conn.execute(self._sql.orphans).fetchall()]
+
+    def owner_of(self, agent: str) -> tuple[str, int, float] | None:
+        """(host, epoch, seconds of lease left; negative when expired), or None if unowned."""
+        with self._connection() as conn:
+            row = conn.execute(self._sql.owner, (agent,)).fetchone()
+        return None if row is None else (row[0], int(row[1]), float(row[2]))
+
+    # -- reading -------------------------------------------------------------
+
+    def read(
+        self, stream: str | None = None, *, after: int = 0, kind: str | None = None
+    ) -> Iterator[Entry]:
+        statement = self._sql.forward[(stream is not None, kind is not None)]
+        filters = tuple(x for x in (stream, kind) if x is not None)
+        position = after
+        while True:
+            with self._connection() as conn:
+                rows = conn.execute(statement, (*filters, position, PAGE)).fetchall()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < PAGE:
+                return
+            position = cast(int, rows[-1][0])
+
+    def _read_on(self, conn: psycopg.Connection[Any], stream: str, after: int) -> list[Entry]:
+        statement = self._sql.forward[(True, False)]
+        out: list[Entry] = []
+        while True:
+            rows = conn.execute(statement, (stream, after, PAGE)).fetchall()
+            out.extend(_entry(row) for row in rows)
+            if len(rows) < PAGE:
+                return out
+            after = cast(int, rows[-1][0])
+
+    def latest(
+        self, n: int, stream: str | None = None, *, kind: str | None = None
+    ) -> Iterator[Entry]:
+        statement = self._sql.backward[(stream is not None, kind is not None)]
+        filters = tuple(x for x in (stream, kind) if x is not None)
+        position, left = 2**63 - 1, n
+        while left > 0:
+            size = min(left, PAGE)
+            with self._connection() as conn:
+                rows = conn.execute(statement, (*filters, position, size)).fetchall()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < size:
+                return
+            left -= size
+            position = cast(int, rows[-1][0])
+
+    def get(self, seq: int) -> Entry | None:
+        if not -(2**63) <= seq < 2**63:
+            return None
+        return self._one(self._sql.by_seq, (seq,))
+
+    def by_event_id(self, event_id: str) -> Entry | None:
+        return self._one(self._sql.by_event_id, (event_id,))
+
+    def head(self) -> Head:
+        with self._connection() as conn:
+            return self._head(conn)
+
+    def stream_head(self, stream: str) -> int:
+        with self._connection() as conn:
+            return self._stream_head(conn, stream)
+
+    def streams(self) -> list[str]:
+        with self._connection() as conn:
+            return [row[0] for row in conn.execute(self._sql.streams).fetchall()]
+
+    def _one(self, statement: sql.Composed, bindings: tuple[object, ...]) -> Entry | None:
+        with self._connection() as conn:
+            row = conn.execute(statement, bindings).fetchone()
+        return None if row is None else _entry(row)
+
+    def _head(self, conn: psycopg.Connection[Any]) -> Head:
+        row = conn.execute(self._sql.head).fetchone()
+        return Head(0, GENESIS_DIGEST) if row is None else Head(int(row[0]), bytes(row[1]))
+
+    def _stream_head(self, conn: psycopg.Connection[Any], stream: str) -> int:
+        row = conn.execute(self._sql.stream_head, (stream,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    # -- following -----------------------------------------------------------
+
+    def wait_for_commit(self, after: int, timeout: float) -> bool:
+        """Block until an entry past seq `after` commits, or `timeout` seconds pass.
+
+        Uses LISTEN on the journal's channel; returns whether the head moved past `after`.
+        """
+        if self.head().seq > after:
+            return True
+        listener = self._listener
+        if listener is None:
+            listener = self._listener = _Listener(self)
+        return listener.wait(after, timeout)
+
+    # -- snapshots -----------------------------------------------------------
+
+    def put_snapshot(
+        self, stream: str, seq: int, state: bytes, *, version: str, ts_ns: int
+    ) -> Snapshot:
+        [snapshot] = self.put_snapshots([(stream, seq, state)], version=version, ts_ns=ts_ns)
+        return snapshot
+
+    def put_snapshots(
+        self, items: Sequence[tuple[str, int, bytes]], *, version: str, ts_ns: int
+    ) -> list[Snapshot]:
+        out: list[Snapshot] = []
+        with self._connection() as conn, conn.transaction():
+            for stream, seq, state in items:
+                if seq == 0:
+                    digest = GENESIS_DIGEST
+                else:
+                    row = conn.execute(self._sql.digest_at, (seq,)).fetchone()
+                    if row is None:
+                        msg = f"cannot snapshot at seq {seq}: no such entry in {self._where}"
+                        raise JournalError(msg)
+                    digest = bytes(row[0])
+                mac = snapshot_mac(self._key, stream, seq, digest, version, state)
+                values = (stream, seq, digest, version, state, mac, ts_ns)
+                found = conn.execute(self._sql.put_snapshot, values).fetchone()
+                conn.execute(self._sql.prune_snapshots, (stream, stream, self._keep))
+                out.append(
+                    Snapshot(
+                        id=int(found[0]) if found is not None else 0,
+                        stream=stream,
+                        seq=seq,
+                        digest=digest,
+                        version=version,
+                        state=state,
+                        ts_ns=ts_ns,
+                    )
+                )
+        return out
+
+    def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql.snapshots, (stream,)).fetchall()
+        for sid, name, seq, digest, version, state, mac, ts_ns, at in rows:
+            snapshot = Snapshot(
+                id=int(sid),
+                stream=name,
+                seq=int(seq),
+                digest=bytes(digest),
+                version=version,
+                state=bytes(state),
+                ts_ns=int(ts_ns),
+            )
+            chained = GENESIS_DIGEST if seq == 0 else None if at is None else bytes(at)
+            trusted = _chain.trusted(snapshot, bytes(mac), self._key, chained)
+            if trusted or untrusted:
+                yield snapshot if trusted else msgspec.structs.replace(snapshot, trusted=False)
+
+    # -- checking ------------------------------------------------------------
+
+    def verify(
+        self, *, expected_head: Head | None = None, progress: Callable[[int], None] | None = None
+    ) -> VerifyReport:
+        return _chain.walk(self.read(), expected_head, progress)
+
+    def has_journal(self) -> bool:
+        """Whether the schema holds a journal (always, once opened with create=True)."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.meta",)).fetchone()
+        return row is not None and row[0] is not None
+
+    def rename_schema(self, schema: str) -> None:
+        """Give the journal's schema another name (an import's last step); then close."""
+        if not _SCHEMA_NAME.match(schema):
+            raise ConfigurationError(f"schema must be a lower-case SQL name, not {schema!r}")
+        with self._connection() as conn:
+            conn.execute(
+                sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                    sql.Identifier(self.schema), sql.Identifier(schema)
+                )
+            )
+        self.close()
+
+    def drop_schema(self) -> None:
+        """Drop the journal's whole schema (an import that failed); then close."""
+        with self._connection() as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
+            )
+        self.close()
+
+    def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
+                self.release_on(pool)
+            pool.close()
+
+    def release_on(self, pool: psycopg_pool.ConnectionPool[Any]) -> None:
+        """Release every claim through `pool` (used while closing)."""
+        held = self.claims()
+        if not held:
+            return
+        with pool.connection(timeout=2.0) as conn:
+            conn.execute(self._sql.release, (list(held), list(held.values()), self.owner))
+        with self._claims_lock:
+            self._claims.clear()
+
+
+class _Listener:
+    """A connection that LISTENs on the journal's channel, for wait_for_commit."""
+
+    def __init__(self, journal: PostgresJournal) -> None:
+        self._journal = journal
+        self._conn: psycopg.Connection[Any] | None = None
+        self._head = 0
+        self._lock = threading.Lock()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is None or conn.closed:
+            journal = self._journal
+            if journal._pool is None:
+                raise JournalClosedError("the journal is closed; open a new one")
+            conn = psycopg.connect(
+                journal.conninfo, autocommit=True, connect_timeout=journal.connect_timeout
+            )
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._journal.channel)))
+            self._conn = conn
+        return conn
+
+    def wait(self, after: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock, self._journal._translated():
+            conn = self._connect()
+            if self._journal.head().seq > after:  # committed between LISTEN and now
+                return True
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                for note in conn.notifies(timeout=left, stop_after=1):
+                    with contextlib.suppress(ValueError):
+                        self._head = max(self._head, int(note.payload))
+                if self._head > after:
+                    return True
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+
+def _number(
+    name: str,
+    given: float | None,
+    options: dict[str, str],
+    default: float,
+    kind: type[int] | type[float],
+    low: float,
+    high: float,
+) -> Any:
+    raw: object = given if given is not None else options.get(name, default)
+    try:
+        value = kind(cast(Any, raw))
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not low <= value <= high:
+        msg = f"{name} must be a number from {low:g} to {high:g}, not {raw!r}"
+        raise ConfigurationError(msg)
+    return value
