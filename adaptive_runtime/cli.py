@@ -22,7 +22,7 @@ from .errors import JournalError
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
 if TYPE_CHECKING:
-    from .journal import Journal
+    from .journal import Entry, Journal
     from .records import LearningPolicy
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -242,6 +242,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument(
         "--plot", type=Path, metavar="PNG", help="write the recorded outcomes' reliability diagram"
+    )
+
+    tail = command(
+        "tail",
+        _tail,
+        "print the newest entries; with --follow, every entry as it commits, until interrupted",
+        "adaptive-runtime tail --follow --db postgresql://user:pw@db/ops",
+        [common, as_json],
+    )
+    tail.add_argument("--follow", "-f", action="store_true", help="keep printing new entries")
+    tail.add_argument(
+        "--after",
+        type=_seq,
+        metavar="SEQ",
+        help="start after this seq (default: the last --lines entries)",
+    )
+    tail.add_argument(
+        "--lines", "-n", type=_count, default=10, help="how many to show first (default: 10)"
     )
 
     sim = command(
@@ -933,6 +951,62 @@ def _stats(args: argparse.Namespace) -> int:
         reliability_diagram(args.plot, {"recorded": cal}, f"Recorded outcomes, {who}")
         print(f"Reliability diagram written to {args.plot}")
     return EXIT_OK
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from .journal.follow import follow
+    from .records import named, read_record
+
+    journal = _open(args)
+    if args.after is not None:
+        after = args.after
+    else:
+        newest = list(journal.latest(args.lines, args.agent))
+        after = newest[-1].seq - 1 if newest else journal.head().seq
+        if args.agent is not None and not newest:
+            after = journal.head().seq
+    entries = (
+        follow(journal, after=after, stream=args.agent)
+        if args.follow
+        else (e for e in journal.read(args.agent, after=after))
+    )
+    for entry in entries:
+        if args.json:
+            record = named(read_record(entry))
+            print(
+                json.dumps(
+                    {
+                        "seq": entry.seq,
+                        "stream": entry.stream,
+                        "stream_seq": entry.stream_seq,
+                        "kind": entry.kind,
+                        "ts_ns": entry.ts_ns,
+                        "record": msgspec.to_builtins(record),
+                    }
+                ),
+                flush=True,
+            )
+        else:
+            print(
+                f"{entry.seq}  {format_ts(entry.ts_ns)}  {entry.stream}  {entry.kind}"
+                f"{_summary(entry)}",
+                flush=True,
+            )
+    return EXIT_OK
+
+
+def _summary(entry: Entry) -> str:
+    from .records import DecisionMade, EventReceived, OutcomeRecorded, read_record
+
+    record = read_record(entry)
+    if isinstance(record, EventReceived):
+        return f"  {record.event.type} severity={record.event.severity:g}"
+    if isinstance(record, DecisionMade):
+        d = record.decision
+        return f"  {d.action} [{d.priority}] confidence={d.confidence:.4f}"
+    if isinstance(record, OutcomeRecorded):
+        return f"  decision {record.decision_seq}: {'success' if record.success else 'failure'}"
+    return ""
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ __all__ = [
     "Entry",
     "Head",
     "Journal",
+    "Ownership",
     "Pending",
     "Snapshot",
     "VerifyReport",
@@ -178,4 +179,32 @@ class Journal(Protocol):
 
     def close(self) -> None:
         """Release the storage; later calls raise JournalClosedError."""
+        ...
+
+
+@runtime_checkable
+class Ownership(Protocol):
+    """A journal many hosts share: each agent is owned by one host at a time, fenced.
+
+    PostgresJournal has it; a host that finds it claims each agent before writing it,
+    keeps its claims renewed, and takes over agents whose owner's lease ran out.
+    """
+
+    owner: str
+    lease_seconds: float
+
+    def claim(self, agent: str) -> int:
+        """Own the agent (raise AgentOwnedElsewhere while another host's lease runs)."""
+        ...
+
+    def renew(self) -> list[str]:
+        """Extend every claim; return the agents lost meanwhile."""
+        ...
+
+    def release(self, agents: Sequence[str] | None = None) -> None:
+        """Give claims up now."""
+        ...
+
+    def orphans(self) -> list[str]:
+        """Agents whose owner's lease ran out."""
         ...

@@ -9,6 +9,7 @@ when next used. A Runtime is a Host that serves one agent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import weakref
@@ -23,8 +24,13 @@ from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.events import MAX_EVENT_BYTES
 from ..engines.fleet import FleetView
 from ..engines.pipeline import PluginSet
-from ..errors import AdaptiveRuntimeError, ConfigurationError, RuntimeNotStartedError
-from ..journal import Durability, Journal, JournalWorker
+from ..errors import (
+    AdaptiveRuntimeError,
+    AgentOwnedElsewhere,
+    ConfigurationError,
+    RuntimeNotStartedError,
+)
+from ..journal import Durability, Journal, JournalWorker, Ownership
 from ..journal.open import describe, open_journal
 from ..observability.logs import logger_for
 from ..projections.fleet import (
@@ -164,6 +170,10 @@ class Host:
         self._ready = asyncio.Event()
         self._starting = False
         self.evictions = 0
+        self._ownership: Ownership | None = None
+        """The journal's ownership, when many hosts share it (PostgreSQL): see _keep_claims."""
+        self._claims_task: asyncio.Task[None] | None = None
+        self.takeovers = 0
 
     def __repr__(self) -> str:
         where = (
@@ -204,6 +214,9 @@ class Host:
         # so appends run inline; at "full" every commit syncs, so a worker thread shares them.
         inline = (journal.durability == "normal" or self.commit_on_caller) and self._owns_journal
         self._loaded.clear()
+        self._ownership = journal if isinstance(journal, Ownership) else None
+        if self._ownership is not None:
+            inline = False  # a shared server's round trips stay off the event loop
         self._worker = JournalWorker(
             journal, asyncio.get_running_loop(), self._on_commit, inline=inline
         )
@@ -214,7 +227,13 @@ class Host:
             self._streams.discard(HOST_STREAM)
             streams = [self._only] if self._only is not None else sorted(self._streams)
             for agent_id in streams:
-                await self._resume(agent_id)
+                if self._ownership is not None and self._only is None:
+                    await self._take_over(agent_id)  # agents another host holds are left
+                else:
+                    await self._resume(agent_id)
+            if self._ownership is not None:
+                keeping = self._keep_claims(self._ownership, self._worker)
+                self._claims_task = asyncio.create_task(keeping)
         except BaseException:
             await self._close()
             self._ready.set()  # wake callers waiting on start(): they find it failed
@@ -280,6 +299,7 @@ class Host:
         if agent_id == self._only:
             ledger = await self._load(agent_id, starting=True)
         else:
+            await self._claim(agent_id)
             ledger = Ledger(
                 agent_id, self.require_worker(), self.clock, self.checkpoint_every, self.plugins
             )
@@ -290,6 +310,42 @@ class Host:
         if ledger.state.open_actions:
             await self.actions.resume(ledger)
         await self._evict_over_bound(keep=agent_id)
+
+    async def _claim(self, agent_id: str) -> None:
+        """Own the agent before reading it for writing (hosts sharing a journal only)."""
+        ownership, worker = self._ownership, self._worker
+        if ownership is not None and worker is not None:
+            await worker.run(ownership.claim, agent_id)
+
+    async def _take_over(self, agent_id: str) -> bool:
+        """Claim an agent no live host holds and resume its unfinished actions."""
+        if agent_id in self._loaded or agent_id in self._loading:
+            return False
+        try:
+            await self._resume(agent_id)
+        except AgentOwnedElsewhere:
+            return False
+        return True
+
+    async def _keep_claims(self, ownership: Ownership, worker: JournalWorker) -> None:
+        """Renew this host's leases; drop agents lost; take over agents whose owner died.
+
+        Runs every third of the lease, on the wall clock (leases are the database's time,
+        not the injected clock's): a host that dies is replaced within a lease and a third.
+        """
+        every = ownership.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                for agent_id in await worker.run(ownership.renew):
+                    log.warning("Agent %s was taken over by another host; unloading it", agent_id)
+                    self._loaded.pop(agent_id, None)
+                for agent_id in await worker.run(ownership.orphans):
+                    if agent_id != HOST_STREAM and await self._take_over(agent_id):
+                        self.takeovers += 1
+                        log.warning("Agent %s taken over: its owner's lease ran out", agent_id)
+            except AdaptiveRuntimeError as exc:  # the server away: keep trying, fencing holds
+                log.warning("Keeping agent claims failed (%s); retrying", exc)
 
     async def stop(
         self, *, actions: Literal["wait", "interrupt"] = "wait", wait_for_handlers: bool = True
@@ -349,10 +405,19 @@ class Host:
             log.exception("the fleet snapshot failed; the next start replays the journal for it")
 
     async def _close(self) -> None:
+        task, self._claims_task = self._claims_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         worker, self._worker = self._worker, None
         # the loaded states stay readable after stop(); start() rebuilds them afresh
         if worker is None:
             return
+        ownership = self._ownership
+        if ownership is not None:  # let another host take this one's agents at once
+            with contextlib.suppress(AdaptiveRuntimeError):
+                await worker.run(ownership.release)
         if self._owns_journal:  # a journal the caller passed in stays the caller's
             # off the loop even when appends run inline: closing may checkpoint and sync
             await asyncio.to_thread(worker.journal.close)
@@ -507,8 +572,10 @@ class Host:
         future.add_done_callback(_consume)
         self._loading[agent_id] = future
         try:
+            if self._ownership is not None:
+                await worker.run(self._ownership.claim, agent_id)
             ledger = Ledger(agent_id, worker, self.clock, self.checkpoint_every, self.plugins)
-            await ledger.rebuild(new=agent_id not in self._streams)
+            await ledger.rebuild(new=agent_id not in self._streams and self._ownership is None)
             self._streams.add(agent_id)
             await self._install(ledger)
             future.set_result(ledger)
