@@ -197,6 +197,10 @@ class Ownership(Protocol):
         """Own the agent (raise AgentOwnedElsewhere while another host's lease runs)."""
         ...
 
+    def claims(self) -> dict[str, int]:
+        """The agents held now, with their epochs."""
+        ...
+
     def renew(self) -> list[str]:
         """Extend every claim; return the agents lost meanwhile."""
         ...

@@ -572,7 +572,7 @@ class Host:
         future.add_done_callback(_consume)
         self._loading[agent_id] = future
         try:
-            if self._ownership is not None:
+            if self._ownership is not None and agent_id not in self._ownership.claims():
                 await worker.run(self._ownership.claim, agent_id)
             ledger = Ledger(agent_id, worker, self.clock, self.checkpoint_every, self.plugins)
             await ledger.rebuild(new=agent_id not in self._streams and self._ownership is None)

@@ -1,0 +1,214 @@
+"""The PostgreSQL journal as users meet it: URLs, many hosts, fencing, following, errors.
+
+Skipped, with a message saying how to run them, when no test server is configured
+(see tests/postgres_support.py); `.ci/run` starts one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from postgres_support import fresh_url, pg_url
+
+from adaptive_runtime import Host, ManualClock, Runtime
+from adaptive_runtime.errors import (
+    AgentOwnedElsewhere,
+    JournalBusyError,
+    JournalError,
+    JournalUnavailableError,
+    JournalVersionError,
+)
+from adaptive_runtime.journal import Pending
+from adaptive_runtime.journal.follow import follow
+from adaptive_runtime.journal.open import open_journal
+from adaptive_runtime.journal.postgres import KEY_ENV, PostgresJournal, parse_url
+from adaptive_runtime.projections import verify_replay
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 95, "memory": 80}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "adaptive_runtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _sql(url: str, statement: str, params: tuple[object, ...] = ()) -> None:
+    conninfo, options = parse_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(statement.replace("SCHEMA", options["schema"]), params)
+
+
+async def test_a_url_opens_it_for_the_host_the_runtime_and_the_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Host, Runtime and every command take the URL; with the snapshot key shared (as every
+    host of one database should have it), each trusts the others' snapshots."""
+    monkeypatch.setenv(KEY_ENV, "ab" * 32)
+    url = fresh_url()
+    async with Host(url, clock=ManualClock()) as host:
+        d = await host.agent("svc").process(OVERLOAD)
+        assert "restart_service" == d.action
+    async with Runtime("svc", journal=url, clock=ManualClock()) as runtime:
+        assert 1 == runtime.state.events
+        await runtime.record_outcome(d, success=False)
+    assert verify_replay(open_journal(url)).ok
+    history = cli("history", "--db", url, "--json")
+    assert 0 == history.returncode, history.stderr
+    assert ["restart_service"] == [row["decision"]["action"] for row in json.loads(history.stdout)]
+    verified = cli("verify", "--db", url)
+    assert verified.stdout.startswith("OK: 3 entries, hash chain intact, 2 snapshots checked")
+    assert "SQLite" not in verified.stdout
+    assert "password" not in cli("head", "--db", url + "&nothing=1").stderr
+
+
+def test_sqlite_exported_then_imported_keeps_the_head(tmp_path: Path) -> None:
+    """Migration: export from SQLite, import into PostgreSQL (chain verified), same head."""
+
+    async def write() -> None:
+        async with Runtime("a", tmp_path / "j.db", clock=ManualClock()) as runtime:
+            for _ in range(5):
+                d = await runtime.process(OVERLOAD)
+                await runtime.record_outcome(d, success=True)
+
+    asyncio.run(write())
+    sqlite_head = cli("head", "--db", str(tmp_path / "j.db")).stdout.strip()
+    exported = cli("export", "--db", str(tmp_path / "j.db"), "--out", str(tmp_path / "j.jsonl"))
+    assert 0 == exported.returncode, exported.stderr
+    url = fresh_url()
+    imported = cli("import", str(tmp_path / "j.jsonl"), "--db", url)
+    assert 0 == imported.returncode, imported.stderr
+    assert f"chain verified. Head: {sqlite_head}" in imported.stdout
+    assert sqlite_head == cli("head", "--db", url).stdout.strip()
+    again = cli("import", str(tmp_path / "j.jsonl"), "--db", url)
+    assert 2 == again.returncode
+    assert "already holds a journal" in again.stderr
+    bad = tmp_path / "bad.jsonl"
+    lines = (tmp_path / "j.jsonl").read_text().splitlines()
+    edited = json.loads(lines[3])
+    edited["ts_ns"] += 1  # an edit the chain shows: line 4's digest no longer matches
+    bad.write_text("\n".join([*lines[:3], json.dumps(edited)]) + "\n")
+    other = fresh_url()
+    refused = cli("import", str(bad), "--db", other)
+    assert 2 == refused.returncode
+    assert "line 4" in refused.stderr
+    assert 3 == cli("head", "--db", other).returncode  # nothing half-imported is left
+
+
+async def test_a_second_host_is_refused_and_takes_over_when_the_lease_runs_out() -> None:
+    """Ownership: the first host claims; the second is refused; once the first's lease
+    has run out (made so here in SQL, not by waiting) the second claims with a new epoch,
+    and the first host's next append is refused by the fence: nothing of it is journaled."""
+    url = fresh_url()
+    first = Host(url, clock=ManualClock())
+    second = Host(url, clock=ManualClock())
+    async with first, second:
+        await first.agent("svc").process(OVERLOAD)
+        with pytest.raises(AgentOwnedElsewhere, match="is owned by host") as refused:
+            await second.agent("svc").process(OVERLOAD)
+        assert refused.value.agent == "svc"
+        _sql(url, "UPDATE SCHEMA.owners SET lease_until = now() - interval '1 second'")
+        d = await second.agent("svc").process(OVERLOAD)  # takes it over: epoch 2
+        head = second.journal.head().seq
+        with pytest.raises(AgentOwnedElsewhere, match="took agent 'svc' over"):
+            await first.agent("svc").process(OVERLOAD)
+        assert head == first.journal.head().seq
+        assert d.seq == head
+    report = verify_replay(open_journal(url))
+    assert (True, 2) == (report.ok, report.decisions)
+
+
+async def test_stopping_releases_claims_for_the_next_host_at_once() -> None:
+    url = fresh_url()
+    async with Host(url, clock=ManualClock()) as host:
+        await host.agent("svc").process(OVERLOAD)
+        journal = host.journal
+        assert isinstance(journal, PostgresJournal)
+        assert ["svc"] == list(journal.claims())
+    async with Host(url, clock=ManualClock()) as host:
+        await host.agent("svc").process(OVERLOAD)  # no wait for a lease
+        journal = host.journal
+        assert isinstance(journal, PostgresJournal)
+        owner = journal.owner_of("svc")
+        assert owner is not None
+        assert (journal.owner, 2) == owner[:2]
+
+
+def test_a_follower_sees_every_seq_once_in_order_while_four_writers_append() -> None:
+    url = fresh_url()
+    writers = [PostgresJournal(url, durability="normal") for _ in range(4)]
+    reader = PostgresJournal(url)
+    per_writer = 60
+    done = threading.Event()
+    seen: list[int] = []
+
+    def write(index: int) -> None:
+        journal = writers[index]
+        for i in range(per_writer):
+            journal.append([Pending(stream=f"w{index}", kind="K", ts_ns=i, body=b"x")])
+
+    def read() -> None:
+        for entry in follow(reader, poll=0.05, stop=done.is_set):
+            seen.append(entry.seq)
+            if len(seen) == 4 * per_writer:
+                return
+
+    follower = threading.Thread(target=read)
+    follower.start()
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    follower.join(timeout=30)
+    done.set()
+    assert list(range(1, 4 * per_writer + 1)) == seen
+    for journal in (*writers, reader):
+        journal.close()
+
+
+def test_bad_states_are_typed_errors_that_say_what_to_do() -> None:
+    base = pg_url()
+    conninfo, _ = parse_url(base)
+    wrong = conninfo.replace("://", "://nobody_here:wrong@", 1) if "@" not in conninfo else None
+    if wrong is None:
+        user_part, rest = conninfo.split("://", 1)[1].split("@", 1)
+        wrong = f"postgresql://{user_part.split(':')[0]}:not-the-password@{rest}"
+    with pytest.raises(JournalError, match="check the user and password"):
+        PostgresJournal(wrong)
+    with pytest.raises(JournalUnavailableError, match="server may be down"):
+        PostgresJournal("postgresql://127.0.0.1:1/none?connect_timeout_s=1")
+    url = fresh_url()
+    PostgresJournal(url).close()
+    _sql(url, "UPDATE SCHEMA.meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(JournalVersionError, match="newer Adaptive Runtime"):
+        PostgresJournal(url)
+    busy = PostgresJournal(fresh_url() + "&pool_size=1&connect_timeout_s=0.5")
+    pool = busy._pool
+    assert pool is not None
+    with pool.connection(), pytest.raises(JournalBusyError, match="pool_size"):
+        busy.head()
+    busy.close()
+
+
+def test_user_strings_are_bound_parameters() -> None:
+    """Hostile stream names, kinds and event ids are stored as given, never run."""
+    journal = PostgresJournal(fresh_url(), durability="normal")
+    nasty = "x'); DROP TABLE entries; --"
+    journal.append([Pending(stream=nasty, kind=nasty, ts_ns=1, body=b"b", event_id=nasty)])
+    found = journal.by_event_id(nasty)
+    assert found is not None
+    assert (nasty, nasty) == (found.stream, found.kind)
+    assert [nasty] == journal.streams()
+    assert journal.verify().ok
+    journal.close()
