@@ -216,7 +216,12 @@ class _Sql:
             "SELECT host, epoch, extract(epoch FROM lease_until - clock_timestamp()) "
             "FROM {s}.owners WHERE agent = %s"
         )
-        self.fence = q("SELECT agent, host, epoch FROM {s}.owners WHERE agent = ANY(%s)")
+        # FOR SHARE: a claim (an UPDATE of the row) waits until this append has committed
+        # or rolled back, so the new owner's rebuild reads everything this one journaled
+        self.fence = q(
+            "SELECT agent, host, epoch FROM {s}.owners WHERE agent = ANY(%s) "
+            "ORDER BY agent FOR SHARE"
+        )
         self.renew = q(
             "UPDATE {s}.owners AS o SET lease_until = clock_timestamp() + "
             "make_interval(secs => %s) FROM unnest(%s::text[], %s::bigint[]) AS c(agent, epoch) "
@@ -327,6 +332,7 @@ class PostgresJournal:
             kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
             timeout=timeout,
             check=psycopg_pool.ConnectionPool.check_connection,
+            configure=self._configure,
             open=False,
             name=f"adaptive_runtime:{self.schema}",
         )
@@ -345,6 +351,12 @@ class PostgresJournal:
 
     def __repr__(self) -> str:
         return f"PostgresJournal({self._where!r}, schema={self.schema!r})"
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Each new pooled connection: a session stuck in a transaction (its process paused
+        while holding the append lock) is ended by the server after two leases."""
+        idle_ms = int(max(2.0, 2 * self.lease_seconds) * 1000)
+        conn.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
 
     @property
     def durability(self) -> Durability:

@@ -298,8 +298,9 @@ class Host:
         """Resume an agent's unfinished actions; an agent with none is not kept loaded."""
         if agent_id == self._only:
             ledger = await self._load(agent_id, starting=True)
+            if self._ownership is not None:
+                return  # the claim made in _load resumed them
         else:
-            await self._claim(agent_id)
             ledger = Ledger(
                 agent_id, self.require_worker(), self.clock, self.checkpoint_every, self.plugins
             )
@@ -311,18 +312,12 @@ class Host:
             await self.actions.resume(ledger)
         await self._evict_over_bound(keep=agent_id)
 
-    async def _claim(self, agent_id: str) -> None:
-        """Own the agent before reading it for writing (hosts sharing a journal only)."""
-        ownership, worker = self._ownership, self._worker
-        if ownership is not None and worker is not None:
-            await worker.run(ownership.claim, agent_id)
-
     async def _take_over(self, agent_id: str) -> bool:
-        """Claim an agent no live host holds and resume its unfinished actions."""
+        """Claim an agent no live host holds, load it and resume its unfinished actions."""
         if agent_id in self._loaded or agent_id in self._loading:
             return False
         try:
-            await self._resume(agent_id)
+            await self._load(agent_id, starting=True)
         except AgentOwnedElsewhere:
             return False
         return True
@@ -572,12 +567,16 @@ class Host:
         future.add_done_callback(_consume)
         self._loading[agent_id] = future
         try:
+            taken = False
             if self._ownership is not None and agent_id not in self._ownership.claims():
                 await worker.run(self._ownership.claim, agent_id)
+                taken = True
             ledger = Ledger(agent_id, worker, self.clock, self.checkpoint_every, self.plugins)
             await ledger.rebuild(new=agent_id not in self._streams and self._ownership is None)
             self._streams.add(agent_id)
             await self._install(ledger)
+            if taken and ledger.state.open_actions:
+                await self.actions.resume(ledger)  # taken over from a host that died
             future.set_result(ledger)
         except BaseException as exc:
             self._loaded.pop(agent_id, None)
