@@ -390,11 +390,10 @@ def _demo(args: argparse.Namespace) -> int:
     from .journal.open import sqlite_path
 
     path = sqlite_path(args.db)
-    if path is None:
-        raise UsageError(f"demo runs on a SQLite file; give --db a path, not {args.db}")
+    target: Path | str = Path(path) if path is not None else str(args.db)
     plugins = None if args.plugins is None else [p for p in args.plugins.split(",") if p]
     return asyncio.run(
-        run_demo(Path(path), agent=args.agent, show_logs=not args.quiet, plugins=plugins)
+        run_demo(target, agent=args.agent, show_logs=not args.quiet, plugins=plugins)
     )
 
 

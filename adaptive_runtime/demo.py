@@ -1,4 +1,4 @@
-"""The main job: the original README's monitoring scenario, journaled to a SQLite file."""
+"""The main job: the original README's monitoring scenario, journaled (a SQLite file by default)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from .journal.open import describe
 from .observability.logs import ROOT, enable_console_logging
 from .runtime import Runtime
 
@@ -23,7 +24,7 @@ SCENARIO: list[dict[str, Any]] = [
 
 
 async def run_demo(
-    path: Path,
+    path: Path | str,
     *,
     agent: str = "prod-monitor",
     out: TextIO = sys.stdout,
@@ -32,14 +33,20 @@ async def run_demo(
     history: int = 10,
     plugins: list[str] | None = None,
 ) -> int:
-    """Process the scenario on the journal at `path`, then print what the journal remembers.
+    """Process the scenario on the journal at `path` (a file, or a journal URL such as
+    postgresql://...), then print what the journal remembers.
 
     The results go to `out`; the engines' log lines (if shown) to `log`, stderr by default.
     """
     level = ROOT.level
     handler = enable_console_logging(logging.INFO, log or sys.stderr) if show_logs else None
     try:
-        runtime = Runtime(agent_id=agent, path=path, checkpoint_every=5, plugins=plugins)
+        if isinstance(path, Path):
+            runtime = Runtime(agent_id=agent, path=path, checkpoint_every=5, plugins=plugins)
+            where = str(path.resolve())
+        else:
+            runtime = Runtime(agent_id=agent, journal=path, checkpoint_every=5, plugins=plugins)
+            where = describe(path)
 
         @runtime.bus.subscribe("anomaly_detected")
         async def on_anomaly(event: dict[str, Any]) -> None:
@@ -48,7 +55,7 @@ async def run_demo(
         await runtime.start()
         remembered = runtime.state.events
         rebuilt = runtime.snapshot_summary()
-        print(f"Journal: {path.resolve()}", file=out)
+        print(f"Journal: {where}", file=out)
         print(f"Remembered from earlier runs: {remembered} events\n", file=out)
         for event in SCENARIO:
             result = await runtime.process(event)

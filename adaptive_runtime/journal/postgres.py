@@ -143,7 +143,89 @@ def _ddl(schema: str) -> list[sql.Composed]:
             )"""
         ).format(s),
         sql.SQL("CREATE TABLE {}.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)").format(s),
+        sql.SQL(_PREPARE).format(s=s),
+        sql.SQL(_APPEND_KNOWN).format(s=s),
     ]
+
+
+# The fast path: one statement, so one round trip and its own transaction. The caller
+# linked the rows against the head and stream heads it last saw; the function takes the
+# lock and appends only if those still hold, no event id is journaled already, and every
+# claim's epoch is current (read FOR SHARE). Otherwise it writes nothing and returns false,
+# and the caller takes the full path.
+_APPEND_KNOWN = """
+CREATE FUNCTION {s}.append_known(
+    lock_key BIGINT, head_seq BIGINT, head_digest BYTEA, streams TEXT[], stream_seqs BIGINT[],
+    ids TEXT[], owner TEXT, agents TEXT[], epochs BIGINT[], a_seq BIGINT[], a_stream TEXT[],
+    a_stream_seq BIGINT[], a_kind TEXT[], a_ts_ns BIGINT[], a_event_id TEXT[], a_body BYTEA[],
+    a_batch BIGINT[], a_digest BYTEA[], channel TEXT)
+RETURNS BOOLEAN LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    i INT;
+    last_seq BIGINT;
+    last_digest BYTEA;
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    SELECT e.seq, e.digest INTO last_seq, last_digest
+        FROM {s}.entries e ORDER BY e.seq DESC LIMIT 1;
+    IF coalesce(last_seq, 0) <> head_seq
+       OR (last_seq IS NOT NULL AND last_digest <> head_digest) THEN
+        RETURN FALSE;
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(streams, 1), 0) LOOP
+        IF coalesce((SELECT e.stream_seq FROM {s}.entries e WHERE e.stream = streams[i]
+                     ORDER BY e.seq DESC LIMIT 1), 0) <> stream_seqs[i] THEN
+            RETURN FALSE;
+        END IF;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM {s}.entries e WHERE e.event_id = ANY(ids)) THEN
+        RETURN FALSE;
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(agents, 1), 0) LOOP
+        PERFORM 1 FROM {s}.owners w
+            WHERE w.agent = agents[i] AND w.host = owner AND w.epoch = epochs[i] FOR SHARE;
+        IF NOT FOUND THEN
+            RETURN FALSE;
+        END IF;
+    END LOOP;
+    INSERT INTO {s}.entries (seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest)
+        SELECT * FROM unnest(a_seq, a_stream, a_stream_seq, a_kind, a_ts_ns, a_event_id, a_body,
+                             a_batch, a_digest);
+    PERFORM pg_notify(channel, a_seq[array_upper(a_seq, 1)]::TEXT);
+    RETURN TRUE;
+END $$
+"""
+
+# An append's reads, in one round trip: take the append lock, then (each RETURN QUERY
+# with a snapshot taken after the lock, so it sees the last append's commit) the head,
+# each stream's head, the entries of the event ids given, and the owners of the agents
+# written, read FOR SHARE so that a claim waits for this append to end.
+_PREPARE = """
+CREATE FUNCTION {s}.prepare_append(lock_key BIGINT, streams TEXT[], ids TEXT[], agents TEXT[])
+RETURNS TABLE (tag TEXT, seq BIGINT, stream TEXT, stream_seq BIGINT, kind TEXT, ts_ns BIGINT,
+               event_id TEXT, body BYTEA, batch BIGINT, digest BYTEA, host TEXT, epoch BIGINT)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    RETURN QUERY SELECT 'h', e.seq, NULL::TEXT, NULL::BIGINT, NULL::TEXT, NULL::BIGINT,
+        NULL::TEXT, NULL::BYTEA, NULL::BIGINT, e.digest, NULL::TEXT, NULL::BIGINT
+        FROM {s}.entries e ORDER BY e.seq DESC LIMIT 1;
+    RETURN QUERY SELECT 's', NULL::BIGINT, n.name,
+        (SELECT e.stream_seq FROM {s}.entries e WHERE e.stream = n.name
+         ORDER BY e.seq DESC LIMIT 1),
+        NULL::TEXT, NULL::BIGINT, NULL::TEXT, NULL::BYTEA, NULL::BIGINT, NULL::BYTEA,
+        NULL::TEXT, NULL::BIGINT
+        FROM unnest(streams) AS n(name);
+    RETURN QUERY SELECT 'e', e.seq, e.stream, e.stream_seq, e.kind, e.ts_ns, e.event_id,
+        e.body, e.batch, e.digest, NULL::TEXT, NULL::BIGINT
+        FROM {s}.entries e WHERE e.event_id = ANY(ids);
+    RETURN QUERY SELECT 'o', NULL::BIGINT, o.agent, NULL::BIGINT, NULL::TEXT, NULL::BIGINT,
+        NULL::TEXT, NULL::BYTEA, NULL::BIGINT, NULL::BYTEA, o.host, o.epoch
+        FROM (SELECT w.agent, w.host, w.epoch FROM {s}.owners w
+              WHERE w.agent = ANY(agents) ORDER BY w.agent FOR SHARE) o;
+END $$
+"""
 
 
 class _Sql:
@@ -156,8 +238,12 @@ class _Sql:
         def q(text: str) -> sql.Composed:
             return sql.SQL(text).format(s=s, cols=cols)
 
-        self.insert = q(
-            "INSERT INTO {s}.entries ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        self._schema = s
+        self._inserts: dict[int, sql.Composed] = {}
+        self.prepare = q("SELECT * FROM {s}.prepare_append(%s, %s, %s, %s)")
+        self.append_known = q(
+            "SELECT {s}.append_known(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s, %s, %s, %s)"
         )
         self.head = q("SELECT seq, digest FROM {s}.entries ORDER BY seq DESC LIMIT 1")
         self.stream_head = q(
@@ -235,6 +321,19 @@ class _Sql:
         self.orphans = q(
             "SELECT agent FROM {s}.owners WHERE lease_until < clock_timestamp() ORDER BY agent"
         )
+
+    def insert(self, rows: int) -> sql.Composed:
+        """Insert `rows` entries and announce the new head, in one statement."""
+        found = self._inserts.get(rows)
+        if found is None:
+            values = sql.SQL(", ").join([sql.SQL("(%s, %s, %s, %s, %s, %s, %s, %s, %s)")] * rows)
+            found = sql.SQL(
+                "WITH added AS (INSERT INTO {s}.entries ({cols}) VALUES {values} RETURNING seq) "
+                "SELECT pg_notify(%s, (SELECT max(seq) FROM added)::text)"
+            ).format(s=self._schema, cols=sql.SQL(_COLUMNS), values=values)
+            if len(self._inserts) < 256:
+                self._inserts[rows] = found
+        return found
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
@@ -331,7 +430,6 @@ class PostgresJournal:
             max_size=self.pool_size,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
             timeout=timeout,
-            check=psycopg_pool.ConnectionPool.check_connection,
             configure=self._configure,
             open=False,
             name=f"adaptive_runtime:{self.schema}",
@@ -348,6 +446,10 @@ class PostgresJournal:
             self._pool = None
             raise
         self._listener: _Listener | None = None
+        self._cache_lock = threading.Lock()
+        self._known_head: Head | None = None
+        """The head after this journal's last append, if nothing else has appended since."""
+        self._known_streams: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"PostgresJournal({self._where!r}, schema={self.schema!r})"
@@ -357,6 +459,8 @@ class PostgresJournal:
         while holding the append lock) is ended by the server after two leases."""
         idle_ms = int(max(2.0, 2 * self.lease_seconds) * 1000)
         conn.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
+        if self._durability == "normal":
+            conn.execute("SET synchronous_commit = off")
 
     @property
     def durability(self) -> Durability:
@@ -460,27 +564,109 @@ class PostgresJournal:
     def append_many(
         self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None] | None = None
     ) -> list[list[Entry] | Exception]:
+        wanted = expected or [None] * len(batches)
+        known = self._append_known(batches, wanted)
+        if known is not None:
+            return known
         with self._writing() as conn:
-            return self._append_all(conn, batches, expected or [None] * len(batches))
+            results, head, heads = self._append_all(conn, batches, wanted)
+        self._know(head, heads)  # committed: what the next fast append may count on
+        return results
+
+    def _append_known(
+        self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None]
+    ) -> list[list[Entry] | Exception] | None:
+        """The fast path (see _APPEND_KNOWN): None when it can't be taken or didn't hold."""
+        with self._cache_lock:
+            head, heads = self._known_head, dict(self._known_streams)
+        if head is None:
+            return None
+        start = head
+        ids: set[str] = set()
+        claims = self.claims() if self._fenced else {}
+        results: list[list[Entry] | Exception] = []
+        columns: list[list[Any]] = [[] for _ in range(9)]
+        appended: dict[str, int] = {}
+        try:
+            for batch, want in zip(batches, expected, strict=True):
+                stream = _chain.check_batch(batch)
+                at = appended.get(stream, heads.get(stream))
+                if at is None or (want is not None and want != at):
+                    return None  # unknown here, or a conflict: the full path says which
+                if self._fenced and not stream.startswith("~") and stream not in claims:
+                    return None
+                for pending in batch:
+                    if pending.event_id is not None:
+                        if pending.event_id in ids:
+                            return None
+                        ids.add(pending.event_id)
+                entries = _chain.link(batch, head, at)
+                for entry in entries:
+                    for column, value in zip(columns, msgspec.structs.astuple(entry), strict=True):
+                        column.append(value)
+                head = Head(entries[-1].seq, entries[-1].digest)
+                appended[stream] = entries[-1].stream_seq
+                results.append(entries)
+        except AdaptiveRuntimeError:
+            return None  # a bad batch: the full path reports it, beside the good ones
+        if not results:
+            return None
+        streams = sorted(appended)
+        agents = sorted(a for a in appended if a in claims)
+        params = (
+            self._lock,
+            start.seq,
+            start.digest,
+            streams,
+            [heads[s] for s in streams],
+            sorted(ids),
+            self.owner,
+            agents,
+            [claims[a] for a in agents],
+            *columns,
+            self.channel,
+        )
+        with self._connection() as conn:
+            row = conn.execute(self._sql.append_known, params).fetchone()
+        if row is None or not row[0]:
+            self._know(None, {})
+            return None
+        self._know(head, appended, start)
+        return results
+
+    def _know(self, head: Head | None, heads: dict[str, int], after: Head | None = None) -> None:
+        """After a commit: the head and stream heads it left, for the next fast append.
+
+        With `after`, only if the cache still holds that head (no other thread moved it).
+        None forgets everything: the next append takes the full path and learns again.
+        """
+        with self._cache_lock:
+            if head is None or (after is not None and self._known_head != after):
+                self._known_head = None
+                self._known_streams.clear()
+                return
+            if len(self._known_streams) + len(heads) > 4096:
+                self._known_streams.clear()
+            self._known_head = head
+            self._known_streams.update(heads)
 
     def append_caught_up(
         self, stream: str, after: int, build: Callable[[list[Entry]], Sequence[Pending]]
     ) -> tuple[list[Entry], list[Entry]]:
         with self._writing() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))  # before the read
             caught = self._read_on(conn, stream, after)
             batch = build(caught)
-            [result] = self._append_all(conn, [batch], [self._stream_head(conn, stream)])
+            [result], _, _ = self._append_all(conn, [batch], [self._stream_head(conn, stream)])
+        self._know(None, {})  # rare: the next append learns the heads again
         if isinstance(result, Exception):
             raise result
         return caught, result
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[psycopg.Connection[Any]]:
-        """One append transaction, holding the schema's append lock until it ends."""
+        """One append transaction; its first statement (prepare_append) takes the lock."""
         with self._connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
-            if self._durability == "normal":
-                conn.execute("SET LOCAL synchronous_commit TO OFF")
             yield conn
 
     def _append_all(
@@ -488,19 +674,45 @@ class PostgresJournal:
         conn: psycopg.Connection[Any],
         batches: Sequence[Sequence[Pending]],
         expected: Sequence[int | None],
-    ) -> list[list[Entry] | Exception]:
-        head = self._head(conn)
+    ) -> tuple[list[list[Entry] | Exception], Head, dict[str, int]]:
+        """Check and link every batch, then insert all of them with one statement.
+
+        Returns the results, and the head and stream heads the transaction leaves.
+
+        What the checks need (the head, each stream's head, the entries of any event id
+        given, the owners of the agents written) is asked for in one round trip, behind
+        the append lock queued by _writing; the insert, with its NOTIFY, is one statement.
+        """
+        checked: list[str | Exception] = []
+        for batch in batches:  # first, so that nothing unchecked is ever sent to the server
+            try:
+                checked.append(_chain.check_batch(batch))
+            except AdaptiveRuntimeError as exc:
+                checked.append(exc)
+        valid = [b for b, c in zip(batches, checked, strict=True) if isinstance(c, str)]
+        streams = sorted({c for c in checked if isinstance(c, str)})
+        ids = sorted({p.event_id for b in valid for p in b if p.event_id is not None})
+        agents = [s for s in streams if not s.startswith("~")] if self._fenced else []
+        head = Head(0, GENESIS_DIGEST)
         stream_heads: dict[str, int] = {}
+        journaled: dict[str, Entry] = {}
+        owners: dict[str, tuple[str, int]] = {}
+        for row in conn.execute(self._sql.prepare, (self._lock, streams, ids, agents)):
+            tag = row[0]
+            if tag == "h":
+                head = Head(int(row[1]), bytes(row[9]))
+            elif tag == "s":
+                stream_heads[row[2]] = int(row[3] or 0)
+            elif tag == "e":
+                journaled[row[6]] = _entry(row[1:10])
+            else:
+                owners[row[2]] = (row[10], int(row[11]))
+        fences = self._fences(agents, owners)
         staged_ids: dict[str, Entry] = {}
         staged_batches: dict[int, list[Entry]] = {}
-        fences = self._fences(conn, batches)
 
         def lookup(event_id: str) -> Entry | None:
-            found = staged_ids.get(event_id)
-            if found is not None:
-                return found
-            row = conn.execute(self._sql.by_event_id, (event_id,)).fetchone()
-            return None if row is None else _entry(row)
+            return staged_ids.get(event_id) or journaled.get(event_id)
 
         def transaction(first: int) -> list[Entry]:
             staged = staged_batches.get(first)
@@ -509,11 +721,13 @@ class PostgresJournal:
             rows = conn.execute(self._sql.transaction, (first, first)).fetchall()
             return [_entry(row) for row in rows]
 
-        rows: list[tuple[Any, ...]] = []
+        values: list[Any] = []
         results: list[list[Entry] | Exception] = []
-        for batch, want in zip(batches, expected, strict=True):
+        for batch, want, stream in zip(batches, expected, checked, strict=True):
+            if not isinstance(stream, str):
+                results.append(stream)
+                continue
             try:
-                stream = _chain.check_batch(batch)
                 replayed = _chain.find_replayed(batch, lookup, transaction)
                 if replayed is not None:
                     results.append(replayed)
@@ -521,47 +735,28 @@ class PostgresJournal:
                 refusal = fences.get(stream)
                 if refusal is not None:
                     raise refusal
-                actual = stream_heads.get(stream)
-                if actual is None:
-                    actual = self._stream_head(conn, stream)
+                actual = stream_heads.get(stream, 0)
                 _chain.check_expected(stream, want, actual)
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
                 continue
             entries = _chain.link(batch, head, actual)
-            rows.extend(msgspec.structs.astuple(e) for e in entries)
+            for entry in entries:
+                values.extend(msgspec.structs.astuple(entry))
+                if entry.event_id is not None:
+                    staged_ids[entry.event_id] = entry
             head = Head(entries[-1].seq, entries[-1].digest)
             stream_heads[stream] = entries[-1].stream_seq
             staged_batches[entries[0].seq] = entries
-            for entry in entries:
-                if entry.event_id is not None:
-                    staged_ids[entry.event_id] = entry
             results.append(entries)
-        if rows:
-            with conn.cursor() as cur:
-                cur.executemany(self._sql.insert, rows)
-            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(head.seq)))
-        return results
+        if values:
+            conn.execute(self._sql.insert(len(values) // 9), (*values, self.channel))
+        return results, head, stream_heads
 
     def _fences(
-        self, conn: psycopg.Connection[Any], batches: Sequence[Sequence[Pending]]
+        self, agents: Sequence[str], current: dict[str, tuple[str, int]]
     ) -> dict[str, AgentOwnedElsewhere]:
         """The refusal of each agent stream this journal may not write (fenced mode only)."""
-        if not self._fenced:
-            return {}
-        agents = sorted(
-            {
-                b[0].stream
-                for b in batches
-                if b and type(b[0].stream) is str and not b[0].stream.startswith("~")
-            }
-        )
-        if not agents:
-            return {}
-        current = {
-            row[0]: (row[1], int(row[2]))
-            for row in conn.execute(self._sql.fence, (agents,)).fetchall()
-        }
         refusals: dict[str, AgentOwnedElsewhere] = {}
         for agent in agents:
             mine = self._claims.get(agent)
