@@ -224,6 +224,30 @@ def rows(
         "test_eventsourcing_sqlite",
         None,
     )
+    pg_targets = {1: 0.5, 4: None, 16: None}
+    for writers, target in pg_targets.items():
+        ratio_row(
+            f"PostgreSQL: process(), {writers} writer{'s' if writers > 1 else ''}, full",
+            f"test_pg_process[{writers}]",
+            f"test_pg_raw_per_commit[{writers}]",
+            target,
+        )
+    ratio_row(
+        "PostgreSQL: process_many(64), full", "test_pg_process_many", "test_pg_raw_batched", 0.5
+    )
+    if "test_pg_reader_lag" in m:
+        lag = m["test_pg_reader_lag"][1]
+        out.append(
+            {
+                "figure": "PostgreSQL: follower lag, p99 (median)",
+                "ours": f"{lag['p99_ms']} ({lag['median_ms']})",
+                "baseline": "-",
+                "unit": "ms",
+                "ratio": "-",
+                "target": "< 100 ms",
+                "met": lag["p99_ms"] < 100,
+            }
+        )
     if memory is not None:
         out.append(
             {

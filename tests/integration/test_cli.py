@@ -284,6 +284,7 @@ def test_every_command_has_help_with_an_example() -> None:
         "agents",
         "plugins",
         "simulate",
+        "tail",
     ):
         out = cli(command, "--help")
         assert 0 == out.returncode
@@ -637,3 +638,56 @@ def test_db_takes_a_sqlite_url(journal_path: Path) -> None:
     bad = cli("head", "--db", "mysql://host/db")
     assert 2 == bad.returncode
     assert "unknown journal URL scheme 'mysql'" in bad.stderr
+
+
+def test_tail_prints_the_newest_entries_one_line_each(journal_path: Path) -> None:
+    out = cli("tail", "-n", "3", "--db", str(journal_path))
+    assert 0 == out.returncode, out.stderr
+    lines = out.stdout.splitlines()
+    assert 3 == len(lines)
+    assert lines[-1].split()[0] == cli("head", "--db", str(journal_path)).stdout.split(":")[0]
+    data = [
+        json.loads(line)
+        for line in cli("tail", "-n", "2", "--json", "--db", str(journal_path)).stdout.splitlines()
+    ]
+    assert [d["seq"] for d in data] == [int(lines[-2].split()[0]), int(lines[-1].split()[0])]
+
+
+def test_follow_on_sqlite_sees_every_entry_once_while_another_process_writes(
+    tmp_path: Path,
+) -> None:
+    """follow() polls a SQLite journal by seq: every entry another process commits, once,
+    in order."""
+    import threading
+
+    from adaptive_runtime.journal import SqliteJournal
+    from adaptive_runtime.journal.follow import follow
+
+    path = tmp_path / "j.db"
+    SqliteJournal(path).close()
+    script = textwrap.dedent(
+        f"""
+        from adaptive_runtime.journal import Pending, SqliteJournal
+        journal = SqliteJournal({str(path)!r}, durability="normal")
+        for i in range(100):
+            journal.append([Pending(stream="w", kind="K", ts_ns=i, body=b"x")])
+        journal.close()
+        """
+    )
+    seen: list[int] = []
+    done = threading.Event()
+    reader = SqliteJournal(path)
+
+    def read() -> None:
+        for entry in follow(reader, poll=0.01, stop=done.is_set):
+            seen.append(entry.seq)
+            if len(seen) == 100:
+                return
+
+    follower = threading.Thread(target=read)
+    follower.start()
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    follower.join(timeout=60)
+    done.set()
+    reader.close()
+    assert list(range(1, 101)) == seen
