@@ -212,3 +212,18 @@ def test_user_strings_are_bound_parameters() -> None:
     assert [nasty] == journal.streams()
     assert journal.verify().ok
     journal.close()
+
+
+def test_an_event_id_is_journaled_once_across_hosts() -> None:
+    """Two hosts' journals append the same batch: the second gets the first's entries back,
+    on the fast path (each knows its head) and the full path alike."""
+    url = fresh_url()
+    first, second = PostgresJournal(url), PostgresJournal(url)
+    batch = [Pending(stream="s", kind="EventReceived", ts_ns=1, body=b"e", event_id="evt-1")]
+    original = first.append(batch)
+    first.append([Pending(stream="s", kind="K", ts_ns=2, body=b"x")])  # first knows its head
+    assert original == second.append(batch)  # second: full path (its head is unknown)
+    assert original == first.append(batch)  # first: the fast path sees the id and falls back
+    assert 2 == first.head().seq
+    for journal in (first, second):
+        journal.close()
