@@ -710,8 +710,6 @@ def _write_lines(lines: Iterable[str], out: TextIO) -> int:
 
 def _import_postgres(args: argparse.Namespace) -> int:
     """Import into a new schema beside the target, verify it, then rename it into place."""
-    from .engines.entries import check_entry
-    from .journal.export import import_lines
     from .journal.open import describe, is_memory
     from .journal.postgres import PostgresJournal, with_schema
 
@@ -719,9 +717,7 @@ def _import_postgres(args: argparse.Namespace) -> int:
         raise UsageError(
             "import writes a journal that lasts; give --db a path or a postgresql:// URL"
         )
-    if str(args.file) != "-" and not args.file.is_file():
-        what = "is a folder" if args.file.is_dir() else "does not exist"
-        raise UsageError(f"cannot import {args.file}: it {what}; give a file written by `export`")
+    _check_import_file(args.file)
     target = PostgresJournal(args.db, durability="normal", create=True)
     schema = target.schema
     try:
@@ -735,36 +731,51 @@ def _import_postgres(args: argparse.Namespace) -> int:
         target.close()
         raise
     journal = PostgresJournal(with_schema(args.db, partial_schema), durability="normal")
-    source = sys.stdin if str(args.file) == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+    try:
+        count, head = _import_into(journal, args.file)
+        journal.rename_schema(schema)
+    except BaseException:
+        journal.drop_schema()
+        raise
+    print(
+        f"Imported {count} entries into schema {schema} ({describe(args.db)}); chain verified."
+        f" Head: {head}"
+    )
+    return EXIT_OK
+
+
+def _check_import_file(file: Path) -> None:
+    if str(file) != "-" and not file.is_file():
+        what = "is a folder" if file.is_dir() else "does not exist"
+        raise UsageError(f"cannot import {file}: it {what}; give a file written by `export`")
+
+
+def _import_into(journal: Journal, file: Path) -> tuple[int, object]:
+    """Import an export file (or stdin, as `-`) into an empty journal and verify it there;
+    return the count of entries and the head. Closing the journal is the caller's part."""
+    from .engines.entries import check_entry
+    from .journal.export import import_lines
+
+    source = sys.stdin if str(file) == "-" else open(file, encoding="utf-8")  # noqa: SIM115
     try:
         try:
             count = import_lines(
                 journal, source, check=check_entry, progress=_progress("lines imported")
             )
         except UnicodeDecodeError as exc:
-            msg = f"cannot import {args.file}: it is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            msg = f"cannot import {file}: it is not UTF-8 text ({exc.reason} at byte {exc.start})"
             raise UsageError(msg) from None
-        report = journal.verify()
-        if not report.ok:
-            raise JournalError(f"the imported journal does not verify: {report.problem}")
-        journal.rename_schema(schema)
-    except BaseException:
-        journal.drop_schema()
-        raise
     finally:
         if source is not sys.stdin:
             source.close()
-    print(
-        f"Imported {count} entries into schema {schema} ({describe(args.db)}); chain verified."
-        f" Head: {report.head}"
-    )
-    return EXIT_OK
+    report = journal.verify()
+    if not report.ok:
+        raise JournalError(f"the imported journal does not verify: {report.problem}")
+    return count, report.head
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .engines.entries import check_entry
     from .journal import SqliteJournal
-    from .journal.export import import_lines
     from .journal.open import sqlite_path
     from .journal.sqlite import discard
 
@@ -774,35 +785,20 @@ def _import(args: argparse.Namespace) -> int:
     args.db = Path(target)
     if args.db.exists():
         raise UsageError(f"{args.db} already exists; import into a new file with --db NEW.db")
-    if str(args.file) != "-" and not args.file.is_file():
-        what = "is a folder" if args.file.is_dir() else "does not exist"
-        raise UsageError(f"cannot import {args.file}: it {what}; give a file written by `export`")
+    _check_import_file(args.file)
     partial = args.db.with_name(args.db.name + ".partial")
     discard(partial)
-    source = sys.stdin if str(args.file) == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
     try:
         journal = SqliteJournal(partial, durability="normal")
         try:
-            try:
-                count = import_lines(
-                    journal, source, check=check_entry, progress=_progress("lines imported")
-                )
-            except UnicodeDecodeError as exc:
-                msg = f"cannot import {args.file}: it is not UTF-8 text ({exc.reason} at byte {exc.start})"
-                raise UsageError(msg) from None
-            report = journal.verify()
+            count, head = _import_into(journal, args.file)
         finally:
             journal.close()
     except BaseException:
         discard(partial)
         raise
-    finally:
-        if source is not sys.stdin:
-            source.close()
-    if not report.ok:
-        raise JournalError(f"the imported journal does not verify: {report.problem}")
     partial.rename(args.db)
-    print(f"Imported {count} entries into {args.db}; chain verified. Head: {report.head}")
+    print(f"Imported {count} entries into {args.db}; chain verified. Head: {head}")
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import msgspec
 
@@ -139,6 +140,27 @@ def trusted(snapshot: Snapshot, mac: bytes, key: bytes | None, chained: bytes | 
     return hmac.compare_digest(
         mac, snapshot_mac(key, s.stream, s.seq, s.digest, s.version, s.state)
     )
+
+
+def checked_snapshots(
+    rows: Iterable[Sequence[Any]], key: bytes | None, *, untrusted: bool
+) -> Iterator[Snapshot]:
+    """Stored snapshots as rows (id, stream, seq, digest, version, state, mac, ts_ns, and
+    the digest the chain has at that seq), each checked; the untrusted ones only if asked."""
+    for sid, name, seq, digest, version, state, mac, ts_ns, at in rows:
+        snapshot = Snapshot(
+            id=int(sid),
+            stream=name,
+            seq=int(seq),
+            digest=bytes(digest),
+            version=version,
+            state=bytes(state),
+            ts_ns=int(ts_ns),
+        )
+        chained = GENESIS_DIGEST if snapshot.seq == 0 else None if at is None else bytes(at)
+        ok = trusted(snapshot, bytes(mac), key, chained)
+        if ok or untrusted:
+            yield snapshot if ok else msgspec.structs.replace(snapshot, trusted=False)
 
 
 def link(batch: Sequence[Pending], head: Head, stream_seq: int) -> list[Entry]:

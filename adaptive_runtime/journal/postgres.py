@@ -979,20 +979,7 @@ class PostgresJournal:
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
         with self._connection() as conn:
             rows = conn.execute(self._sql.snapshots, (stream,)).fetchall()
-        for sid, name, seq, digest, version, state, mac, ts_ns, at in rows:
-            snapshot = Snapshot(
-                id=int(sid),
-                stream=name,
-                seq=int(seq),
-                digest=bytes(digest),
-                version=version,
-                state=bytes(state),
-                ts_ns=int(ts_ns),
-            )
-            chained = GENESIS_DIGEST if seq == 0 else None if at is None else bytes(at)
-            trusted = _chain.trusted(snapshot, bytes(mac), self._key, chained)
-            if trusted or untrusted:
-                yield snapshot if trusted else msgspec.structs.replace(snapshot, trusted=False)
+        yield from _chain.checked_snapshots(rows, self._key, untrusted=untrusted)
 
     # -- checking ------------------------------------------------------------
 

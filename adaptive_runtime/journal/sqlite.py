@@ -127,7 +127,6 @@ _SNAPSHOTS = (
     "WHERE s.stream = ? ORDER BY s.id DESC"
 )
 
-_SnapshotRow = tuple[int, str, int, bytes, str, bytes, bytes, int, bytes | None]
 _SYNCHRONOUS = {"full": 2, "normal": 1}
 
 
@@ -447,20 +446,7 @@ class SqliteJournal:
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
         with _translated(self._path):
             rows = self._open().execute(_SNAPSHOTS, (stream,)).fetchall()
-        for row in rows:
-            sid, name, seq, digest, version, state, mac, ts_ns, at = cast(_SnapshotRow, row)
-            snapshot = Snapshot(
-                id=sid,
-                stream=name,
-                seq=seq,
-                digest=digest,
-                version=version,
-                state=state,
-                ts_ns=ts_ns,
-            )
-            trusted = _chain.trusted(snapshot, mac, self._key, at if seq else GENESIS_DIGEST)
-            if trusted or untrusted:
-                yield snapshot if trusted else msgspec.structs.replace(snapshot, trusted=False)
+        yield from _chain.checked_snapshots(rows, self._key, untrusted=untrusted)
 
     # -- checking ------------------------------------------------------------
 
