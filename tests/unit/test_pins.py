@@ -762,3 +762,41 @@ def test_after_failure_retries_by_default() -> None:
     from adaptive_runtime.engines.backoff import RetryPolicy, after_failure
 
     assert (1.0, None) == after_failure(RetryPolicy(jitter=0.0), 1, 0.0, "k")
+
+
+DEFAULT_ALTERNATIVES = {
+    "default[0]": ("restart_service", "throttle_requests"),
+    "default[4]": ("restart_service", "throttle_requests"),
+    "default[5]": ("rollback_deployment",),
+    "default[8]": ("increase_monitoring",),
+    "default[10]": ("circuit_breaker_open", "isolate_component"),
+    "default[11]": ("isolate_component",),
+    "default[12]": ("restart_service",),
+    "default[14]": ("circuit_breaker_open", "restart_service", "rollback_deployment"),
+}
+
+
+def test_the_default_rules_name_these_alternatives_and_no_others() -> None:
+    """Each default rule's alternatives, pinned: they are what learning may try instead."""
+    from adaptive_runtime.engines.decision import DEFAULT_RULES
+
+    named = {f"default[{i}]": r.alternatives for i, r in enumerate(DEFAULT_RULES) if r.alternatives}
+    assert DEFAULT_ALTERNATIVES == named
+
+
+def test_a_rule_s_priority_raises_the_decision_s_up_to_high() -> None:
+    """A custom rule at priority high lifts a low-risk decision to high; critical stays."""
+    engine = DecisionEngine(
+        custom_rules=[
+            {
+                "context": "c",
+                "risk": None,
+                "min_conf": 0.0,
+                "action": "a",
+                "reason": "r",
+                "priority": "high",
+            }
+        ]
+    )
+    assert "high" == engine.decide({}, "c", "low", 0.5).priority
+    assert "critical" == engine.decide({}, "c", "critical", 0.5).priority
