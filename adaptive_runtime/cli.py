@@ -816,12 +816,25 @@ def _plugins(args: argparse.Namespace) -> int:
         refs = journaled_plugins(journal)
         enabled = [f"{r.name}=={r.version}" for r in refs or ()]
         journal.close()
+    from . import __version__
+
+    builtin = {
+        "name": "builtin",
+        "kinds": ["contexts", "rules"],
+        "distribution": "adaptive-runtime",
+        "version": __version__,
+    }
     if args.json:
-        _print_json({"installed": found, "enabled": enabled})
+        _print_json({"builtin": builtin, "installed": found, "enabled": enabled})
         return EXIT_OK
-    rows = [(p.name, ",".join(p.kinds), p.distribution, p.version) for p in found]
+    rows = [("builtin", "contexts,rules", "adaptive-runtime", __version__)]
+    rows += [(p.name, ",".join(p.kinds), p.distribution, p.version) for p in found]
     print(table(("plugin", "kinds", "package", "version"), rows))
-    print(f"\n{_plural(len(found), 'plugin')} installed.")
+    print(
+        "\nbuiltin is always on: the default context map (asked after every enabled plugin's"
+        " analysers) and the default rule table (tried last)."
+    )
+    print(f"{_plural(len(found), 'plugin')} installed.")
     if enabled is None:
         print(f"No journal at {args.db}: nothing is enabled there.")
     else:

@@ -143,6 +143,12 @@ def test_the_plugins_command_lists_installed_and_enabled(site: Path, tmp_path: P
     )
     listed = json.loads(out.stdout)
     assert {
+        "name": "builtin",
+        "kinds": ["contexts", "rules"],
+        "distribution": "adaptive-runtime",
+        "version": "0.1.0",
+    } == listed["builtin"]
+    assert {
         "name": "trading",
         "kinds": ["actions", "contexts", "rules"],
         "distribution": "adaptive-runtime-trading",
