@@ -208,3 +208,15 @@ def test_weigh_lists_every_candidate_of_the_scope_in_rule_order() -> None:
     # a scope no rule names: the fallback action is the one candidate
     unknown = Outcomes({"mystery/low": {"monitor_and_wait": Tally(1.0, 0.0)}}, 1)
     assert ["monitor_and_wait"] == [r.action for r in weigh(policy, unknown, "mystery", "low", 0.5)]
+
+
+def test_records_of_learning_are_frozen_and_built_by_keyword() -> None:
+    tally = Tally(1.0, 2.0)
+    with pytest.raises(AttributeError):
+        tally.successes = 5.0  # type: ignore[misc]
+    made = Estimate(action="a", prior=0.5, successes=0.0, failures=0.0, value=0.5)
+    assert 0.0 == made.bonus
+    with pytest.raises(AttributeError):
+        made.value = 1.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Estimate("a", 0.5, 0.0, 0.0, 0.5)  # type: ignore[misc]
