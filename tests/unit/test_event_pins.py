@@ -196,3 +196,51 @@ def test_check_values_bounds_state_like_attributes() -> None:
 def test_long_values_are_described_short() -> None:
     err = refused({"type": "t", "cpu": "x" * 100})
     assert "'cpu' must be a number, not str '" + "x" * 36 + "..." == str(err)
+
+
+def test_more_edges_of_validation() -> None:
+    """Names an Event's attrs may not take; a number field among attributes; exact ints."""
+    for name in ("type", "extra"):
+        err = refused(Event(type="t", attrs={name: 1}))
+        assert (f"an Event's attrs may not use the names of its fields: {name}", name) == (
+            str(err),
+            err.field,
+        )
+    assert "attrs" == refused(Event(type="t", attrs=[1])).field  # type: ignore[arg-type]
+    e = parse_event({"type": "t", "cpu": 5, "x": 1, "memory": 6, "y": 2})
+    assert ({"x": 1, "y": 2}, 5.0, 6.0) == (e.attrs, e.cpu, e.memory)
+
+    class Name(str):
+        pass
+
+    assert {"k": 1} == parse_event({"type": "t", Name("k"): 1}).attrs
+    assert 2**53 == parse_event({"type": "t", "n": 2**53}).attrs["n"]
+    err = refused({"type": "t", 2**60: 1})
+    assert "event keys must be strings; found the key int of 61 bits" == str(err)
+    err = refused({"type": "t", 2**53: 1})
+    assert "event keys must be strings; found the key int 9007199254740992" == str(err)
+    err = refused({"type": "t", "cpu": "x" * 38})
+    assert "'cpu' must be a number, not str '" + "x" * 38 + "'" == str(err)
+    err = refused({"type": "t", "cpu": "x" * 39})
+    assert "'cpu' must be a number, not str '" + "x" * 36 + "..." == str(err)
+
+
+def test_nested_names_in_messages_and_the_whole_budget_message() -> None:
+    err = refused({"type": "t", "a": {"k" * 65: 1}})
+    assert f"'a.{'k' * 65}' is 65 characters long; at most 64 are allowed" == str(err)
+    err = refused({"type": "t", "a": {"kk": 1}}, max_bytes=3 + 5 + 3)
+    assert str(err) == (
+        "the event is larger than 11 bytes once encoded (the bound was passed at 'a.kk'); "
+        "send less, or raise max_event_bytes"
+    )
+    assert "a.kk" == err.field
+
+
+def test_check_values_counts_and_nests_as_attributes_do() -> None:
+    assert {"k": "abc"} == check_values({"k": "abc"}, max_bytes=11)
+    with pytest.raises(InvalidEventError):
+        check_values({"k": "abc"}, max_bytes=10)
+    nested = {"a": {"b": {"c": {"d": 1}}}}
+    assert nested == check_values(nested)
+    with pytest.raises(InvalidEventError, match="nested more than 4 levels deep"):
+        check_values({"a": {"b": {"c": {"d": [1]}}}})
