@@ -212,3 +212,62 @@ def test_verify_reports_progress_every_hundred_thousand() -> None:
     counted = list(_chain._reporting(iter(fake * 50_000), seen.append))
     assert 200_000 == len(counted)
     assert [100_000, 200_000] == seen
+
+
+def test_event_ids_anywhere_in_a_batch_are_looked_up() -> None:
+    journal = MemoryJournal()
+    batch = [p(), p(event_id="a")]
+    original = journal.append(batch)
+    assert original == journal.append(batch)  # replayed, though its first entry has no id
+    with pytest.raises(DuplicateEventError, match="in another batch"):
+        journal.append([p(event_id="new"), p(event_id="a")])
+    with pytest.raises(InvalidEventError) as bad_id:
+        _chain.check_batch([p(event_id="")])
+    assert ("event_id must be a non-empty string of at most 256 characters", "event_id") == (
+        str(bad_id.value),
+        bad_id.value.field,
+    )
+
+
+def test_expected_heads_at_their_edges() -> None:
+    e = _entries()
+    assert _chain.walk(e, Head(4, e[3].digest)).ok  # the very end
+    assert _chain.walk(e, Head(0, b"x" * 32)).ok  # seq 0: nothing to compare
+    wrong_first = _chain.walk(e, Head(1, bytes(32)))
+    assert (False, 1) == (wrong_first.ok, wrong_first.first_bad_seq)
+
+
+def test_progress_is_reported_while_walking(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_chain, "PROGRESS_EVERY", 2)
+    seen: list[int] = []
+    assert _chain.walk(_entries(), progress=seen.append).ok
+    assert [2, 4] == seen
+
+
+def test_snapshots_are_trusted_only_with_their_key_and_the_chain_s_digest() -> None:
+    from adaptive_runtime.journal import Snapshot
+    from adaptive_runtime.journal._keys import snapshot_mac
+
+    key = b"k" * 32
+    e = _entries()
+    snap = Snapshot(id=1, stream="s", seq=2, digest=e[1].digest, version="v", state=b"x", ts_ns=5)
+    mac = snapshot_mac(key, "s", 2, e[1].digest, "v", b"x")
+    assert _chain.trusted(snap, mac, key, e[1].digest)
+    assert not _chain.trusted(snap, mac, None, e[1].digest)  # no key: nothing is trusted
+    assert not _chain.trusted(snap, mac, key, e[0].digest)  # the chain moved on
+    assert not _chain.trusted(snap, b"forged" * 6, key, e[1].digest)
+    genesis = Snapshot(
+        id=2, stream="s", seq=0, digest=GENESIS_DIGEST, version="v", state=b"", ts_ns=1
+    )
+    genesis_mac = snapshot_mac(key, "s", 0, GENESIS_DIGEST, "v", b"")
+    rows = [
+        (1, "s", 2, e[1].digest, "v", b"x", mac, 5, e[1].digest),
+        (2, "s", 0, GENESIS_DIGEST, "v", b"", genesis_mac, 1, None),
+        (3, "s", 2, e[1].digest, "v", b"forged", mac, 6, e[1].digest),
+        (4, "s", 3, e[2].digest, "v", b"x", mac, 7, None),  # its entry is gone
+    ]
+    trusted = list(_chain.checked_snapshots(rows, key, untrusted=False))
+    assert [snap, genesis] == trusted
+    every = list(_chain.checked_snapshots(rows, key, untrusted=True))
+    assert [True, True, False, False] == [s.trusted for s in every]
+    assert [1, 2, 3, 4] == [s.id for s in every]
