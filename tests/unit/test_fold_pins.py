@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from adaptive_runtime.engines import Outcomes, Policy, decide, parse_event
 from adaptive_runtime.engines.learning import Tally
 from adaptive_runtime.journal import MemoryJournal
@@ -147,3 +149,101 @@ def test_an_entry_folded_again_changes_nothing_and_the_seq_moves_on() -> None:
     assert before == (s.state.events, s.state.decisions, dict(s.state.actions), s.state.seq)
     assert (seq, seq, 10) == (s.state.seq, s.state.stream_seq, s.state.ts_ns)
     assert (1, 1, seq) == (s.state.events, s.state.decisions, s.state.last_decision_seq)
+
+
+def test_every_counter_counts_past_one() -> None:
+    from adaptive_runtime.records import ActionSkipped, CheckpointCreated
+
+    s = Stream()
+    seqs = [_decided(s), _decided(s)]
+    for seq in seqs:
+        s.add(ActionScheduled(action="x", breaker=Breaker("half_open", 1, 3)), 10)
+        s.add(ActionStarted(decision_seq=seq, action="x", attempt=1), 11)
+        s.add(
+            ActionFailed(
+                decision_seq=seq, action="x", attempt=1, error="e", breaker=Breaker(), retry_in=0.1
+            ),
+            12,
+        )
+        s.add(ActionStarted(decision_seq=seq, action="x", attempt=2), 13)
+    s.add(ActionSucceeded(decision_seq=seqs[0], action="x", attempt=2, breaker=Breaker()), 14)
+    s.add(ActionSucceeded(decision_seq=seqs[1], action="x", attempt=2, breaker=Breaker()), 14)
+    s.add(ActionAbandoned(decision_seq=seqs[0], action="x", attempts=2, reason="r"), 15)
+    s.add(ActionAbandoned(decision_seq=seqs[1], action="x", attempts=2, reason="r"), 15)
+    for _ in range(2):
+        s.add(ActionSkipped(action="y", reason="circuit breaker open"), 16)
+        s.add(CheckpointCreated(state={}), 17)
+    st = s.state
+    assert (2, 2, 4, 2, 2, 2, 2, 2) == (
+        st.events,
+        st.decisions,
+        st.action_attempts,
+        st.action_failures,
+        st.actions_succeeded,
+        st.actions_abandoned,
+        st.actions_skipped,
+        st.checkpoints,
+    )
+
+
+def test_a_scheduled_action_records_its_breaker() -> None:
+    s = Stream()
+    _decided(s)
+    s.add(ActionScheduled(action="x", breaker=Breaker("half_open", 1, 3)), 10)
+    assert Breaker("half_open", 1, 3) == s.state.breakers["x"]
+
+
+def test_outcomes_fade_by_the_journaled_learning_policy() -> None:
+    from adaptive_runtime.records import LearningPolicy, RulesChanged
+
+    s = Stream()
+    seq = _decided(s)
+    s.add(RulesChanged(rules=(), ruleset="h", learning=LearningPolicy(fade=0.5)), 10)
+    for success in (True, True):
+        outcome = OutcomeRecorded(
+            decision_seq=seq, context="c", risk="low", action="a", success=success, confidence=0.5
+        )
+        s.add(outcome, 11)
+    assert {"c/low": {"a": Tally(1.5, 0.0)}} == s.state.history.tallies  # 1 x 0.5 + 1
+
+
+def test_a_decision_that_can_t_be_read_is_named_by_its_seq() -> None:
+    from adaptive_runtime.errors import JournalCorruptError
+    from adaptive_runtime.journal import Pending
+
+    s = Stream()
+    [entry] = s.journal.append([Pending(stream="a", kind="DecisionMade", ts_ns=1, body=b"\x01")])
+    with pytest.raises(JournalCorruptError) as bad:
+        evolve(s.state, entry)
+    assert bad.value.seq == entry.seq
+
+
+def test_state_records_have_these_defaults_and_layouts() -> None:
+    import msgspec
+
+    from adaptive_runtime.projections.agent import DecisionSummary
+
+    state = AgentState()
+    assert ("", 0, 0, 0, 0, None) == (
+        state.stream,
+        state.seq,
+        state.stream_seq,
+        state.ts_ns,
+        state.last_decision_seq,
+        state.learning,
+    )
+    with pytest.raises(TypeError):
+        AgentState("a")  # type: ignore[misc]
+    assert (0, False, 0, True) == (
+        OpenAction("x").attempt,
+        OpenAction("x").running,
+        OpenAction("x").due_ns,
+        OpenAction("x").retrying,
+    )
+    summary = DecisionSummary(1, 2, "t", "a", "p", 0.5, "low")
+    assert [1, 2, "t", "a", "p", 0.5, "low"] == msgspec.json.decode(msgspec.json.encode(summary))
+    assert ["x", 0, False, 0, True] == msgspec.json.decode(msgspec.json.encode(OpenAction("x")))
+    with pytest.raises(AttributeError):
+        summary.seq = 5  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        OpenAction("x").attempt = 1  # type: ignore[misc]
