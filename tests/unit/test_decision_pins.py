@@ -222,3 +222,20 @@ def test_rule_forms_parse_to_the_same_rule() -> None:
         == dict_form
     )
     assert (tuple_form,) == parse_rules([tuple_form])
+
+
+def test_the_engine_s_records_are_frozen_and_built_by_keyword() -> None:
+    from adaptive_runtime.engines.decision import Candidate, RuleCheck, RuleMatch
+
+    engine = DecisionEngine()
+    match = engine.match("resource_pressure", "high", 0.9)
+    result = engine.decide({}, "resource_pressure", "high", 0.9)
+    check = engine.explain("resource_pressure", "high", 0.9)[0]
+    candidate = engine.scope("resource_pressure", "high")[1][0]
+    for record in (match, result, check, candidate):
+        with pytest.raises(AttributeError):
+            record.rule = "x"  # type: ignore[misc, union-attr]
+    for kind in (RuleMatch, DecisionResult, RuleCheck):
+        with pytest.raises(TypeError):
+            kind("a", "b", "c", "d", "e")
+    assert isinstance(candidate, Candidate)

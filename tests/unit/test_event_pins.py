@@ -244,3 +244,8 @@ def test_check_values_counts_and_nests_as_attributes_do() -> None:
     assert nested == check_values(nested)
     with pytest.raises(InvalidEventError, match="nested more than 4 levels deep"):
         check_values({"a": {"b": {"c": {"d": [1]}}}})
+
+
+def test_attributes_after_the_id_are_kept() -> None:
+    e = parse_event({"type": "t", "id": "i", "x": 1})
+    assert ("i", {"x": 1}) == (e.id, e.attrs)
