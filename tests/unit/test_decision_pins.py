@@ -235,7 +235,9 @@ def test_the_engine_s_records_are_frozen_and_built_by_keyword() -> None:
     for record in (match, result, check, candidate):
         with pytest.raises(AttributeError):
             record.rule = "x"  # type: ignore[misc, union-attr]
-    for kind in (RuleMatch, DecisionResult, RuleCheck):
+    for kind in (RuleMatch, DecisionResult):
         with pytest.raises(TypeError):
             kind("a", "b", "c", "d", "e")
+    with pytest.raises(TypeError):
+        RuleCheck("a", check.definition, True, "why")  # type: ignore[misc]
     assert isinstance(candidate, Candidate)
