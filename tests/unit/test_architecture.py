@@ -43,6 +43,17 @@ def test_only_the_journal_imports_apsw(path: Path) -> None:
     assert not any(name == "apsw" or name.startswith("apsw.") for name in imports_of(path))
 
 
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_each_optional_dependency_has_one_importer(path: Path) -> None:
+    """psycopg only in the PostgreSQL journal, matplotlib only in plots.py."""
+    names = imports_of(path)
+    where = str(path.relative_to(PACKAGE))
+    if where != "journal/postgres.py":
+        assert not any(n.split(".")[0] in ("psycopg", "psycopg_pool") for n in names), names
+    if where != "plots.py":
+        assert not any(n.split(".")[0] == "matplotlib" for n in names), names
+
+
 @pytest.mark.parametrize("path", modules("engines"), ids=lambda p: p.name)
 def test_engines_know_nothing_of_storage_or_wall_time(path: Path) -> None:
     """Engines import no journal, no projection, no runtime, and no clock or randomness of their own."""
