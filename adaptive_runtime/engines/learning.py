@@ -20,12 +20,12 @@ never finding that a gated action works better than the one the walk reaches.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import msgspec
 
 from ..errors import InvalidEventError
 from ..records import LearningPolicy
+from .confidence import RISK_FACTORS
 
 __all__ = [
     "RISK_FACTORS",
@@ -39,7 +39,6 @@ __all__ = [
     "record",
 ]
 
-RISK_FACTORS: Mapping[str, float] = {"low": 1.00, "medium": 0.98, "high": 0.955, "critical": 0.93}
 FLOOR, CEILING = 0.05, 0.99
 """Every confidence is clamped into [FLOOR, CEILING] and rounded to 4 places."""
 
