@@ -130,14 +130,15 @@ class Host:
             from ..rulefiles import load_policy
 
             file = load_policy(rules)
-            self.rules: tuple[Rule, ...] | None = file.rules
+            parsed = file.rules
             learning = file.learning if learning is None else learning
             fleet = file.fleet if fleet is None else fleet
         else:
-            self.rules = rules_from(rules)
+            parsed = rules_from(rules)
+        self.rules: tuple[Rule, ...] | None = parsed
+        """Custom rules for every agent served; journaled for an agent whose rules differ."""
         self.learning: LearningPolicy | None = learning_from(learning)
         """How every agent served learns from outcomes; journaled for an agent whose differs."""
-        """Custom rules for every agent served; journaled for an agent whose rules differ."""
         if fleet is not None and not isinstance(fleet, FleetPolicy):
             raise ConfigurationError(f"fleet must be a FleetPolicy, not {type(fleet).__name__}")
         if isinstance(plugins, str):
