@@ -178,7 +178,9 @@ BEGIN
             RETURN FALSE;
         END IF;
     END LOOP;
-    IF EXISTS (SELECT 1 FROM {s}.entries e WHERE e.event_id = ANY(ids)) THEN
+    -- only when there are ids: a generic plan for ANY of an empty array may scan the table
+    IF cardinality(ids) > 0 AND EXISTS (SELECT 1 FROM {s}.entries e WHERE e.event_id = ANY(ids))
+    THEN
         RETURN FALSE;
     END IF;
     FOR i IN 1 .. coalesce(array_length(agents, 1), 0) LOOP
@@ -217,9 +219,11 @@ BEGIN
         NULL::TEXT, NULL::BIGINT, NULL::TEXT, NULL::BYTEA, NULL::BIGINT, NULL::BYTEA,
         NULL::TEXT, NULL::BIGINT
         FROM unnest(streams) AS n(name);
-    RETURN QUERY SELECT 'e', e.seq, e.stream, e.stream_seq, e.kind, e.ts_ns, e.event_id,
-        e.body, e.batch, e.digest, NULL::TEXT, NULL::BIGINT
-        FROM {s}.entries e WHERE e.event_id = ANY(ids);
+    IF cardinality(ids) > 0 THEN
+        RETURN QUERY SELECT 'e', e.seq, e.stream, e.stream_seq, e.kind, e.ts_ns, e.event_id,
+            e.body, e.batch, e.digest, NULL::TEXT, NULL::BIGINT
+            FROM {s}.entries e WHERE e.event_id = ANY(ids);
+    END IF;
     RETURN QUERY SELECT 'o', NULL::BIGINT, o.agent, NULL::BIGINT, NULL::TEXT, NULL::BIGINT,
         NULL::TEXT, NULL::BYTEA, NULL::BIGINT, NULL::BYTEA, o.host, o.epoch
         FROM (SELECT w.agent, w.host, w.epoch FROM {s}.owners w
@@ -242,8 +246,8 @@ class _Sql:
         self._inserts: dict[int, sql.Composed] = {}
         self.prepare = q("SELECT * FROM {s}.prepare_append(%s, %s, %s, %s)")
         self.append_known = q(
-            "SELECT {s}.append_known(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s, %s, %s, %s, %s)"
+            "SELECT {s}.append_known(%b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b,"
+            " %b, %b, %b, %b, %b)"
         )
         self.head = q("SELECT seq, digest FROM {s}.entries ORDER BY seq DESC LIMIT 1")
         self.stream_head = q(
