@@ -18,16 +18,12 @@ from adaptive_runtime.journal import (
     _chain,
 )
 from adaptive_runtime.records import Entry
+from adaptive_runtime.testing import pending
 
 
-def p(
-    stream: str = "s",
-    kind: str = "K",
-    body: bytes = b"b",
-    event_id: str | None = None,
-    ts_ns: int = 1,
-) -> Pending:
-    return Pending(stream=stream, kind=kind, ts_ns=ts_ns, body=body, event_id=event_id)
+def p(stream: str = "s", kind: str = "K", body: bytes = b"b", **kwargs: object) -> Pending:
+    """The contract kit's pending entry, on stream "s" with body b"b" unless told."""
+    return pending(stream, kind, body, **kwargs)  # type: ignore[arg-type]
 
 
 def test_the_digest_hashes_every_field_with_the_previous_digest() -> None:
