@@ -18,7 +18,7 @@ from adaptive_runtime.journal import (
     _chain,
 )
 from adaptive_runtime.records import Entry
-from adaptive_runtime.testing import pending
+from adaptive_runtime.testing.journal_contract import pending
 
 
 def p(stream: str = "s", kind: str = "K", body: bytes = b"b", **kwargs: object) -> Pending:
