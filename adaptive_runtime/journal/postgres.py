@@ -306,12 +306,6 @@ class _Sql:
             "SELECT host, epoch, extract(epoch FROM lease_until - clock_timestamp()) "
             "FROM {s}.owners WHERE agent = %s"
         )
-        # FOR SHARE: a claim (an UPDATE of the row) waits until this append has committed
-        # or rolled back, so the new owner's rebuild reads everything this one journaled
-        self.fence = q(
-            "SELECT agent, host, epoch FROM {s}.owners WHERE agent = ANY(%s) "
-            "ORDER BY agent FOR SHARE"
-        )
         self.renew = q(
             "UPDATE {s}.owners AS o SET lease_until = clock_timestamp() + "
             "make_interval(secs => %s) FROM unnest(%s::text[], %s::bigint[]) AS c(agent, epoch) "
@@ -992,12 +986,6 @@ class PostgresJournal:
     ) -> VerifyReport:
         return _chain.walk(self.read(), expected_head, progress)
 
-    def has_journal(self) -> bool:
-        """Whether the schema holds a journal (always, once opened with create=True)."""
-        with self._connection() as conn:
-            row = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.meta",)).fetchone()
-        return row is not None and row[0] is not None
-
     def rename_schema(self, schema: str) -> None:
         """Give the journal's schema another name (an import's last step); then close."""
         if not _SCHEMA_NAME.match(schema):
@@ -1022,21 +1010,12 @@ class PostgresJournal:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
+        if self._pool is not None:
+            with contextlib.suppress(JournalError):  # the server away: the leases run out
+                self.release()
         pool, self._pool = self._pool, None
         if pool is not None:
-            with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
-                self.release_on(pool)
             pool.close()
-
-    def release_on(self, pool: psycopg_pool.ConnectionPool[Any]) -> None:
-        """Release every claim through `pool` (used while closing)."""
-        held = self.claims()
-        if not held:
-            return
-        with pool.connection(timeout=2.0) as conn:
-            conn.execute(self._sql.release, (list(held), list(held.values()), self.owner))
-        with self._claims_lock:
-            self._claims.clear()
 
 
 class _Listener:

@@ -521,10 +521,12 @@ class Host:
         return self.require_worker().journal
 
     def metrics(self) -> dict[str, Any]:
-        """The host's counters: agents loaded and evicted, actions running, commits, the bus."""
+        """The host's counters: agents loaded and evicted, agents its lease sweep took over
+        from a host that died (shared journals only), actions running, commits, the bus."""
         return {
             "agents_loaded": len(self._loaded),
             "agents_evicted": self.evictions,
+            "agents_taken_over": self.takeovers,
             "actions_running": self.actions.running(),
             "commits": 0 if self._worker is None else self._worker.commits,
             "bus": {"delivered": self.bus.delivered, "errors": self.bus.errors},
