@@ -123,9 +123,14 @@ class Journal(Protocol):
         ...
 
     def latest(
-        self, n: int, stream: str | None = None, *, kind: str | None = None
+        self,
+        n: int,
+        stream: str | None = None,
+        *,
+        kind: str | None = None,
+        before: int | None = None,
     ) -> Iterator[Entry]:
-        """Yield up to n entries, newest first."""
+        """Yield up to n entries, newest first (with seq < `before`, if given: a cursor)."""
         ...
 
     def get(self, seq: int) -> Entry | None:

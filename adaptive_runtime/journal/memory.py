@@ -101,11 +101,17 @@ class MemoryJournal:
                 yield entry
 
     def latest(
-        self, n: int, stream: str | None = None, *, kind: str | None = None
+        self,
+        n: int,
+        stream: str | None = None,
+        *,
+        kind: str | None = None,
+        before: int | None = None,
     ) -> Iterator[Entry]:
         self._check_open()
         left = n
-        for entry in reversed(self._entries):
+        end = len(self._entries) if before is None else max(0, min(before - 1, len(self._entries)))
+        for entry in reversed(self._entries[:end]):
             if left <= 0:
                 return
             if (stream is None or entry.stream == stream) and (kind is None or entry.kind == kind):

@@ -872,11 +872,16 @@ class PostgresJournal:
             after = cast(int, rows[-1][0])
 
     def latest(
-        self, n: int, stream: str | None = None, *, kind: str | None = None
+        self,
+        n: int,
+        stream: str | None = None,
+        *,
+        kind: str | None = None,
+        before: int | None = None,
     ) -> Iterator[Entry]:
         statement = self._sql.backward[(stream is not None, kind is not None)]
         filters = tuple(x for x in (stream, kind) if x is not None)
-        position, left = 2**63 - 1, n
+        position, left = 2**63 - 1 if before is None else min(before, 2**63 - 1), n
         while left > 0:
             size = min(left, PAGE)
             with self._connection() as conn:

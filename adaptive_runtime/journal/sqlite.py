@@ -358,11 +358,16 @@ class SqliteJournal:
             position = cast(int, rows[-1][0])
 
     def latest(
-        self, n: int, stream: str | None = None, *, kind: str | None = None
+        self,
+        n: int,
+        stream: str | None = None,
+        *,
+        kind: str | None = None,
+        before: int | None = None,
     ) -> Iterator[Entry]:
         sql = _BACKWARD[(stream is not None, kind is not None)]
         filters = tuple(x for x in (stream, kind) if x is not None)
-        position = 2**63 - 1
+        position = 2**63 - 1 if before is None else min(before, 2**63 - 1)
         left = n
         while left > 0:
             size = min(left, PAGE)

@@ -127,8 +127,12 @@ def history(
     since_ns: int | None = None,
     until_ns: int | None = None,
     limit: int = 20,
+    before: int | None = None,
 ) -> Iterator[HistoryItem]:
     """Yield decisions newest first (in journal order), filtered, up to `limit`.
+
+    `before` is a cursor: only decisions with a smaller seq (the last seq of one page
+    gives the next page).
 
     Times are the clock's, and a clock can step backwards: a decision journaled after
     an older-stamped one still counts, so `since_ns` filters rather than ends the scan.
@@ -136,7 +140,7 @@ def history(
     if limit <= 0:
         return
     found = 0
-    for entry in journal.latest(2**62, agent, kind="DecisionMade"):
+    for entry in journal.latest(2**62, agent, kind="DecisionMade", before=before):
         if since_ns is not None and entry.ts_ns < since_ns:
             continue
         if until_ns is not None and entry.ts_ns > until_ns:

@@ -198,6 +198,20 @@ class JournalContract:
         assert 10 == len(list(journal.latest(100)))
         assert [] == list(journal.latest(0))
 
+    def test_latest_pages_by_a_cursor(self, journal: Journal) -> None:
+        """`latest(n, before=seq)` continues below a seq: pages meet with no gap or overlap."""
+        for i in range(10):
+            journal.append([pending("a" if i % 2 else "b")])
+        assert [7, 6, 5] == [e.seq for e in journal.latest(3, before=8)]
+        assert [6, 4, 2] == [e.seq for e in journal.latest(5, "a", before=8)]
+        assert [] == list(journal.latest(3, before=1))
+        assert [10, 9] == [e.seq for e in journal.latest(2, before=2**63)]
+        pages, cursor = [], None
+        while page := [e.seq for e in journal.latest(4, before=cursor)]:
+            pages.append(page)
+            cursor = page[-1]
+        assert [[10, 9, 8, 7], [6, 5, 4, 3], [2, 1]] == pages
+
     def test_reads_stream_past_one_page(self, journal: Journal) -> None:
         """Reads keep going past the backend's page size."""
         journal.append([pending() for _ in range(1200)])
