@@ -94,6 +94,65 @@ def build_parser() -> argparse.ArgumentParser:
         help="enable these installed plugins, comma-separated (see `plugins`)",
     )
 
+    srv = command(
+        "serve",
+        _serve,
+        "serve the HTTP API, the Alertmanager and CloudEvents receivers, /metrics and the dashboard"
+        " (the `http` extra)",
+        "adaptive-runtime serve --db fleet.db --tokens tokens.txt --bind 127.0.0.1:8080",
+        [db],
+    )
+    srv.add_argument(
+        "--bind",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="where to listen (default: 127.0.0.1:8080, loopback only)",
+    )
+    srv.add_argument(
+        "--tokens",
+        type=Path,
+        metavar="FILE",
+        help="bearer tokens, one 'SCOPES TOKEN' line each (scopes: read, write, approve); default:"
+        " the ADAPTIVE_RUNTIME_TOKENS environment variable",
+    )
+    srv.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="accept every request without a token (for a test on loopback only)",
+    )
+    srv.add_argument(
+        "--plugins",
+        metavar="NAMES",
+        help="enable these installed plugins, comma-separated (see `plugins`)",
+    )
+    srv.add_argument("--rules", type=Path, metavar="FILE", help="a policy file (TOML or JSON)")
+    srv.add_argument(
+        "--durability",
+        choices=["full", "normal"],
+        default="full",
+        help="full: fsync every commit (default); normal: SQLite's WAL at synchronous=NORMAL",
+    )
+    srv.add_argument(
+        "--on-stop",
+        choices=["interrupt", "wait"],
+        default="interrupt",
+        help="at SIGTERM: interrupt running actions (journaled; the next start resumes them) or"
+        " wait for them to finish (default: interrupt)",
+    )
+    srv.add_argument(
+        "--max-body",
+        type=_count,
+        default=1_048_576,
+        metavar="BYTES",
+        help="the largest request body accepted (default: 1 MiB)",
+    )
+    srv.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        default="info",
+        help="uvicorn's log level (default: info)",
+    )
+
     hist = command(
         "history",
         _history,
@@ -394,6 +453,35 @@ def _demo(args: argparse.Namespace) -> int:
     plugins = None if args.plugins is None else [p for p in args.plugins.split(",") if p]
     return asyncio.run(
         run_demo(target, agent=args.agent, show_logs=not args.quiet, plugins=plugins)
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .service.app import ServiceConfig
+        from .service.auth import Tokens
+        from .service.server import serve
+    except ImportError as exc:
+        raise UsageError(
+            f"serve needs the http extra: pip install 'adaptive-runtime[http]' ({exc.name} is missing)"
+        ) from None
+    plugins = None if args.plugins is None else [p for p in args.plugins.split(",") if p]
+    if args.max_body < 1024:
+        raise UsageError("--max-body must be at least 1024 bytes")
+    config = ServiceConfig(
+        tokens=Tokens.load(args.tokens),
+        insecure_no_auth=args.insecure_no_auth,
+        max_body_bytes=args.max_body,
+        on_stop=args.on_stop,
+    )
+    return serve(
+        args.db,
+        bind=args.bind,
+        config=config,
+        plugins=plugins,
+        rules=args.rules,
+        durability=args.durability,
+        log_level=args.log_level,
     )
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from ..observability.metrics import Metrics
 from ..records import Entry, Pending
 from .base import Journal
 
@@ -43,6 +45,7 @@ class JournalWorker:
         "_on_commit",
         "_queue",
         "_scheduled",
+        "commit_latency",
         "commits",
     )
 
@@ -67,6 +70,8 @@ class JournalWorker:
         self._closed = False
         self.commits = 0
         """Transactions committed: fewer than appends when commits were shared."""
+        self.commit_latency = Metrics()
+        """How long each transaction took, from its first append to its commit (fsync included)."""
 
     @property
     def journal(self) -> Journal:
@@ -94,7 +99,7 @@ class JournalWorker:
 
         Only for an inline worker; raises the batch's error as append's future would.
         """
-        [result] = self._journal.append_many([batch], [expected])
+        [result] = self._append_many([batch], [expected])
         self.commits += 1
         if isinstance(result, Exception):
             raise result
@@ -108,7 +113,7 @@ class JournalWorker:
         futures: list[asyncio.Future[list[Entry]]] = [self._loop.create_future() for _ in batches]
         if self._inline:
             try:
-                results = self._journal.append_many(batches, expected)
+                results = self._append_many(batches, expected)
                 self.commits += 1
             except Exception as exc:
                 results = [exc] * len(batches)
@@ -144,13 +149,21 @@ class JournalWorker:
         if not taken:
             return
         try:
-            results: list[list[Entry] | Exception] = self._journal.append_many(
+            results: list[list[Entry] | Exception] = self._append_many(
                 [batch for batch, _, _ in taken], [expected for _, expected, _ in taken]
             )
             self.commits += 1
         except Exception as exc:  # the whole transaction failed: every caller in it hears why
             results = [exc] * len(taken)
         self._loop.call_soon_threadsafe(self._answer, [future for _, _, future in taken], results)
+
+    def _append_many(
+        self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None]
+    ) -> list[list[Entry] | Exception]:
+        started = time.perf_counter()
+        results = self._journal.append_many(batches, expected)
+        self.commit_latency.observe_ms((time.perf_counter() - started) * 1000.0)
+        return results
 
     def _answer(
         self, futures: list[asyncio.Future[list[Entry]]], results: list[list[Entry] | Exception]

@@ -35,6 +35,10 @@ class Metrics:
         self._latency_sum += ms
         self._latency_max = max(self._latency_max, ms)
 
+    def histogram(self) -> tuple[tuple[float, ...], tuple[int, ...], float, int]:
+        """(bucket bounds in ms, the count in each bucket with the overflow last, sum in ms, count)."""
+        return LATENCY_BUCKETS_MS, tuple(self._buckets), self._latency_sum, self._latency_count
+
     def snapshot(self) -> dict[str, Any]:
         """Return a copy of everything, safe to keep or serialize."""
         bounds = [*(f"le_{b:g}ms" for b in LATENCY_BUCKETS_MS), "inf"]

@@ -175,6 +175,7 @@ class Host:
         """The journal's ownership, when many hosts share it (PostgreSQL): see _keep_claims."""
         self._claims_task: asyncio.Task[None] | None = None
         self.takeovers = 0
+        self._watchers: list[Callable[[list[Entry]], None]] = []
 
     def __repr__(self) -> str:
         where = (
@@ -515,6 +516,27 @@ class Host:
         """Wait until every action running now has finished (retries included)."""
         await self.actions.wait()
 
+    def watch(self, watcher: Callable[[list[Entry]], None]) -> Callable[[], None]:
+        """Call `watcher(entries)` on the event loop after each of this host's commits.
+
+        It hears the entries once they are durable and folded, in commit order. It must
+        not block; an exception it raises is logged and never reaches the writer. Returns
+        a function that stops the watching.
+        """
+        self._watchers.append(watcher)
+
+        def unwatch() -> None:
+            with contextlib.suppress(ValueError):
+                self._watchers.remove(watcher)
+
+        return unwatch
+
+    @property
+    def journal_location(self) -> str | None:
+        """Where the journal is, as given (a path or URL); None for a Journal object."""
+        arg = self._journal_arg
+        return os.fspath(arg) if isinstance(arg, str | os.PathLike) else None
+
     @property
     def journal(self) -> Journal:
         """The journal this host writes (see Runtime.journal for when it may be read)."""
@@ -645,6 +667,11 @@ class Host:
         ledger = self._loaded.get(entries[0].stream)
         if ledger is not None:
             ledger.on_commit(entries)
+        for watcher in self._watchers:
+            try:
+                watcher(entries)
+            except Exception:
+                log.exception("a commit watcher failed; the entries are journaled")
 
 
 def check_agent_id(agent_id: object) -> str:

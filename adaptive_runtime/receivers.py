@@ -1,0 +1,215 @@
+"""What the monitoring tools people already run send, as the events the runtime decides about.
+
+Pure functions of a payload, with no web framework: the HTTP service's receivers call
+them, and so can any other transport. Each raises InvalidEventError naming the field
+when a payload is not what its sender documents.
+
+Prometheus Alertmanager's webhook (payload version 4), one event per firing alert:
+
+| event field   | taken from                                                              |
+|---------------|-------------------------------------------------------------------------|
+| `type`        | the label `event_type` if set, else `alertname` in snake_case           |
+|               | (`HighCPU` -> `high_cpu`, `KubePodCrashLooping` -> `kube_pod_crash_looping`) |
+| `severity`    | the label or annotation `severity_score` (0 to 1) if set, else the      |
+|               | label `severity`: critical 0.9, error or high 0.8, warning 0.6,         |
+|               | info 0.3, none 0.1, anything else 0.5                                   |
+| `agent_id`    | the label `agent_id`, else `service`, else `job` (else the host's       |
+|               | default agent)                                                          |
+| `cpu`, `memory`, `error_rate`, `latency_ms` | a label or annotation of that name, as a number |
+| `id`          | `am:<fingerprint>:<startsAt>`: Alertmanager's re-sends of one firing    |
+|               | are the same event, decided once                                        |
+| attributes    | `alertname`, `labels`, `annotations`, `starts_at`, `generator_url`,     |
+|               | `source` = `alertmanager`                                               |
+
+A `resolved` alert is not an event: it is evidence about the decision made when the
+same alert (same fingerprint and startsAt) fired, recorded as a successful outcome of
+it, once. A resolved alert whose firing was never decided here records nothing.
+
+CloudEvents 1.0 in structured JSON mode: `data` (an object) holds the event's fields;
+`type` is `data.type` if set, else the last dot-separated part of the CloudEvent's
+`type` (`com.example.ops.cpu_spike` -> `cpu_spike`); the id is `ce:<source>:<id>`
+(CloudEvents says source and id together are unique); `agent_id` is `data.agent_id`,
+else the CloudEvent's `subject`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from .errors import InvalidEventError
+
+__all__ = [
+    "AlertmanagerAlert",
+    "alertmanager_alerts",
+    "cloudevent_to_event",
+    "firing_event",
+    "resolved_event_id",
+]
+
+SEVERITY_NAMES: dict[str, float] = {
+    "critical": 0.9,
+    "error": 0.8,
+    "high": 0.8,
+    "warning": 0.6,
+    "info": 0.3,
+    "none": 0.1,
+}
+UNKNOWN_SEVERITY = 0.5
+AGENT_LABELS = ("agent_id", "service", "job")
+NUMBER_FIELDS = ("cpu", "memory", "error_rate", "latency_ms")
+MAX_ALERTS = 1000
+
+
+class AlertmanagerAlert(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One alert of Alertmanager's webhook payload (version 4)."""
+
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    starts_at: str
+    ends_at: str = ""
+    generator_url: str = msgspec.field(default="", name="generatorURL")
+    fingerprint: str
+
+
+class _Webhook(msgspec.Struct, frozen=True, kw_only=True):
+    version: str = "4"
+    alerts: list[AlertmanagerAlert]
+
+
+def alertmanager_alerts(payload: object) -> list[AlertmanagerAlert]:
+    """The alerts of a webhook payload (the decoded JSON), checked against its documented form."""
+    try:
+        hook = msgspec.convert(payload, _Webhook)
+    except msgspec.ValidationError as exc:
+        raise InvalidEventError(
+            f"not an Alertmanager webhook payload: {exc}", field=_path(exc)
+        ) from None
+    if hook.version != "4":
+        msg = (
+            f"Alertmanager webhook payload version {hook.version!r} is not supported; version 4 is"
+        )
+        raise InvalidEventError(msg, field="version")
+    if len(hook.alerts) > MAX_ALERTS:
+        msg = f"a payload may hold at most {MAX_ALERTS} alerts, not {len(hook.alerts)}; lower max_alerts in the receiver"
+        raise InvalidEventError(msg, field="alerts")
+    for index, alert in enumerate(hook.alerts):
+        if alert.status not in ("firing", "resolved"):
+            msg = f"alert {index} has status {alert.status!r}; Alertmanager sends 'firing' or 'resolved'"
+            raise InvalidEventError(msg, field=f"alerts[{index}].status")
+        if not alert.fingerprint or not alert.starts_at:
+            msg = f"alert {index} needs a fingerprint and a startsAt: they make its event id"
+            raise InvalidEventError(msg, field=f"alerts[{index}].fingerprint")
+    return hook.alerts
+
+
+def firing_event(alert: AlertmanagerAlert) -> dict[str, Any]:
+    """The event of one firing alert (see the module's table)."""
+    labels, annotations = alert.labels, alert.annotations
+    name = labels.get("alertname", "")
+    event_type = labels.get("event_type") or snake_case(name)
+    if not event_type:
+        msg = "an alert needs the label 'alertname' (or 'event_type') to name its event type"
+        raise InvalidEventError(msg, field="labels.alertname")
+    event: dict[str, Any] = {
+        "type": event_type,
+        "severity": _severity(labels, annotations),
+        "id": f"am:{alert.fingerprint}:{alert.starts_at}",
+        "alertname": name,
+        "labels": dict(labels),
+        "annotations": dict(annotations),
+        "starts_at": alert.starts_at,
+        "source": "alertmanager",
+    }
+    if alert.generator_url:
+        event["generator_url"] = alert.generator_url
+    agent = next((labels[k] for k in AGENT_LABELS if labels.get(k)), None)
+    if agent is not None:
+        event["agent_id"] = agent
+    for field in NUMBER_FIELDS:
+        raw = labels.get(field, annotations.get(field))
+        if raw is not None:
+            event[field] = _number(raw, field)
+    return event
+
+
+def resolved_event_id(alert: AlertmanagerAlert) -> str:
+    """The id of the event its firing became: the decision a resolved alert is evidence for."""
+    return f"am:{alert.fingerprint}:{alert.starts_at}"
+
+
+class _CloudEvent(msgspec.Struct, frozen=True, kw_only=True):
+    specversion: str
+    id: str
+    source: str
+    type: str
+    subject: str | None = None
+    time: str | None = None
+    datacontenttype: str | None = None
+    data: dict[str, Any] | None = None
+
+
+def cloudevent_to_event(payload: object) -> dict[str, Any]:
+    """The event of one CloudEvent 1.0 in structured JSON mode (see the module's text)."""
+    if isinstance(payload, Mapping) and "data_base64" in payload:
+        msg = "binary data (data_base64) is not an event; send the event's fields as a JSON object in 'data'"
+        raise InvalidEventError(msg, field="data_base64")
+    try:
+        ce = msgspec.convert(payload, _CloudEvent)
+    except msgspec.ValidationError as exc:
+        raise InvalidEventError(f"not a CloudEvent: {exc}", field=_path(exc)) from None
+    if ce.specversion != "1.0":
+        msg = f"CloudEvents specversion {ce.specversion!r} is not supported; 1.0 is"
+        raise InvalidEventError(msg, field="specversion")
+    if not ce.id or not ce.source:
+        raise InvalidEventError("a CloudEvent needs a non-empty id and source", field="id")
+    event: dict[str, Any] = dict(ce.data or {})
+    event.setdefault("type", ce.type.rsplit(".", 1)[-1])
+    event["id"] = f"ce:{ce.source}:{ce.id}"
+    if ce.subject and "agent_id" not in event:
+        event["agent_id"] = ce.subject
+    event["ce_source"] = ce.source
+    event["ce_type"] = ce.type
+    if ce.time is not None:
+        event["ce_time"] = ce.time
+    return event
+
+
+def snake_case(name: str) -> str:
+    """`HighCPU` -> `high_cpu`, `KubePodCrashLooping` -> `kube_pod_crash_looping`."""
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", spaced)
+    return re.sub(r"[^0-9A-Za-z]+", "_", spaced).strip("_").lower()
+
+
+def _severity(labels: Mapping[str, str], annotations: Mapping[str, str]) -> float:
+    raw = labels.get("severity_score", annotations.get("severity_score"))
+    if raw is not None:
+        value = _number(raw, "severity_score")
+        if value > 1.0:
+            raise InvalidEventError(
+                f"severity_score must be from 0 to 1, not {raw!r}", field="severity_score"
+            )
+        return value
+    return SEVERITY_NAMES.get(labels.get("severity", "").lower(), UNKNOWN_SEVERITY)
+
+
+def _number(raw: str, field: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidEventError(f"{field} must be a number, not {raw!r}", field=field) from None
+    if not math.isfinite(value) or value < 0:
+        raise InvalidEventError(f"{field} must be a finite number from 0, not {raw!r}", field=field)
+    return value
+
+
+def _path(exc: msgspec.ValidationError) -> str | None:
+    """The field a msgspec validation error names (`... - at `$.alerts[0].labels``)."""
+    found = re.search(r"at `\$\.?([^`]*)`", str(exc))
+    return found.group(1) or None if found else None

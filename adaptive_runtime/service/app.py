@@ -1,0 +1,585 @@
+"""The HTTP API over a Host: events in, decisions, explanations, state and a live feed out.
+
+Every route is a thin face on the library: events go to `Host.process`, reads to the
+projections the command line uses, errors through the one table in `outcomes`, as
+RFC 9457 problem details. Handlers run on the event loop; journal reads run where the
+host's journal calls run (its own thread), after the appends queued before them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from importlib import resources
+from typing import Any, Literal
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .. import __version__
+from .._text import parse_time
+from ..errors import DuplicateEventError, InvalidEventError
+from ..outcomes import outcome_of
+from ..projections.audit import agents as agent_summaries
+from ..projections.audit import decision_at, explain, history, stats
+from ..projections.fleet import HOST_STREAM
+from ..projections.rebuild import state_at
+from ..receivers import (
+    alertmanager_alerts,
+    cloudevent_to_event,
+    firing_event,
+    resolved_event_id,
+)
+from ..records import Decision, Entry, FleetIncident, named, read_as
+from ..runtime.host import Host
+from .auth import Tokens
+from .feed import Feed
+from .telemetry import Telemetry
+from .views import (
+    AgentView,
+    AlertResult,
+    AlertsReceived,
+    BatchResult,
+    DecisionPage,
+    DecisionView,
+    IncidentView,
+    OutcomeIn,
+    OutcomeView,
+    Problem,
+    decision_view,
+    history_view,
+)
+
+__all__ = ["ServiceConfig", "create_app"]
+
+log = logging.getLogger("adaptive_runtime.service")
+
+PROBLEM_JSON = "application/problem+json"
+MAX_BATCH = 1000
+MAX_PAGE = 500
+
+
+class ServiceConfig(msgspec.Struct, kw_only=True):
+    """How the HTTP service behaves (the command line's `serve` options)."""
+
+    tokens: Tokens = msgspec.field(default_factory=Tokens)
+    insecure_no_auth: bool = False
+    """Accept every request without a token (the server says so loudly at start)."""
+    max_body_bytes: int = 1_048_576
+    max_batch: int = MAX_BATCH
+    feed_poll: float = 1.0
+    """Seconds between the live feed's looks at the journal when no commit of this host woke it."""
+    on_stop: Literal["wait", "interrupt"] = "wait"
+    """At shutdown, let running actions finish ("wait") or interrupt them to resume at the next start."""
+
+
+def _responses(*statuses: int) -> dict[int, ResponseSpec]:
+    descriptions = {
+        400: "The request is malformed",
+        401: "No token, or a token this server does not know",
+        403: "The token lacks the scope this route needs",
+        404: "Nothing is journaled there",
+        409: "An event id reused with another body, or an agent another host owns",
+        413: "The request body is too large",
+        422: "The event (or outcome) is invalid; `field` names what to fix",
+        503: "The journal can't be used now",
+    }
+    return {
+        status: ResponseSpec(
+            data_container=Problem, description=descriptions[status], media_type=PROBLEM_JSON
+        )
+        for status in statuses
+    }
+
+
+READ = _responses(400, 401, 403, 503)
+WRITE = _responses(400, 401, 403, 409, 413, 422, 503)
+
+
+def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
+    """The ASGI application serving `host`; it starts the host at startup and stops it at shutdown."""
+    config = config or ServiceConfig()
+    telemetry = Telemetry(host)
+    feed = Feed(host, poll=config.feed_poll)
+    secrets = config.tokens.secrets
+    resolved_lock = asyncio.Lock()
+
+    def guard(scope: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
+        def check(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+            if config.insecure_no_auth:
+                return
+            granted = config.tokens.scopes_of(connection.headers.get("authorization"))
+            if granted is None:
+                raise NotAuthorizedException(
+                    "send 'Authorization: Bearer <token>' with a token this server knows"
+                )
+            if scope not in granted:
+                raise PermissionDeniedException(
+                    f"this route needs a token with the {scope!r} scope"
+                )
+
+        return check
+
+    read, write = [guard("read")], [guard("write")]
+
+    async def run(fn: Callable[..., Any], *args: Any) -> Any:
+        worker = await host.when_ready()
+        return await worker.run(fn, worker.journal, *args)
+
+    # -- events in -------------------------------------------------------------------
+
+    @post(
+        "/v1/events",
+        guards=write,
+        status_code=200,
+        responses=WRITE,
+        summary="Decide about one event, or a batch",
+        description=(
+            "One event (an object with at least `type`) returns its decision. A list returns"
+            " one result per event, in order: a decision, or the problem that event alone met."
+            " Each event goes to the agent its `agent_id` names (else the default agent). An"
+            " event with an `id` that was decided before returns the recorded decision and"
+            " journals nothing; the same id with another body is a 409."
+        ),
+    )
+    async def post_events(
+        data: dict[str, Any] | list[dict[str, Any]],
+    ) -> DecisionView | list[BatchResult]:
+        started = time.perf_counter()
+        if isinstance(data, list):
+            if len(data) > config.max_batch:
+                msg = f"a batch may hold at most {config.max_batch} events, not {len(data)}; send it in parts"
+                raise InvalidEventError(msg, field="body")
+            results = await host.process_many(data)
+            telemetry.process_seconds.labels("events").observe(time.perf_counter() - started)
+            return [
+                _batch_result(result, _agent_of(host, event), secrets)
+                for result, event in zip(results, data, strict=True)
+            ]
+        decision = await host.process(data)
+        telemetry.process_seconds.labels("events").observe(time.perf_counter() - started)
+        return decision_view(decision, host.route(data))
+
+    @post(
+        "/v1/outcomes",
+        guards=write,
+        status_code=201,
+        responses=WRITE | _responses(404),
+        summary="Record how a decision turned out",
+    )
+    async def post_outcome(data: OutcomeIn) -> OutcomeView:
+        item = await run(decision_at, data.seq)
+        if item is None or item.stream == HOST_STREAM:
+            raise LookupError(f"no decision is journaled at seq {data.seq}")
+        await host.agent(item.stream).record_outcome(item.decision, success=data.success)
+        return OutcomeView(decision_seq=data.seq, agent=item.stream, success=data.success)
+
+    @post(
+        "/v1/receivers/alertmanager",
+        guards=write,
+        status_code=200,
+        responses=WRITE,
+        summary="Prometheus Alertmanager's webhook (payload version 4)",
+        description=(
+            "Each firing alert becomes an event (see `adaptive_runtime.receivers` for the"
+            " mapping); its id is the alert's fingerprint and startsAt, so re-sends are decided"
+            " once. A resolved alert records a successful outcome of the decision its firing got,"
+            " once; it never triggers an action."
+        ),
+    )
+    async def alertmanager(data: dict[str, Any]) -> AlertsReceived:
+        telemetry.requests.labels("alertmanager").inc()
+        alerts = alertmanager_alerts(data)
+        results: list[AlertResult] = []
+        started = time.perf_counter()
+        for alert in alerts:
+            if alert.status == "firing":
+                results.append(await _fire(firing_event(alert)))
+            else:
+                async with resolved_lock:
+                    results.append(await _resolve(resolved_event_id(alert)))
+        telemetry.process_seconds.labels("alertmanager").observe(time.perf_counter() - started)
+        return AlertsReceived(results=results)
+
+    async def _fire(event: dict[str, Any]) -> AlertResult:
+        try:
+            decision = await host.process(event)
+        except DuplicateEventError as exc:  # the same firing, with annotations that moved
+            return AlertResult(id=event["id"], status="already_decided", seq=exc.seq)
+        return AlertResult(
+            id=event["id"], status="decided", seq=decision.seq, action=decision.action
+        )
+
+    async def _resolve(event_id: str) -> AlertResult:
+        from ..projections.audit import decision_for_event
+
+        item = await run(decision_for_event, event_id)
+        if item is None:
+            return AlertResult(id=event_id, status="unknown_alert")
+        explained = await run(explain, item.seq)
+        if explained.outcomes:
+            return AlertResult(id=event_id, status="already_resolved", seq=item.seq)
+        await host.agent(item.stream).record_outcome(item.decision, success=True)
+        return AlertResult(
+            id=event_id, status="resolved", seq=item.seq, action=item.decision.action
+        )
+
+    @post(
+        "/v1/receivers/cloudevents",
+        guards=write,
+        status_code=200,
+        responses=WRITE,
+        summary="A CloudEvent 1.0 in structured JSON mode",
+        description="`data` holds the event's fields; the id is the CloudEvent's source and id.",
+    )
+    async def cloudevents(data: dict[str, Any]) -> DecisionView:
+        telemetry.requests.labels("cloudevents").inc()
+        event = cloudevent_to_event(data)
+        started = time.perf_counter()
+        decision = await host.process(event)
+        telemetry.process_seconds.labels("cloudevents").observe(time.perf_counter() - started)
+        return decision_view(decision, host.route(event))
+
+    # -- reads -----------------------------------------------------------------------
+
+    @get("/v1/decisions", guards=read, responses=READ, summary="Decisions, newest first")
+    async def decisions(
+        agent: str | None = None,
+        event_type: str | None = Parameter(default=None, query="type"),
+        action: str | None = None,
+        priority: str | None = None,
+        since: str | None = Parameter(
+            default=None, description="ISO 8601, Unix seconds, or an age such as 30m"
+        ),
+        until: str | None = None,
+        limit: int = Parameter(default=50, ge=1, le=MAX_PAGE),
+        before: int | None = Parameter(
+            default=None, ge=1, le=2**63 - 1, description="a cursor: the `next` of the page before"
+        ),
+    ) -> DecisionPage:
+        since_ns = parse_time(since) if since else None
+        until_ns = parse_time(until) if until else None
+
+        def page(journal: Any) -> list[Any]:
+            return list(
+                history(
+                    journal,
+                    agent=agent,
+                    event_type=event_type,
+                    action=action,
+                    priority=priority,
+                    since_ns=since_ns,
+                    until_ns=until_ns,
+                    limit=limit,
+                    before=before,
+                )
+            )
+
+        worker = await host.when_ready()
+        items = await worker.run(page, worker.journal)
+        views = [history_view(item) for item in items]
+        return DecisionPage(items=views, next=views[-1].seq if len(views) == limit else None)
+
+    @get(
+        "/v1/decisions/{seq:int}",
+        guards=read,
+        responses=READ | _responses(404),
+        summary="Why a decision came out as it did, and what became of it",
+    )
+    async def decision(seq: int = Parameter(ge=1, le=2**63 - 1)) -> dict[str, Any]:
+        explained = await run(explain, seq)
+        out: dict[str, Any] = named(explained)
+        return out
+
+    @get(
+        "/v1/stats",
+        guards=read,
+        responses=READ,
+        summary="Decision counts, and calibration: success rate per confidence band, ECE, Brier",
+    )
+    async def statistics(agent: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = named(await run(partial(stats, agent=agent)))
+        return out
+
+    @get("/v1/agents", guards=read, responses=READ, summary="Every agent, at a glance")
+    async def list_agents() -> list[AgentView]:
+        summaries = await run(agent_summaries)
+        return [
+            AgentView(
+                agent=s.agent,
+                entries=s.entries,
+                events=s.events,
+                decisions=s.decisions,
+                open_actions=s.open_actions,
+                loaded=host.loaded(s.agent) is not None,
+                last_action=None if s.last_decision is None else s.last_decision.action,
+                last_decision_seq=None if s.last_decision is None else s.last_decision.seq,
+            )
+            for s in summaries
+        ]
+
+    @get(
+        "/v1/agents/{agent_id:str}/state",
+        guards=read,
+        responses=READ | _responses(404),
+        summary="An agent's state, now or as it was at a seq or a time",
+    )
+    async def agent_state(
+        agent_id: str,
+        at: str | None = Parameter(
+            default=None,
+            description="a seq (digits), or a time: ISO 8601, Unix seconds with a dot, or an age",
+        ),
+    ) -> dict[str, Any]:
+        def read_state(journal: Any) -> Any:
+            if agent_id == HOST_STREAM or journal.stream_head(agent_id) == 0:
+                raise LookupError(f"agent {agent_id!r} has no entries")
+            if at is None:
+                return state_at(journal, agent_id, seq=2**62)
+            if at.isdigit():
+                return state_at(journal, agent_id, seq=int(at))
+            return state_at(journal, agent_id, ts_ns=parse_time(at))
+
+        state = await run(read_state)
+        out: dict[str, Any] = named(state)
+        out["agent"] = agent_id
+        return out
+
+    @get("/v1/incidents", guards=read, responses=READ, summary="Fleet incidents, newest first")
+    async def incidents(
+        limit: int = Parameter(default=50, ge=1, le=MAX_PAGE),
+    ) -> list[IncidentView]:
+        def read_incidents(journal: Any) -> list[Entry]:
+            return list(journal.latest(limit, kind="FleetIncident"))
+
+        entries: list[Entry] = await run(read_incidents)
+        view = host.fleet
+        now = host.clock.now_ns()
+        out = []
+        for entry in entries:
+            incident = read_as(entry, FleetIncident)
+            last = None if view is None else view.incidents.get(incident.context)
+            window = 0 if view is None else round(view.policy.correlate_window * 1e9)
+            out.append(
+                IncidentView(
+                    seq=entry.seq,
+                    ts_ns=entry.ts_ns,
+                    agent=entry.stream,
+                    context=incident.context,
+                    agents=list(incident.agents),
+                    rule=incident.rule,
+                    open=last is not None and last >= now - window and last >= entry.ts_ns,
+                )
+            )
+        return out
+
+    @get(
+        "/v1/stream",
+        guards=read,
+        responses=READ,
+        summary="Server-Sent Events: decisions, actions, outcomes and incidents as they commit",
+        description=(
+            "Each message's id is its journal seq. Reconnect with `Last-Event-ID` (or `after`)"
+            " to get everything after it, with nothing missed or repeated. With neither, the"
+            " stream starts at the journal's head. `follow=false` ends it once caught up."
+        ),
+    )
+    async def stream(
+        request: Request[Any, Any, Any],
+        after: int | None = Parameter(default=None, ge=0, le=2**63 - 1),
+        follow: bool = True,
+    ) -> ServerSentEvent:
+        last = request.headers.get("last-event-id")
+        if after is None and last is not None:
+            if not last.strip().isdigit():
+                raise InvalidEventError(
+                    "Last-Event-ID must be a seq (digits)", field="Last-Event-ID"
+                )
+            after = int(last)
+        position = after if after is not None else await feed.head()
+
+        async def messages() -> AsyncIterator[ServerSentEventMessage]:
+            async for seq, name, data in feed.stream(position, follow=follow):
+                if not seq:
+                    yield ServerSentEventMessage(comment="keep-alive")
+                else:
+                    yield ServerSentEventMessage(id=seq, event=name, data=data)
+
+        return ServerSentEvent(messages())
+
+    # -- operations ------------------------------------------------------------------
+
+    @get("/healthz", summary="The process is up", include_in_schema=True)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", summary="The journal answers", responses=_responses(503))
+    async def readyz() -> dict[str, Any]:
+        if not host.started:
+            from ..errors import RuntimeNotStartedError
+
+            raise RuntimeNotStartedError("the host is starting or stopping")
+        worker = host.require_worker()
+        head = await worker.run(worker.journal.head)
+        return {"status": "ready", "seq": head.seq}
+
+    @get(
+        "/metrics",
+        guards=read,
+        summary="Prometheus metrics",
+        media_type=CONTENT_TYPE_LATEST,
+        responses=_responses(401, 403, 503),
+    )
+    async def metrics() -> Response[bytes]:
+        worker = await host.when_ready()
+        telemetry.journal_entries = (await worker.run(worker.journal.head)).seq
+        return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @get("/openapi.json", include_in_schema=False)
+    async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        schema: dict[str, Any] = request.app.openapi_schema.to_schema()
+        return schema
+
+    @get("/", media_type=MediaType.HTML, include_in_schema=False)
+    async def dashboard() -> str:
+        return resources.files(__package__).joinpath("dashboard/index.html").read_text("utf-8")
+
+    # -- errors ----------------------------------------------------------------------
+
+    def problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        if isinstance(exc, HTTPException):
+            status, title = exc.status_code, _phrase(exc.status_code)
+            detail = exc.detail if exc.detail != title else None
+            field = None
+        else:
+            outcome = outcome_of(exc)
+            if outcome is None or (outcome.http_status >= 500 and outcome.http_status != 503):
+                log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+                status, title, detail = 500, "internal error", "the server logged the error"
+            else:
+                status, title, detail = outcome.http_status, outcome.title, str(exc)
+            field = getattr(exc, "field", None)
+        body = Problem(
+            type=f"urn:adaptive-runtime:problem:{re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')}",
+            title=title,
+            status=status,
+            detail=None if detail is None else scrub(detail, secrets),
+            instance=request.url.path,
+            field=field,
+        )
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+    async def on_startup() -> None:
+        await host.start()
+        host.watch(telemetry.watch)
+
+    async def on_shutdown() -> None:
+        feed.close()
+        await host.stop(actions=config.on_stop)
+
+    openapi = OpenAPIConfig(
+        title="Adaptive Runtime",
+        version=__version__,
+        path="/schema",
+        render_plugins=[JsonRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", description="a server token")
+            }
+        ),
+        security=[{"bearer": []}],
+    )
+    app = Litestar(
+        route_handlers=[
+            post_events,
+            post_outcome,
+            alertmanager,
+            cloudevents,
+            decisions,
+            decision,
+            statistics,
+            list_agents,
+            agent_state,
+            incidents,
+            stream,
+            healthz,
+            readyz,
+            metrics,
+            openapi_json,
+            dashboard,
+        ],
+        exception_handlers={Exception: problem},
+        on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
+        openapi_config=openapi,
+        request_max_body_size=config.max_body_bytes,
+        debug=False,
+    )
+    app.state.feed = feed
+    app.state.telemetry = telemetry
+    return app
+
+
+def _agent_of(host: Host, event: object) -> str | None:
+    try:
+        return host.route(event)
+    except InvalidEventError:
+        return None
+
+
+def _batch_result(
+    result: Decision | BaseException, agent: str | None, secrets: tuple[str, ...]
+) -> BatchResult:
+    if isinstance(result, Decision):
+        return BatchResult(decision=decision_view(result, agent))
+    outcome = outcome_of(result)
+    status, title = (
+        (500, "internal error") if outcome is None else (outcome.http_status, outcome.title)
+    )
+    detail = "the server logged the error" if outcome is None else scrub(str(result), secrets)
+    if outcome is None:
+        log.error("an event of a batch failed", exc_info=result)
+    return BatchResult(
+        problem=Problem(
+            type=f"urn:adaptive-runtime:problem:{re.sub(r'[^a-z0-9]+', '-', title).strip('-')}",
+            title=title,
+            status=status,
+            detail=detail,
+            field=getattr(result, "field", None),
+        )
+    )
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Text with passwords in URLs and the server's tokens taken out."""
+    text = _PASSWORD_IN_URL.sub(r"\1***@", text)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "error"

@@ -1,0 +1,203 @@
+"""The live feed: decisions, actions, outcomes and incidents as Server-Sent Events, by seq.
+
+Each message's SSE id is its entry's journal seq. A client that reconnects with
+`Last-Event-ID: <seq>` gets every message after it: the feed reads the journal
+(`seq > last`), so it can neither skip an entry nor repeat one. It wakes on this
+host's commits, and polls too, so entries that other hosts of a shared journal
+commit arrive within a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from itertools import islice
+from typing import Any
+
+import msgspec
+
+from ..journal.base import Journal
+from ..records import (
+    ActionAbandoned,
+    ActionFailed,
+    ActionScheduled,
+    ActionSkipped,
+    ActionStarted,
+    ActionSucceeded,
+    DecisionMade,
+    Entry,
+    FleetIncident,
+    OutcomeRecorded,
+    read_record,
+)
+from ..runtime.host import Host
+
+__all__ = ["Feed", "message_of"]
+
+PAGE = 500
+HEARTBEAT_EVERY_S = 15.0
+
+
+class Feed:
+    """Wakes every open stream when this host commits; `close()` ends them all."""
+
+    def __init__(self, host: Host, *, poll: float = 1.0) -> None:
+        self._host = host
+        self.poll = poll
+        self._waiters: set[asyncio.Future[None]] = set()
+        self.closed = False
+        self._unwatch = host.watch(self._on_commit)
+
+    def _on_commit(self, entries: list[Entry]) -> None:
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def close(self) -> None:
+        """End every stream after what it has already read (the server is shutting down)."""
+        self.closed = True
+        self._unwatch()
+        self._wake()
+
+    async def _wait(self, timeout: float) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, timeout)
+        finally:
+            self._waiters.discard(waiter)
+
+    async def head(self) -> int:
+        worker = await self._host.when_ready()
+        return (await worker.run(worker.journal.head)).seq
+
+    async def stream(
+        self, after: int, *, follow: bool = True
+    ) -> AsyncIterator[tuple[int, str, str]]:
+        """(seq, event name, JSON data) of each message after `after`, as they commit.
+
+        With `follow=False` it ends once it has caught up; otherwise when the feed closes.
+        A comment-only heartbeat, (0, "", ""), comes after each quiet stretch.
+        """
+        position = after
+        quiet = 0.0
+        while True:
+            worker = await self._host.when_ready()
+            entries = await worker.run(_page, worker.journal, position)
+            for entry in entries:
+                position = entry.seq
+                message = message_of(entry)
+                if message is not None:
+                    yield entry.seq, message[0], msgspec.json.encode(message[1]).decode()
+            if len(entries) == PAGE:
+                continue
+            if self.closed or not follow:
+                return
+            await self._wait(self.poll)
+            quiet = 0.0 if entries else quiet + self.poll
+            if quiet >= HEARTBEAT_EVERY_S:
+                quiet = 0.0
+                yield 0, "", ""
+
+
+def _page(journal: Journal, after: int) -> list[Entry]:
+    return list(islice(journal.read(after=after), PAGE))
+
+
+def message_of(entry: Entry) -> tuple[str, dict[str, Any]] | None:
+    """The feed's message for an entry (event name, data), or None for entries it leaves out."""
+    kind = entry.kind
+    base: dict[str, Any] = {"seq": entry.seq, "agent": entry.stream, "ts_ns": entry.ts_ns}
+    if kind == "DecisionMade":
+        record = read_record(entry)
+        assert isinstance(record, DecisionMade)
+        d = record.decision
+        return "decision", base | {
+            "event_seq": entry.batch,
+            "event_type": d.event_type,
+            "action": d.action,
+            "priority": d.priority,
+            "confidence": d.confidence,
+            "reason": d.reason,
+            "context": d.context,
+            "risk": d.risk,
+            "rule": d.rule,
+            "instead_of": d.instead_of,
+            "degraded_from": d.degraded_from,
+        }
+    if kind in _ACTION_KINDS:
+        return "action", base | _action(read_record(entry))
+    if kind == "OutcomeRecorded":
+        outcome = read_record(entry)
+        assert isinstance(outcome, OutcomeRecorded)
+        return "outcome", base | {
+            "decision_seq": outcome.decision_seq,
+            "action": outcome.action,
+            "success": outcome.success,
+            "confidence": outcome.confidence,
+            "context": outcome.context,
+        }
+    if kind == "FleetIncident":
+        incident = read_record(entry)
+        assert isinstance(incident, FleetIncident)
+        return "incident", base | {
+            "context": incident.context,
+            "agents": list(incident.agents),
+            "rule": incident.rule,
+        }
+    return None
+
+
+_ACTION_KINDS = frozenset(
+    {
+        "ActionScheduled",
+        "ActionSkipped",
+        "ActionStarted",
+        "ActionSucceeded",
+        "ActionFailed",
+        "ActionAbandoned",
+    }
+)
+
+
+def _action(record: object) -> dict[str, Any]:
+    if isinstance(record, ActionScheduled):
+        return {"action": record.action, "status": "scheduled", "breaker": record.breaker.status}
+    if isinstance(record, ActionSkipped):
+        return {"action": record.action, "status": "skipped", "detail": record.reason}
+    if isinstance(record, ActionStarted):
+        return {
+            "action": record.action,
+            "status": "started",
+            "decision_seq": record.decision_seq,
+            "attempt": record.attempt,
+        }
+    if isinstance(record, ActionSucceeded):
+        return {
+            "action": record.action,
+            "status": "succeeded",
+            "decision_seq": record.decision_seq,
+            "attempt": record.attempt,
+            "breaker": record.breaker.status,
+        }
+    if isinstance(record, ActionFailed):
+        return {
+            "action": record.action,
+            "status": "failed",
+            "decision_seq": record.decision_seq,
+            "attempt": record.attempt,
+            "detail": record.error,
+            "breaker": record.breaker.status,
+        }
+    assert isinstance(record, ActionAbandoned)
+    return {
+        "action": record.action,
+        "status": "abandoned",
+        "decision_seq": record.decision_seq,
+        "detail": record.reason,
+    }

@@ -1,0 +1,171 @@
+"""`adaptive-runtime serve`: the HTTP service under uvicorn, with a shutdown that exits 0.
+
+The host starts before the server listens, so a journal that can't be used fails the
+command with its own error and exit code. On SIGTERM (or Ctrl-C) the server stops
+accepting, ends the live streams, drains requests in flight, stops the host (actions
+finished or interrupted, as configured; every loaded agent snapshotted) and returns 0.
+uvicorn's own `serve` re-raises the signal after its graceful shutdown, which would end
+the process with -15; this server handles the signal and does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Generator, Sequence
+from types import FrameType
+
+import uvicorn
+
+from ..errors import ConfigurationError
+from ..journal.open import describe
+from ..outcomes import EXIT_OK
+from ..runtime.host import Host
+from .app import ServiceConfig, create_app
+from .auth import ENV_TOKENS
+
+__all__ = ["parse_bind", "serve"]
+
+log = logging.getLogger("adaptive_runtime.service")
+DEFAULT_BIND = "127.0.0.1:8080"
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (IPv6 as `[::1]:8080`) as (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        msg = f"--bind takes HOST:PORT, e.g. {DEFAULT_BIND} or [::1]:8080, not {text!r}"
+        raise ConfigurationError(msg)
+    return host.strip("[]"), int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with signals that end it gracefully and are not raised again."""
+
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: Sequence[object] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        with self._signals():
+            await self._serve(None)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting for connections
+        self.should_exit = True
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_signal)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def serve(
+    db: str | os.PathLike[str],
+    *,
+    bind: str = DEFAULT_BIND,
+    config: ServiceConfig,
+    plugins: Sequence[str] | None = None,
+    rules: str | os.PathLike[str] | None = None,
+    durability: str = "full",
+    log_level: str = "info",
+) -> int:
+    """Serve the journal at `db` until SIGTERM or Ctrl-C; return the exit code (0)."""
+    host_name, port = parse_bind(bind)
+    if not config.tokens and not config.insecure_no_auth:
+        msg = (
+            f"serve needs tokens: --tokens FILE, or {ENV_TOKENS} (lines of 'SCOPES TOKEN', e.g."
+            " 'read,write <token>'); or --insecure-no-auth to let anyone who can reach --bind"
+            " write events"
+        )
+        raise ConfigurationError(msg)
+    if config.insecure_no_auth:
+        print(
+            "adaptive-runtime: WARNING: --insecure-no-auth: every route, writes included, is open"
+            f" to anyone who can reach {host_name}:{port}. Use --tokens outside a test.",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not is_loopback(host_name):
+        print(
+            f"adaptive-runtime: listening on {host_name}, not only loopback (as --bind asks)",
+            file=sys.stderr,
+            flush=True,
+        )
+    if durability not in ("full", "normal"):
+        raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
+    host = Host(
+        db,
+        plugins=plugins,
+        rules=rules,
+        durability="full" if durability == "full" else "normal",
+    )
+    return asyncio.run(_serve(host, host_name, port, config, log_level, describe(db)))
+
+
+async def _serve(
+    host: Host, host_name: str, port: int, config: ServiceConfig, log_level: str, where: str
+) -> int:
+    await host.start()  # a journal that can't be used fails here, with its own error
+    app = create_app(host, config)
+    uv_config = uvicorn.Config(
+        app,
+        host=host_name,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    server = _Server(uv_config, on_signal=app.state.feed.close)
+    print(
+        f"adaptive-runtime: serving {where} at http://{_url_host(host_name)}:{port}"
+        " (dashboard /, API /v1, metrics /metrics, OpenAPI /openapi.json)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await server.serve()
+    except SystemExit:  # uvicorn exits when it can't listen; say it as this command's error
+        msg = f"could not listen on {host_name}:{port} (see the log above); choose another --bind"
+        raise ConfigurationError(msg) from None
+    finally:
+        if host.started:  # the lifespan's shutdown did not run (the server failed to start)
+            await host.stop(actions=config.on_stop)
+    if not server.started:
+        raise ConfigurationError(f"could not listen on {host_name}:{port} (see the log above)")
+    return EXIT_OK
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
