@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
@@ -26,7 +26,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -71,6 +71,7 @@ log = logging.getLogger("adaptive_runtime.service")
 PROBLEM_JSON = "application/problem+json"
 MAX_BATCH = 1000
 MAX_PAGE = 500
+MAX_SEQ = 2**63 - 1
 
 
 class ServiceConfig(msgspec.Struct, kw_only=True):
@@ -157,7 +158,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         ),
     )
     async def post_events(
-        data: dict[str, Any] | list[dict[str, Any]],
+        data: JSONBody[dict[str, Any] | list[dict[str, Any]]],
     ) -> DecisionView | list[BatchResult]:
         started = time.perf_counter()
         if isinstance(data, list):
@@ -181,7 +182,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         responses=WRITE | _responses(404),
         summary="Record how a decision turned out",
     )
-    async def post_outcome(data: OutcomeIn) -> OutcomeView:
+    async def post_outcome(data: JSONBody[OutcomeIn]) -> OutcomeView:
         item = await run(decision_at, data.seq)
         if item is None or item.stream == HOST_STREAM:
             raise LookupError(f"no decision is journaled at seq {data.seq}")
@@ -201,7 +202,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             " once; it never triggers an action."
         ),
     )
-    async def alertmanager(data: dict[str, Any]) -> AlertsReceived:
+    async def alertmanager(data: JSONBody[dict[str, Any]]) -> AlertsReceived:
         telemetry.requests.labels("alertmanager").inc()
         alerts = alertmanager_alerts(data)
         results: list[AlertResult] = []
@@ -218,8 +219,16 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     async def _fire(event: dict[str, Any]) -> AlertResult:
         try:
             decision = await host.process(event)
-        except DuplicateEventError as exc:  # the same firing, with annotations that moved
-            return AlertResult(id=event["id"], status="already_decided", seq=exc.seq)
+        except DuplicateEventError:  # the same firing, with annotations that moved since
+            from ..projections.audit import decision_for_event
+
+            item = await run(decision_for_event, event["id"])
+            return AlertResult(
+                id=event["id"],
+                status="already_decided",
+                seq=None if item is None else item.seq,
+                action=None if item is None else item.decision.action,
+            )
         return AlertResult(
             id=event["id"], status="decided", seq=decision.seq, action=decision.action
         )
@@ -246,7 +255,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         summary="A CloudEvent 1.0 in structured JSON mode",
         description="`data` holds the event's fields; the id is the CloudEvent's source and id.",
     )
-    async def cloudevents(data: dict[str, Any]) -> DecisionView:
+    async def cloudevents(data: JSONBody[dict[str, Any]]) -> DecisionView:
         telemetry.requests.labels("cloudevents").inc()
         event = cloudevent_to_event(data)
         started = time.perf_counter()
@@ -258,18 +267,20 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
 
     @get("/v1/decisions", guards=read, responses=READ, summary="Decisions, newest first")
     async def decisions(
-        agent: str | None = None,
-        event_type: str | None = Parameter(default=None, query="type"),
-        action: str | None = None,
-        priority: str | None = None,
-        since: str | None = Parameter(
-            default=None, description="ISO 8601, Unix seconds, or an age such as 30m"
-        ),
-        until: str | None = None,
-        limit: int = Parameter(default=50, ge=1, le=MAX_PAGE),
-        before: int | None = Parameter(
-            default=None, ge=1, le=2**63 - 1, description="a cursor: the `next` of the page before"
-        ),
+        agent: FromQuery[str | None] = None,
+        event_type: Annotated[str | None, QueryParameter(name="type")] = None,
+        action: FromQuery[str | None] = None,
+        priority: FromQuery[str | None] = None,
+        since: Annotated[
+            str | None,
+            QueryParameter(description="ISO 8601, Unix seconds, or an age such as 30m"),
+        ] = None,
+        until: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
+        before: Annotated[
+            int | None,
+            QueryParameter(ge=1, le=MAX_SEQ, description="a cursor: the `next` of the page before"),
+        ] = None,
     ) -> DecisionPage:
         since_ns = parse_time(since) if since else None
         until_ns = parse_time(until) if until else None
@@ -300,7 +311,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         responses=READ | _responses(404),
         summary="Why a decision came out as it did, and what became of it",
     )
-    async def decision(seq: int = Parameter(ge=1, le=2**63 - 1)) -> dict[str, Any]:
+    async def decision(seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)]) -> dict[str, Any]:
         explained = await run(explain, seq)
         out: dict[str, Any] = named(explained)
         return out
@@ -311,7 +322,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         responses=READ,
         summary="Decision counts, and calibration: success rate per confidence band, ECE, Brier",
     )
-    async def statistics(agent: str | None = None) -> dict[str, Any]:
+    async def statistics(agent: FromQuery[str | None] = None) -> dict[str, Any]:
         out: dict[str, Any] = named(await run(partial(stats, agent=agent)))
         return out
 
@@ -339,11 +350,13 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         summary="An agent's state, now or as it was at a seq or a time",
     )
     async def agent_state(
-        agent_id: str,
-        at: str | None = Parameter(
-            default=None,
-            description="a seq (digits), or a time: ISO 8601, Unix seconds with a dot, or an age",
-        ),
+        agent_id: FromPath[str],
+        at: Annotated[
+            str | None,
+            QueryParameter(
+                description="a seq (digits), or a time: ISO 8601, Unix seconds with a dot, or an age"
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         def read_state(journal: Any) -> Any:
             if agent_id == HOST_STREAM or journal.stream_head(agent_id) == 0:
@@ -361,7 +374,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
 
     @get("/v1/incidents", guards=read, responses=READ, summary="Fleet incidents, newest first")
     async def incidents(
-        limit: int = Parameter(default=50, ge=1, le=MAX_PAGE),
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
     ) -> list[IncidentView]:
         def read_incidents(journal: Any) -> list[Entry]:
             return list(journal.latest(limit, kind="FleetIncident"))
@@ -400,8 +413,8 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     )
     async def stream(
         request: Request[Any, Any, Any],
-        after: int | None = Parameter(default=None, ge=0, le=2**63 - 1),
-        follow: bool = True,
+        after: Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)] = None,
+        follow: FromQuery[bool] = True,
     ) -> ServerSentEvent:
         last = request.headers.get("last-event-id")
         if after is None and last is not None:

@@ -45,13 +45,27 @@ def test_only_the_journal_imports_apsw(path: Path) -> None:
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_each_optional_dependency_has_one_importer(path: Path) -> None:
-    """psycopg only in the PostgreSQL journal, matplotlib only in plots.py."""
+    """psycopg only in the PostgreSQL journal, matplotlib only in plots.py, the web stack
+    (litestar, uvicorn, prometheus_client) only in the service package."""
     names = imports_of(path)
     where = str(path.relative_to(PACKAGE))
     if where != "journal/postgres.py":
         assert not any(n.split(".")[0] in ("psycopg", "psycopg_pool") for n in names), names
     if where != "plots.py":
         assert not any(n.split(".")[0] == "matplotlib" for n in names), names
+    if not where.startswith("service/"):
+        web = ("litestar", "uvicorn", "prometheus_client", "starlette")
+        assert not any(n.split(".")[0] in web for n in names), names
+
+
+def test_nothing_outside_the_service_imports_it() -> None:
+    """The service is a face: the library, the engines and the journal never import it (the
+    command line's `serve` loads it when run)."""
+    for path in modules():
+        where = str(path.relative_to(PACKAGE))
+        if where.startswith("service/") or where == "cli.py":
+            continue
+        assert not any(n.startswith("adaptive_runtime.service") for n in imports_of(path)), where
 
 
 @pytest.mark.parametrize("path", modules("engines"), ids=lambda p: p.name)

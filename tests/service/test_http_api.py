@@ -1,0 +1,472 @@
+"""The HTTP API, in process: every route, its errors, auth, idempotency, paging and the feed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from http_support import READ, READER, WRITE, WRITER, client
+
+from adaptive_runtime import FleetPolicy, Host, ManualClock
+from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.service.app import scrub
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+START_NS = 1_764_000_000 * 10**9
+
+
+def host_at(path: Path, **kwargs: Any) -> tuple[Host, ManualClock]:
+    clock = ManualClock(start_ns=START_NS)
+    return Host(path, durability="normal", clock=clock, **kwargs), clock
+
+
+def head(path: Path) -> int:
+    journal = SqliteJournal(path, create=False)
+    try:
+        return journal.head().seq
+    finally:
+        journal.close()
+
+
+def sse(text: str) -> list[tuple[int, str, str]]:
+    """(id, event, data) of each message of an event stream."""
+    out = []
+    for block in text.split("\r\n\r\n" if "\r\n" in text else "\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in block.splitlines() if ": " in line and line[0] != ":"
+        )
+        if "id" in fields:
+            out.append((int(fields["id"]), fields["event"], fields["data"]))
+    return out
+
+
+async def test_an_event_is_decided_journaled_and_returned_with_its_agent(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        r = await c.post("/v1/events", json={**OVERLOAD, "agent_id": "web-1"}, headers=WRITE)
+        assert 200 == r.status_code
+        body = r.json()
+        assert ("restart_service", "web-1", 2, 1) == (
+            body["action"],
+            body["agent"],
+            body["seq"],
+            body["event_seq"],
+        )
+        assert "high_resource_pressure" == body["reason"]
+    assert 2 == head(tmp_path / "j.db")
+
+
+async def test_a_retry_with_the_same_id_returns_the_recorded_decision(tmp_path: Path) -> None:
+    """The same id and body: the same decision, nothing appended. Another body: 409."""
+    host, clock = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        first = await c.post("/v1/events", json={**OVERLOAD, "id": "evt-1"}, headers=WRITE)
+        clock.advance(5)
+        again = await c.post("/v1/events", json={**OVERLOAD, "id": "evt-1"}, headers=WRITE)
+        assert first.json() == again.json()
+        other = await c.post(
+            "/v1/events", json={**OVERLOAD, "id": "evt-1", "severity": 0.1}, headers=WRITE
+        )
+        assert 409 == other.status_code
+        assert "application/problem+json" == other.headers["content-type"]
+        problem = other.json()
+        assert ("event id reused with another body", 409, "/v1/events") == (
+            problem["title"],
+            problem["status"],
+            problem["instance"],
+        )
+        assert "evt-1" in problem["detail"]
+    assert 2 == head(tmp_path / "j.db")
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"severity": 0.5}, "type"),
+        ({"type": "x", "cpu": -1}, "cpu"),
+        ({"type": "x", "severity": "high"}, "severity"),
+        ({"type": "x", "agent_id": 7}, "agent_id"),
+    ],
+)
+async def test_an_invalid_event_is_422_naming_the_field_and_journals_nothing(
+    tmp_path: Path, event: dict[str, Any], field: str
+) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        r = await c.post("/v1/events", json=event, headers=WRITE)
+        assert 422 == r.status_code, r.text
+        assert field == r.json()["field"]
+        assert "invalid event" == r.json()["title"]
+    assert 0 == head(tmp_path / "j.db")
+
+
+async def test_a_batch_answers_each_event_in_order(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        batch = [
+            {**OVERLOAD, "agent_id": "a"},
+            {"severity": 0.4},
+            {"type": "timeout", "latency_ms": 4200, "agent_id": "b"},
+        ]
+        r = await c.post("/v1/events", json=batch, headers=WRITE)
+        assert 200 == r.status_code
+        first, bad, third = r.json()
+        assert ("a", "restart_service") == (
+            first["decision"]["agent"],
+            first["decision"]["action"],
+        )
+        assert (422, "type") == (bad["problem"]["status"], bad["problem"]["field"])
+        assert "b" == third["decision"]["agent"]
+        too_many = await c.post("/v1/events", json=[{"type": "x"}] * 1001, headers=WRITE)
+        assert (422, "body") == (too_many.status_code, too_many.json()["field"])
+    assert 4 == head(tmp_path / "j.db")
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer not-a-token-this-server-knows"}, 401),
+        ({"Authorization": f"Basic {WRITER}"}, 401),
+        (READ, 403),
+    ],
+    ids=["no-token", "wrong-token", "not-bearer", "read-token"],
+)
+@pytest.mark.parametrize(
+    "route",
+    ["/v1/events", "/v1/outcomes", "/v1/receivers/alertmanager", "/v1/receivers/cloudevents"],
+)
+async def test_writes_without_a_write_token_are_refused_and_journal_nothing(
+    tmp_path: Path, headers: dict[str, str], status: int, route: str
+) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        r = await c.post(route, json=OVERLOAD, headers=headers)
+        assert status == r.status_code
+        assert "application/problem+json" == r.headers["content-type"]
+        assert WRITER not in r.text
+        assert "not-a-token" not in r.text
+        if status == 401:
+            assert "Bearer" == r.headers["www-authenticate"]
+    assert 0 == head(tmp_path / "j.db")
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "/v1/decisions",
+        "/v1/decisions/2",
+        "/v1/agents",
+        "/v1/agents/default/state",
+        "/v1/incidents",
+        "/v1/stats",
+        "/v1/stream?follow=false",
+        "/metrics",
+    ],
+)
+async def test_reads_need_a_token_and_a_read_token_is_enough(tmp_path: Path, route: str) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        await c.post("/v1/events", json=OVERLOAD, headers=WRITE)
+        assert 401 == (await c.get(route)).status_code
+        assert 200 == (await c.get(route, headers=READ)).status_code
+
+
+async def test_insecure_no_auth_opens_every_route(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host, insecure_no_auth=True) as c:
+        assert 200 == (await c.post("/v1/events", json=OVERLOAD)).status_code
+        assert 200 == (await c.get("/v1/decisions")).status_code
+
+
+async def test_decisions_page_by_cursor_with_no_gap_or_overlap(tmp_path: Path) -> None:
+    host, clock = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        for i in range(7):
+            event = {"type": "timeout", "latency_ms": 100 * (i + 1), "agent_id": f"a{i % 2}"}
+            await c.post("/v1/events", json=event, headers=WRITE)
+            clock.advance(1)
+        seen: list[int] = []
+        cursor: int | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 3} | ({"before": cursor} if cursor else {})
+            page = (await c.get("/v1/decisions", params=params, headers=READ)).json()
+            seen += [item["seq"] for item in page["items"]]
+            cursor = page["next"]
+            if cursor is None:
+                break
+        assert [14, 12, 10, 8, 6, 4, 2] == seen
+        only_a1 = (await c.get("/v1/decisions", params={"agent": "a1"}, headers=READ)).json()
+        assert [12, 8, 4] == [i["seq"] for i in only_a1["items"]]
+        assert {"a1"} == {i["agent"] for i in only_a1["items"]}
+        since = (await c.get("/v1/decisions", params={"since": "1764000005"}, headers=READ)).json()
+        assert [14, 12] == [i["seq"] for i in since["items"]]
+        bad = await c.get("/v1/decisions", params={"since": "yesterday-ish"}, headers=READ)
+        assert 400 == bad.status_code
+        assert "ISO 8601" in bad.json()["detail"]
+
+
+async def test_explain_and_outcomes(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        seq = (await c.post("/v1/events", json=OVERLOAD, headers=WRITE)).json()["seq"]
+        recorded = await c.post("/v1/outcomes", json={"seq": seq, "success": True}, headers=WRITE)
+        assert (201, {"decision_seq": seq, "agent": "default", "success": True}) == (
+            recorded.status_code,
+            recorded.json(),
+        )
+        ex = (await c.get(f"/v1/decisions/{seq}", headers=READ)).json()
+        assert "restart_service" == ex["item"]["decision"]["action"]
+        assert [True] == [o["success"] for o in ex["outcomes"]]
+        assert any(r["matched"] for r in ex["rules_tried"])
+        missing = await c.get("/v1/decisions/99", headers=READ)
+        assert (404, "not found") == (missing.status_code, missing.json()["title"])
+        unknown = await c.post("/v1/outcomes", json={"seq": 99, "success": True}, headers=WRITE)
+        assert 404 == unknown.status_code
+        extra = await c.post(
+            "/v1/outcomes", json={"seq": seq, "success": True, "by": "x"}, headers=WRITE
+        )
+        assert 400 == extra.status_code
+    assert 3 == head(tmp_path / "j.db")
+
+
+async def test_agents_and_their_state_now_and_at_a_seq(tmp_path: Path) -> None:
+    host, clock = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "web"}, headers=WRITE)
+        clock.advance(60)
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "web"}, headers=WRITE)
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "db"}, headers=WRITE)
+        agents = (await c.get("/v1/agents", headers=READ)).json()
+        assert [("db", 1), ("web", 2)] == [(a["agent"], a["decisions"]) for a in agents]
+        now = (await c.get("/v1/agents/web/state", headers=READ)).json()
+        assert (2, "web") == (now["decisions"], now["agent"])
+        then = (await c.get("/v1/agents/web/state", params={"at": "2"}, headers=READ)).json()
+        assert 1 == then["decisions"]
+        by_time = await c.get("/v1/agents/web/state", params={"at": "1764000030.0"}, headers=READ)
+        assert 1 == by_time.json()["decisions"]
+        missing = await c.get("/v1/agents/nobody/state", headers=READ)
+        assert 404 == missing.status_code
+
+
+async def test_fleet_incidents_are_listed_and_open(tmp_path: Path) -> None:
+    policy = FleetPolicy(correlate_agents=3, correlate_window=60.0)
+    host, _ = host_at(tmp_path / "j.db", fleet=policy)
+    async with client(host) as c:
+        batch = [{**OVERLOAD, "agent_id": f"svc-{i}"} for i in range(3)]
+        for event in batch:
+            await c.post("/v1/events", json=event, headers=WRITE)
+        [incident] = (await c.get("/v1/incidents", headers=READ)).json()
+        assert ("resource_pressure", ["svc-0", "svc-1", "svc-2"], True) == (
+            incident["context"],
+            incident["agents"],
+            incident["open"],
+        )
+
+
+async def test_the_stream_resumes_after_last_event_id_missing_nothing(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        for i in range(4):
+            await c.post("/v1/events", json={**OVERLOAD, "agent_id": f"a{i}"}, headers=WRITE)
+        everything = sse((await c.get("/v1/stream?after=0&follow=false", headers=READ)).text)
+        assert [2, 4, 6, 8] == [seq for seq, _, _ in everything]
+        assert {"decision"} == {name for _, name, _ in everything}
+        resumed = await c.get("/v1/stream?follow=false", headers=READ | {"Last-Event-ID": "4"})
+        assert [6, 8] == [seq for seq, _, _ in sse(resumed.text)]
+        outcome = await c.post("/v1/outcomes", json={"seq": 8, "success": False}, headers=WRITE)
+        assert 201 == outcome.status_code
+        tail = sse((await c.get("/v1/stream?after=8&follow=false", headers=READ)).text)
+        assert [(9, "outcome")] == [(seq, name) for seq, name, _ in tail]
+        bad = await c.get("/v1/stream", headers=READ | {"Last-Event-ID": "x1"})
+        assert 422 == bad.status_code
+
+
+async def test_metrics_count_what_was_journaled(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        for _ in range(3):
+            await c.post("/v1/events", json=OVERLOAD, headers=WRITE)
+        await c.post("/v1/events", json={"type": "timeout", "latency_ms": 100}, headers=WRITE)
+        text = (await c.get("/metrics", headers=READ)).text
+    lines = set(text.splitlines())
+    assert 'adaptive_runtime_decisions_total{action="restart_service",priority="high"} 3.0' in lines
+    assert "adaptive_runtime_events_total 4.0" in lines
+    assert 'adaptive_runtime_process_seconds_count{route="events"} 4.0' in lines
+    assert "adaptive_runtime_journal_entries 8.0" in lines
+    assert any(line.startswith("adaptive_runtime_journal_wal_bytes ") for line in lines)
+    assert any(line.startswith("adaptive_runtime_journal_commit_seconds_bucket{") for line in lines)
+
+
+async def test_a_body_past_the_limit_is_413_and_journals_nothing(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host, max_body_bytes=4096) as c:
+        big = {"type": "x", "note": "n" * 5000}
+        r = await c.post("/v1/events", json=big, headers=WRITE)
+        assert 413 == r.status_code
+        assert "application/problem+json" == r.headers["content-type"]
+    assert 0 == head(tmp_path / "j.db")
+
+
+async def test_health_readiness_and_the_openapi_document(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        assert {"status": "ok"} == (await c.get("/healthz")).json()
+        assert {"status": "ready", "seq": 0} == (await c.get("/readyz")).json()
+        doc = (await c.get("/openapi.json")).json()
+        assert "3.1.0" == doc["openapi"]
+        assert {
+            "/v1/events",
+            "/v1/decisions",
+            "/v1/decisions/{seq}",
+            "/v1/outcomes",
+            "/v1/agents",
+            "/v1/agents/{agent_id}/state",
+            "/v1/incidents",
+            "/v1/stream",
+            "/v1/stats",
+            "/v1/receivers/alertmanager",
+            "/v1/receivers/cloudevents",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+        } == set(doc["paths"])
+        page = await c.get("/")
+        assert "text/html" in page.headers["content-type"]
+        assert "Live decisions" in page.text
+
+
+def test_scrub_takes_out_url_passwords_and_tokens() -> None:
+    text = f"can't reach postgresql://adaptive:s3cret@db:5432/x with {READER}"
+    assert "can't reach postgresql://adaptive:***@db:5432/x with ***" == scrub(text, (READER,))
+
+
+async def test_a_journal_that_cant_be_used_is_503(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        await host.stop()
+        r = await c.post("/v1/events", json=OVERLOAD, headers=WRITE)
+        assert (503, "not started") == (r.status_code, r.json()["title"])
+        assert 503 == (await c.get("/readyz")).status_code
+        assert 200 == (await c.get("/healthz")).status_code
+
+
+async def test_cloudevents_become_events_with_source_and_id(tmp_path: Path) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    ce = {
+        "specversion": "1.0",
+        "id": "42",
+        "source": "/monitoring/prod",
+        "type": "com.example.ops.service_overload",
+        "subject": "checkout",
+        "data": {"severity": 0.82, "cpu": 94, "memory": 88},
+    }
+    async with client(host) as c:
+        r = await c.post("/v1/receivers/cloudevents", json=ce, headers=WRITE)
+        assert 200 == r.status_code
+        d = r.json()
+        assert ("checkout", "restart_service", "ce:/monitoring/prod:42") == (
+            d["agent"],
+            d["action"],
+            d["event_id"],
+        )
+        again = await c.post("/v1/receivers/cloudevents", json=ce, headers=WRITE)
+        assert d == again.json()
+        bad = await c.post(
+            "/v1/receivers/cloudevents", json={**ce, "specversion": "0.3"}, headers=WRITE
+        )
+        assert (422, "specversion") == (bad.status_code, bad.json()["field"])
+    assert 2 == head(tmp_path / "j.db")
+
+
+def alert(status: str, *, fingerprint: str = "f00d", **labels: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {"alertname": "ServiceOverload", "severity": "critical", "service": "api"}
+        | labels,
+        "annotations": {"cpu": "94", "memory": "88", "summary": "api is overloaded"},
+        "startsAt": "2026-11-27T01:00:00.000Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph",
+        "fingerprint": fingerprint,
+    }
+
+
+def webhook(*alerts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "4",
+        "groupKey": "{}:{}",
+        "status": alerts[0]["status"],
+        "receiver": "adaptive-runtime",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": list(alerts),
+    }
+
+
+async def test_alertmanager_firing_resends_and_resolved(tmp_path: Path) -> None:
+    """A firing alert is decided once however often it is re-sent; its resolution is one
+    successful outcome of that decision, and triggers nothing."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        hook = "/v1/receivers/alertmanager"
+        first = (await c.post(hook, json=webhook(alert("firing")), headers=WRITE)).json()
+        [result] = first["results"]
+        assert ("decided", "am:f00d:2026-11-27T01:00:00.000Z") == (result["status"], result["id"])
+        again = (await c.post(hook, json=webhook(alert("firing")), headers=WRITE)).json()
+        assert result == again["results"][0]
+        moved = alert("firing")
+        moved["annotations"]["cpu"] = "99"  # a re-send whose templated annotation changed
+        third = (await c.post(hook, json=webhook(moved), headers=WRITE)).json()
+        assert ("already_decided", result["seq"]) == (
+            third["results"][0]["status"],
+            third["results"][0]["seq"],
+        )
+        resolved = (await c.post(hook, json=webhook(alert("resolved")), headers=WRITE)).json()
+        assert ("resolved", result["seq"]) == (
+            resolved["results"][0]["status"],
+            resolved["results"][0]["seq"],
+        )
+        twice = (await c.post(hook, json=webhook(alert("resolved")), headers=WRITE)).json()
+        assert "already_resolved" == twice["results"][0]["status"]
+        stray = webhook(alert("resolved", fingerprint="beef"))
+        assert (
+            "unknown_alert"
+            == (await c.post(hook, json=stray, headers=WRITE)).json()["results"][0]["status"]
+        )
+        ex = (await c.get(f"/v1/decisions/{result['seq']}", headers=READ)).json()
+        assert ("api", "service_overload") == (ex["item"]["stream"], ex["item"]["event"]["type"])
+        assert [True] == [o["success"] for o in ex["outcomes"]]
+        broken = webhook(alert("firing"))
+        del broken["alerts"][0]["fingerprint"]
+        bad = await c.post(hook, json=broken, headers=WRITE)
+        assert 422 == bad.status_code
+        assert "fingerprint" in bad.json()["detail"]
+        metrics = (await c.get("/metrics", headers=READ)).text
+        assert 'adaptive_runtime_receiver_deliveries_total{receiver="alertmanager"} 7.0' in metrics
+    assert 3 == head(tmp_path / "j.db")  # one event, one decision, one outcome
+
+
+async def test_no_secret_reaches_a_problem_or_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sensitive field is redacted before any message; tokens never appear."""
+    host = Host(tmp_path / "j.db", durability="normal", sensitive_fields=["password"])
+    async with client(host) as c:
+        r = await c.post(
+            "/v1/events",
+            json={"type": "x", "password": "hunter2-hunter2", "cpu": "lots"},
+            headers=WRITE,
+        )
+        assert 422 == r.status_code
+        assert "hunter2" not in r.text
+        wrong = await c.post(
+            "/v1/events", json=OVERLOAD, headers={"Authorization": "Bearer " + "z" * 24}
+        )
+        assert "z" * 24 not in wrong.text
+    assert "hunter2" not in caplog.text
+    assert WRITER not in caplog.text
+    assert "z" * 24 not in caplog.text
