@@ -63,12 +63,12 @@ class _Server(uvicorn.Server):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def serve(self, sockets: Sequence[object] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        with self._signals():
-            await self._serve(None)
+        await self._serve(None)  # the signals are handled by `signals()`, around start-up too
 
     @contextlib.contextmanager
-    def _signals(self) -> Generator[None, None, None]:
+    def signals(self) -> Generator[None, None, None]:
+        """SIGTERM and SIGINT end the server gracefully from here on (start-up included)."""
+        self._loop = asyncio.get_running_loop()
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -109,19 +109,6 @@ def serve(
             " write events"
         )
         raise ConfigurationError(msg)
-    if config.insecure_no_auth:
-        print(
-            "adaptive-runtime: WARNING: --insecure-no-auth: every route, writes included, is open"
-            f" to anyone who can reach {host_name}:{port}. Use --tokens outside a test.",
-            file=sys.stderr,
-            flush=True,
-        )
-    if not is_loopback(host_name):
-        print(
-            f"adaptive-runtime: listening on {host_name}, not only loopback (as --bind asks)",
-            file=sys.stderr,
-            flush=True,
-        )
     if durability not in ("full", "normal"):
         raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
     host = Host(
@@ -136,7 +123,6 @@ def serve(
 async def _serve(
     host: Host, host_name: str, port: int, config: ServiceConfig, log_level: str, where: str
 ) -> int:
-    await host.start()  # a journal that can't be used fails here, with its own error
     app = create_app(host, config)
     uv_config = uvicorn.Config(
         app,
@@ -148,6 +134,18 @@ async def _serve(
         server_header=False,
     )
     server = _Server(uv_config, on_signal=app.state.feed.close)
+    with server.signals():
+        _warn(config, host_name, port)
+        await host.start()  # a journal that can't be used fails here, with its own error
+        if server.should_exit:  # SIGTERM during start-up: stop as cleanly as after it
+            await host.stop(actions=config.on_stop)
+            return EXIT_OK
+        return await _run(server, host, host_name, port, config, where)
+
+
+async def _run(
+    server: _Server, host: Host, host_name: str, port: int, config: ServiceConfig, where: str
+) -> int:
     print(
         f"adaptive-runtime: serving {where} at http://{_url_host(host_name)}:{port}"
         " (dashboard /, API /v1, metrics /metrics, OpenAPI /openapi.json)",
@@ -165,6 +163,23 @@ async def _serve(
     if not server.started:
         raise ConfigurationError(f"could not listen on {host_name}:{port} (see the log above)")
     return EXIT_OK
+
+
+def _warn(config: ServiceConfig, host_name: str, port: int) -> None:
+    """Say loudly what is open: printed once SIGTERM is handled, so it is safe to send."""
+    if config.insecure_no_auth:
+        print(
+            "adaptive-runtime: WARNING: --insecure-no-auth: every route, writes included, is open"
+            f" to anyone who can reach {host_name}:{port}. Use --tokens outside a test.",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not is_loopback(host_name):
+        print(
+            f"adaptive-runtime: listening on {host_name}, not only loopback (as --bind asks)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _url_host(host: str) -> str:

@@ -1,0 +1,200 @@
+"""`adaptive-runtime serve` as a real process: SIGTERM exits 0, kill -9 loses nothing
+acknowledged, a live stream hears commits, and bad start-ups are clear errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from http_support import READ, WRITE, WRITER, free_port, server
+
+from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.projections.audit import decision_for_event
+from adaptive_runtime.projections.replay import verify_replay
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "adaptive_runtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_sigterm_drains_snapshots_and_exits_0_with_a_stream_open(tmp_path: Path) -> None:
+    db = tmp_path / "serve.db"
+    with server(db, tmp_path) as srv:
+        decided = []
+        for i in range(5):
+            event = {**OVERLOAD, "id": f"evt-{i}", "agent_id": f"web-{i % 2}"}
+            r = httpx.post(srv.url + "/v1/events", json=event, headers=WRITE, timeout=10)
+            assert 200 == r.status_code
+            decided.append(r.json())
+        opened = threading.Event()
+        received: list[str] = []
+
+        def listen() -> None:
+            with httpx.stream(
+                "GET", srv.url + "/v1/stream?after=0", headers=READ, timeout=30
+            ) as response:
+                opened.set()
+                received.extend(response.iter_lines())
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        assert opened.wait(10)
+        assert 0 == srv.terminate()
+        listener.join(10)
+        assert not listener.is_alive(), "the stream did not end at shutdown"
+        log = srv.output()
+    assert [f"id: {d['seq']}" for d in decided] == [
+        line for line in received if line.startswith("id: ")
+    ]
+    assert WRITER not in log
+    journal = SqliteJournal(db, create=False)
+    try:
+        assert verify_replay(journal).ok
+        assert {"web-0", "web-1"} == {s.stream for s in _snapshots(journal, ["web-0", "web-1"])}
+    finally:
+        journal.close()
+
+
+def _snapshots(journal: SqliteJournal, streams: list[str]) -> list[object]:
+    return [next(iter(journal.snapshots(s))) for s in streams]
+
+
+def test_kill_9_loses_no_acknowledged_event_and_a_retry_after_restart_is_idempotent(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "serve.db"
+    acknowledged: dict[str, dict[str, object]] = {}
+    with server(db, tmp_path) as srv:
+        for i in range(40):
+            event = {**OVERLOAD, "id": f"evt-{i}", "agent_id": f"svc-{i % 4}"}
+            r = httpx.post(srv.url + "/v1/events", json=event, headers=WRITE, timeout=10)
+            assert 200 == r.status_code
+            acknowledged[f"evt-{i}"] = r.json()
+        srv.kill()
+    journal = SqliteJournal(db, create=False)
+    try:
+        for event_id, decision in acknowledged.items():
+            item = decision_for_event(journal, event_id)
+            assert item is not None, event_id
+            assert (decision["seq"], decision["action"]) == (item.seq, item.decision.action)
+        assert verify_replay(journal).ok
+        head = journal.head().seq
+    finally:
+        journal.close()
+    with server(db, tmp_path) as srv:
+        again = httpx.post(
+            srv.url + "/v1/events",
+            json={**OVERLOAD, "id": "evt-7", "agent_id": "svc-3"},
+            headers=WRITE,
+            timeout=10,
+        )
+        assert acknowledged["evt-7"] == again.json()
+        assert head == httpx.get(srv.url + "/readyz", timeout=10).json()["seq"]
+        assert 0 == srv.terminate()
+
+
+def test_a_following_stream_hears_each_commit_once(tmp_path: Path) -> None:
+    with server(tmp_path / "serve.db", tmp_path) as srv:
+        seen: list[int] = []
+        with httpx.stream("GET", srv.url + "/v1/stream", headers=READ, timeout=30) as response:
+            for i in range(3):
+                event = {**OVERLOAD, "agent_id": f"a{i}"}
+                httpx.post(srv.url + "/v1/events", json=event, headers=WRITE, timeout=10)
+            for line in response.iter_lines():
+                if line.startswith("id: "):
+                    seen.append(int(line[4:]))
+                if len(seen) == 3:
+                    break
+        assert [2, 4, 6] == seen
+        assert 0 == srv.terminate()
+
+
+def test_serve_without_tokens_is_refused_and_insecure_says_so(tmp_path: Path) -> None:
+    env = {"ADAPTIVE_RUNTIME_TOKENS": ""}
+    refused = cli("serve", "--db", str(tmp_path / "x.db"), env=env)
+    assert 2 == refused.returncode
+    assert "serve needs tokens" in refused.stderr
+    assert not (tmp_path / "x.db").exists()
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adaptive_runtime",
+            "serve",
+            "--db",
+            str(tmp_path / "open.db"),
+            "--insecure-no-auth",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "WARNING: --insecure-no-auth" in first
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert 0 == code
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bind", "8080"], "--bind takes HOST:PORT"),
+        (["--tokens", "/nonexistent/tokens.txt"], "can't read the token file"),
+    ],
+)
+def test_bad_serve_settings_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    result = cli("serve", "--db", str(tmp_path / "x.db"), *args)
+    assert 2 == result.returncode
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    tokens = tmp_path / "t.txt"
+    tokens.write_text(f"read,write {WRITER}\n")
+    with server(tmp_path / "a.db", tmp_path) as srv:
+        taken = cli(
+            "serve",
+            "--db",
+            str(tmp_path / "b.db"),
+            "--tokens",
+            str(tokens),
+            "--bind",
+            f"127.0.0.1:{srv.port}",
+        )
+        assert 2 == taken.returncode
+        assert "could not listen" in taken.stderr
+        assert "Traceback" not in taken.stderr
+        assert 0 == srv.terminate()
+
+
+def test_a_bad_token_file_line_names_its_number(tmp_path: Path) -> None:
+    tokens = tmp_path / "t.txt"
+    tokens.write_text(f"# ours\nread,write {WRITER}\nadmin {WRITER}\n")
+    result = cli("serve", "--db", str(tmp_path / "x.db"), "--tokens", str(tokens))
+    assert 2 == result.returncode
+    assert "line 3: scopes are approve, read, write; found admin" in result.stderr
+    assert WRITER not in result.stderr
