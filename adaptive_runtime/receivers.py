@@ -16,8 +16,8 @@ Prometheus Alertmanager's webhook (payload version 4), one event per firing aler
 | `agent_id`    | the label `agent_id`, else `service`, else `job` (else the host's       |
 |               | default agent)                                                          |
 | `cpu`, `memory`, `error_rate`, `latency_ms` | a label or annotation of that name, as a number |
-| `id`          | `am:<fingerprint>:<startsAt>`: Alertmanager's re-sends of one firing    |
-|               | are the same event, decided once                                        |
+| `id`          | `am:<fingerprint>:<startsAt>`, startsAt to the millisecond: the re-sends |
+|               | of one firing are the same event, decided once                          |
 | attributes    | `alertname`, `labels`, `annotations`, `starts_at`, `generator_url`,     |
 |               | `source` = `alertmanager`                                               |
 
@@ -119,7 +119,7 @@ def firing_event(alert: AlertmanagerAlert) -> dict[str, Any]:
     event: dict[str, Any] = {
         "type": event_type,
         "severity": _severity(labels, annotations),
-        "id": f"am:{alert.fingerprint}:{alert.starts_at}",
+        "id": resolved_event_id(alert),
         "alertname": name,
         "labels": dict(labels),
         "annotations": dict(annotations),
@@ -139,8 +139,24 @@ def firing_event(alert: AlertmanagerAlert) -> dict[str, Any]:
 
 
 def resolved_event_id(alert: AlertmanagerAlert) -> str:
-    """The id of the event its firing became: the decision a resolved alert is evidence for."""
-    return f"am:{alert.fingerprint}:{alert.starts_at}"
+    """The event id of an alert's firing (the decision a resolved alert is evidence for).
+
+    startsAt is cut to the millisecond: Alertmanager's webhook carries nanoseconds, its
+    API milliseconds, and an alert re-posted with the API's value keeps the earlier one.
+    """
+    return f"am:{alert.fingerprint}:{to_millisecond(alert.starts_at)}"
+
+
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+
+
+def to_millisecond(stamp: str) -> str:
+    """An RFC 3339 time with its fraction cut (or padded) to three digits; other text as is."""
+    found = _TIME.match(stamp)
+    if found is None:
+        return stamp
+    whole, fraction, zone = found.groups()
+    return f"{whole}.{(fraction or '').ljust(3, '0')[:3]}{zone}"
 
 
 class _CloudEvent(msgspec.Struct, frozen=True, kw_only=True):
