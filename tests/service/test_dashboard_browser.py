@@ -1,0 +1,122 @@
+"""The dashboard in headless Chromium (Debian's), driven by Playwright, against a real server.
+
+Events posted through the API appear on the page within 2 s; a click shows the
+decision's explanation; an outcome fills the calibration chart and the actions table;
+a fleet incident is listed open. The screenshot is kept as a test artifact
+(`ADAPTIVE_RUNTIME_ARTIFACTS`, default `build/artifacts`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from http_support import READER, WRITE, require_binary, server
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("ADAPTIVE_RUNTIME_ARTIFACTS", "build/artifacts"))
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[Any]:
+    binary = require_binary(CHROMIUM)
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=binary, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            yield page
+        finally:
+            browser.close()
+
+
+def test_the_dashboard_shows_decisions_live_and_explains_one(
+    browser_page: Any, tmp_path: Path
+) -> None:
+    page = browser_page
+    policy = tmp_path / "policy.toml"
+    policy.write_text("rules = []\n\n[fleet]\ncorrelate_agents = 3\ncorrelate_window = 60.0\n")
+    with server(tmp_path / "dash.db", tmp_path, "--rules", str(policy)) as srv:
+        page.goto(srv.url + "/")
+        page.fill("#token", READER)
+        page.click("#save-token")
+        page.wait_for_selector("#status.live", timeout=5000)
+
+        seqs = []
+        for i in range(3):
+            event = {**OVERLOAD, "agent_id": f"checkout-{i}"}
+            r = httpx.post(srv.url + "/v1/events", json=event, headers=WRITE, timeout=10)
+            seqs.append(r.json()["seq"])
+            # each decision is on the page within 2 s of its answer
+            page.wait_for_selector(f'#decisions tr[data-seq="{seqs[-1]}"]', timeout=2000)
+        row = page.locator(f'#decisions tr[data-seq="{seqs[0]}"]')
+        cells = row.locator("td").all_inner_texts()
+        assert ["checkout-0", "service_overload", "restart_service"] == cells[2:5]
+
+        row.click()
+        page.wait_for_selector(f'#explanation pre[data-seq="{seqs[0]}"]', timeout=2000)
+        explanation = page.inner_text("#explanation pre")
+        assert f"Decision at seq {seqs[0]} (agent checkout-0" in explanation
+        assert "MATCHED" in explanation
+        assert "Action     restart_service [high]" in explanation
+
+        outcome = {"seq": seqs[1], "success": True}
+        assert 201 == httpx.post(srv.url + "/v1/outcomes", json=outcome, headers=WRITE).status_code
+        page.wait_for_selector("#calibration rect[data-band]", timeout=2000)
+        page.wait_for_selector("#actions tbody tr", timeout=2000)
+        assert ["checkout-1", "restart_service", "1", "0"] == page.locator(
+            "#actions tbody tr"
+        ).first.locator("td").all_inner_texts()[:4]
+        page.wait_for_selector("#incidents .pill.open", timeout=2000)
+        assert "checkout-0, checkout-1, checkout-2" in page.inner_text("#incidents")
+        points = page.locator("#confidence circle").count()
+        assert 3 == points
+
+        more = [
+            {"type": "timeout", "severity": 0.45, "latency_ms": 4200, "agent_id": "search"},
+            {"type": "auth_failure", "severity": 0.7, "agent_id": "login"},
+            {"type": "anomaly_detected", "severity": 0.3, "agent_id": "billing"},
+            {"type": "memory_leak", "severity": 0.6, "memory": 91, "agent_id": "search"},
+        ]
+        answers = httpx.post(srv.url + "/v1/events", json=more, headers=WRITE, timeout=10).json()
+        for answer, success in zip(answers, [True, False, True, True], strict=True):
+            outcome = {"seq": answer["decision"]["seq"], "success": success}
+            httpx.post(srv.url + "/v1/outcomes", json=outcome, headers=WRITE, timeout=10)
+        last = answers[-1]["decision"]["seq"]
+        page.wait_for_selector(f'#decisions tr[data-seq="{last}"]', timeout=2000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "dashboard.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        assert 0 == srv.terminate()
+
+
+def test_the_dashboard_says_when_its_token_is_refused(browser_page: Any, tmp_path: Path) -> None:
+    page = browser_page
+    with server(tmp_path / "dash.db", tmp_path) as srv:
+        page.goto(srv.url + "/")
+        page.wait_for_selector("#status.down", timeout=5000)
+        assert "set a read token" in page.inner_text("#status")
+        page.fill("#token", "x" * 24)
+        page.click("#save-token")
+        page.wait_for_function(
+            "document.querySelector('#status').textContent.includes('unknown') ||"
+            " document.querySelector('#status').textContent.includes('token this server knows')",
+            timeout=5000,
+        )
+        assert 0 == srv.terminate()
