@@ -404,6 +404,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         "/v1/stream",
         guards=read,
         responses=READ,
+        media_type="text/event-stream",
         summary="Server-Sent Events: decisions, actions, outcomes and incidents as they commit",
         description=(
             "Each message's id is its journal seq. Reconnect with `Last-Event-ID` (or `after`)"
