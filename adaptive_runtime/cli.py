@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=["critical", "error", "warning", "info", "debug"],
         default="info",
-        help="uvicorn's log level (default: info)",
+        help="info (the default) logs each request and the runtime's warnings; debug adds"
+        " each decision's engine lines",
     )
 
     hist = command(

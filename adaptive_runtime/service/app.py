@@ -588,6 +588,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         on_shutdown=[on_shutdown],
         openapi_config=openapi,
         request_max_body_size=config.max_body_bytes,
+        logging_config=None,  # the library's loggers stay its user's to configure
         debug=False,
     )
     app.state.feed = feed

@@ -25,6 +25,7 @@ import uvicorn
 
 from ..errors import ConfigurationError
 from ..journal.open import describe
+from ..observability.logs import enable_console_logging
 from ..outcomes import EXIT_OK
 from ..runtime.host import Host
 from .app import ServiceConfig, create_app
@@ -134,6 +135,9 @@ async def _serve(
         server_header=False,
     )
     server = _Server(uv_config, on_signal=app.state.feed.close)
+    # requests are uvicorn's to log; the runtime's own lines: warnings, and at debug every
+    # decision's engine lines too (one per engine per event: too many for a busy server)
+    enable_console_logging(logging.INFO if log_level == "debug" else logging.WARNING)
     with server.signals():
         _warn(config, host_name, port)
         await host.start()  # a journal that can't be used fails here, with its own error
