@@ -54,3 +54,67 @@ def test_the_plugins_command_lists_it_as_installed() -> None:
     )
     installed = json.loads(out.stdout)["installed"]
     assert ["trading"] == [p["name"] for p in installed]
+
+
+def test_the_server_decides_with_the_plugins_it_is_given(tmp_path: object) -> None:
+    """`serve --plugins trading`: an event posted over HTTP is decided by the pack's rules,
+    and the server's actions include the pack's own handler."""
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "plugin-test-0123456789abcdef"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adaptive_runtime",
+            "serve",
+            "--db",
+            str(folder / "trading.db"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--plugins",
+            "trading",
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, "ADAPTIVE_RUNTIME_TOKENS": f"read,write {token}"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # a real process: poll until it answers
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        request = urllib.request.Request(
+            url + "/v1/events",
+            data=json.dumps({**EVENTS[0], "agent_id": "bot"}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            decision = json.loads(r.read())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert ("trading_infrastructure", "critical", "emergency_save_state", "trading[0]") == (
+        decision["context"],
+        decision["risk"],
+        decision["action"],
+        decision["rule"],
+    )
+    assert ["trading==0.1.0"] == decision["plugins"]
+    assert 0 == code
