@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -131,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["full", "normal"],
         default="full",
         help="full: fsync every commit (default); normal: SQLite's WAL at synchronous=NORMAL",
+    )
+    srv.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide and journal everything, run no action handler (each journaled as skipped)",
     )
     srv.add_argument(
         "--on-stop",
@@ -268,6 +274,36 @@ def build_parser() -> argparse.ArgumentParser:
         [common, as_json],
     )
     st.add_argument("--at", required=True, help="a seq (a plain integer below 10^12) or a time")
+
+    sil = command(
+        "silence",
+        _silence,
+        "silences and maintenance windows: inside one, matching decisions are made and"
+        " journaled, and their actions skipped",
+        "adaptive-runtime silence add --agent checkout --for 2h --comment 'deploy window'",
+        [],
+    )
+    sil_sub = sil.add_subparsers(dest="silence_command", required=True, metavar="add|list|end")
+    sil_add = sil_sub.add_parser("add", help="journal a silence", parents=[db])
+    sil_add.add_argument("--agent", help="only this agent")
+    sil_add.add_argument(
+        "--target", help="only this target (the event's target, instance or service)"
+    )
+    sil_add.add_argument("--type", help="only this event type")
+    sil_add.add_argument("--context", help="only this context, e.g. resource_pressure")
+    sil_add.add_argument("--start", help="when it starts (default: now): ISO 8601 or Unix seconds")
+    until = sil_add.add_mutually_exclusive_group(required=True)
+    until.add_argument("--until", help="when it ends: ISO 8601 or Unix seconds")
+    until.add_argument("--for", dest="duration", help="how long it lasts, e.g. 90m, 2h, 1d")
+    sil_add.add_argument("--comment", required=True, help="why, for whoever reads it later")
+    sil_add.add_argument("--by", default=os.environ.get("USER") or "cli", help="who sets it")
+    sil_add.add_argument("--json", action="store_true", help="print JSON for scripts")
+    sil_list = sil_sub.add_parser("list", help="the silences in force or to come", parents=[db])
+    sil_list.add_argument("--all", action="store_true", help="the expired ones too")
+    sil_list.add_argument("--json", action="store_true", help="print JSON for scripts")
+    sil_end = sil_sub.add_parser("end", help="end a silence now", parents=[db])
+    sil_end.add_argument("id", help="the silence's id (silence list shows it)")
+    sil_end.add_argument("--by", default=os.environ.get("USER") or "cli", help="who ends it")
 
     bench = command(
         "bench",
@@ -483,7 +519,100 @@ def _serve(args: argparse.Namespace) -> int:
         rules=args.rules,
         durability=args.durability,
         log_level=args.log_level,
+        dry_run=args.dry_run,
     )
+
+
+def _silence(args: argparse.Namespace) -> int:
+    from .engines.silences import check_text_field, new_silence
+    from .journal.open import open_journal
+    from .projections.fleet import HOST_STREAM
+    from .projections.silences import Silences, read_silences
+    from .records import SilenceEnded, SilenceMatcher, to_pending
+
+    now = time.time_ns()
+    if args.silence_command == "add":  # checked before the journal is opened (or made)
+        starts = parse_time(args.start) if args.start else now
+        ends = parse_time(args.until) if args.until else starts + _duration_ns(args.duration)
+        silence = new_silence(
+            SilenceMatcher(
+                agent=args.agent, target=args.target, event_type=args.type, context=args.context
+            ),
+            starts_ns=starts,
+            ends_ns=ends,
+            comment=args.comment,
+            by=args.by,
+        )
+        if ends <= now:
+            raise UsageError("that silence would already be over; give a later --until")
+    journal = open_journal(args.db, create=args.silence_command == "add")
+    try:
+        silences = Silences()
+        silences.fold(read_silences(journal))
+        if args.silence_command == "add":
+            journal.append([to_pending(HOST_STREAM, silence, now)])
+            if args.json:
+                _print_json(silence)
+            else:
+                print(f"{silence.id} set: {_silence_line(silence)}")
+            return EXIT_OK
+        if args.silence_command == "end":
+            check_text_field("by", args.by)
+            if args.id not in silences.by_id:
+                raise UsageError(f"no silence {args.id!r}; `silence list --all` shows them")
+            journal.append([to_pending(HOST_STREAM, SilenceEnded(id=args.id, by=args.by), now)])
+            print(f"{args.id} ended by {args.by}")
+            return EXIT_OK
+        listed = silences.listed(now, ended=args.all)
+        if args.json:
+            _print_json(listed)
+            return EXIT_OK
+        if not listed:
+            print("No silences in force or to come." if not args.all else "No silences.")
+        for s in listed:
+            state = (
+                "in force"
+                if s.starts_ns <= now < s.ends_ns
+                else ("ended" if s.ends_ns <= now else "to come")
+            )
+            print(f"{s.id}  {state:8s}  {_silence_line(s)}")
+        return EXIT_OK
+    finally:
+        journal.close()
+
+
+def _silence_line(s: object) -> str:
+    from .records import SilenceSet
+
+    assert isinstance(s, SilenceSet)
+    m = s.matcher
+    scope = " ".join(
+        f"{k}={v}"
+        for k, v in (
+            ("agent", m.agent),
+            ("target", m.target),
+            ("type", m.event_type),
+            ("context", m.context),
+        )
+        if v is not None
+    )
+    return (
+        f"{scope or 'everything'} from {format_ts(s.starts_ns)} to {format_ts(s.ends_ns)}"
+        f" by {s.by}: {s.comment}"
+    )
+
+
+def _duration_ns(text: str) -> int:
+    """`90m`, `2h`, `1d`... as nanoseconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    value = text.strip()
+    try:
+        amount, unit = float(value[:-1]), value[-1]
+        if unit not in units or not 0 < amount < 1e7:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise UsageError(f"--for takes a length such as 90m, 2h or 1d, not {text!r}") from None
+    return int(amount * units[unit] * 1e9)
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -40,6 +40,9 @@ __all__ = [
     "Record",
     "Rule",
     "RulesChanged",
+    "SilenceEnded",
+    "SilenceMatcher",
+    "SilenceSet",
     "StatePatched",
     "decode_record",
     "encode_checked",
@@ -370,6 +373,35 @@ class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
     resume_abandoned or gave_up_before_restart."""
 
 
+class SilenceMatcher(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a silence covers: every field given must equal the decision's (None: any)."""
+
+    agent: str | None = None
+    target: str | None = None
+    """The event's `target` attribute, else its `instance`, else its `service`."""
+    event_type: str | None = None
+    context: str | None = None
+
+
+class SilenceSet(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """A silence or maintenance window (in the `~host` stream): inside it, the actions of
+    matching decisions are skipped, naming it; the events are still decided and journaled."""
+
+    id: str
+    matcher: SilenceMatcher
+    starts_ns: int
+    ends_ns: int
+    comment: str
+    by: str
+
+
+class SilenceEnded(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """A silence taken back before its end (in the `~host` stream)."""
+
+    id: str
+    by: str
+
+
 Record = (
     EventReceived
     | DecisionMade
@@ -386,6 +418,8 @@ Record = (
     | FleetPolicySet
     | FleetIncident
     | PluginsSet
+    | SilenceSet
+    | SilenceEnded
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -34,12 +34,20 @@ def tokens() -> Tokens:
 
 @contextlib.asynccontextmanager
 async def client(host: Host, **config: object) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on the app in this process and loop; the app starts and stops the host."""
-    from litestar.testing import AsyncTestClient
-
-    app = create_app(host, ServiceConfig(tokens=tokens(), **config))  # type: ignore[arg-type]
-    async with AsyncTestClient(app) as c:
-        yield c
+    """An httpx client on the app, in this process and on the test's loop: the host, the
+    requests and the test share it. (Litestar's test client would serve on a loop of its own.)
+    The host is started and stopped here, as `serve` does around the app."""
+    settings = ServiceConfig(tokens=tokens(), manage_host=False, **config)  # type: ignore[arg-type]
+    app = create_app(host, settings)
+    transport = httpx.ASGITransport(app=app)
+    async with host, httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        for hook in app.on_startup:
+            await hook()  # the telemetry's commit watcher
+        try:
+            yield c
+        finally:
+            for hook in app.on_shutdown:
+                await hook()
 
 
 def free_port() -> int:

@@ -26,12 +26,15 @@ from ..records import (
     PluginsSet,
     Record,
     RulesChanged,
+    SilenceEnded,
+    SilenceSet,
     StatePatched,
     decode_record,
 )
 from .context import RISK_LEVELS
 from .decision import PRIORITIES, parse_rules
 from .events import check_values, parse_event
+from .silences import check_text_field, new_silence
 
 __all__ = ["check_entry"]
 
@@ -96,6 +99,19 @@ def _check(record: Record) -> None:
         for plugin in record.plugins:
             _label("plugin", plugin.name)
             _label("plugin version", plugin.version)
+    elif isinstance(record, SilenceSet):
+        checked = new_silence(
+            record.matcher,
+            starts_ns=record.starts_ns,
+            ends_ns=record.ends_ns,
+            comment=record.comment,
+            by=record.by,
+        )
+        if checked != record:
+            raise InvalidEventError("the silence's id is not the hash of what it is", field="id")
+    elif isinstance(record, SilenceEnded):
+        check_text_field("id", record.id)
+        check_text_field("by", record.by)
     else:
         _check_action_step(record)
 

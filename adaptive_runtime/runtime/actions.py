@@ -136,11 +136,18 @@ class ActionScheduler:
             return len(self._tasks)
         return sum(1 for owner in self._tasks.values() if owner == agent)
 
-    def plan(self, ledger: Ledger, action: str, now_ns: int) -> Record | None:
-        """The record to journal beside a decision: scheduled, skipped, or none (no handler)."""
+    def plan(
+        self, ledger: Ledger, action: str, now_ns: int, *, hold: str | None = None
+    ) -> Record | None:
+        """The record to journal beside a decision: scheduled, skipped, or none (no handler).
+
+        `hold` is why the action must not run (a dry run, a silence): then it is skipped.
+        """
         spec = self.spec_for(ledger.agent_id, action)
         if spec is None:
             return None
+        if hold is not None:
+            return ActionSkipped(action=action, reason=hold)
         allowed, breaker = breaker_allows(
             spec.breaker, ledger.breakers.get(action, Breaker()), now_ns
         )

@@ -246,7 +246,8 @@ class Agent:
                 to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
                 to_pending(self.agent_id, DecisionMade(decision), ts),
             ]
-            plan = host.actions.plan(ledger, decision.action, ts)
+            hold = host.action_hold(self.agent_id, ev, decision, ts)
+            plan = host.actions.plan(ledger, decision.action, ts, hold=hold)
             if plan is not None:
                 pending.append(to_pending(self.agent_id, plan, ts))
             if incident is not None:

@@ -50,6 +50,9 @@ class Runtime(OriginalAPI):
     so the event loop waits on each fsync: faster for a script or batch job with one
     producer and nothing else on its loop; a server keeps the default, which leaves
     the loop free while the journal's thread syncs.
+
+    `dry_run=True` decides and journals everything and runs no handler: each action
+    that would have run is journaled as skipped ("dry run"), to trial a policy live.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class Runtime(OriginalAPI):
         max_event_bytes: int = MAX_EVENT_BYTES,
         commit_on_caller: bool = False,
         plugins: Sequence[str] | None = None,
+        dry_run: bool = False,
     ) -> None:
         check_agent_id(agent_id)
         self.agent_id = agent_id
@@ -88,6 +92,7 @@ class Runtime(OriginalAPI):
             commit_on_caller=commit_on_caller,
             plugins=plugins,
             only_agent=agent_id,
+            dry_run=dry_run,
         )
         self._agent: Agent = self._host.agent(agent_id)
         self.checkpoint_every = checkpoint_every

@@ -52,7 +52,15 @@ from ..receivers import (
     firing_event,
     resolved_event_id,
 )
-from ..records import Decision, Entry, FleetIncident, named, read_as
+from ..records import (
+    Decision,
+    Entry,
+    FleetIncident,
+    SilenceMatcher,
+    SilenceSet,
+    named,
+    read_as,
+)
 from ..runtime.host import Host
 from .auth import Tokens
 from .feed import Feed
@@ -68,6 +76,9 @@ from .views import (
     OutcomeIn,
     OutcomeView,
     Problem,
+    SilenceEnd,
+    SilenceIn,
+    SilenceView,
     decision_view,
     history_view,
 )
@@ -93,6 +104,9 @@ class ServiceConfig(msgspec.Struct, kw_only=True):
     """Seconds between the live feed's looks at the journal when no commit of this host woke it."""
     on_stop: Literal["wait", "interrupt"] = "wait"
     """At shutdown, let running actions finish ("wait") or interrupt them to resume at the next start."""
+    manage_host: bool = True
+    """Start the host at the app's startup and stop it at its shutdown (False: the caller does,
+    on the loop that serves the requests; a test client runs the lifespan on a loop of its own)."""
 
 
 _NUMBER = {"type": "number", "minimum": 0}
@@ -309,6 +323,67 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         telemetry.process_seconds.labels("cloudevents").observe(time.perf_counter() - started)
         return decision_view(decision, host.route(event))
 
+    # -- silences --------------------------------------------------------------------
+
+    def silence_view(s: SilenceSet, now: int) -> SilenceView:
+        m = s.matcher
+        state = "to_come" if now < s.starts_ns else "in_force" if now < s.ends_ns else "ended"
+        return SilenceView(
+            id=s.id,
+            agent=m.agent,
+            target=m.target,
+            event_type=m.event_type,
+            context=m.context,
+            starts_ns=s.starts_ns,
+            ends_ns=s.ends_ns,
+            comment=s.comment,
+            by=s.by,
+            state=state,
+        )
+
+    @get(
+        "/v1/silences",
+        guards=read,
+        responses=READ,
+        summary="Silences and maintenance windows in force or to come (`all`: ended ones too)",
+    )
+    async def list_silences(all: FromQuery[bool] = False) -> list[SilenceView]:
+        await host.refresh_silences()
+        now = host.clock.now_ns()
+        return [silence_view(s, now) for s in host.silences.listed(now, ended=all)]
+
+    @post(
+        "/v1/silences",
+        guards=write,
+        status_code=201,
+        responses=WRITE,
+        summary="Set a silence: matching decisions are made and journaled, their actions skipped",
+    )
+    async def add_silence(data: JSONBody[SilenceIn]) -> SilenceView:
+        now = host.clock.now_ns()
+        starts = parse_time(data.starts) if data.starts else now
+        ends = parse_time(data.ends)
+        if ends <= now:
+            raise InvalidEventError("that silence would already be over", field="ends")
+        matcher = SilenceMatcher(
+            agent=data.agent, target=data.target, event_type=data.event_type, context=data.context
+        )
+        silence = await host.add_silence(
+            matcher, starts_ns=starts, ends_ns=ends, comment=data.comment, by=data.by
+        )
+        return silence_view(silence, now)
+
+    @post(
+        "/v1/silences/{silence_id:str}/end",
+        guards=write,
+        status_code=200,
+        responses=WRITE | _responses(404),
+        summary="End a silence now",
+    )
+    async def end_silence(silence_id: FromPath[str], data: JSONBody[SilenceEnd]) -> dict[str, str]:
+        await host.end_silence(silence_id, by=data.by)
+        return {"id": silence_id, "ended_by": data.by}
+
     # -- reads -----------------------------------------------------------------------
 
     @get("/v1/decisions", guards=read, responses=READ, summary="Decisions, newest first")
@@ -400,7 +475,8 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         at: Annotated[
             str | None,
             QueryParameter(
-                description="a seq (digits), or a time: ISO 8601, Unix seconds with a dot, or an age"
+                description="a seq (an integer below 10^12, as `state --at` reads it), or a time:"
+                " ISO 8601, Unix seconds with a fraction (1764000030.0), or an age such as 30m"
             ),
         ] = None,
     ) -> dict[str, Any]:
@@ -409,7 +485,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                 raise LookupError(f"agent {agent_id!r} has no entries")
             if at is None:
                 return state_at(journal, agent_id, seq=2**62)
-            if at.isdigit():
+            if at.strip().isdigit() and int(at) < 10**12:  # as `adaptive-runtime state --at`
                 return state_at(journal, agent_id, seq=int(at))
             return state_at(journal, agent_id, ts_ns=parse_time(at))
 
@@ -545,12 +621,14 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
     async def on_startup() -> None:
-        await host.start()
+        if config.manage_host:
+            await host.start()
         host.watch(telemetry.watch)
 
     async def on_shutdown() -> None:
         feed.close()
-        await host.stop(actions=config.on_stop)
+        if config.manage_host:
+            await host.stop(actions=config.on_stop)
 
     openapi = OpenAPIConfig(
         title="Adaptive Runtime",
@@ -573,6 +651,9 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             decisions,
             decision,
             statistics,
+            list_silences,
+            add_silence,
+            end_silence,
             list_agents,
             agent_state,
             incidents,

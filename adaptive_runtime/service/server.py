@@ -100,6 +100,7 @@ def serve(
     rules: str | os.PathLike[str] | None = None,
     durability: str = "full",
     log_level: str = "info",
+    dry_run: bool = False,
 ) -> int:
     """Serve the journal at `db` until SIGTERM or Ctrl-C; return the exit code (0)."""
     host_name, port = parse_bind(bind)
@@ -117,6 +118,7 @@ def serve(
         plugins=plugins,
         rules=rules,
         durability="full" if durability == "full" else "normal",
+        dry_run=dry_run,
     )
     return asyncio.run(_serve(host, host_name, port, config, log_level, describe(db)))
 

@@ -25,6 +25,9 @@ __all__ = [
     "OutcomeIn",
     "OutcomeView",
     "Problem",
+    "SilenceEnd",
+    "SilenceIn",
+    "SilenceView",
     "decision_view",
     "history_view",
 ]
@@ -146,3 +149,36 @@ class AlertResult(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class AlertsReceived(msgspec.Struct, kw_only=True):
     results: list[AlertResult]
+
+
+class SilenceIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A silence to set: the matcher (each field given must equal the decision's), a time span, why."""
+
+    agent: str | None = None
+    target: str | None = None
+    event_type: str | None = None
+    context: str | None = None
+    starts: str | None = None
+    """ISO 8601 or Unix seconds; default now."""
+    ends: str
+    """ISO 8601 or Unix seconds."""
+    comment: str
+    by: str
+
+
+class SilenceEnd(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    by: str
+
+
+class SilenceView(msgspec.Struct, kw_only=True):
+    id: str
+    agent: str | None
+    target: str | None
+    event_type: str | None
+    context: str | None
+    starts_ns: int
+    ends_ns: int
+    comment: str
+    by: str
+    state: str
+    """in_force, to_come or ended."""

@@ -135,7 +135,13 @@ async def test_a_batch_answers_each_event_in_order(tmp_path: Path) -> None:
 )
 @pytest.mark.parametrize(
     "route",
-    ["/v1/events", "/v1/outcomes", "/v1/receivers/alertmanager", "/v1/receivers/cloudevents"],
+    [
+        "/v1/events",
+        "/v1/outcomes",
+        "/v1/receivers/alertmanager",
+        "/v1/receivers/cloudevents",
+        "/v1/silences",
+    ],
 )
 async def test_writes_without_a_write_token_are_refused_and_journal_nothing(
     tmp_path: Path, headers: dict[str, str], status: int, route: str
@@ -326,6 +332,8 @@ async def test_health_readiness_and_the_openapi_document(tmp_path: Path) -> None
             "/v1/incidents",
             "/v1/stream",
             "/v1/stats",
+            "/v1/silences",
+            "/v1/silences/{silence_id}/end",
             "/v1/receivers/alertmanager",
             "/v1/receivers/cloudevents",
             "/healthz",
@@ -470,3 +478,42 @@ async def test_no_secret_reaches_a_problem_or_the_log(
     assert "hunter2" not in caplog.text
     assert WRITER not in caplog.text
     assert "z" * 24 not in caplog.text
+
+
+async def test_silences_through_the_api(tmp_path: Path) -> None:
+    host, clock = host_at(tmp_path / "j.db")
+    ran: list[str] = []
+
+    @host.action("restart_service")
+    async def restart(call: Any) -> None:
+        ran.append(call.event["agent_id"])
+
+    async with client(host) as c:
+        body = {"agent": "checkout", "ends": "1764003600", "comment": "deploy", "by": "ops"}
+        refused = await c.post("/v1/silences", json=body, headers=READ)
+        assert 403 == refused.status_code
+        made = await c.post("/v1/silences", json=body, headers=WRITE)
+        assert 201 == made.status_code
+        silence = made.json()
+        assert ("checkout", "in_force", "ops") == (
+            silence["agent"],
+            silence["state"],
+            silence["by"],
+        )
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "checkout"}, headers=WRITE)
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "search"}, headers=WRITE)
+        await host.wait_for_actions()
+        assert ["search"] == ran
+        listed = (await c.get("/v1/silences", headers=READ)).json()
+        assert [silence["id"]] == [s["id"] for s in listed]
+        ended = await c.post(f"/v1/silences/{silence['id']}/end", json={"by": "ops"}, headers=WRITE)
+        assert 200 == ended.status_code
+        assert [] == (await c.get("/v1/silences", headers=READ)).json()
+        again = await c.post(f"/v1/silences/{silence['id']}/end", json={"by": "ops"}, headers=WRITE)
+        assert 404 == again.status_code
+        over = await c.post("/v1/silences", json=body | {"ends": "1000"}, headers=WRITE)
+        assert (422, "ends") == (over.status_code, over.json()["field"])
+        clock.advance(1)
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "checkout"}, headers=WRITE)
+        await host.wait_for_actions()
+        assert ["search", "checkout"] == ran
