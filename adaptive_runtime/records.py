@@ -17,13 +17,21 @@ from .errors import ConfigurationError, InvalidEventError, JournalCorruptError
 __all__ = [
     "DEFAULT_DISRUPTIVE",
     "ActionAbandoned",
+    "ActionAwaitingApproval",
     "ActionFailed",
+    "ActionRetried",
     "ActionScheduled",
     "ActionSkipped",
     "ActionStarted",
     "ActionSucceeded",
+    "ApprovalDecided",
+    "ApprovalGiven",
+    "ApprovalPolicy",
+    "ApprovalPolicySet",
     "Breaker",
     "CheckpointCreated",
+    "DeadLetterDismissed",
+    "DeadLetterRetry",
     "Decision",
     "DecisionMade",
     "Entry",
@@ -402,6 +410,97 @@ class SilenceEnded(msgspec.Struct, frozen=True, tag=True, array_like=True):
     by: str
 
 
+class ApprovalPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which actions wait for a person's approval before they run (any one test suffices)."""
+
+    actions: tuple[str, ...] = ()
+    """These actions, by name."""
+    risks: tuple[str, ...] = ()
+    """Any action decided at one of these risks (low, medium, high, critical)."""
+    below_confidence: float | None = None
+    """Any action decided with a confidence below this."""
+    timeout_s: float = 3600.0
+    """Unanswered this long, the request is denied (the default answer)."""
+
+    def __post_init__(self) -> None:
+        bad = self.below_confidence is not None and not 0.0 < self.below_confidence <= 1.0
+        if bad or not 0.0 < self.timeout_s <= 30 * 86400 or not math.isfinite(self.timeout_s):
+            msg = (
+                "ApprovalPolicy: below_confidence is above 0 and at most 1, timeout_s above 0"
+                f" and at most 30 days; got {self.below_confidence!r}, {self.timeout_s!r}"
+            )
+            raise ConfigurationError(msg)
+
+    def needs(self, action: str, risk: str, confidence: float) -> str | None:
+        """Why this action needs approval, or None."""
+        if action in self.actions:
+            return f"{action} needs approval"
+        if risk in self.risks:
+            return f"actions at {risk} risk need approval"
+        if self.below_confidence is not None and confidence < self.below_confidence:
+            return f"confidence {confidence:.4f} is below {self.below_confidence:g}"
+        return None
+
+
+class ApprovalPolicySet(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """The host's approval policy from here on (in the `~host` stream)."""
+
+    policy: ApprovalPolicy
+
+
+class ActionAwaitingApproval(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """A decision's action waits for approval: journaled in its batch, instead of scheduled."""
+
+    action: str
+    reason: str
+    expires_ns: int
+
+
+class ApprovalGiven(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """A person's answer to an approval request (in the `~host` stream, from the CLI or API)."""
+
+    agent: str
+    decision_seq: int
+    approve: bool
+    by: str
+    comment: str
+
+
+class ApprovalDecided(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """How an approval request ended, in the agent's stream: approved (the action is
+    scheduled by this record), denied, or timed out (denied by default)."""
+
+    decision_seq: int
+    action: str
+    approved: bool
+    by: str
+    reason: str
+
+
+class DeadLetterRetry(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """Run an abandoned action again (in the `~host` stream, from the CLI or API)."""
+
+    agent: str
+    decision_seq: int
+    by: str
+
+
+class DeadLetterDismissed(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """Take an abandoned action off the dead-letter list (in the `~host` stream)."""
+
+    agent: str
+    decision_seq: int
+    by: str
+
+
+class ActionRetried(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """An abandoned action scheduled again by an operator's retry (in the agent's stream)."""
+
+    decision_seq: int
+    action: str
+    by: str
+
+
 Record = (
     EventReceived
     | DecisionMade
@@ -420,6 +519,13 @@ Record = (
     | PluginsSet
     | SilenceSet
     | SilenceEnded
+    | ApprovalPolicySet
+    | ActionAwaitingApproval
+    | ApprovalGiven
+    | ApprovalDecided
+    | DeadLetterRetry
+    | DeadLetterDismissed
+    | ActionRetried
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -10,13 +10,20 @@ from .._checks import check_text
 from ..errors import InvalidEventError
 from ..records import (
     ActionAbandoned,
+    ActionAwaitingApproval,
     ActionFailed,
+    ActionRetried,
     ActionScheduled,
     ActionSkipped,
     ActionStarted,
     ActionSucceeded,
+    ApprovalDecided,
+    ApprovalGiven,
+    ApprovalPolicySet,
     Breaker,
     CheckpointCreated,
+    DeadLetterDismissed,
+    DeadLetterRetry,
     Decision,
     DecisionMade,
     EventReceived,
@@ -111,6 +118,22 @@ def _check(record: Record) -> None:
             raise InvalidEventError("the silence's id is not the hash of what it is", field="id")
     elif isinstance(record, SilenceEnded):
         check_text_field("id", record.id)
+        check_text_field("by", record.by)
+    elif isinstance(record, ApprovalPolicySet):
+        for action in record.policy.actions:
+            _label("actions", action)
+        for risk in record.policy.risks:
+            _choice("risks", risk, RISK_LEVELS)
+    elif isinstance(record, ActionAwaitingApproval):
+        _label("action", record.action)
+        _label("reason", record.reason)
+    elif isinstance(record, ApprovalGiven | DeadLetterRetry | DeadLetterDismissed):
+        _label("agent", record.agent)
+        _seq("decision_seq", record.decision_seq)
+        check_text_field("by", record.by)
+    elif isinstance(record, ApprovalDecided | ActionRetried):
+        _seq("decision_seq", record.decision_seq)
+        _label("action", record.action)
         check_text_field("by", record.by)
     else:
         _check_action_step(record)

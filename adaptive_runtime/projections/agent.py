@@ -12,10 +12,12 @@ from ..engines.learning import record as record_outcome
 from ..records import (
     ActionAbandoned,
     ActionFailed,
+    ActionRetried,
     ActionScheduled,
     ActionSkipped,
     ActionStarted,
     ActionSucceeded,
+    ApprovalDecided,
     Breaker,
     CheckpointCreated,
     DecisionMade,
@@ -200,6 +202,10 @@ def _evolve_action(state: AgentState, entry: Entry, record: object) -> None:
         state.breakers[record.action] = record.breaker
     elif isinstance(record, ActionSkipped):
         state.actions_skipped += 1
+    elif isinstance(record, ApprovalDecided | ActionRetried):
+        if not isinstance(record, ApprovalDecided) or record.approved:
+            # approved, or retried: scheduled from here, as ActionScheduled schedules
+            opened[record.decision_seq] = OpenAction(record.action, due_ns=entry.ts_ns)
     elif isinstance(record, ActionStarted):
         state.action_attempts += 1
         opened[record.decision_seq] = OpenAction(record.action, record.attempt, True, entry.ts_ns)

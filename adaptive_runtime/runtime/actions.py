@@ -24,6 +24,7 @@ from ..engines.backoff import (
 from ..errors import ActionTimeoutError, ConfigurationError
 from ..records import (
     ActionAbandoned,
+    ActionAwaitingApproval,
     ActionFailed,
     ActionScheduled,
     ActionSkipped,
@@ -137,11 +138,19 @@ class ActionScheduler:
         return sum(1 for owner in self._tasks.values() if owner == agent)
 
     def plan(
-        self, ledger: Ledger, action: str, now_ns: int, *, hold: str | None = None
+        self,
+        ledger: Ledger,
+        action: str,
+        now_ns: int,
+        *,
+        hold: str | None = None,
+        approval: ActionAwaitingApproval | None = None,
     ) -> Record | None:
-        """The record to journal beside a decision: scheduled, skipped, or none (no handler).
+        """The record to journal beside a decision: scheduled, skipped, awaiting approval,
+        or none (no handler).
 
         `hold` is why the action must not run (a dry run, a silence): then it is skipped.
+        `approval` is the request to journal instead of scheduling it (the breaker allowing).
         """
         spec = self.spec_for(ledger.agent_id, action)
         if spec is None:
@@ -155,6 +164,8 @@ class ActionScheduler:
             return ActionSkipped(
                 action=action, reason=f"circuit breaker {breaker.status.replace('_', '-')}"
             )
+        if approval is not None:
+            return approval
         return ActionScheduled(action=action, breaker=breaker)  # folded into the view as queued
 
     def start(

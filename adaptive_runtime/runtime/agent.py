@@ -246,8 +246,14 @@ class Agent:
                 to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
                 to_pending(self.agent_id, DecisionMade(decision), ts),
             ]
-            hold = host.action_hold(self.agent_id, ev, decision, ts)
-            plan = host.actions.plan(ledger, decision.action, ts, hold=hold)
+            controls = host.controls
+            plan = host.actions.plan(
+                ledger,
+                decision.action,
+                ts,
+                hold=controls.hold(self.agent_id, ev, decision, ts),
+                approval=controls.approval(decision, ts),
+            )
             if plan is not None:
                 pending.append(to_pending(self.agent_id, plan, ts))
             if incident is not None:

@@ -24,7 +24,6 @@ from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.events import MAX_EVENT_BYTES
 from ..engines.fleet import FleetView
 from ..engines.pipeline import PluginSet
-from ..engines.silences import check_text_field, new_silence
 from ..errors import (
     AdaptiveRuntimeError,
     AgentOwnedElsewhere,
@@ -43,8 +42,8 @@ from ..projections.fleet import (
     snapshot_fleet,
 )
 from ..projections.rebuild import STATE_VERSION
-from ..projections.silences import Silences, read_silences, target_of
 from ..records import (
+    ApprovalPolicy,
     Decision,
     Entry,
     Event,
@@ -54,14 +53,12 @@ from ..records import (
     PluginsSet,
     Rule,
     RulesChanged,
-    SilenceEnded,
-    SilenceMatcher,
-    SilenceSet,
     to_pending,
 )
 from .actions import ActionScheduler, Handler, Resume, register_action
 from .agent import Agent
 from .bus import EventBus
+from .controls import OperatorControls
 from .ledger import Ledger
 from .rules import LearningArg, RulesArg, learning_from, rules_from
 
@@ -73,7 +70,6 @@ log_decision = logger_for("DECISION_ENGINE")
 DEFAULT_AGENT_FIELD = "agent_id"
 """The event field `Host.process` routes by."""
 MAX_AGENT_ID = 256
-SILENCE_POLL_S = 1.0
 
 
 class Host:
@@ -85,8 +81,9 @@ class Host:
     routes an event by its `agent_id` field, or to `default_agent`. `rules` may be a
     policy file (TOML or JSON): its `rules`, and its `[learning]` and `[fleet]` tables
     unless `learning=` or `fleet=` is given. `dry_run=True` decides and journals
-    everything and runs no handler (each action is journaled as skipped, "dry run").
-    Silences (`add_silence`) skip the actions of matching decisions, naming the silence.
+    everything and runs no handler (each action is journaled as skipped, "dry run");
+    `approvals` makes the actions it names wait for a person's answer. `host.controls`
+    sets silences, answers approvals, and lists, retries or dismisses dead letters.
     """
 
     def __init__(
@@ -108,6 +105,7 @@ class Host:
         commit_on_caller: bool = False,
         only_agent: str | None = None,
         dry_run: bool = False,
+        approvals: ApprovalPolicy | None = None,
     ) -> None:
         if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
             raise ConfigurationError(
@@ -185,11 +183,11 @@ class Host:
         self._claims_task: asyncio.Task[None] | None = None
         self.takeovers = 0
         self._watchers: list[Callable[[list[Entry]], None]] = []
-        self.dry_run = bool(dry_run)
-        """Decide and journal everything, run no handler: each action is journaled as skipped."""
-        self.silences = Silences()
-        """The silences journaled (by any writer of the journal): read at start, kept current."""
-        self._silences_task: asyncio.Task[None] | None = None
+        if approvals is not None and not isinstance(approvals, ApprovalPolicy):
+            msg = f"approvals must be an ApprovalPolicy, not {type(approvals).__name__}"
+            raise ConfigurationError(msg)
+        self.controls = OperatorControls(self, dry_run=bool(dry_run), approvals=approvals)
+        """Dry run, silences, approvals and dead letters: what becomes of decided actions."""
 
     def __repr__(self) -> str:
         where = (
@@ -239,7 +237,7 @@ class Host:
         try:
             await self._start_plugins(journal)
             await self._start_fleet(journal)
-            await self.refresh_silences()
+            await self.controls.start(journal)
             self._streams = set(await self._worker.run(journal.streams))
             self._streams.discard(HOST_STREAM)
             streams = [self._only] if self._only is not None else sorted(self._streams)
@@ -251,7 +249,6 @@ class Host:
             if self._ownership is not None:
                 keeping = self._keep_claims(self._ownership, self._worker)
                 self._claims_task = asyncio.create_task(keeping)
-            self._silences_task = asyncio.create_task(self._follow_silences())
         except BaseException:
             await self._close()
             self._ready.set()  # wake callers waiting on start(): they find it failed
@@ -340,75 +337,15 @@ class Host:
             return False
         return True
 
-    async def refresh_silences(self) -> None:
-        """Fold the `~host` entries journaled since the last look (by this or another writer)."""
-        worker = self._worker
-        if worker is None:
-            return
-        self.silences.fold(await worker.run(read_silences, worker.journal, self.silences.seq))
+    def serves(self, agent_id: str) -> bool:
+        """Whether this host writes the agent's stream (for another host's, it leaves requests be)."""
+        if self._only is not None and agent_id != self._only:
+            return False
+        return self._ownership is None or agent_id in self._loaded
 
-    async def _follow_silences(self) -> None:
-        """Look for silences other writers journaled (the CLI, other hosts), every second.
-
-        This host's own are folded as they commit; another writer's take effect here within
-        a second of their commit (on the wall clock: it is the journal's pace, not the
-        injected clock's).
-        """
-        while True:
-            await asyncio.sleep(SILENCE_POLL_S)
-            try:
-                await self.refresh_silences()
-            except AdaptiveRuntimeError as exc:
-                log.warning("Reading silences failed (%s); retrying", exc)
-
-    def action_hold(
-        self, agent_id: str, event: Event, decision: Decision, ts_ns: int
-    ) -> str | None:
-        """Why a decision's action must not run (dry run, a silence), or None."""
-        if self.dry_run:
-            return "dry run: the host runs no handler"
-        silence = self.silences.matching(
-            agent=agent_id,
-            target=target_of(event.attrs),
-            event_type=event.type,
-            context=decision.context,
-            ts_ns=ts_ns,
-        )
-        if silence is None:
-            return None
-        return f"silenced by {silence.id} ({silence.comment})"
-
-    async def add_silence(
-        self,
-        matcher: SilenceMatcher,
-        *,
-        starts_ns: int | None = None,
-        ends_ns: int,
-        comment: str,
-        by: str,
-    ) -> SilenceSet:
-        """Journal a silence (from now, unless `starts_ns`); it holds at once on this host."""
-        worker = await self.when_ready()
-        silence = new_silence(
-            matcher,
-            starts_ns=self.clock.now_ns() if starts_ns is None else starts_ns,
-            ends_ns=ends_ns,
-            comment=comment,
-            by=by,
-        )
-        entries = await worker.append([to_pending(HOST_STREAM, silence, self.clock.now_ns())])
-        self.silences.fold(entries)
-        return silence
-
-    async def end_silence(self, silence_id: str, *, by: str) -> None:
-        """Journal that a silence ends now; LookupError if none in force has this id."""
-        await self.refresh_silences()
-        if silence_id not in self.silences.by_id:
-            raise LookupError(f"no silence {silence_id!r} is in force or to come")
-        worker = self.require_worker()
-        ended = SilenceEnded(id=silence_id, by=check_text_field("by", by))
-        entries = await worker.append([to_pending(HOST_STREAM, ended, self.clock.now_ns())])
-        self.silences.fold(entries)
+    async def load_for_controls(self, agent_id: str) -> Ledger:
+        """The agent's ledger for carrying out an operator's request (during start-up too)."""
+        return await self._load(agent_id, starting=True)
 
     async def _keep_claims(self, ownership: Ownership, worker: JournalWorker) -> None:
         """Renew this host's leases; drop agents lost; take over agents whose owner died.
@@ -488,12 +425,12 @@ class Host:
             log.exception("the fleet snapshot failed; the next start replays the journal for it")
 
     async def _close(self) -> None:
-        for task in (self._claims_task, self._silences_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._claims_task = self._silences_task = None
+        await self.controls.stop()
+        task, self._claims_task = self._claims_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         worker, self._worker = self._worker, None
         # the loaded states stay readable after stop(); start() rebuilds them afresh
         if worker is None:
@@ -754,8 +691,7 @@ class Host:
         ledger = self._loaded.get(entries[0].stream)
         if ledger is not None:
             ledger.on_commit(entries)
-        elif entries[0].stream == HOST_STREAM:
-            self.silences.fold(entries)
+        self.controls.on_commit(entries)
         for watcher in self._watchers:
             try:
                 watcher(entries)

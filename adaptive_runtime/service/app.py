@@ -348,9 +348,9 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         summary="Silences and maintenance windows in force or to come (`all`: ended ones too)",
     )
     async def list_silences(all: FromQuery[bool] = False) -> list[SilenceView]:
-        await host.refresh_silences()
+        await host.controls.refresh()
         now = host.clock.now_ns()
-        return [silence_view(s, now) for s in host.silences.listed(now, ended=all)]
+        return [silence_view(s, now) for s in host.controls.state.silences.listed(now, ended=all)]
 
     @post(
         "/v1/silences",
@@ -368,7 +368,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         matcher = SilenceMatcher(
             agent=data.agent, target=data.target, event_type=data.event_type, context=data.context
         )
-        silence = await host.add_silence(
+        silence = await host.controls.add_silence(
             matcher, starts_ns=starts, ends_ns=ends, comment=data.comment, by=data.by
         )
         return silence_view(silence, now)
@@ -381,7 +381,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         summary="End a silence now",
     )
     async def end_silence(silence_id: FromPath[str], data: JSONBody[SilenceEnd]) -> dict[str, str]:
-        await host.end_silence(silence_id, by=data.by)
+        await host.controls.end_silence(silence_id, by=data.by)
         return {"id": silence_id, "ended_by": data.by}
 
     # -- reads -----------------------------------------------------------------------

@@ -56,7 +56,7 @@ async def test_a_silence_skips_matching_actions_and_names_itself(tmp_path: Path)
     clock = ManualClock(start_ns=START_NS)
     host, ran = host_with_restart_handler(path, clock)
     async with host:
-        silence = await host.add_silence(
+        silence = await host.controls.add_silence(
             SilenceMatcher(agent="checkout", context="resource_pressure"),
             ends_ns=START_NS + 3600 * 10**9,
             comment="deploy window",
@@ -102,7 +102,9 @@ async def test_every_matcher_field_must_match(
     clock = ManualClock(start_ns=START_NS)
     host, ran = host_with_restart_handler(tmp_path / "m.db", clock)
     async with host:
-        await host.add_silence(matcher, ends_ns=START_NS + 60 * 10**9, comment="c", by="ops")
+        await host.controls.add_silence(
+            matcher, ends_ns=START_NS + 60 * 10**9, comment="c", by="ops"
+        )
         await host.process({**OVERLOAD, "agent_id": "web", "instance": "node-7"})
         await host.wait_for_actions()
     assert ([] if silenced else ["web"]) == ran
@@ -112,7 +114,7 @@ async def test_a_silence_to_come_and_one_ended_early(tmp_path: Path) -> None:
     clock = ManualClock(start_ns=START_NS)
     host, ran = host_with_restart_handler(tmp_path / "w.db", clock)
     async with host:
-        later = await host.add_silence(
+        later = await host.controls.add_silence(
             SilenceMatcher(),
             starts_ns=START_NS + 60 * 10**9,
             ends_ns=START_NS + 120 * 10**9,
@@ -122,11 +124,11 @@ async def test_a_silence_to_come_and_one_ended_early(tmp_path: Path) -> None:
         await host.process({**OVERLOAD, "agent_id": "a"})  # before it starts
         clock.advance(90)
         await host.process({**OVERLOAD, "agent_id": "b"})  # inside it
-        await host.end_silence(later.id, by="ops")
+        await host.controls.end_silence(later.id, by="ops")
         await host.process({**OVERLOAD, "agent_id": "c"})  # ended early
         await host.wait_for_actions()
         with pytest.raises(LookupError):
-            await host.end_silence(later.id, by="ops")
+            await host.controls.end_silence(later.id, by="ops")
     assert ["a", "c"] == ran
 
 
@@ -147,7 +149,7 @@ async def test_a_bad_silence_is_refused_and_journals_nothing(
     async with Host(tmp_path / "b.db", durability="normal", clock=clock) as host:
         head = host.journal.head().seq
         with pytest.raises(InvalidEventError) as caught:
-            await host.add_silence(SilenceMatcher(), starts_ns=START_NS, **args)  # type: ignore[arg-type]
+            await host.controls.add_silence(SilenceMatcher(), starts_ns=START_NS, **args)  # type: ignore[arg-type]
         assert field == caught.value.field
         assert head == host.journal.head().seq
 

@@ -1,0 +1,162 @@
+"""The operator's controls as the journal holds them: approvals and dead letters.
+
+Requests (an approval's answer, a dead letter's retry or dismissal) are journaled in the
+`~host` stream by whoever makes them (the CLI, the HTTP API, a host); the host that owns
+the agent carries each out and journals what it did in the agent's own stream
+(ApprovalDecided, ActionRetried), where the agent's fold schedules the action. So a
+request made while no host runs is carried out by the next one, and one carried out
+before a crash is not carried out twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from ..errors import JournalCorruptError
+from ..journal.base import Journal
+from ..records import (
+    ActionAbandoned,
+    ActionAwaitingApproval,
+    ActionRetried,
+    ActionStarted,
+    ApprovalDecided,
+    ApprovalGiven,
+    ApprovalPolicy,
+    ApprovalPolicySet,
+    DeadLetterDismissed,
+    DeadLetterRetry,
+    Entry,
+    read_as,
+    read_record,
+)
+from .fleet import HOST_STREAM
+from .silences import Silences
+
+__all__ = [
+    "DeadLetter",
+    "HostControls",
+    "PendingApproval",
+    "answers",
+    "dead_letters",
+    "pending_approvals",
+    "retry_wanted",
+]
+
+REQUEST_KINDS = frozenset({"ApprovalGiven", "DeadLetterRetry"})
+
+
+class HostControls:
+    """The `~host` stream folded: silences, the approval policy, and requests to carry out."""
+
+    __slots__ = ("approvals", "seq", "silences")
+
+    def __init__(self) -> None:
+        self.silences = Silences()
+        self.approvals: ApprovalPolicy | None = None
+        self.seq = 0
+
+    def fold(self, entries: Iterable[Entry]) -> list[Entry]:
+        """Fold `~host` entries past the last one seen; return the requests among them."""
+        fresh = [e for e in entries if e.stream == HOST_STREAM and e.seq > self.seq]
+        self.silences.fold(fresh)
+        for entry in fresh:
+            if entry.kind == "ApprovalPolicySet":
+                self.approvals = read_as(entry, ApprovalPolicySet).policy
+            self.seq = max(self.seq, entry.seq)
+        return [e for e in fresh if e.kind in REQUEST_KINDS]
+
+
+class PendingApproval(msgspec.Struct, frozen=True, kw_only=True):
+    agent: str
+    decision_seq: int
+    action: str
+    reason: str
+    requested_ns: int
+    expires_ns: int
+
+
+def pending_approvals(journal: Journal) -> dict[tuple[str, int], PendingApproval]:
+    """Every approval request not yet decided, by (agent, decision seq)."""
+    pending: dict[tuple[str, int], PendingApproval] = {}
+    for entry in journal.read(kind="ActionAwaitingApproval"):
+        waiting = read_as(entry, ActionAwaitingApproval)
+        decision_seq = entry.seq - 1  # journaled right after its decision, in one batch
+        pending[(entry.stream, decision_seq)] = PendingApproval(
+            agent=entry.stream,
+            decision_seq=decision_seq,
+            action=waiting.action,
+            reason=waiting.reason,
+            requested_ns=entry.ts_ns,
+            expires_ns=waiting.expires_ns,
+        )
+    for entry in journal.read(kind="ApprovalDecided"):
+        pending.pop((entry.stream, read_as(entry, ApprovalDecided).decision_seq), None)
+    return pending
+
+
+def answers(journal: Journal) -> list[tuple[Entry, ApprovalGiven]]:
+    """Every approval answer journaled, in journal order."""
+    return [
+        (entry, read_as(entry, ApprovalGiven))
+        for entry in journal.read(HOST_STREAM, kind="ApprovalGiven")
+    ]
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """An action given up after its attempts, and not retried or dismissed since."""
+
+    agent: str
+    decision_seq: int
+    action: str
+    attempts: int
+    reason: str
+    abandoned_seq: int
+    abandoned_ns: int
+
+
+def dead_letters(journal: Journal) -> list[DeadLetter]:
+    """The dead-letter queue: abandoned actions with no run, retry or dismissal after it."""
+    abandoned: dict[tuple[str, int], DeadLetter] = {}
+    for entry in journal.read(kind="ActionAbandoned"):
+        record = read_as(entry, ActionAbandoned)
+        abandoned[(entry.stream, record.decision_seq)] = DeadLetter(
+            agent=entry.stream,
+            decision_seq=record.decision_seq,
+            action=record.action,
+            attempts=record.attempts,
+            reason=record.reason,
+            abandoned_seq=entry.seq,
+            abandoned_ns=entry.ts_ns,
+        )
+    later: dict[tuple[str, int], int] = {}
+    for kind in ("ActionStarted", "ActionRetried"):
+        for entry in journal.read(kind=kind):
+            key = (entry.stream, _decision_of(entry))
+            later[key] = max(later.get(key, 0), entry.seq)
+    for entry in journal.read(HOST_STREAM, kind="DeadLetterDismissed"):
+        gone = read_as(entry, DeadLetterDismissed)
+        key = (gone.agent, gone.decision_seq)
+        later[key] = max(later.get(key, 0), entry.seq)
+    return sorted(
+        (d for key, d in abandoned.items() if later.get(key, 0) < d.abandoned_seq),
+        key=lambda d: d.abandoned_seq,
+    )
+
+
+def retry_wanted(journal: Journal, request_seq: int, request: DeadLetterRetry) -> DeadLetter | None:
+    """The dead letter a retry request (journaled at request_seq) still applies to, or None."""
+    for letter in dead_letters(journal):
+        if (letter.agent, letter.decision_seq) == (request.agent, request.decision_seq):
+            return letter if letter.abandoned_seq < request_seq else None
+    return None
+
+
+def _decision_of(entry: Entry) -> int:
+    record = read_record(entry)
+    if not isinstance(record, ActionStarted | ActionRetried):
+        raise JournalCorruptError(
+            f"the entry at seq {entry.seq} is not an action step", seq=entry.seq
+        )
+    return record.decision_seq

@@ -1,0 +1,302 @@
+"""The operator's controls on a host's actions: dry run, silences, approvals, dead letters.
+
+Each acts on actions only, never on decisions: a decision is made and journaled as ever,
+and what becomes of its action is journaled beside it (ActionSkipped naming the dry run
+or the silence; ActionAwaitingApproval, then ApprovalDecided). Operators' requests are
+journaled in the `~host` stream, so the CLI can make them with no server running; the
+host carries them out (see projections.controls), looking for new ones every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from ..engines.silences import check_text_field, new_silence
+from ..errors import AdaptiveRuntimeError
+from ..journal import Journal
+from ..projections.controls import (
+    DeadLetter,
+    HostControls,
+    PendingApproval,
+    dead_letters,
+    pending_approvals,
+    retry_wanted,
+)
+from ..projections.fleet import HOST_STREAM
+from ..projections.silences import read_silences, target_of
+from ..records import (
+    ActionAwaitingApproval,
+    ActionRetried,
+    ApprovalDecided,
+    ApprovalGiven,
+    ApprovalPolicy,
+    ApprovalPolicySet,
+    DeadLetterDismissed,
+    DeadLetterRetry,
+    Decision,
+    Entry,
+    Event,
+    SilenceEnded,
+    SilenceMatcher,
+    SilenceSet,
+    read_as,
+    to_pending,
+)
+
+if TYPE_CHECKING:
+    from .host import Host
+    from .ledger import Ledger
+
+__all__ = ["CONTROLS_POLL_S", "OperatorControls"]
+
+log = logging.getLogger("adaptive_runtime.controls")
+CONTROLS_POLL_S = 1.0
+
+
+class OperatorControls:
+    """One host's view of the controls, and the carrying out of operators' requests."""
+
+    def __init__(self, host: Host, *, dry_run: bool, approvals: ApprovalPolicy | None) -> None:
+        self._host = host
+        self.dry_run = dry_run
+        """Decide and journal everything, run no handler: each action is journaled as skipped."""
+        self.approval_policy = approvals
+        """The approval policy to journal at start (None: keep whatever the journal holds)."""
+        self.state = HostControls()
+        self.pending: dict[tuple[str, int], PendingApproval] = {}
+        """Approval requests not answered yet, by (agent, decision seq)."""
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def approvals(self) -> ApprovalPolicy | None:
+        """The approval policy in force (journaled)."""
+        return self.state.approvals
+
+    # -- life cycle ------------------------------------------------------------------
+
+    async def start(self, journal: Journal) -> None:
+        """Fold the `~host` stream, journal a new approval policy, carry out what is owed."""
+        worker = self._host.require_worker()
+        requests = self.state.fold(await worker.run(read_silences, journal, 0))
+        policy = self.approval_policy
+        if policy is not None and policy != self.state.approvals:
+            record = ApprovalPolicySet(policy)
+            await worker.append([to_pending(HOST_STREAM, record, self._now())])
+            requests += self.state.fold(await worker.run(read_silences, journal, self.state.seq))
+        self.pending = await worker.run(pending_approvals, journal)
+        await self._carry_out(requests)
+        self._task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def refresh(self) -> None:
+        """Fold what was journaled in `~host` since the last look; carry out requests; deny
+        approvals past their timeout."""
+        worker = self._host.require_worker()
+        requests = self.state.fold(await worker.run(read_silences, worker.journal, self.state.seq))
+        await self._carry_out(requests)
+        now = self._now()
+        policy = self.state.approvals
+        for p in [p for p in self.pending.values() if p.expires_ns <= now]:
+            if self._serves(p.agent):
+                timeout = "its timeout" if policy is None else f"{policy.timeout_s:g} s"
+                reason = f"no answer within {timeout}: denied by default"
+                await self._decide(p, approved=False, by="timeout", reason=reason)
+
+    async def _follow(self) -> None:
+        """Every second (the journal's pace, on the wall clock), look at `~host` again."""
+        while True:
+            await asyncio.sleep(CONTROLS_POLL_S)
+            try:
+                await self.refresh()
+            except AdaptiveRuntimeError as exc:
+                log.warning("Reading the operator's controls failed (%s); retrying", exc)
+
+    def on_commit(self, entries: list[Entry]) -> None:
+        """This host's own commits: approval requests noted. (`~host` entries are folded by
+        refresh(), in seq order with every other writer's.)"""
+        if entries[0].stream == HOST_STREAM:
+            return
+        for entry in entries:
+            if entry.kind == "ActionAwaitingApproval":
+                waiting = read_as(entry, ActionAwaitingApproval)
+                key = (entry.stream, entry.seq - 1)
+                self.pending[key] = PendingApproval(
+                    agent=entry.stream,
+                    decision_seq=entry.seq - 1,
+                    action=waiting.action,
+                    reason=waiting.reason,
+                    requested_ns=entry.ts_ns,
+                    expires_ns=waiting.expires_ns,
+                )
+
+    # -- at decision time ------------------------------------------------------------
+
+    def hold(self, agent_id: str, event: Event, decision: Decision, ts_ns: int) -> str | None:
+        """Why a decision's action must not run (the dry run, a silence), or None."""
+        if self.dry_run:
+            return "dry run: the host runs no handler"
+        silence = self.state.silences.matching(
+            agent=agent_id,
+            target=target_of(event.attrs),
+            event_type=event.type,
+            context=decision.context,
+            ts_ns=ts_ns,
+        )
+        if silence is None:
+            return None
+        return f"silenced by {silence.id} ({silence.comment})"
+
+    def approval(self, decision: Decision, ts_ns: int) -> ActionAwaitingApproval | None:
+        """The approval request a decision's action needs under the policy, or None."""
+        policy = self.state.approvals
+        if policy is None:
+            return None
+        reason = policy.needs(decision.action, decision.risk, decision.confidence)
+        if reason is None:
+            return None
+        expires = ts_ns + round(policy.timeout_s * 1e9)
+        return ActionAwaitingApproval(action=decision.action, reason=reason, expires_ns=expires)
+
+    # -- silences ------------------------------------------------------------------------
+
+    async def add_silence(
+        self,
+        matcher: SilenceMatcher,
+        *,
+        starts_ns: int | None = None,
+        ends_ns: int,
+        comment: str,
+        by: str,
+    ) -> SilenceSet:
+        """Journal a silence (from now, unless `starts_ns`); it holds at once on this host."""
+        worker = await self._host.when_ready()
+        silence = new_silence(
+            matcher,
+            starts_ns=self._now() if starts_ns is None else starts_ns,
+            ends_ns=ends_ns,
+            comment=comment,
+            by=by,
+        )
+        await worker.append([to_pending(HOST_STREAM, silence, self._now())])
+        await self.refresh()
+        return silence
+
+    async def end_silence(self, silence_id: str, *, by: str) -> None:
+        """Journal that a silence ends now; LookupError if none in force has this id."""
+        await self.refresh()
+        if silence_id not in self.state.silences.by_id:
+            raise LookupError(f"no silence {silence_id!r} is in force or to come")
+        ended = SilenceEnded(id=silence_id, by=check_text_field("by", by))
+        worker = self._host.require_worker()
+        await worker.append([to_pending(HOST_STREAM, ended, self._now())])
+        await self.refresh()
+
+    # -- approvals and dead letters ---------------------------------------------------
+
+    async def answer(self, decision_seq: int, *, approve: bool, by: str, comment: str = "") -> None:
+        """Journal a person's answer to a pending approval request, and carry it out."""
+        await self.refresh()
+        found = [p for p in self.pending.values() if p.decision_seq == decision_seq]
+        if not found:
+            raise LookupError(f"no approval is pending for the decision at seq {decision_seq}")
+        p = found[0]
+        record = ApprovalGiven(
+            agent=p.agent,
+            decision_seq=decision_seq,
+            approve=bool(approve),
+            by=check_text_field("by", by),
+            comment=comment,
+        )
+        await self._request(record)
+
+    async def retry(self, decision_seq: int, *, by: str) -> None:
+        """Journal a retry of a dead letter (an abandoned action), and carry it out."""
+        letter = await self._dead_letter(decision_seq)
+        await self._request(
+            DeadLetterRetry(
+                agent=letter.agent, decision_seq=decision_seq, by=check_text_field("by", by)
+            )
+        )
+
+    async def dismiss(self, decision_seq: int, *, by: str) -> None:
+        """Take a dead letter off the list, journaled."""
+        letter = await self._dead_letter(decision_seq)
+        record = DeadLetterDismissed(
+            agent=letter.agent, decision_seq=decision_seq, by=check_text_field("by", by)
+        )
+        await self._request(record)
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """The actions abandoned after their attempts, not retried or dismissed since."""
+        worker = self._host.require_worker()
+        letters: list[DeadLetter] = await worker.run(dead_letters, worker.journal)
+        return letters
+
+    async def _dead_letter(self, decision_seq: int) -> DeadLetter:
+        worker = self._host.require_worker()
+        for letter in await worker.run(dead_letters, worker.journal):
+            if letter.decision_seq == decision_seq:
+                return letter
+        raise LookupError(f"no dead letter for the decision at seq {decision_seq}")
+
+    async def _request(self, record: ApprovalGiven | DeadLetterRetry | DeadLetterDismissed) -> None:
+        worker = self._host.require_worker()
+        await worker.append([to_pending(HOST_STREAM, record, self._now())])
+        await self.refresh()
+
+    async def _carry_out(self, requests: list[Entry]) -> None:
+        worker = self._host.require_worker()
+        for entry in requests:
+            if entry.kind == "ApprovalGiven":
+                given = read_as(entry, ApprovalGiven)
+                p = self.pending.get((given.agent, given.decision_seq))
+                if p is None or not self._serves(p.agent):
+                    continue
+                why = given.comment or ("approved" if given.approve else "denied")
+                await self._decide(p, approved=given.approve, by=given.by, reason=why)
+            elif entry.kind == "DeadLetterRetry":
+                request = read_as(entry, DeadLetterRetry)
+                if not self._serves(request.agent):
+                    continue
+                letter = await worker.run(retry_wanted, worker.journal, entry.seq, request)
+                if letter is None:
+                    continue  # retried already (before a restart), or not dead any more
+                ledger = await self._ledger(request.agent)
+                retried = ActionRetried(
+                    decision_seq=request.decision_seq, action=letter.action, by=request.by
+                )
+                await ledger.append_records([retried])
+                await self._start_action(ledger, request.decision_seq)
+
+    async def _decide(self, p: PendingApproval, *, approved: bool, by: str, reason: str) -> None:
+        ledger = await self._ledger(p.agent)
+        record = ApprovalDecided(
+            decision_seq=p.decision_seq, action=p.action, approved=approved, by=by, reason=reason
+        )
+        await ledger.append_records([record])
+        self.pending.pop((p.agent, p.decision_seq), None)
+        if approved:
+            await self._start_action(ledger, p.decision_seq)
+
+    async def _start_action(self, ledger: Ledger, decision_seq: int) -> None:
+        found = await ledger.load_decision(decision_seq)
+        if found is not None:
+            self._host.actions.start(ledger, found.decision, found.event.as_dict())
+
+    async def _ledger(self, agent_id: str) -> Ledger:
+        return await self._host.load_for_controls(agent_id)
+
+    def _serves(self, agent_id: str) -> bool:
+        return self._host.serves(agent_id)
+
+    def _now(self) -> int:
+        return self._host.clock.now_ns()
