@@ -305,6 +305,43 @@ def build_parser() -> argparse.ArgumentParser:
     sil_end.add_argument("id", help="the silence's id (silence list shows it)")
     sil_end.add_argument("--by", default=os.environ.get("USER") or "cli", help="who ends it")
 
+    command(
+        "approvals",
+        _approvals,
+        "list the actions waiting for a person's approval",
+        "adaptive-runtime approvals --db fleet.db",
+        [db, as_json],
+    )
+    for verb, handler, says in (
+        ("approve", _approve, "approve a pending action: the host serving its agent runs it"),
+        ("deny", _deny, "deny a pending action: it never runs"),
+    ):
+        answer = command(
+            verb, handler, says, f"adaptive-runtime {verb} 12 --comment 'ok by ops'", [db]
+        )
+        answer.add_argument("seq", type=_seq, help="the decision's seq (approvals lists them)")
+        answer.add_argument("--by", default=os.environ.get("USER") or "cli", help="who answers")
+        answer.add_argument("--comment", default="", help="why, shown by explain")
+    acts = command(
+        "actions",
+        _actions,
+        "list the dead letters: actions abandoned after their attempts, not retried or dismissed",
+        "adaptive-runtime actions --failed",
+        [db, as_json],
+    )
+    acts.add_argument(
+        "--failed", action="store_true", required=True, help="the dead letters (the only list)"
+    )
+    for verb, handler, says in (
+        ("retry", _retry, "run a dead letter's action again, with its full retry policy"),
+        ("dismiss", _dismiss, "take a dead letter off the list"),
+    ):
+        again = command(verb, handler, says, f"adaptive-runtime {verb} 12", [db])
+        again.add_argument(
+            "seq", type=_seq, help="the decision's seq (actions --failed lists them)"
+        )
+        again.add_argument("--by", default=os.environ.get("USER") or "cli", help="who asks")
+
     bench = command(
         "bench",
         _bench,
@@ -579,6 +616,135 @@ def _silence(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         journal.close()
+
+
+def _approvals(args: argparse.Namespace) -> int:
+    from .projections.controls import pending_approvals
+
+    journal = _open(args)
+    try:
+        pending = sorted(pending_approvals(journal).values(), key=lambda p: p.decision_seq)
+    finally:
+        journal.close()
+    if args.json:
+        _print_json(pending)
+        return EXIT_OK
+    if not pending:
+        print("No action is waiting for approval.")
+        return EXIT_OK
+    rows = [
+        (
+            p.decision_seq,
+            p.agent,
+            p.action,
+            format_ts(p.requested_ns),
+            format_ts(p.expires_ns),
+            p.reason,
+        )
+        for p in pending
+    ]
+    print(table(("seq", "agent", "action", "asked", "denied after", "why"), rows))
+    return EXIT_OK
+
+
+def _approve(args: argparse.Namespace) -> int:
+    return _answer(args, approve=True)
+
+
+def _deny(args: argparse.Namespace) -> int:
+    return _answer(args, approve=False)
+
+
+def _answer(args: argparse.Namespace, *, approve: bool) -> int:
+    from .engines.silences import check_text_field
+    from .projections.controls import pending_approvals
+    from .projections.fleet import HOST_STREAM
+    from .records import ApprovalGiven, to_pending
+
+    check_text_field("by", args.by)
+    journal = _open(args)
+    try:
+        found = [p for p in pending_approvals(journal).values() if p.decision_seq == args.seq]
+        if not found:
+            raise UsageError(
+                f"no action is waiting for approval at seq {args.seq}; `approvals` lists them"
+            )
+        p = found[0]
+        record = ApprovalGiven(
+            agent=p.agent,
+            decision_seq=p.decision_seq,
+            approve=approve,
+            by=args.by,
+            comment=args.comment,
+        )
+        journal.append([to_pending(HOST_STREAM, record, time.time_ns())])
+    finally:
+        journal.close()
+    verdict = "approved" if approve else "denied"
+    print(
+        f"{p.action} for the decision at seq {p.decision_seq} (agent {p.agent}) {verdict} by"
+        f" {args.by}; the host serving {p.agent} carries it out within a second, or when it starts"
+    )
+    return EXIT_OK
+
+
+def _actions(args: argparse.Namespace) -> int:
+    from .projections.controls import dead_letters
+
+    journal = _open(args)
+    try:
+        letters = dead_letters(journal)
+    finally:
+        journal.close()
+    if args.json:
+        _print_json(letters)
+        return EXIT_OK
+    if not letters:
+        print("No dead letters: every abandoned action was retried or dismissed.")
+        return EXIT_OK
+    rows = [
+        (d.decision_seq, d.agent, d.action, d.attempts, d.reason, format_ts(d.abandoned_ns))
+        for d in letters
+    ]
+    print(table(("seq", "agent", "action", "attempts", "why", "abandoned"), rows))
+    print("\n`retry SEQ` runs one again; `dismiss SEQ` takes it off the list.")
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace) -> int:
+    return _dead_letter_request(args, retry=True)
+
+
+def _dismiss(args: argparse.Namespace) -> int:
+    return _dead_letter_request(args, retry=False)
+
+
+def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
+    from .engines.silences import check_text_field
+    from .projections.controls import dead_letters
+    from .projections.fleet import HOST_STREAM
+    from .records import DeadLetterDismissed, DeadLetterRetry, to_pending
+
+    check_text_field("by", args.by)
+    journal = _open(args)
+    try:
+        found = [d for d in dead_letters(journal) if d.decision_seq == args.seq]
+        if not found:
+            raise UsageError(f"no dead letter at seq {args.seq}; `actions --failed` lists them")
+        d = found[0]
+        kind = DeadLetterRetry if retry else DeadLetterDismissed
+        record = kind(agent=d.agent, decision_seq=d.decision_seq, by=args.by)
+        journal.append([to_pending(HOST_STREAM, record, time.time_ns())])
+    finally:
+        journal.close()
+    if retry:
+        print(
+            f"retry of {d.action} for the decision at seq {d.decision_seq} journaled; the host"
+            f" serving {d.agent} runs it within a second, or when it starts"
+        )
+    else:
+        print(f"{d.action} for the decision at seq {d.decision_seq} dismissed by {args.by}")
+    return EXIT_OK
 
 
 def _silence_line(s: object) -> str:

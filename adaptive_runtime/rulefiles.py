@@ -13,7 +13,7 @@ import msgspec
 
 from .engines.decision import parse_rules
 from .errors import InvalidRulesError
-from .records import FleetPolicy, LearningPolicy, Rule
+from .records import ApprovalPolicy, FleetPolicy, LearningPolicy, Rule
 
 __all__ = ["PolicyFile", "load_policy", "load_rules"]
 
@@ -24,6 +24,7 @@ class PolicyFile(msgspec.Struct, frozen=True, kw_only=True):
     rules: tuple[Rule, ...] | None = None
     fleet: FleetPolicy | None = None
     learning: LearningPolicy | None = None
+    approvals: ApprovalPolicy | None = None
 
 
 def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
@@ -52,7 +53,13 @@ def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> Po
         raise InvalidRulesError(msg) from None
     fleet: FleetPolicy | None = None
     learning: LearningPolicy | None = None
+    approvals: ApprovalPolicy | None = None
     if isinstance(data, Mapping):
+        if "approvals" in data:
+            try:
+                approvals = msgspec.convert(data["approvals"], ApprovalPolicy)
+            except (msgspec.ValidationError, ValueError) as exc:
+                raise InvalidRulesError(f"{file}: [approvals]: {exc}") from None
         if "fleet" in data:
             try:
                 fleet = msgspec.convert(data["fleet"], FleetPolicy)
@@ -64,13 +71,15 @@ def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> Po
             except (msgspec.ValidationError, ValueError) as exc:
                 raise InvalidRulesError(f"{file}: [learning]: {exc}") from None
         if "rules" not in data:
-            if need_rules or (fleet is None and learning is None):
+            if need_rules or (fleet is None and learning is None and approvals is None):
                 raise InvalidRulesError(f"{file} has no `rules` list")
-            return PolicyFile(fleet=fleet, learning=learning)
+            return PolicyFile(fleet=fleet, learning=learning, approvals=approvals)
         data = data["rules"]
     if not isinstance(data, list):
         raise InvalidRulesError(f"{file}: `rules` must be a list")
     try:
-        return PolicyFile(rules=parse_rules(data), fleet=fleet, learning=learning)
+        return PolicyFile(
+            rules=parse_rules(data), fleet=fleet, learning=learning, approvals=approvals
+        )
     except InvalidRulesError as exc:
         raise InvalidRulesError(f"{file}: {exc}", index=exc.index) from None

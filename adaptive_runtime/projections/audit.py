@@ -17,11 +17,14 @@ from ..errors import JournalCorruptError
 from ..journal import Journal
 from ..records import (
     ActionAbandoned,
+    ActionAwaitingApproval,
     ActionFailed,
+    ActionRetried,
     ActionScheduled,
     ActionSkipped,
     ActionStarted,
     ActionSucceeded,
+    ApprovalDecided,
     Decision,
     DecisionMade,
     Event,
@@ -227,8 +230,24 @@ def explain(journal: Journal, seq: int) -> Explanation:
             continue
         if isinstance(rec, OutcomeRecorded) and rec.decision_seq == entry.seq:
             outcomes.append(Outcome(seq=later.seq, ts_ns=later.ts_ns, success=rec.success))
-        elif later.batch == entry.batch and isinstance(rec, ActionScheduled | ActionSkipped):
-            detail = "scheduled" if isinstance(rec, ActionScheduled) else f"skipped: {rec.reason}"
+        elif later.batch == entry.batch and isinstance(
+            rec, ActionScheduled | ActionSkipped | ActionAwaitingApproval
+        ):
+            if isinstance(rec, ActionScheduled):
+                detail = "scheduled"
+            elif isinstance(rec, ActionSkipped):
+                detail = f"skipped: {rec.reason}"
+            else:
+                detail = f"awaiting approval: {rec.reason}"
+            attempts.append(
+                Attempt(seq=later.seq, ts_ns=later.ts_ns, kind=later.kind, attempt=0, detail=detail)
+            )
+        elif isinstance(rec, ApprovalDecided | ActionRetried) and rec.decision_seq == entry.seq:
+            if isinstance(rec, ActionRetried):
+                detail = f"retried by {rec.by}"
+            else:
+                verdict = "approved" if rec.approved else "denied"
+                detail = f"{verdict} by {rec.by}: {rec.reason}"
             attempts.append(
                 Attempt(seq=later.seq, ts_ns=later.ts_ns, kind=later.kind, attempt=0, detail=detail)
             )

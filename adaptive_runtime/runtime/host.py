@@ -140,6 +140,7 @@ class Host:
             parsed = file.rules
             learning = file.learning if learning is None else learning
             fleet = file.fleet if fleet is None else fleet
+            approvals = file.approvals if approvals is None else approvals
         else:
             parsed = rules_from(rules)
         self.rules: tuple[Rule, ...] | None = parsed

@@ -69,6 +69,8 @@ from .views import (
     AgentView,
     AlertResult,
     AlertsReceived,
+    ApprovalIn,
+    ApprovalView,
     BatchResult,
     DecisionPage,
     DecisionView,
@@ -384,6 +386,74 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         await host.controls.end_silence(silence_id, by=data.by)
         return {"id": silence_id, "ended_by": data.by}
 
+    # -- approvals and dead letters --------------------------------------------------
+
+    approve = [guard("approve")]
+
+    @get("/v1/approvals", guards=read, responses=READ, summary="Actions waiting for approval")
+    async def list_approvals() -> list[ApprovalView]:
+        await host.controls.refresh()
+        return [
+            ApprovalView(
+                decision_seq=p.decision_seq,
+                agent=p.agent,
+                action=p.action,
+                reason=p.reason,
+                requested_ns=p.requested_ns,
+                expires_ns=p.expires_ns,
+            )
+            for p in sorted(host.controls.pending.values(), key=lambda p: p.decision_seq)
+        ]
+
+    @post(
+        "/v1/approvals/{seq:int}",
+        guards=approve,
+        status_code=200,
+        responses=WRITE | _responses(404),
+        summary="Approve or deny a pending action (a token with the approve scope)",
+    )
+    async def answer_approval(
+        seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], data: JSONBody[ApprovalIn]
+    ) -> dict[str, Any]:
+        await host.controls.answer(seq, approve=data.approve, by=data.by, comment=data.comment)
+        return {"decision_seq": seq, "approved": data.approve, "by": data.by}
+
+    @get(
+        "/v1/dead-letters",
+        guards=read,
+        responses=READ,
+        summary="Actions abandoned after their attempts",
+    )
+    async def list_dead_letters() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = named(await host.controls.dead_letters())
+        return out
+
+    @post(
+        "/v1/dead-letters/{seq:int}/retry",
+        guards=write,
+        status_code=200,
+        responses=WRITE | _responses(404),
+        summary="Run a dead letter's action again",
+    )
+    async def retry_dead_letter(
+        seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], data: JSONBody[SilenceEnd]
+    ) -> dict[str, Any]:
+        await host.controls.retry(seq, by=data.by)
+        return {"decision_seq": seq, "retried_by": data.by}
+
+    @post(
+        "/v1/dead-letters/{seq:int}/dismiss",
+        guards=write,
+        status_code=200,
+        responses=WRITE | _responses(404),
+        summary="Take a dead letter off the list",
+    )
+    async def dismiss_dead_letter(
+        seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], data: JSONBody[SilenceEnd]
+    ) -> dict[str, Any]:
+        await host.controls.dismiss(seq, by=data.by)
+        return {"decision_seq": seq, "dismissed_by": data.by}
+
     # -- reads -----------------------------------------------------------------------
 
     @get("/v1/decisions", guards=read, responses=READ, summary="Decisions, newest first")
@@ -654,6 +724,11 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             list_silences,
             add_silence,
             end_silence,
+            list_approvals,
+            answer_approval,
+            list_dead_letters,
+            retry_dead_letter,
+            dismiss_dead_letter,
             list_agents,
             agent_state,
             incidents,

@@ -17,6 +17,8 @@ __all__ = [
     "AgentView",
     "AlertResult",
     "AlertsReceived",
+    "ApprovalIn",
+    "ApprovalView",
     "BatchResult",
     "DecisionPage",
     "DecisionView",
@@ -167,7 +169,25 @@ class SilenceIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class SilenceEnd(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Who asks (to end a silence, retry or dismiss a dead letter)."""
+
     by: str
+
+
+class ApprovalIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    approve: bool
+    by: str
+    comment: str = ""
+
+
+class ApprovalView(msgspec.Struct, kw_only=True):
+    decision_seq: int
+    agent: str
+    action: str
+    reason: str
+    requested_ns: int
+    expires_ns: int
+    """Unanswered by then, it is denied."""
 
 
 class SilenceView(msgspec.Struct, kw_only=True):

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_support import READ, READER, WRITE, WRITER, client
+from http_support import APPROVER, READ, READER, WRITE, WRITER, client
 
 from adaptive_runtime import FleetPolicy, Host, ManualClock
 from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.records import ApprovalPolicy
 from adaptive_runtime.service.app import scrub
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
@@ -334,6 +335,11 @@ async def test_health_readiness_and_the_openapi_document(tmp_path: Path) -> None
             "/v1/stats",
             "/v1/silences",
             "/v1/silences/{silence_id}/end",
+            "/v1/approvals",
+            "/v1/approvals/{seq}",
+            "/v1/dead-letters",
+            "/v1/dead-letters/{seq}/retry",
+            "/v1/dead-letters/{seq}/dismiss",
             "/v1/receivers/alertmanager",
             "/v1/receivers/cloudevents",
             "/healthz",
@@ -517,3 +523,40 @@ async def test_silences_through_the_api(tmp_path: Path) -> None:
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "checkout"}, headers=WRITE)
         await host.wait_for_actions()
         assert ["search", "checkout"] == ran
+
+
+async def test_approvals_through_the_api_need_the_approve_scope(tmp_path: Path) -> None:
+    policy = ApprovalPolicy(actions=("restart_service",))
+    host, _ = host_at(tmp_path / "j.db", approvals=policy)
+    ran: list[int] = []
+
+    @host.action("restart_service")
+    async def restart(call: Any) -> None:
+        ran.append(call.decision.seq)
+
+    approver = {"Authorization": f"Bearer {APPROVER}"}
+    async with client(host) as c:
+        seq = (await c.post("/v1/events", json=OVERLOAD, headers=WRITE)).json()["seq"]
+        [pending] = (await c.get("/v1/approvals", headers=READ)).json()
+        assert (seq, "restart_service needs approval") == (
+            pending["decision_seq"],
+            pending["reason"],
+        )
+        answer = {"approve": True, "by": "alice", "comment": "ok"}
+        refused = await c.post(f"/v1/approvals/{seq}", json=answer, headers=WRITE)
+        assert 403 == refused.status_code  # write is not approve
+        done = await c.post(f"/v1/approvals/{seq}", json=answer, headers=approver)
+        assert (200, {"decision_seq": seq, "approved": True, "by": "alice"}) == (
+            done.status_code,
+            done.json(),
+        )
+        await host.wait_for_actions()
+        assert [seq] == ran
+        assert [] == (await c.get("/v1/approvals", headers=READ)).json()
+        twice = await c.post(f"/v1/approvals/{seq}", json=answer, headers=approver)
+        assert 404 == twice.status_code
+        ex = (await c.get(f"/v1/decisions/{seq}", headers=READ)).json()
+        assert "approved by alice: ok" in [a["detail"] for a in ex["attempts"]]
+        assert [] == (await c.get("/v1/dead-letters", headers=READ)).json()
+        none = await c.post("/v1/dead-letters/99/retry", json={"by": "x"}, headers=WRITE)
+        assert 404 == none.status_code

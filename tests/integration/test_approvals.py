@@ -1,0 +1,217 @@
+"""Approval gates and dead letters: journaled requests, carried out once, across restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adaptive_runtime import Host, ManualClock
+from adaptive_runtime.engines.backoff import RetryPolicy
+from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.projections import verify_replay
+from adaptive_runtime.projections.audit import explain
+from adaptive_runtime.records import ApprovalPolicy
+from adaptive_runtime.runtime.actions import ActionCall
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+TIMEOUT = {"type": "timeout", "severity": 0.45, "latency_ms": 4200}
+START_NS = 1_764_000_000 * 10**9
+POLICY = ApprovalPolicy(actions=("restart_service",), timeout_s=600.0)
+WORKER = Path(__file__).with_name("approval_worker.py")
+
+
+def gated_host(path: Path, clock: ManualClock, **kwargs: Any) -> tuple[Host, list[int]]:
+    host = Host(path, durability="normal", clock=clock, approvals=POLICY, **kwargs)
+    ran: list[int] = []
+
+    @host.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        ran.append(call.decision.seq)
+
+    @host.action("cache_warmup")
+    async def warm(call: ActionCall) -> None:
+        ran.append(call.decision.seq)
+
+    return host, ran
+
+
+def details(path: Path, seq: int) -> list[str]:
+    journal = SqliteJournal(path, create=False)
+    try:
+        return [a.detail for a in explain(journal, seq).attempts]
+    finally:
+        journal.close()
+
+
+async def test_an_action_waits_for_approval_then_runs_once(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    host, ran = gated_host(path, ManualClock(start_ns=START_NS))
+    async with host:
+        gated = await host.process(OVERLOAD)
+        free = await host.process(TIMEOUT)  # cache_warmup: not in the policy
+        await host.wait_for_actions()
+        assert [free.seq] == ran
+        assert [gated.seq] == [p.decision_seq for p in host.controls.pending.values()]
+        await host.controls.answer(
+            gated.seq, approve=True, by="alice", comment="checked the graphs"
+        )
+        await host.wait_for_actions()
+        assert [free.seq, gated.seq] == ran
+        assert {} == host.controls.pending
+        with pytest.raises(LookupError):
+            await host.controls.answer(gated.seq, approve=True, by="alice")
+    assert [
+        "awaiting approval: restart_service needs approval",
+        "approved by alice: checked the graphs",
+        "started",
+        "succeeded",
+    ] == details(path, gated.seq)
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
+async def test_a_denied_or_unanswered_action_never_runs(tmp_path: Path) -> None:
+    path = tmp_path / "d.db"
+    clock = ManualClock(start_ns=START_NS)
+    host, ran = gated_host(path, clock)
+    async with host:
+        denied = await host.process(OVERLOAD)
+        await host.controls.answer(denied.seq, approve=False, by="bob", comment="not now")
+        unanswered = await host.process(OVERLOAD)
+        clock.advance(599)
+        await host.controls.refresh()
+        assert [unanswered.seq] == [p.decision_seq for p in host.controls.pending.values()]
+        clock.advance(2)
+        await host.controls.refresh()
+        await host.wait_for_actions()
+        assert {} == host.controls.pending
+    assert [] == ran
+    assert "denied by bob: not now" in details(path, denied.seq)
+    assert "denied by timeout: no answer within 600 s: denied by default" in details(
+        path, unanswered.seq
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "gated"),
+    [
+        (ApprovalPolicy(risks=("high",)), True),
+        (ApprovalPolicy(risks=("critical",)), False),
+        (ApprovalPolicy(below_confidence=0.8), True),
+        (ApprovalPolicy(below_confidence=0.5), False),
+        (ApprovalPolicy(actions=("rollback_deployment",)), False),
+    ],
+)
+async def test_the_policy_gates_by_name_risk_or_confidence_band(
+    tmp_path: Path, policy: ApprovalPolicy, gated: bool
+) -> None:
+    host = Host(tmp_path / "p.db", durability="normal", clock=ManualClock(), approvals=policy)
+    ran: list[int] = []
+
+    @host.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        ran.append(call.decision.seq)
+
+    async with host:
+        d = await host.process(OVERLOAD)  # restart_service, high risk, confidence 0.7831
+        await host.wait_for_actions()
+    assert ("restart_service", "high") == (d.action, d.risk)
+    assert ([] if gated else [d.seq]) == ran
+
+
+def run_worker(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(WORKER), str(db), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "adaptive_runtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "USER": "carol"},
+    )
+
+
+def test_an_approval_pending_across_kill_9_then_approved_runs_once(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    decided = run_worker(db, "decide-then-die")
+    assert -signal.SIGKILL == decided.returncode, decided.stderr
+    seq = int(decided.stdout.split()[0])
+    listed = cli("approvals", "--db", str(db), "--json")
+    assert [seq] == [p["decision_seq"] for p in json.loads(listed.stdout)]
+    approved = cli("approve", str(seq), "--db", str(db), "--comment", "go")
+    assert 0 == approved.returncode, approved.stderr
+    assert "approved by carol" in approved.stdout
+    first = run_worker(db, "serve")
+    assert {"ran": [seq], "pending": []} == json.loads(first.stdout)
+    second = run_worker(db, "serve")  # the approval was carried out: nothing runs again
+    assert {"ran": [], "pending": []} == json.loads(second.stdout)
+    shown = cli("explain", str(seq), "--db", str(db))
+    assert "approved by carol: go" in shown.stdout
+    again = cli("approve", str(seq), "--db", str(db))
+    assert 2 == again.returncode
+    assert "no action is waiting for approval" in again.stderr
+
+
+async def test_dead_letters_are_listed_retried_and_dismissed(tmp_path: Path) -> None:
+    path = tmp_path / "dl.db"
+    clock = ManualClock(start_ns=START_NS)
+    host = Host(path, durability="normal", clock=clock)
+    healthy = {"now": False}
+    ran: list[int] = []
+
+    @host.action("restart_service", retry=RetryPolicy(max_attempts=2, base_delay=1.0))
+    async def restart(call: ActionCall) -> None:
+        if not healthy["now"]:
+            raise ConnectionError("the node does not answer")
+        ran.append(call.decision.seq)
+
+    async with host:
+        first = await host.process({**OVERLOAD, "agent_id": "a"})
+        second = await host.process({**OVERLOAD, "agent_id": "b"})
+        await host.wait_for_actions()
+        letters = await host.controls.dead_letters()
+        assert [(first.seq, "a", 2), (second.seq, "b", 2)] == [
+            (d.decision_seq, d.agent, d.attempts) for d in letters
+        ]
+        healthy["now"] = True
+        await host.controls.retry(first.seq, by="ops")
+        await host.wait_for_actions()
+        assert [first.seq] == ran
+        await host.controls.dismiss(second.seq, by="ops")
+        assert [] == await host.controls.dead_letters()
+        with pytest.raises(LookupError):
+            await host.controls.retry(second.seq, by="ops")
+    assert "retried by ops" in details(path, first.seq)
+    listed = cli("actions", "--failed", "--db", str(path))
+    assert "No dead letters" in listed.stdout
+
+
+def test_a_dead_letter_retried_from_the_cli_runs_at_the_next_start(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    failed = run_worker(db, "fail")
+    seq = int(failed.stdout.split()[0])
+    listed = cli("actions", "--failed", "--db", str(db))
+    assert "attempts_exhausted" in listed.stdout
+    assert 0 == cli("retry", str(seq), "--db", str(db)).returncode
+    first = run_worker(db, "serve")
+    assert [seq] == json.loads(first.stdout)["ran"]
+    second = run_worker(db, "serve")
+    assert [] == json.loads(second.stdout)["ran"]
+    assert "No dead letters" in cli("actions", "--failed", "--db", str(db)).stdout
