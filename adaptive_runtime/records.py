@@ -193,6 +193,9 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     budget_window: float = 60.0
     hold_during_incident: bool = False
     """No disruptive action for a context while an incident about it is open."""
+    cooldown: float | None = None
+    """At most one of each disruptive action per target (the agent, and the event's target
+    label) in this many seconds; a decision held back is degraded (None: no cooldown)."""
 
     def __post_init__(self) -> None:
         if type(self.correlate_agents) is not int or self.correlate_agents < 0:
@@ -206,16 +209,37 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise ConfigurationError(f"budget must be an int from 0 or None, not {self.budget!r}")
         if not all(isinstance(a, str) and a for a in self.disruptive):
             raise ConfigurationError("disruptive must be a list of action names")
+        cooldown = self.cooldown
+        if cooldown is not None and (
+            isinstance(cooldown, bool)
+            or not isinstance(cooldown, int | float)
+            or not 0 < cooldown <= 86400 * 7
+        ):
+            raise ConfigurationError(f"cooldown must be seconds from 0 to a week, not {cooldown!r}")
 
     @property
     def active(self) -> bool:
         """Whether the policy can change anything at all."""
-        return self.correlate_agents > 0 or self.budget is not None or self.hold_during_incident
+        return (
+            self.correlate_agents > 0
+            or self.budget is not None
+            or self.hold_during_incident
+            or self.cooldown is not None
+        )
 
     @property
     def digest(self) -> str:
-        """A short hash of the policy, recorded in every decision it shaped."""
-        return hashlib.blake2b(msgspec.msgpack.encode(self), digest_size=8).hexdigest()
+        """A short hash of the policy, recorded in every decision it shaped.
+
+        A cooldown counts only when set: the policies journaled before it existed keep
+        the digests their decisions recorded.
+        """
+        fields = {
+            name: getattr(self, name)
+            for name in self.__struct_fields__
+            if name != "cooldown" or self.cooldown is not None
+        }
+        return hashlib.blake2b(msgspec.msgpack.encode(fields), digest_size=8).hexdigest()
 
 
 class EventReceived(msgspec.Struct, frozen=True, tag=True, array_like=True):

@@ -11,7 +11,16 @@ from .._checks import check_text
 from ..errors import InvalidEventError
 from ..records import Event
 
-__all__ = ["LIMITS", "MAX_EVENT_BYTES", "REDACTED", "check_values", "parse_event", "severity"]
+__all__ = [
+    "LIMITS",
+    "MAX_EVENT_BYTES",
+    "REDACTED",
+    "TARGET_FIELDS",
+    "check_values",
+    "parse_event",
+    "severity",
+    "target_of",
+]
 
 # field -> (maximum; larger values are clamped to it). Negative values are refused.
 LIMITS: dict[str, float] = {
@@ -33,6 +42,9 @@ MAX_INT = 2**53  # beyond this an int no longer survives a float round trip
 MAX_EVENT_BYTES = 1024 * 1024
 """The default bound on an event's encoded size: counted while validating, before it is built."""
 RESERVED = frozenset({"type", "id", "extra", *LIMITS})
+TARGET_FIELDS = ("target", "instance", "service")
+"""The event attributes that name what an action acts on, first found wins (silences and
+cooldowns key on the agent and this)."""
 """Names an Event's attributes may not use: they are its fields (or reserved)."""
 
 
@@ -258,3 +270,12 @@ def _describe(value: object) -> str:
     if len(text) > 40:
         text = text[:37] + "..."
     return f"{type(value).__name__} {text}"
+
+
+def target_of(attrs: Mapping[str, Any]) -> str | None:
+    """An event's target: its `target` attribute, else `instance`, else `service` (strings)."""
+    for name in TARGET_FIELDS:
+        value = attrs.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None

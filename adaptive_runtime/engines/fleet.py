@@ -13,6 +13,8 @@ arrival order), and every decision passes through `gate`:
   seconds across the fleet, and none for a context with an open incident if
   `hold_during_incident`. A decision over the budget is degraded to the next rule the
   table would have chosen whose action is not disruptive; the decision says why.
+- **Cool down.** At most one of each disruptive action per target (the agent, with the
+  event's target label) per `cooldown` seconds; a second within it is degraded the same way.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class FleetView(msgspec.Struct, kw_only=True):
     """(ts_ns, agent, action) of the disruptive actions decided in the budget window."""
     incidents: dict[str, int] = {}
     """Per context with an incident: the ts_ns of its latest decision (open within the window)."""
+    last_acted: dict[str, int] = {}
+    """Per target and disruptive action: the ts_ns it was last decided (within the cooldown)."""
+    targets: dict[str, str | None] = {}
+    """Per agent: the target of its event whose decision is still to be folded."""
 
     def copy(self) -> FleetView:
         return FleetView(
@@ -49,14 +55,32 @@ class FleetView(msgspec.Struct, kw_only=True):
             recent={c: list(v) for c, v in self.recent.items()},
             disruptive=list(self.disruptive),
             incidents=dict(self.incidents),
+            last_acted=dict(self.last_acted),
+            targets=dict(self.targets),
         )
 
 
+def cooldown_key(agent: str, target: str | None, action: str) -> str:
+    """The cooldown's key: the agent, the event's target label (if any), the action."""
+    return f"{agent}\x1f{target or ''}\x1f{action}"
+
+
 def observe(
-    view: FleetView, ts_ns: int, agent: str, context: str, action: str, stream_seq: int
+    view: FleetView,
+    ts_ns: int,
+    agent: str,
+    context: str,
+    action: str,
+    stream_seq: int,
+    target: str | None = None,
 ) -> None:
     """Fold one decision into the view (in place), dropping what left the windows."""
     policy = view.policy
+    if policy.cooldown is not None and action in policy.disruptive:
+        since = ts_ns - round(policy.cooldown * 1e9)
+        acted = {k: t for k, t in view.last_acted.items() if t > since}
+        acted[cooldown_key(agent, target, action)] = ts_ns
+        view.last_acted = acted
     window = round(policy.correlate_window * 1e9)
     recent = [r for r in view.recent.get(context, ()) if r[0] >= ts_ns - window]
     recent.append((ts_ns, agent, stream_seq))
@@ -80,6 +104,7 @@ def gate_in_fleet(
     decision: Decision,
     agent: str,
     engine: DecisionEngine,
+    target: str | None = None,
 ) -> tuple[Decision, FleetIncident | None]:
     """Pass a decision through the fleet's policy: maybe open an incident, maybe degrade it.
 
@@ -99,7 +124,18 @@ def gate_in_fleet(
     why = None
     horizon = ts - round(policy.budget_window * 1e9)
     spent = sum(1 for d in view.disruptive if d[0] >= horizon)
-    if policy.hold_during_incident and open_incident_now:
+    last = (
+        None
+        if policy.cooldown is None
+        else view.last_acted.get(cooldown_key(agent, target, decision.action))
+    )
+    if policy.cooldown is not None and last is not None and last > ts - policy.cooldown * 1e9:
+        where = agent if target is None else f"{agent}/{target}"
+        why = (
+            f"cooldown: {decision.action} for {where} at most once per {policy.cooldown:g}s"
+            f" (the last {(ts - last) / 1e9:g}s ago)"
+        )
+    elif policy.hold_during_incident and open_incident_now:
         why = f"held: a fleet incident is open for {decision.context}"
     elif policy.budget is not None and spent >= policy.budget:
         why = (

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import msgspec
 
+from ..engines.events import target_of
 from ..engines.fleet import FleetView, observe, open_incident
 from ..journal import Journal
 from ..records import (
     Entry,
+    EventReceived,
     FleetIncident,
     FleetPolicy,
     FleetPolicySet,
@@ -35,13 +37,16 @@ HOST_STREAM = "~host"
 def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
     """Fold one entry of any stream into the fleet view (in place)."""
     kind = entry.kind
-    if kind == "DecisionMade":
+    if kind == "EventReceived" and view.policy.cooldown is not None:
+        view.targets[entry.stream] = target_of(read_as(entry, EventReceived).event.attrs)
+    elif kind == "DecisionMade":
         try:
             d = decided_fields(entry.body).decision
         except msgspec.DecodeError:
             read_record(entry)  # raises the typed error, naming the seq
             raise
-        observe(view, entry.ts_ns, entry.stream, d.context, d.action, entry.stream_seq)
+        target = view.targets.pop(entry.stream, None)
+        observe(view, entry.ts_ns, entry.stream, d.context, d.action, entry.stream_seq, target)
     elif kind == "FleetIncident":
         open_incident(view, read_as(entry, FleetIncident), entry.ts_ns)
     elif kind == "FleetPolicySet" and entry.stream == HOST_STREAM:

@@ -8,25 +8,16 @@ When a silence ends, nothing skipped inside it fires afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import msgspec
 
+from ..engines.events import target_of
 from ..journal.base import Journal
 from ..records import Entry, SilenceEnded, SilenceSet, read_as
 from .fleet import HOST_STREAM
 
-__all__ = [
-    "TARGET_FIELDS",
-    "Silences",
-    "read_silences",
-    "target_of",
-]
-
-
-TARGET_FIELDS = ("target", "instance", "service")
-"""The event attributes that name a decision's target, first found wins."""
+__all__ = ["Silences", "read_silences", "target_of"]
 
 
 class Silences(msgspec.Struct):
@@ -74,12 +65,3 @@ class Silences(msgspec.Struct):
 def read_silences(journal: Journal, after: int = 0) -> list[Entry]:
     """The `~host` entries after a seq (the silence fold skips the other kinds)."""
     return list(journal.read(HOST_STREAM, after=after))
-
-
-def target_of(attrs: Mapping[str, Any]) -> str | None:
-    """An event's target: its `target` attribute, else `instance`, else `service` (strings)."""
-    for name in TARGET_FIELDS:
-        value = attrs.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return None

@@ -13,7 +13,7 @@ from .._crashpoints import crash_point
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
-from ..engines.events import parse_event
+from ..engines.events import parse_event, target_of
 from ..engines.fleet import gate_in_fleet, observe, open_incident
 from ..engines.original import ConfidenceEngine, pooled
 from ..engines.pipeline import decide
@@ -229,8 +229,9 @@ class Agent:
             if fleet is not None:
                 if made:  # decided again after a conflict: the view holds the first try
                     host.fleet_stale = True
+                target = target_of(ev.attrs)
                 decision, incident = gate_in_fleet(
-                    fleet, decision, self.agent_id, ledger.policy.decision_engine
+                    fleet, decision, self.agent_id, ledger.policy.decision_engine, target
                 )
                 observe(
                     fleet,
@@ -239,6 +240,7 @@ class Agent:
                     decision.context,
                     decision.action,
                     ledger.next_stream_seq + 2,
+                    target,
                 )
                 if incident is not None:
                     open_incident(fleet, incident, ts)
