@@ -23,7 +23,8 @@ Prometheus Alertmanager's webhook (payload version 4), one event per firing aler
 
 A `resolved` alert is not an event: it is evidence about the decision made when the
 same alert (same fingerprint and startsAt) fired, recorded as a successful outcome of
-it, once. A resolved alert whose firing was never decided here records nothing.
+it unless one is recorded already (the HTTP service does this). A resolved alert whose
+firing was never decided here records nothing.
 
 CloudEvents 1.0 in structured JSON mode: `data` (an object) holds the event's fields;
 `type` is `data.type` if set, else the last dot-separated part of the CloudEvent's

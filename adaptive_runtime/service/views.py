@@ -144,7 +144,8 @@ class IncidentView(msgspec.Struct, kw_only=True):
 class AlertResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
     status: str
-    """decided, already_decided, resolved, already_resolved or unknown_alert."""
+    """decided, already_decided, resolved, already_resolved (an outcome of the decision was
+    recorded before: an earlier resolution, or its action's own success) or unknown_alert."""
     seq: int | None = None
     action: str | None = None
 

@@ -560,3 +560,53 @@ async def test_approvals_through_the_api_need_the_approve_scope(tmp_path: Path) 
         assert [] == (await c.get("/v1/dead-letters", headers=READ)).json()
         none = await c.post("/v1/dead-letters/99/retry", json={"by": "x"}, headers=WRITE)
         assert 404 == none.status_code
+
+
+async def test_robusta_345_a_resolved_alert_never_restarts_the_healthy_replacement(
+    tmp_path: Path,
+) -> None:
+    """Robusta #345: an action fired on a RESOLVED alert and deleted the healthy replacement
+    pod. Here: the alert fires, the restart runs once; Alertmanager re-sends the firing and
+    then sends it resolved; the new pod reports healthy. One disruptive action, no second."""
+    host, clock = host_at(tmp_path / "j.db", fleet=FleetPolicy(cooldown=600.0))
+    ran: list[str] = []
+
+    @host.action("restart_service")
+    async def restart(call: Any) -> None:
+        ran.append(call.event["alertname"])
+
+    pod = {"alertname": "ServiceOverload", "severity_score": "0.82", "service": "checkout"}
+    firing = webhook(alert("firing", **pod))
+    async with client(host) as c:
+        hook = "/v1/receivers/alertmanager"
+        first = (await c.post(hook, json=firing, headers=WRITE)).json()["results"][0]
+        assert "decided" == first["status"]
+        await host.wait_for_actions()
+        clock.advance(30)
+        assert (
+            "decided"
+            == (await c.post(hook, json=firing, headers=WRITE)).json()["results"][0]["status"]
+        )  # the re-send: the recorded decision, nothing new
+        resolved = (
+            await c.post(hook, json=webhook(alert("resolved", **pod)), headers=WRITE)
+        ).json()
+        # the restart's own success was its outcome; the resolution adds no second one
+        assert "already_resolved" == resolved["results"][0]["status"]
+        for _ in range(3):  # the replacement pod is healthy
+            clock.advance(10)
+            healthy = {"type": "health_check", "severity": 0.05, "agent_id": "checkout"}
+            d = (await c.post("/v1/events", json=healthy, headers=WRITE)).json()
+            assert d["action"] not in (
+                "restart_service",
+                "rollback_deployment",
+                "isolate_component",
+            )
+        # the same alert firing again a minute later (a new startsAt): the cooldown holds it
+        clock.advance(20)
+        again = alert("firing", fingerprint="f00d", **pod)
+        again["startsAt"] = "2026-11-27T01:01:30.000Z"
+        refire = (await c.post(hook, json=webhook(again), headers=WRITE)).json()["results"][0]
+        assert "decided" == refire["status"]
+        assert "restart_service" != refire["action"]
+        await host.wait_for_actions()
+    assert ["ServiceOverload"] == ran
