@@ -181,6 +181,9 @@ DEFAULT_DISRUPTIVE = (
 """Actions that take something away while they run: the ones a budget counts."""
 
 
+_LATER_KNOBS = frozenset({"cooldown", "max_share", "min_untouched"})
+
+
 class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The fleet's safety knobs; journaled, so replay and what-if use the ones in force."""
 
@@ -196,6 +199,12 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     cooldown: float | None = None
     """At most one of each disruptive action per target (the agent, and the event's target
     label) in this many seconds; a decision held back is degraded (None: no cooldown)."""
+    max_share: float | None = None
+    """Fleet floor: disruptive actions on at most this share of the fleet's agents within
+    budget_window (NodeHealthCheck's maxUnhealthy); None: no bound."""
+    min_untouched: int | None = None
+    """Fleet floor: at least this many agents with no disruptive action within budget_window
+    (minHealthy); None: no bound."""
 
     def __post_init__(self) -> None:
         if type(self.correlate_agents) is not int or self.correlate_agents < 0:
@@ -216,6 +225,14 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             or not 0 < cooldown <= 86400 * 7
         ):
             raise ConfigurationError(f"cooldown must be seconds from 0 to a week, not {cooldown!r}")
+        share = self.max_share
+        if share is not None and (
+            isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1
+        ):
+            raise ConfigurationError(f"max_share must be above 0 and at most 1, not {share!r}")
+        floor = self.min_untouched
+        if floor is not None and (type(floor) is not int or floor < 0):
+            raise ConfigurationError(f"min_untouched must be an int from 0, not {floor!r}")
 
     @property
     def active(self) -> bool:
@@ -225,19 +242,21 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             or self.budget is not None
             or self.hold_during_incident
             or self.cooldown is not None
+            or self.max_share is not None
+            or self.min_untouched is not None
         )
 
     @property
     def digest(self) -> str:
         """A short hash of the policy, recorded in every decision it shaped.
 
-        A cooldown counts only when set: the policies journaled before it existed keep
-        the digests their decisions recorded.
+        The knobs added since the first version (the cooldown, the floors) count only when
+        set: the policies journaled before they existed keep their decisions' digests.
         """
         fields = {
             name: getattr(self, name)
             for name in self.__struct_fields__
-            if name != "cooldown" or self.cooldown is not None
+            if name not in _LATER_KNOBS or getattr(self, name) is not None
         }
         return hashlib.blake2b(msgspec.msgpack.encode(fields), digest_size=8).hexdigest()
 

@@ -15,6 +15,8 @@ arrival order), and every decision passes through `gate`:
   table would have chosen whose action is not disruptive; the decision says why.
 - **Cool down.** At most one of each disruptive action per target (the agent, with the
   event's target label) per `cooldown` seconds; a second within it is degraded the same way.
+- **Floors.** Within `budget_window`, disruptive actions on at most `max_share` of the
+  fleet's agents, and at least `min_untouched` agents with none; past either, degraded.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class FleetView(msgspec.Struct, kw_only=True):
     """Per target and disruptive action: the ts_ns it was last decided (within the cooldown)."""
     targets: dict[str, str | None] = {}
     """Per agent: the target of its event whose decision is still to be folded."""
+    agents: dict[str, None] = {}
+    """Every agent that has had a decision: the fleet the floors count."""
 
     def copy(self) -> FleetView:
         return FleetView(
@@ -57,6 +61,7 @@ class FleetView(msgspec.Struct, kw_only=True):
             incidents=dict(self.incidents),
             last_acted=dict(self.last_acted),
             targets=dict(self.targets),
+            agents=dict(self.agents),
         )
 
 
@@ -76,6 +81,7 @@ def observe(
 ) -> None:
     """Fold one decision into the view (in place), dropping what left the windows."""
     policy = view.policy
+    view.agents[agent] = None
     if policy.cooldown is not None and action in policy.disruptive:
         since = ts_ns - round(policy.cooldown * 1e9)
         acted = {k: t for k, t in view.last_acted.items() if t > since}
@@ -135,6 +141,8 @@ def gate_in_fleet(
             f"cooldown: {decision.action} for {where} at most once per {policy.cooldown:g}s"
             f" (the last {(ts - last) / 1e9:g}s ago)"
         )
+    elif (floor := _floor(view, agent, horizon)) is not None:
+        why = floor
     elif policy.hold_during_incident and open_incident_now:
         why = f"held: a fleet incident is open for {decision.context}"
     elif policy.budget is not None and spent >= policy.budget:
@@ -145,6 +153,27 @@ def gate_in_fleet(
     if why is None:
         return decision, incident
     return _degrade(decision, engine, policy, why), incident
+
+
+def _floor(view: FleetView, agent: str, horizon: int) -> str | None:
+    """Why one more disruptive action (on `agent`) would pass a fleet floor, or None."""
+    policy = view.policy
+    if policy.max_share is None and policy.min_untouched is None:
+        return None
+    acted = {a for ts, a, _ in view.disruptive if ts >= horizon} | {agent}
+    fleet = len(view.agents.keys() | {agent})
+    window = f"{policy.budget_window:g}s"
+    if policy.max_share is not None and len(acted) > policy.max_share * fleet:
+        return (
+            f"fleet floor: acting on {len(acted)} of {fleet} agents within {window} passes"
+            f" max_share {policy.max_share:g}"
+        )
+    if policy.min_untouched is not None and fleet - len(acted) < policy.min_untouched:
+        return (
+            f"fleet floor: {fleet - len(acted)} of {fleet} agents would be left untouched"
+            f" within {window}; min_untouched is {policy.min_untouched}"
+        )
+    return None
 
 
 def _correlate(view: FleetView, decision: Decision, agent: str) -> FleetIncident | None:
