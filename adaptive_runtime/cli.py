@@ -134,6 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="full: fsync every commit (default); normal: SQLite's WAL at synchronous=NORMAL",
     )
     srv.add_argument(
+        "--notify",
+        action="append",
+        metavar="URL",
+        help="an Apprise URL to notify people through (repeatable; the notify extra); default:"
+        " the lines of ADAPTIVE_RUNTIME_NOTIFY",
+    )
+    srv.add_argument(
+        "--notify-priority",
+        choices=["low", "normal", "high", "critical"],
+        default="high",
+        help="notify decisions at this priority or above (default: high); approval requests,"
+        " dead letters and incidents always",
+    )
+    srv.add_argument(
         "--dry-run",
         action="store_true",
         help="decide and journal everything, run no action handler (each journaled as skipped)",
@@ -542,7 +556,10 @@ def _serve(args: argparse.Namespace) -> int:
     plugins = None if args.plugins is None else [p for p in args.plugins.split(",") if p]
     if args.max_body < 1024:
         raise UsageError("--max-body must be at least 1024 bytes")
+    notify = args.notify or os.environ.get("ADAPTIVE_RUNTIME_NOTIFY", "").split()
     config = ServiceConfig(
+        notify_urls=tuple(notify),
+        notify_priority=args.notify_priority,
         tokens=Tokens.load(args.tokens),
         insecure_no_auth=args.insecure_no_auth,
         max_body_bytes=args.max_body,

@@ -106,6 +106,10 @@ class ServiceConfig(msgspec.Struct, kw_only=True):
     """Seconds between the live feed's looks at the journal when no commit of this host woke it."""
     on_stop: Literal["wait", "interrupt"] = "wait"
     """At shutdown, let running actions finish ("wait") or interrupt them to resume at the next start."""
+    notify_urls: tuple[str, ...] = ()
+    """Apprise URLs to notify people through (the notify extra); none: no notifications."""
+    notify_priority: str = "high"
+    """Decisions at this priority or above are notified."""
     manage_host: bool = True
     """Start the host at the app's startup and stop it at its shutdown (False: the caller does,
     on the loop that serves the requests; a test client runs the lifespan on a loop of its own)."""
@@ -178,6 +182,12 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     config = config or ServiceConfig()
     telemetry = Telemetry(host)
     feed = Feed(host, poll=config.feed_poll)
+    notifier = None
+    if config.notify_urls:
+        from ..notify import Notifier, NotifyPolicy
+
+        policy = NotifyPolicy(min_priority=config.notify_priority)
+        notifier = Notifier(host, list(config.notify_urls), policy)
     secrets = config.tokens.secrets
     resolved_lock = asyncio.Lock()
 
@@ -694,9 +704,13 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         if config.manage_host:
             await host.start()
         host.watch(telemetry.watch)
+        if notifier is not None:
+            notifier.start()
 
     async def on_shutdown() -> None:
         feed.close()
+        if notifier is not None:
+            await notifier.stop()
         if config.manage_host:
             await host.stop(actions=config.on_stop)
 

@@ -163,6 +163,7 @@ def test_serve_without_tokens_is_refused_and_insecure_says_so(tmp_path: Path) ->
     [
         (["--bind", "8080"], "--bind takes HOST:PORT"),
         (["--tokens", "/nonexistent/tokens.txt"], "can't read the token file"),
+        (["--insecure-no-auth", "--notify", "nope://s3cret@x"], "URL 1 (nope://...) is not one"),
     ],
 )
 def test_bad_serve_settings_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:

@@ -53,6 +53,8 @@ def test_each_optional_dependency_has_one_importer(path: Path) -> None:
         assert not any(n.split(".")[0] in ("psycopg", "psycopg_pool") for n in names), names
     if where != "plots.py":
         assert not any(n.split(".")[0] == "matplotlib" for n in names), names
+    if where != "notify.py":
+        assert not any(n.split(".")[0] == "apprise" for n in names), names
     if not where.startswith("service/"):
         web = ("litestar", "uvicorn", "prometheus_client", "starlette")
         assert not any(n.split(".")[0] in web for n in names), names

@@ -1,0 +1,191 @@
+"""Notifications to people, through Apprise (the `notify` extra): Slack, Teams, email,
+PagerDuty, a JSON webhook... any Apprise URL.
+
+A Notifier watches a host's commits and notes what a person should hear of: decisions at
+or above a priority, approval requests (and approvals that timed out), actions given up
+(dead letters), and fleet incidents. Notes are grouped (one message per flush, every
+`group_seconds`) and rate-limited (at most `max_per_hour` messages in any hour, by the
+host's clock; what is held back is counted in the next message). A message names the
+agent, the seq, the event type, the action and the reason, never an event's attributes,
+and the Apprise URLs (which hold credentials) never appear in a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .errors import ConfigurationError
+from .records import (
+    ActionAbandoned,
+    ActionAwaitingApproval,
+    ApprovalDecided,
+    DecisionMade,
+    Entry,
+    FleetIncident,
+    read_record,
+)
+
+if TYPE_CHECKING:
+    from .runtime.host import Host
+
+__all__ = ["Notifier", "NotifyPolicy"]
+
+log = logging.getLogger("adaptive_runtime.notify")
+PRIORITIES = ("low", "normal", "high", "critical")
+MAX_LINES = 50
+HOUR_NS = 3600 * 10**9
+
+
+class NotifyPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What is worth a message, and how often messages may go."""
+
+    min_priority: str = "high"
+    """Decisions at this priority or above are noted (approvals, dead letters and incidents
+    always are)."""
+    group_seconds: float = 10.0
+    """Notes are gathered this long into one message."""
+    max_per_hour: int = 30
+    """At most this many messages in any hour."""
+
+    def __post_init__(self) -> None:
+        if self.min_priority not in PRIORITIES:
+            msg = f"min_priority is one of {', '.join(PRIORITIES)}, not {self.min_priority!r}"
+            raise ConfigurationError(msg)
+        if (
+            not 0 < self.group_seconds <= 3600
+            or type(self.max_per_hour) is not int
+            or self.max_per_hour < 1
+        ):
+            msg = "group_seconds is above 0 and at most 3600, max_per_hour a positive int"
+            raise ConfigurationError(msg)
+
+
+class Notifier:
+    """Notes from a host's commits, sent grouped and rate-limited through Apprise."""
+
+    def __init__(self, host: Host, urls: Sequence[str], policy: NotifyPolicy | None = None) -> None:
+        try:
+            import apprise
+        except ImportError:
+            raise ConfigurationError(
+                "notifications need the notify extra: pip install 'adaptive-runtime[notify]'"
+            ) from None
+        if isinstance(urls, str) or not urls:
+            raise ConfigurationError("urls must be a non-empty list of Apprise URLs")
+        self._apprise = apprise.Apprise()
+        for index, url in enumerate(urls):
+            if not self._apprise.add(url):
+                # the URL itself may hold a secret: name it by its place and scheme only
+                scheme = url.split("://", 1)[0] if "://" in url else "?"
+                raise ConfigurationError(
+                    f"notification URL {index + 1} ({scheme}://...) is not one Apprise knows"
+                )
+        self.policy = policy or NotifyPolicy()
+        self._host = host
+        self._rank = PRIORITIES.index(self.policy.min_priority)
+        self.notes: list[str] = []
+        """Noted and not sent yet."""
+        self.held_back = 0
+        """Notes dropped from messages because of the rate limit, to be counted in the next."""
+        self.sent: list[int] = []
+        """When each message of the last hour went (the host's clock)."""
+        self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+        self._unwatch = host.watch(self.watch)
+
+    def watch(self, entries: list[Entry]) -> None:
+        """Note what a person should hear of in one commit."""
+        for entry in entries:
+            note = self._note(entry)
+            if note is not None:
+                self.notes.append(note)
+
+    def _note(self, entry: Entry) -> str | None:
+        kind, where = entry.kind, f"{entry.stream} seq {entry.seq}"
+        if kind == "DecisionMade":
+            d = read_record(entry)
+            assert isinstance(d, DecisionMade)
+            decision = d.decision
+            if PRIORITIES.index(decision.priority) < self._rank:
+                return None
+            return (
+                f"[{decision.priority}] {where}: {decision.event_type} -> {decision.action}"
+                f" (confidence {decision.confidence:.2f}, {decision.reason})"
+            )
+        if kind == "ActionAwaitingApproval":
+            a = read_record(entry)
+            assert isinstance(a, ActionAwaitingApproval)
+            return f"[approval] {where}: {a.action} waits: {a.reason} (adaptive-runtime approve {entry.seq - 1})"
+        if kind == "ApprovalDecided":
+            r = read_record(entry)
+            assert isinstance(r, ApprovalDecided)
+            return (
+                None if r.by != "timeout" else f"[approval] {where}: {r.action} denied: {r.reason}"
+            )
+        if kind == "ActionAbandoned":
+            g = read_record(entry)
+            assert isinstance(g, ActionAbandoned)
+            return (
+                f"[dead letter] {where}: {g.action} given up after {g.attempts} attempts"
+                f" ({g.reason}; adaptive-runtime retry {g.decision_seq})"
+            )
+        if kind == "FleetIncident":
+            i = read_record(entry)
+            assert isinstance(i, FleetIncident)
+            return f"[incident] {where}: {i.context} across {len(i.agents)} agents ({i.rule})"
+        return None
+
+    async def flush(self) -> bool:
+        """Send what is noted as one message, if the rate limit allows; True if one went."""
+        if not self.notes:
+            return False
+        now = self._host.clock.now_ns()
+        self.sent = [t for t in self.sent if t > now - HOUR_NS]
+        if len(self.sent) >= self.policy.max_per_hour:
+            self.held_back += len(self.notes)
+            self.notes.clear()
+            return False
+        notes, self.notes = self.notes, []
+        lines = notes[:MAX_LINES]
+        more = len(notes) - len(lines) + self.held_back
+        if more:
+            lines.append(f"... and {more} more (grouped, or held back by the rate limit)")
+        title = f"Adaptive Runtime: {len(notes)} to look at"
+        ok = await self._apprise.async_notify(body="\n".join(lines), title=title)
+        self.sent.append(now)
+        if ok:
+            self.held_back = 0
+        else:
+            self.failures += 1
+            log.warning("a notification could not be delivered to every URL (%d lines)", len(lines))
+        return bool(ok)
+
+    def start(self) -> None:
+        """Flush every group_seconds (the wall clock: it paces delivery, not decisions)."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.group_seconds)
+            try:
+                await self.flush()
+            except Exception:
+                self.failures += 1
+                log.exception("sending a notification failed")
+
+    async def stop(self) -> None:
+        """Send what is noted, then stop watching."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._unwatch()
+        with contextlib.suppress(Exception):
+            await self.flush()

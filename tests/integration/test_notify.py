@@ -1,0 +1,113 @@
+"""Notifications through Apprise's JSON webhook URL to a local HTTP receiver."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adaptive_runtime import FleetPolicy, Host, ManualClock
+from adaptive_runtime.errors import ConfigurationError
+from adaptive_runtime.notify import Notifier, NotifyPolicy
+from adaptive_runtime.records import ApprovalPolicy
+from adaptive_runtime.runtime.actions import ActionCall
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+QUIET = {"type": "anomaly_detected", "severity": 0.3}
+START_NS = 1_764_000_000 * 10**9
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local HTTP receiver: (its json:// URL, the bodies it got)."""
+    got: list[dict[str, Any]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"json://127.0.0.1:{server.server_address[1]}/hook", got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_notes_are_grouped_into_one_message(
+    tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, got = receiver
+    clock = ManualClock(start_ns=START_NS)
+    host = Host(
+        tmp_path / "n.db",
+        durability="normal",
+        clock=clock,
+        fleet=FleetPolicy(correlate_agents=3),
+        approvals=ApprovalPolicy(actions=("restart_service",)),
+    )
+
+    @host.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        pass
+
+    async with host:
+        notifier = Notifier(host, [url], NotifyPolicy(min_priority="high"))
+        for i in range(3):
+            await host.process({**OVERLOAD, "agent_id": f"svc-{i}", "password": "hunter2"})
+        await host.process({**QUIET, "agent_id": "svc-9"})  # normal priority: not noted
+        assert await notifier.flush()
+        assert not await notifier.flush()  # nothing new
+        await notifier.stop()
+    [message] = got
+    assert "Adaptive Runtime: 7 to look at" == message["title"]
+    lines = message["message"].splitlines()
+    assert 3 == sum(1 for line in lines if line.startswith("[high] svc-"))
+    assert 3 == sum(1 for line in lines if line.startswith("[approval] svc-"))
+    assert 1 == sum(1 for line in lines if line.startswith("[incident] svc-2"))
+    assert "hunter2" not in message["message"]
+    assert "adaptive-runtime approve 4" in message["message"]  # seqs 1-2: the policies
+
+
+async def test_the_rate_limit_holds_messages_back_and_counts_them(
+    tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, got = receiver
+    clock = ManualClock(start_ns=START_NS)
+    async with Host(tmp_path / "r.db", durability="normal", clock=clock) as host:
+        notifier = Notifier(host, [url], NotifyPolicy(max_per_hour=2))
+        for _ in range(3):
+            await host.process(OVERLOAD)
+            await notifier.flush()
+            clock.advance(60)
+        assert 2 == len(got)  # the third is held back
+        assert 1 == notifier.held_back
+        clock.advance(3600)
+        await host.process(OVERLOAD)
+        assert await notifier.flush()
+        await notifier.stop()
+    assert 3 == len(got)
+    assert "... and 1 more (grouped, or held back by the rate limit)" in got[2]["message"]
+
+
+def test_a_bad_url_or_policy_is_a_configuration_error(tmp_path: Path) -> None:
+    host = Host("memory:")
+    with pytest.raises(ConfigurationError, match=r"URL 1 \(nope://...\)"):
+        Notifier(host, ["nope://secret@x"])
+    with pytest.raises(ConfigurationError):
+        Notifier(host, "json://x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        NotifyPolicy(min_priority="urgent")
