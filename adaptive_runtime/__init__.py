@@ -32,14 +32,23 @@ from .errors import (
 if TYPE_CHECKING:
     from .clock import Clock, ManualClock, SystemClock
     from .engines.backoff import BreakerPolicy, RetryPolicy
-    from .records import Decision, Event, FleetPolicy, LearningPolicy, Rule
-    from .runtime import ActionCall, Agent, EventBus, Host, Runtime
+    from .records import (
+        ApprovalPolicy,
+        Decision,
+        Event,
+        FleetPolicy,
+        LearningPolicy,
+        Rule,
+        SilenceMatcher,
+    )
+    from .runtime import ActionCall, Agent, EventBus, Host, Runtime, Verification
 
 __all__ = [
     "ActionCall",
     "ActionTimeoutError",
     "AdaptiveRuntimeError",
     "Agent",
+    "ApprovalPolicy",
     "BreakerPolicy",
     "Clock",
     "ConfigurationError",
@@ -66,8 +75,10 @@ __all__ = [
     "Rule",
     "Runtime",
     "RuntimeNotStartedError",
+    "SilenceMatcher",
     "StreamConflictError",
     "SystemClock",
+    "Verification",
 ]
 __version__ = "0.1.0"
 
@@ -82,6 +93,9 @@ _LAZY = {
     "FleetPolicy": "adaptive_runtime.records",
     "LearningPolicy": "adaptive_runtime.records",
     "Rule": "adaptive_runtime.records",
+    "ApprovalPolicy": "adaptive_runtime.records",
+    "SilenceMatcher": "adaptive_runtime.records",
+    "Verification": "adaptive_runtime.runtime",
     "ActionCall": "adaptive_runtime.runtime",
     "Agent": "adaptive_runtime.runtime",
     "EventBus": "adaptive_runtime.runtime",

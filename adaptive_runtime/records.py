@@ -18,12 +18,15 @@ __all__ = [
     "DEFAULT_DISRUPTIVE",
     "ActionAbandoned",
     "ActionAwaitingApproval",
+    "ActionEscalated",
     "ActionFailed",
     "ActionRetried",
     "ActionScheduled",
     "ActionSkipped",
     "ActionStarted",
     "ActionSucceeded",
+    "ActionVerified",
+    "ActionVerifying",
     "ApprovalDecided",
     "ApprovalGiven",
     "ApprovalPolicy",
@@ -453,6 +456,34 @@ class SilenceEnded(msgspec.Struct, frozen=True, tag=True, array_like=True):
     by: str
 
 
+class ActionVerifying(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """An action's handler returned; whether the symptom cleared is checked at `due_ns`."""
+
+    decision_seq: int
+    action: str
+    due_ns: int
+
+
+class ActionVerified(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """What the check found: the action's outcome, journaled beside it."""
+
+    decision_seq: int
+    action: str
+    ok: bool
+    evidence: str
+
+
+class ActionEscalated(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """The check failed: the next action of the ladder is scheduled by this record."""
+
+    decision_seq: int
+    action: str
+    """The action escalated to."""
+    step: int
+    """Its place on the ladder, from 1."""
+    reason: str
+
+
 class ApprovalPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Which actions wait for a person's approval before they run (any one test suffices)."""
 
@@ -569,6 +600,9 @@ Record = (
     | DeadLetterRetry
     | DeadLetterDismissed
     | ActionRetried
+    | ActionVerifying
+    | ActionVerified
+    | ActionEscalated
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -11,12 +11,15 @@ from ..errors import InvalidEventError
 from ..records import (
     ActionAbandoned,
     ActionAwaitingApproval,
+    ActionEscalated,
     ActionFailed,
     ActionRetried,
     ActionScheduled,
     ActionSkipped,
     ActionStarted,
     ActionSucceeded,
+    ActionVerified,
+    ActionVerifying,
     ApprovalDecided,
     ApprovalGiven,
     ApprovalPolicySet,
@@ -131,6 +134,14 @@ def _check(record: Record) -> None:
         _label("agent", record.agent)
         _seq("decision_seq", record.decision_seq)
         check_text_field("by", record.by)
+    elif isinstance(record, ActionVerifying | ActionVerified | ActionEscalated):
+        _seq("decision_seq", record.decision_seq)
+        _label("action", record.action)
+        if isinstance(record, ActionVerified):
+            _label("evidence", record.evidence)
+        if isinstance(record, ActionEscalated):
+            _count("step", record.step)
+            _label("reason", record.reason)
     elif isinstance(record, ApprovalDecided | ActionRetried):
         _seq("decision_seq", record.decision_seq)
         _label("action", record.action)

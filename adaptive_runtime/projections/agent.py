@@ -11,12 +11,15 @@ from ..engines.learning import Learning, Outcomes
 from ..engines.learning import record as record_outcome
 from ..records import (
     ActionAbandoned,
+    ActionEscalated,
     ActionFailed,
     ActionRetried,
     ActionScheduled,
     ActionSkipped,
     ActionStarted,
     ActionSucceeded,
+    ActionVerified,
+    ActionVerifying,
     ApprovalDecided,
     Breaker,
     CheckpointCreated,
@@ -60,6 +63,8 @@ class OpenAction(msgspec.Struct, frozen=True, array_like=True):
     """When the next attempt may start."""
     retrying: bool = True
     """False once the last attempt failed with no retry to follow: only the abandon is missing."""
+    verifying: bool = False
+    """The handler returned; the check of its effect is due at `due_ns`."""
 
 
 class AgentState(msgspec.Struct, kw_only=True):
@@ -202,6 +207,14 @@ def _evolve_action(state: AgentState, entry: Entry, record: object) -> None:
         state.breakers[record.action] = record.breaker
     elif isinstance(record, ActionSkipped):
         state.actions_skipped += 1
+    elif isinstance(record, ActionVerifying):
+        opened[record.decision_seq] = OpenAction(
+            record.action, due_ns=record.due_ns, verifying=True
+        )
+    elif isinstance(record, ActionVerified):
+        opened.pop(record.decision_seq, None)
+    elif isinstance(record, ActionEscalated):
+        opened[record.decision_seq] = OpenAction(record.action, due_ns=entry.ts_ns)
     elif isinstance(record, ApprovalDecided | ActionRetried):
         if not isinstance(record, ApprovalDecided) or record.approved:
             # approved, or retried: scheduled from here, as ActionScheduled schedules

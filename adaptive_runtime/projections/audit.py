@@ -18,12 +18,15 @@ from ..journal import Journal
 from ..records import (
     ActionAbandoned,
     ActionAwaitingApproval,
+    ActionEscalated,
     ActionFailed,
     ActionRetried,
     ActionScheduled,
     ActionSkipped,
     ActionStarted,
     ActionSucceeded,
+    ActionVerified,
+    ActionVerifying,
     ApprovalDecided,
     Decision,
     DecisionMade,
@@ -242,8 +245,25 @@ def explain(journal: Journal, seq: int) -> Explanation:
             attempts.append(
                 Attempt(seq=later.seq, ts_ns=later.ts_ns, kind=later.kind, attempt=0, detail=detail)
             )
-        elif isinstance(rec, ApprovalDecided | ActionRetried) and rec.decision_seq == entry.seq:
-            if isinstance(rec, ActionRetried):
+        elif (
+            isinstance(
+                rec,
+                ApprovalDecided
+                | ActionRetried
+                | ActionVerifying
+                | ActionVerified
+                | ActionEscalated,
+            )
+            and rec.decision_seq == entry.seq
+        ):
+            if isinstance(rec, ActionVerifying):
+                detail = f"verifying {rec.action}: its effect is checked later"
+            elif isinstance(rec, ActionVerified):
+                verdict = "verified" if rec.ok else "did not work"
+                detail = f"{rec.action} {verdict}: {rec.evidence}"
+            elif isinstance(rec, ActionEscalated):
+                detail = f"escalated to {rec.action} (step {rec.step}): {rec.reason}"
+            elif isinstance(rec, ActionRetried):
                 detail = f"retried by {rec.by}"
             else:
                 verdict = "approved" if rec.approved else "denied"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .actions import ActionCall
+from .actions import ActionCall, Verification
 from .agent import Agent
 from .bus import ALL, EventBus
 from .host import Host
 from .runtime import Runtime
 
-__all__ = ["ALL", "ActionCall", "Agent", "EventBus", "Host", "Runtime"]
+__all__ = ["ALL", "ActionCall", "Agent", "EventBus", "Host", "Runtime", "Verification"]

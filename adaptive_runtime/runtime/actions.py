@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -21,19 +21,27 @@ from ..engines.backoff import (
     breaker_succeeded,
     delay_for,
 )
+from ..engines.events import target_of
 from ..errors import ActionTimeoutError, ConfigurationError
+from ..journal.base import Journal
 from ..records import (
     ActionAbandoned,
     ActionAwaitingApproval,
+    ActionEscalated,
     ActionFailed,
     ActionScheduled,
     ActionSkipped,
     ActionStarted,
     ActionSucceeded,
+    ActionVerified,
+    ActionVerifying,
     Breaker,
     Decision,
+    Entry,
+    EventReceived,
     OutcomeRecorded,
     Record,
+    read_record,
 )
 
 if TYPE_CHECKING:
@@ -60,6 +68,29 @@ class ActionCall(msgspec.Struct, frozen=True, kw_only=True):
 Handler = Callable[[ActionCall], Awaitable[Any] | Any]
 
 
+class Verification(msgspec.Struct, frozen=True, kw_only=True):
+    """How to tell that an action worked: a handler's return is not proof.
+
+    `within` seconds after the handler returns, the evidence is, in this order: an
+    outcome recorded for the decision meanwhile (a resolved alert records one); else the
+    `probe` (called with the ActionCall; truthy: the symptom cleared); else no repeat of
+    the event (the same type, for the same target) in the agent's stream meanwhile.
+    """
+
+    within: float
+    probe: Handler | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.within, bool) or not isinstance(self.within, int | float):
+            raise ConfigurationError(f"within must be seconds, not {self.within!r}")
+        if not 0 < self.within <= 86400:
+            raise ConfigurationError(
+                f"within must be above 0 and at most a day, not {self.within!r}"
+            )
+        if self.probe is not None and not callable(self.probe):
+            raise ConfigurationError("probe must be callable")
+
+
 class ActionSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A registered action handler and the policies it runs under."""
 
@@ -70,6 +101,9 @@ class ActionSpec(msgspec.Struct, frozen=True, kw_only=True):
     retry_on: Callable[[BaseException], bool] | None = None
     fallback: Handler | None = None
     resume: Resume = "retry"
+    verify: Verification | None = None
+    escalate: tuple[str, ...] = ()
+    """The ladder walked when a check of this action fails: each next action in turn."""
 
 
 def register_action(
@@ -81,12 +115,23 @@ def register_action(
     retry_on: Callable[[BaseException], bool] | None,
     fallback: Handler | None,
     resume: Resume,
+    *,
+    verify: Verification | None = None,
+    escalate: Sequence[str] = (),
 ) -> Callable[[Handler], Handler]:
     """The decorator that registers an action handler, host-wide or for one agent."""
     if not isinstance(name, str) or not name:
         raise ConfigurationError("an action needs a non-empty name, e.g. 'restart_service'")
     if resume not in ("retry", "abandon"):
         raise ConfigurationError(f"resume must be 'retry' or 'abandon', not {resume!r}")
+    if verify is not None and not isinstance(verify, Verification):
+        raise ConfigurationError(f"verify must be a Verification, not {type(verify).__name__}")
+    if isinstance(escalate, str) or not all(isinstance(a, str) and a for a in escalate):
+        raise ConfigurationError(
+            "escalate must be a list of action names, e.g. ['rollback_deployment']"
+        )
+    if escalate and verify is None:
+        raise ConfigurationError("escalate needs verify=: a ladder is walked when a check fails")
 
     def register(handler: Handler) -> Handler:
         if not callable(handler):
@@ -100,6 +145,8 @@ def register_action(
                 retry_on=retry_on,
                 fallback=fallback,
                 resume=resume,
+                verify=verify,
+                escalate=tuple(escalate),
             ),
             agent,
         )
@@ -175,14 +222,27 @@ class ActionScheduler:
         event: dict[str, Any],
         first_attempt: int = 1,
         wait: float = 0.0,
+        *,
+        action: str | None = None,
+        verify_only: bool = False,
     ) -> None:
-        """Run an action in the background; process() does not wait for it."""
-        spec = self.spec_for(ledger.agent_id, decision.action)
+        """Run an action in the background; process() does not wait for it.
+
+        `action` is a step of an escalation ladder (default: the decision's own action);
+        `verify_only` runs just the check of a handler that already returned.
+        """
+        spec = self.spec_for(ledger.agent_id, action or decision.action)
         if spec is None:
+            if action is not None:
+                log.warning("no handler for %s, escalated to for decision %d", action, decision.seq)
             return
-        task = asyncio.get_running_loop().create_task(
-            _Run(self._clock, ledger, spec).run(decision, event, first_attempt, wait)
+        run = _Run(self._clock, ledger, spec, self)
+        work = (
+            run.verify(decision, event, first_attempt, wait)
+            if verify_only
+            else run.run(decision, event, first_attempt, wait)
         )
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks[task] = ledger.agent_id
         task.add_done_callback(self._forget)
 
@@ -225,7 +285,11 @@ class ActionScheduler:
             if found is None:
                 continue
             decision, event = found.decision, found.event.as_dict()
-            run = _Run(self._clock, ledger, spec)
+            if open_action.verifying:  # the handler returned; only its check is owed
+                due = max(0.0, (open_action.due_ns - self._clock.now_ns()) / 1e9)
+                self.start(ledger, decision, event, 1, due, action=spec.name, verify_only=True)
+                continue
+            run = _Run(self._clock, ledger, spec, self)
             if spec.resume == "abandon":
                 await run.append(
                     ActionAbandoned(
@@ -251,18 +315,26 @@ class ActionScheduler:
             else:
                 wait = max(0.0, (open_action.due_ns - self._clock.now_ns()) / 1e9)
             log.info("Resuming %s for decision %d at attempt %d", spec.name, seq, attempt + 1)
-            self.start(ledger, decision, event, attempt + 1, wait)
+            self.start(ledger, decision, event, attempt + 1, wait, action=spec.name)
 
 
 class _Run:
     """One action of one decision, carried out attempt by attempt, journaled as it goes."""
 
-    __slots__ = ("_clock", "_ledger", "_spec")
+    __slots__ = ("_clock", "_ledger", "_scheduler", "_spec")
 
-    def __init__(self, clock: Clock, ledger: Ledger, spec: ActionSpec) -> None:
+    def __init__(
+        self, clock: Clock, ledger: Ledger, spec: ActionSpec, scheduler: ActionScheduler
+    ) -> None:
         self._clock = clock
         self._ledger = ledger
         self._spec = spec
+        self._scheduler = scheduler
+
+    def _outcome(self, decision: Decision, success: bool) -> OutcomeRecorded:
+        """The outcome of this run's action (a step of a ladder is not the decision's own)."""
+        own = msgspec.structs.replace(decision, action=self._spec.name)
+        return OutcomeRecorded.of(own, success=success)
 
     async def run(
         self, decision: Decision, event: dict[str, Any], attempt: int, wait: float
@@ -291,17 +363,117 @@ class _Run:
                 attempt += 1
                 continue
             crash_point("action.ran")
-            await self.append(
-                ActionSucceeded(
-                    decision_seq=decision.seq,
-                    action=spec.name,
-                    attempt=attempt,
-                    breaker=breaker_succeeded(self._breaker()),
-                ),
-                OutcomeRecorded.of(decision, success=True),
+            succeeded = ActionSucceeded(
+                decision_seq=decision.seq,
+                action=spec.name,
+                attempt=attempt,
+                breaker=breaker_succeeded(self._breaker()),
             )
             log.info("%s for decision %d succeeded on attempt %d", spec.name, decision.seq, attempt)
+            if spec.verify is None:
+                await self.append(succeeded, self._outcome(decision, True))
+                return
+            due = clock.now_ns() + round(spec.verify.within * 1e9)
+            await self.append(
+                succeeded, ActionVerifying(decision_seq=decision.seq, action=spec.name, due_ns=due)
+            )
+            await self.verify(decision, event, attempt, spec.verify.within)
             return
+
+    async def verify(
+        self, decision: Decision, event: dict[str, Any], attempt: int, wait: float
+    ) -> None:
+        """Check, `wait` seconds on, whether the action worked; journal the outcome found, and
+        walk the escalation ladder if it did not."""
+        spec = self._spec
+        if wait > 0:
+            await self._clock.sleep(wait)
+        call = ActionCall(
+            decision=decision,
+            event=event,
+            attempt=attempt,
+            key=f"{self._ledger.agent_id}:{decision.seq}",
+        )
+        ok, evidence, recorded = await self._check(call)
+        records: list[Record] = [
+            ActionVerified(decision_seq=decision.seq, action=spec.name, ok=ok, evidence=evidence)
+        ]
+        if not recorded:
+            records.append(self._outcome(decision, ok))
+        ladder = self._ladder(decision)
+        step = 0 if spec.name == decision.action else ladder.index(spec.name) + 1
+        following = None
+        if not ok and step < len(ladder):
+            following = ladder[step]
+            records.append(
+                ActionEscalated(
+                    decision_seq=decision.seq, action=following, step=step + 1, reason=evidence
+                )
+            )
+        elif not ok:
+            records.append(
+                ActionAbandoned(
+                    decision_seq=decision.seq,
+                    action=spec.name,
+                    attempts=attempt,
+                    reason="verification_failed",
+                )
+            )
+        await self.append(*records)
+        log.log(
+            logging.INFO if ok else logging.WARNING,
+            "%s for decision %d %s: %s",
+            spec.name,
+            decision.seq,
+            "verified" if ok else "did not work",
+            evidence,
+        )
+        if following is not None:
+            self._scheduler.start(self._ledger, decision, event, action=following)
+
+    def _ladder(self, decision: Decision) -> tuple[str, ...]:
+        first = self._scheduler.spec_for(self._ledger.agent_id, decision.action)
+        return () if first is None else first.escalate
+
+    async def _check(self, call: ActionCall) -> tuple[bool, str, bool]:
+        """(worked, the evidence, whether an outcome was recorded already)."""
+        spec, decision = self._spec, call.decision
+        assert spec.verify is not None
+        worker = self._ledger.worker
+        later = await worker.run(_after, worker.journal, self._ledger.agent_id, decision.seq)
+        since = 0
+        for entry in later:
+            record = read_record(entry)
+            if isinstance(record, ActionVerifying) and record.decision_seq == decision.seq:
+                since = entry.seq  # the last check begun for this decision
+        for entry in later:
+            record = read_record(entry)
+            if (
+                entry.seq > since
+                and isinstance(record, OutcomeRecorded)
+                and record.decision_seq == decision.seq
+            ):
+                verdict = "success" if record.success else "failure"
+                return (
+                    record.success,
+                    f"an outcome ({verdict}) was recorded at seq {entry.seq}",
+                    True,
+                )
+        if spec.verify.probe is not None:
+            try:
+                ok = bool(await resolve(spec.verify.probe(call)))
+            except Exception as exc:
+                return False, f"the probe failed: {type(exc).__name__}: {exc}"[:500], False
+            return ok, "the probe found the symptom " + ("cleared" if ok else "still there"), False
+        target = target_of(call.event)
+        for entry in later:
+            record = read_record(entry)
+            if entry.seq > since and isinstance(record, EventReceived):
+                ev = record.event
+                if ev.type == decision.event_type and target_of(ev.attrs) == target:
+                    return False, f"the symptom came back: {ev.type} at seq {entry.seq}", False
+        where = "" if target is None else f" for {target}"
+        return True, f"no {decision.event_type}{where} within {spec.verify.within:g}s", False
 
     async def _call(self, call: ActionCall) -> None:
         """Run one attempt of the handler, cancelled past the policy's attempt_timeout."""
@@ -415,7 +587,7 @@ class _Run:
             ActionAbandoned(
                 decision_seq=decision.seq, action=spec.name, attempts=attempts, reason=reason
             ),
-            OutcomeRecorded.of(decision, success=False),
+            self._outcome(decision, False),
         )
         log.warning(
             "%s for decision %d abandoned after %d attempts (%s)",
@@ -449,3 +621,8 @@ def _consume(task: asyncio.Future[Any]) -> None:
     """Retrieve a finished task's outcome, so that asyncio does not report it as lost."""
     if not task.cancelled():
         task.exception()
+
+
+def _after(journal: Journal, agent: str, seq: int) -> list[Entry]:
+    """An agent's entries after a seq (a decision's, when its action is checked)."""
+    return list(journal.read(agent, after=seq))

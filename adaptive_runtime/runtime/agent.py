@@ -43,7 +43,7 @@ from ..records import (
     read_as,
     to_pending,
 )
-from .actions import Handler, Resume, register_action
+from .actions import Handler, Resume, Verification, register_action
 from .bus import EventBus
 from .ledger import Ledger
 from .rules import LearningArg, RulesArg, learning_from, rules_from
@@ -353,6 +353,8 @@ class Agent:
         retry_on: Callable[[BaseException], bool] | None = None,
         fallback: Handler | None = None,
         resume: Resume = "retry",
+        verify: Verification | None = None,
+        escalate: Sequence[str] = (),
     ) -> Callable[[Handler], Handler]:
         """Register a handler that carries out every decision of action `name` for this agent.
 
@@ -363,7 +365,16 @@ class Agent:
         start() resumes unfinished actions (`resume="retry"`) or abandons them.
         """
         return register_action(
-            self._host.actions, self.agent_id, name, retry, breaker, retry_on, fallback, resume
+            self._host.actions,
+            self.agent_id,
+            name,
+            retry,
+            breaker,
+            retry_on,
+            fallback,
+            resume,
+            verify=verify,
+            escalate=escalate,
         )
 
     async def wait_for_actions(self) -> None:

@@ -55,7 +55,7 @@ from ..records import (
     RulesChanged,
     to_pending,
 )
-from .actions import ActionScheduler, Handler, Resume, register_action
+from .actions import ActionScheduler, Handler, Resume, Verification, register_action
 from .agent import Agent
 from .bus import EventBus
 from .controls import OperatorControls
@@ -533,9 +533,27 @@ class Host:
         retry_on: Callable[[BaseException], bool] | None = None,
         fallback: Handler | None = None,
         resume: Resume = "retry",
+        verify: Verification | None = None,
+        escalate: Sequence[str] = (),
     ) -> Callable[[Handler], Handler]:
-        """Register a handler for action `name` for every agent (an agent's own one wins)."""
-        return register_action(self.actions, None, name, retry, breaker, retry_on, fallback, resume)
+        """Register a handler for action `name` for every agent (an agent's own one wins).
+
+        `verify` checks, a while after the handler returns, that the action worked (its
+        outcome is recorded from that check); when the check fails, `escalate` is the
+        ladder of actions walked in turn (e.g. ["rollback_deployment", "page_human"]).
+        """
+        return register_action(
+            self.actions,
+            None,
+            name,
+            retry,
+            breaker,
+            retry_on,
+            fallback,
+            resume,
+            verify=verify,
+            escalate=escalate,
+        )
 
     async def wait_for_actions(self) -> None:
         """Wait until every action running now has finished (retries included)."""

@@ -22,7 +22,7 @@ from ..journal import Durability, Journal
 from ..observability.logs import logger_for
 from ..projections import AgentState
 from ..records import Decision, Event, Rule
-from .actions import Handler, Resume
+from .actions import Handler, Resume, Verification
 from .agent import Agent
 from .host import Host, check_agent_id
 from .original import OriginalAPI
@@ -205,6 +205,8 @@ class Runtime(OriginalAPI):
         retry_on: Callable[[BaseException], bool] | None = None,
         fallback: Handler | None = None,
         resume: Resume = "retry",
+        verify: Verification | None = None,
+        escalate: Sequence[str] = (),
     ) -> Callable[[Handler], Handler]:
         """Register a handler that carries out every decision of action `name`.
 
@@ -215,7 +217,14 @@ class Runtime(OriginalAPI):
         start() resumes unfinished actions (`resume="retry"`) or abandons them.
         """
         return self._agent.action(
-            name, retry=retry, breaker=breaker, retry_on=retry_on, fallback=fallback, resume=resume
+            name,
+            retry=retry,
+            breaker=breaker,
+            retry_on=retry_on,
+            fallback=fallback,
+            resume=resume,
+            verify=verify,
+            escalate=escalate,
         )
 
     async def wait_for_actions(self) -> None:

@@ -242,7 +242,12 @@ def test_state_records_have_these_defaults_and_layouts() -> None:
     )
     summary = DecisionSummary(1, 2, "t", "a", "p", 0.5, "low")
     assert [1, 2, "t", "a", "p", 0.5, "low"] == msgspec.json.decode(msgspec.json.encode(summary))
-    assert ["x", 0, False, 0, True] == msgspec.json.decode(msgspec.json.encode(OpenAction("x")))
+    assert ["x", 0, False, 0, True, False] == msgspec.json.decode(
+        msgspec.json.encode(OpenAction("x"))
+    )
+    # a snapshot written before `verifying` existed still reads, as not verifying
+    old = msgspec.json.decode(b'["x", 2, true, 7, false]', type=OpenAction)
+    assert OpenAction("x", 2, True, 7, False, False) == old
     with pytest.raises(AttributeError):
         summary.seq = 5  # type: ignore[misc]
     with pytest.raises(AttributeError):

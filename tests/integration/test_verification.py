@@ -1,0 +1,197 @@
+"""Verification of an action's effect, and the escalation ladder when it did not work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adaptive_runtime import ConfigurationError, Host, ManualClock, Verification
+from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.projections import verify_replay
+from adaptive_runtime.projections.audit import explain
+from adaptive_runtime.projections.controls import dead_letters
+from adaptive_runtime.runtime.actions import ActionCall
+
+OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+START_NS = 1_764_000_000 * 10**9
+WORKER = Path(__file__).with_name("verify_worker.py")
+
+
+def laddered(path: Path, clock: ManualClock, probe: object = None) -> tuple[Host, list[str]]:
+    host = Host(path, durability="normal", clock=clock)
+    ran: list[str] = []
+    check = Verification(within=120.0, probe=probe)  # type: ignore[arg-type]
+
+    @host.action("restart_service", verify=check, escalate=["rollback_deployment", "page_human"])
+    async def restart(call: ActionCall) -> None:
+        ran.append(f"restart_service {call.decision.seq}")
+
+    @host.action("rollback_deployment", verify=check)
+    async def rollback(call: ActionCall) -> None:
+        ran.append(f"rollback_deployment {call.decision.seq}")
+
+    @host.action("page_human")
+    async def page(call: ActionCall) -> None:
+        ran.append(f"page_human {call.decision.seq}")
+
+    return host, ran
+
+
+def details(path: Path, seq: int) -> list[str]:
+    journal = SqliteJournal(path, create=False)
+    try:
+        return [a.detail for a in explain(journal, seq).attempts]
+    finally:
+        journal.close()
+
+
+def outcomes(path: Path) -> list[tuple[str, bool]]:
+    from adaptive_runtime.records import OutcomeRecorded, read_as
+
+    journal = SqliteJournal(path, create=False)
+    try:
+        return [
+            (o.action, o.success)
+            for o in (read_as(e, OutcomeRecorded) for e in journal.read(kind="OutcomeRecorded"))
+        ]
+    finally:
+        journal.close()
+
+
+async def test_no_repeat_of_the_symptom_verifies_the_action(tmp_path: Path) -> None:
+    path = tmp_path / "ok.db"
+    clock = ManualClock(start_ns=START_NS)
+    host, ran = laddered(path, clock)
+    async with host:
+        await host.process({**OVERLOAD, "instance": "node-1"})
+        await host.wait_for_actions()  # the check waits 120 s on the host's clock
+    assert ["restart_service 2"] == ran
+    assert [("restart_service", True)] == outcomes(path)
+
+
+async def test_a_repeat_walks_the_ladder_each_step_journaled(tmp_path: Path) -> None:
+    path = tmp_path / "ladder.db"
+    clock = ManualClock(start_ns=START_NS)
+    host, ran = laddered(path, clock)
+    async with host:
+        first = await host.process({**OVERLOAD, "instance": "node-1"})
+        # the symptom keeps coming back, for the same target, while each step is checked
+        for step in range(2):  # each repeat lands inside the window of the step before it
+            while sum(d.startswith("verifying") for d in details(path, first.seq)) <= step:
+                await asyncio.sleep(0)
+            await host.process({**OVERLOAD, "instance": "node-1", "again": True})
+            await asyncio.sleep(0)
+        await host.wait_for_actions()
+    seq = first.seq
+    assert [f"restart_service {seq}", f"rollback_deployment {seq}", f"page_human {seq}"] == [
+        r for r in ran if r.endswith(f" {seq}")
+    ]
+    steps = details(path, first.seq)
+    assert any(d.startswith("escalated to rollback_deployment (step 1)") for d in steps)
+    assert any(d.startswith("escalated to page_human (step 2)") for d in steps)
+    assert ("restart_service", False) in outcomes(path)
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
+async def test_a_probe_decides_and_an_exhausted_ladder_is_a_dead_letter(tmp_path: Path) -> None:
+    path = tmp_path / "probe.db"
+    clock = ManualClock(start_ns=START_NS)
+    host = Host(path, durability="normal", clock=clock)
+    probed: list[int] = []
+
+    def still_broken(call: ActionCall) -> bool:
+        probed.append(call.decision.seq)
+        return False
+
+    @host.action("restart_service", verify=Verification(within=60.0, probe=still_broken))
+    async def restart(call: ActionCall) -> None:
+        pass
+
+    async with host:
+        d = await host.process(OVERLOAD)
+        await host.wait_for_actions()
+    assert [d.seq] == probed
+    assert [("restart_service", False)] == outcomes(path)
+    journal = SqliteJournal(path, create=False)
+    try:
+        [letter] = dead_letters(journal)
+        assert ("restart_service", "verification_failed") == (letter.action, letter.reason)
+    finally:
+        journal.close()
+    assert "restart_service did not work: the probe found the symptom still there" in details(
+        path, d.seq
+    )
+
+
+class GatedClock(ManualClock):
+    """A clock whose sleeps wait for the test's word (the check's window, held open)."""
+
+    __slots__ = ("gate",)
+
+    def __init__(self, start_ns: int) -> None:
+        super().__init__(start_ns=start_ns)
+        self.gate = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.gate.wait()
+        await super().sleep(seconds)
+
+
+async def test_a_resolved_alert_in_the_window_is_the_evidence(tmp_path: Path) -> None:
+    path = tmp_path / "resolved.db"
+    clock = GatedClock(start_ns=START_NS)
+    host = Host(path, durability="normal", clock=clock)
+
+    @host.action("restart_service", verify=Verification(within=300.0))
+    async def restart(call: ActionCall) -> None:
+        pass
+
+    async with host:
+        d = await host.process(OVERLOAD)
+        while not any(x.startswith("verifying") for x in details(path, d.seq)):
+            await asyncio.sleep(0)
+        await host.agent("default").record_outcome(d, success=True)  # what a resolution does
+        clock.gate.set()
+        await host.wait_for_actions()
+    assert [("restart_service", True)] == outcomes(path)  # one outcome, not two
+    assert any(
+        x.startswith("restart_service verified: an outcome (success) was recorded")
+        for x in details(path, d.seq)
+    )
+
+
+def test_escalation_needs_verification() -> None:
+    host = Host("memory:")
+    with pytest.raises(ConfigurationError, match="escalate needs verify"):
+        host.action("restart_service", escalate=["page_human"])
+    with pytest.raises(ConfigurationError):
+        Verification(within=0)
+
+
+def test_a_check_pending_across_kill_9_is_made_after_restart(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    died = subprocess.run(
+        [sys.executable, str(WORKER), str(db), "act-then-die"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert -signal.SIGKILL == died.returncode, died.stderr
+    resumed = subprocess.run(
+        [sys.executable, str(WORKER), str(db), "resume"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert {"ran": [], "outcomes": [["restart_service", True]]} == json.loads(resumed.stdout)
