@@ -41,6 +41,7 @@ __all__ = [
     "answers",
     "dead_letters",
     "pending_approvals",
+    "pending_of",
     "retry_wanted",
 ]
 
@@ -81,19 +82,24 @@ def pending_approvals(journal: Journal) -> dict[tuple[str, int], PendingApproval
     """Every approval request not yet decided, by (agent, decision seq)."""
     pending: dict[tuple[str, int], PendingApproval] = {}
     for entry in journal.read(kind="ActionAwaitingApproval"):
-        waiting = read_as(entry, ActionAwaitingApproval)
-        decision_seq = entry.seq - 1  # journaled right after its decision, in one batch
-        pending[(entry.stream, decision_seq)] = PendingApproval(
-            agent=entry.stream,
-            decision_seq=decision_seq,
-            action=waiting.action,
-            reason=waiting.reason,
-            requested_ns=entry.ts_ns,
-            expires_ns=waiting.expires_ns,
-        )
+        request = pending_of(entry)
+        pending[(request.agent, request.decision_seq)] = request
     for entry in journal.read(kind="ApprovalDecided"):
         pending.pop((entry.stream, read_as(entry, ApprovalDecided).decision_seq), None)
     return pending
+
+
+def pending_of(entry: Entry) -> PendingApproval:
+    """The approval request an ActionAwaitingApproval entry makes."""
+    waiting = read_as(entry, ActionAwaitingApproval)
+    return PendingApproval(
+        agent=entry.stream,
+        decision_seq=entry.seq - 1,  # journaled right after its decision, in one batch
+        action=waiting.action,
+        reason=waiting.reason,
+        requested_ns=entry.ts_ns,
+        expires_ns=waiting.expires_ns,
+    )
 
 
 def answers(journal: Journal) -> list[tuple[Entry, ApprovalGiven]]:

@@ -23,6 +23,7 @@ from ..projections.controls import (
     PendingApproval,
     dead_letters,
     pending_approvals,
+    pending_of,
     retry_wanted,
 )
 from ..projections.fleet import HOST_STREAM
@@ -127,16 +128,8 @@ class OperatorControls:
             return
         for entry in entries:
             if entry.kind == "ActionAwaitingApproval":
-                waiting = read_as(entry, ActionAwaitingApproval)
-                key = (entry.stream, entry.seq - 1)
-                self.pending[key] = PendingApproval(
-                    agent=entry.stream,
-                    decision_seq=entry.seq - 1,
-                    action=waiting.action,
-                    reason=waiting.reason,
-                    requested_ns=entry.ts_ns,
-                    expires_ns=waiting.expires_ns,
-                )
+                request = pending_of(entry)
+                self.pending[(request.agent, request.decision_seq)] = request
 
     # -- at decision time ------------------------------------------------------------
 
