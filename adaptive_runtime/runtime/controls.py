@@ -271,12 +271,15 @@ class OperatorControls:
                 await self._start_action(ledger, request.decision_seq)
 
     async def _decide(self, p: PendingApproval, *, approved: bool, by: str, reason: str) -> None:
+        # taken off the list first: a second refresh running meanwhile can't decide it again
+        # (if the append fails, the request is still journaled, and the next start finds it)
+        if self.pending.pop((p.agent, p.decision_seq), None) is None:
+            return
         ledger = await self._ledger(p.agent)
         record = ApprovalDecided(
             decision_seq=p.decision_seq, action=p.action, approved=approved, by=by, reason=reason
         )
         await ledger.append_records([record])
-        self.pending.pop((p.agent, p.decision_seq), None)
         if approved:
             await self._start_action(ledger, p.decision_seq)
 
