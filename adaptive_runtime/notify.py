@@ -2,8 +2,9 @@
 PagerDuty, a JSON webhook... any Apprise URL.
 
 A Notifier watches a host's commits and notes what a person should hear of: decisions at
-or above a priority, approval requests (and approvals that timed out), actions given up
-(dead letters), and fleet incidents. Notes are grouped (one message per flush, every
+or above a priority, disruptive actions the fleet policy held back (a budget, a floor or
+a cooldown paused them: the escalation to a person), approval requests (and approvals
+that timed out), actions given up (dead letters), and fleet incidents. Notes are grouped (one message per flush, every
 `group_seconds`) and rate-limited (at most `max_per_hour` messages in any hour, by the
 host's clock; what is held back is counted in the next message). A message names the
 agent, the seq, the event type, the action and the reason, never an event's attributes,
@@ -112,6 +113,11 @@ class Notifier:
             d = read_record(entry)
             assert isinstance(d, DecisionMade)
             decision = d.decision
+            if decision.degraded_from is not None:  # paused by the fleet: a person decides
+                return (
+                    f"[held] {where}: {decision.degraded_from} held back, {decision.action}"
+                    f" instead: {decision.fleet}"
+                )
             if PRIORITIES.index(decision.priority) < self._rank:
                 return None
             return (

@@ -195,10 +195,20 @@ class OperatorControls:
 
     # -- approvals and dead letters ---------------------------------------------------
 
-    async def answer(self, decision_seq: int, *, approve: bool, by: str, comment: str = "") -> None:
-        """Journal a person's answer to a pending approval request, and carry it out."""
+    async def waiting(self) -> list[PendingApproval]:
+        """Every approval request not answered yet, read from the journal (so another host's
+        too, where several share it), by decision seq."""
         await self.refresh()
-        found = [p for p in self.pending.values() if p.decision_seq == decision_seq]
+        worker = self._host.require_worker()
+        pending: dict[tuple[str, int], PendingApproval] = await worker.run(
+            pending_approvals, worker.journal
+        )
+        return sorted(pending.values(), key=lambda p: p.decision_seq)
+
+    async def answer(self, decision_seq: int, *, approve: bool, by: str, comment: str = "") -> None:
+        """Journal a person's answer to a pending approval request; the host that owns the
+        agent carries it out (this one, at once, if it does)."""
+        found = [p for p in await self.waiting() if p.decision_seq == decision_seq]
         if not found:
             raise LookupError(f"no approval is pending for the decision at seq {decision_seq}")
         p = found[0]

@@ -402,7 +402,6 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
 
     @get("/v1/approvals", guards=read, responses=READ, summary="Actions waiting for approval")
     async def list_approvals() -> list[ApprovalView]:
-        await host.controls.refresh()
         return [
             ApprovalView(
                 decision_seq=p.decision_seq,
@@ -412,7 +411,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                 requested_ns=p.requested_ns,
                 expires_ns=p.expires_ns,
             )
-            for p in sorted(host.controls.pending.values(), key=lambda p: p.decision_seq)
+            for p in await host.controls.waiting()
         ]
 
     @post(

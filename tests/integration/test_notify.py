@@ -111,3 +111,22 @@ def test_a_bad_url_or_policy_is_a_configuration_error(tmp_path: Path) -> None:
         Notifier(host, "json://x")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         NotifyPolicy(min_priority="urgent")
+
+
+async def test_an_action_the_fleet_held_back_is_escalated_to_a_person(
+    tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, got = receiver
+    clock = ManualClock(start_ns=START_NS)
+    policy = FleetPolicy(budget=1, budget_window=60.0)
+    async with Host(tmp_path / "h.db", durability="normal", clock=clock, fleet=policy) as host:
+        notifier = Notifier(host, [url], NotifyPolicy(min_priority="critical"))
+        await host.process({**OVERLOAD, "agent_id": "a"})  # high: below the priority noted
+        held = await host.process({**OVERLOAD, "agent_id": "b"})
+        await notifier.stop()
+    assert "restart_service" == held.degraded_from
+    [message] = got
+    assert [
+        f"[held] b seq {held.seq}: restart_service held back, throttle_requests instead:"
+        " fleet budget spent: 1 of 1 disruptive actions in the last 60s"
+    ] == message["message"].splitlines()
