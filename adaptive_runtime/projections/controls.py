@@ -22,7 +22,6 @@ from ..records import (
     ActionRetried,
     ActionStarted,
     ApprovalDecided,
-    ApprovalGiven,
     ApprovalPolicy,
     ApprovalPolicySet,
     DeadLetterDismissed,
@@ -38,7 +37,6 @@ __all__ = [
     "DeadLetter",
     "HostControls",
     "PendingApproval",
-    "answers",
     "dead_letters",
     "pending_approvals",
     "pending_of",
@@ -100,14 +98,6 @@ def pending_of(entry: Entry) -> PendingApproval:
         requested_ns=entry.ts_ns,
         expires_ns=waiting.expires_ns,
     )
-
-
-def answers(journal: Journal) -> list[tuple[Entry, ApprovalGiven]]:
-    """Every approval answer journaled, in journal order."""
-    return [
-        (entry, read_as(entry, ApprovalGiven))
-        for entry in journal.read(HOST_STREAM, kind="ApprovalGiven")
-    ]
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
