@@ -184,7 +184,7 @@ DEFAULT_DISRUPTIVE = (
 """Actions that take something away while they run: the ones a budget counts."""
 
 
-_LATER_KNOBS = frozenset({"cooldown", "max_share", "min_untouched"})
+_LATER_KNOBS = frozenset({"cooldown", "max_share", "min_untouched", "max_in_flight"})
 
 
 class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -208,6 +208,9 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     min_untouched: int | None = None
     """Fleet floor: at least this many agents with no disruptive action within budget_window
     (minHealthy); None: no bound."""
+    max_in_flight: int | None = None
+    """At most this many actions running per target (the agent, and the event's target
+    label); one decided past it is skipped, with the reason. It acts on actions only."""
 
     def __post_init__(self) -> None:
         if type(self.correlate_agents) is not int or self.correlate_agents < 0:
@@ -236,6 +239,9 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         floor = self.min_untouched
         if floor is not None and (type(floor) is not int or floor < 0):
             raise ConfigurationError(f"min_untouched must be an int from 0, not {floor!r}")
+        cap = self.max_in_flight
+        if cap is not None and (type(cap) is not int or cap < 1):
+            raise ConfigurationError(f"max_in_flight must be a positive int, not {cap!r}")
 
     @property
     def active(self) -> bool:

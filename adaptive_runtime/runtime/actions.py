@@ -162,7 +162,7 @@ class ActionScheduler:
     in that agent's state. The scheduler knows an agent only by the ledger it is given.
     """
 
-    __slots__ = ("_clock", "_tasks", "specs")
+    __slots__ = ("_clock", "_reserved", "_targets", "_tasks", "specs")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -170,6 +170,11 @@ class ActionScheduler:
         """Keyed by (agent, action); agent None is a handler for every agent."""
         self._tasks: dict[asyncio.Task[None], str] = {}
         """Running actions, with the agent each is for."""
+        self._targets: dict[asyncio.Task[None], str] = {}
+        """Running actions, with the target each acts on (for max_in_flight)."""
+        self._reserved: dict[int, str] = {}
+        """Actions planned in a batch not committed yet, by the batch's token: a place each
+        holds under max_in_flight until it starts, or its batch fails."""
 
     def register(self, spec: ActionSpec, agent: str | None = None) -> None:
         self.specs[(agent, spec.name)] = spec
@@ -192,14 +197,21 @@ class ActionScheduler:
         *,
         hold: str | None = None,
         approval: ActionAwaitingApproval | None = None,
+        target: str | None = None,
+        max_in_flight: int | None = None,
+        token: int | None = None,
     ) -> Record | None:
         """The record to journal beside a decision: scheduled, skipped, awaiting approval,
         or none (no handler).
 
         `hold` is why the action must not run (a dry run, a silence): then it is skipped.
         `approval` is the request to journal instead of scheduling it (the breaker allowing).
+        Past `max_in_flight` actions running (or planned) for the target, it is skipped; a
+        scheduled one holds its place under `token` until start() or release().
         """
         spec = self.spec_for(ledger.agent_id, action)
+        if token is not None:
+            self._reserved.pop(token, None)  # a batch built again plans afresh
         if spec is None:
             return None
         if hold is not None:
@@ -213,7 +225,21 @@ class ActionScheduler:
             )
         if approval is not None:
             return approval
+        if max_in_flight is not None:
+            key = _target_key(ledger.agent_id, target)
+            busy = sum(1 for k in self._reserved.values() if k == key)
+            busy += sum(1 for k in self._targets.values() if k == key)
+            if busy >= max_in_flight:
+                where = ledger.agent_id if target is None else f"{ledger.agent_id}/{target}"
+                reason = f"{busy} actions in flight for {where}; max_in_flight is {max_in_flight}"
+                return ActionSkipped(action=action, reason=reason)
+            if token is not None:
+                self._reserved[token] = key
         return ActionScheduled(action=action, breaker=breaker)  # folded into the view as queued
+
+    def release(self, token: int) -> None:
+        """Give back the place a planned action held (its batch failed, or it won't start)."""
+        self._reserved.pop(token, None)
 
     def start(
         self,
@@ -225,12 +251,15 @@ class ActionScheduler:
         *,
         action: str | None = None,
         verify_only: bool = False,
+        token: int | None = None,
     ) -> None:
         """Run an action in the background; process() does not wait for it.
 
         `action` is a step of an escalation ladder (default: the decision's own action);
         `verify_only` runs just the check of a handler that already returned.
         """
+        if token is not None:
+            self._reserved.pop(token, None)  # its place is now the running task's
         spec = self.spec_for(ledger.agent_id, action or decision.action)
         if spec is None:
             if action is not None:
@@ -243,11 +272,13 @@ class ActionScheduler:
             else run.run(decision, event, first_attempt, wait)
         )
         task = asyncio.get_running_loop().create_task(work)
+        self._targets[task] = _target_key(ledger.agent_id, target_of(event))
         self._tasks[task] = ledger.agent_id
         task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
+        self._targets.pop(task, None)
 
     async def wait(self, agent: str | None = None) -> None:
         """Wait until every action running now (of one agent, or all) has finished.
@@ -626,3 +657,7 @@ def _consume(task: asyncio.Future[Any]) -> None:
 def _after(journal: Journal, agent: str, seq: int) -> list[Entry]:
     """An agent's entries after a seq (a decision's, when its action is checked)."""
     return list(journal.read(agent, after=seq))
+
+
+def _target_key(agent: str, target: str | None) -> str:
+    return f"{agent}\x1f{target or ''}"

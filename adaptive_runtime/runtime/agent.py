@@ -112,11 +112,12 @@ class Agent:
         try:
             entries, fresh = await ledger.submit(self._batch(ledger, ev, made))
         except BaseException:
+            host.actions.release(id(made))  # the place its action held under max_in_flight
             if host.fleet is not None and made:
                 host.fleet_stale = True  # the view holds a decision that was not journaled
             raise
         crash_point("process.committed")
-        return self._committed(ledger, ev, made[-1], entries, fresh, started)
+        return self._committed(ledger, ev, made, entries, fresh, started)
 
     async def process_many(
         self, events: Sequence[Mapping[str, Any] | Event]
@@ -174,6 +175,7 @@ class Agent:
         )
         for k, ((index, ev), answer) in enumerate(zip(todo, answers, strict=True)):
             if isinstance(answer, BaseException):
+                host.actions.release(id(made[k]))
                 if host.fleet is not None and made[k]:
                     host.fleet_stale = True
                 if not isinstance(answer, AdaptiveRuntimeError):
@@ -181,7 +183,7 @@ class Agent:
                 results[index] = answer
                 continue
             entries, fresh = answer
-            results[index] = self._committed(ledger, ev, made[k][-1], entries, fresh, started)
+            results[index] = self._committed(ledger, ev, made[k], entries, fresh, started)
         for index, first in aliases:
             results[index] = results[first]
         return [r for r in results if r is not None]
@@ -255,6 +257,9 @@ class Agent:
                 ts,
                 hold=controls.hold(self.agent_id, ev, decision, ts),
                 approval=controls.approval(decision, ts),
+                target=target_of(ev.attrs),
+                max_in_flight=None if fleet is None else fleet.policy.max_in_flight,
+                token=id(made),
             )
             if plan is not None:
                 pending.append(to_pending(self.agent_id, plan, ts))
@@ -270,13 +275,18 @@ class Agent:
         self,
         ledger: Ledger,
         ev: Event,
-        journaled: Decision,
+        made: list[Decision],
         entries: list[Entry],
         fresh: bool,
         started: float,
     ) -> Decision:
-        """After the commit: the decision with its seqs, counted, logged, acted on, published."""
+        """After the commit: the decision with its seqs, counted, logged, acted on, published.
+
+        `made` holds the decisions the batch was built with (the last one journaled); it is
+        also the token its action's place under max_in_flight is held by.
+        """
         host = self._host
+        journaled = made[-1]
         if not fresh:
             # a concurrent call with the same id won the race: answer with its decision
             journaled = read_as(entries[1], DecisionMade).decision
@@ -290,9 +300,10 @@ class Agent:
             _log_decision(decision)
         if fresh:  # a duplicate that lost the race was handled by the call that won it
             if any(e.kind == _SCHEDULED for e in entries[2:]):
-                host.actions.start(ledger, decision, ev.as_dict())
+                host.actions.start(ledger, decision, ev.as_dict(), token=id(made))
             if host.bus.listens(ev.type):
                 host.bus.publish(ev.type, ev.as_dict())
+        host.actions.release(id(made))  # nothing started: no place held
         return decision
 
     async def record_outcome(self, decision: Decision, *, success: bool) -> None:
