@@ -227,8 +227,9 @@ class ActionScheduler:
             return approval
         if max_in_flight is not None:
             key = _target_key(ledger.agent_id, target)
-            busy = sum(1 for k in self._reserved.values() if k == key)
-            busy += sum(1 for k in self._targets.values() if k == key)
+            # copies: a batch decided again after a conflict is built on the journal's thread
+            busy = sum(1 for k in list(self._reserved.values()) if k == key)
+            busy += sum(1 for k in list(self._targets.values()) if k == key)
             if busy >= max_in_flight:
                 where = ledger.agent_id if target is None else f"{ledger.agent_id}/{target}"
                 reason = f"{busy} actions in flight for {where}; max_in_flight is {max_in_flight}"
