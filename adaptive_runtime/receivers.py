@@ -18,7 +18,8 @@ Prometheus Alertmanager's webhook (payload version 4), one event per firing aler
 | `cpu`, `memory`, `error_rate`, `latency_ms` | a label or annotation of that name, as a number |
 | `id`          | `am:<fingerprint>:<startsAt>`, startsAt to the millisecond: the re-sends |
 |               | of one firing are the same event, decided once                          |
-| attributes    | `alertname`, `labels`, `annotations`, `starts_at`, `generator_url`,     |
+| attributes    | `alertname`, `labels`, `annotations`, `starts_at`, `fingerprint`        |
+|               | (the fleet policy's dedup_window keys on it), `generator_url`,          |
 |               | `source` = `alertmanager`                                               |
 
 A `resolved` alert is not an event: it is evidence about the decision made when the
@@ -125,6 +126,7 @@ def firing_event(alert: AlertmanagerAlert) -> dict[str, Any]:
         "labels": dict(labels),
         "annotations": dict(annotations),
         "starts_at": alert.starts_at,
+        "fingerprint": alert.fingerprint,
         "source": "alertmanager",
     }
     if alert.generator_url:

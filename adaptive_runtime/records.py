@@ -184,7 +184,9 @@ DEFAULT_DISRUPTIVE = (
 """Actions that take something away while they run: the ones a budget counts."""
 
 
-_LATER_KNOBS = frozenset({"cooldown", "max_share", "min_untouched", "max_in_flight"})
+_LATER_KNOBS = frozenset(
+    {"cooldown", "max_share", "min_untouched", "max_in_flight", "dedup_window"}
+)
 
 
 class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -208,6 +210,9 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     min_untouched: int | None = None
     """Fleet floor: at least this many agents with no disruptive action within budget_window
     (minHealthy); None: no bound."""
+    dedup_window: float | None = None
+    """Repeats of an event's `fingerprint` for the same agent within this many seconds of
+    the first are journaled and decided as repeats: the fallback rule, no second action."""
     max_in_flight: int | None = None
     """At most this many actions running per target (the agent, and the event's target
     label); one decided past it is skipped, with the reason. It acts on actions only."""
@@ -239,6 +244,15 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         floor = self.min_untouched
         if floor is not None and (type(floor) is not int or floor < 0):
             raise ConfigurationError(f"min_untouched must be an int from 0, not {floor!r}")
+        window = self.dedup_window
+        if window is not None and (
+            isinstance(window, bool)
+            or not isinstance(window, int | float)
+            or not 0 < window <= 86400 * 7
+        ):
+            raise ConfigurationError(
+                f"dedup_window must be seconds from 0 to a week, not {window!r}"
+            )
         cap = self.max_in_flight
         if cap is not None and (type(cap) is not int or cap < 1):
             raise ConfigurationError(f"max_in_flight must be a positive int, not {cap!r}")
@@ -253,6 +267,7 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             or self.cooldown is not None
             or self.max_share is not None
             or self.min_untouched is not None
+            or self.dedup_window is not None
         )
 
     @property

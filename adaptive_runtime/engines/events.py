@@ -17,6 +17,7 @@ __all__ = [
     "REDACTED",
     "TARGET_FIELDS",
     "check_values",
+    "fingerprint_of",
     "parse_event",
     "severity",
     "target_of",
@@ -279,3 +280,10 @@ def target_of(attrs: Mapping[str, Any]) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def fingerprint_of(attrs: Mapping[str, Any]) -> str | None:
+    """An event's fingerprint: its `fingerprint` attribute, if a non-empty string (repeats of
+    one within the fleet policy's dedup_window are decided once)."""
+    value = attrs.get("fingerprint")
+    return value if isinstance(value, str) and value else None

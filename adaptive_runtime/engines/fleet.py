@@ -17,6 +17,8 @@ arrival order), and every decision passes through `gate`:
   event's target label) per `cooldown` seconds; a second within it is degraded the same way.
 - **Floors.** Within `budget_window`, disruptive actions on at most `max_share` of the
   fleet's agents, and at least `min_untouched` agents with none; past either, degraded.
+- **Deduplicate.** An event whose `fingerprint` an agent saw within `dedup_window`
+  seconds is a repeat: decided by the fallback rule, naming the first, so it acts once.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class FleetView(msgspec.Struct, kw_only=True):
     """Per agent: the target of its event whose decision is still to be folded."""
     agents: dict[str, None] = {}
     """Every agent that has had a decision: the fleet the floors count."""
+    fingerprints: dict[str, tuple[int, int]] = {}
+    """Per agent and fingerprint: (ts_ns, stream_seq) of the first decision in its window."""
+    pending_fingerprints: dict[str, str | None] = {}
+    """Per agent: the fingerprint of its event whose decision is still to be folded."""
 
     def copy(self) -> FleetView:
         return FleetView(
@@ -62,7 +68,13 @@ class FleetView(msgspec.Struct, kw_only=True):
             last_acted=dict(self.last_acted),
             targets=dict(self.targets),
             agents=dict(self.agents),
+            fingerprints=dict(self.fingerprints),
+            pending_fingerprints=dict(self.pending_fingerprints),
         )
+
+
+def _fingerprint_key(agent: str, fingerprint: str) -> str:
+    return f"{agent}\x1f{fingerprint}"
 
 
 def cooldown_key(agent: str, target: str | None, action: str) -> str:
@@ -78,10 +90,16 @@ def observe(
     action: str,
     stream_seq: int,
     target: str | None = None,
+    fingerprint: str | None = None,
 ) -> None:
     """Fold one decision into the view (in place), dropping what left the windows."""
     policy = view.policy
     view.agents[agent] = None
+    if policy.dedup_window is not None and fingerprint is not None:
+        since = ts_ns - round(policy.dedup_window * 1e9)
+        seen = {k: v for k, v in view.fingerprints.items() if v[0] > since}
+        seen.setdefault(_fingerprint_key(agent, fingerprint), (ts_ns, stream_seq))
+        view.fingerprints = seen
     if policy.cooldown is not None and action in policy.disruptive:
         since = ts_ns - round(policy.cooldown * 1e9)
         acted = {k: t for k, t in view.last_acted.items() if t > since}
@@ -111,6 +129,7 @@ def gate_in_fleet(
     agent: str,
     engine: DecisionEngine,
     target: str | None = None,
+    fingerprint: str | None = None,
 ) -> tuple[Decision, FleetIncident | None]:
     """Pass a decision through the fleet's policy: maybe open an incident, maybe degrade it.
 
@@ -121,6 +140,28 @@ def gate_in_fleet(
         return decision, None
     decision = msgspec.structs.replace(decision, fleet_policy=policy.digest)
     ts = decision.ts_ns
+    dedup_ns = None if policy.dedup_window is None else round(policy.dedup_window * 1e9)
+    first = (
+        None
+        if dedup_ns is None or fingerprint is None
+        else view.fingerprints.get(_fingerprint_key(agent, fingerprint))
+    )
+    if first is not None and dedup_ns is not None and first[0] > ts - dedup_ns:
+        repeated = (
+            f"repeat of fingerprint {fingerprint}, first decided at stream seq {first[1]}"
+            f" {(ts - first[0]) / 1e9:g}s ago"
+        )
+        fallback = engine.match_rule("fallback", FALLBACK, decision.risk)
+        repeat = msgspec.structs.replace(
+            decision,
+            action=fallback.action,
+            reason=fallback.reason,
+            priority=fallback.priority,
+            rule=fallback.rule,
+            degraded_from=decision.action,
+            fleet=repeated,
+        )
+        return repeat, None
     incident = _correlate(view, decision, agent)
     window = round(policy.correlate_window * 1e9)
     last = view.incidents.get(decision.context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ..engines.events import target_of
+from ..engines.events import fingerprint_of, target_of
 from ..engines.fleet import FleetView, observe, open_incident
 from ..journal import Journal
 from ..records import (
@@ -37,8 +37,11 @@ HOST_STREAM = "~host"
 def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
     """Fold one entry of any stream into the fleet view (in place)."""
     kind = entry.kind
-    if kind == "EventReceived" and view.policy.cooldown is not None:
-        view.targets[entry.stream] = target_of(read_as(entry, EventReceived).event.attrs)
+    policy = view.policy
+    if kind == "EventReceived" and (policy.cooldown is not None or policy.dedup_window is not None):
+        attrs = read_as(entry, EventReceived).event.attrs
+        view.targets[entry.stream] = target_of(attrs)
+        view.pending_fingerprints[entry.stream] = fingerprint_of(attrs)
     elif kind == "DecisionMade":
         try:
             d = decided_fields(entry.body).decision
@@ -46,7 +49,17 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
             read_record(entry)  # raises the typed error, naming the seq
             raise
         target = view.targets.pop(entry.stream, None)
-        observe(view, entry.ts_ns, entry.stream, d.context, d.action, entry.stream_seq, target)
+        fingerprint = view.pending_fingerprints.pop(entry.stream, None)
+        observe(
+            view,
+            entry.ts_ns,
+            entry.stream,
+            d.context,
+            d.action,
+            entry.stream_seq,
+            target,
+            fingerprint,
+        )
     elif kind == "FleetIncident":
         open_incident(view, read_as(entry, FleetIncident), entry.ts_ns)
     elif kind == "FleetPolicySet" and entry.stream == HOST_STREAM:

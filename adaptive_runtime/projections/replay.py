@@ -9,7 +9,7 @@ import msgspec
 
 from ..engines.confidence import ConfidenceParams, History
 from ..engines.confidence import record as record_pooled
-from ..engines.events import target_of
+from ..engines.events import fingerprint_of, target_of
 from ..engines.fleet import FleetView, gate_in_fleet, observe, open_incident
 from ..engines.learning import Learning, Outcomes
 from ..engines.learning import record as record_outcome
@@ -145,14 +145,21 @@ def redecide(
             if view is not None:
                 if fleet is not None:
                     view.policy = fleet
-                target = target_of(event.attrs)
+                target, fingerprint = target_of(event.attrs), fingerprint_of(event.attrs)
                 fresh, incident = gate_in_fleet(
-                    view, fresh, entry.stream, policy.decision_engine, target
+                    view, fresh, entry.stream, policy.decision_engine, target, fingerprint
                 )
                 # the view follows the decisions made now, so a what-if counts its own actions
                 ts = entry.ts_ns
                 observe(
-                    view, ts, entry.stream, fresh.context, fresh.action, entry.stream_seq, target
+                    view,
+                    ts,
+                    entry.stream,
+                    fresh.context,
+                    fresh.action,
+                    entry.stream_seq,
+                    target,
+                    fingerprint,
                 )
                 if incident is not None:
                     open_incident(view, incident, ts)

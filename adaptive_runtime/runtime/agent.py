@@ -13,7 +13,7 @@ from .._crashpoints import crash_point
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
-from ..engines.events import parse_event, target_of
+from ..engines.events import fingerprint_of, parse_event, target_of
 from ..engines.fleet import gate_in_fleet, observe, open_incident
 from ..engines.original import ConfidenceEngine, pooled
 from ..engines.pipeline import decide
@@ -232,8 +232,14 @@ class Agent:
                 if made:  # decided again after a conflict: the view holds the first try
                     host.fleet_stale = True
                 target = target_of(ev.attrs)
+                fingerprint = fingerprint_of(ev.attrs)
                 decision, incident = gate_in_fleet(
-                    fleet, decision, self.agent_id, ledger.policy.decision_engine, target
+                    fleet,
+                    decision,
+                    self.agent_id,
+                    ledger.policy.decision_engine,
+                    target,
+                    fingerprint,
                 )
                 observe(
                     fleet,
@@ -243,6 +249,7 @@ class Agent:
                     decision.action,
                     ledger.next_stream_seq + 2,
                     target,
+                    fingerprint,
                 )
                 if incident is not None:
                     open_incident(fleet, incident, ts)

@@ -610,3 +610,20 @@ async def test_robusta_345_a_resolved_alert_never_restarts_the_healthy_replaceme
         assert "restart_service" != refire["action"]
         await host.wait_for_actions()
     assert ["ServiceOverload"] == ran
+
+
+async def test_a_new_firing_of_one_fingerprint_in_the_window_is_a_repeat(tmp_path: Path) -> None:
+    host, clock = host_at(tmp_path / "j.db", fleet=FleetPolicy(dedup_window=600.0))
+    pod = {"alertname": "ServiceOverload", "severity_score": "0.82", "service": "checkout"}
+    async with client(host) as c:
+        hook = "/v1/receivers/alertmanager"
+        first = (await c.post(hook, json=webhook(alert("firing", **pod)), headers=WRITE)).json()
+        clock.advance(120)
+        again = alert("firing", **pod)
+        again["startsAt"] = "2026-11-27T01:02:00.000Z"  # a new firing: a new event id
+        second = (await c.post(hook, json=webhook(again), headers=WRITE)).json()
+        [one], [two] = first["results"], second["results"]
+        assert ("decided", "restart_service") == (one["status"], one["action"])
+        assert ("decided", "monitor_and_wait") == (two["status"], two["action"])
+        ex = (await c.get(f"/v1/decisions/{two['seq']}", headers=READ)).json()
+        assert ex["item"]["decision"]["fleet"].startswith("repeat of fingerprint f00d")

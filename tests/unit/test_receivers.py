@@ -59,6 +59,7 @@ def test_a_firing_alert_becomes_the_documented_event() -> None:
         "labels": {"alertname": "HighCPU", "severity": "warning", "job": "node", "service": "api"},
         "annotations": {"cpu": "97.5", "latency_ms": "1200", "summary": "hot"},
         "starts_at": "2026-11-27T01:00:00.123456789Z",
+        "fingerprint": "fp1",
         "source": "alertmanager",
         "generator_url": "http://prom/graph",
         "agent_id": "api",
