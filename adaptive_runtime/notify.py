@@ -3,8 +3,9 @@ PagerDuty, a JSON webhook... any Apprise URL.
 
 A Notifier watches a host's commits and notes what a person should hear of: decisions at
 or above a priority, disruptive actions the fleet policy held back (a budget, a floor or
-a cooldown paused them: the escalation to a person), approval requests (and approvals
-that timed out), actions given up (dead letters), and fleet incidents. Notes are grouped (one message per flush, every
+a cooldown paused them: the escalation to a person), steps of an escalation ladder,
+approval requests (and approvals that timed out), actions given up (dead letters), and
+fleet incidents. Notes are grouped (one message per flush, every
 `group_seconds`) and rate-limited (at most `max_per_hour` messages in any hour, by the
 host's clock; what is held back is counted in the next message). A message names the
 agent, the seq, the event type, the action and the reason, never an event's attributes,
@@ -25,6 +26,7 @@ from .errors import ConfigurationError
 from .records import (
     ActionAbandoned,
     ActionAwaitingApproval,
+    ActionEscalated,
     ApprovalDecided,
     DecisionMade,
     Entry,
@@ -134,6 +136,10 @@ class Notifier:
             return (
                 None if r.by != "timeout" else f"[approval] {where}: {r.action} denied: {r.reason}"
             )
+        if kind == "ActionEscalated":
+            e = read_record(entry)
+            assert isinstance(e, ActionEscalated)
+            return f"[escalated] {where}: to {e.action} (step {e.step}): {e.reason}"
         if kind == "ActionAbandoned":
             g = read_record(entry)
             assert isinstance(g, ActionAbandoned)

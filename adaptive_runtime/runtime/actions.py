@@ -21,7 +21,7 @@ from ..engines.backoff import (
     breaker_succeeded,
     delay_for,
 )
-from ..engines.events import target_of
+from ..engines.events import fingerprint_of, target_of
 from ..errors import ActionTimeoutError, ConfigurationError
 from ..journal.base import Journal
 from ..records import (
@@ -74,7 +74,8 @@ class Verification(msgspec.Struct, frozen=True, kw_only=True):
     `within` seconds after the handler returns, the evidence is, in this order: an
     outcome recorded for the decision meanwhile (a resolved alert records one); else the
     `probe` (called with the ActionCall; truthy: the symptom cleared); else no repeat of
-    the event (the same type, for the same target) in the agent's stream meanwhile.
+    the event in the agent's stream meanwhile (its fingerprint, if it has one; else the
+    same type for the same target).
     """
 
     within: float
@@ -497,15 +498,20 @@ class _Run:
             except Exception as exc:
                 return False, f"the probe failed: {type(exc).__name__}: {exc}"[:500], False
             return ok, "the probe found the symptom " + ("cleared" if ok else "still there"), False
-        target = target_of(call.event)
+        target, fingerprint = target_of(call.event), fingerprint_of(call.event)
         for entry in later:
             record = read_record(entry)
             if entry.seq > since and isinstance(record, EventReceived):
                 ev = record.event
-                if ev.type == decision.event_type and target_of(ev.attrs) == target:
+                if fingerprint is not None:  # the symptom is its fingerprint, when it has one
+                    again = fingerprint_of(ev.attrs) == fingerprint
+                else:
+                    again = ev.type == decision.event_type and target_of(ev.attrs) == target
+                if again:
                     return False, f"the symptom came back: {ev.type} at seq {entry.seq}", False
-        where = "" if target is None else f" for {target}"
-        return True, f"no {decision.event_type}{where} within {spec.verify.within:g}s", False
+        what = f"fingerprint {fingerprint}" if fingerprint is not None else decision.event_type
+        where = "" if target is None or fingerprint is not None else f" for {target}"
+        return True, f"no {what}{where} within {spec.verify.within:g}s", False
 
     async def _call(self, call: ActionCall) -> None:
         """Run one attempt of the handler, cancelled past the policy's attempt_timeout."""

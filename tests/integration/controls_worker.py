@@ -31,7 +31,13 @@ async def main(db: str) -> None:
         durability="normal",
         clock=clock,
         fleet=FleetPolicy(
-            correlate_agents=3, budget=6, cooldown=120.0, max_share=0.6, min_untouched=2
+            correlate_agents=3,
+            budget=6,
+            cooldown=120.0,
+            max_share=0.6,
+            min_untouched=2,
+            dedup_window=100.0,
+            max_in_flight=3,
         ),
         approvals=ApprovalPolicy(actions=("scale_up_immediate",), timeout_s=300.0),
     )
@@ -55,6 +61,8 @@ async def main(db: str) -> None:
         for step in range(60):
             agent = f"svc-{step % 10}"
             event = {**EVENTS[step % 5], "agent_id": agent, "instance": f"node-{step % 2}"}
+            if step < 30:  # the first rounds repeat each agent's fingerprint 70 s apart
+                event["fingerprint"] = f"fp-{step % 10}"
             await host.process(event)
             await host.wait_for_actions()
             clock.advance(7)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
-from adaptive_runtime.projections.controls import dead_letters
 
 WORKER = Path(__file__).with_name("controls_worker.py")
 
@@ -46,10 +45,9 @@ def test_every_control_replays_byte_for_byte_under_two_hash_seeds(tmp_path: Path
             "ActionSkipped",
         ):
             assert kind in kinds, kind
-        reasons = {d.fleet.split(":")[0] for d in _decisions(journal) if d.fleet}
+        reasons = {d.fleet.split(":")[0].split(",")[0] for d in _decisions(journal) if d.fleet}
         assert {"cooldown", "fleet floor"} <= reasons, reasons
-        abandoned = sum(1 for _ in journal.read(kind="ActionAbandoned"))
-        assert abandoned - 1 == len(dead_letters(journal))  # one was dismissed
+        assert any(r.startswith("repeat of fingerprint") for r in reasons), reasons
     finally:
         journal.close()
 
