@@ -233,7 +233,8 @@ class ActionScheduler:
             busy += sum(1 for k in list(self._targets.values()) if k == key)
             if busy >= max_in_flight:
                 where = ledger.agent_id if target is None else f"{ledger.agent_id}/{target}"
-                reason = f"{busy} actions in flight for {where}; max_in_flight is {max_in_flight}"
+                many = "action" if busy == 1 else "actions"
+                reason = f"{busy} {many} in flight for {where}; max_in_flight is {max_in_flight}"
                 return ActionSkipped(action=action, reason=reason)
             if token is not None:
                 self._reserved[token] = key
