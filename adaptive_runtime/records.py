@@ -184,9 +184,16 @@ DEFAULT_DISRUPTIVE = (
 """Actions that take something away while they run: the ones a budget counts."""
 
 
-_LATER_KNOBS = frozenset(
-    {"cooldown", "max_share", "min_untouched", "max_in_flight", "dedup_window"}
-)
+_LATER_KNOBS: dict[str, object] = {
+    "cooldown": None,
+    "max_share": None,
+    "min_untouched": None,
+    "max_in_flight": None,
+    "dedup_window": None,
+    "on_cooldown": "degrade",
+}
+"""The knobs added after the first version, with their defaults: left at its default, a
+knob is not in the digest, so the policies journaled before it keep their decisions'."""
 
 
 class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -210,6 +217,9 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     min_untouched: int | None = None
     """Fleet floor: at least this many agents with no disruptive action within budget_window
     (minHealthy); None: no bound."""
+    on_cooldown: str = "degrade"
+    """What a decision held back by the cooldown becomes: "degrade" (the next rule whose
+    action is not disruptive) or "skip" (the decision stands; its action is skipped)."""
     dedup_window: float | None = None
     """Repeats of an event's `fingerprint` for the same agent within this many seconds of
     the first are journaled and decided as repeats: the fallback rule, no second action."""
@@ -253,6 +263,9 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise ConfigurationError(
                 f"dedup_window must be seconds from 0 to a week, not {window!r}"
             )
+        if self.on_cooldown not in ("degrade", "skip"):
+            msg = f"on_cooldown must be 'degrade' or 'skip', not {self.on_cooldown!r}"
+            raise ConfigurationError(msg)
         cap = self.max_in_flight
         if cap is not None and (type(cap) is not int or cap < 1):
             raise ConfigurationError(f"max_in_flight must be a positive int, not {cap!r}")
@@ -280,7 +293,7 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         fields = {
             name: getattr(self, name)
             for name in self.__struct_fields__
-            if name not in _LATER_KNOBS or getattr(self, name) is not None
+            if name not in _LATER_KNOBS or getattr(self, name) != _LATER_KNOBS[name]
         }
         return hashlib.blake2b(msgspec.msgpack.encode(fields), digest_size=8).hexdigest()
 

@@ -32,7 +32,9 @@ __all__ = [
     "DEFAULT_DISRUPTIVE",
     "FleetPolicy",
     "FleetView",
+    "acting",
     "gate_in_fleet",
+    "held_back",
     "observe",
     "open_incident",
 ]
@@ -71,6 +73,17 @@ class FleetView(msgspec.Struct, kw_only=True):
             fingerprints=dict(self.fingerprints),
             pending_fingerprints=dict(self.pending_fingerprints),
         )
+
+
+def held_back(decision: Decision) -> bool:
+    """Whether the fleet policy let a decision stand but holds its action back (a cooldown
+    with on_cooldown="skip"): it says why and was not degraded."""
+    return decision.fleet is not None and decision.degraded_from is None
+
+
+def acting(decision: Decision) -> str:
+    """The action a decision takes, as the windows count it: none when it is held back."""
+    return "" if held_back(decision) else decision.action
 
 
 def _fingerprint_key(agent: str, fingerprint: str) -> str:
@@ -182,6 +195,8 @@ def gate_in_fleet(
             f"cooldown: {decision.action} for {where} at most once per {policy.cooldown:g}s"
             f" (the last {(ts - last) / 1e9:g}s ago)"
         )
+        if policy.on_cooldown == "skip":  # the decision stands; its action is skipped
+            return msgspec.structs.replace(decision, fleet=why), incident
     elif (floor := _floor(view, agent, horizon)) is not None:
         why = floor
     elif policy.hold_during_incident and open_incident_now:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import msgspec
 
 from ..engines.events import fingerprint_of, target_of
-from ..engines.fleet import FleetView, observe, open_incident
+from ..engines.fleet import FleetView, acting, observe, open_incident
 from ..journal import Journal
 from ..records import (
+    DecisionMade,
     Entry,
     EventReceived,
     FleetIncident,
@@ -50,12 +51,15 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
             raise
         target = view.targets.pop(entry.stream, None)
         fingerprint = view.pending_fingerprints.pop(entry.stream, None)
+        action = d.action
+        if policy.on_cooldown == "skip":  # the fields that say so are past the leading ones
+            action = acting(read_as(entry, DecisionMade).decision)
         observe(
             view,
             entry.ts_ns,
             entry.stream,
             d.context,
-            d.action,
+            action,
             entry.stream_seq,
             target,
             fingerprint,

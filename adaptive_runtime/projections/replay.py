@@ -10,7 +10,7 @@ import msgspec
 from ..engines.confidence import ConfidenceParams, History
 from ..engines.confidence import record as record_pooled
 from ..engines.events import fingerprint_of, target_of
-from ..engines.fleet import FleetView, gate_in_fleet, observe, open_incident
+from ..engines.fleet import FleetView, acting, gate_in_fleet, observe, open_incident
 from ..engines.learning import Learning, Outcomes
 from ..engines.learning import record as record_outcome
 from ..engines.legacy import decide_v1, ruleset_v1
@@ -156,7 +156,7 @@ def redecide(
                     ts,
                     entry.stream,
                     fresh.context,
-                    fresh.action,
+                    acting(fresh),
                     entry.stream_seq,
                     target,
                     fingerprint,

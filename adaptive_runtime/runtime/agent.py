@@ -14,7 +14,7 @@ from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
 from ..engines.events import fingerprint_of, parse_event, target_of
-from ..engines.fleet import gate_in_fleet, observe, open_incident
+from ..engines.fleet import acting, gate_in_fleet, held_back, observe, open_incident
 from ..engines.original import ConfidenceEngine, pooled
 from ..engines.pipeline import decide
 from ..errors import (
@@ -246,7 +246,7 @@ class Agent:
                     ts,
                     self.agent_id,
                     decision.context,
-                    decision.action,
+                    acting(decision),
                     ledger.next_stream_seq + 2,
                     target,
                     fingerprint,
@@ -262,7 +262,8 @@ class Agent:
                 ledger,
                 decision.action,
                 ts,
-                hold=controls.hold(self.agent_id, ev, decision, ts),
+                hold=controls.hold(self.agent_id, ev, decision, ts)
+                or (decision.fleet if held_back(decision) else None),
                 approval=controls.approval(decision, ts),
                 target=target_of(ev.attrs),
                 max_in_flight=None if fleet is None else fleet.policy.max_in_flight,

@@ -119,3 +119,36 @@ def test_the_gate_keys_on_agent_target_and_action() -> None:
         assert expected == again.action, (agent, target)
     later = decide(policy, Outcomes(), parse_event(OVERLOAD), ts + 300 * 10**9)
     assert "restart_service" == gate_in_fleet(view, later, "web", engine, "node-1")[0].action
+
+
+async def test_on_cooldown_skip_keeps_the_decision_and_skips_its_action(tmp_path: Path) -> None:
+    """With on_cooldown="skip", the held decision stands (restart_service, saying why) and
+    only its action is skipped; a skipped restart does not restart the window."""
+    path = tmp_path / "s.db"
+    clock = ManualClock(start_ns=START_NS)
+    ran: list[int] = []
+    policy = FleetPolicy(cooldown=300.0, on_cooldown="skip")
+    async with Host(path, durability="normal", clock=clock, fleet=policy) as host:
+
+        @host.action("restart_service")
+        async def restart(call: object) -> None:
+            ran.append(call.decision.seq)  # type: ignore[attr-defined]
+
+        first = await host.process({**OVERLOAD, "agent_id": "web"})
+        clock.advance(200)
+        held = await host.process({**OVERLOAD, "agent_id": "web"})
+        clock.advance(101)  # 301 s after the first restart, 101 s after the skipped one
+        after = await host.process({**OVERLOAD, "agent_id": "web"})
+        await host.wait_for_actions()
+    assert ["restart_service"] * 3 == [first.action, held.action, after.action]
+    assert (None, True) == (held.degraded_from, held.fleet is not None)
+    assert [first.seq, after.seq] == ran
+    journal = SqliteJournal(path, create=False)
+    try:
+        from adaptive_runtime.records import ActionSkipped, read_as
+
+        [skip] = [read_as(e, ActionSkipped) for e in journal.read(kind="ActionSkipped")]
+        assert skip.reason.startswith("cooldown: restart_service for web at most once per 300s")
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
