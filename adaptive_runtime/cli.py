@@ -310,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     until.add_argument("--until", help="when it ends: ISO 8601 or Unix seconds")
     until.add_argument("--for", dest="duration", help="how long it lasts, e.g. 90m, 2h, 1d")
     sil_add.add_argument("--comment", required=True, help="why, for whoever reads it later")
+    sil_add.add_argument(
+        "--fire-after",
+        action="store_true",
+        help="when it ends, run the actions it skipped (once each); by default they never run",
+    )
     sil_add.add_argument("--by", default=os.environ.get("USER") or "cli", help="who sets it")
     sil_add.add_argument("--json", action="store_true", help="print JSON for scripts")
     sil_list = sil_sub.add_parser("list", help="the silences in force or to come", parents=[db])
@@ -596,6 +601,7 @@ def _silence(args: argparse.Namespace) -> int:
             ends_ns=ends,
             comment=args.comment,
             by=args.by,
+            fire_after=args.fire_after,
         )
         if ends <= now:
             raise UsageError("that silence would already be over; give a later --until")

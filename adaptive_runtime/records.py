@@ -481,6 +481,8 @@ class SilenceSet(msgspec.Struct, frozen=True, tag=True, array_like=True):
     ends_ns: int
     comment: str
     by: str
+    fire_after: bool = False
+    """When it ends, run the actions it skipped (once), instead of letting them go."""
 
 
 class SilenceEnded(msgspec.Struct, frozen=True, tag=True, array_like=True):

@@ -116,6 +116,7 @@ def _check(record: Record) -> None:
             ends_ns=record.ends_ns,
             comment=record.comment,
             by=record.by,
+            fire_after=record.fire_after,
         )
         if checked != record:
             raise InvalidEventError("the silence's id is not the hash of what it is", field="id")

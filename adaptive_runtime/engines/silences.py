@@ -17,7 +17,13 @@ MAX_NAME = 256
 
 
 def new_silence(
-    matcher: SilenceMatcher, *, starts_ns: int, ends_ns: int, comment: str, by: str
+    matcher: SilenceMatcher,
+    *,
+    starts_ns: int,
+    ends_ns: int,
+    comment: str,
+    by: str,
+    fire_after: bool = False,
 ) -> SilenceSet:
     """A checked silence, its id a hash of what it is (the same silence set twice is one)."""
     if not isinstance(matcher, SilenceMatcher):
@@ -33,10 +39,18 @@ def new_silence(
             raise InvalidEventError(f"{name} must be a time in ns since the epoch", field=name)
     if ends_ns <= starts_ns:
         raise InvalidEventError("a silence must end after it starts", field="ends")
-    body = msgspec.msgpack.encode((matcher, starts_ns, ends_ns, comment, by))
-    silence_id = "sil-" + hashlib.blake2b(body, digest_size=5).hexdigest()
+    if not isinstance(fire_after, bool):
+        raise InvalidEventError("fire_after must be true or false", field="fire_after")
+    named = (matcher, starts_ns, ends_ns, comment, by) + ((True,) if fire_after else ())
+    silence_id = "sil-" + hashlib.blake2b(msgspec.msgpack.encode(named), digest_size=5).hexdigest()
     return SilenceSet(
-        id=silence_id, matcher=matcher, starts_ns=starts_ns, ends_ns=ends_ns, comment=comment, by=by
+        id=silence_id,
+        matcher=matcher,
+        starts_ns=starts_ns,
+        ends_ns=ends_ns,
+        comment=comment,
+        by=by,
+        fire_after=fire_after,
     )
 
 

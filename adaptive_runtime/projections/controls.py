@@ -20,6 +20,7 @@ from ..records import (
     ActionAbandoned,
     ActionAwaitingApproval,
     ActionRetried,
+    ActionSkipped,
     ActionStarted,
     ApprovalDecided,
     ApprovalPolicy,
@@ -41,6 +42,7 @@ __all__ = [
     "pending_approvals",
     "pending_of",
     "retry_wanted",
+    "skipped_by",
 ]
 
 REQUEST_KINDS = frozenset({"ApprovalGiven", "DeadLetterRetry"})
@@ -139,6 +141,19 @@ def dead_letters(journal: Journal) -> list[DeadLetter]:
         (d for key, d in abandoned.items() if later.get(key, 0) < d.abandoned_seq),
         key=lambda d: d.abandoned_seq,
     )
+
+
+def skipped_by(journal: Journal, silence_id: str) -> list[tuple[str, int, str]]:
+    """(agent, decision seq, action) of each action a silence skipped and nothing ran since."""
+    said = f"silenced by {silence_id} ("
+    skipped: dict[tuple[str, int], str] = {}
+    for entry in journal.read(kind="ActionSkipped"):
+        record = read_as(entry, ActionSkipped)
+        if record.reason.startswith(said):
+            skipped[(entry.stream, entry.seq - 1)] = record.action  # in its decision's batch
+    for entry in journal.read(kind="ActionRetried"):
+        skipped.pop((entry.stream, read_as(entry, ActionRetried).decision_seq), None)
+    return [(agent, seq, action) for (agent, seq), action in sorted(skipped.items())]
 
 
 def retry_wanted(journal: Journal, request_seq: int, request: DeadLetterRetry) -> DeadLetter | None:

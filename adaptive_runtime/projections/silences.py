@@ -3,7 +3,8 @@
 A silence is journaled (SilenceSet, SilenceEnded), so `explain`, replay and every host
 sharing the journal see the same ones. Inside a silence, a matching decision is made and
 journaled as ever, and its action is skipped with an ActionSkipped naming the silence.
-When a silence ends, nothing skipped inside it fires afterwards.
+When a silence ends, nothing skipped inside it fires afterwards, unless it was set with
+`fire_after`: then the host runs those actions, once each (runtime.controls).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from ..projections.controls import (
     pending_approvals,
     pending_of,
     retry_wanted,
+    skipped_by,
 )
 from ..projections.fleet import HOST_STREAM
 from ..projections.silences import read_silences, target_of
@@ -111,6 +112,26 @@ class OperatorControls:
                 timeout = "its timeout" if policy is None else f"{policy.timeout_s:g} s"
                 reason = f"no answer within {timeout}: denied by default"
                 await self._decide(p, approved=False, by="timeout", reason=reason)
+        for silence in list(self.state.silences.by_id.values()):
+            if silence.fire_after and silence.ends_ns <= now:
+                await self._fire_after(silence)
+
+    async def _fire_after(self, silence: SilenceSet) -> None:
+        """A silence that asked for it has ended: run the actions it skipped, once each."""
+        worker = self._host.require_worker()
+        owed = await worker.run(skipped_by, worker.journal, silence.id)
+        by = f"{silence.id} ended"
+        for agent, decision_seq, action in owed:
+            if not self._serves(agent):
+                continue
+            ledger = await self._ledger(agent)
+            await ledger.append_records(
+                [ActionRetried(decision_seq=decision_seq, action=action, by=by)]
+            )
+            await self._start_action(ledger, decision_seq)
+        ended = SilenceEnded(id=silence.id, by="its end, its skipped actions run")
+        await worker.append([to_pending(HOST_STREAM, ended, self._now())])
+        self.state.silences.by_id.pop(silence.id, None)
 
     async def _follow(self) -> None:
         """Every second (the journal's pace, on the wall clock), look at `~host` again."""
@@ -169,8 +190,12 @@ class OperatorControls:
         ends_ns: int,
         comment: str,
         by: str,
+        fire_after: bool = False,
     ) -> SilenceSet:
-        """Journal a silence (from now, unless `starts_ns`); it holds at once on this host."""
+        """Journal a silence (from now, unless `starts_ns`); it holds at once on this host.
+
+        `fire_after=True`: when it ends, the actions it skipped run, once each.
+        """
         worker = await self._host.when_ready()
         silence = new_silence(
             matcher,
@@ -178,6 +203,7 @@ class OperatorControls:
             ends_ns=ends_ns,
             comment=comment,
             by=by,
+            fire_after=fire_after,
         )
         await worker.append([to_pending(HOST_STREAM, silence, self._now())])
         await self.refresh()

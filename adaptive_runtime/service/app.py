@@ -350,6 +350,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             ends_ns=s.ends_ns,
             comment=s.comment,
             by=s.by,
+            fire_after=s.fire_after,
             state=state,
         )
 
@@ -381,7 +382,12 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             agent=data.agent, target=data.target, event_type=data.event_type, context=data.context
         )
         silence = await host.controls.add_silence(
-            matcher, starts_ns=starts, ends_ns=ends, comment=data.comment, by=data.by
+            matcher,
+            starts_ns=starts,
+            ends_ns=ends,
+            comment=data.comment,
+            by=data.by,
+            fire_after=data.fire_after,
         )
         return silence_view(silence, now)
 

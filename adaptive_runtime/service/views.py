@@ -167,6 +167,8 @@ class SilenceIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """ISO 8601 or Unix seconds."""
     comment: str
     by: str
+    fire_after: bool = False
+    """When it ends, run the actions it skipped (once each); by default they never run."""
 
 
 class SilenceEnd(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -201,5 +203,6 @@ class SilenceView(msgspec.Struct, kw_only=True):
     ends_ns: int
     comment: str
     by: str
+    fire_after: bool
     state: str
     """in_force, to_come or ended."""

@@ -247,3 +247,39 @@ def test_the_cli_refuses_a_silence_already_over(tmp_path: Path) -> None:
     assert 2 == over.returncode
     assert "would already be over" in over.stderr
     assert not (tmp_path / "o.db").exists()
+
+
+async def test_a_silence_that_asks_for_it_runs_what_it_skipped_once_it_ends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f.db"
+    clock = ManualClock(start_ns=START_NS)
+    host, ran = host_with_restart_handler(path, clock)
+    async with host:
+        silence = await host.controls.add_silence(
+            SilenceMatcher(agent="checkout"),
+            ends_ns=START_NS + 600 * 10**9,
+            comment="deploy",
+            by="ops",
+            fire_after=True,
+        )
+        await host.process({**OVERLOAD, "agent_id": "checkout"})
+        await host.controls.refresh()
+        await host.wait_for_actions()
+        assert [] == ran  # skipped while it holds
+        clock.advance(601)
+        await host.controls.refresh()
+        await host.wait_for_actions()
+        assert ["checkout"] == ran  # run once it ended
+        await host.controls.refresh()
+        await host.wait_for_actions()
+    assert ["checkout"] == ran  # and only once
+    journal = SqliteJournal(path, create=False)
+    try:
+        kinds = [e.kind for e in journal.read()]
+        assert 1 == kinds.count("ActionRetried")
+        assert "SilenceEnded" in kinds
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+    assert silence.fire_after
