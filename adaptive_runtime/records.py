@@ -38,6 +38,7 @@ __all__ = [
     "Decision",
     "DecisionMade",
     "Entry",
+    "EpisodeClosed",
     "Event",
     "EventReceived",
     "FleetIncident",
@@ -520,6 +521,14 @@ class ActionEscalated(msgspec.Struct, frozen=True, tag=True, array_like=True):
     reason: str
 
 
+class EpisodeClosed(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """The trouble a fingerprint named is over (its alert resolved, in the agent's stream):
+    the next event with it is a new episode, not a repeat."""
+
+    fingerprint: str
+    reason: str
+
+
 class ApprovalPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Which actions wait for a person's approval before they run (any one test suffices)."""
 
@@ -639,6 +648,7 @@ Record = (
     | ActionVerifying
     | ActionVerified
     | ActionEscalated
+    | EpisodeClosed
 )
 
 _encoder = msgspec.msgpack.Encoder()

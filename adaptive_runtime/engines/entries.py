@@ -29,6 +29,7 @@ from ..records import (
     DeadLetterRetry,
     Decision,
     DecisionMade,
+    EpisodeClosed,
     EventReceived,
     FleetIncident,
     FleetPolicySet,
@@ -143,6 +144,9 @@ def _check(record: Record) -> None:
         if isinstance(record, ActionEscalated):
             _count("step", record.step)
             _label("reason", record.reason)
+    elif isinstance(record, EpisodeClosed):
+        _label("fingerprint", record.fingerprint)
+        _label("reason", record.reason)
     elif isinstance(record, ApprovalDecided | ActionRetried):
         _seq("decision_seq", record.decision_seq)
         _label("action", record.action)

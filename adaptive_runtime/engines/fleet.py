@@ -33,6 +33,8 @@ __all__ = [
     "FleetPolicy",
     "FleetView",
     "acting",
+    "close_episode",
+    "fingerprint_key",
     "gate_in_fleet",
     "held_back",
     "observe",
@@ -75,6 +77,11 @@ class FleetView(msgspec.Struct, kw_only=True):
         )
 
 
+def close_episode(view: FleetView, agent: str, fingerprint: str) -> None:
+    """Fold an EpisodeClosed: the fingerprint's next event is decided afresh."""
+    view.fingerprints.pop(fingerprint_key(agent, fingerprint), None)
+
+
 def held_back(decision: Decision) -> bool:
     """Whether the fleet policy let a decision stand but holds its action back (a cooldown
     with on_cooldown="skip"): it says why and was not degraded."""
@@ -86,7 +93,7 @@ def acting(decision: Decision) -> str:
     return "" if held_back(decision) else decision.action
 
 
-def _fingerprint_key(agent: str, fingerprint: str) -> str:
+def fingerprint_key(agent: str, fingerprint: str) -> str:
     return f"{agent}\x1f{fingerprint}"
 
 
@@ -111,7 +118,7 @@ def observe(
     if policy.dedup_window is not None and fingerprint is not None:
         since = ts_ns - round(policy.dedup_window * 1e9)
         seen = {k: v for k, v in view.fingerprints.items() if v[0] > since}
-        seen.setdefault(_fingerprint_key(agent, fingerprint), (ts_ns, stream_seq))
+        seen.setdefault(fingerprint_key(agent, fingerprint), (ts_ns, stream_seq))
         view.fingerprints = seen
     if policy.cooldown is not None and action in policy.disruptive:
         since = ts_ns - round(policy.cooldown * 1e9)
@@ -157,7 +164,7 @@ def gate_in_fleet(
     first = (
         None
         if dedup_ns is None or fingerprint is None
-        else view.fingerprints.get(_fingerprint_key(agent, fingerprint))
+        else view.fingerprints.get(fingerprint_key(agent, fingerprint))
     )
     if first is not None and dedup_ns is not None and first[0] > ts - dedup_ns:
         repeated = (

@@ -5,11 +5,12 @@ from __future__ import annotations
 import msgspec
 
 from ..engines.events import fingerprint_of, target_of
-from ..engines.fleet import FleetView, acting, observe, open_incident
+from ..engines.fleet import FleetView, acting, close_episode, observe, open_incident
 from ..journal import Journal
 from ..records import (
     DecisionMade,
     Entry,
+    EpisodeClosed,
     EventReceived,
     FleetIncident,
     FleetPolicy,
@@ -64,6 +65,8 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
             target,
             fingerprint,
         )
+    elif kind == "EpisodeClosed":
+        close_episode(view, entry.stream, read_as(entry, EpisodeClosed).fingerprint)
     elif kind == "FleetIncident":
         open_incident(view, read_as(entry, FleetIncident), entry.ts_ns)
     elif kind == "FleetPolicySet" and entry.stream == HOST_STREAM:

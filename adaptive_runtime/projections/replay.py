@@ -165,7 +165,7 @@ def redecide(
                     open_incident(view, incident, ts)
             if stream is None or entry.stream == stream:
                 yield Redecided(seq=entry.seq, event=event, journaled=record.decision, now=fresh)
-        elif view is not None and entry.kind == "FleetPolicySet":
+        elif view is not None and entry.kind in ("FleetPolicySet", "EpisodeClosed"):
             evolve_fleet(view, entry)
         elif isinstance(record, OutcomeRecorded):
             pooled[entry.stream] = record_pooled(

@@ -34,6 +34,7 @@ from ..records import (
     Decision,
     DecisionMade,
     Entry,
+    EpisodeClosed,
     Event,
     EventReceived,
     OutcomeRecorded,
@@ -335,6 +336,16 @@ class Agent:
             raise InvalidEventError(msg, field="decision")
         await ledger.append_records([OutcomeRecorded.of(found.decision, success=bool(success))])
         ledger.metrics.count("outcomes_success" if success else "outcomes_failure")
+
+    async def close_episode(self, fingerprint: str, *, reason: str) -> bool:
+        """Journal that the trouble a fingerprint named is over (its alert resolved): the next
+        event with it is decided afresh, not as a repeat. False (nothing journaled) when no
+        episode of it is open under the fleet policy's dedup_window."""
+        ledger = await self._host.ledger(self.agent_id)
+        if not self._host.episode_open(self.agent_id, fingerprint):
+            return False
+        await ledger.append_records([EpisodeClosed(fingerprint=fingerprint, reason=reason)])
+        return True
 
     async def set_rules(self, rules: RulesArg, *, learning: LearningArg = None) -> str:
         """Journal a new set of custom rules (placed before the defaults); return its ruleset hash.

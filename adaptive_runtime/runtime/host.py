@@ -22,7 +22,7 @@ from typing import Any, Literal
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.events import MAX_EVENT_BYTES
-from ..engines.fleet import FleetView
+from ..engines.fleet import FleetView, close_episode, fingerprint_key
 from ..engines.pipeline import PluginSet
 from ..errors import (
     AdaptiveRuntimeError,
@@ -46,6 +46,7 @@ from ..records import (
     ApprovalPolicy,
     Decision,
     Entry,
+    EpisodeClosed,
     Event,
     FleetPolicy,
     FleetPolicySet,
@@ -53,6 +54,7 @@ from ..records import (
     PluginsSet,
     Rule,
     RulesChanged,
+    read_as,
     to_pending,
 )
 from .actions import ActionScheduler, Handler, Resume, Verification, register_action
@@ -337,6 +339,13 @@ class Host:
         except AgentOwnedElsewhere:
             return False
         return True
+
+    def episode_open(self, agent_id: str, fingerprint: str) -> bool:
+        """Whether a fingerprint's episode is open for an agent (its repeats are deduplicated)."""
+        view = self.fleet
+        if view is None or view.policy.dedup_window is None:
+            return False
+        return fingerprint_key(agent_id, fingerprint) in view.fingerprints
 
     def serves(self, agent_id: str) -> bool:
         """Whether this host writes the agent's stream (for another host's, it leaves requests be)."""
@@ -706,6 +715,10 @@ class Host:
         if committed is not None:
             for entry in entries:
                 evolve_fleet(committed, entry)
+                if entry.kind == "EpisodeClosed" and self.fleet is not None:
+                    # the decision view too: it folds decisions as they are made, not this
+                    closed = read_as(entry, EpisodeClosed).fingerprint
+                    close_episode(self.fleet, entry.stream, closed)
             self._fleet_seq = entries[-1].seq
         ledger = self._loaded.get(entries[0].stream)
         if ledger is not None:

@@ -311,6 +311,9 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         item = await run(decision_for_event, event_id)
         if item is None:
             return AlertResult(id=event_id, status="unknown_alert")
+        fingerprint = item.event.attrs.get("fingerprint")
+        if isinstance(fingerprint, str) and fingerprint:  # the next firing is a new episode
+            await host.agent(item.stream).close_episode(fingerprint, reason="resolved")
         explained = await run(explain, item.seq)
         if explained.outcomes:
             return AlertResult(id=event_id, status="already_resolved", seq=item.seq)

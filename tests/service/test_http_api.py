@@ -10,6 +10,7 @@ from http_support import APPROVER, READ, READER, WRITE, WRITER, client
 
 from adaptive_runtime import FleetPolicy, Host, ManualClock
 from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import ApprovalPolicy
 from adaptive_runtime.service.app import scrub
 
@@ -627,3 +628,29 @@ async def test_a_new_firing_of_one_fingerprint_in_the_window_is_a_repeat(tmp_pat
         assert ("decided", "monitor_and_wait") == (two["status"], two["action"])
         ex = (await c.get(f"/v1/decisions/{two['seq']}", headers=READ)).json()
         assert ex["item"]["decision"]["fleet"].startswith("repeat of fingerprint f00d")
+
+
+async def test_a_resolution_closes_the_episode_so_the_next_firing_is_decided_afresh(
+    tmp_path: Path,
+) -> None:
+    host, clock = host_at(tmp_path / "j.db", fleet=FleetPolicy(dedup_window=600.0))
+    pod = {"alertname": "ServiceOverload", "severity_score": "0.82", "service": "checkout"}
+    async with client(host) as c:
+        hook = "/v1/receivers/alertmanager"
+        await c.post(hook, json=webhook(alert("firing", **pod)), headers=WRITE)
+        clock.advance(60)
+        resolved = (
+            await c.post(hook, json=webhook(alert("resolved", **pod)), headers=WRITE)
+        ).json()
+        assert "resolved" == resolved["results"][0]["status"]
+        clock.advance(60)
+        again = alert("firing", **pod)
+        again["startsAt"] = "2026-11-27T01:02:00.000Z"
+        [fresh] = (await c.post(hook, json=webhook(again), headers=WRITE)).json()["results"]
+        assert "restart_service" == fresh["action"]  # a new episode, not a repeat
+    journal = SqliteJournal(tmp_path / "j.db", create=False)
+    try:
+        assert 1 == sum(1 for _ in journal.read(kind="EpisodeClosed"))
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
