@@ -118,6 +118,11 @@ class OperatorControls:
 
     async def _fire_after(self, silence: SilenceSet) -> None:
         """A silence that asked for it has ended: run the actions it skipped, once each."""
+        # off the list first, so that a second refresh running meanwhile leaves it be (a
+        # crash before its end is journaled leaves it in the journal: the next start runs
+        # what is still owed, the actions already retried excepted)
+        if self.state.silences.by_id.pop(silence.id, None) is None:
+            return
         worker = self._host.require_worker()
         owed = await worker.run(skipped_by, worker.journal, silence.id)
         by = f"{silence.id} ended"
@@ -131,7 +136,6 @@ class OperatorControls:
             await self._start_action(ledger, decision_seq)
         ended = SilenceEnded(id=silence.id, by="its end, its skipped actions run")
         await worker.append([to_pending(HOST_STREAM, ended, self._now())])
-        self.state.silences.by_id.pop(silence.id, None)
 
     async def _follow(self) -> None:
         """Every second (the journal's pace, on the wall clock), look at `~host` again."""
