@@ -43,6 +43,16 @@ log = logging.getLogger("adaptive_runtime.notify")
 PRIORITIES = ("low", "normal", "high", "critical")
 MAX_LINES = 50
 HOUR_NS = 3600 * 10**9
+_NOTED = frozenset(
+    {
+        "DecisionMade",
+        "ActionAwaitingApproval",
+        "ApprovalDecided",
+        "ActionEscalated",
+        "ActionAbandoned",
+        "FleetIncident",
+    }
+)
 
 
 class NotifyPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -110,48 +120,37 @@ class Notifier:
                 self.notes.append(note)
 
     def _note(self, entry: Entry) -> str | None:
-        kind, where = entry.kind, f"{entry.stream} seq {entry.seq}"
-        if kind == "DecisionMade":
-            d = read_record(entry)
-            assert isinstance(d, DecisionMade)
-            decision = d.decision
-            if decision.degraded_from is not None:  # paused by the fleet: a person decides
-                return (
-                    f"[held] {where}: {decision.degraded_from} held back, {decision.action}"
-                    f" instead: {decision.fleet}"
-                )
-            if PRIORITIES.index(decision.priority) < self._rank:
+        if entry.kind not in _NOTED:
+            return None
+        record, where = read_record(entry), f"{entry.stream} seq {entry.seq}"
+        if isinstance(record, DecisionMade):
+            d = record.decision
+            if d.degraded_from is not None:  # paused by the fleet: a person decides
+                return f"[held] {where}: {d.degraded_from} held back, {d.action} instead: {d.fleet}"
+            if PRIORITIES.index(d.priority) < self._rank:
                 return None
             return (
-                f"[{decision.priority}] {where}: {decision.event_type} -> {decision.action}"
-                f" (confidence {decision.confidence:.2f}, {decision.reason})"
+                f"[{d.priority}] {where}: {d.event_type} -> {d.action}"
+                f" (confidence {d.confidence:.2f}, {d.reason})"
             )
-        if kind == "ActionAwaitingApproval":
-            a = read_record(entry)
-            assert isinstance(a, ActionAwaitingApproval)
-            return f"[approval] {where}: {a.action} waits: {a.reason} (adaptive-runtime approve {entry.seq - 1})"
-        if kind == "ApprovalDecided":
-            r = read_record(entry)
-            assert isinstance(r, ApprovalDecided)
+        if isinstance(record, ActionAwaitingApproval):
             return (
-                None if r.by != "timeout" else f"[approval] {where}: {r.action} denied: {r.reason}"
+                f"[approval] {where}: {record.action} waits: {record.reason}"
+                f" (adaptive-runtime approve {entry.seq - 1})"
             )
-        if kind == "ActionEscalated":
-            e = read_record(entry)
-            assert isinstance(e, ActionEscalated)
-            return f"[escalated] {where}: to {e.action} (step {e.step}): {e.reason}"
-        if kind == "ActionAbandoned":
-            g = read_record(entry)
-            assert isinstance(g, ActionAbandoned)
+        if isinstance(record, ApprovalDecided):
+            if record.by != "timeout":
+                return None
+            return f"[approval] {where}: {record.action} denied: {record.reason}"
+        if isinstance(record, ActionEscalated):
+            return f"[escalated] {where}: to {record.action} (step {record.step}): {record.reason}"
+        if isinstance(record, ActionAbandoned):
             return (
-                f"[dead letter] {where}: {g.action} given up after {g.attempts} attempts"
-                f" ({g.reason}; adaptive-runtime retry {g.decision_seq})"
+                f"[dead letter] {where}: {record.action} given up after {record.attempts}"
+                f" attempts ({record.reason}; adaptive-runtime retry {record.decision_seq})"
             )
-        if kind == "FleetIncident":
-            i = read_record(entry)
-            assert isinstance(i, FleetIncident)
-            return f"[incident] {where}: {i.context} across {len(i.agents)} agents ({i.rule})"
-        return None
+        assert isinstance(record, FleetIncident)
+        return f"[incident] {where}: {record.context} across {len(record.agents)} agents ({record.rule})"
 
     async def flush(self) -> bool:
         """Send what is noted as one message, if the rate limit allows; True if one went."""

@@ -71,6 +71,7 @@ from .views import (
     AlertsReceived,
     ApprovalIn,
     ApprovalView,
+    AskedBy,
     BatchResult,
     DecisionPage,
     DecisionView,
@@ -78,7 +79,6 @@ from .views import (
     OutcomeIn,
     OutcomeView,
     Problem,
-    SilenceEnd,
     SilenceIn,
     SilenceView,
     decision_view,
@@ -401,7 +401,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         responses=WRITE | _responses(404),
         summary="End a silence now",
     )
-    async def end_silence(silence_id: FromPath[str], data: JSONBody[SilenceEnd]) -> dict[str, str]:
+    async def end_silence(silence_id: FromPath[str], data: JSONBody[AskedBy]) -> dict[str, str]:
         await host.controls.end_silence(silence_id, by=data.by)
         return {"id": silence_id, "ended_by": data.by}
 
@@ -454,7 +454,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         summary="Run a dead letter's action again",
     )
     async def retry_dead_letter(
-        seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], data: JSONBody[SilenceEnd]
+        seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], data: JSONBody[AskedBy]
     ) -> dict[str, Any]:
         await host.controls.retry(seq, by=data.by)
         return {"decision_seq": seq, "retried_by": data.by}
@@ -467,7 +467,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         summary="Take a dead letter off the list",
     )
     async def dismiss_dead_letter(
-        seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], data: JSONBody[SilenceEnd]
+        seq: Annotated[int, PathParameter(ge=1, le=MAX_SEQ)], data: JSONBody[AskedBy]
     ) -> dict[str, Any]:
         await host.controls.dismiss(seq, by=data.by)
         return {"decision_seq": seq, "dismissed_by": data.by}

@@ -97,32 +97,37 @@ class Telemetry:
             kind = entry.kind
             if kind == "EventReceived":
                 self.events.inc()
-            elif kind == "DecisionMade":
-                d = read_record(entry)
-                assert isinstance(d, DecisionMade)
-                self.decisions.labels(d.decision.action, d.decision.priority).inc()
-            elif kind == "OutcomeRecorded":
-                o = read_record(entry)
-                assert isinstance(o, OutcomeRecorded)
-                self.outcomes.labels("success" if o.success else "failure").inc()
             elif kind == "FleetIncident":
                 self.incidents.inc()
-            elif kind == "ActionStarted":
-                a = read_record(entry)
-                assert isinstance(a, ActionStarted)
-                self.attempts.labels(a.action).inc()
-            elif kind == "ActionFailed":
-                f = read_record(entry)
-                assert isinstance(f, ActionFailed)
-                self.failures.labels(f.action).inc()
-            elif kind == "ActionSucceeded":
-                s = read_record(entry)
-                assert isinstance(s, ActionSucceeded)
-                self.succeeded.labels(s.action).inc()
-            elif kind == "ActionAbandoned":
-                g = read_record(entry)
-                assert isinstance(g, ActionAbandoned)
-                self.abandoned.labels(g.action, g.reason).inc()
+            elif kind in _COUNTED:
+                self._count(read_record(entry))
+
+    def _count(self, record: object) -> None:
+        if isinstance(record, DecisionMade):
+            self.decisions.labels(record.decision.action, record.decision.priority).inc()
+        elif isinstance(record, OutcomeRecorded):
+            self.outcomes.labels("success" if record.success else "failure").inc()
+        elif isinstance(record, ActionStarted):
+            self.attempts.labels(record.action).inc()
+        elif isinstance(record, ActionFailed):
+            self.failures.labels(record.action).inc()
+        elif isinstance(record, ActionSucceeded):
+            self.succeeded.labels(record.action).inc()
+        elif isinstance(record, ActionAbandoned):
+            self.abandoned.labels(record.action, record.reason).inc()
+
+
+_COUNTED = frozenset(
+    {
+        "DecisionMade",
+        "OutcomeRecorded",
+        "ActionStarted",
+        "ActionFailed",
+        "ActionSucceeded",
+        "ActionAbandoned",
+    }
+)
+"""The kinds whose bodies the counts read (the others are counted by their kind alone)."""
 
 
 class _HostCollector(Collector):

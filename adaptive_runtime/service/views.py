@@ -19,6 +19,7 @@ __all__ = [
     "AlertsReceived",
     "ApprovalIn",
     "ApprovalView",
+    "AskedBy",
     "BatchResult",
     "DecisionPage",
     "DecisionView",
@@ -27,7 +28,6 @@ __all__ = [
     "OutcomeIn",
     "OutcomeView",
     "Problem",
-    "SilenceEnd",
     "SilenceIn",
     "SilenceView",
     "decision_view",
@@ -171,7 +171,7 @@ class SilenceIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """When it ends, run the actions it skipped (once each); by default they never run."""
 
 
-class SilenceEnd(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class AskedBy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Who asks (to end a silence, retry or dismiss a dead letter)."""
 
     by: str
