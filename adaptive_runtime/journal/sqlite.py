@@ -35,13 +35,41 @@ from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, Ve
 
 __all__ = ["SCHEMA_VERSION", "SqliteJournal", "discard"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x41525431  # "ART1": marks the file as an Adaptive Runtime journal
 PAGE = 512  # rows per read query: reads stream without holding a long read transaction
 
 # snapshots.checksum holds each snapshot's MAC under the journal's key (see _keys.py).
-# Indexes cost every commit a page write each: kind filters ride on the stream index
-# (or a scan) rather than an index of their own, which would slow appends by a third.
+#
+# Indexes cost every commit a page write each. Reads by stream go through `runs`
+# instead of an index on entries(stream, seq): a row per run of consecutive entries of
+# one stream, written only when the stream changes from the entry before. One agent
+# appending alone writes no run rows at all; a host interleaving agents writes one per
+# batch, against an index entry per row. The trigger keeps runs in step with entries
+# inside SQLite, whatever process writes. Kind filters scan the stream's ranges.
+_RUNS = """
+CREATE TABLE runs (
+    first_seq INTEGER PRIMARY KEY,
+    stream    TEXT    NOT NULL
+) STRICT;
+CREATE INDEX runs_stream ON runs(stream, first_seq);
+CREATE TRIGGER entries_runs AFTER INSERT ON entries
+    WHEN NEW.stream IS NOT (SELECT stream FROM entries WHERE seq = NEW.seq - 1)
+    BEGIN INSERT INTO runs (first_seq, stream) VALUES (NEW.seq, NEW.stream); END;
+CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs
+    BEGIN SELECT RAISE(ABORT, 'journal runs are append-only'); END;
+CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs
+    BEGIN SELECT RAISE(ABORT, 'journal runs are append-only'); END;
+"""
+# Schema 1 had the index entries_stream instead of runs: opening it migrates in one
+# transaction, with the runs computed from the entries (which are not touched).
+_MIGRATE_1 = """
+INSERT INTO runs (first_seq, stream)
+    SELECT seq, stream FROM (
+        SELECT seq, stream, lag(stream) OVER (ORDER BY seq) AS before FROM entries
+    ) WHERE before IS NOT stream;
+DROP INDEX entries_stream;
+"""
 _SCHEMA = """
 CREATE TABLE entries (
     seq        INTEGER PRIMARY KEY,
@@ -55,7 +83,6 @@ CREATE TABLE entries (
     digest     BLOB    NOT NULL
 ) STRICT;
 CREATE UNIQUE INDEX entries_event_id ON entries(event_id) WHERE event_id IS NOT NULL;
-CREATE INDEX entries_stream ON entries(stream, seq);
 CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'journal entries are append-only'); END;
 CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
@@ -79,39 +106,50 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _HEAD = "SELECT seq, digest FROM entries ORDER BY seq DESC LIMIT 1"
-_STREAM_HEAD = "SELECT stream_seq FROM entries WHERE stream = ? ORDER BY seq DESC LIMIT 1"
+_END = "(SELECT min(n.first_seq) FROM runs n WHERE n.first_seq > r.first_seq)"
+_RUN_AT = "SELECT max(first_seq) FROM runs WHERE stream = ? AND first_seq <= ?"
+_RUNS_UP = (
+    f"SELECT r.first_seq, {_END} FROM runs r WHERE r.stream = ? AND r.first_seq >= ? "
+    "ORDER BY r.first_seq LIMIT ?"
+)
+_RUNS_DOWN = (
+    f"SELECT r.first_seq, {_END} FROM runs r WHERE r.stream = ? AND r.first_seq < ? "
+    "ORDER BY r.first_seq DESC LIMIT ?"
+)
+# Within one run (seq from, to): `stream = ?` as well, so a damaged runs table can only
+# hide entries from a read, never show another stream's.
+_RANGE_UP = {
+    False: f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? AND stream = ? "
+    "ORDER BY seq LIMIT ?",
+    True: f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? AND stream = ? "
+    "AND kind = ? ORDER BY seq LIMIT ?",
+}
+_RANGE_DOWN = {
+    False: f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? AND stream = ? "
+    "ORDER BY seq DESC LIMIT ?",
+    True: f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? AND stream = ? "
+    "AND kind = ? ORDER BY seq DESC LIMIT ?",
+}
+# A run row where the stream does not change, or a change with no run row.
+_RUNS_WRONG = (
+    "SELECT e.seq FROM entries e LEFT JOIN entries p ON p.seq = e.seq - 1 "
+    "WHERE (p.stream IS NOT e.stream) <> EXISTS (SELECT 1 FROM runs r WHERE r.first_seq = e.seq) "
+    "UNION ALL SELECT r.first_seq FROM runs r LEFT JOIN entries e ON e.seq = r.first_seq "
+    "WHERE e.stream IS NOT r.stream ORDER BY 1 LIMIT 1"
+)
+END_OF_TIME = 2**63 - 1
 _BY_EVENT_ID = f"SELECT {_COLUMNS} FROM entries WHERE event_id = ?"
 _BY_SEQ = f"SELECT {_COLUMNS} FROM entries WHERE seq = ?"
 _TRANSACTION = f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND batch = ? ORDER BY seq"
 
-# Keyed by (stream given, kind given); every value is a bound parameter.
+# Keyed by whether a kind is given; every value is a bound parameter.
 _FORWARD = {
-    (False, False): f"SELECT {_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
-    (
-        True,
-        False,
-    ): f"SELECT {_COLUMNS} FROM entries WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
-    (
-        False,
-        True,
-    ): f"SELECT {_COLUMNS} FROM entries WHERE kind = ? AND seq > ? ORDER BY seq LIMIT ?",
-    (True, True): (
-        f"SELECT {_COLUMNS} FROM entries WHERE stream = ? AND kind = ? AND seq > ? "
-        "ORDER BY seq LIMIT ?"
-    ),
+    False: f"SELECT {_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
+    True: f"SELECT {_COLUMNS} FROM entries WHERE kind = ? AND seq > ? ORDER BY seq LIMIT ?",
 }
 _BACKWARD = {
-    (False, False): f"SELECT {_COLUMNS} FROM entries WHERE seq < ? ORDER BY seq DESC LIMIT ?",
-    (True, False): (
-        f"SELECT {_COLUMNS} FROM entries WHERE stream = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-    ),
-    (False, True): (
-        f"SELECT {_COLUMNS} FROM entries WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-    ),
-    (True, True): (
-        f"SELECT {_COLUMNS} FROM entries WHERE stream = ? AND kind = ? AND seq < ? "
-        "ORDER BY seq DESC LIMIT ?"
-    ),
+    False: f"SELECT {_COLUMNS} FROM entries WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+    True: f"SELECT {_COLUMNS} FROM entries WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
 }
 _PUT_SNAPSHOT = (
     "INSERT INTO snapshots (stream, seq, digest, version, state, checksum, ts_ns) "
@@ -345,17 +383,41 @@ class SqliteJournal:
     def read(
         self, stream: str | None = None, *, after: int = 0, kind: str | None = None
     ) -> Iterator[Entry]:
-        sql = _FORWARD[(stream is not None, kind is not None)]
-        filters = tuple(x for x in (stream, kind) if x is not None)
+        if stream is not None:
+            yield from self._read_stream(stream, after, kind)
+            return
+        sql = _FORWARD[kind is not None]
+        filters = () if kind is None else (kind,)
         position = after
         while True:
-            with _translated(self._path):
-                rows = self._open().execute(sql, (*filters, position, PAGE)).fetchall()
+            rows = self._rows(sql, (*filters, position, PAGE))
             for row in rows:
                 yield _entry(row)
             if len(rows) < PAGE:
                 return
             position = cast(int, rows[-1][0])
+
+    def _read_stream(self, stream: str, after: int, kind: str | None) -> Iterator[Entry]:
+        """One stream's entries after `after`: its runs in order, each read as a seq range."""
+        after = max(after, 0)
+        [(start,)] = self._rows(_RUN_AT, (stream, min(after + 1, END_OF_TIME)))
+        sql = _RANGE_UP[kind is not None]
+        filters = (stream,) if kind is None else (stream, kind)
+        position = 0 if start is None else cast(int, start)
+        while True:
+            runs = self._rows(_RUNS_UP, (stream, position, PAGE))
+            for first, end in runs:
+                low, high = max(cast(int, first), after + 1), END_OF_TIME if end is None else end
+                while low < high:
+                    rows = self._rows(sql, (low, high, *filters, PAGE))
+                    for row in rows:
+                        yield _entry(row)
+                    if len(rows) < PAGE:
+                        break
+                    low = cast(int, rows[-1][0]) + 1
+            if len(runs) < PAGE:
+                return
+            position = cast(int, runs[-1][0]) + 1
 
     def latest(
         self,
@@ -365,20 +427,52 @@ class SqliteJournal:
         kind: str | None = None,
         before: int | None = None,
     ) -> Iterator[Entry]:
-        sql = _BACKWARD[(stream is not None, kind is not None)]
-        filters = tuple(x for x in (stream, kind) if x is not None)
-        position = 2**63 - 1 if before is None else min(before, 2**63 - 1)
+        position = END_OF_TIME if before is None else min(before, END_OF_TIME)
+        if stream is not None:
+            yield from self._latest_in_stream(n, stream, kind, position)
+            return
+        sql = _BACKWARD[kind is not None]
+        filters = () if kind is None else (kind,)
         left = n
         while left > 0:
             size = min(left, PAGE)
-            with _translated(self._path):
-                rows = self._open().execute(sql, (*filters, position, size)).fetchall()
+            rows = self._rows(sql, (*filters, position, size))
             for row in rows:
                 yield _entry(row)
             if len(rows) < size:
                 return
             left -= size
             position = cast(int, rows[-1][0])
+
+    def _latest_in_stream(
+        self, n: int, stream: str, kind: str | None, before: int
+    ) -> Iterator[Entry]:
+        """One stream's last `n` entries before `before`, newest first, run by run."""
+        sql = _RANGE_DOWN[kind is not None]
+        filters = (stream,) if kind is None else (stream, kind)
+        left, position = n, before
+        while left > 0:
+            runs = self._rows(_RUNS_DOWN, (stream, position, PAGE))
+            for first, end in runs:
+                high = before if end is None else min(cast(int, end), before)
+                while left > 0 and first < high:
+                    size = min(left, PAGE)
+                    rows = self._rows(sql, (first, high, *filters, size))
+                    for row in rows:
+                        yield _entry(row)
+                    left -= len(rows)
+                    if len(rows) < size:
+                        break
+                    high = cast(int, rows[-1][0])
+                if left <= 0:
+                    return
+            if len(runs) < PAGE:
+                return
+            position = cast(int, runs[-1][0])
+
+    def _rows(self, sql: str, bindings: tuple[object, ...]) -> list[Any]:
+        with _translated(self._path):
+            return self._open().execute(sql, bindings).fetchall()
 
     def get(self, seq: int) -> Entry | None:
         return self._one(_BY_SEQ, (seq,))
@@ -396,7 +490,7 @@ class SqliteJournal:
 
     def streams(self) -> list[str]:
         with _translated(self._path):
-            rows = self._open().execute("SELECT DISTINCT stream FROM entries ORDER BY stream")
+            rows = self._open().execute("SELECT DISTINCT stream FROM runs ORDER BY stream")
             return [cast(str, row[0]) for row in rows]
 
     def _one(self, sql: str, bindings: tuple[object, ...]) -> Entry | None:
@@ -461,7 +555,8 @@ class SqliteJournal:
         with _translated(self._path):
             problems = [row[0] for row in self._open().execute("PRAGMA quick_check")]
         if problems == ["ok"]:
-            return _chain.walk(self.read(), expected_head, progress)
+            walked = _chain.walk(self.read(), expected_head, progress)
+            return walked if not walked.ok else self._check_runs(walked)
         # the file is damaged: still walk the chain as far as it reads, for true counts
         damage = "SQLite quick_check: " + "; ".join(problems[:5])
         try:
@@ -480,6 +575,22 @@ class SqliteJournal:
             head=walked.head,
             first_bad_seq=walked.first_bad_seq,
             problem=problem,
+        )
+
+    def _check_runs(self, walked: VerifyReport) -> VerifyReport:
+        """The chain is sound: check that `runs`, which reads by stream use, agrees with it."""
+        [row] = self._rows(f"SELECT ({_RUNS_WRONG})", ())
+        if row[0] is None:
+            return walked
+        return msgspec.structs.replace(
+            walked,
+            ok=False,
+            first_bad_seq=int(row[0]),
+            problem=(
+                f"the table runs, which reads by stream go through, disagrees with the entries "
+                f"at seq {row[0]}: it was changed outside the journal. The entries and their "
+                "hash chain are intact; export the journal and import it into a new file"
+            ),
         )
 
     def close(self) -> None:
@@ -527,10 +638,13 @@ class SqliteJournal:
         if conn.pragma("user_version") == SCHEMA_VERSION:
             return
         with _immediate(conn):
-            if conn.pragma("user_version") == 0:
-                conn.execute(_SCHEMA)
+            version = conn.pragma("user_version")  # again: another process may have done it
+            if version == 0:
+                conn.execute(_SCHEMA + _RUNS)
                 conn.pragma("application_id", APPLICATION_ID)
-                conn.pragma("user_version", SCHEMA_VERSION)
+            elif version == 1:
+                conn.execute(_RUNS + _MIGRATE_1)
+            conn.pragma("user_version", SCHEMA_VERSION)
 
 
 class _HeadCache:
@@ -599,8 +713,15 @@ def _head(conn: apsw.Connection) -> Head:
 
 
 def _stream_head(conn: apsw.Connection, stream: str) -> int:
-    row = conn.execute(_STREAM_HEAD, (stream,)).fetchone()
-    return 0 if row is None else int(row[0])
+    """The stream_seq of the stream's last entry: the last entry of its last run."""
+    run = conn.execute(_RUNS_DOWN, (stream, END_OF_TIME, 1)).fetchone()
+    if run is None:
+        return 0
+    first, end = run
+    row = conn.execute(
+        _RANGE_DOWN[False], (first, END_OF_TIME if end is None else end, stream, 1)
+    ).fetchone()
+    return 0 if row is None else int(cast(int, row[2]))
 
 
 def discard(path: str | os.PathLike[str]) -> None:

@@ -258,7 +258,7 @@ def test_errors_are_one_line_with_meaningful_exit_codes(
     newer = tmp_path / "newer.db"
     newer.write_bytes(journal_path.read_bytes())
     db = sqlite3.connect(newer)
-    db.execute("PRAGMA user_version = 2")
+    db.execute("PRAGMA user_version = 3")
     db.close()
     names = {"JOURNAL": str(journal_path), "NOTAJOURNAL": str(not_journal), "NEWER": str(newer)}
     args = [names.get(a, a) for a in args]

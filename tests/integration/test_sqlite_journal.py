@@ -14,7 +14,7 @@ import apsw
 import pytest
 
 from adaptive_runtime.errors import JournalBusyError, JournalVersionError, NotAJournalError
-from adaptive_runtime.journal import Pending, SqliteJournal
+from adaptive_runtime.journal import SCHEMA_VERSION, Pending, SqliteJournal
 
 
 def fill(path: Path, n: int = 10) -> None:
@@ -30,6 +30,8 @@ def tamper(path: Path, *statements: str) -> None:
     db = sqlite3.connect(path)
     db.execute("DROP TRIGGER entries_no_update")
     db.execute("DROP TRIGGER entries_no_delete")
+    db.execute("DROP TRIGGER runs_no_update")
+    db.execute("DROP TRIGGER runs_no_delete")
     for sql in statements:
         db.execute(sql)
     db.commit()
@@ -125,7 +127,11 @@ def test_verify_detects_truncation_given_expected_head(tmp_path: Path) -> None:
     journal = SqliteJournal(tmp_path / "j.db")
     head = journal.head()
     journal.close()
-    tamper(tmp_path / "j.db", "DELETE FROM entries WHERE seq > 8")
+    tamper(
+        tmp_path / "j.db",
+        "DELETE FROM entries WHERE seq > 8",
+        "DELETE FROM runs WHERE first_seq > 8",
+    )
     journal = SqliteJournal(tmp_path / "j.db")
     assert journal.verify().ok
     report = journal.verify(expected_head=head)
@@ -174,7 +180,53 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(JournalVersionError) as caught:
         SqliteJournal(tmp_path / "j.db")
-    assert (99, 1) == (caught.value.found, caught.value.supported)
+    assert (99, SCHEMA_VERSION) == (caught.value.found, caught.value.supported)
+
+
+def as_schema_1(path: Path) -> None:
+    """Turn a journal file back into schema 1: an index on entries(stream, seq), no runs."""
+    db = sqlite3.connect(path)
+    for trigger in ("entries_runs", "runs_no_update", "runs_no_delete"):
+        db.execute(f"DROP TRIGGER {trigger}")
+    db.execute("DROP TABLE runs")
+    db.execute("CREATE INDEX entries_stream ON entries(stream, seq)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+
+
+def test_schema_1_is_migrated_on_open_with_every_read_the_same(tmp_path: Path) -> None:
+    """A schema-1 file gains its runs from the entries, loses the index, and reads as before."""
+    path = tmp_path / "j.db"
+    fill(path, 40)
+    journal = SqliteJournal(path)
+    before = [list(journal.read(s)) for s in ("a", "b")], journal.head(), journal.stream_head("a")
+    journal.close()
+    as_schema_1(path)
+    journal = SqliteJournal(path)
+    after = [list(journal.read(s)) for s in ("a", "b")], journal.head(), journal.stream_head("a")
+    assert before == after
+    assert journal.verify().ok
+    journal.append([Pending(stream="b", kind="K", ts_ns=99, body=b"after")])
+    assert (21, [41, 39]) == (journal.stream_head("b"), [e.seq for e in journal.latest(2, "b")])
+    journal.close()
+    db = sqlite3.connect(path)
+    indexes = [r[0] for r in db.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")]
+    assert (SCHEMA_VERSION, False) == (
+        db.execute("PRAGMA user_version").fetchone()[0],
+        "entries_stream" in indexes,
+    )
+    db.close()
+
+
+def test_runs_changed_outside_the_journal_fail_verify(tmp_path: Path) -> None:
+    """A run row deleted behind the journal's back is reported at its seq; the chain is intact."""
+    fill(tmp_path / "j.db")
+    tamper(tmp_path / "j.db", "DELETE FROM runs WHERE first_seq = 5")
+    journal = SqliteJournal(tmp_path / "j.db")
+    report = journal.verify()
+    assert (False, 5, 10) == (report.ok, report.first_bad_seq, report.entries)
+    assert "runs" in (report.problem or "")
 
 
 def test_writer_held_past_timeout_raises_busy(tmp_path: Path) -> None:
