@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import apsw
 import msgspec
@@ -36,6 +36,7 @@ from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, Ve
 __all__ = ["SCHEMA_VERSION", "SqliteJournal", "discard"]
 
 SCHEMA_VERSION = 2
+T = TypeVar("T")
 APPLICATION_ID = 0x41525431  # "ART1": marks the file as an Adaptive Runtime journal
 PAGE = 512  # rows per read query: reads stream without holding a long read transaction
 
@@ -177,24 +178,26 @@ def _translated(path: str) -> Iterator[None]:
     """Turn apsw's exceptions into the project's error tree at the boundary."""
     try:
         yield
-    except apsw.BusyError as exc:
-        msg = f"{path}: another writer held the journal past the busy timeout; retry later"
-        raise JournalBusyError(msg) from exc
-    except apsw.NotADBError as exc:
-        msg = f"{path} is not a SQLite database, so not an Adaptive Runtime journal"
-        raise NotAJournalError(msg) from exc
-    except apsw.CorruptError as exc:
-        msg = f"{path} is damaged ({exc}); run `adaptive-runtime verify --db {path}`"
-        raise JournalCorruptError(msg) from exc
-    except apsw.FullError as exc:
-        msg = f"{path}: the disk is full; nothing from this append was journaled"
-        raise JournalError(msg) from exc
-    except apsw.CantOpenError as exc:
-        msg = f"cannot open {path}: check that its folder exists and is writable"
-        raise JournalError(msg) from exc
     except apsw.Error as exc:
-        msg = f"{path}: {type(exc).__name__}: {exc}"
-        raise JournalError(msg) from exc
+        raise _journal_error(path, exc) from exc
+
+
+def _journal_error(path: str, exc: apsw.Error) -> JournalError:
+    """The project's error for an apsw exception, with a message that says what to do."""
+    if isinstance(exc, apsw.BusyError):
+        msg = f"{path}: another writer held the journal past the busy timeout; retry later"
+        return JournalBusyError(msg)
+    if isinstance(exc, apsw.NotADBError):
+        msg = f"{path} is not a SQLite database, so not an Adaptive Runtime journal"
+        return NotAJournalError(msg)
+    if isinstance(exc, apsw.CorruptError):
+        msg = f"{path} is damaged ({exc}); run `adaptive-runtime verify --db {path}`"
+        return JournalCorruptError(msg)
+    if isinstance(exc, apsw.FullError):
+        return JournalError(f"{path}: the disk is full; nothing from this append was journaled")
+    if isinstance(exc, apsw.CantOpenError):
+        return JournalError(f"cannot open {path}: check that its folder exists and is writable")
+    return JournalError(f"{path}: {type(exc).__name__}: {exc}")
 
 
 class SqliteJournal:
@@ -281,8 +284,7 @@ class SqliteJournal:
     # -- writing -------------------------------------------------------------
 
     def append(self, batch: Sequence[Pending], *, expected: int | None = None) -> list[Entry]:
-        with self._writing() as conn:
-            [result] = self._append_all(conn, [batch], [expected])
+        [result] = self._write(lambda conn: self._append_all(conn, [batch], [expected]))
         if isinstance(result, Exception):
             raise result
         return result
@@ -290,31 +292,49 @@ class SqliteJournal:
     def append_many(
         self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None] | None = None
     ) -> list[list[Entry] | Exception]:
-        with self._writing() as conn:
-            return self._append_all(conn, batches, expected or [None] * len(batches))
+        return self._write(
+            lambda conn: self._append_all(conn, batches, expected or [None] * len(batches))
+        )
 
     def append_caught_up(
         self, stream: str, after: int, build: Callable[[list[Entry]], Sequence[Pending]]
     ) -> tuple[list[Entry], list[Entry]]:
-        with self._writing() as conn:
+        def caught_up(conn: apsw.Connection) -> tuple[list[Entry], list[Entry] | Exception]:
             caught = list(self.read(stream, after=after))
             batch = build(caught)
             [result] = self._append_all(conn, [batch], [_stream_head(conn, stream)])
+            return caught, result
+
+        caught, result = self._write(caught_up)
         if isinstance(result, Exception):
             raise result
         return caught, result
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[apsw.Connection]:
-        """One write transaction; the head cache is kept only if it commits."""
+    def _write(self, work: Callable[[apsw.Connection], T]) -> T:
+        """Run `work` as one BEGIN IMMEDIATE transaction: all of it, or none of it.
+
+        The head cache keeps what the transaction staged only if it commits. Written out
+        rather than as context managers: this runs once per append.
+        """
         conn = self._open()
         try:
-            with _translated(self._path), _immediate(conn):
-                yield conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except apsw.Error as exc:
+            self._heads.forget()
+            raise _journal_error(self._path, exc) from exc
         except BaseException:
             self._heads.forget()
             raise
-        self._heads.confirm()
+        crash_point("journal.committed")
+        self._heads.confirm(conn.data_version())
+        return result
 
     def _append_all(
         self,
@@ -650,8 +670,9 @@ class SqliteJournal:
 class _HeadCache:
     """The head and stream heads as of this connection's last commit.
 
-    Valid while `PRAGMA data_version` is unchanged: SQLite changes it when another
-    connection commits, never for this one's own commits. It spares an append the two
+    Valid while the file's data version (SQLITE_FCNTL_DATA_VERSION, read without a
+    statement) is what it was just after that commit: any other commit to the file, by
+    this connection or another, changes it. It spares an append the two
     SELECTs (the global head, the stream's head) that it would otherwise make.
     """
 
@@ -666,21 +687,22 @@ class _HeadCache:
         self._staged: tuple[Head, dict[str, int]] | None = None
 
     def check(self, conn: apsw.Connection) -> None:
-        """Drop what another connection's commit may have changed."""
-        version = conn.pragma("data_version")
-        if version != self.version:
-            self.version, self.head = version, None
+        """Drop what another commit may have changed (call inside the write transaction)."""
+        if conn.data_version() != self.version:
+            self.version, self.head = None, None
             self.streams.clear()
 
     def stage(self, head: Head, streams: dict[str, int]) -> None:
         self._staged = (head, streams)
 
-    def confirm(self) -> None:
-        """The transaction committed: what it staged is now the journal's."""
+    def confirm(self, version: int) -> None:
+        """The transaction committed: what it staged is now the journal's, as of `version`."""
         if self._staged is None:
+            self.version = None
             return
         head, streams = self._staged
         self._staged = None
+        self.version = version
         if len(self.streams) + len(streams) > self.MAX_STREAMS:
             self.streams.clear()
         self.head = head

@@ -507,3 +507,22 @@ def test_verify_reports_every_tamper_class_whole(
         )
         == report
     )
+
+
+def test_appends_by_two_connections_in_turn_each_see_the_others_head(tmp_path: Path) -> None:
+    """Each connection caches its own head between commits; the other's commit (or its own
+    snapshot write) invalidates it, so the chain and the stream heads stay right."""
+    one = SqliteJournal(tmp_path / "j.db", durability="normal")
+    two = SqliteJournal(tmp_path / "j.db", durability="normal")
+    for i in range(6):
+        writer = one if i % 2 else two
+        [entry] = writer.append(
+            [Pending(stream="s", kind="K", ts_ns=i, body=b"%d" % i)], expected=i
+        )
+        assert (i + 1, i + 1) == (entry.seq, entry.stream_seq)
+        if i == 3:
+            writer.put_snapshot("s", entry.seq, b"state", version="v", ts_ns=0)
+    assert one.verify().ok
+    assert (6, 6) == (one.stream_head("s"), two.head().seq)
+    one.close()
+    two.close()
