@@ -30,6 +30,8 @@ T = TypeVar("T")
 Committed = Callable[[list[Entry]], None]
 
 MAX_BATCHES_PER_COMMIT = 1024
+YIELD_EVERY = 16
+"""Inline commits between two yields to the event loop (see JournalWorker.yield_due)."""
 
 
 class JournalWorker:
@@ -45,6 +47,7 @@ class JournalWorker:
         "_on_commit",
         "_queue",
         "_scheduled",
+        "_since_yield",
         "commit_latency",
         "commits",
     )
@@ -68,6 +71,7 @@ class JournalWorker:
         self._queue: list[tuple[Sequence[Pending], int | None, asyncio.Future[list[Entry]]]] = []
         self._scheduled = False
         self._closed = False
+        self._since_yield = 0
         self.commits = 0
         """Transactions committed: fewer than appends when commits were shared."""
         self.commit_latency = Metrics()
@@ -105,6 +109,20 @@ class JournalWorker:
             raise result
         self._on_commit(result)
         return result
+
+    def yield_due(self) -> bool:
+        """Whether the caller of an inline append should yield to the event loop now.
+
+        An inline commit completes without suspending, so a caller looping over process()
+        would starve handlers, actions and snapshots. A yield on every call costs more
+        than the commit's Python; one every YIELD_EVERY commits (counted across the
+        host's agents) bounds the delay they see at that many events.
+        """
+        self._since_yield += 1
+        if self._since_yield < YIELD_EVERY:
+            return False
+        self._since_yield = 0
+        return True
 
     def append_all(
         self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None]

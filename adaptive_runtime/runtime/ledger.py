@@ -234,9 +234,8 @@ class Ledger:
         try:
             if worker.inline:
                 entries = worker.append_now(batch, expected)
-                # an inline commit completes without suspending: yield once anyway, or a
-                # caller looping over process() would starve handlers, actions and snapshots
-                await asyncio.sleep(0)
+                if worker.yield_due():
+                    await asyncio.sleep(0)
             else:
                 entries = await worker.append(batch, expected)
         except StreamConflictError:

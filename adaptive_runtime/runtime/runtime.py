@@ -47,7 +47,8 @@ class Runtime(OriginalAPI):
     logs, the event bus or an error message.
 
     `commit_on_caller=True` commits on the caller's thread even at durability "full",
-    so the event loop waits on each fsync: faster for a script or batch job with one
+    so the event loop waits on each fsync (and on the WAL checkpoint SQLite runs after
+    a commit once the log holds 1,000 pages): faster for a script or batch job with one
     producer and nothing else on its loop; a server keeps the default, which leaves
     the loop free while the journal's thread syncs.
 
