@@ -385,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write summary.json and ratios.png (default: bench/results)",
     )
     bench.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    bench.add_argument(
+        "--runs",
+        type=int,
+        default=5,
+        help="run the suites this many times: each figure is their median, with the spread",
+    )
     stats = command(
         "stats",
         _stats,
@@ -1513,6 +1519,7 @@ def _bench(args: argparse.Namespace) -> int:
         *(["--from", str(args.source)] if args.source else []),
         *(["--out", str(args.out)] if args.out else []),
         *(["--no-memory"] if args.no_memory else []),
+        *(["--runs", str(args.runs)] if not args.source else []),
     ]
     return subprocess.run([sys.executable, str(report), *passed], check=False).returncode
 

@@ -58,6 +58,7 @@ class FrameCounter:
     def __init__(self) -> None:
         self.commits = 0
         self.frames = 0
+        self.checkpoints = 0
         self._last = 0
 
     def __call__(self, conn: apsw.Connection, name: str, pages: int) -> int:
@@ -66,6 +67,7 @@ class FrameCounter:
         self._last = pages
         if pages >= 1000:  # what SQLite's own autocheckpoint would do, so the log restarts
             conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+            self.checkpoints += 1
         return apsw.SQLITE_OK
 
 

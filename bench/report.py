@@ -1,7 +1,11 @@
 """Run the benchmark suites and print each figure beside its baseline, ratio and target.
 
-    python bench/report.py                 # run everything (1M-entry replay with --large)
-    python bench/report.py --from out.json # re-report a pytest-benchmark JSON file
+    python bench/report.py                 # run everything 5 times (1M-entry replay with --large)
+    python bench/report.py --runs 1        # once: quicker, no spread
+    python bench/report.py --from out.json # re-report pytest-benchmark JSON files
+
+Each figure is the median of the runs (the run whose ratio, or value, is the median), and
+`spread` is the lowest and highest value the runs gave, so a reader sees the noise.
 
 Writes bench/results/summary.json (and ratios.png when matplotlib is installed).
 """
@@ -46,8 +50,8 @@ def machine() -> dict[str, str]:
     }
 
 
-def run_suites(out: Path, large: bool) -> Path:
-    raw = out / "pytest-benchmark.json"
+def run_suites(out: Path, large: bool, run: int = 1) -> Path:
+    raw = out / f"pytest-benchmark-{run}.json"
     env = {**os.environ, **({"BENCH_LARGE": "1"} if large else {})}
     cmd = [
         sys.executable,
@@ -152,6 +156,14 @@ def rows(
         None,
     )
     ratio_row("journal append alone, normal", "test_journal_append", "test_raw_append", None)
+    for agents in (10, 100):
+        ratio_row(
+            f"read one agent's 1,000 of {agents}k entries, {agents} agents (raw: an index)",
+            f"test_journal_stream_read[{agents}agents]",
+            f"test_raw_indexed_stream_read[{agents}agents]",
+            None,
+            "entries/s",
+        )
     ratio_row(
         "replay 100k entries (decode + fold)",
         "test_replay_full[100k]",
@@ -298,8 +310,29 @@ def rows(
     return out
 
 
+def combine(tables: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per figure: the median run's row, with the spread over every run.
+
+    Rows are matched by figure name. A figure's median run is ranked by its ratio when
+    it has one, else by its own value; a figure missing from a run is left out there.
+    """
+    names = list(dict.fromkeys(row["figure"] for table in tables for row in table))
+    out: list[dict[str, Any]] = []
+    for name in names:
+        found = [row for table in tables for row in table if row["figure"] == name]
+        key = "ratio" if isinstance(found[0]["ratio"], float) else "ours"
+        if not all(isinstance(row[key], int | float) for row in found):
+            out.append({**found[len(found) // 2], "spread": "-", "runs": len(found)})
+            continue
+        ranked = sorted(found, key=lambda row: float(row[key]))
+        low, high = ranked[0][key], ranked[-1][key]
+        spread = "-" if len(found) == 1 else f"{low}-{high}"
+        out.append({**ranked[(len(ranked) - 1) // 2], "spread": spread, "runs": len(found)})
+    return out
+
+
 def render(table: list[dict[str, Any]]) -> str:
-    headers = ["figure", "ours", "baseline", "unit", "ratio", "target", "met"]
+    headers = ["figure", "ours", "baseline", "unit", "ratio", "spread", "target", "met"]
     cells = [headers] + [[_cell(r[h]) for h in headers] for r in table]
     widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
     lines = [
@@ -351,9 +384,16 @@ def main() -> int:
     )
     parser.add_argument(
         "--from",
-        dest="source",
+        dest="sources",
         type=Path,
-        help="a pytest-benchmark JSON file to report instead of running",
+        nargs="+",
+        help="pytest-benchmark JSON files (one per run) to report instead of running",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=5,
+        help="how many times to run the suites (default 5): medians, and the spread",
     )
     parser.add_argument(
         "--large",
@@ -368,18 +408,21 @@ def main() -> int:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, not {args.runs}")
     args.out.mkdir(parents=True, exist_ok=True)
-    raw = args.source or run_suites(args.out, args.large)
+    raws = args.sources or [run_suites(args.out, args.large, n) for n in range(1, args.runs + 1)]
     memory = None if args.no_memory else measure(1_000_000 if args.large else 100_000)
     if memory is not None:
         memory["fleet"] = measure_fleet(1000)
-    table = rows(medians(raw), memory)
+    table = combine([rows(medians(raw), memory) for raw in raws])
     about = machine()
     print("\nMachine: " + ", ".join(f"{k} {v}" for k, v in about.items()))
     print(
         "Both sides are timed alike: each run opens its file, writes, and closes it "
         "(ours: asyncio.run with start() and stop(); raw: connect, schema, close)."
     )
+    print(f"Each figure is the median of {len(raws)} run(s); spread: the lowest and highest.")
     print(render(table))
     summary = {"machine": about, "figures": table, "memory": memory}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))

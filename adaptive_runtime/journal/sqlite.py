@@ -107,29 +107,38 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _HEAD = "SELECT seq, digest FROM entries ORDER BY seq DESC LIMIT 1"
-_END = "(SELECT min(n.first_seq) FROM runs n WHERE n.first_seq > r.first_seq)"
-_RUN_AT = "SELECT max(first_seq) FROM runs WHERE stream = ? AND first_seq <= ?"
-_RUNS_UP = (
-    f"SELECT r.first_seq, {_END} FROM runs r WHERE r.stream = ? AND r.first_seq >= ? "
-    "ORDER BY r.first_seq LIMIT ?"
+END_OF_TIME = 2**63 - 1
+# A stream's entries in seq order, as one statement: its runs through runs_stream, and
+# each run's seq range through the primary key; both loops come out in order, so
+# SQLite sorts nothing (EXPLAIN QUERY PLAN shows two SEARCHes), and a page costs its
+# own size plus a lookup per run. The end of a run is the next run's start: found by
+# ORDER BY ... LIMIT 1, which seeks, where min() under a WHERE would scan. Each bound is
+# one expression, so the range search uses it (two lower bounds, and SQLite may pick
+# the looser one and scan from there). `e.stream = ?1` too: a damaged runs table can
+# only hide entries from a read, never show another stream's.
+_RUN_END = (
+    "coalesce((SELECT n.first_seq FROM runs n WHERE n.first_seq > r.first_seq "
+    f"ORDER BY n.first_seq LIMIT 1), {END_OF_TIME})"
 )
-_RUNS_DOWN = (
-    f"SELECT r.first_seq, {_END} FROM runs r WHERE r.stream = ? AND r.first_seq < ? "
-    "ORDER BY r.first_seq DESC LIMIT ?"
-)
-# Within one run (seq from, to): `stream = ?` as well, so a damaged runs table can only
-# hide entries from a read, never show another stream's.
-_RANGE_UP = {
-    False: f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? AND stream = ? "
-    "ORDER BY seq LIMIT ?",
-    True: f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? AND stream = ? "
-    "AND kind = ? ORDER BY seq LIMIT ?",
+_E_COLUMNS = ", ".join(f"e.{c}" for c in _COLUMNS.split(", "))
+# ?1 stream, ?2 the first seq wanted, ?3 the page size, ?4 the kind
+_STREAM_UP = {
+    kind: f"SELECT {_E_COLUMNS} FROM runs r JOIN entries e "
+    f"ON e.seq >= max(r.first_seq, ?2) AND e.seq < {_RUN_END} "
+    "WHERE r.stream = ?1 AND r.first_seq >= coalesce((SELECT s.first_seq FROM runs s "
+    "WHERE s.stream = ?1 AND s.first_seq <= ?2 ORDER BY s.first_seq DESC LIMIT 1), 0) "
+    f"AND e.stream = ?1{' AND e.kind = ?4' if kind else ''} "
+    "ORDER BY r.first_seq, e.seq LIMIT ?3"
+    for kind in (False, True)
 }
-_RANGE_DOWN = {
-    False: f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? AND stream = ? "
-    "ORDER BY seq DESC LIMIT ?",
-    True: f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? AND stream = ? "
-    "AND kind = ? ORDER BY seq DESC LIMIT ?",
+# ?1 stream, ?2 the seq to stay below, ?3 the page size, ?4 the kind
+_STREAM_DOWN = {
+    kind: f"SELECT {_E_COLUMNS} FROM runs r JOIN entries e "
+    f"ON e.seq >= r.first_seq AND e.seq < min({_RUN_END}, ?2) "
+    f"WHERE r.stream = ?1 AND r.first_seq < ?2 AND e.stream = ?1"
+    f"{' AND e.kind = ?4' if kind else ''} "
+    "ORDER BY r.first_seq DESC, e.seq DESC LIMIT ?3"
+    for kind in (False, True)
 }
 # A run row where the stream does not change, or a change with no run row.
 _RUNS_WRONG = (
@@ -138,7 +147,6 @@ _RUNS_WRONG = (
     "UNION ALL SELECT r.first_seq FROM runs r LEFT JOIN entries e ON e.seq = r.first_seq "
     "WHERE e.stream IS NOT r.stream ORDER BY 1 LIMIT 1"
 )
-END_OF_TIME = 2**63 - 1
 _BY_EVENT_ID = f"SELECT {_COLUMNS} FROM entries WHERE event_id = ?"
 _BY_SEQ = f"SELECT {_COLUMNS} FROM entries WHERE seq = ?"
 _TRANSACTION = f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? AND batch = ? ORDER BY seq"
@@ -418,26 +426,17 @@ class SqliteJournal:
             position = cast(int, rows[-1][0])
 
     def _read_stream(self, stream: str, after: int, kind: str | None) -> Iterator[Entry]:
-        """One stream's entries after `after`: its runs in order, each read as a seq range."""
-        after = max(after, 0)
-        [(start,)] = self._rows(_RUN_AT, (stream, min(after + 1, END_OF_TIME)))
-        sql = _RANGE_UP[kind is not None]
-        filters = (stream,) if kind is None else (stream, kind)
-        position = 0 if start is None else cast(int, start)
+        """One stream's entries after `after`, a page at a time (see _STREAM_UP)."""
+        sql = _STREAM_UP[kind is not None]
+        wanted = max(after, 0) + 1
         while True:
-            runs = self._rows(_RUNS_UP, (stream, position, PAGE))
-            for first, end in runs:
-                low, high = max(cast(int, first), after + 1), END_OF_TIME if end is None else end
-                while low < high:
-                    rows = self._rows(sql, (low, high, *filters, PAGE))
-                    for row in rows:
-                        yield _entry(row)
-                    if len(rows) < PAGE:
-                        break
-                    low = cast(int, rows[-1][0]) + 1
-            if len(runs) < PAGE:
+            bindings = (stream, wanted, PAGE) if kind is None else (stream, wanted, PAGE, kind)
+            rows = self._rows(sql, bindings)
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < PAGE:
                 return
-            position = cast(int, runs[-1][0]) + 1
+            wanted = cast(int, rows[-1][0]) + 1
 
     def latest(
         self,
@@ -467,28 +466,19 @@ class SqliteJournal:
     def _latest_in_stream(
         self, n: int, stream: str, kind: str | None, before: int
     ) -> Iterator[Entry]:
-        """One stream's last `n` entries before `before`, newest first, run by run."""
-        sql = _RANGE_DOWN[kind is not None]
-        filters = (stream,) if kind is None else (stream, kind)
-        left, position = n, before
+        """One stream's last `n` entries before `before`, newest first (see _STREAM_DOWN)."""
+        sql = _STREAM_DOWN[kind is not None]
+        left = n
         while left > 0:
-            runs = self._rows(_RUNS_DOWN, (stream, position, PAGE))
-            for first, end in runs:
-                high = before if end is None else min(cast(int, end), before)
-                while left > 0 and first < high:
-                    size = min(left, PAGE)
-                    rows = self._rows(sql, (first, high, *filters, size))
-                    for row in rows:
-                        yield _entry(row)
-                    left -= len(rows)
-                    if len(rows) < size:
-                        break
-                    high = cast(int, rows[-1][0])
-                if left <= 0:
-                    return
-            if len(runs) < PAGE:
+            size = min(left, PAGE)
+            bindings = (stream, before, size) if kind is None else (stream, before, size, kind)
+            rows = self._rows(sql, bindings)
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < size:
                 return
-            position = cast(int, runs[-1][0])
+            left -= size
+            before = cast(int, rows[-1][0])
 
     def _rows(self, sql: str, bindings: tuple[object, ...]) -> list[Any]:
         with _translated(self._path):
@@ -735,14 +725,8 @@ def _head(conn: apsw.Connection) -> Head:
 
 
 def _stream_head(conn: apsw.Connection, stream: str) -> int:
-    """The stream_seq of the stream's last entry: the last entry of its last run."""
-    run = conn.execute(_RUNS_DOWN, (stream, END_OF_TIME, 1)).fetchone()
-    if run is None:
-        return 0
-    first, end = run
-    row = conn.execute(
-        _RANGE_DOWN[False], (first, END_OF_TIME if end is None else end, stream, 1)
-    ).fetchone()
+    """The stream_seq of the stream's last entry."""
+    row = conn.execute(_STREAM_DOWN[False], (stream, END_OF_TIME, 1)).fetchone()
     return 0 if row is None else int(cast(int, row[2]))
 
 

@@ -342,7 +342,7 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
         return
     assert 0 == out.returncode, out.stderr
     assert "| process(), durability normal" in out.stdout
-    assert "| 0.2   | >= 0.45 | NO  |" in out.stdout
+    assert "| 0.2   | -      | >= 0.45 | NO  |" in out.stdout
     assert (tmp_path / "out" / "summary.json").exists()
 
 
