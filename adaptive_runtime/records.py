@@ -772,6 +772,18 @@ def encode_checked(record: Record) -> bytes:
     return body
 
 
+class RuntimeBatch(list[Pending]):
+    """A batch the runtime built itself, which the journal's check_batch takes as checked.
+
+    Everything check_batch looks at was checked on its way in: the stream is an agent id
+    (check_agent_id) or the host's stream, each kind a record's class name, each ts_ns a
+    checked clock's reading, the one event id a parsed event's, each body encoded by
+    to_pending. Built anywhere else, a batch is a plain list and is checked in full.
+    """
+
+    __slots__ = ()
+
+
 def to_pending(stream: str, record: Record, ts_ns: int, event_id: str | None = None) -> Pending:
     """Wrap a record as a journal entry of its own kind (checked by encode_checked)."""
     return Pending(

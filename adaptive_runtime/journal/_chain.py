@@ -12,6 +12,7 @@ import msgspec
 
 from .._checks import check_text
 from ..errors import DuplicateEventError, InvalidEventError, StreamConflictError
+from ..records import RuntimeBatch
 from ._keys import snapshot_mac
 from .base import GENESIS_DIGEST, Entry, Head, Pending, Snapshot, VerifyReport
 
@@ -43,6 +44,8 @@ def check_batch(batch: Sequence[Pending]) -> str:
     if not batch:
         raise InvalidEventError("append needs at least one entry; got an empty batch")
     stream = batch[0].stream
+    if type(batch) is RuntimeBatch:
+        return stream  # built from checked parts (see RuntimeBatch)
     seen: set[str] = set()
     for index, pending in enumerate(batch):
         _check_name("stream", pending.stream)

@@ -41,6 +41,7 @@ from ..records import (
     Pending,
     Rule,
     RulesChanged,
+    RuntimeBatch,
     read_as,
     to_pending,
 )
@@ -254,10 +255,12 @@ class Agent:
                 )
                 if incident is not None:
                     open_incident(fleet, incident, ts)
-            pending = [
-                to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
-                to_pending(self.agent_id, DecisionMade(decision), ts),
-            ]
+            pending = RuntimeBatch(
+                (
+                    to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
+                    to_pending(self.agent_id, DecisionMade(decision), ts),
+                )
+            )
             controls = host.controls
             plan = host.actions.plan(
                 ledger,

@@ -38,6 +38,7 @@ from ..records import (
     Pending,
     Record,
     Rule,
+    RuntimeBatch,
     to_pending,
 )
 
@@ -321,7 +322,7 @@ class Ledger:
         def batch() -> list[Pending]:
             ts = self.clock.now_ns()
             made = records() if callable(records) else records
-            return [to_pending(self.agent_id, record, ts) for record in made]
+            return RuntimeBatch(to_pending(self.agent_id, record, ts) for record in made)
 
         return batch
 
