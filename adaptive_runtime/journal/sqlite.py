@@ -47,7 +47,9 @@ PAGE = 512  # rows per read query: reads stream without holding a long read tran
 # one stream, written only when the stream changes from the entry before. One agent
 # appending alone writes no run rows at all; a host interleaving agents writes one per
 # batch, against an index entry per row. The trigger keeps runs in step with entries
-# inside SQLite, whatever process writes. Kind filters scan the stream's ranges.
+# inside SQLite, whatever process writes. A batch is of one stream, so only its first
+# entry (seq = batch) can start a run: the others skip the lookup. Kind filters scan
+# the stream's ranges.
 _RUNS = """
 CREATE TABLE runs (
     first_seq INTEGER PRIMARY KEY,
@@ -55,7 +57,8 @@ CREATE TABLE runs (
 ) STRICT;
 CREATE INDEX runs_stream ON runs(stream, first_seq);
 CREATE TRIGGER entries_runs AFTER INSERT ON entries
-    WHEN NEW.stream IS NOT (SELECT stream FROM entries WHERE seq = NEW.seq - 1)
+    WHEN NEW.seq = NEW.batch
+        AND NEW.stream IS NOT (SELECT stream FROM entries WHERE seq = NEW.seq - 1)
     BEGIN INSERT INTO runs (first_seq, stream) VALUES (NEW.seq, NEW.stream); END;
 CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs
     BEGIN SELECT RAISE(ABORT, 'journal runs are append-only'); END;

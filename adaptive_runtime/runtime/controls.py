@@ -162,6 +162,8 @@ class OperatorControls:
         """Why a decision's action must not run (the dry run, a silence), or None."""
         if self.dry_run:
             return "dry run: the host runs no handler"
+        if not self.state.silences.by_id:
+            return None  # the common case: nothing silenced, nothing to look up
         silence = self.state.silences.matching(
             agent=agent_id,
             target=target_of(event.attrs),
