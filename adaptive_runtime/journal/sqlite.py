@@ -414,32 +414,14 @@ class SqliteJournal:
     def read(
         self, stream: str | None = None, *, after: int = 0, kind: str | None = None
     ) -> Iterator[Entry]:
-        if stream is not None:
-            yield from self._read_stream(stream, after, kind)
-            return
-        sql = _FORWARD[kind is not None]
-        filters = () if kind is None else (kind,)
-        position = after
-        while True:
-            rows = self._rows(sql, (*filters, position, PAGE))
-            for row in rows:
-                yield _entry(row)
-            if len(rows) < PAGE:
-                return
-            position = cast(int, rows[-1][0])
-
-    def _read_stream(self, stream: str, after: int, kind: str | None) -> Iterator[Entry]:
-        """One stream's entries after `after`, a page at a time (see _STREAM_UP)."""
-        sql = _STREAM_UP[kind is not None]
-        wanted = max(after, 0) + 1
-        while True:
-            bindings = (stream, wanted, PAGE) if kind is None else (stream, wanted, PAGE, kind)
-            rows = self._rows(sql, bindings)
-            for row in rows:
-                yield _entry(row)
-            if len(rows) < PAGE:
-                return
-            wanted = cast(int, rows[-1][0]) + 1
+        kinds = () if kind is None else (kind,)
+        if stream is not None:  # ?1 stream, ?2 the first seq wanted, ?3 size, ?4 kind
+            return self._paged(
+                _STREAM_UP[kind is not None],
+                lambda at, size: (stream, at + 1, size, *kinds),
+                max(after, 0),
+            )
+        return self._paged(_FORWARD[kind is not None], lambda at, size: (*kinds, at, size), after)
 
     def latest(
         self,
@@ -449,39 +431,39 @@ class SqliteJournal:
         kind: str | None = None,
         before: int | None = None,
     ) -> Iterator[Entry]:
+        kinds = () if kind is None else (kind,)
         position = END_OF_TIME if before is None else min(before, END_OF_TIME)
-        if stream is not None:
-            yield from self._latest_in_stream(n, stream, kind, position)
-            return
-        sql = _BACKWARD[kind is not None]
-        filters = () if kind is None else (kind,)
-        left = n
-        while left > 0:
-            size = min(left, PAGE)
-            rows = self._rows(sql, (*filters, position, size))
-            for row in rows:
-                yield _entry(row)
-            if len(rows) < size:
-                return
-            left -= size
-            position = cast(int, rows[-1][0])
+        if stream is not None:  # ?1 stream, ?2 the seq to stay below, ?3 size, ?4 kind
+            return self._paged(
+                _STREAM_DOWN[kind is not None],
+                lambda at, size: (stream, at, size, *kinds),
+                position,
+                n,
+            )
+        return self._paged(
+            _BACKWARD[kind is not None], lambda at, size: (*kinds, at, size), position, n
+        )
 
-    def _latest_in_stream(
-        self, n: int, stream: str, kind: str | None, before: int
+    def _paged(
+        self,
+        sql: str,
+        bind: Callable[[int, int], tuple[object, ...]],
+        position: int,
+        limit: int | None = None,
     ) -> Iterator[Entry]:
-        """One stream's last `n` entries before `before`, newest first (see _STREAM_DOWN)."""
-        sql = _STREAM_DOWN[kind is not None]
-        left = n
-        while left > 0:
-            size = min(left, PAGE)
-            bindings = (stream, before, size) if kind is None else (stream, before, size, kind)
-            rows = self._rows(sql, bindings)
+        """Entries of `sql` a page at a time, at most `limit`: each page is bound to the
+        last seq of the one before (`position` for the first) and its size."""
+        left = limit
+        while left is None or left > 0:
+            size = PAGE if left is None else min(left, PAGE)
+            rows = self._rows(sql, bind(position, size))
             for row in rows:
                 yield _entry(row)
             if len(rows) < size:
                 return
-            left -= size
-            before = cast(int, rows[-1][0])
+            if left is not None:
+                left -= size
+            position = cast(int, rows[-1][0])
 
     def _rows(self, sql: str, bindings: tuple[object, ...]) -> list[Any]:
         with _translated(self._path):
