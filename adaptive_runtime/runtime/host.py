@@ -31,7 +31,7 @@ from ..errors import (
     RuntimeNotStartedError,
 )
 from ..journal import Durability, Journal, JournalWorker, Ownership
-from ..journal.open import describe, open_journal
+from ..journal.open import describe, is_memory, open_journal, sqlite_path
 from ..observability.logs import logger_for
 from ..projections.fleet import (
     HOST_STREAM,
@@ -227,18 +227,19 @@ class Host:
             # thread committed (the journal's, or the caller's with commit_on_caller).
             # Measured here: an idle checkpointer thread alone slowed synced commits by
             # 35-60 us each.
-            # With commit_on_caller the caller's thread does all of the journal's work,
-            # opening included: a thread left idle in the process (the loop's default
-            # executor) slowed each synced commit by 15-40 us on this machine, and raw
-            # fsyncs alike.
+            # With commit_on_caller the caller's thread does all of a local journal's
+            # work, opening included: a thread left idle in the process (the loop's
+            # default executor) slowed each synced commit by 15-40 us on this machine,
+            # and raw fsyncs alike. A server's journal (PostgreSQL) never runs inline.
             opening = partial(
                 open_journal,
                 arg,
                 durability=self.durability,
                 checkpoint="background" if self.durability == "normal" else "inline",
             )
+            local = is_memory(arg) or sqlite_path(arg) is not None
             journal: Journal = (
-                opening() if self.commit_on_caller else await asyncio.to_thread(opening)
+                opening() if self.commit_on_caller and local else await asyncio.to_thread(opening)
             )
         else:
             journal = arg
