@@ -234,14 +234,30 @@ def test_schema_1_is_migrated_on_open_with_every_read_the_same(tmp_path: Path) -
     db.close()
 
 
-def test_runs_changed_outside_the_journal_fail_verify(tmp_path: Path) -> None:
-    """A run row deleted behind the journal's back is reported at its seq; the chain is intact."""
-    fill(tmp_path / "j.db")
-    tamper(tmp_path / "j.db", "DELETE FROM runs WHERE first_seq = 5")
+@pytest.mark.parametrize(
+    ("statement", "bad_seq"),
+    [
+        ("DELETE FROM runs WHERE first_seq = 4", 4),
+        ("INSERT INTO runs (first_seq, stream) VALUES (2, 'a')", 2),
+        ("UPDATE runs SET stream = 'b' WHERE first_seq = 1", 1),
+    ],
+    ids=["removed", "added", "changed"],
+)
+def test_runs_changed_outside_the_journal_fail_verify(
+    tmp_path: Path, statement: str, bad_seq: int
+) -> None:
+    """A run row removed, added or changed behind the journal's back is reported at its
+    seq, and the report says the chain is intact."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    for i, stream in enumerate("aaabb"):  # runs start at seq 1 (a) and 4 (b)
+        journal.append([Pending(stream=stream, kind="K", ts_ns=i, body=b"%d" % i)])
+    journal.close()
+    tamper(tmp_path / "j.db", statement)
     journal = SqliteJournal(tmp_path / "j.db")
     report = journal.verify()
-    assert (False, 5, 10) == (report.ok, report.first_bad_seq, report.entries)
-    assert "runs" in (report.problem or "")
+    journal.close()
+    assert (False, bad_seq, 5) == (report.ok, report.first_bad_seq, report.entries)
+    assert "hash chain are intact" in (report.problem or "")
 
 
 def test_writer_held_past_timeout_raises_busy(tmp_path: Path) -> None:
