@@ -113,7 +113,7 @@ _HEAD = "SELECT seq, digest FROM entries ORDER BY seq DESC LIMIT 1"
 END_OF_TIME = 2**63 - 1
 # A stream's entries in seq order, as one statement: its runs through runs_stream, and
 # each run's seq range through the primary key; both loops come out in order, so
-# SQLite sorts nothing (EXPLAIN QUERY PLAN shows two SEARCHes), and a page costs its
+# SQLite sorts nothing (EXPLAIN QUERY PLAN shows only SEARCHes), and a page costs its
 # own size plus a lookup per run. The end of a run is the next run's start: found by
 # ORDER BY ... LIMIT 1, which seeks, where min() under a WHERE would scan. Each bound is
 # one expression, so the range search uses it (two lower bounds, and SQLite may pick
