@@ -247,6 +247,12 @@ def rows(
     ratio_row(
         "PostgreSQL: process_many(64), full", "test_pg_process_many", "test_pg_raw_batched", 0.5
     )
+    ratio_row(
+        "PostgreSQL: process_many(64), full, snapshot every 100 entries (the default)",
+        "test_pg_process_many_default_snapshots",
+        "test_pg_raw_batched",
+        None,
+    )
     if "test_pg_reader_lag" in m:
         lag = m["test_pg_reader_lag"][1]
         out.append(
