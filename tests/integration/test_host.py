@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -247,11 +248,14 @@ async def test_host_process_many_routes_each_event_and_keeps_their_order(tmp_pat
 async def test_commit_on_caller_commits_at_full_without_the_journal_thread(tmp_path: Path) -> None:
     """commit_on_caller=True runs full-durability commits inline; the journal replays the same."""
     path = tmp_path / "j.db"
+    before = set(threading.enumerate())
     async with Runtime(
         agent_id="a", path=path, durability="full", clock=ManualClock(), commit_on_caller=True
     ) as runtime:
         assert runtime.host.require_worker().inline
         decisions = [await runtime.process(OVERLOAD) for _ in range(3)]
+        # no thread of its own beside the caller's while it runs: an idle one slows fsyncs
+        assert before == set(threading.enumerate())
     assert [2, 4, 6] == [d.seq for d in decisions]
     journal = SqliteJournal(path, create=False)
     try:
