@@ -171,17 +171,9 @@ def gate_in_fleet(
             f"repeat of fingerprint {fingerprint}, first decided at stream seq {first[1]}"
             f" {(ts - first[0]) / 1e9:g}s ago"
         )
-        fallback = engine.match_rule("fallback", FALLBACK, decision.risk)
-        repeat = msgspec.structs.replace(
-            decision,
-            action=fallback.action,
-            reason=fallback.reason,
-            priority=fallback.priority,
-            rule=fallback.rule,
-            degraded_from=decision.action,
-            fleet=repeated,
-        )
-        return repeat, None
+        return _replaced(
+            decision, engine.match_rule("fallback", FALLBACK, decision.risk), repeated
+        ), None
     incident = _correlate(view, decision, agent)
     window = round(policy.correlate_window * 1e9)
     last = view.incidents.get(decision.context)
@@ -276,12 +268,17 @@ def _degrade(decision: Decision, engine: DecisionEngine, policy: FleetPolicy, wh
             break
     if safer is None:
         safer = engine.match_rule("fallback", FALLBACK, decision.risk)
+    return _replaced(decision, safer, why)
+
+
+def _replaced(decision: Decision, match: RuleMatch, why: str) -> Decision:
+    """The decision with another rule's action, naming the action it replaced and why."""
     return msgspec.structs.replace(
         decision,
-        action=safer.action,
-        reason=safer.reason,
-        priority=safer.priority,
-        rule=safer.rule,
+        action=match.action,
+        reason=match.reason,
+        priority=match.priority,
+        rule=match.rule,
         degraded_from=decision.action,
         fleet=why,
     )
