@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from journal_support import assert_replays
 
 from adaptive_runtime import Host, ManualClock
 from adaptive_runtime.engines.backoff import RetryPolicy
 from adaptive_runtime.journal import SqliteJournal
-from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.projections.audit import explain
 from adaptive_runtime.records import ApprovalPolicy
 from adaptive_runtime.runtime.actions import ActionCall
@@ -73,11 +73,7 @@ async def test_an_action_waits_for_approval_then_runs_once(tmp_path: Path) -> No
         "started",
         "succeeded",
     ] == details(path, gated.seq)
-    journal = SqliteJournal(path, create=False)
-    try:
-        assert verify_replay(journal).ok
-    finally:
-        journal.close()
+    assert_replays(path)
 
 
 async def test_a_denied_or_unanswered_action_never_runs(tmp_path: Path) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from journal_support import assert_replays
 
 from adaptive_runtime import FleetPolicy, Host, ManualClock
 from adaptive_runtime.errors import ConfigurationError
-from adaptive_runtime.journal import SqliteJournal
-from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import FleetPolicy as Policy
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
@@ -35,11 +34,7 @@ async def test_max_share_bounds_the_agents_acted_on_at_once(tmp_path: Path) -> N
     path = tmp_path / "share.db"
     actions = await run(path, FleetPolicy(max_share=0.3, budget_window=60.0))
     assert ["restart_service"] * 3 + ["throttle_requests"] * 7 == actions
-    journal = SqliteJournal(path, create=False)
-    try:
-        assert verify_replay(journal).ok
-    finally:
-        journal.close()
+    assert_replays(path)
 
 
 async def test_min_untouched_keeps_agents_untouched(tmp_path: Path) -> None:

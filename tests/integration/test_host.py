@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from journal_support import assert_replays
 
 from adaptive_runtime import (
     ActionCall,
@@ -209,11 +210,7 @@ async def test_process_many_decides_in_order_in_one_commit_and_isolates_bad_even
     assert first == results[2]
     assert results[3] == results[4]
     assert [4, 6, 8] == [results[i].seq for i in (0, 3, 6)]  # type: ignore[union-attr]
-    journal = SqliteJournal(path, create=False)
-    try:
-        assert verify_replay(journal).ok
-    finally:
-        journal.close()
+    assert_replays(path)
 
 
 async def test_process_many_decides_as_process_would(tmp_path: Path) -> None:

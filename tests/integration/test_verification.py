@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from journal_support import assert_replays
 
 from adaptive_runtime import ConfigurationError, Host, ManualClock, Verification
 from adaptive_runtime.journal import SqliteJournal
-from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.projections.audit import explain
 from adaptive_runtime.projections.controls import dead_letters
 from adaptive_runtime.runtime.actions import ActionCall
@@ -96,11 +96,7 @@ async def test_a_repeat_walks_the_ladder_each_step_journaled(tmp_path: Path) -> 
     assert any(d.startswith("escalated to rollback_deployment (step 1)") for d in steps)
     assert any(d.startswith("escalated to page_human (step 2)") for d in steps)
     assert ("restart_service", False) in outcomes(path)
-    journal = SqliteJournal(path, create=False)
-    try:
-        assert verify_replay(journal).ok
-    finally:
-        journal.close()
+    assert_replays(path)
 
 
 async def test_a_probe_decides_and_an_exhausted_ladder_is_a_dead_letter(tmp_path: Path) -> None:
