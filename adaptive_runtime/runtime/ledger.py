@@ -68,9 +68,14 @@ class Ledger:
         """This agent's own counters and latencies."""
         self.state = AgentState(stream=agent_id)
         """The committed state: every entry of the stream folded in, in seq order."""
-        self.view = AgentState(stream=agent_id)
+        self.view = self.state if worker.inline else AgentState(stream=agent_id)
         """The committed state plus every batch queued after it, folded by the same `evolve`
-        as they are queued: what decisions read (its seqs are provisional, its inputs exact)."""
+        as they are queued: what decisions read (its seqs are provisional, its inputs exact).
+
+        With an inline worker nothing is ever queued (each batch commits in the call that
+        builds it), so the view is the state itself and each batch is folded once, after
+        its commit; only submit_many, which decides later batches from earlier ones before
+        their shared commit, folds into a copy while it builds."""
         self._policies: dict[tuple[tuple[Rule, ...], LearningPolicy | None], Policy] = {}
         self._next_stream_seq = 0
         self.stale = False
@@ -188,12 +193,15 @@ class Ledger:
             await self._resync()
         answers: list[tuple[list[Entry], bool] | BaseException | None] = [None] * len(makers)
         built: list[tuple[int, list[Pending], int]] = []
+        view = self.view
         for index, make in enumerate(makers):
             try:
                 batch = make()
             except AdaptiveRuntimeError as exc:
                 answers[index] = exc
                 continue
+            if view is self.state:  # later batches are decided from this one, before the commit
+                self.view = view = decode_state(encode_state(view))
             self._fold_queued(batch)
             built.append((index, batch, self._next_stream_seq))
             self._next_stream_seq += len(batch)
@@ -215,6 +223,8 @@ class Ledger:
                     answers[index] = result
                 else:
                     answers[index] = (result, self._is_fresh(result, expected))
+            if worker.inline and not self.stale:
+                self.view = self.state  # every batch committed and folded: the copy is the state
             for index in again:
                 try:
                     answers[index] = await self._submit_caught_up(makers[index])
@@ -227,7 +237,8 @@ class Ledger:
         if self.stale:
             await self._resync()
         batch = make_batch()  # no await between building and queueing: order is kept
-        self._fold_queued(batch)
+        if self.view is not self.state:  # else it commits in this call and on_commit folds it
+            self._fold_queued(batch)
         expected = self._next_stream_seq
         self._next_stream_seq += len(batch)
         self._inflight += 1
@@ -272,7 +283,8 @@ class Ledger:
                 self._sync_view()
                 expected = self._next_stream_seq
                 batch = make_batch()
-                self._fold_queued(batch)
+                if self.view is not self.state:
+                    self._fold_queued(batch)
                 self._next_stream_seq += len(batch)
                 return batch
 
@@ -386,8 +398,8 @@ class Ledger:
         return self.agent_id, self.state.seq, encode_state(self.state)
 
     def _sync_view(self) -> None:
-        """Make the decision inputs equal the committed state's."""
-        self.view = decode_state(encode_state(self.state))
+        """Make the decision inputs equal the committed state's (be it, with an inline worker)."""
+        self.view = self.state if self.worker.inline else decode_state(encode_state(self.state))
         self._next_stream_seq = self.state.stream_seq
 
     def _fold_queued(self, batch: list[Pending]) -> None:

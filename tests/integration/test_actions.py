@@ -10,6 +10,7 @@ import pytest
 from adaptive_runtime import (
     ActionCall,
     BreakerPolicy,
+    InvalidEventError,
     LearningPolicy,
     ManualClock,
     RetryPolicy,
@@ -18,6 +19,8 @@ from adaptive_runtime import (
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import ActionFailed, decode_record
+
+from journal_support import assert_replays
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
 NO_JITTER = RetryPolicy(max_attempts=3, base_delay=1.0, jitter=0.0)
@@ -243,3 +246,44 @@ def test_action_registration_is_checked() -> None:
         runtime.action("")
     with pytest.raises(ValueError, match="resume must be"):
         runtime.action("x", resume="maybe")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_a_batch_decides_each_event_from_the_ones_before_it(
+    tmp_path: Path, durability: str
+) -> None:
+    """process_many plans each action from the batches before it in the same call: after
+    a half-open breaker's one probe is planned, the rest of the batch is skipped. At
+    "normal" commits run inline (the state is the decision view); at "full" they don't."""
+    path = tmp_path / "j.db"
+    clock = ManualClock()
+    policy = BreakerPolicy(failure_threshold=1, reset_after=60.0)
+    walk_only = LearningPolicy(alternatives=False)
+    anomaly = {"type": "anomaly_detected", "severity": 0.3}
+    async with Runtime(
+        agent_id="a", path=path, clock=clock, durability=durability, learning=walk_only
+    ) as runtime:
+        runtime.action("flag_for_review", retry=RetryPolicy(max_attempts=1), breaker=policy)(
+            Flaky(failures=1)
+        )
+        await runtime.process(anomaly)
+        await runtime.wait_for_actions()
+        assert "open" == runtime.state.breakers["flag_for_review"].status
+        clock.advance(61)
+        results = await runtime.process_many([anomaly, {"type": ""}, anomaly, anomaly])
+        assert isinstance(results[1], InvalidEventError)
+        first = results[0].event_seq  # type: ignore[union-attr]
+        planned = [
+            e.kind
+            for e in runtime.journal.read()
+            if e.kind in ("ActionScheduled", "ActionSkipped") and e.seq > first
+        ]
+        assert ["ActionScheduled", "ActionSkipped", "ActionSkipped"] == planned
+        assert 2 == runtime.state.actions_skipped
+        await runtime.wait_for_actions()  # the probe succeeds and closes the breaker
+        assert "closed" == runtime.state.breakers["flag_for_review"].status
+        # the next call decides from the committed state, the batch and the probe included
+        await runtime.process(anomaly)
+        assert "ActionScheduled" == list(runtime.journal.read())[-1].kind
+        await runtime.wait_for_actions()
+    assert_replays(path)

@@ -260,3 +260,20 @@ async def test_commit_on_caller_commits_at_full_without_the_journal_thread(tmp_p
         assert verify_replay(journal).ok
     finally:
         journal.close()
+
+
+async def test_each_entry_is_folded_once_among_other_agents(tmp_path: Path) -> None:
+    """process() and process_many() fold each entry into its agent's state once, at its seq,
+    while other agents' entries sit between; the state is what a rebuild gives."""
+    from adaptive_runtime.projections import encode_state, rebuild
+
+    path = tmp_path / "fleet.db"
+    async with host_at(path) as host:
+        await host.process({**OVERLOAD, "agent_id": "b"})
+        await host.process_many([{**OVERLOAD, "agent_id": "a"}] * 3)
+        await host.process({**OVERLOAD, "agent_id": "b"})
+        await host.process({**OVERLOAD, "agent_id": "a"})
+        await host.process_many([{**OVERLOAD, "agent_id": "a"}] * 2)
+        live = (await host.ledger("a")).state
+        assert (6, 6) == (live.events, live.decisions)
+        assert encode_state(rebuild(host.journal, "a").state) == encode_state(live)
