@@ -210,7 +210,7 @@ class Ledger:
             self.idle.clear()
             try:
                 futures = worker.append_all([b for _, b, _ in built], [e for _, _, e in built])
-                results = await asyncio.gather(*futures, return_exceptions=True)
+                results = await _settled(futures)
             finally:
                 self._done()
             again: list[int] = []
@@ -456,6 +456,24 @@ class Ledger:
         self.require_worker().journal.put_snapshot(
             self.agent_id, seq, data, version=STATE_VERSION, ts_ns=self.clock.now_ns()
         )
+
+
+async def _settled(
+    futures: list[asyncio.Future[list[Entry]]],
+) -> list[list[Entry] | BaseException]:
+    """Each future's result or exception, once every one is done.
+
+    The worker answers a call's futures in order, most often all in one go, so waiting
+    for the last one is usually all the waiting there is: cheaper than a gather, which
+    hangs a callback on each of them.
+    """
+    last = futures[-1]
+    if not last.done():
+        await asyncio.wait((last,))
+    waiting = [f for f in futures if not f.done()]
+    if waiting:
+        await asyncio.wait(waiting)
+    return [f.exception() or f.result() for f in futures]
 
 
 def _log_failure(task: asyncio.Task[list[Entry]]) -> None:
