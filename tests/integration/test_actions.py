@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from journal_support import assert_replays
 
 from adaptive_runtime import (
     ActionCall,
@@ -19,8 +20,6 @@ from adaptive_runtime import (
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import ActionFailed, decode_record
-
-from journal_support import assert_replays
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
 NO_JITTER = RetryPolicy(max_attempts=3, base_delay=1.0, jitter=0.0)
