@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -153,12 +154,44 @@ def pressure_of(ev: Event) -> float:
 
 
 def risk_of(pressure: float) -> str:
-    """Classify on the pressure rounded to two places (0.349 counts as medium)."""
-    rounded = round(pressure, 2)
-    for threshold, label in RISK_THRESHOLDS:
-        if rounded >= threshold:
+    """Classify on the pressure rounded to two places (0.349 counts as medium).
+
+    `round(pressure, 2) >= threshold` is computed as `pressure >= least`, where `least`
+    is the least float that rounds to the threshold or above (_RISK_BOUNDS): rounding is
+    monotonic, so the two agree on every float, and a compare costs a fraction of the
+    correctly rounded `round`.
+    """
+    for least, label in _RISK_BOUNDS:
+        if pressure >= least:
             return label
     return "low"
+
+
+def _least_rounding_to(threshold: float, places: int) -> float:
+    """The least float x with round(x, places) >= threshold (a positive threshold).
+
+    A bisection over the floats between threshold - 10**-places (which rounds below it)
+    and the threshold itself: positive floats are ordered like their bit patterns.
+    """
+
+    def bits(x: float) -> int:
+        return int(struct.unpack("<q", struct.pack("<d", x))[0])
+
+    def value(b: int) -> float:
+        return float(struct.unpack("<d", struct.pack("<q", b))[0])
+
+    below, at = bits(threshold - 10.0**-places), bits(threshold)
+    assert round(value(below), places) < threshold <= round(value(at), places)
+    while at - below > 1:
+        middle = (below + at) // 2
+        if round(value(middle), places) >= threshold:
+            at = middle
+        else:
+            below = middle
+    return value(at)
+
+
+_RISK_BOUNDS = tuple((_least_rounding_to(t, 2), label) for t, label in RISK_THRESHOLDS)
 
 
 def stability_of(pressure: float) -> str:

@@ -86,7 +86,7 @@ def parse_event(
     """
     if isinstance(raw, Event):
         raw = _fields_of(raw)
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # the ABC check costs more
         msg = f"an event must be a dict, not {type(raw).__name__}"
         raise InvalidEventError(msg)
     event_type = _event_type(raw.get("type"))

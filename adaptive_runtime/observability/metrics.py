@@ -33,7 +33,8 @@ class Metrics:
         self._buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
         self._latency_count += 1
         self._latency_sum += ms
-        self._latency_max = max(self._latency_max, ms)
+        if ms > self._latency_max:
+            self._latency_max = ms
 
     def histogram(self) -> tuple[tuple[float, ...], tuple[int, ...], float, int]:
         """(bucket bounds in ms, the count in each bucket with the overflow last, sum in ms, count)."""

@@ -220,3 +220,37 @@ def test_hostile_input_only_ever_raises_invalid_event(raw: object) -> None:
         return
     assert 0.0 <= event.severity <= 1.0
     assert 0.0 <= event.cpu <= 100.0
+
+
+def _risk_by_rounding(pressure: float) -> str:
+    """risk_of as first written: round to two places, then compare."""
+    from adaptive_runtime.engines.context import RISK_THRESHOLDS
+
+    rounded = round(pressure, 2)
+    for threshold, label in RISK_THRESHOLDS:
+        if rounded >= threshold:
+            return label
+    return "low"
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 1))
+def test_risk_of_compares_as_rounding_to_two_places_would(pressure: float) -> None:
+    from adaptive_runtime.engines.context import risk_of
+
+    assert _risk_by_rounding(pressure) == risk_of(pressure)
+
+
+def test_risk_of_agrees_with_rounding_at_every_float_near_each_threshold() -> None:
+    """The floats around each threshold, and around each boundary found for it."""
+    import math
+
+    from adaptive_runtime.engines.context import _RISK_BOUNDS, RISK_THRESHOLDS, risk_of
+
+    starts = [t for t, _ in RISK_THRESHOLDS] + [t - 0.005 for t, _ in RISK_THRESHOLDS]
+    starts += [least for least, _ in _RISK_BOUNDS]
+    for start in starts:
+        low = high = start
+        for _ in range(2000):
+            for x in (low, high):
+                assert _risk_by_rounding(x) == risk_of(x), x
+            low, high = math.nextafter(low, 0.0), math.nextafter(high, 2.0)
