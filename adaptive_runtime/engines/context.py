@@ -110,7 +110,7 @@ class ContextEngine:
                 break
         if said is None:
             said = self.builtin(ev)  # the first analyser of all: it always answers
-        extra = tuple(t for t in said.tags if t not in tags)
+        extra = tuple(t for t in said.tags if t not in tags) if said.tags else ()
         return ContextResult(
             context=said.context,
             risk=said.risk or risk_of(pressure),
@@ -121,7 +121,8 @@ class ContextEngine:
 
     def builtin(self, ev: Event) -> ContextOverride:
         """The built-in analyser: the event type's context from the map (risk from pressure)."""
-        return ContextOverride(context=self._map.get(ev.type, f"unknown_{ev.type}"))
+        context = self._map.get(ev.type)
+        return ContextOverride(context=f"unknown_{ev.type}" if context is None else context)
 
 
 def _ask(analyse: Analyser, ev: Event) -> ContextOverride | None:
