@@ -5,6 +5,8 @@ point gives. The ledger keeps that promise while appends are pipelined: every ba
 folded into a view (the committed state plus what is queued) by the same `evolve` that
 replay uses, as it is queued, in queue order, which is journal order; decisions read
 their inputs (history, rules, breakers) from that view and nothing else changes them.
+When commits run inline, a batch commits in the call that builds it, nothing is ever
+queued, and the view is the committed state itself.
 Every batch carries the stream_seq it expects to follow, so a write by anyone else is
 caught as a conflict, and the batch is decided again under the journal's write lock.
 """
