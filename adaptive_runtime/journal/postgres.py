@@ -583,7 +583,7 @@ class PostgresJournal:
         ids: set[str] = set()
         claims = self.claims() if self._fenced else {}
         results: list[list[Entry] | Exception] = []
-        columns: list[list[Any]] = [[] for _ in range(9)]
+        rows: list[tuple[Any, ...]] = []
         appended: dict[str, int] = {}
         try:
             for batch, want in zip(batches, expected, strict=True):
@@ -599,9 +599,7 @@ class PostgresJournal:
                             return None
                         ids.add(pending.event_id)
                 entries = _chain.link(batch, head, at)
-                for entry in entries:
-                    for column, value in zip(columns, msgspec.structs.astuple(entry), strict=True):
-                        column.append(value)
+                rows.extend([msgspec.structs.astuple(entry) for entry in entries])
                 head = Head(entries[-1].seq, entries[-1].digest)
                 appended[stream] = entries[-1].stream_seq
                 results.append(entries)
@@ -609,6 +607,7 @@ class PostgresJournal:
             return None  # a bad batch: the full path reports it, beside the good ones
         if not results:
             return None
+        columns = [list(column) for column in zip(*rows, strict=True)]  # one array per column
         streams = sorted(appended)
         agents = sorted(a for a in appended if a in claims)
         params = (
