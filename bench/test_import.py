@@ -23,6 +23,22 @@ def test_bare_interpreter(benchmark: Any) -> None:
     )
 
 
+def test_package_import(benchmark: Any) -> None:
+    """Ours: `python -c 'import adaptive_runtime'`, what the issue's target names.
+
+    The top level loads lazily: this is the errors and the names, not the event loop.
+    """
+    benchmark.group = "import"
+    benchmark.extra_info.update(role="ours", events=1, target_ms=60)
+    benchmark.pedantic(
+        lambda: subprocess.run(
+            [sys.executable, "-c", "import adaptive_runtime"], check=True, env=ENV
+        ),
+        rounds=15,
+        warmup_rounds=1,
+    )
+
+
 def test_cold_import(benchmark: Any) -> None:
     """Ours: `python -c 'from adaptive_runtime import Runtime'`; the report subtracts the baseline.
 
