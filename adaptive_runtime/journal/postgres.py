@@ -422,6 +422,8 @@ class PostgresJournal:
         if snapshot_key is not None and len(snapshot_key) < 16:
             raise ConfigurationError("the snapshot key must be at least 16 bytes")
         self._key = snapshot_key or os.urandom(KEY_BYTES)
+        self._key_unshared = snapshot_key is None
+        """True while the key is this process's own: said once, at the first snapshot."""
         self._pool: psycopg_pool.ConnectionPool[Any] | None = psycopg_pool.ConnectionPool(
             conninfo,
             min_size=1,
@@ -950,6 +952,16 @@ class PostgresJournal:
     def put_snapshots(
         self, items: Sequence[tuple[str, int, bytes]], *, version: str, ts_ns: int
     ) -> list[Snapshot]:
+        if self._key_unshared and items:
+            self._key_unshared = False
+            logging.getLogger("adaptive_runtime.journal").warning(
+                "%s: no %s is set, so this process signs its snapshots with a key of its own;"
+                " a restart, or another host, will not trust them and will replay the"
+                " journal instead. Give every host of this database the same key"
+                " (hex, 16 bytes or more) to start from snapshots.",
+                self._where,
+                KEY_ENV,
+            )
         out: list[Snapshot] = []
         with self._connection() as conn, conn.transaction():
             for stream, seq, state in items:

@@ -72,6 +72,39 @@ async def test_a_url_opens_it_for_the_host_the_runtime_and_the_command_line(
     assert "password" not in cli("head", "--db", url + "&nothing=1").stderr
 
 
+@pytest.mark.parametrize("key", [None, "ab" * 32])
+def test_snapshots_under_a_key_of_the_process_own_are_warned_about_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, key: str | None
+) -> None:
+    """With no shared key a restart can't trust this process's snapshots: it says so, once."""
+    if key is None:
+        monkeypatch.delenv(KEY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(KEY_ENV, key)
+    url = fresh_url()
+    journal = PostgresJournal(url)
+    try:
+        [entry] = journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"x")])
+        with caplog.at_level("WARNING", logger="adaptive_runtime.journal"):
+            journal.put_snapshot("a", entry.seq, b"s", version="v", ts_ns=1)
+            journal.put_snapshot("a", entry.seq, b"t", version="v", ts_ns=2)
+    finally:
+        journal.close()
+    said = [r.getMessage() for r in caplog.records if KEY_ENV in r.getMessage()]
+    if key is None:
+        assert 1 == len(said)
+        assert "a restart, or another host, will not trust them" in said[0]
+        assert "@" not in said[0]  # the URL's user and password are left out
+    else:
+        assert [] == said
+    reopened = PostgresJournal(url)
+    try:  # what the warning promised: a new process trusts them only under the shared key
+        trusted = list(reopened.snapshots("a"))
+    finally:
+        reopened.close()
+    assert (0 if key is None else 2) == len(trusted)
+
+
 def test_sqlite_exported_then_imported_keeps_the_head(tmp_path: Path) -> None:
     """Migration: export from SQLite, import into PostgreSQL (chain verified), same head."""
 
