@@ -28,6 +28,7 @@ from ..errors import (
     AdaptiveRuntimeError,
     AgentOwnedElsewhere,
     ConfigurationError,
+    InvalidEventError,
     RuntimeNotStartedError,
 )
 from ..journal import Durability, Journal, JournalWorker, Ownership
@@ -513,13 +514,17 @@ class Host:
                 by_agent.setdefault(self.route(event), []).append(index)
             except AdaptiveRuntimeError as exc:
                 results[index] = exc
-        answers = await asyncio.gather(
-            *(
-                self.agent(agent).process_many([events[i] for i in indexes])
-                for agent, indexes in by_agent.items()
-            )
-        )
-        for (_, indexes), decided in zip(by_agent.items(), answers, strict=True):
+        calls = []
+        for agent, indexes in by_agent.items():
+            try:
+                handle = self.agent(agent)
+            except AdaptiveRuntimeError as exc:  # an agent this host may not serve
+                for index in indexes:
+                    results[index] = exc
+                continue
+            calls.append((indexes, handle.process_many([events[i] for i in indexes])))
+        answers = await asyncio.gather(*(call for _, call in calls))
+        for (indexes, _), decided in zip(calls, answers, strict=True):
             for index, result in zip(indexes, decided, strict=True):
                 results[index] = result
         return results
@@ -535,9 +540,13 @@ class Host:
         if named is None:
             return self.default_agent
         if not isinstance(named, str):
-            from ..errors import InvalidEventError
-
             msg = f"'agent_id' must be a string naming an agent, not {type(named).__name__}"
+            raise InvalidEventError(msg, field=DEFAULT_AGENT_FIELD)
+        if not named or len(named) > MAX_AGENT_ID or named.startswith("~"):
+            msg = (
+                f"'agent_id' must name an agent: 1 to {MAX_AGENT_ID} characters, not starting "
+                f"with '~' (the journal's own streams), not {named[:40]!r}"
+            )
             raise InvalidEventError(msg, field=DEFAULT_AGENT_FIELD)
         return named
 

@@ -13,7 +13,9 @@ from adaptive_runtime import (
     ActionCall,
     BreakerPolicy,
     ConfigurationError,
+    Decision,
     Host,
+    InvalidEventError,
     LearningPolicy,
     ManualClock,
     RetryPolicy,
@@ -240,6 +242,36 @@ async def test_host_process_many_routes_each_event_and_keeps_their_order(tmp_pat
         assert [("b", 2), ("a", 2), ("b", 4), ("c", 2)] == [
             (e.stream, e.stream_seq) for e in entries if e is not None
         ]
+
+
+@pytest.mark.parametrize("named", ["", "~host", "x" * 257])
+async def test_an_event_naming_no_valid_agent_fails_alone(tmp_path: Path, named: str) -> None:
+    """An agent_id that can't name an agent is the event's error (InvalidEventError, 422),
+    not the batch's: process_many decides the others, and process() journals nothing."""
+    async with host_at(tmp_path / "fleet.db") as host:
+        head = host.journal.head()
+        with pytest.raises(InvalidEventError, match="'agent_id' must name an agent"):
+            await host.process({**OVERLOAD, "agent_id": named})
+        assert head == host.journal.head()
+        results = await host.process_many(
+            [{**OVERLOAD, "agent_id": "a"}, {**OVERLOAD, "agent_id": named}, OVERLOAD]
+        )
+        assert [Decision, InvalidEventError, Decision] == [type(r) for r in results]
+        assert "agent_id" == results[1].field
+        assert ["a", "default"] == await host.agents()
+
+
+async def test_process_many_on_a_single_agent_runtime_refuses_other_agents_per_event(
+    tmp_path: Path,
+) -> None:
+    """A runtime's host serves one agent; events for another fail alone, with no coroutine
+    left unawaited."""
+    async with Runtime(agent_id="a", path=tmp_path / "j.db", clock=ManualClock()) as runtime:
+        results = await runtime.host.process_many(
+            [{**OVERLOAD, "agent_id": "b"}, OVERLOAD | {"agent_id": "a"}]
+        )
+    assert [ConfigurationError, Decision] == [type(r) for r in results]
+    assert "serves agent 'a' only" in str(results[0])
 
 
 async def test_commit_on_caller_commits_at_full_without_the_journal_thread(tmp_path: Path) -> None:
