@@ -1,18 +1,24 @@
-"""A live runtime under random calls and journal faults, checked against the journal itself.
+"""A live host under random calls and journal faults, checked against the journal itself.
 
-Hypothesis drives one Runtime on a SQLite file with process(), process_many() (bad
-events and reused ids mixed in), record_outcome() and a moving clock, while the journal
-under it sometimes fails a commit before writing, fails after writing (the outcome is
-unknown to the caller), or is overtaken by another writer on the agent's stream.
+Hypothesis drives one Host of two agents on a SQLite file with process(),
+process_many() (both agents' events, bad events and reused ids mixed in),
+record_outcome() and a moving clock, while the journal under it sometimes fails a commit
+before writing, fails after writing (the outcome is unknown to the caller), or is
+overtaken by another writer on one agent's stream.
 
-After every step whose state the ledger claims to know (it is not stale):
-- the state it folded live equals a rebuild from the journal, byte for byte;
-- the inputs it decides from (its view) equal that state: nothing is folded in twice or
-  left in from a batch that was never committed.
+After every step, for each agent whose state its ledger claims to know (it is not stale):
+- the state it folded live equals a rebuild from the journal up to the last entry it
+  knows, byte for byte (another writer's entry after that is found at its next append);
+- the inputs it decides from (its view) equal that state's: nothing is folded in twice or
+  left in from a batch that was never committed. Committing inline, the view is the
+  state; through the journal's thread, it folded queued batches at provisional seqs, so
+  its rules, learning, outcome history, breakers, kv and counts are compared.
 Every decision it answered is the one journaled at its seq. At the end, replay
-re-decides every event to the same bytes, and a restarted runtime starts from the same
-state. It runs at the three commit paths: inline (normal), the journal's thread (full),
-and the caller's thread (full, commit_on_caller).
+re-decides every event to the same bytes (fleet gating included), and a restarted host
+starts from the same states. It runs at the three commit paths: inline (normal), the
+journal's thread (full), and the caller's thread (full, commit_on_caller); and inline
+again under a fleet policy whose budget, cooldown and incidents depend on both agents
+(there without the other writer, as the fleet's determinism holds for one writer).
 """
 
 from __future__ import annotations
@@ -32,35 +38,56 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from adaptive_runtime import (
     AdaptiveRuntimeError,
     Decision,
+    FleetPolicy,
+    Host,
     ManualClock,
-    Runtime,
 )
 from adaptive_runtime.errors import JournalUnavailableError
-from adaptive_runtime.projections import encode_state, rebuild
+from adaptive_runtime.projections import AgentState, encode_state, rebuild
 from adaptive_runtime.projections.replay import verify_replay
 from adaptive_runtime.records import DecisionMade, StatePatched, read_as, to_pending
 
-AGENT = "agent"
+AGENTS = ("a", "b")
 TYPES = ["service_overload", "anomaly_detected", "timeout", "auth_failure", "recovery_needed"]
 
 events = st.fixed_dictionaries(
     {
+        "agent_id": st.sampled_from(AGENTS),
         "type": st.sampled_from(TYPES),
         "severity": st.sampled_from([0.1, 0.5, 0.82, 0.95]),
         "cpu": st.sampled_from([10, 60, 94]),
     },
     optional={"id": st.sampled_from(["e1", "e2", "e3"])},
 )
-bad_events = st.sampled_from([{}, {"type": ""}, {"type": "x", "severity": "high"}, [1, 2]])
+bad_events = st.sampled_from(
+    [{}, {"type": ""}, {"type": "x", "severity": "high"}, {"type": "x", "agent_id": ""}, [1, 2]]
+)
 maybe_bad = st.one_of(events, events, events, bad_events)
 
 
+def _decision_inputs(state: AgentState) -> bytes:
+    """What a decision is made from (and the counts), leaving out the seqs of entries."""
+    return msgspec.msgpack.encode(
+        (
+            state.stream_seq,
+            state.events,
+            state.decisions,
+            state.outcomes,
+            state.history,
+            state.rules,
+            state.learning,
+            state.kv,
+            state.breakers,
+        )
+    )
+
+
 class _FaultyJournal:
-    """The runtime's journal, with one fault armed for the next commit at most."""
+    """The host's journal, with one fault armed for the next commit at most."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.armed: str | None = None
+        self.armed: tuple[str, str] | None = None
         self.intrusions = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -69,22 +96,25 @@ class _FaultyJournal:
     def append_many(
         self, batches: Sequence[Sequence[Any]], expected: Sequence[int | None] | None = None
     ) -> list[Any]:
-        fault, self.armed = self.armed, None
+        armed, self.armed = self.armed, None
+        fault, agent = armed or ("", "")
         if fault == "before":
             raise JournalUnavailableError("injected: the commit failed before writing")
         if fault == "intrude":
             self.intrusions += 1
             patch = StatePatched(values={"intruder": self.intrusions})
-            self.inner.append([to_pending(AGENT, patch, 1)])
+            self.inner.append([to_pending(agent, patch, 1)])
         results = self.inner.append_many(batches, expected)
         if fault == "after":
             raise JournalUnavailableError("injected: the commit's answer was lost")
         return results
 
 
-class RuntimeUnderFaults(RuleBasedStateMachine):
+class HostUnderFaults(RuleBasedStateMachine):
     durability = "normal"
     commit_on_caller = False
+    fleet: FleetPolicy | None = None
+    faults = ("before", "after", "intrude")
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,37 +122,34 @@ class RuntimeUnderFaults(RuleBasedStateMachine):
         self.path = Path(self.dir.name) / "j.db"
         self.loop = asyncio.new_event_loop()
         self.clock = ManualClock()
-        self.runtime = self._open()
-        worker = self.runtime.host._worker
+        self.host = self._open()
+        worker = self.host._worker
         assert worker is not None
         self.faulty = _FaultyJournal(worker._journal)
         worker._journal = self.faulty
         self.answered: list[Decision] = []
 
-    def _open(self) -> Runtime:
-        runtime = Runtime(
-            agent_id=AGENT,
-            path=self.path,
+    def _open(self) -> Host:
+        host = Host(
+            self.path,
             durability=self.durability,  # type: ignore[arg-type]
             commit_on_caller=self.commit_on_caller,
             clock=self.clock,
             checkpoint_every=7,
+            fleet=self.fleet,
         )
-        self.loop.run_until_complete(runtime.start())
-        return runtime
+        self.loop.run_until_complete(host.start())
+        return host
 
     def _run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    @property
-    def ledger(self) -> Any:
-        return self._run(self.runtime.host.ledger(AGENT))
-
     # -- steps -----------------------------------------------------------------
 
-    @rule(fault=st.sampled_from(["before", "after", "intrude"]))
-    def arm(self, fault: str) -> None:
-        self.faulty.armed = fault
+    @rule(fault=st.sampled_from(["before", "after", "intrude"]), agent=st.sampled_from(AGENTS))
+    def arm(self, fault: str, agent: str) -> None:
+        if fault in self.faults:
+            self.faulty.armed = (fault, agent)
 
     @rule(seconds=st.sampled_from([1.0, 30.0, 600.0]))
     def time_passes(self, seconds: float) -> None:
@@ -131,12 +158,12 @@ class RuntimeUnderFaults(RuleBasedStateMachine):
     @rule(event=maybe_bad)
     def process(self, event: Any) -> None:
         with contextlib.suppress(AdaptiveRuntimeError):
-            self.answered.append(self._run(self.runtime.process(event)))
+            self.answered.append(self._run(self.host.process(event)))
 
     @rule(batch=st.lists(maybe_bad, min_size=1, max_size=6))
     def process_many(self, batch: list[Any]) -> None:
         try:
-            results = self._run(self.runtime.process_many(batch))
+            results = self._run(self.host.process_many(batch))
         except AdaptiveRuntimeError:
             return
         assert len(batch) == len(results)
@@ -146,23 +173,30 @@ class RuntimeUnderFaults(RuleBasedStateMachine):
     @rule(pick=st.integers(min_value=0), success=st.booleans())
     def record_outcome(self, pick: int, success: bool) -> None:
         decision = self.answered[pick % len(self.answered)]
+        agent = self.faulty.inner.get(decision.seq).stream
         with contextlib.suppress(AdaptiveRuntimeError):
-            self._run(self.runtime.record_outcome(decision, success=success))
+            self._run(self.host.agent(agent).record_outcome(decision, success=success))
 
     # -- what must hold --------------------------------------------------------
 
     @invariant()
     def a_known_state_is_the_journals(self) -> None:
-        ledger = self.ledger
-        if ledger.stale:  # it said it does not know: the next call rebuilds first
-            return
-        rebuilt = encode_state(rebuild(self.faulty.inner, AGENT).state)
-        assert rebuilt == encode_state(ledger.state)
-        assert rebuilt == encode_state(ledger.view)
+        for agent in AGENTS:
+            ledger = self._run(self.host.ledger(agent))
+            if ledger.stale:  # it said it does not know: its next call rebuilds first
+                continue
+            # Up to the last entry it knows: another writer's later entry on its stream is
+            # found at its next append (a conflict), not before.
+            rebuilt = encode_state(rebuild(self.faulty.inner, agent, upto=ledger.state.seq).state)
+            assert rebuilt == encode_state(ledger.state), agent
+            if self.host.require_worker().inline:
+                assert ledger.view is ledger.state
+            else:  # queued batches were folded at provisional seqs; the inputs are exact
+                assert _decision_inputs(ledger.view) == _decision_inputs(ledger.state), agent
 
     @invariant()
     def each_answer_is_what_was_journaled(self) -> None:
-        for decision in self.answered[-8:]:
+        for decision in self.answered[-12:]:
             entry = self.faulty.inner.get(decision.seq)
             journaled = read_as(entry, DecisionMade).decision
             unsequenced = msgspec.structs.replace(decision, seq=None, event_seq=None)
@@ -171,14 +205,18 @@ class RuntimeUnderFaults(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             journal = self.faulty.inner
-            report = verify_replay(journal)
-            assert report.ok, report.mismatches[:3]
-            assert journal.verify().ok
-            final = encode_state(rebuild(journal, AGENT).state)
-            self._run(self.runtime.stop())
+            try:
+                report = verify_replay(journal)
+                assert report.ok, report.mismatches[:3]
+                assert journal.verify().ok
+                final = [encode_state(rebuild(journal, agent).state) for agent in AGENTS]
+            finally:
+                self._run(self.host.stop())
             again = self._open()
             try:
-                assert final == encode_state(self._run(again.host.ledger(AGENT)).state)
+                assert final == [
+                    encode_state(self._run(again.ledger(agent)).state) for agent in AGENTS
+                ]
             finally:
                 self._run(again.stop())
         finally:
@@ -194,18 +232,34 @@ SETTINGS = settings(
 )
 
 
-class RuntimeUnderFaultsFull(RuntimeUnderFaults):
+class HostUnderFaultsFull(HostUnderFaults):
     durability = "full"
 
 
-class RuntimeUnderFaultsOnCaller(RuntimeUnderFaults):
+class HostUnderFaultsOnCaller(HostUnderFaults):
     durability = "full"
     commit_on_caller = True
 
 
-TestInlineCommits = RuntimeUnderFaults.TestCase
+class HostUnderFaultsWithAFleet(HostUnderFaults):
+    # No other writer: the fleet's gating replays the same only while one host writes the
+    # journal (README, fleet safety), since a host's fleet view holds its own decisions.
+    faults = ("before", "after")
+    fleet = FleetPolicy(
+        budget=3,
+        budget_window=120.0,
+        cooldown=60.0,
+        correlate_agents=2,
+        correlate_window=60.0,
+        hold_during_incident=True,
+    )
+
+
+TestInlineCommits = HostUnderFaults.TestCase
 TestInlineCommits.settings = SETTINGS
-TestCommitsOnTheJournalsThread = RuntimeUnderFaultsFull.TestCase
+TestCommitsOnTheJournalsThread = HostUnderFaultsFull.TestCase
 TestCommitsOnTheJournalsThread.settings = SETTINGS
-TestCommitsOnTheCallersThread = RuntimeUnderFaultsOnCaller.TestCase
+TestCommitsOnTheCallersThread = HostUnderFaultsOnCaller.TestCase
 TestCommitsOnTheCallersThread.settings = SETTINGS
+TestInlineCommitsUnderAFleetPolicy = HostUnderFaultsWithAFleet.TestCase
+TestInlineCommitsUnderAFleetPolicy.settings = SETTINGS
