@@ -7,7 +7,14 @@ import asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adaptive_runtime import InvalidEventError, ManualClock, Runtime
+from adaptive_runtime import (
+    AdaptiveRuntimeError,
+    Decision,
+    Host,
+    InvalidEventError,
+    ManualClock,
+    Runtime,
+)
 
 leaves = st.one_of(
     st.none(),
@@ -56,5 +63,41 @@ def test_hostile_events_get_typed_errors_and_leave_the_journal_alone(events: lis
                     continue
                 assert decision.seq == runtime.journal.head().seq
             assert runtime.journal.verify().ok
+
+    asyncio.run(run())
+
+
+agent_ids = st.one_of(
+    st.sampled_from(["a", "b", "", "~host", "~x", "x" * 300, "\ud800"]),
+    st.text(max_size=4),
+    leaves,
+)
+routed = st.one_of(
+    hostile,
+    st.builds(
+        lambda agent, event: {**event, "agent_id": agent},
+        agent_ids,
+        st.fixed_dictionaries({"type": st.sampled_from(["timeout", "service_overload", ""])}),
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(routed, min_size=1, max_size=8))
+def test_hostile_batches_fail_event_by_event_across_agents(events: list[object]) -> None:
+    """Host.process_many over hostile events for any agent: one result each, a Decision or
+    the event's own typed error; the call never fails as a whole, and the chain holds."""
+
+    async def run() -> None:
+        async with Host("memory:", clock=ManualClock()) as host:
+            results = await host.process_many(events)  # type: ignore[arg-type]
+            assert len(events) == len(results)
+            for result in results:
+                assert isinstance(result, Decision | AdaptiveRuntimeError), result
+                if isinstance(result, Decision):
+                    assert host.journal.get(result.seq) is not None
+            decided = sum(isinstance(r, Decision) for r in results)
+            assert 2 * decided == host.journal.head().seq
+            assert host.journal.verify().ok
 
     asyncio.run(run())
