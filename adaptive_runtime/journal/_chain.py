@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -128,9 +128,25 @@ def find_replayed(
     return transaction(originals[0].batch)
 
 
-def check_expected(stream: str, expected: int | None, actual: int) -> None:
-    """Optimistic concurrency: refuse a batch written against a stream head that moved on."""
-    if expected is not None and expected != actual:
+def check_expected(
+    stream: str, expected: int | None, actual: int, refused: Container[str] = ()
+) -> None:
+    """Optimistic concurrency: refuse a batch written against a stream head that moved on.
+
+    `refused` holds the streams of batches refused earlier in the same append: a later
+    batch of one of them that expects a head was built on the refused batch, so it is
+    refused too, even when the head it expects happens to be the actual one (other
+    writers' entries exactly as many as the refused batch's).
+    """
+    if expected is None:
+        return
+    if stream in refused:
+        msg = (
+            f"stream {stream!r}: a batch before this one in the same append was refused, and "
+            f"this one was written to follow it (at stream_seq {expected}); re-read and retry"
+        )
+        raise StreamConflictError(msg, stream=stream, expected=expected, actual=actual)
+    if expected != actual:
         msg = f"stream {stream!r} is at stream_seq {actual}, not {expected}; re-read and retry"
         raise StreamConflictError(msg, stream=stream, expected=expected, actual=actual)
 

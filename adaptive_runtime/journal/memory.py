@@ -72,15 +72,22 @@ class MemoryJournal:
         self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None] | None = None
     ) -> list[list[Entry] | Exception]:
         results: list[list[Entry] | Exception] = []
+        refused: set[str] = set()  # streams with a batch refused in this append
         for index, batch in enumerate(batches):
+            want = None if expected is None else expected[index]
+            first = batch[0] if batch else None
+            stream = first.stream if isinstance(first, Pending) else None
+            named = stream if isinstance(stream, str) else None
             try:
-                results.append(
-                    self.append(batch, expected=None if expected is None else expected[index])
-                )
+                if named is not None and named in refused:  # built on a refused batch
+                    _chain.check_expected(named, want, self.stream_head(named), refused)
+                results.append(self.append(batch, expected=want))
             except (JournalClosedError, MemoryError):
                 raise
             except Exception as exc:  # each batch fails on its own, as in SQLite
                 results.append(exc)
+                if named is not None:
+                    refused.add(named)
         return results
 
     def append_caught_up(

@@ -722,6 +722,7 @@ class PostgresJournal:
 
         values: list[Any] = []
         results: list[list[Entry] | Exception] = []
+        refused: set[str] = set()  # streams with a batch refused in this append
         for batch, want, stream in zip(batches, expected, checked, strict=True):
             if not isinstance(stream, str):
                 results.append(stream)
@@ -735,9 +736,10 @@ class PostgresJournal:
                 if refusal is not None:
                     raise refusal
                 actual = stream_heads.get(stream, 0)
-                _chain.check_expected(stream, want, actual)
+                _chain.check_expected(stream, want, actual, refused)
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
+                refused.add(stream)
                 continue
             entries = _chain.link(batch, head, actual)
             for entry in entries:

@@ -374,9 +374,11 @@ class SqliteJournal:
 
         rows: list[tuple[Any, ...]] = []
         results: list[list[Entry] | Exception] = []
+        refused: set[str] = set()  # streams with a batch refused in this append
         for batch, want in zip(batches, expected, strict=True):
+            named = None
             try:
-                stream = _chain.check_batch(batch)
+                stream = named = _chain.check_batch(batch)
                 replayed = _chain.find_replayed(batch, lookup, transaction)
                 if replayed is not None:
                     results.append(replayed)
@@ -386,9 +388,11 @@ class SqliteJournal:
                     actual = cache.streams.get(stream)
                 if actual is None:
                     actual = _stream_head(conn, stream)
-                _chain.check_expected(stream, want, actual)
+                _chain.check_expected(stream, want, actual, refused)
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
+                if named is not None:
+                    refused.add(named)
                 continue
             entries = _chain.link(batch, head, actual)
             rows.extend(msgspec.structs.astuple(e) for e in entries)

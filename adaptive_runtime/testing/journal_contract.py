@@ -283,6 +283,22 @@ class JournalContract:
         assert isinstance(results[1], StreamConflictError)
         assert [1, 2] == [e.seq for r in results if isinstance(r, list) for e in r]
 
+    def test_append_many_refuses_what_was_built_on_a_refused_batch(self, journal: Journal) -> None:
+        """A later batch of a stream whose earlier batch in the same commit was refused is
+        refused too, even when the head it expects is, by coincidence, the actual one: it
+        was written to follow the refused batch, not the entries another writer added."""
+        journal.append([pending("a"), pending("a")])  # another writer: a is at stream_seq 2
+        results = journal.append_many(
+            [[pending("a"), pending("a")], [pending("a")], [pending("b")], [pending("a")]],
+            [0, 2, 0, None],
+        )
+        assert isinstance(results[0], StreamConflictError)
+        assert isinstance(results[1], StreamConflictError)  # expected 2, and a is at 2
+        assert "a batch before this one in the same append was refused" in str(results[1])
+        assert [[3], [4]] == [[e.seq for e in r] for r in results[2:] if isinstance(r, list)]
+        assert 2 + 1 == journal.stream_head("a")  # the one with no expectation went in
+        assert journal.verify().ok
+
     def test_append_many_sees_ids_staged_in_the_same_commit(self, journal: Journal) -> None:
         """An id appended earlier in the same shared commit counts as journaled."""
         results = journal.append_many(
