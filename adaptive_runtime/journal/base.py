@@ -100,7 +100,10 @@ class Journal(Protocol):
     ) -> list[list[Entry] | Exception]:
         """Append several batches in one commit; each succeeds or fails on its own.
 
-        `expected`, if given, holds one expected stream_seq (or None) per batch.
+        `expected`, if given, holds one expected stream_seq (or None) per batch. Once a
+        batch of a stream is refused, every later batch of that stream with an expected
+        stream_seq is refused with StreamConflictError: it was written to follow the
+        refused one.
         """
         ...
 
