@@ -18,7 +18,9 @@ re-decides every event to the same bytes (fleet gating included), and a restarte
 starts from the same states. It runs at the three commit paths: inline (normal), the
 journal's thread (full), and the caller's thread (full, commit_on_caller); and inline
 again under a fleet policy whose budget, cooldown and incidents depend on both agents
-(there without the other writer, as the fleet's determinism holds for one writer).
+(there without the other writer, as the fleet's determinism holds for one writer); inline
+with one agent loaded at a time, so that each switch evicts the other; and on
+PostgreSQL (skipped without a server).
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class HostUnderFaults(RuleBasedStateMachine):
     commit_on_caller = False
     fleet: FleetPolicy | None = None
     faults = ("before", "after", "intrude")
+    max_loaded_agents = 1000
 
     def __init__(self) -> None:
         super().__init__()
@@ -139,6 +142,7 @@ class HostUnderFaults(RuleBasedStateMachine):
             clock=self.clock,
             checkpoint_every=7,
             fleet=self.fleet,
+            max_loaded_agents=self.max_loaded_agents,
         )
         self.loop.run_until_complete(host.start())
         return host
@@ -264,6 +268,12 @@ class HostUnderFaultsWithAFleet(HostUnderFaults):
     )
 
 
+class HostUnderFaultsEvicting(HostUnderFaults):
+    """One agent loaded at a time: each switch evicts the other (snapshot, then rebuild)."""
+
+    max_loaded_agents = 1
+
+
 class HostUnderFaultsOnPostgres(HostUnderFaults):
     """On PostgreSQL: never inline, with agent ownership (claims) in force."""
 
@@ -284,6 +294,8 @@ TestCommitsOnTheCallersThread = HostUnderFaultsOnCaller.TestCase
 TestCommitsOnTheCallersThread.settings = SETTINGS
 TestInlineCommitsUnderAFleetPolicy = HostUnderFaultsWithAFleet.TestCase
 TestInlineCommitsUnderAFleetPolicy.settings = SETTINGS
+TestInlineCommitsEvictingAgents = HostUnderFaultsEvicting.TestCase
+TestInlineCommitsEvictingAgents.settings = SETTINGS
 
 
 @pytest.fixture
