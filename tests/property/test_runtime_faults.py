@@ -2,7 +2,7 @@
 
 Hypothesis drives one Host of two agents on a SQLite file with process(),
 process_many() (both agents' events, bad events and reused ids mixed in),
-record_outcome() and a moving clock, while the journal under it sometimes fails a commit
+record_outcome(), set_rules() and a moving clock, while the journal under it sometimes fails a commit
 before writing, fails after writing (the outcome is unknown to the caller), or is
 overtaken by another writer on one agent's stream.
 
@@ -63,6 +63,20 @@ events = st.fixed_dictionaries(
     },
     optional={"id": st.sampled_from(["e1", "e2", "e3"])},
 )
+RULE_SETS: list[list[dict[str, Any]]] = [
+    [],
+    [
+        {
+            "context": "resource_pressure",
+            "risk": None,
+            "min_conf": 0.3,
+            "action": "restart_service",
+            "reason": "custom_restart",
+            "alternatives": ["scale_up_immediate"],
+        }
+    ],
+    [{"context": None, "risk": "low", "min_conf": 0.0, "action": "log_only", "reason": "quiet"}],
+]
 bad_events = st.sampled_from(
     [{}, {"type": ""}, {"type": "x", "severity": "high"}, {"type": "x", "agent_id": ""}, [1, 2]]
 )
@@ -177,6 +191,11 @@ class HostUnderFaults(RuleBasedStateMachine):
             return
         assert len(batch) == len(results)
         self.answered += [r for r in results if isinstance(r, Decision)]
+
+    @rule(agent=st.sampled_from(AGENTS), pick=st.sampled_from(range(len(RULE_SETS))))
+    def set_rules(self, agent: str, pick: int) -> None:
+        with contextlib.suppress(AdaptiveRuntimeError):
+            self._run(self.host.agent(agent).set_rules(RULE_SETS[pick]))
 
     # No precondition on the answers so far: through the journal's thread, which agent's
     # batch meets an armed fault first varies from run to run, and hypothesis needs the
