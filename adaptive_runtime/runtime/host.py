@@ -171,6 +171,7 @@ class Host:
         self._fleet_seq = 0
         self.fleet_stale = False
         """A queued decision failed: the view must be rebuilt from the committed one."""
+        self._fleet_resync = asyncio.Lock()
         self.bus = EventBus()
         self.actions = ActionScheduler(self.clock)
         self._worker: JournalWorker | None = None
@@ -316,18 +317,33 @@ class Host:
         self.fleet = committed.copy()
 
     async def resync_fleet(self) -> None:
-        """After a failed append, rebuild the decision view from the committed fleet state."""
-        if not self.fleet_stale or self._fleet_committed is None:
-            return
-        while True:
-            busy = [
-                ledger.idle.wait() for ledger in self._loaded.values() if not ledger.idle.is_set()
-            ]
-            if not busy:
-                break
-            await asyncio.gather(*busy)
-        self.fleet = self._fleet_committed.copy()
-        self.fleet_stale = False
+        """After a failed append, rebuild the decision view from the committed fleet state.
+
+        The failed append may have committed with its answer lost (a server gone during
+        the commit), so the committed state first catches up with the journal; the view
+        is copied from it once no decision is queued.
+        """
+        async with self._fleet_resync:
+            while self.fleet_stale and self._fleet_committed is not None:
+                busy = [
+                    ledger.idle.wait()
+                    for ledger in self._loaded.values()
+                    if not ledger.idle.is_set()
+                ]
+                if busy:
+                    await asyncio.gather(*busy)
+                    continue
+                worker = self.require_worker()
+                missed = await worker.run(_entries_after, worker.journal, self._fleet_seq)
+                committed = self._fleet_committed
+                for entry in missed:  # on the loop, as _on_commit folds: in seq order, once
+                    if entry.seq > self._fleet_seq:
+                        evolve_fleet(committed, entry)
+                        self._fleet_seq = entry.seq
+                if any(not ledger.idle.is_set() for ledger in self._loaded.values()):
+                    continue  # a decision was queued meanwhile: copy once it is committed
+                self.fleet = committed.copy()
+                self.fleet_stale = False
 
     async def _resume(self, agent_id: str) -> None:
         """Resume an agent's unfinished actions; an agent with none is not kept loaded."""
@@ -742,8 +758,10 @@ class Host:
 
     def _on_commit(self, entries: list[Entry]) -> None:
         committed = self._fleet_committed
-        if committed is not None:
+        if committed is not None and entries[-1].seq > self._fleet_seq:
             for entry in entries:
+                if entry.seq <= self._fleet_seq:
+                    continue  # folded already, caught up from the journal by resync_fleet
                 evolve_fleet(committed, entry)
                 if entry.kind == "EpisodeClosed" and self.fleet is not None:
                     # the decision view too: it folds decisions as they are made, not this
@@ -759,6 +777,10 @@ class Host:
                 watcher(entries)
             except Exception:
                 log.exception("a commit watcher failed; the entries are journaled")
+
+
+def _entries_after(journal: Journal, seq: int) -> list[Entry]:
+    return list(journal.read(after=seq))
 
 
 def check_agent_id(agent_id: object) -> str:

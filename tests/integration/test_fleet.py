@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from adaptive_runtime import ConfigurationError, Host, ManualClock
+from adaptive_runtime.errors import JournalUnavailableError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.projections.replay import what_if
@@ -132,3 +133,47 @@ def test_fleet_policy_knobs_are_checked() -> None:
             FleetPolicy(**bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="'~' are the journal's own"):
         Host("memory:").agent("~host")
+
+
+class _AnswerLostOnce:
+    """The host's journal, whose next commit goes through but answers with an error."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.armed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def append_many(self, batches, expected=None):  # type: ignore[no-untyped-def]
+        results = self.inner.append_many(batches, expected)  # type: ignore[attr-defined]
+        if self.armed:
+            self.armed = False
+            raise JournalUnavailableError("the server went away during the commit")
+        return results
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_a_decision_committed_with_its_answer_lost_still_counts(
+    tmp_path: Path, durability: str
+) -> None:
+    """A commit whose answer was lost (the caller got an error) is in the journal, so the
+    fleet counts it: the next disruptive action is over the budget, as replay says."""
+    policy = FleetPolicy(budget=1, budget_window=600.0)
+    async with Host(
+        tmp_path / "j.db",
+        durability=durability,
+        fleet=policy,
+        clock=ManualClock(),  # type: ignore[arg-type]
+    ) as host:
+        worker = host.require_worker()
+        journal = _AnswerLostOnce(worker._journal)
+        worker._journal = journal  # type: ignore[assignment]
+        journal.armed = True
+        with pytest.raises(JournalUnavailableError):
+            await host.process({**OVERLOAD, "agent_id": "a"})
+        after = await host.process({**OVERLOAD, "agent_id": "b"})
+        assert "restart_service" == after.degraded_from
+        assert after.fleet is not None
+        assert "budget spent: 1 of 1" in after.fleet
+        assert verify_replay(host.journal).ok

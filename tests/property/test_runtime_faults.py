@@ -60,6 +60,7 @@ events = st.fixed_dictionaries(
         "type": st.sampled_from(TYPES),
         "severity": st.sampled_from([0.1, 0.5, 0.82, 0.95]),
         "cpu": st.sampled_from([10, 60, 94]),
+        "memory": st.sampled_from([20, 88]),  # 88 with high cpu: disruptive actions
     },
     optional={"id": st.sampled_from(["e1", "e2", "e3"])},
 )
