@@ -204,32 +204,23 @@ def rows(
                 "met": ms < 20,
             }
         )
-    if "test_package_import" in m and "test_bare_interpreter" in m:
-        extra = (m["test_package_import"][0] - m["test_bare_interpreter"][0]) * 1000
-        out.append(
-            {
-                "figure": "import adaptive_runtime, over a bare interpreter",
-                "ours": round(extra, 1),
-                "baseline": round(m["test_bare_interpreter"][0] * 1000, 1),
-                "unit": "ms",
-                "ratio": "-",
-                "target": "< 60 ms",
-                "met": extra < 60,
-            }
-        )
-    if "test_cold_import" in m and "test_bare_interpreter" in m:
-        extra = (m["test_cold_import"][0] - m["test_bare_interpreter"][0]) * 1000
-        out.append(
-            {
-                "figure": "from adaptive_runtime import Runtime, over a bare interpreter",
-                "ours": round(extra, 1),
-                "baseline": round(m["test_bare_interpreter"][0] * 1000, 1),
-                "unit": "ms",
-                "ratio": "-",
-                "target": "< 60 ms",
-                "met": extra < 60,
-            }
-        )
+    for name, what in (
+        ("test_package_import", "import adaptive_runtime"),
+        ("test_cold_import", "from adaptive_runtime import Runtime"),
+    ):
+        if name in m and "test_bare_interpreter" in m:
+            extra = (m[name][0] - m["test_bare_interpreter"][0]) * 1000
+            out.append(
+                {
+                    "figure": f"{what}, over a bare interpreter",
+                    "ours": round(extra, 1),
+                    "baseline": round(m["test_bare_interpreter"][0] * 1000, 1),
+                    "unit": "ms",
+                    "ratio": "-",
+                    "target": "< 60 ms",
+                    "met": extra < 60,
+                }
+            )
     if "test_cli_head_cold_start" in m and "test_bare_interpreter" in m:
         cli_ms = m["test_cli_head_cold_start"][0] * 1000
         out.append(

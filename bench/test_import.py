@@ -12,48 +12,36 @@ from typing import Any
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def test_bare_interpreter(benchmark: Any) -> None:
-    """Baseline: `python -c pass`."""
+def _time_python(benchmark: Any, code: str, **info: object) -> None:
+    """Time `python -c code`, a fresh process each round."""
     benchmark.group = "import"
-    benchmark.extra_info.update(role="baseline", events=1)
+    benchmark.extra_info.update(events=1, **info)
     benchmark.pedantic(
-        lambda: subprocess.run([sys.executable, "-c", "pass"], check=True, env=ENV),
+        lambda: subprocess.run([sys.executable, "-c", code], check=True, env=ENV),
         rounds=15,
         warmup_rounds=1,
     )
+
+
+def test_bare_interpreter(benchmark: Any) -> None:
+    """Baseline: `python -c pass`."""
+    _time_python(benchmark, "pass", role="baseline")
 
 
 def test_package_import(benchmark: Any) -> None:
-    """Ours: `python -c 'import adaptive_runtime'`, what the issue's target names.
+    """Ours: `python -c 'import adaptive_runtime'`, the import the 60 ms target is for.
 
     The top level loads lazily: this is the errors and the names, not the event loop.
     """
-    benchmark.group = "import"
-    benchmark.extra_info.update(role="ours", events=1, target_ms=60)
-    benchmark.pedantic(
-        lambda: subprocess.run(
-            [sys.executable, "-c", "import adaptive_runtime"], check=True, env=ENV
-        ),
-        rounds=15,
-        warmup_rounds=1,
-    )
+    _time_python(benchmark, "import adaptive_runtime", role="ours", target_ms=60)
 
 
 def test_cold_import(benchmark: Any) -> None:
     """Ours: `python -c 'from adaptive_runtime import Runtime'`; the report subtracts the baseline.
 
-    The package's top level loads lazily, so a bare `import adaptive_runtime` costs little;
-    what a user pays is the Runtime, with the event loop and the engines it brings.
+    What a program that decides pays: the Runtime, with the event loop and the engines.
     """
-    benchmark.group = "import"
-    benchmark.extra_info.update(role="ours", events=1, target_ms=60)
-    benchmark.pedantic(
-        lambda: subprocess.run(
-            [sys.executable, "-c", "from adaptive_runtime import Runtime"], check=True, env=ENV
-        ),
-        rounds=15,
-        warmup_rounds=1,
-    )
+    _time_python(benchmark, "from adaptive_runtime import Runtime", role="ours", target_ms=60)
 
 
 def test_cli_head_cold_start(benchmark: Any, tmp_path: Any) -> None:
