@@ -17,10 +17,10 @@ Every decision it answered is the one journaled at its seq. At the end, replay
 re-decides every event to the same bytes (fleet gating included), and a restarted host
 starts from the same states. It runs at the three commit paths: inline (normal), the
 journal's thread (full), and the caller's thread (full, commit_on_caller); and inline
-again under a fleet policy whose budget, cooldown and incidents depend on both agents
-(there without the other writer, as the fleet's determinism holds for one writer); inline
-with one agent loaded at a time, so that each switch evicts the other; and on
-PostgreSQL (skipped without a server).
+and through the journal's thread again, under a fleet policy whose budget, cooldown and
+incidents depend on both agents (there without the other writer, as the fleet's
+determinism holds for one writer); inline with one agent loaded at a time, so that
+each switch evicts the other; and on PostgreSQL (skipped without a server).
 """
 
 from __future__ import annotations
@@ -288,6 +288,10 @@ class HostUnderFaultsWithAFleet(HostUnderFaults):
     )
 
 
+class HostUnderFaultsWithAFleetFull(HostUnderFaultsWithAFleet):
+    durability = "full"
+
+
 class HostUnderFaultsEvicting(HostUnderFaults):
     """One agent loaded at a time: each switch evicts the other (snapshot, then rebuild)."""
 
@@ -314,6 +318,8 @@ TestCommitsOnTheCallersThread = HostUnderFaultsOnCaller.TestCase
 TestCommitsOnTheCallersThread.settings = SETTINGS
 TestInlineCommitsUnderAFleetPolicy = HostUnderFaultsWithAFleet.TestCase
 TestInlineCommitsUnderAFleetPolicy.settings = SETTINGS
+TestJournalsThreadUnderAFleetPolicy = HostUnderFaultsWithAFleetFull.TestCase
+TestJournalsThreadUnderAFleetPolicy.settings = SETTINGS
 TestInlineCommitsEvictingAgents = HostUnderFaultsEvicting.TestCase
 TestInlineCommitsEvictingAgents.settings = SETTINGS
 
