@@ -75,11 +75,10 @@ class MemoryJournal:
         refused: set[str] = set()  # streams with a batch refused in this append
         for index, batch in enumerate(batches):
             want = None if expected is None else expected[index]
-            first = batch[0] if batch else None
-            stream = first.stream if isinstance(first, Pending) else None
-            named = stream if isinstance(stream, str) else None
+            named: str | None = None
             try:
-                if named is not None and named in refused:  # built on a refused batch
+                named = _chain.check_batch(batch)
+                if named in refused:  # written to follow a refused batch: refused too
                     _chain.check_expected(named, want, self.stream_head(named), refused)
                 results.append(self.append(batch, expected=want))
             except (JournalClosedError, MemoryError):

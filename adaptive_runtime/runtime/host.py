@@ -558,13 +558,10 @@ class Host:
         if not isinstance(named, str):
             msg = f"'agent_id' must be a string naming an agent, not {type(named).__name__}"
             raise InvalidEventError(msg, field=DEFAULT_AGENT_FIELD)
-        if not named or len(named) > MAX_AGENT_ID or named.startswith("~"):
-            msg = (
-                f"'agent_id' must name an agent: 1 to {MAX_AGENT_ID} characters, not starting "
-                f"with '~' (the journal's own streams), not {named[:40]!r}"
-            )
-            raise InvalidEventError(msg, field=DEFAULT_AGENT_FIELD)
-        return named
+        try:
+            return check_agent_id(named)
+        except ConfigurationError as exc:  # a field of the event, not a setting
+            raise InvalidEventError(str(exc), field=DEFAULT_AGENT_FIELD) from None
 
     def loaded_agents(self) -> list[str]:
         """The agents whose state is in memory now, least recently used first."""

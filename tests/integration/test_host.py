@@ -250,7 +250,9 @@ async def test_an_event_naming_no_valid_agent_fails_alone(tmp_path: Path, named:
     not the batch's: process_many decides the others, and process() journals nothing."""
     async with host_at(tmp_path / "fleet.db") as host:
         head = host.journal.head()
-        with pytest.raises(InvalidEventError, match="'agent_id' must name an agent"):
+        with pytest.raises(
+            InvalidEventError, match=r"agent_id must be|agent ids starting with '~'"
+        ):
             await host.process({**OVERLOAD, "agent_id": named})
         assert head == host.journal.head()
         results = await host.process_many(
