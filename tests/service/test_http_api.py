@@ -89,6 +89,8 @@ async def test_a_retry_with_the_same_id_returns_the_recorded_decision(tmp_path: 
         ({"type": "x", "cpu": -1}, "cpu"),
         ({"type": "x", "severity": "high"}, "severity"),
         ({"type": "x", "agent_id": 7}, "agent_id"),
+        ({"type": "x", "agent_id": ""}, "agent_id"),
+        ({"type": "x", "agent_id": "~host"}, "agent_id"),
     ],
 )
 async def test_an_invalid_event_is_422_naming_the_field_and_journals_nothing(
