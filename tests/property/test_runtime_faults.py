@@ -19,8 +19,10 @@ starts from the same states. It runs at the three commit paths: inline (normal),
 journal's thread (full), and the caller's thread (full, commit_on_caller); and inline
 and through the journal's thread again, under a fleet policy whose budget, cooldown and
 incidents depend on both agents (there without the other writer, as the fleet's
-determinism holds for one writer); inline with one agent loaded at a time, so that
-each switch evicts the other; and on PostgreSQL (skipped without a server).
+determinism holds for one writer); with a handler for every action, inline and through
+the journal's thread (each step waits for the actions it started, and after the restart
+every action scheduled has run to its end); inline with one agent loaded at a time, so
+that each switch evicts the other; and on PostgreSQL (skipped without a server).
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ from adaptive_runtime.projections.replay import verify_replay
 from adaptive_runtime.records import DecisionMade, StatePatched, read_as, to_pending
 
 AGENTS = ("a", "b")
+ACTIONS = (
+    "restart_service",
+    "scale_up_immediate",
+    "throttle_requests",
+    "optimize_resources",
+    "rollback_deployment",
+    "isolate_component",
+    "flag_for_review",
+    "trigger_security_audit",
+    "cache_warmup",
+    "run_recovery",
+)
 TYPES = ["service_overload", "anomaly_detected", "timeout", "auth_failure", "recovery_needed"]
 
 events = st.fixed_dictionaries(
@@ -135,6 +149,7 @@ class HostUnderFaults(RuleBasedStateMachine):
     fleet: FleetPolicy | None = None
     faults = ("before", "after", "intrude")
     max_loaded_agents = 1000
+    with_actions = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -148,6 +163,7 @@ class HostUnderFaults(RuleBasedStateMachine):
         self.faulty = _FaultyJournal(worker._journal)
         worker._journal = self.faulty
         self.answered: list[Decision] = []
+        self.ran: list[str] = []
 
     def _open(self) -> Host:
         host = Host(
@@ -159,14 +175,28 @@ class HostUnderFaults(RuleBasedStateMachine):
             fleet=self.fleet,
             max_loaded_agents=self.max_loaded_agents,
         )
+        if self.with_actions:
+            for name in ACTIONS:
+                host.action(name)(self._handler)
         self.loop.run_until_complete(host.start())
         return host
+
+    def _handler(self, call: Any) -> None:
+        self.ran.append(call.key)
 
     def where(self) -> Any:
         return self.path
 
     def _run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
+
+    def _step(self, coro: Any) -> Any:
+        """Run one call, then wait for the actions it started (so each step ends settled)."""
+        try:
+            return self._run(coro)
+        finally:
+            if self.with_actions:
+                self._run(self.host.wait_for_actions())
 
     # -- steps -----------------------------------------------------------------
 
@@ -182,12 +212,12 @@ class HostUnderFaults(RuleBasedStateMachine):
     @rule(event=maybe_bad)
     def process(self, event: Any) -> None:
         with contextlib.suppress(AdaptiveRuntimeError):
-            self.answered.append(self._run(self.host.process(event)))
+            self.answered.append(self._step(self.host.process(event)))
 
     @rule(batch=st.lists(maybe_bad, min_size=1, max_size=6))
     def process_many(self, batch: list[Any]) -> None:
         try:
-            results = self._run(self.host.process_many(batch))
+            results = self._step(self.host.process_many(batch))
         except AdaptiveRuntimeError:
             return
         assert len(batch) == len(results)
@@ -196,7 +226,7 @@ class HostUnderFaults(RuleBasedStateMachine):
     @rule(agent=st.sampled_from(AGENTS), pick=st.sampled_from(range(len(RULE_SETS))))
     def set_rules(self, agent: str, pick: int) -> None:
         with contextlib.suppress(AdaptiveRuntimeError):
-            self._run(self.host.agent(agent).set_rules(RULE_SETS[pick]))
+            self._step(self.host.agent(agent).set_rules(RULE_SETS[pick]))
 
     # No precondition on the answers so far: through the journal's thread, which agent's
     # batch meets an armed fault first varies from run to run, and hypothesis needs the
@@ -208,7 +238,7 @@ class HostUnderFaults(RuleBasedStateMachine):
         decision = self.answered[pick % len(self.answered)]
         agent = self.faulty.inner.get(decision.seq).stream
         with contextlib.suppress(AdaptiveRuntimeError):
-            self._run(self.host.agent(agent).record_outcome(decision, success=success))
+            self._step(self.host.agent(agent).record_outcome(decision, success=success))
 
     # -- what must hold --------------------------------------------------------
 
@@ -247,9 +277,13 @@ class HostUnderFaults(RuleBasedStateMachine):
                 self._run(self.host.stop())
             again = self._open()
             try:
-                assert final == [
-                    encode_state(self._run(again.ledger(agent)).state) for agent in AGENTS
-                ]
+                if self.with_actions:  # start() resumed what was left open: let it finish
+                    self._run(again.wait_for_actions())
+                    final = [encode_state(rebuild(again.journal, a).state) for a in AGENTS]
+                states = [self._run(again.ledger(agent)).state for agent in AGENTS]
+                assert final == [encode_state(state) for state in states]
+                if self.with_actions:  # every action scheduled has run to its end
+                    assert [{}, {}] == [state.open_actions for state in states]
             finally:
                 self._run(again.stop())
         finally:
@@ -292,6 +326,16 @@ class HostUnderFaultsWithAFleetFull(HostUnderFaultsWithAFleet):
     durability = "full"
 
 
+class HostUnderFaultsWithActions(HostUnderFaults):
+    """A handler for every action: each step waits for the actions it started."""
+
+    with_actions = True
+
+
+class HostUnderFaultsWithActionsFull(HostUnderFaultsWithActions):
+    durability = "full"
+
+
 class HostUnderFaultsEvicting(HostUnderFaults):
     """One agent loaded at a time: each switch evicts the other (snapshot, then rebuild)."""
 
@@ -320,6 +364,10 @@ TestInlineCommitsUnderAFleetPolicy = HostUnderFaultsWithAFleet.TestCase
 TestInlineCommitsUnderAFleetPolicy.settings = SETTINGS
 TestJournalsThreadUnderAFleetPolicy = HostUnderFaultsWithAFleetFull.TestCase
 TestJournalsThreadUnderAFleetPolicy.settings = SETTINGS
+TestInlineCommitsWithActions = HostUnderFaultsWithActions.TestCase
+TestInlineCommitsWithActions.settings = SETTINGS
+TestJournalsThreadWithActions = HostUnderFaultsWithActionsFull.TestCase
+TestJournalsThreadWithActions.settings = SETTINGS
 TestInlineCommitsEvictingAgents = HostUnderFaultsEvicting.TestCase
 TestInlineCommitsEvictingAgents.settings = SETTINGS
 
