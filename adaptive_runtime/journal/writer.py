@@ -145,6 +145,11 @@ class JournalWorker:
             self._executor.submit(self._flush)
         return futures
 
+    def committed(self, entries: list[Entry]) -> None:
+        """Fold entries that a call made through `run` committed (`append_caught_up`), as
+        this worker's own appends are folded: on the loop thread, by the same callback."""
+        self._on_commit(entries)
+
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run a journal call on the journal's thread, after the appends queued before it."""
         if self._inline:

@@ -345,6 +345,13 @@ class Host:
                 self.fleet = committed.copy()
                 self.fleet_stale = False
 
+    async def _redeciding(self) -> None:
+        """A batch is about to be decided again after a conflict: the fleet's decision view
+        holds its first try, so it is rebuilt first."""
+        if self.fleet is not None:
+            self.fleet_stale = True
+            await self.resync_fleet()
+
     async def _resume(self, agent_id: str) -> None:
         """Resume an agent's unfinished actions; an agent with none is not kept loaded."""
         if agent_id == self._only:
@@ -353,7 +360,12 @@ class Host:
                 return  # the claim made in _load resumed them
         else:
             ledger = Ledger(
-                agent_id, self.require_worker(), self.clock, self.checkpoint_every, self.plugins
+                agent_id,
+                self.require_worker(),
+                self.clock,
+                self.checkpoint_every,
+                self.plugins,
+                self._redeciding,
             )
             await ledger.rebuild()  # a look at its state: kept only if it has actions to resume
             if not ledger.state.open_actions or agent_id in self._loaded:
@@ -691,7 +703,9 @@ class Host:
             if self._ownership is not None and agent_id not in self._ownership.claims():
                 await worker.run(self._ownership.claim, agent_id)
                 taken = True
-            ledger = Ledger(agent_id, worker, self.clock, self.checkpoint_every, self.plugins)
+            ledger = Ledger(
+                agent_id, worker, self.clock, self.checkpoint_every, self.plugins, self._redeciding
+            )
             await ledger.rebuild(new=agent_id not in self._streams and self._ownership is None)
             self._streams.add(agent_id)
             await self._install(ledger)

@@ -14,7 +14,7 @@ caught as a conflict, and the batch is decided again under the journal's write l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from .._crashpoints import crash_point
 from ..clock import Clock
@@ -59,8 +59,12 @@ class Ledger:
         clock: Clock,
         checkpoint_every: int,
         plugins: PluginSet | None = None,
+        redeciding: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.agent_id = agent_id
+        self._redeciding = redeciding
+        """Awaited before a batch is decided again after a conflict (the host's fleet view
+        must not hold the first try)."""
         self.plugins = plugins or PluginSet()
         """The plugins in force for the host: part of every Policy this ledger makes."""
         self.worker = worker
@@ -272,6 +276,8 @@ class Ledger:
     ) -> tuple[list[Entry], bool]:
         """Catch up with the stream and decide again, all under the journal's write lock."""
         worker = self.require_worker()
+        if self._redeciding is not None:
+            await self._redeciding()
         async with self._resync_lock:
             await self.idle.wait()  # the batches queued before this one are answered first
             self._inflight += 1
@@ -300,7 +306,7 @@ class Ledger:
             finally:
                 self._done()
             self.stale = False
-            self.on_commit(entries)
+            worker.committed(entries)  # the host folds them: this ledger, the fleet, controls
         return entries, self._is_fresh(entries, expected)
 
     def _is_fresh(self, entries: list[Entry], expected: int) -> bool:

@@ -177,3 +177,35 @@ async def test_a_decision_committed_with_its_answer_lost_still_counts(
         assert after.fleet is not None
         assert "budget spent: 1 of 1" in after.fleet
         assert verify_replay(host.journal).ok
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_a_batch_decided_again_is_not_held_back_by_its_own_first_try(
+    tmp_path: Path, durability: str
+) -> None:
+    """In one process_many, an event id reused refuses that batch, so the agent's later
+    batch is decided again after catching up; the fleet view must not hold its first try
+    (a cooldown used to hold the action back against itself), and replay agrees."""
+    policy = FleetPolicy(cooldown=60.0)
+    low = {"type": "service_overload", "severity": 0.1, "cpu": 10, "memory": 20}
+    anomaly = {"type": "anomaly_detected", "severity": 0.82, "cpu": 94, "memory": 88}
+    async with Host(
+        tmp_path / "j.db",
+        durability=durability,  # type: ignore[arg-type]
+        fleet=policy,
+        clock=ManualClock(),
+    ) as host:
+        results = await host.process_many(
+            [
+                {**low, "agent_id": "b", "id": "e3"},
+                {**low, "agent_id": "a", "id": "e3"},  # refused: b has e3
+                {**anomaly, "agent_id": "a"},
+            ]
+        )
+        assert ["Decision", "DuplicateEventError", "Decision"] == [
+            type(r).__name__ for r in results
+        ]
+        again = results[2]
+        assert "rollback_deployment" == again.action  # type: ignore[union-attr]
+        assert again.fleet is None  # type: ignore[union-attr]
+        assert verify_replay(host.journal).ok
