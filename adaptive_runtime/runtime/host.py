@@ -320,7 +320,8 @@ class Host:
         """After a failed append, rebuild the decision view from the committed fleet state.
 
         The failed append may have committed with its answer lost (a server gone during
-        the commit), so the committed state first catches up with the journal; the view
+        the commit), so the committed state first catches up with the journal from the
+        last seq it is sure of (commits answered meanwhile were not folded in); the view
         is copied from it once no decision is queued.
         """
         async with self._fleet_resync:
@@ -769,7 +770,10 @@ class Host:
 
     def _on_commit(self, entries: list[Entry]) -> None:
         committed = self._fleet_committed
-        if committed is not None and entries[-1].seq > self._fleet_seq:
+        # While stale the committed state is in doubt (an append whose answer was lost may
+        # be in the journal): it stays where it was last known whole, and resync_fleet
+        # reads the journal from there, these entries included.
+        if committed is not None and not self.fleet_stale and entries[-1].seq > self._fleet_seq:
             for entry in entries:
                 if entry.seq <= self._fleet_seq:
                     continue  # folded already, caught up from the journal by resync_fleet

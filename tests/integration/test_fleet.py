@@ -153,12 +153,14 @@ class _AnswerLostOnce:
         return results
 
 
+@pytest.mark.parametrize("outcome_between", [False, True])
 @pytest.mark.parametrize("durability", ["normal", "full"])
 async def test_a_decision_committed_with_its_answer_lost_still_counts(
-    tmp_path: Path, durability: str
+    tmp_path: Path, durability: str, outcome_between: bool
 ) -> None:
     """A commit whose answer was lost (the caller got an error) is in the journal, so the
-    fleet counts it: the next disruptive action is over the budget, as replay says."""
+    fleet counts it: the next disruptive action is over the budget, as replay says; also
+    when another commit (an outcome) was answered in between."""
     policy = FleetPolicy(budget=1, budget_window=600.0)
     async with Host(
         tmp_path / "j.db",
@@ -169,9 +171,12 @@ async def test_a_decision_committed_with_its_answer_lost_still_counts(
         worker = host.require_worker()
         journal = _AnswerLostOnce(worker._journal)
         worker._journal = journal  # type: ignore[assignment]
+        earlier = await host.process({"type": "timeout", "agent_id": "c"})
         journal.armed = True
         with pytest.raises(JournalUnavailableError):
             await host.process({**OVERLOAD, "agent_id": "a"})
+        if outcome_between:  # a commit answered while the fleet is in doubt, deciding nothing
+            await host.agent("c").record_outcome(earlier, success=True)
         after = await host.process({**OVERLOAD, "agent_id": "b"})
         assert "restart_service" == after.degraded_from
         assert after.fleet is not None
