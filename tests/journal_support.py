@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from adaptive_runtime.errors import JournalUnavailableError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
+from adaptive_runtime.records import StatePatched, to_pending
 
 
 def assert_replays(path: Path) -> None:
@@ -16,3 +20,36 @@ def assert_replays(path: Path) -> None:
         assert report.ok, report.mismatches[:2]
     finally:
         journal.close()
+
+
+class FaultyJournal:
+    """A journal with one fault armed for its next commit at most, as `(fault, agent)`:
+
+    - "before": the commit fails before writing (`JournalUnavailableError`);
+    - "after": it is written, and then answers with that error (the answer lost);
+    - "intrude": another writer appends a StatePatched to `agent`'s stream just before.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.armed: tuple[str, str] | None = None
+        self.intrusions = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def append_many(
+        self, batches: Sequence[Sequence[Any]], expected: Sequence[int | None] | None = None
+    ) -> list[Any]:
+        armed, self.armed = self.armed, None
+        fault, agent = armed or ("", "")
+        if fault == "before":
+            raise JournalUnavailableError("injected: the commit failed before writing")
+        if fault == "intrude":
+            self.intrusions += 1
+            patch = StatePatched(values={"intruder": self.intrusions})
+            self.inner.append([to_pending(agent, patch, 1)])
+        results = self.inner.append_many(batches, expected)
+        if fault == "after":
+            raise JournalUnavailableError("injected: the commit's answer was lost")
+        return results

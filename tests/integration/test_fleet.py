@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from journal_support import FaultyJournal
 
 from adaptive_runtime import ConfigurationError, Host, ManualClock
 from adaptive_runtime.errors import JournalUnavailableError
@@ -135,24 +136,6 @@ def test_fleet_policy_knobs_are_checked() -> None:
         Host("memory:").agent("~host")
 
 
-class _AnswerLostOnce:
-    """The host's journal, whose next commit goes through but answers with an error."""
-
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-        self.armed = False
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def append_many(self, batches, expected=None):  # type: ignore[no-untyped-def]
-        results = self.inner.append_many(batches, expected)  # type: ignore[attr-defined]
-        if self.armed:
-            self.armed = False
-            raise JournalUnavailableError("the server went away during the commit")
-        return results
-
-
 @pytest.mark.parametrize("outcome_between", [False, True])
 @pytest.mark.parametrize("durability", ["normal", "full"])
 async def test_a_decision_committed_with_its_answer_lost_still_counts(
@@ -169,10 +152,10 @@ async def test_a_decision_committed_with_its_answer_lost_still_counts(
         clock=ManualClock(),  # type: ignore[arg-type]
     ) as host:
         worker = host.require_worker()
-        journal = _AnswerLostOnce(worker._journal)
+        journal = FaultyJournal(worker._journal)
         worker._journal = journal  # type: ignore[assignment]
         earlier = await host.process({"type": "timeout", "agent_id": "c"})
-        journal.armed = True
+        journal.armed = ("after", "a")
         with pytest.raises(JournalUnavailableError):
             await host.process({**OVERLOAD, "agent_id": "a"})
         if outcome_between:  # a commit answered while the fleet is in doubt, deciding nothing

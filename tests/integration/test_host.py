@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from journal_support import assert_replays
+from journal_support import FaultyJournal, assert_replays
 
 from adaptive_runtime import (
     ActionCall,
@@ -313,25 +313,6 @@ async def test_each_entry_is_folded_once_among_other_agents(tmp_path: Path) -> N
         assert encode_state(rebuild(host.journal, "a").state) == encode_state(live)
 
 
-class _OvertakenOnce:
-    """The host's journal, where another writer appends to agent a once, just before."""
-
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-        self.armed = True
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def append_many(self, batches, expected=None):  # type: ignore[no-untyped-def]
-        from adaptive_runtime.records import StatePatched, to_pending
-
-        if self.armed:
-            self.armed = False
-            self.inner.append([to_pending("a", StatePatched(values={"by": "other"}), 1)])  # type: ignore[attr-defined]
-        return self.inner.append_many(batches, expected)  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("durability", ["normal", "full"])
 async def test_a_batch_decided_again_after_a_conflict_is_heard_by_watchers(
     tmp_path: Path, durability: str
@@ -341,11 +322,13 @@ async def test_a_batch_decided_again_after_a_conflict_is_heard_by_watchers(
     async with Host(tmp_path / "j.db", durability=durability, clock=ManualClock()) as host:  # type: ignore[arg-type]
         await host.process({**OVERLOAD, "agent_id": "a"})
         worker = host.require_worker()
-        worker._journal = _OvertakenOnce(worker._journal)  # type: ignore[assignment]
+        journal = FaultyJournal(worker._journal)
+        journal.armed = ("intrude", "a")  # another writer appends to a, just before
+        worker._journal = journal  # type: ignore[assignment]
         heard: list[tuple[int, str]] = []
         host.watch(lambda entries: heard.extend((e.seq, e.kind) for e in entries))
         decision = await host.process({**OVERLOAD, "agent_id": "a"})
         assert [(decision.event_seq, "EventReceived"), (decision.seq, "DecisionMade")] == [
             h for h in heard if h[1] != "ActionScheduled"
         ]
-        assert {"by": "other"} == (await host.ledger("a")).state.kv
+        assert {"intruder": 1} == (await host.ledger("a")).state.kv

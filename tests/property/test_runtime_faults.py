@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from journal_support import FaultyJournal
 from postgres_support import fresh_url, pg_url
 
 from adaptive_runtime import (
@@ -47,10 +47,9 @@ from adaptive_runtime import (
     Host,
     ManualClock,
 )
-from adaptive_runtime.errors import JournalUnavailableError
 from adaptive_runtime.projections import AgentState, encode_state, rebuild
 from adaptive_runtime.projections.replay import verify_replay
-from adaptive_runtime.records import DecisionMade, StatePatched, read_as, to_pending
+from adaptive_runtime.records import DecisionMade, read_as
 
 AGENTS = ("a", "b")
 ACTIONS = (
@@ -114,34 +113,6 @@ def _decision_inputs(state: AgentState) -> bytes:
     )
 
 
-class _FaultyJournal:
-    """The host's journal, with one fault armed for the next commit at most."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.armed: tuple[str, str] | None = None
-        self.intrusions = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def append_many(
-        self, batches: Sequence[Sequence[Any]], expected: Sequence[int | None] | None = None
-    ) -> list[Any]:
-        armed, self.armed = self.armed, None
-        fault, agent = armed or ("", "")
-        if fault == "before":
-            raise JournalUnavailableError("injected: the commit failed before writing")
-        if fault == "intrude":
-            self.intrusions += 1
-            patch = StatePatched(values={"intruder": self.intrusions})
-            self.inner.append([to_pending(agent, patch, 1)])
-        results = self.inner.append_many(batches, expected)
-        if fault == "after":
-            raise JournalUnavailableError("injected: the commit's answer was lost")
-        return results
-
-
 class HostUnderFaults(RuleBasedStateMachine):
     durability = "normal"
     commit_on_caller = False
@@ -159,7 +130,7 @@ class HostUnderFaults(RuleBasedStateMachine):
         self.host = self._open()
         worker = self.host._worker
         assert worker is not None
-        self.faulty = _FaultyJournal(worker._journal)
+        self.faulty = FaultyJournal(worker._journal)
         worker._journal = self.faulty
         self.answered: list[Decision] = []
         self.ran: list[str] = []
@@ -356,22 +327,20 @@ class HostUnderFaultsOnPostgres(HostUnderFaults):
         return self.url
 
 
-TestInlineCommits = HostUnderFaults.TestCase
-TestInlineCommits.settings = SETTINGS
-TestCommitsOnTheJournalsThread = HostUnderFaultsFull.TestCase
-TestCommitsOnTheJournalsThread.settings = SETTINGS
-TestCommitsOnTheCallersThread = HostUnderFaultsOnCaller.TestCase
-TestCommitsOnTheCallersThread.settings = SETTINGS
-TestInlineCommitsUnderAFleetPolicy = HostUnderFaultsWithAFleet.TestCase
-TestInlineCommitsUnderAFleetPolicy.settings = SETTINGS
-TestJournalsThreadUnderAFleetPolicy = HostUnderFaultsWithAFleetFull.TestCase
-TestJournalsThreadUnderAFleetPolicy.settings = SETTINGS
-TestInlineCommitsWithActions = HostUnderFaultsWithActions.TestCase
-TestInlineCommitsWithActions.settings = SETTINGS
-TestJournalsThreadWithActions = HostUnderFaultsWithActionsFull.TestCase
-TestJournalsThreadWithActions.settings = SETTINGS
-TestInlineCommitsEvictingAgents = HostUnderFaultsEvicting.TestCase
-TestInlineCommitsEvictingAgents.settings = SETTINGS
+def _case(machine: type[HostUnderFaults]) -> Any:
+    case = machine.TestCase
+    case.settings = SETTINGS
+    return case
+
+
+TestInlineCommits = _case(HostUnderFaults)
+TestCommitsOnTheJournalsThread = _case(HostUnderFaultsFull)
+TestCommitsOnTheCallersThread = _case(HostUnderFaultsOnCaller)
+TestInlineCommitsUnderAFleetPolicy = _case(HostUnderFaultsWithAFleet)
+TestJournalsThreadUnderAFleetPolicy = _case(HostUnderFaultsWithAFleetFull)
+TestInlineCommitsWithActions = _case(HostUnderFaultsWithActions)
+TestJournalsThreadWithActions = _case(HostUnderFaultsWithActionsFull)
+TestInlineCommitsEvictingAgents = _case(HostUnderFaultsEvicting)
 
 
 @pytest.fixture
