@@ -784,6 +784,19 @@ class RuntimeBatch(list[Pending]):
     __slots__ = ()
 
 
+class FleetBatch(RuntimeBatch):
+    """A batch whose decision went through the fleet gate, built like a RuntimeBatch.
+
+    The gate reads a view that spans every agent's stream: it counts each fleet batch
+    queued before this one. So this batch was built on those as surely as on its own
+    stream's head, and it must not be journaled after one of them was refused: in one
+    append, a FleetBatch behind a refused FleetBatch is refused too (StreamConflictError),
+    and its agent decides it again from what was journaled.
+    """
+
+    __slots__ = ()
+
+
 def to_pending(stream: str, record: Record, ts_ns: int, event_id: str | None = None) -> Pending:
     """Wrap a record as a journal entry of its own kind (checked by encode_checked)."""
     return Pending(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,24 @@ class FaultyJournal:
     - "before": the commit fails before writing (`JournalUnavailableError`);
     - "after": it is written, and then answers with that error (the answer lost);
     - "intrude": another writer appends a StatePatched to `agent`'s stream just before.
+
+    `hold_next()` makes the next commit take its fault (or none), then wait on the
+    journal's thread until released, so that later appends queue behind it.
     """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.armed: tuple[str, str] | None = None
         self.intrusions = 0
+        self._release: threading.Event | None = None
+        self.holding = threading.Event()
+        """Set once the held commit is waiting."""
+
+    def hold_next(self) -> threading.Event:
+        """Hold the next commit until the returned event is set."""
+        self._release = threading.Event()
+        self.holding.clear()
+        return self._release
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -43,6 +56,10 @@ class FaultyJournal:
     ) -> list[Any]:
         armed, self.armed = self.armed, None
         fault, agent = armed or ("", "")
+        release, self._release = self._release, None
+        if release is not None:
+            self.holding.set()
+            release.wait()
         if fault == "before":
             raise JournalUnavailableError("injected: the commit failed before writing")
         if fault == "intrude":

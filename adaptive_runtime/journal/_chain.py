@@ -12,7 +12,7 @@ import msgspec
 
 from .._checks import check_text
 from ..errors import DuplicateEventError, InvalidEventError, StreamConflictError
-from ..records import RuntimeBatch
+from ..records import FleetBatch, RuntimeBatch
 from ._keys import snapshot_mac
 from .base import GENESIS_DIGEST, Entry, Head, Pending, Snapshot, VerifyReport
 
@@ -44,7 +44,7 @@ def check_batch(batch: Sequence[Pending]) -> str:
     if not batch:
         raise InvalidEventError("append needs at least one entry; got an empty batch")
     stream = batch[0].stream
-    if type(batch) is RuntimeBatch:
+    if type(batch) is RuntimeBatch or type(batch) is FleetBatch:
         return stream  # built from checked parts (see RuntimeBatch)
     seen: set[str] = set()
     for index, pending in enumerate(batch):
@@ -128,16 +128,41 @@ def find_replayed(
     return transaction(originals[0].batch)
 
 
+_FLEET_REFUSED = ""
+"""In an append's `refused` set: a FleetBatch was refused (no stream is named "")."""
+
+
+def note_refused(refused: set[str], stream: str | None, batch: Sequence[Pending]) -> None:
+    """Remember a batch refused in this append, for check_expected's later calls."""
+    if stream is not None:
+        refused.add(stream)
+    if type(batch) is FleetBatch:
+        refused.add(_FLEET_REFUSED)
+
+
 def check_expected(
-    stream: str, expected: int | None, actual: int, refused: Container[str] = ()
+    stream: str,
+    expected: int | None,
+    actual: int,
+    refused: Container[str] = (),
+    batch: Sequence[Pending] = (),
 ) -> None:
     """Optimistic concurrency: refuse a batch written against a stream head that moved on.
 
-    `refused` holds the streams of batches refused earlier in the same append: a later
-    batch of one of them that expects a head was built on the refused batch, so it is
-    refused too, even when the head it expects happens to be the actual one (other
-    writers' entries exactly as many as the refused batch's).
+    `refused` holds what note_refused noted of the batches refused earlier in the same
+    append. A later batch of one of their streams that expects a head was built on the
+    refused batch, so it is refused too, even when the head it expects happens to be the
+    actual one (other writers' entries exactly as many as the refused batch's). So is a
+    FleetBatch once a FleetBatch was refused: its fleet gate counted that one.
     """
+    if _FLEET_REFUSED in refused and type(batch) is FleetBatch:
+        msg = (
+            f"stream {stream!r}: a fleet-gated batch before this one in the same append was "
+            "refused, and this one's fleet gate counted it; decide it again"
+        )
+        raise StreamConflictError(
+            msg, stream=stream, expected=actual if expected is None else expected, actual=actual
+        )
     if expected is None:
         return
     if stream in refused:

@@ -103,7 +103,8 @@ class Journal(Protocol):
         `expected`, if given, holds one expected stream_seq (or None) per batch. Once a
         batch of a stream is refused, every later batch of that stream with an expected
         stream_seq is refused with StreamConflictError: it was written to follow the
-        refused one.
+        refused one. So is every FleetBatch after a refused FleetBatch: its fleet gate
+        counted the refused one.
         """
         ...
 

@@ -78,15 +78,14 @@ class MemoryJournal:
             named: str | None = None
             try:
                 named = _chain.check_batch(batch)
-                if named in refused:  # written to follow a refused batch: refused too
-                    _chain.check_expected(named, want, self.stream_head(named), refused)
+                if refused:  # written to follow a refused batch: refused too
+                    _chain.check_expected(named, want, self.stream_head(named), refused, batch)
                 results.append(self.append(batch, expected=want))
             except (JournalClosedError, MemoryError):
                 raise
             except Exception as exc:  # each batch fails on its own, as in SQLite
                 results.append(exc)
-                if named is not None:
-                    refused.add(named)
+                _chain.note_refused(refused, named, batch)
         return results
 
     def append_caught_up(

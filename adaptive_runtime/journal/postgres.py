@@ -736,10 +736,10 @@ class PostgresJournal:
                 if refusal is not None:
                     raise refusal
                 actual = stream_heads.get(stream, 0)
-                _chain.check_expected(stream, want, actual, refused)
+                _chain.check_expected(stream, want, actual, refused, batch)
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
-                refused.add(stream)
+                _chain.note_refused(refused, stream, batch)
                 continue
             entries = _chain.link(batch, head, actual)
             for entry in entries:

@@ -388,11 +388,10 @@ class SqliteJournal:
                     actual = cache.streams.get(stream)
                 if actual is None:
                     actual = _stream_head(conn, stream)
-                _chain.check_expected(stream, want, actual, refused)
+                _chain.check_expected(stream, want, actual, refused, batch)
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
-                if named is not None:
-                    refused.add(named)
+                _chain.note_refused(refused, named, batch)
                 continue
             entries = _chain.link(batch, head, actual)
             rows.extend(msgspec.structs.astuple(e) for e in entries)

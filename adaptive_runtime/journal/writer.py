@@ -5,6 +5,11 @@ in flight are appended together in the next transaction, so under load many
 `process()` calls share one fsync; each caller is answered only once its own
 transaction has committed.
 
+A FleetBatch was decided from a view that counted every fleet batch queued before it.
+When one of those is refused, or its commit fails, the fleet batches queued behind it
+are refused unwritten (StreamConflictError) until the host has rebuilt that view from
+what was journaled and said so (`rebased`): their agents decide them again from it.
+
 With `inline=True` the calls run on the caller's thread instead. That is for a
 journal whose commits never sync (SQLite at synchronous=NORMAL, with its WAL
 checkpoints moved to a background thread): there a thread hop would cost more
@@ -20,14 +25,23 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from ..errors import StreamConflictError
 from ..observability.metrics import Metrics
-from ..records import Entry, Pending
+from ..records import Entry, FleetBatch, Pending
 from .base import Journal
 
-__all__ = ["JournalWorker"]
+__all__ = ["FleetViewRefused", "JournalWorker"]
 
 T = TypeVar("T")
 Committed = Callable[[list[Entry]], None]
+Queued = tuple[Sequence[Pending], int | None, "asyncio.Future[list[Entry]]", int | None]
+"""A batch, its expected stream_seq, its caller's future, and (a FleetBatch's) view epoch."""
+
+
+class FleetViewRefused(StreamConflictError):
+    """A FleetBatch refused unwritten: its fleet view counted a batch that was then refused
+    or not committed. Its agent decides it again once the host has rebuilt that view."""
+
 
 MAX_BATCHES_PER_COMMIT = 1024
 YIELD_EVERY = 16
@@ -40,6 +54,8 @@ class JournalWorker:
     __slots__ = (
         "_closed",
         "_executor",
+        "_fleet_epoch",
+        "_fleet_refused_through",
         "_inline",
         "_journal",
         "_lock",
@@ -68,7 +84,12 @@ class JournalWorker:
             max_workers=1, thread_name_prefix="adaptive-runtime-journal"
         )
         self._lock = threading.Lock()
-        self._queue: list[tuple[Sequence[Pending], int | None, asyncio.Future[list[Entry]]]] = []
+        self._queue: list[Queued] = []
+        self._fleet_epoch = 0
+        """Bumped (on the loop) each time the host rebuilds its fleet view: see rebased()."""
+        self._fleet_refused_through = -1
+        """(On the journal's thread.) The newest view epoch a refused FleetBatch was decided
+        in: the fleet batches decided in it since counted that one, and are refused."""
         self._scheduled = False
         self._closed = False
         self._since_yield = 0
@@ -137,13 +158,40 @@ class JournalWorker:
                 results = [exc] * len(batches)
             self._answer(futures, results)
             return futures
+        epoch = self._fleet_epoch
         with self._lock:
-            self._queue.extend(zip(batches, expected, futures, strict=True))
+            self._queue.extend(
+                (batch, want, future, epoch if type(batch) is FleetBatch else None)
+                for batch, want, future in zip(batches, expected, futures, strict=True)
+            )
             schedule = not self._scheduled
             self._scheduled = True
         if schedule:
             self._executor.submit(self._flush)
         return futures
+
+    def rebased(self) -> None:
+        """The host rebuilt its fleet view from the journal, with no batch queued: the fleet
+        batches decided from now on count no refused one."""
+        self._fleet_epoch += 1
+
+    async def append_caught_up(
+        self, stream: str, after: int, build: Callable[[list[Entry]], Sequence[Pending]]
+    ) -> tuple[list[Entry], list[Entry]]:
+        """The journal's append_caught_up, on the journal's thread, after the queued appends.
+
+        A FleetBatch it builds is refused, like a queued one, if its fleet view counted a
+        refused batch (the view is read as the batch is built, on that thread).
+        """
+        epoch = self._fleet_epoch
+
+        def checked(caught: list[Entry]) -> Sequence[Pending]:
+            batch = build(caught)
+            if type(batch) is FleetBatch and epoch <= self._fleet_refused_through:
+                raise _counted_a_refused_batch(batch, None)
+            return batch
+
+        return await self.run(self._journal.append_caught_up, stream, after, checked)
 
     def committed(self, entries: list[Entry]) -> None:
         """Fold entries that a call made through `run` committed (`append_caught_up`), as
@@ -171,14 +219,29 @@ class JournalWorker:
                 self._scheduled = False
         if not taken:
             return
-        try:
-            results: list[list[Entry] | Exception] = self._append_many(
-                [batch for batch, _, _ in taken], [expected for _, expected, _ in taken]
-            )
-            self.commits += 1
-        except Exception as exc:  # the whole transaction failed: every caller in it hears why
-            results = [exc] * len(taken)
-        self._loop.call_soon_threadsafe(self._answer, [future for _, _, future in taken], results)
+        results: list[list[Entry] | Exception] = []
+        sent: list[int] = []
+        for index, (batch, expected, _, epoch) in enumerate(taken):
+            if epoch is not None and epoch <= self._fleet_refused_through:
+                results.append(_counted_a_refused_batch(batch, expected))
+            else:
+                results.append([])
+                sent.append(index)
+        if sent:
+            try:
+                written = self._append_many(
+                    [taken[k][0] for k in sent], [taken[k][1] for k in sent]
+                )
+                self.commits += 1
+            except Exception as exc:  # the whole transaction failed: every caller in it hears why
+                written = [exc] * len(sent)
+            for index, result in zip(sent, written, strict=True):
+                results[index] = result
+                _, expected, _, epoch = taken[index]
+                if epoch is not None and not _journaled_as_built(result, expected):
+                    self._fleet_refused_through = max(self._fleet_refused_through, epoch)
+        futures = [future for _, _, future, _ in taken]
+        self._loop.call_soon_threadsafe(self._answer, futures, results)
 
     def _append_many(
         self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None]
@@ -205,3 +268,20 @@ class JournalWorker:
                 continue
             if not future.done():
                 future.set_result(result)
+
+
+def _journaled_as_built(result: list[Entry] | Exception, expected: int | None) -> bool:
+    """Whether a batch went into the journal as it was built: not refused, not failed, and
+    not answered with an earlier batch of the same event id (which it was not)."""
+    if isinstance(result, Exception):
+        return False
+    return expected is None or result[0].stream_seq == expected + 1
+
+
+def _counted_a_refused_batch(batch: Sequence[Pending], expected: int | None) -> FleetViewRefused:
+    stream = batch[0].stream
+    msg = (
+        f"stream {stream!r}: this batch's fleet gate counted a fleet-gated batch queued before "
+        "it that was then refused or not committed; decide it again"
+    )
+    return FleetViewRefused(msg, stream=stream, expected=expected or 0, actual=expected or 0)

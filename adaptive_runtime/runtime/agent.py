@@ -37,6 +37,7 @@ from ..records import (
     EpisodeClosed,
     Event,
     EventReceived,
+    FleetBatch,
     OutcomeRecorded,
     Pending,
     Rule,
@@ -255,7 +256,7 @@ class Agent:
                 )
                 if incident is not None:
                     open_incident(fleet, incident, ts)
-            pending = RuntimeBatch(
+            pending = (RuntimeBatch if fleet is None else FleetBatch)(
                 (
                     to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
                     to_pending(self.agent_id, DecisionMade(decision), ts),
@@ -303,6 +304,8 @@ class Agent:
             # a concurrent call with the same id won the race: answer with its decision
             journaled = read_as(entries[1], DecisionMade).decision
             ledger.metrics.count("events_deduplicated")
+            if host.fleet is not None:
+                host.fleet_stale = True  # the view counted the decision the journal didn't take
         decision = msgspec.structs.replace(journaled, seq=entries[1].seq, event_seq=entries[0].seq)
         metrics = ledger.metrics
         metrics.count("events_processed")

@@ -345,6 +345,7 @@ class Host:
                     continue  # a decision was queued meanwhile: copy once it is committed
                 self.fleet = committed.copy()
                 self.fleet_stale = False
+                worker.rebased()  # fleet batches decided from here on count no refused one
 
     async def _redeciding(self) -> None:
         """A batch is about to be decided again after a conflict: the fleet's decision view

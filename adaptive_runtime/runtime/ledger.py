@@ -28,6 +28,7 @@ from ..errors import (
     StreamConflictError,
 )
 from ..journal import JournalWorker
+from ..journal.writer import FleetViewRefused
 from ..observability.logs import logger_for
 from ..observability.metrics import Metrics
 from ..projections import AgentState, decode_state, encode_state, evolve, rebuild
@@ -274,7 +275,20 @@ class Ledger:
     async def _submit_caught_up(
         self, make_batch: Callable[[], list[Pending]]
     ) -> tuple[list[Entry], bool]:
-        """Catch up with the stream and decide again, all under the journal's write lock."""
+        """Catch up with the stream and decide again, all under the journal's write lock.
+
+        Tried again while the worker refuses the batch because its fleet view counted a
+        batch that was refused meanwhile (each try begins with that view rebuilt).
+        """
+        while True:
+            try:
+                return await self._caught_up_once(make_batch)
+            except FleetViewRefused:
+                continue
+
+    async def _caught_up_once(
+        self, make_batch: Callable[[], list[Pending]]
+    ) -> tuple[list[Entry], bool]:
         worker = self.require_worker()
         if self._redeciding is not None:
             await self._redeciding()
@@ -297,9 +311,7 @@ class Ledger:
                 return batch
 
             try:
-                _, entries = await worker.run(
-                    worker.journal.append_caught_up, self.agent_id, self.state.seq, build
-                )
+                _, entries = await worker.append_caught_up(self.agent_id, self.state.seq, build)
             except BaseException:
                 self.stale = True
                 raise

@@ -26,6 +26,7 @@ from adaptive_runtime.errors import (
     StreamConflictError,
 )
 from adaptive_runtime.journal import GENESIS_DIGEST, Head, Journal, Pending
+from adaptive_runtime.records import FleetBatch
 
 __all__ = ["JournalContract", "pending"]
 
@@ -297,6 +298,27 @@ class JournalContract:
         assert "a batch before this one in the same append was refused" in str(results[1])
         assert [[3], [4]] == [[e.seq for e in r] for r in results[2:] if isinstance(r, list)]
         assert 2 + 1 == journal.stream_head("a")  # the one with no expectation went in
+        assert journal.verify().ok
+
+    def test_append_many_refuses_a_fleet_batch_after_a_refused_one(self, journal: Journal) -> None:
+        """A FleetBatch behind a refused FleetBatch in the same commit is refused, whatever
+        its stream (its fleet gate counted the refused one); the FleetBatch before it and a
+        plain batch after it go in."""
+        journal.append([pending("a")])  # another writer: a is at stream_seq 1
+        results = journal.append_many(
+            [
+                FleetBatch([pending("c")]),
+                FleetBatch([pending("a")]),
+                FleetBatch([pending("b")]),
+                [pending("b")],
+            ],
+            [0, 0, 0, None],
+        )
+        assert isinstance(results[1], StreamConflictError)
+        assert isinstance(results[2], StreamConflictError)
+        assert "this one's fleet gate counted it" in str(results[2])
+        assert [[2], [3]] == [[e.seq for e in r] for r in results if isinstance(r, list)]
+        assert ["c", "b"] == [r[0].stream for r in results if isinstance(r, list)]
         assert journal.verify().ok
 
     def test_append_many_sees_ids_staged_in_the_same_commit(self, journal: Journal) -> None:

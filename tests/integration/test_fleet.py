@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from journal_support import FaultyJournal
@@ -164,6 +165,75 @@ async def test_a_decision_committed_with_its_answer_lost_still_counts(
         assert "restart_service" == after.degraded_from
         assert after.fleet is not None
         assert "budget spent: 1 of 1" in after.fleet
+        assert verify_replay(host.journal).ok
+
+
+async def _queued_behind(host: Host, journal: FaultyJournal, *events: dict[str, object]) -> Any:
+    """Start process() for each event while the journal's thread holds a commit; return the
+    calls once every one's batch is queued (each agent was loaded before)."""
+    worker = host.require_worker()
+    await asyncio.to_thread(journal.holding.wait)
+    calls = [asyncio.ensure_future(host.process(event)) for event in events]
+    for _ in range(1000):
+        if len(worker._queue) == len(events):
+            return calls
+        await asyncio.sleep(0)
+    raise AssertionError("the batches were not queued")
+
+
+async def test_a_batch_queued_behind_a_failed_one_is_not_gated_by_it(tmp_path: Path) -> None:
+    """Through the journal's thread: b's batch, queued while a's commit was on its way,
+    was gated by a view that counted a's restart. a's commit then fails, so b's batch is
+    refused unwritten and decided again from what was journaled: its restart is within
+    the budget, as replay says."""
+    policy = FleetPolicy(budget=1, budget_window=600.0)
+    async with Host(
+        tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
+    ) as host:
+        worker = host.require_worker()
+        journal = FaultyJournal(worker._journal)
+        worker._journal = journal  # type: ignore[assignment]
+        await host.agent("b").load()
+        journal.armed = ("before", "a")
+        release = journal.hold_next()
+        failing = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "a"}))
+        [queued] = await _queued_behind(host, journal, {**OVERLOAD, "agent_id": "b"})
+        release.set()
+        with pytest.raises(JournalUnavailableError):
+            await failing
+        decided = await queued
+        assert "restart_service" == decided.action
+        assert decided.fleet is None
+        assert verify_replay(host.journal).ok
+
+
+async def test_a_batch_after_a_refused_one_in_a_shared_commit_is_decided_again(
+    tmp_path: Path,
+) -> None:
+    """Through the journal's thread, a's and b's batches share a commit, b's gated by a
+    view that counted a's restart. Another writer moves a's stream, so a's batch is
+    refused; b's is refused with it, and both are decided again: one restart within the
+    budget, the other held back, as replay says."""
+    policy = FleetPolicy(budget=1, budget_window=600.0)
+    async with Host(
+        tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
+    ) as host:
+        worker = host.require_worker()
+        journal = FaultyJournal(worker._journal)
+        worker._journal = journal  # type: ignore[assignment]
+        for agent in ("a", "b"):
+            await host.agent(agent).load()
+        release = journal.hold_next()
+        first = asyncio.ensure_future(host.process({"type": "timeout", "agent_id": "c"}))
+        calls = await _queued_behind(
+            host, journal, {**OVERLOAD, "agent_id": "a"}, {**OVERLOAD, "agent_id": "b"}
+        )
+        journal.armed = ("intrude", "a")  # taken by the next commit: a's and b's
+        release.set()
+        await first
+        decided = await asyncio.gather(*calls)
+        assert 1 == journal.intrusions
+        assert ["restart_service"] == [d.action for d in decided if d.fleet is None]
         assert verify_replay(host.journal).ok
 
 

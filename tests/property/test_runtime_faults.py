@@ -292,11 +292,7 @@ class HostUnderFaultsWithAFleet(HostUnderFaults):
 
 
 class HostUnderFaultsWithAFleetFull(HostUnderFaultsWithAFleet):
-    # Only commits that do write: through the journal's thread, a batch queued behind one
-    # whose commit then fails (or conflicts) was gated by a fleet view that counted it, a
-    # known limit (README, fleet safety).
     durability = "full"
-    faults = ("after",)
 
 
 class HostUnderFaultsWithActions(HostUnderFaults):
