@@ -42,6 +42,14 @@ class FaultyJournal:
         self.holding = threading.Event()
         """Set once the held commit is waiting."""
 
+    @classmethod
+    def installed_in(cls, host: Any) -> FaultyJournal:
+        """Put one between a started host's journal worker and its journal."""
+        worker = host.require_worker()
+        faulty = cls(worker._journal)
+        worker._journal = faulty
+        return faulty
+
     def hold_next(self) -> threading.Event:
         """Hold the next commit until the returned event is set."""
         self._release = threading.Event()

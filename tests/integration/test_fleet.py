@@ -152,9 +152,7 @@ async def test_a_decision_committed_with_its_answer_lost_still_counts(
         fleet=policy,
         clock=ManualClock(),  # type: ignore[arg-type]
     ) as host:
-        worker = host.require_worker()
-        journal = FaultyJournal(worker._journal)
-        worker._journal = journal  # type: ignore[assignment]
+        journal = FaultyJournal.installed_in(host)
         earlier = await host.process({"type": "timeout", "agent_id": "c"})
         journal.armed = ("after", "a")
         with pytest.raises(JournalUnavailableError):
@@ -190,9 +188,7 @@ async def test_a_batch_queued_behind_a_failed_one_is_not_gated_by_it(tmp_path: P
     async with Host(
         tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
     ) as host:
-        worker = host.require_worker()
-        journal = FaultyJournal(worker._journal)
-        worker._journal = journal  # type: ignore[assignment]
+        journal = FaultyJournal.installed_in(host)
         await host.agent("b").load()
         journal.armed = ("before", "a")
         release = journal.hold_next()
@@ -218,9 +214,7 @@ async def test_a_batch_after_a_refused_one_in_a_shared_commit_is_decided_again(
     async with Host(
         tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
     ) as host:
-        worker = host.require_worker()
-        journal = FaultyJournal(worker._journal)
-        worker._journal = journal  # type: ignore[assignment]
+        journal = FaultyJournal.installed_in(host)
         for agent in ("a", "b"):
             await host.agent(agent).load()
         release = journal.hold_next()

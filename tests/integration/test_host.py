@@ -321,10 +321,8 @@ async def test_a_batch_decided_again_after_a_conflict_is_heard_by_watchers(
     hook like any others: its watchers hear the decision, once, in commit order."""
     async with Host(tmp_path / "j.db", durability=durability, clock=ManualClock()) as host:  # type: ignore[arg-type]
         await host.process({**OVERLOAD, "agent_id": "a"})
-        worker = host.require_worker()
-        journal = FaultyJournal(worker._journal)
+        journal = FaultyJournal.installed_in(host)
         journal.armed = ("intrude", "a")  # another writer appends to a, just before
-        worker._journal = journal  # type: ignore[assignment]
         heard: list[tuple[int, str]] = []
         host.watch(lambda entries: heard.extend((e.seq, e.kind) for e in entries))
         decision = await host.process({**OVERLOAD, "agent_id": "a"})

@@ -128,10 +128,7 @@ class HostUnderFaults(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.clock = ManualClock()
         self.host = self._open()
-        worker = self.host._worker
-        assert worker is not None
-        self.faulty = FaultyJournal(worker._journal)
-        worker._journal = self.faulty
+        self.faulty = FaultyJournal.installed_in(self.host)
         self.answered: list[Decision] = []
         self.ran: list[str] = []
 
