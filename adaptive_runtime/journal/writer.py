@@ -175,24 +175,6 @@ class JournalWorker:
         batches decided from now on count no refused one."""
         self._fleet_epoch += 1
 
-    async def append_caught_up(
-        self, stream: str, after: int, build: Callable[[list[Entry]], Sequence[Pending]]
-    ) -> tuple[list[Entry], list[Entry]]:
-        """The journal's append_caught_up, on the journal's thread, after the queued appends.
-
-        A FleetBatch it builds is refused, like a queued one, if its fleet view counted a
-        refused batch (the view is read as the batch is built, on that thread).
-        """
-        epoch = self._fleet_epoch
-
-        def checked(caught: list[Entry]) -> Sequence[Pending]:
-            batch = build(caught)
-            if type(batch) is FleetBatch and epoch <= self._fleet_refused_through:
-                raise _counted_a_refused_batch(batch, None)
-            return batch
-
-        return await self.run(self._journal.append_caught_up, stream, after, checked)
-
     def committed(self, entries: list[Entry]) -> None:
         """Fold entries that a call made through `run` committed (`append_caught_up`), as
         this worker's own appends are folded: on the loop thread, by the same callback."""

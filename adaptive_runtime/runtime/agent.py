@@ -232,8 +232,6 @@ class Agent:
             incident = None
             fleet = host.fleet
             if fleet is not None:
-                if made:  # decided again after a conflict: the view holds the first try
-                    host.fleet_stale = True
                 target = target_of(ev.attrs)
                 fingerprint = fingerprint_of(ev.attrs)
                 decision, incident = gate_in_fleet(

@@ -347,12 +347,17 @@ class Host:
                 self.fleet_stale = False
                 worker.rebased()  # fleet batches decided from here on count no refused one
 
-    async def _redeciding(self) -> None:
-        """A batch is about to be decided again after a conflict: the fleet's decision view
-        holds its first try, so it is rebuilt first."""
-        if self.fleet is not None:
-            self.fleet_stale = True
-            await self.resync_fleet()
+    async def _redeciding(self) -> bool:
+        """A batch is about to be decided again after a conflict. Under a fleet policy the
+        fleet's decision view holds its first try, so it is rebuilt first, and True says
+        the batch must be decided again in queue order, on the loop: decided on the
+        journal's thread while other agents' batches are queued, its gate could count
+        batches journaled after it."""
+        if self.fleet is None:
+            return False
+        self.fleet_stale = True
+        await self.resync_fleet()
+        return True
 
     async def _resume(self, agent_id: str) -> None:
         """Resume an agent's unfinished actions; an agent with none is not kept loaded."""

@@ -28,7 +28,6 @@ from ..errors import (
     StreamConflictError,
 )
 from ..journal import JournalWorker
-from ..journal.writer import FleetViewRefused
 from ..observability.logs import logger_for
 from ..observability.metrics import Metrics
 from ..projections import AgentState, decode_state, encode_state, evolve, rebuild
@@ -60,12 +59,13 @@ class Ledger:
         clock: Clock,
         checkpoint_every: int,
         plugins: PluginSet | None = None,
-        redeciding: Callable[[], Awaitable[None]] | None = None,
+        redeciding: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.agent_id = agent_id
         self._redeciding = redeciding
         """Awaited before a batch is decided again after a conflict (the host's fleet view
-        must not hold the first try)."""
+        must not hold the first try); True: decide it again in queue order, not under the
+        journal's write lock."""
         self.plugins = plugins or PluginSet()
         """The plugins in force for the host: part of every Policy this ledger makes."""
         self.worker = worker
@@ -277,21 +277,15 @@ class Ledger:
     ) -> tuple[list[Entry], bool]:
         """Catch up with the stream and decide again, all under the journal's write lock.
 
-        Tried again while the worker refuses the batch because its fleet view counted a
-        batch that was refused meanwhile (each try begins with that view rebuilt).
+        Under a fleet policy the batch is decided again in queue order instead, like a
+        first try, once the host has rebuilt its fleet view: the gate reads a view of
+        every agent's queued batches, which only the loop may read and change. It can
+        meet another conflict and go round again; only a host writes its agents'
+        streams, so that takes a writer from outside.
         """
-        while True:
-            try:
-                return await self._caught_up_once(make_batch)
-            except FleetViewRefused:
-                continue
-
-    async def _caught_up_once(
-        self, make_batch: Callable[[], list[Pending]]
-    ) -> tuple[list[Entry], bool]:
+        if self._redeciding is not None and await self._redeciding():
+            return await self._submit(make_batch)
         worker = self.require_worker()
-        if self._redeciding is not None:
-            await self._redeciding()
         async with self._resync_lock:
             await self.idle.wait()  # the batches queued before this one are answered first
             self._inflight += 1
@@ -311,7 +305,9 @@ class Ledger:
                 return batch
 
             try:
-                _, entries = await worker.append_caught_up(self.agent_id, self.state.seq, build)
+                _, entries = await worker.run(
+                    worker.journal.append_caught_up, self.agent_id, self.state.seq, build
+                )
             except BaseException:
                 self.stale = True
                 raise
