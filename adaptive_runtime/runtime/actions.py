@@ -37,10 +37,12 @@ from ..records import (
     ActionVerifying,
     Breaker,
     Decision,
+    DecisionMade,
     Entry,
     EventReceived,
     OutcomeRecorded,
     Record,
+    read_as,
     read_record,
 )
 
@@ -163,7 +165,7 @@ class ActionScheduler:
     in that agent's state. The scheduler knows an agent only by the ledger it is given.
     """
 
-    __slots__ = ("_clock", "_reserved", "_targets", "_tasks", "specs")
+    __slots__ = ("_clock", "_decisions", "_reserved", "_targets", "_tasks", "specs")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -173,6 +175,8 @@ class ActionScheduler:
         """Running actions, with the agent each is for."""
         self._targets: dict[asyncio.Task[None], str] = {}
         """Running actions, with the target each acts on (for max_in_flight)."""
+        self._decisions: dict[asyncio.Task[None], tuple[str, int]] = {}
+        """Running actions, with the (agent, decision seq) each is for."""
         self._reserved: dict[int, str] = {}
         """Actions planned in a batch not committed yet, by the batch's token: a place each
         holds under max_in_flight until it starts, or its batch fails."""
@@ -277,11 +281,39 @@ class ActionScheduler:
         task = asyncio.get_running_loop().create_task(work)
         self._targets[task] = _target_key(ledger.agent_id, target_of(event))
         self._tasks[task] = ledger.agent_id
+        self._decisions[task] = (ledger.agent_id, decision.seq)
         task.add_done_callback(self._forget)
+
+    def start_recovered(self, ledger: Ledger, batches: list[list[Entry]]) -> None:
+        """Start the actions of batches journaled while their callers heard an error (the
+        answer lost), found by a catch-up: each one still open, not yet started, and not
+        running here. One that started or finished meanwhile is left alone."""
+        for entries in batches:
+            made = next((e for e in entries if e.kind == DecisionMade.__name__), None)
+            received = next((e for e in entries if e.kind == EventReceived.__name__), None)
+            if made is None or received is None:
+                continue
+            opened = ledger.state.open_actions.get(made.seq)
+            if opened is None or opened.attempt or opened.verifying:
+                continue
+            if (ledger.agent_id, made.seq) in self._decisions.values():
+                continue
+            decision = msgspec.structs.replace(
+                read_as(made, DecisionMade).decision, seq=made.seq, event_seq=received.seq
+            )
+            log.info(
+                "action %s of decision %d of agent %s: its decision was journaled while the "
+                "caller heard an error; starting it now",
+                opened.action,
+                made.seq,
+                ledger.agent_id,
+            )
+            self.start(ledger, decision, read_as(received, EventReceived).event.as_dict())
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
         self._targets.pop(task, None)
+        self._decisions.pop(task, None)
 
     async def wait(self, agent: str | None = None) -> None:
         """Wait until every action running now (of one agent, or all) has finished.

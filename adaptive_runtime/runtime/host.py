@@ -764,7 +764,10 @@ class Host:
                 (
                     agent_id
                     for agent_id, ledger in self._loaded.items()
-                    if agent_id != keep and not ledger.busy and not self.actions.running(agent_id)
+                    if agent_id != keep
+                    and not ledger.busy
+                    and not ledger.owes_starts
+                    and not self.actions.running(agent_id)
                 ),
                 None,
             )

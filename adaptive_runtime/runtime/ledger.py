@@ -14,7 +14,7 @@ caught as a conflict, and the batch is decided again under the journal's write l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from .._crashpoints import crash_point
 from ..clock import Clock
@@ -34,6 +34,7 @@ from ..projections import AgentState, decode_state, encode_state, evolve, rebuil
 from ..projections.audit import HistoryItem, decision_at
 from ..projections.rebuild import STATE_VERSION, Rebuilt
 from ..records import (
+    ActionScheduled,
     Breaker,
     Entry,
     LearningPolicy,
@@ -47,6 +48,11 @@ from ..records import (
 __all__ = ["Ledger"]
 
 log_recovery = logger_for("RECOVERY_ENGINE")
+
+MAX_UNANSWERED = 256
+"""How many unanswered batches that schedule an action a ledger remembers between two
+catch-ups; past it the oldest is forgotten (the next host start still resumes its action)."""
+_SCHEDULED = ActionScheduled.__name__
 
 
 class Ledger:
@@ -87,6 +93,15 @@ class Ledger:
         self._next_stream_seq = 0
         self.stale = False
         """The inputs may be off (a conflict, or a failed append): catch up before deciding."""
+        self._in_doubt = False
+        """An append failed with its outcome unknown (it may have committed, its answer lost).
+        Until a catch-up reads the journal from the last seq the state is sure of, no commit
+        is folded: one answered meanwhile would be folded past the unanswered one."""
+        self._unanswered: list[tuple[Pending, ...]] = []
+        """Batches that schedule an action and whose append failed with the outcome unknown:
+        the next catch-up looks for them in the journal."""
+        self.recovered: list[list[Entry]] = []
+        """Those a catch-up found journaled: their actions are owed a start on this host."""
         self._resync_lock = asyncio.Lock()
         self._inflight = 0
         self.idle = asyncio.Event()
@@ -120,6 +135,11 @@ class Ledger:
             or bool(self._snapshots)
             or (barrier is not None and not barrier.done())
         )
+
+    @property
+    def owes_starts(self) -> bool:
+        """Whether actions of batches whose answers were lost may still be owed a start here."""
+        return bool(self.recovered or self._unanswered)
 
     async def load_decision(self, seq: int) -> HistoryItem | None:
         """Read a journaled decision of this agent, with its event, back from the journal."""
@@ -165,7 +185,7 @@ class Ledger:
         # the tail replayed after the snapshot is all this stream's: it ends where the snapshot did
         self._snapshotted_stream_seq = rebuilt.state.stream_seq - rebuilt.replayed
         self._sync_view()
-        self.stale = False
+        self.stale = self._in_doubt = False
         self.last_rebuild = {
             "snapshot_seq": rebuilt.snapshot_seq,
             "replayed": rebuilt.replayed,
@@ -221,12 +241,14 @@ class Ledger:
             finally:
                 self._done()
             again: list[int] = []
-            for (index, _, expected), result in zip(built, results, strict=True):
+            for (index, batch, expected), result in zip(built, results, strict=True):
                 if isinstance(result, StreamConflictError):
                     self.stale = True
                     again.append(index)
                 elif isinstance(result, BaseException):
                     self.stale = True  # this batch was not appended: the view is off by it
+                    if isinstance(result, JournalError):
+                        self._doubt(batch)  # or it was, and only its answer was lost
                     answers[index] = result
                 else:
                     answers[index] = (result, self._is_fresh(result, expected))
@@ -262,6 +284,7 @@ class Ledger:
             entries = []
         except JournalError:
             self.stale = True  # unknown what the journal holds now: rebuild before deciding
+            self._doubt(batch)
             raise
         except InvalidEventError:
             self.stale = True  # nothing was appended, so the predicted stream_seq is off
@@ -291,11 +314,15 @@ class Ledger:
             self._inflight += 1
             self.idle.clear()
             expected = 0
+            seen: list[Entry] = []
+            looking = list(self._unanswered)
 
             def build(caught: list[Entry]) -> list[Pending]:
                 nonlocal expected
                 for entry in caught:
                     evolve(self.state, entry)
+                if looking:
+                    seen.extend(caught)
                 self._sync_view()
                 expected = self._next_stream_seq
                 batch = make_batch()
@@ -308,12 +335,15 @@ class Ledger:
                 _, entries = await worker.run(
                     worker.journal.append_caught_up, self.agent_id, self.state.seq, build
                 )
-            except BaseException:
+            except BaseException as exc:
                 self.stale = True
+                if isinstance(exc, JournalError):
+                    self._in_doubt = True  # the catch-up may be folded in already: read again
                 raise
             finally:
                 self._done()
-            self.stale = False
+            self._found(seen, looking)
+            self.stale = self._in_doubt = False
             worker.committed(entries)  # the host folds them: this ledger, the fleet, controls
         return entries, self._is_fresh(entries, expected)
 
@@ -374,7 +404,13 @@ class Ledger:
         return task
 
     def on_commit(self, entries: list[Entry]) -> None:
-        """Fold committed entries into the state, in commit order (on the loop thread)."""
+        """Fold committed entries into the state, in commit order (on the loop thread).
+
+        While in doubt (see `_in_doubt`) nothing is folded: the next catch-up reads these
+        entries from the journal, after the unanswered ones they may follow.
+        """
+        if self._in_doubt:
+            return
         state = self.state
         for entry in entries:
             if entry.stream == self.agent_id:
@@ -443,15 +479,61 @@ class Ledger:
             if not self.stale:
                 return
             await self.idle.wait()
-            await self.require_worker().run(self._catch_up)
+            looking = list(self._unanswered)
+            caught = await self.require_worker().run(self._catch_up, bool(looking))
+            self._found(caught, looking)
             self._sync_view()
-            self.stale = False
+            self.stale = self._in_doubt = False
 
-    def _catch_up(self) -> None:
-        """Fold entries other writers appended (runs on the journal thread)."""
+    def _catch_up(self, keep: bool) -> list[Entry]:
+        """Fold the stream's entries after the state's seq: other writers', and ours whose
+        answers were lost or not folded while in doubt (runs on the journal thread). Return
+        them if `keep`."""
         journal = self.require_worker().journal
+        caught: list[Entry] = []
         for entry in journal.read(self.agent_id, after=self.state.seq):
             evolve(self.state, entry)
+            if keep:
+                caught.append(entry)
+        return caught
+
+    def _doubt(self, batch: Sequence[Pending]) -> None:
+        """An append of `batch` failed with its outcome unknown: fold nothing until a catch-up,
+        and have it look for the batch if it schedules an action."""
+        self._in_doubt = True
+        if not any(pending.kind == _SCHEDULED for pending in batch):
+            return
+        if len(self._unanswered) >= MAX_UNANSWERED:
+            del self._unanswered[0]
+            log_recovery.warning(
+                "agent %s: more than %d unanswered appends that schedule an action; if the "
+                "oldest was journaled, its action is left to the next host start",
+                self.agent_id,
+                MAX_UNANSWERED,
+            )
+        self._unanswered.append(tuple(batch))
+
+    def _found(self, caught: Iterable[Entry], looked_for: list[tuple[Pending, ...]]) -> None:
+        """Keep the unanswered batches looked for that a catch-up read back as `recovered`;
+        forget the rest. The catch-up ran with none of this ledger's appends in flight, so a
+        batch it did not find was not journaled."""
+        if not looked_for:
+            return
+        batches: dict[int, list[Entry]] = {}
+        for entry in caught:
+            batches.setdefault(entry.batch, []).append(entry)
+        for pending in looked_for:
+            for entries in batches.values():
+                if _same_batch(pending, entries):
+                    self.recovered.append(entries)
+                    break
+        done = {id(pending) for pending in looked_for}
+        self._unanswered = [p for p in self._unanswered if id(p) not in done]
+
+    def take_recovered(self) -> list[list[Entry]]:
+        """The batches found journaled after their answers were lost, each given out once."""
+        found, self.recovered = self.recovered, []
+        return found
 
     async def _snapshot(self, data: bytes, seq: int) -> None:
         worker = self.require_worker()
@@ -495,3 +577,11 @@ async def _settled(
 def _log_failure(task: asyncio.Task[list[Entry]]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log_recovery.error("a queued change was not journaled: %s", task.exception())
+
+
+def _same_batch(batch: Sequence[Pending], entries: Sequence[Entry]) -> bool:
+    """Whether journaled entries are this batch, as it was built (same kinds, times, bodies)."""
+    return len(batch) == len(entries) and all(
+        (p.kind, p.ts_ns, p.event_id, p.body) == (e.kind, e.ts_ns, e.event_id, e.body)
+        for p, e in zip(batch, entries, strict=True)
+    )

@@ -11,6 +11,7 @@ from journal_support import assert_replays
 from adaptive_runtime import (
     ActionCall,
     BreakerPolicy,
+    Host,
     InvalidEventError,
     LearningPolicy,
     ManualClock,
@@ -285,4 +286,50 @@ async def test_a_batch_decides_each_event_from_the_ones_before_it(
         await runtime.process(anomaly)
         assert "ActionScheduled" == list(runtime.journal.read())[-1].kind
         await runtime.wait_for_actions()
+    assert_replays(path)
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_an_action_whose_answer_was_lost_starts_at_the_next_append(
+    tmp_path: Path, durability: str
+) -> None:
+    """A decision journaled while its caller heard an error (the answer lost) keeps its
+    action: this host finds the batch when it next catches up, and starts the action once.
+    A batch that failed before writing is not journaled, and its action never runs."""
+    from journal_support import FaultyJournal
+
+    from adaptive_runtime.errors import JournalUnavailableError
+
+    path = tmp_path / "j.db"
+    calls: list[str] = []
+
+    async def handler(call: ActionCall) -> None:
+        calls.append(call.key)
+
+    async with Host(path, clock=ManualClock(), durability=durability) as host:  # type: ignore[arg-type]
+        runtime = host.agent("a")
+        runtime.action("restart_service")(handler)
+        journal = FaultyJournal.installed_in(host)
+        journal.armed = ("before", "a")
+        with pytest.raises(JournalUnavailableError):
+            await runtime.process({**OVERLOAD, "id": "never"})
+        journal.armed = ("after", "a")
+        with pytest.raises(JournalUnavailableError):
+            await runtime.process({**OVERLOAD, "id": "lost"})
+        await runtime.wait_for_actions()
+        assert [] == calls  # not started yet: the host has not seen it journaled
+        later = await runtime.process({**OVERLOAD, "id": "later"})
+        await runtime.wait_for_actions()
+        recorded = await runtime.process({**OVERLOAD, "id": "lost"})  # the journaled decision
+        assert sorted([f"a:{recorded.seq}", f"a:{later.seq}"]) == sorted(calls)
+        assert {} == runtime.state.open_actions
+        assert 2 == runtime.state.actions_succeeded
+    assert [e.event_id for e in SqliteJournal(path).read(kind="EventReceived")] == [
+        "lost",
+        "later",
+    ]
+    async with Runtime(agent_id="a", path=path, clock=ManualClock()) as again:
+        again.action("restart_service")(handler)
+        await again.wait_for_actions()
+    assert 2 == len(calls)  # finished: a restart runs nothing again
     assert_replays(path)

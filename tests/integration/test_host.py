@@ -330,3 +330,38 @@ async def test_a_batch_decided_again_after_a_conflict_is_heard_by_watchers(
             h for h in heard if h[1] != "ActionScheduled"
         ]
         assert {"intruder": 1} == (await host.ledger("a")).state.kv
+
+
+async def test_a_batch_answered_behind_one_whose_answer_was_lost_is_folded_after_it(
+    tmp_path: Path,
+) -> None:
+    """Through the journal's thread: an outcome commits but its answer is lost, and an event
+    queued behind it commits in the next transaction. The state must not fold that event
+    past the outcome it never saw: it catches up with both, in seq order, so the next
+    decision reads the outcome, as replay does."""
+    from adaptive_runtime.errors import JournalUnavailableError
+    from adaptive_runtime.projections import encode_state, rebuild
+
+    async with Host(tmp_path / "j.db", durability="full", clock=ManualClock()) as host:  # type: ignore[arg-type]
+        first = await host.process({**OVERLOAD, "agent_id": "a"})
+        journal = FaultyJournal.installed_in(host)
+        journal.armed = ("after", "a")
+        release = journal.hold_next()
+        outcome = asyncio.ensure_future(host.agent("a").record_outcome(first, success=False))
+        await asyncio.to_thread(journal.holding.wait)
+        queued = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "a"}))
+        worker = host.require_worker()
+        for _ in range(1000):
+            if worker._queue:
+                break
+            await asyncio.sleep(0)
+        assert worker._queue, "the event was not queued behind the outcome"
+        release.set()
+        with pytest.raises(JournalUnavailableError):
+            await outcome
+        await queued
+        await host.process({**OVERLOAD, "agent_id": "a"})
+        live = (await host.ledger("a")).state
+        assert 1 == live.outcomes
+        assert encode_state(rebuild(host.journal, "a").state) == encode_state(live)
+    assert_replays(tmp_path / "j.db")

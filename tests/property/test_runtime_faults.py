@@ -1,8 +1,10 @@
 """A live host under random calls and journal faults, checked against the journal itself.
 
 Hypothesis drives one Host of two agents on a SQLite file with process(),
-process_many() (both agents' events, bad events and reused ids mixed in),
-record_outcome(), set_rules() and a moving clock, while the journal under it sometimes fails a commit
+process_many() (both agents' events, bad events and reused ids mixed in), several
+process() calls at once (through the journal's thread, the later ones queued behind a
+held commit, so that they commit after it even when it fails), record_outcome(),
+set_rules() and a moving clock, while the journal under it sometimes fails a commit
 before writing, fails after writing (the outcome is unknown to the caller), or is
 overtaken by another writer on one agent's stream.
 
@@ -18,9 +20,9 @@ re-decides every event to the same bytes (fleet gating included), and a restarte
 starts from the same states. It runs at the three commit paths: inline (normal), the
 journal's thread (full), and the caller's thread (full, commit_on_caller); and inline
 and through the journal's thread again, under a fleet policy whose budget, cooldown and
-incidents depend on both agents (through the journal's thread, with answers lost only); with a handler for every action, inline and through
+incidents depend on both agents; with a handler for every action, inline and through
 the journal's thread (each step waits for the actions it started, and after the restart
-every action scheduled has run to its end); inline with one agent loaded at a time, so
+every action scheduled has run to its end, each once); inline with one agent loaded at a time, so
 that each switch evicts the other; and on PostgreSQL (skipped without a server).
 """
 
@@ -94,6 +96,7 @@ bad_events = st.sampled_from(
     [{}, {"type": ""}, {"type": "x", "severity": "high"}, {"type": "x", "agent_id": ""}, [1, 2]]
 )
 maybe_bad = st.one_of(events, events, events, bad_events)
+without_id = events.map(lambda event: {k: v for k, v in event.items() if k != "id"})
 
 
 def _decision_inputs(state: AgentState) -> bytes:
@@ -190,6 +193,36 @@ class HostUnderFaults(RuleBasedStateMachine):
         assert len(batch) == len(results)
         self.answered += [r for r in results if isinstance(r, Decision)]
 
+    @rule(first=without_id, rest=st.lists(maybe_bad, min_size=1, max_size=3))
+    def process_at_once(self, first: dict[str, Any], rest: list[Any]) -> None:
+        """Several process() calls in flight at once. Through the journal's thread, the first
+        one's commit (or whichever commit is next) is held until the others have queued, so
+        that they commit after it, in a later transaction, even when it fails."""
+        worker = self.host.require_worker()
+
+        async def together() -> list[Any]:
+            release = None if worker.inline else self.faulty.hold_next()
+            calls = [asyncio.ensure_future(self.host.process(first))]
+            try:
+                # until the commit is held, or the call ended without one (nothing to commit)
+                while release is not None and not self.faulty.holding.is_set():
+                    if calls[0].done():
+                        break
+                    await asyncio.to_thread(self.faulty.holding.wait, 0.005)
+                calls += [asyncio.ensure_future(self.host.process(event)) for event in rest]
+                for _ in range(50):  # each of them runs up to its wait for the journal
+                    await asyncio.sleep(0)
+            finally:
+                if release is not None:
+                    release.set()
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+        for result in self._step(together()):
+            if isinstance(result, Decision):
+                self.answered.append(result)
+            elif not isinstance(result, AdaptiveRuntimeError):
+                raise result
+
     @rule(agent=st.sampled_from(AGENTS), pick=st.sampled_from(range(len(RULE_SETS))))
     def set_rules(self, agent: str, pick: int) -> None:
         with contextlib.suppress(AdaptiveRuntimeError):
@@ -249,8 +282,9 @@ class HostUnderFaults(RuleBasedStateMachine):
                     final = [encode_state(rebuild(again.journal, a).state) for a in AGENTS]
                 states = [self._run(again.ledger(agent)).state for agent in AGENTS]
                 assert final == [encode_state(state) for state in states]
-                if self.with_actions:  # every action scheduled has run to its end
+                if self.with_actions:  # every action scheduled has run to its end, once
                     assert [{}, {}] == [state.open_actions for state in states]
+                    assert len(self.ran) == len(set(self.ran)), self.ran
             finally:
                 self._run(again.stop())
         finally:
