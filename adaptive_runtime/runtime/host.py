@@ -347,6 +347,14 @@ class Host:
                 self.fleet_stale = False
                 worker.rebased()  # fleet batches decided from here on count no refused one
 
+    def recovered(self, ledger: Ledger, batches: list[list[Entry]]) -> None:
+        """Batches journaled while their callers heard an error (the answer lost), found
+        when the agent caught up, now that one of its appends proved this host owns it: their
+        approval requests join the pending ones, and their scheduled actions start."""
+        for entries in batches:
+            self.controls.on_commit(entries)
+        self.actions.start_recovered(ledger, batches)
+
     async def _redeciding(self) -> bool:
         """A batch is about to be decided again after a conflict. Under a fleet policy the
         fleet's decision view holds its first try, so it is rebuilt first, and True says

@@ -34,6 +34,7 @@ from ..projections import AgentState, decode_state, encode_state, evolve, rebuil
 from ..projections.audit import HistoryItem, decision_at
 from ..projections.rebuild import STATE_VERSION, Rebuilt
 from ..records import (
+    ActionAwaitingApproval,
     ActionScheduled,
     Breaker,
     Entry,
@@ -50,9 +51,10 @@ __all__ = ["Ledger"]
 log_recovery = logger_for("RECOVERY_ENGINE")
 
 MAX_UNANSWERED = 256
-"""How many unanswered batches that schedule an action a ledger remembers between two
-catch-ups; past it the oldest is forgotten (the next host start still resumes its action)."""
-_SCHEDULED = ActionScheduled.__name__
+"""How many unanswered batches with an action a ledger remembers between two catch-ups;
+past it the oldest is forgotten (the next host start still finds its action)."""
+_OWED = frozenset({ActionScheduled.__name__, ActionAwaitingApproval.__name__})
+"""The kinds that leave a host something to do once their batch is journaled."""
 
 
 class Ledger:
@@ -98,10 +100,11 @@ class Ledger:
         Until a catch-up reads the journal from the last seq the state is sure of, no commit
         is folded: one answered meanwhile would be folded past the unanswered one."""
         self._unanswered: list[tuple[Pending, ...]] = []
-        """Batches that schedule an action and whose append failed with the outcome unknown:
-        the next catch-up looks for them in the journal."""
+        """Batches that schedule an action (or ask approval for one) and whose append failed
+        with the outcome unknown: the next catch-up looks for them in the journal."""
         self.recovered: list[list[Entry]] = []
-        """Those a catch-up found journaled: their actions are owed a start on this host."""
+        """Those a catch-up found journaled: the host owes their actions a start (or their
+        approval requests a place among the pending ones)."""
         self._resync_lock = asyncio.Lock()
         self._inflight = 0
         self.idle = asyncio.Event()
@@ -138,7 +141,7 @@ class Ledger:
 
     @property
     def owes_starts(self) -> bool:
-        """Whether actions of batches whose answers were lost may still be owed a start here."""
+        """Whether batches whose answers were lost may still owe this host an action."""
         return bool(self.recovered or self._unanswered)
 
     async def load_decision(self, seq: int) -> HistoryItem | None:
@@ -499,15 +502,15 @@ class Ledger:
 
     def _doubt(self, batch: Sequence[Pending]) -> None:
         """An append of `batch` failed with its outcome unknown: fold nothing until a catch-up,
-        and have it look for the batch if it schedules an action."""
+        and have it look for the batch if it schedules an action or asks approval for one."""
         self._in_doubt = True
-        if not any(pending.kind == _SCHEDULED for pending in batch):
+        if not any(pending.kind in _OWED for pending in batch):
             return
         if len(self._unanswered) >= MAX_UNANSWERED:
             del self._unanswered[0]
             log_recovery.warning(
-                "agent %s: more than %d unanswered appends that schedule an action; if the "
-                "oldest was journaled, its action is left to the next host start",
+                "agent %s: more than %d unanswered appends with an action; if the oldest was "
+                "journaled, its action is left to the next host start",
                 self.agent_id,
                 MAX_UNANSWERED,
             )

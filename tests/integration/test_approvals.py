@@ -27,8 +27,10 @@ POLICY = ApprovalPolicy(actions=("restart_service",), timeout_s=600.0)
 WORKER = Path(__file__).with_name("approval_worker.py")
 
 
-def gated_host(path: Path, clock: ManualClock, **kwargs: Any) -> tuple[Host, list[int]]:
-    host = Host(path, durability="normal", clock=clock, approvals=POLICY, **kwargs)
+def gated_host(
+    path: Path, clock: ManualClock, durability: str = "normal", **kwargs: Any
+) -> tuple[Host, list[int]]:
+    host = Host(path, durability=durability, clock=clock, approvals=POLICY, **kwargs)  # type: ignore[arg-type]
     ran: list[int] = []
 
     @host.action("restart_service")
@@ -211,3 +213,31 @@ def test_a_dead_letter_retried_from_the_cli_runs_at_the_next_start(tmp_path: Pat
     second = run_worker(db, "serve")
     assert [] == json.loads(second.stdout)["ran"]
     assert "No dead letters" in cli("actions", "--failed", "--db", str(db)).stdout
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_an_approval_request_whose_answer_was_lost_can_be_approved(
+    tmp_path: Path, durability: str
+) -> None:
+    """A gated decision journaled while its caller heard an error (the answer lost): once
+    the host has found it, at the agent's next decision, its request is pending here, and
+    an approval runs the action once."""
+    from journal_support import FaultyJournal
+
+    from adaptive_runtime.errors import JournalUnavailableError
+
+    path = tmp_path / "l.db"
+    host, ran = gated_host(path, ManualClock(start_ns=START_NS), durability)
+    async with host:
+        journal = FaultyJournal.installed_in(host)
+        journal.armed = ("after", "default")
+        with pytest.raises(JournalUnavailableError):
+            await host.process({**OVERLOAD, "id": "lost"})
+        assert {} == host.controls.pending
+        free = await host.process(TIMEOUT)
+        gated = await host.process({**OVERLOAD, "id": "lost"})  # the journaled decision
+        assert [gated.seq] == [p.decision_seq for p in host.controls.pending.values()]
+        await host.controls.answer(gated.seq, approve=True, by="alice")
+        await host.wait_for_actions()
+        assert sorted([free.seq, gated.seq]) == sorted(ran)
+    assert_replays(path)
