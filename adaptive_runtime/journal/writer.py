@@ -5,6 +5,11 @@ in flight are appended together in the next transaction, so under load many
 `process()` calls share one fsync; each caller is answered only once its own
 transaction has committed.
 
+A transaction that fails may have committed all the same (the server gone after the
+commit, its answer lost). The worker tells the host so (`on_lost`) on the event loop,
+in commit order, before any later commit is answered: a commit answered after one in
+doubt must not be folded past entries nobody has read back yet.
+
 A FleetBatch was decided from a view that counted every fleet batch queued before it.
 When one of those is refused, or its commit fails, the fleet batches queued behind it
 are refused unwritten (StreamConflictError) until the host has rebuilt that view from
@@ -34,6 +39,7 @@ __all__ = ["FleetViewRefused", "JournalWorker"]
 
 T = TypeVar("T")
 Committed = Callable[[list[Entry]], None]
+Lost = Callable[[Sequence[Sequence[Pending]]], None]
 Queued = tuple[Sequence[Pending], int | None, "asyncio.Future[list[Entry]]", int | None]
 """A batch, its expected stream_seq, its caller's future, and (a FleetBatch's) view epoch."""
 
@@ -61,6 +67,7 @@ class JournalWorker:
         "_lock",
         "_loop",
         "_on_commit",
+        "_on_lost",
         "_queue",
         "_scheduled",
         "_since_yield",
@@ -75,11 +82,15 @@ class JournalWorker:
         on_commit: Committed,
         *,
         inline: bool = False,
+        on_lost: Lost | None = None,
     ) -> None:
         self._inline = inline
         self._journal = journal
         self._loop = loop
         self._on_commit = on_commit
+        self._on_lost = on_lost
+        """Called with the batches of a transaction that failed as a whole, its outcome
+        unknown, before its callers hear the error."""
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="adaptive-runtime-journal"
         )
@@ -124,7 +135,12 @@ class JournalWorker:
 
         Only for an inline worker; raises the batch's error as append's future would.
         """
-        [result] = self._append_many([batch], [expected])
+        try:
+            [result] = self._append_many([batch], [expected])
+        except Exception:
+            if self._on_lost is not None:
+                self._on_lost([batch])
+            raise
         self.commits += 1
         if isinstance(result, Exception):
             raise result
@@ -151,12 +167,14 @@ class JournalWorker:
         """Queue several batches together: they share one commit, each with its own answer."""
         futures: list[asyncio.Future[list[Entry]]] = [self._loop.create_future() for _ in batches]
         if self._inline:
+            lost: Sequence[Sequence[Pending]] = ()
             try:
                 results = self._append_many(batches, expected)
                 self.commits += 1
             except Exception as exc:
                 results = [exc] * len(batches)
-            self._answer(futures, results)
+                lost = batches
+            self._answer(futures, results, lost)
             return futures
         epoch = self._fleet_epoch
         with self._lock:
@@ -203,6 +221,7 @@ class JournalWorker:
             return
         results: list[list[Entry] | Exception] = []
         sent: list[int] = []
+        lost: list[Sequence[Pending]] = []
         for index, (batch, expected, _, epoch) in enumerate(taken):
             if epoch is not None and epoch <= self._fleet_refused_through:
                 results.append(_counted_a_refused_batch(batch, expected))
@@ -217,13 +236,14 @@ class JournalWorker:
                 self.commits += 1
             except Exception as exc:  # the whole transaction failed: every caller in it hears why
                 written = [exc] * len(sent)
+                lost = [taken[k][0] for k in sent]
             for index, result in zip(sent, written, strict=True):
                 results[index] = result
                 _, expected, _, epoch = taken[index]
                 if epoch is not None and not _journaled_as_built(result, expected):
                     self._fleet_refused_through = max(self._fleet_refused_through, epoch)
         futures = [future for _, _, future, _ in taken]
-        self._loop.call_soon_threadsafe(self._answer, futures, results)
+        self._loop.call_soon_threadsafe(self._answer, futures, results, lost)
 
     def _append_many(
         self, batches: Sequence[Sequence[Pending]], expected: Sequence[int | None]
@@ -234,9 +254,14 @@ class JournalWorker:
         return results
 
     def _answer(
-        self, futures: list[asyncio.Future[list[Entry]]], results: list[list[Entry] | Exception]
+        self,
+        futures: list[asyncio.Future[list[Entry]]],
+        results: list[list[Entry] | Exception],
+        lost: Sequence[Sequence[Pending]] = (),
     ) -> None:
         # On the loop thread, in commit order: the state is folded before any caller resumes.
+        if lost and self._on_lost is not None:
+            self._on_lost(lost)
         for future, result in zip(futures, results, strict=True):
             if isinstance(result, Exception):
                 if not future.done():

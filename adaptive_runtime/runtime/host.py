@@ -52,6 +52,7 @@ from ..records import (
     FleetPolicy,
     FleetPolicySet,
     LearningPolicy,
+    Pending,
     PluginsSet,
     Rule,
     RulesChanged,
@@ -253,7 +254,11 @@ class Host:
         if self._ownership is not None:
             inline = False  # a shared server's round trips stay off the event loop
         self._worker = JournalWorker(
-            journal, asyncio.get_running_loop(), self._on_commit, inline=inline
+            journal,
+            asyncio.get_running_loop(),
+            self._on_commit,
+            inline=inline,
+            on_lost=self._on_lost,
         )
         try:
             await self._start_plugins(journal)
@@ -346,6 +351,18 @@ class Host:
                 self.fleet = committed.copy()
                 self.fleet_stale = False
                 worker.rebased()  # fleet batches decided from here on count no refused one
+
+    def _on_lost(self, batches: Sequence[Sequence[Pending]]) -> None:
+        """A transaction failed with its outcome unknown (it may have committed, its answer
+        lost). Called on the loop before any later commit is folded: the fleet's committed
+        state and each agent's state stay where they were sure, and catch up with the
+        journal from there before they decide again."""
+        if self._fleet_committed is not None:
+            self.fleet_stale = True
+        for batch in batches:
+            ledger = self._loaded.get(batch[0].stream)
+            if ledger is not None:
+                ledger.doubt(batch)
 
     def recovered(self, ledger: Ledger, batches: list[list[Entry]]) -> None:
         """Batches journaled while their callers heard an error (the answer lost), found

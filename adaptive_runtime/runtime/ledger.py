@@ -244,14 +244,12 @@ class Ledger:
             finally:
                 self._done()
             again: list[int] = []
-            for (index, batch, expected), result in zip(built, results, strict=True):
+            for (index, _, expected), result in zip(built, results, strict=True):
                 if isinstance(result, StreamConflictError):
                     self.stale = True
                     again.append(index)
                 elif isinstance(result, BaseException):
                     self.stale = True  # this batch was not appended: the view is off by it
-                    if isinstance(result, JournalError):
-                        self._doubt(batch)  # or it was, and only its answer was lost
                     answers[index] = result
                 else:
                     answers[index] = (result, self._is_fresh(result, expected))
@@ -287,7 +285,6 @@ class Ledger:
             entries = []
         except JournalError:
             self.stale = True  # unknown what the journal holds now: rebuild before deciding
-            self._doubt(batch)
             raise
         except InvalidEventError:
             self.stale = True  # nothing was appended, so the predicted stream_seq is off
@@ -500,9 +497,11 @@ class Ledger:
                 caught.append(entry)
         return caught
 
-    def _doubt(self, batch: Sequence[Pending]) -> None:
-        """An append of `batch` failed with its outcome unknown: fold nothing until a catch-up,
-        and have it look for the batch if it schedules an action or asks approval for one."""
+    def doubt(self, batch: Sequence[Pending]) -> None:
+        """An append of `batch` failed with its outcome unknown (the journal's worker says so,
+        before any later commit is folded): fold nothing until a catch-up, and have it look
+        for the batch if it schedules an action or asks approval for one."""
+        self.stale = True
         self._in_doubt = True
         if not any(pending.kind in _OWED for pending in batch):
             return

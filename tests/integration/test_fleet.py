@@ -166,6 +166,43 @@ async def test_a_decision_committed_with_its_answer_lost_still_counts(
         assert verify_replay(host.journal).ok
 
 
+async def test_a_commit_answered_before_a_lost_ones_error_is_heard_does_not_hide_it(
+    tmp_path: Path,
+) -> None:
+    """Through the journal's thread: a's restart commits with its answer lost, and c's new
+    rules, queued behind it, commit next and are answered before a's caller has heard the
+    error. The fleet's committed state must not move past a's entries on that answer: b's
+    restart is over the spent budget, as replay says."""
+    policy = FleetPolicy(budget=1, budget_window=600.0)
+    async with Host(
+        tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
+    ) as host:
+        journal = FaultyJournal.installed_in(host)
+        await host.agent("c").load()
+        journal.armed = ("after", "a")
+        release = journal.hold_next()
+        failing = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "a"}))
+        await asyncio.to_thread(journal.holding.wait)
+        quiet = [
+            {"context": None, "risk": "low", "min_conf": 0.0, "action": "log_only", "reason": "q"}
+        ]
+        rules = asyncio.ensure_future(host.agent("c").set_rules(quiet))
+        worker = host.require_worker()
+        for _ in range(1000):
+            if worker._queue:
+                break
+            await asyncio.sleep(0)
+        release.set()
+        assert worker._queue, "the rules were not queued"
+        worker._executor.submit(lambda: None).result()  # both answers come before a resumes
+        with pytest.raises(JournalUnavailableError):
+            await failing
+        await rules
+        after = await host.process({**OVERLOAD, "agent_id": "b"})
+        assert "restart_service" == after.degraded_from
+        assert verify_replay(host.journal).ok
+
+
 async def _queued_behind(host: Host, journal: FaultyJournal, *events: dict[str, object]) -> Any:
     """Start process() for each event while the journal's thread holds a commit; return the
     calls once every one's batch is queued (each agent was loaded before)."""

@@ -338,7 +338,8 @@ async def test_a_batch_answered_behind_one_whose_answer_was_lost_is_folded_after
     """Through the journal's thread: an outcome commits but its answer is lost, and an event
     queued behind it commits in the next transaction. The state must not fold that event
     past the outcome it never saw: it catches up with both, in seq order, so the next
-    decision reads the outcome, as replay does."""
+    decision reads the outcome, as replay does. Also when the event's commit is answered
+    before the outcome's caller has heard its error."""
     from adaptive_runtime.errors import JournalUnavailableError
     from adaptive_runtime.projections import encode_state, rebuild
 
@@ -355,8 +356,12 @@ async def test_a_batch_answered_behind_one_whose_answer_was_lost_is_folded_after
             if worker._queue:
                 break
             await asyncio.sleep(0)
-        assert worker._queue, "the event was not queued behind the outcome"
         release.set()
+        assert worker._queue, "the event was not queued behind the outcome"
+        # Block the loop until both commits are done: their answers then come in commit
+        # order before either caller resumes, the later commit's while the first's caller
+        # has not yet heard its error.
+        worker._executor.submit(lambda: None).result()
         with pytest.raises(JournalUnavailableError):
             await outcome
         await queued
