@@ -10,10 +10,13 @@ commit, its answer lost). The worker tells the host so (`on_lost`) on the event 
 in commit order, before any later commit is answered: a commit answered after one in
 doubt must not be folded past entries nobody has read back yet.
 
-A FleetBatch was decided from a view that counted every fleet batch queued before it.
-When one of those is refused, or its commit fails, the fleet batches queued behind it
-are refused unwritten (StreamConflictError) until the host has rebuilt that view from
-what was journaled and said so (`rebased`): their agents decide them again from it.
+A batch is decided from a view that counts the batches queued before it: its agent's
+view counts that agent's, and a FleetBatch's fleet view every fleet batch. When one of
+those is refused, or its commit fails, the batches built on the same view and queued
+behind it are refused unwritten (ViewRefused, a StreamConflictError) until the view has
+been rebuilt from what was journaled and the worker told so (`rebased`): their agents
+decide them again from it. A batch built to follow a refused one could otherwise be
+journaled after it, should other writers' entries fill exactly the refused one's place.
 
 With `inline=True` the calls run on the caller's thread instead. That is for a
 journal whose commits never sync (SQLite at synchronous=NORMAL, with its WAL
@@ -35,18 +38,24 @@ from ..observability.metrics import Metrics
 from ..records import Entry, FleetBatch, Pending
 from .base import Journal
 
-__all__ = ["FleetViewRefused", "JournalWorker"]
+__all__ = ["FLEET_VIEW", "JournalWorker", "ViewRefused"]
 
 T = TypeVar("T")
 Committed = Callable[[list[Entry]], None]
 Lost = Callable[[Sequence[Sequence[Pending]]], None]
-Queued = tuple[Sequence[Pending], int | None, "asyncio.Future[list[Entry]]", int | None]
-"""A batch, its expected stream_seq, its caller's future, and (a FleetBatch's) view epoch."""
+Views = tuple[tuple[str, int], ...]
+Queued = tuple[Sequence[Pending], int | None, "asyncio.Future[list[Entry]]", Views]
+"""A batch, its expected stream_seq, its caller's future, and the views it was built on,
+each with its epoch when the batch was queued."""
+
+FLEET_VIEW = ""
+"""The key of the host's fleet view among the views (a stream's key is its name, never empty)."""
 
 
-class FleetViewRefused(StreamConflictError):
-    """A FleetBatch refused unwritten: its fleet view counted a batch that was then refused
-    or not committed. Its agent decides it again once the host has rebuilt that view."""
+class ViewRefused(StreamConflictError):
+    """A batch refused unwritten: the view it was decided from (its agent's, or the fleet's)
+    counted a batch queued before it that was then refused or not committed. Its agent
+    decides it again once that view has been rebuilt from the journal."""
 
 
 MAX_BATCHES_PER_COMMIT = 1024
@@ -59,9 +68,8 @@ class JournalWorker:
 
     __slots__ = (
         "_closed",
+        "_epochs",
         "_executor",
-        "_fleet_epoch",
-        "_fleet_refused_through",
         "_inline",
         "_journal",
         "_lock",
@@ -69,6 +77,7 @@ class JournalWorker:
         "_on_commit",
         "_on_lost",
         "_queue",
+        "_refused_through",
         "_scheduled",
         "_since_yield",
         "commit_latency",
@@ -96,11 +105,12 @@ class JournalWorker:
         )
         self._lock = threading.Lock()
         self._queue: list[Queued] = []
-        self._fleet_epoch = 0
-        """Bumped (on the loop) each time the host rebuilds its fleet view: see rebased()."""
-        self._fleet_refused_through = -1
-        """(On the journal's thread.) The newest view epoch a refused FleetBatch was decided
-        in: the fleet batches decided in it since counted that one, and are refused."""
+        self._epochs: dict[str, int] = {}
+        """Each view's epoch, bumped (on the loop) each time it is rebuilt: see rebased()."""
+        self._refused_through: dict[str, int] = {}
+        """(On the journal's thread.) For each view, the newest epoch in which a batch built
+        on it was refused or not committed: the batches built on it since counted that one,
+        and are refused."""
         self._scheduled = False
         self._closed = False
         self._since_yield = 0
@@ -176,22 +186,28 @@ class JournalWorker:
                 lost = batches
             self._answer(futures, results, lost)
             return futures
-        epoch = self._fleet_epoch
+        epochs = self._epochs
+        queued: list[Queued] = []
+        for batch, want, future in zip(batches, expected, futures, strict=True):
+            views: Views = ()
+            if want is not None:  # built to follow its stream's head: on its agent's view
+                stream = batch[0].stream
+                views = ((stream, epochs.get(stream, 0)),)
+            if type(batch) is FleetBatch:
+                views += ((FLEET_VIEW, epochs.get(FLEET_VIEW, 0)),)
+            queued.append((batch, want, future, views))
         with self._lock:
-            self._queue.extend(
-                (batch, want, future, epoch if type(batch) is FleetBatch else None)
-                for batch, want, future in zip(batches, expected, futures, strict=True)
-            )
+            self._queue.extend(queued)
             schedule = not self._scheduled
             self._scheduled = True
         if schedule:
             self._executor.submit(self._flush)
         return futures
 
-    def rebased(self) -> None:
-        """The host rebuilt its fleet view from the journal, with no batch queued: the fleet
-        batches decided from now on count no refused one."""
-        self._fleet_epoch += 1
+    def rebased(self, view: str = FLEET_VIEW) -> None:
+        """A view (an agent's stream, or the fleet's) was rebuilt from the journal, with no
+        batch built on it queued: the batches decided from it now count no refused one."""
+        self._epochs[view] = self._epochs.get(view, 0) + 1
 
     def committed(self, entries: list[Entry]) -> None:
         """Fold entries that a call made through `run` committed (`append_caught_up`), as
@@ -222,9 +238,11 @@ class JournalWorker:
         results: list[list[Entry] | Exception] = []
         sent: list[int] = []
         lost: list[Sequence[Pending]] = []
-        for index, (batch, expected, _, epoch) in enumerate(taken):
-            if epoch is not None and epoch <= self._fleet_refused_through:
-                results.append(_counted_a_refused_batch(batch, expected))
+        refused = self._refused_through
+        for index, (batch, expected, _, views) in enumerate(taken):
+            if any(epoch <= refused.get(view, -1) for view, epoch in views):
+                results.append(_built_on_a_refused_batch(batch, expected))
+                _refuse(refused, views)  # and so was any batch built on this one
             else:
                 results.append([])
                 sent.append(index)
@@ -239,9 +257,9 @@ class JournalWorker:
                 lost = [taken[k][0] for k in sent]
             for index, result in zip(sent, written, strict=True):
                 results[index] = result
-                _, expected, _, epoch = taken[index]
-                if epoch is not None and not _journaled_as_built(result, expected):
-                    self._fleet_refused_through = max(self._fleet_refused_through, epoch)
+                _, expected, _, views = taken[index]
+                if views and not _journaled_as_built(result, expected):
+                    _refuse(refused, views)
         futures = [future for _, _, future, _ in taken]
         self._loop.call_soon_threadsafe(self._answer, futures, results, lost)
 
@@ -285,10 +303,17 @@ def _journaled_as_built(result: list[Entry] | Exception, expected: int | None) -
     return expected is None or result[0].stream_seq == expected + 1
 
 
-def _counted_a_refused_batch(batch: Sequence[Pending], expected: int | None) -> FleetViewRefused:
+def _refuse(refused: dict[str, int], views: Views) -> None:
+    """Note that a batch built on these views was not journaled as built."""
+    for view, epoch in views:
+        if epoch > refused.get(view, -1):
+            refused[view] = epoch
+
+
+def _built_on_a_refused_batch(batch: Sequence[Pending], expected: int | None) -> ViewRefused:
     stream = batch[0].stream
     msg = (
-        f"stream {stream!r}: this batch's fleet gate counted a fleet-gated batch queued before "
-        "it that was then refused or not committed; decide it again"
+        f"stream {stream!r}: this batch was decided from a view that counted a batch queued "
+        "before it that was then refused or not committed; decide it again"
     )
-    return FleetViewRefused(msg, stream=stream, expected=expected or 0, actual=expected or 0)
+    return ViewRefused(msg, stream=stream, expected=expected or 0, actual=expected or 0)

@@ -354,9 +354,10 @@ class Host:
 
     def _on_lost(self, batches: Sequence[Sequence[Pending]]) -> None:
         """A transaction failed with its outcome unknown (it may have committed, its answer
-        lost). Called on the loop before any later commit is folded: the fleet's committed
-        state and each agent's state stay where they were sure, and catch up with the
-        journal from there before they decide again."""
+        lost). Called on the loop before any later commit is answered: the fleet's committed
+        state stays where it was sure, other agents' commits are not folded into it until
+        it has caught up with the journal from there, and each agent catches up before it
+        decides again (its own batches queued behind are refused by the journal's worker)."""
         if self._fleet_committed is not None:
             self.fleet_stale = True
         for batch in batches:

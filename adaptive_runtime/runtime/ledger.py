@@ -9,6 +9,12 @@ When commits run inline, a batch commits in the call that builds it, nothing is 
 queued, and the view is the committed state itself.
 Every batch carries the stream_seq it expects to follow, so a write by anyone else is
 caught as a conflict, and the batch is decided again under the journal's write lock.
+Batches queued behind one that was refused or not committed were decided from a view
+that counted it: the journal's worker refuses them unwritten until the ledger has caught
+up with the journal (`rebased`), and they are decided again. An append that fails with
+its outcome unknown (it may have committed, its answer lost) may have scheduled an
+action: the catch-up looks for it, and hands what it finds to the host, which owes it
+a start.
 """
 
 from __future__ import annotations
@@ -95,10 +101,6 @@ class Ledger:
         self._next_stream_seq = 0
         self.stale = False
         """The inputs may be off (a conflict, or a failed append): catch up before deciding."""
-        self._in_doubt = False
-        """An append failed with its outcome unknown (it may have committed, its answer lost).
-        Until a catch-up reads the journal from the last seq the state is sure of, no commit
-        is folded: one answered meanwhile would be folded past the unanswered one."""
         self._unanswered: list[tuple[Pending, ...]] = []
         """Batches that schedule an action (or ask approval for one) and whose append failed
         with the outcome unknown: the next catch-up looks for them in the journal."""
@@ -188,7 +190,8 @@ class Ledger:
         # the tail replayed after the snapshot is all this stream's: it ends where the snapshot did
         self._snapshotted_stream_seq = rebuilt.state.stream_seq - rebuilt.replayed
         self._sync_view()
-        self.stale = self._in_doubt = False
+        self.stale = False
+        worker.rebased(self.agent_id)
         self.last_rebuild = {
             "snapshot_seq": rebuilt.snapshot_seq,
             "replayed": rebuilt.replayed,
@@ -335,15 +338,14 @@ class Ledger:
                 _, entries = await worker.run(
                     worker.journal.append_caught_up, self.agent_id, self.state.seq, build
                 )
-            except BaseException as exc:
+            except BaseException:
                 self.stale = True
-                if isinstance(exc, JournalError):
-                    self._in_doubt = True  # the catch-up may be folded in already: read again
                 raise
             finally:
                 self._done()
             self._found(seen, looking)
-            self.stale = self._in_doubt = False
+            self.stale = False
+            worker.rebased(self.agent_id)
             worker.committed(entries)  # the host folds them: this ledger, the fleet, controls
         return entries, self._is_fresh(entries, expected)
 
@@ -404,13 +406,7 @@ class Ledger:
         return task
 
     def on_commit(self, entries: list[Entry]) -> None:
-        """Fold committed entries into the state, in commit order (on the loop thread).
-
-        While in doubt (see `_in_doubt`) nothing is folded: the next catch-up reads these
-        entries from the journal, after the unanswered ones they may follow.
-        """
-        if self._in_doubt:
-            return
+        """Fold committed entries into the state, in commit order (on the loop thread)."""
         state = self.state
         for entry in entries:
             if entry.stream == self.agent_id:
@@ -483,12 +479,12 @@ class Ledger:
             caught = await self.require_worker().run(self._catch_up, bool(looking))
             self._found(caught, looking)
             self._sync_view()
-            self.stale = self._in_doubt = False
+            self.stale = False
+            self.worker.rebased(self.agent_id)  # batches decided from here count no refused one
 
     def _catch_up(self, keep: bool) -> list[Entry]:
         """Fold the stream's entries after the state's seq: other writers', and ours whose
-        answers were lost or not folded while in doubt (runs on the journal thread). Return
-        them if `keep`."""
+        answers were lost (runs on the journal thread). Return them if `keep`."""
         journal = self.require_worker().journal
         caught: list[Entry] = []
         for entry in journal.read(self.agent_id, after=self.state.seq):
@@ -499,10 +495,9 @@ class Ledger:
 
     def doubt(self, batch: Sequence[Pending]) -> None:
         """An append of `batch` failed with its outcome unknown (the journal's worker says so,
-        before any later commit is folded): fold nothing until a catch-up, and have it look
-        for the batch if it schedules an action or asks approval for one."""
+        before its caller hears the error): catch up before deciding again, and look for the
+        batch then if it schedules an action or asks approval for one."""
         self.stale = True
-        self._in_doubt = True
         if not any(pending.kind in _OWED for pending in batch):
             return
         if len(self._unanswered) >= MAX_UNANSWERED:

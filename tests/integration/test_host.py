@@ -336,10 +336,11 @@ async def test_a_batch_answered_behind_one_whose_answer_was_lost_is_folded_after
     tmp_path: Path,
 ) -> None:
     """Through the journal's thread: an outcome commits but its answer is lost, and an event
-    queued behind it commits in the next transaction. The state must not fold that event
-    past the outcome it never saw: it catches up with both, in seq order, so the next
-    decision reads the outcome, as replay does. Also when the event's commit is answered
-    before the outcome's caller has heard its error."""
+    queued behind it goes to the next transaction, its answer coming before the outcome's
+    caller has heard its error. The event was decided from a view that counted the outcome,
+    and must not be journaled and folded past an outcome the state never read: it is
+    refused unwritten and decided again once the agent has caught up, so the state holds
+    the outcome, and replay agrees."""
     from adaptive_runtime.errors import JournalUnavailableError
     from adaptive_runtime.projections import encode_state, rebuild
 
@@ -369,4 +370,39 @@ async def test_a_batch_answered_behind_one_whose_answer_was_lost_is_folded_after
         live = (await host.ledger("a")).state
         assert 1 == live.outcomes
         assert encode_state(rebuild(host.journal, "a").state) == encode_state(live)
+    assert_replays(tmp_path / "j.db")
+
+
+async def test_a_batch_queued_behind_a_refused_one_is_refused_even_where_it_fits(
+    tmp_path: Path,
+) -> None:
+    """Through the journal's thread: another writer appends two entries to b's stream, so
+    b's next batch (an event and its decision, two entries) is refused as a conflict. The
+    batch queued behind it was built to follow it, and the other writer's entries fill
+    exactly its place: it must be refused too, and decided again once b has read them,
+    not journaled on a view that never saw them."""
+    from adaptive_runtime.projections import encode_state, rebuild
+    from adaptive_runtime.records import StatePatched, to_pending
+
+    async with Host(tmp_path / "j.db", durability="full", clock=ManualClock()) as host:  # type: ignore[arg-type]
+        await host.process({**OVERLOAD, "agent_id": "b"})
+        journal = FaultyJournal.installed_in(host)
+        for n in (1, 2):
+            journal.inner.append([to_pending("b", StatePatched(values={"other": n}), 1)])
+        release = journal.hold_next()
+        first = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "b"}))
+        await asyncio.to_thread(journal.holding.wait)
+        second = asyncio.ensure_future(host.process({"type": "timeout", "agent_id": "b"}))
+        worker = host.require_worker()
+        for _ in range(1000):
+            if worker._queue:
+                break
+            await asyncio.sleep(0)
+        release.set()
+        assert worker._queue, "the second batch was not queued behind the first"
+        await first
+        await second
+        live = (await host.ledger("b")).state
+        assert {"other": 2} == live.kv
+        assert encode_state(rebuild(host.journal, "b").state) == encode_state(live)
     assert_replays(tmp_path / "j.db")
