@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,26 @@ class FaultyJournal:
         if fault == "after":
             raise JournalUnavailableError("injected: the commit's answer was lost")
         return results
+
+
+async def queued_behind(
+    host: Any, journal: FaultyJournal, release: threading.Event, *calls: Coroutine[Any, Any, Any]
+) -> list[asyncio.Future[Any]]:
+    """Start `calls` once the journal's thread holds a commit (`journal.hold_next()`, whose
+    event is `release`); return them when each has queued one batch behind it. If they
+    don't, release the commit (nothing is left waiting) and fail."""
+    await asyncio.to_thread(journal.holding.wait)
+    started = [asyncio.ensure_future(call) for call in calls]
+    worker = host.require_worker()
+    for _ in range(1000):
+        if len(worker._queue) == len(calls):
+            return started
+        await asyncio.sleep(0)
+    release.set()
+    raise AssertionError("the calls did not queue their batches behind the held commit")
+
+
+def answered_in_commit_order(host: Any) -> None:
+    """Block the event loop until the journal's thread has run all it was given: its answers
+    then wait on the loop in commit order, and no caller has resumed to hear its own."""
+    host.require_worker()._executor.submit(lambda: None).result()

@@ -8,10 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from journal_support import FaultyJournal
+from journal_support import FaultyJournal, answered_in_commit_order, queued_behind
 
 from adaptive_runtime import ConfigurationError, Host, ManualClock
 from adaptive_runtime.errors import JournalUnavailableError
@@ -182,38 +181,18 @@ async def test_a_commit_answered_before_a_lost_ones_error_is_heard_does_not_hide
         journal.armed = ("after", "a")
         release = journal.hold_next()
         failing = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "a"}))
-        await asyncio.to_thread(journal.holding.wait)
         quiet = [
             {"context": None, "risk": "low", "min_conf": 0.0, "action": "log_only", "reason": "q"}
         ]
-        rules = asyncio.ensure_future(host.agent("c").set_rules(quiet))
-        worker = host.require_worker()
-        for _ in range(1000):
-            if worker._queue:
-                break
-            await asyncio.sleep(0)
+        [rules] = await queued_behind(host, journal, release, host.agent("c").set_rules(quiet))
         release.set()
-        assert worker._queue, "the rules were not queued"
-        worker._executor.submit(lambda: None).result()  # both answers come before a resumes
+        answered_in_commit_order(host)  # c's answer comes before a has heard its error
         with pytest.raises(JournalUnavailableError):
             await failing
         await rules
         after = await host.process({**OVERLOAD, "agent_id": "b"})
         assert "restart_service" == after.degraded_from
         assert verify_replay(host.journal).ok
-
-
-async def _queued_behind(host: Host, journal: FaultyJournal, *events: dict[str, object]) -> Any:
-    """Start process() for each event while the journal's thread holds a commit; return the
-    calls once every one's batch is queued (each agent was loaded before)."""
-    worker = host.require_worker()
-    await asyncio.to_thread(journal.holding.wait)
-    calls = [asyncio.ensure_future(host.process(event)) for event in events]
-    for _ in range(1000):
-        if len(worker._queue) == len(events):
-            return calls
-        await asyncio.sleep(0)
-    raise AssertionError("the batches were not queued")
 
 
 async def test_a_batch_queued_behind_a_failed_one_is_not_gated_by_it(tmp_path: Path) -> None:
@@ -230,7 +209,9 @@ async def test_a_batch_queued_behind_a_failed_one_is_not_gated_by_it(tmp_path: P
         journal.armed = ("before", "a")
         release = journal.hold_next()
         failing = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "a"}))
-        [queued] = await _queued_behind(host, journal, {**OVERLOAD, "agent_id": "b"})
+        [queued] = await queued_behind(
+            host, journal, release, host.process({**OVERLOAD, "agent_id": "b"})
+        )
         release.set()
         with pytest.raises(JournalUnavailableError):
             await failing
@@ -256,8 +237,12 @@ async def test_a_batch_after_a_refused_one_in_a_shared_commit_is_decided_again(
             await host.agent(agent).load()
         release = journal.hold_next()
         first = asyncio.ensure_future(host.process({"type": "timeout", "agent_id": "c"}))
-        calls = await _queued_behind(
-            host, journal, {**OVERLOAD, "agent_id": "a"}, {**OVERLOAD, "agent_id": "b"}
+        calls = await queued_behind(
+            host,
+            journal,
+            release,
+            host.process({**OVERLOAD, "agent_id": "a"}),
+            host.process({**OVERLOAD, "agent_id": "b"}),
         )
         journal.armed = ("intrude", "a")  # taken by the next commit: a's and b's
         release.set()

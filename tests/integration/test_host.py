@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from journal_support import FaultyJournal, assert_replays
+from journal_support import FaultyJournal, answered_in_commit_order, assert_replays, queued_behind
 
 from adaptive_runtime import (
     ActionCall,
@@ -350,19 +350,11 @@ async def test_a_batch_answered_behind_one_whose_answer_was_lost_is_folded_after
         journal.armed = ("after", "a")
         release = journal.hold_next()
         outcome = asyncio.ensure_future(host.agent("a").record_outcome(first, success=False))
-        await asyncio.to_thread(journal.holding.wait)
-        queued = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "a"}))
-        worker = host.require_worker()
-        for _ in range(1000):
-            if worker._queue:
-                break
-            await asyncio.sleep(0)
+        [queued] = await queued_behind(
+            host, journal, release, host.process({**OVERLOAD, "agent_id": "a"})
+        )
         release.set()
-        assert worker._queue, "the event was not queued behind the outcome"
-        # Block the loop until both commits are done: their answers then come in commit
-        # order before either caller resumes, the later commit's while the first's caller
-        # has not yet heard its error.
-        worker._executor.submit(lambda: None).result()
+        answered_in_commit_order(host)  # the event's answer comes before the outcome's error
         with pytest.raises(JournalUnavailableError):
             await outcome
         await queued
@@ -391,15 +383,10 @@ async def test_a_batch_queued_behind_a_refused_one_is_refused_even_where_it_fits
             journal.inner.append([to_pending("b", StatePatched(values={"other": n}), 1)])
         release = journal.hold_next()
         first = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "b"}))
-        await asyncio.to_thread(journal.holding.wait)
-        second = asyncio.ensure_future(host.process({"type": "timeout", "agent_id": "b"}))
-        worker = host.require_worker()
-        for _ in range(1000):
-            if worker._queue:
-                break
-            await asyncio.sleep(0)
+        [second] = await queued_behind(
+            host, journal, release, host.process({"type": "timeout", "agent_id": "b"})
+        )
         release.set()
-        assert worker._queue, "the second batch was not queued behind the first"
         await first
         await second
         live = (await host.ledger("b")).state
