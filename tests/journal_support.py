@@ -33,11 +33,14 @@ class FaultyJournal:
 
     `hold_next()` makes the next commit take its fault (or none), then wait on the
     journal's thread until released, so that later appends queue behind it.
+    `armed_caught_up` is a fault ("before" or "after") for the next `append_caught_up`,
+    the append of a batch decided again after a conflict.
     """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.armed: tuple[str, str] | None = None
+        self.armed_caught_up: str | None = None
         self.intrusions = 0
         self._release: threading.Event | None = None
         self.holding = threading.Event()
@@ -59,6 +62,15 @@ class FaultyJournal:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    def append_caught_up(self, stream: str, after: int, build: Any) -> Any:
+        fault, self.armed_caught_up = self.armed_caught_up, None
+        if fault == "before":
+            raise JournalUnavailableError("injected: the commit failed before writing")
+        result = self.inner.append_caught_up(stream, after, build)
+        if fault == "after":
+            raise JournalUnavailableError("injected: the commit's answer was lost")
+        return result
 
     def append_many(
         self, batches: Sequence[Sequence[Any]], expected: Sequence[int | None] | None = None

@@ -319,6 +319,7 @@ class Ledger:
             expected = 0
             seen: list[Entry] = []
             looking = list(self._unanswered)
+            built: list[list[Pending]] = []
 
             def build(caught: list[Entry]) -> list[Pending]:
                 nonlocal expected
@@ -332,14 +333,18 @@ class Ledger:
                 if self.view is not self.state:
                     self._fold_queued(batch)
                 self._next_stream_seq += len(batch)
+                built.append(batch)
                 return batch
 
             try:
                 _, entries = await worker.run(
                     worker.journal.append_caught_up, self.agent_id, self.state.seq, build
                 )
-            except BaseException:
+            except BaseException as exc:
                 self.stale = True
+                self._found(seen, looking)  # what the catch-up read and folded is journaled
+                if built and isinstance(exc, JournalError):
+                    self.doubt(built[-1])  # it may have committed, its answer lost
                 raise
             finally:
                 self._done()

@@ -333,3 +333,37 @@ async def test_an_action_whose_answer_was_lost_starts_at_the_next_append(
         await again.wait_for_actions()
     assert 2 == len(calls)  # finished: a restart runs nothing again
     assert_replays(path)
+
+
+async def test_an_action_decided_again_after_a_conflict_survives_a_lost_answer(
+    tmp_path: Path,
+) -> None:
+    """Another writer moved the agent's stream, so its event is decided again under the
+    journal's write lock; that commit's answer is lost. The action it scheduled starts at
+    the agent's next decision, once."""
+    from journal_support import FaultyJournal
+
+    from adaptive_runtime.errors import JournalUnavailableError
+    from adaptive_runtime.records import StatePatched, to_pending
+
+    path = tmp_path / "j.db"
+    calls: list[str] = []
+
+    async def handler(call: ActionCall) -> None:
+        calls.append(call.key)
+
+    async with Host(path, clock=ManualClock(), durability="full") as host:  # type: ignore[arg-type]
+        runtime = host.agent("a")
+        runtime.action("restart_service")(handler)
+        await runtime.load()
+        journal = FaultyJournal.installed_in(host)
+        journal.inner.append([to_pending("a", StatePatched(values={"other": 1}), 1)])
+        journal.armed_caught_up = "after"
+        with pytest.raises(JournalUnavailableError):
+            await runtime.process({**OVERLOAD, "id": "lost"})
+        later = await runtime.process({**OVERLOAD, "id": "later"})
+        await runtime.wait_for_actions()
+        recorded = await runtime.process({**OVERLOAD, "id": "lost"})
+        assert sorted([f"a:{recorded.seq}", f"a:{later.seq}"]) == sorted(calls)
+        assert {} == runtime.state.open_actions
+    assert_replays(path)
