@@ -2,8 +2,8 @@
 
 Hypothesis drives one Host of two agents on a SQLite file with process(),
 process_many() (both agents' events, bad events and reused ids mixed in), several
-process() calls at once (through the journal's thread, the later ones queued behind a
-held commit, so that they commit after it even when it fails), record_outcome(),
+process() and process_many() calls at once (through the journal's thread, the later
+ones queued behind a held commit, so that they commit after it even when it fails), record_outcome(),
 set_rules() and a moving clock, while the journal under it sometimes fails a commit
 before writing, fails after writing (the outcome is unknown to the caller), or is
 overtaken by another writer on one agent's stream.
@@ -193,12 +193,25 @@ class HostUnderFaults(RuleBasedStateMachine):
         assert len(batch) == len(results)
         self.answered += [r for r in results if isinstance(r, Decision)]
 
-    @rule(first=without_id, rest=st.lists(maybe_bad, min_size=1, max_size=3))
+    @rule(
+        first=without_id,
+        rest=st.lists(
+            st.one_of(maybe_bad, st.tuples(st.just("many"), st.lists(maybe_bad, max_size=3))),
+            min_size=1,
+            max_size=3,
+        ),
+    )
     def process_at_once(self, first: dict[str, Any], rest: list[Any]) -> None:
-        """Several process() calls in flight at once. Through the journal's thread, the first
-        one's commit (or whichever commit is next) is held until the others have queued, so
-        that they commit after it, in a later transaction, even when it fails."""
+        """Several process() (and process_many(), given as ("many", events)) calls in flight
+        at once. Through the journal's thread, the first one's commit (or whichever commit
+        is next) is held until the others have queued, so that they commit after it, in a
+        later transaction, even when it fails."""
         worker = self.host.require_worker()
+
+        def call(item: Any) -> Any:
+            if isinstance(item, tuple):
+                return self.host.process_many(item[1])
+            return self.host.process(item)
 
         async def together() -> list[Any]:
             release = None if worker.inline else self.faulty.hold_next()
@@ -209,7 +222,7 @@ class HostUnderFaults(RuleBasedStateMachine):
                     if calls[0].done():
                         break
                     await asyncio.to_thread(self.faulty.holding.wait, 0.005)
-                calls += [asyncio.ensure_future(self.host.process(event)) for event in rest]
+                calls += [asyncio.ensure_future(call(item)) for item in rest]
                 for _ in range(50):  # each of them runs up to its wait for the journal
                     await asyncio.sleep(0)
             finally:
@@ -218,10 +231,11 @@ class HostUnderFaults(RuleBasedStateMachine):
             return await asyncio.gather(*calls, return_exceptions=True)
 
         for result in self._step(together()):
-            if isinstance(result, Decision):
-                self.answered.append(result)
-            elif not isinstance(result, AdaptiveRuntimeError):
-                raise result
+            for one in result if isinstance(result, list) else [result]:
+                if isinstance(one, Decision):
+                    self.answered.append(one)
+                elif not isinstance(one, AdaptiveRuntimeError):
+                    raise one
 
     @rule(agent=st.sampled_from(AGENTS), pick=st.sampled_from(range(len(RULE_SETS))))
     def set_rules(self, agent: str, pick: int) -> None:
