@@ -342,9 +342,10 @@ class Ledger:
                 )
             except BaseException as exc:
                 self.stale = True
-                self._found(seen, looking)  # what the catch-up read and folded is journaled
-                if built and isinstance(exc, JournalError):
-                    self.doubt(built[-1])  # it may have committed, its answer lost
+                if built:  # the catch-up was read and folded: what it holds is journaled
+                    self._found(seen, looking)
+                    if isinstance(exc, JournalError):
+                        self.doubt(built[-1])  # it may have committed, its answer lost
                 raise
             finally:
                 self._done()
