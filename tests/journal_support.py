@@ -34,7 +34,9 @@ class FaultyJournal:
     `hold_next()` makes the next commit take its fault (or none), then wait on the
     journal's thread until released, so that later appends queue behind it.
     `armed_caught_up` is a fault ("before" or "after") for the next `append_caught_up`,
-    the append of a batch decided again after a conflict.
+    the append of a batch decided again after a conflict under the write lock, and
+    `hold_caught_up()` holds that call on the journal's thread before it reads the stream
+    and builds the batch.
     """
 
     def __init__(self, inner: Any) -> None:
@@ -45,6 +47,9 @@ class FaultyJournal:
         self._release: threading.Event | None = None
         self.holding = threading.Event()
         """Set once the held commit is waiting."""
+        self._release_caught_up: threading.Event | None = None
+        self.holding_caught_up = threading.Event()
+        """Set once the held append_caught_up is waiting."""
 
     @classmethod
     def installed_in(cls, host: Any) -> FaultyJournal:
@@ -63,8 +68,18 @@ class FaultyJournal:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def hold_caught_up(self) -> threading.Event:
+        """Hold the next append_caught_up until the returned event is set."""
+        self._release_caught_up = threading.Event()
+        self.holding_caught_up.clear()
+        return self._release_caught_up
+
     def append_caught_up(self, stream: str, after: int, build: Any) -> Any:
         fault, self.armed_caught_up = self.armed_caught_up, None
+        release, self._release_caught_up = self._release_caught_up, None
+        if release is not None:
+            self.holding_caught_up.set()
+            release.wait()
         if fault == "before":
             raise JournalUnavailableError("injected: the commit failed before writing")
         result = self.inner.append_caught_up(stream, after, build)

@@ -283,3 +283,37 @@ async def test_a_batch_decided_again_is_not_held_back_by_its_own_first_try(
         assert "rollback_deployment" == again.action  # type: ignore[union-attr]
         assert again.fleet is None  # type: ignore[union-attr]
         assert verify_replay(host.journal).ok
+
+
+async def test_a_batch_decided_again_is_not_gated_by_a_decision_queued_after_it(
+    tmp_path: Path,
+) -> None:
+    """Another writer moved a's stream, so a's restart is decided again. Under a fleet
+    policy that happens on the loop, in queue order: b's restart, decided once a's call
+    has started again, is gated by a view that holds a's and not the other way round.
+    (Decided under the journal's write lock instead, a's batch was built on the journal's
+    thread from a view the loop had meanwhile given b's decision, though b's batch was
+    journaled after a's: replay disagreed.)"""
+    from adaptive_runtime.records import StatePatched, to_pending
+
+    policy = FleetPolicy(budget=1, budget_window=600.0)
+    async with Host(
+        tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
+    ) as host:
+        journal = FaultyJournal.installed_in(host)
+        for agent in ("a", "b"):
+            await host.agent(agent).load()
+        journal.inner.append([to_pending("a", StatePatched(values={"other": 1}), 1)])
+        release = journal.hold_caught_up()  # in case it is decided again under the lock
+        first = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "a"}))
+        try:
+            while not (first.done() or journal.holding_caught_up.is_set()):
+                await asyncio.to_thread(journal.holding_caught_up.wait, 0.005)
+            second = asyncio.ensure_future(host.process({**OVERLOAD, "agent_id": "b"}))
+            for _ in range(50):  # b decides and queues its batch, if it can
+                await asyncio.sleep(0)
+        finally:
+            release.set()
+        decided = [await first, await second]
+        assert ["restart_service"] == [d.action for d in decided if d.fleet is None]
+        assert verify_replay(host.journal).ok
