@@ -24,6 +24,27 @@ def assert_replays(path: Path) -> None:
         journal.close()
 
 
+class _Hold:
+    """Stops the next call that passes `here()` on the journal's thread until released."""
+
+    def __init__(self) -> None:
+        self._release: threading.Event | None = None
+        self.holding = threading.Event()
+        """Set once the held call is waiting."""
+
+    def arm(self) -> threading.Event:
+        """Hold the next call until the returned event is set."""
+        self._release = threading.Event()
+        self.holding.clear()
+        return self._release
+
+    def here(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            self.holding.set()
+            release.wait()
+
+
 class FaultyJournal:
     """A journal with one fault armed for its next commit at most, as `(fault, agent)`:
 
@@ -44,11 +65,11 @@ class FaultyJournal:
         self.armed: tuple[str, str] | None = None
         self.armed_caught_up: str | None = None
         self.intrusions = 0
-        self._release: threading.Event | None = None
-        self.holding = threading.Event()
+        self._commit = _Hold()
+        self.holding = self._commit.holding
         """Set once the held commit is waiting."""
-        self._release_caught_up: threading.Event | None = None
-        self.holding_caught_up = threading.Event()
+        self._caught_up = _Hold()
+        self.holding_caught_up = self._caught_up.holding
         """Set once the held append_caught_up is waiting."""
 
     @classmethod
@@ -61,25 +82,18 @@ class FaultyJournal:
 
     def hold_next(self) -> threading.Event:
         """Hold the next commit until the returned event is set."""
-        self._release = threading.Event()
-        self.holding.clear()
-        return self._release
+        return self._commit.arm()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def hold_caught_up(self) -> threading.Event:
         """Hold the next append_caught_up until the returned event is set."""
-        self._release_caught_up = threading.Event()
-        self.holding_caught_up.clear()
-        return self._release_caught_up
+        return self._caught_up.arm()
 
     def append_caught_up(self, stream: str, after: int, build: Any) -> Any:
         fault, self.armed_caught_up = self.armed_caught_up, None
-        release, self._release_caught_up = self._release_caught_up, None
-        if release is not None:
-            self.holding_caught_up.set()
-            release.wait()
+        self._caught_up.here()
         if fault == "before":
             raise JournalUnavailableError("injected: the commit failed before writing")
         result = self.inner.append_caught_up(stream, after, build)
@@ -92,10 +106,7 @@ class FaultyJournal:
     ) -> list[Any]:
         armed, self.armed = self.armed, None
         fault, agent = armed or ("", "")
-        release, self._release = self._release, None
-        if release is not None:
-            self.holding.set()
-            release.wait()
+        self._commit.here()
         if fault == "before":
             raise JournalUnavailableError("injected: the commit failed before writing")
         if fault == "intrude":

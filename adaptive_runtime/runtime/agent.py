@@ -313,7 +313,7 @@ class Agent:
             _log_decision(decision)
         if fresh:  # a duplicate that lost the race was handled by the call that won it
             if ledger.recovered:  # found journaled after their answers were lost
-                host.recovered(ledger, ledger.take_recovered())
+                host.resume_recovered(ledger, ledger.take_recovered())
             if len(entries) > 2 and any(e.kind == _SCHEDULED for e in entries[2:]):
                 host.actions.start(ledger, decision, ev.as_dict(), token=id(made))
             if host.bus.listens(ev.type):

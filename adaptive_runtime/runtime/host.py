@@ -365,7 +365,7 @@ class Host:
             if ledger is not None:
                 ledger.doubt(batch)
 
-    def recovered(self, ledger: Ledger, batches: list[list[Entry]]) -> None:
+    def resume_recovered(self, ledger: Ledger, batches: list[list[Entry]]) -> None:
         """Batches journaled while their callers heard an error (the answer lost), found
         when the agent caught up, now that one of its appends proved this host owns it: their
         approval requests join the pending ones, and their scheduled actions start."""

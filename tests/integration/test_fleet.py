@@ -20,6 +20,15 @@ from adaptive_runtime.projections.replay import what_if
 from adaptive_runtime.records import FleetIncident, FleetPolicy, decode_record
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+
+
+def one_disruptive_action(tmp_path: Path) -> Host:
+    """A host committing through the journal's thread, on a manual clock, whose fleet allows
+    one disruptive action in ten minutes."""
+    policy = FleetPolicy(budget=1, budget_window=600.0)
+    return Host(tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock())
+
+
 QUIET = [
     {"type": "timeout", "severity": 0.45, "latency_ms": 4200},
     {"type": "auth_failure", "severity": 0.55},
@@ -172,10 +181,7 @@ async def test_a_commit_answered_before_a_lost_ones_error_is_heard_does_not_hide
     rules, queued behind it, commit next and are answered before a's caller has heard the
     error. The fleet's committed state must not move past a's entries on that answer: b's
     restart is over the spent budget, as replay says."""
-    policy = FleetPolicy(budget=1, budget_window=600.0)
-    async with Host(
-        tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
-    ) as host:
+    async with one_disruptive_action(tmp_path) as host:
         journal = FaultyJournal.installed_in(host)
         await host.agent("c").load()
         journal.armed = ("after", "a")
@@ -200,10 +206,7 @@ async def test_a_batch_queued_behind_a_failed_one_is_not_gated_by_it(tmp_path: P
     was gated by a view that counted a's restart. a's commit then fails, so b's batch is
     refused unwritten and decided again from what was journaled: its restart is within
     the budget, as replay says."""
-    policy = FleetPolicy(budget=1, budget_window=600.0)
-    async with Host(
-        tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
-    ) as host:
+    async with one_disruptive_action(tmp_path) as host:
         journal = FaultyJournal.installed_in(host)
         await host.agent("b").load()
         journal.armed = ("before", "a")
@@ -228,10 +231,7 @@ async def test_a_batch_after_a_refused_one_in_a_shared_commit_is_decided_again(
     view that counted a's restart. Another writer moves a's stream, so a's batch is
     refused; b's is refused with it, and both are decided again: one restart within the
     budget, the other held back, as replay says."""
-    policy = FleetPolicy(budget=1, budget_window=600.0)
-    async with Host(
-        tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
-    ) as host:
+    async with one_disruptive_action(tmp_path) as host:
         journal = FaultyJournal.installed_in(host)
         for agent in ("a", "b"):
             await host.agent(agent).load()
@@ -296,10 +296,7 @@ async def test_a_batch_decided_again_is_not_gated_by_a_decision_queued_after_it(
     journaled after a's: replay disagreed.)"""
     from adaptive_runtime.records import StatePatched, to_pending
 
-    policy = FleetPolicy(budget=1, budget_window=600.0)
-    async with Host(
-        tmp_path / "j.db", durability="full", fleet=policy, clock=ManualClock()
-    ) as host:
+    async with one_disruptive_action(tmp_path) as host:
         journal = FaultyJournal.installed_in(host)
         for agent in ("a", "b"):
             await host.agent(agent).load()
