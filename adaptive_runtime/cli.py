@@ -1158,7 +1158,8 @@ def _import_postgres(args: argparse.Namespace) -> int:
 
 
 def _check_import_file(file: Path) -> None:
-    if str(file) != "-" and not file.is_file():
+    # a pipe is welcome too (import <(gunzip -c dump.jsonl.gz)): refuse only what can't be read
+    if str(file) != "-" and (file.is_dir() or not file.exists()):
         what = "is a folder" if file.is_dir() else "does not exist"
         raise UsageError(f"cannot import {file}: it {what}; give a file written by `export`")
 

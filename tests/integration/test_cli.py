@@ -397,6 +397,18 @@ def test_a_db_that_is_a_folder_is_called_a_folder(tmp_path: Path) -> None:
     assert f"{tmp_path} is a folder, not a journal file" in out.stderr
 
 
+def test_import_reads_an_export_through_a_pipe(journal_path: Path, tmp_path: Path) -> None:
+    """A path that names a pipe (what `import <(gunzip -c dump.gz)` passes) is read, not
+    refused as missing: /dev/stdin with the export on stdin stands for one."""
+    dump = cli("export", "--db", str(journal_path)).stdout
+    restored = tmp_path / "restored.db"
+    out = cli("import", "/dev/stdin", "--db", str(restored), stdin=dump)
+    assert out.returncode == 0, out.stderr
+    assert (
+        cli("head", "--db", str(journal_path)).stdout == cli("head", "--db", str(restored)).stdout
+    )
+
+
 def test_import_of_a_missing_file_is_bad_input(tmp_path: Path) -> None:
     """import missing.jsonl is exit 2 with a plain message (it was exit 3 with raw [Errno 2])."""
     out = cli("import", str(tmp_path / "missing.jsonl"), "--db", str(tmp_path / "new.db"))
