@@ -1,4 +1,5 @@
-"""Plain-text helpers for the command line: tables, times, durations."""
+"""Plain-text helpers for the command line: tables, times, durations, and output that a
+terminal shows rather than acts on."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import re
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, TextIO
 
-__all__ = ["format_ts", "parse_time", "table"]
+__all__ = ["TerminalSafe", "format_ts", "parse_time", "shown", "table"]
 
 MAX_TS_NS = 2**63 - 1
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -55,4 +57,41 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
-    return "-" if value is None else str(value)
+    return "-" if value is None else shown(str(value))
+
+
+def shown(text: str) -> str:
+    """A journaled string as one line of text: each character that is not printable (a line
+    break, a tab, the ESC of an escape sequence, a zero-width or bidi control) as its
+    Python escape, so that an event's text can neither add lines nor drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+_ACTED_ON = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""What a terminal acts on rather than shows: C0 controls but the line break and the tab,
+DEL, C1 controls, and the bidi controls that reorder a line."""
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+class TerminalSafe:
+    """A text stream that writes what a terminal would act on as `\\uXXXX` escapes.
+
+    The command line writes through it, so that no journaled string (an event's field,
+    an agent id from an older journal) reaches the terminal as a control sequence, from
+    any of its print calls. The escapes are JSON's own, so JSON output means the same.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(_ACTED_ON.sub(_escaped, text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding...
+        return getattr(self.stream, name)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
-from ._text import format_ts, parse_time, table
+from ._text import TerminalSafe, format_ts, parse_time, shown, table
 from .errors import JournalError
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
@@ -467,6 +467,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     args = build_parser().parse_args(argv)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = TerminalSafe(sys.stdout), TerminalSafe(sys.stderr)
+    try:
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code: int = args.handler(args)
     except BrokenPipeError:
@@ -516,7 +525,7 @@ def _open(args: argparse.Namespace) -> Journal:
     agent = getattr(args, "agent", None)
     if agent is not None and journal.stream_head(agent) == 0:
         streams = journal.streams()
-        known = ", ".join(streams[:10]) + (", ..." if len(streams) > 10 else "")
+        known = ", ".join(map(shown, streams[:10])) + (", ..." if len(streams) > 10 else "")
         journal.close()
         raise UsageError(
             f"agent {agent!r} has no entries in {args.db}"
@@ -867,8 +876,8 @@ def _explain(args: argparse.Namespace) -> int:
         _print_json(ex)
         return EXIT_OK
     item, d, ev = ex.item, ex.item.decision, ex.item.event
-    print(f"Decision at seq {d.seq} (agent {item.stream}, {format_ts(item.ts_ns)})")
-    fields = " ".join(f"{k}={v}" for k, v in ev.as_dict().items() if k != "type")
+    print(f"Decision at seq {d.seq} (agent {shown(item.stream)}, {format_ts(item.ts_ns)})")
+    fields = " ".join(f"{k}={shown(str(v))}" for k, v in ev.as_dict().items() if k != "type")
     print(f"  Event      seq {d.event_seq}: {ev.type}  {fields}")
     print(
         f"  Context    {d.context}  risk={d.risk}  stability={d.stability}  pressure={d.pressure:.4f}  tags={','.join(d.tags) or '-'}"
@@ -915,14 +924,14 @@ def _explain(args: argparse.Namespace) -> int:
             f"  Fleet      degraded from {d.degraded_from}: {d.fleet} (fleet policy {d.fleet_policy})"
         )
     if ex.incident is not None:
-        agents = ", ".join(ex.incident.agents)
+        agents = ", ".join(map(shown, ex.incident.agents))
         print(
             f"  Incident   opened by this decision: {ex.incident.rule} ({len(ex.incident.agents)} agents: {agents})"
         )
     for step in ex.attempts:
         label = f"#{step.attempt}" if step.attempt else "  "
         print(
-            f"  {'Attempts' if step is ex.attempts[0] else '':11s}seq {step.seq} {format_ts(step.ts_ns)} {label} {step.detail}"
+            f"  {'Attempts' if step is ex.attempts[0] else '':11s}seq {step.seq} {format_ts(step.ts_ns)} {label} {shown(step.detail)}"
         )
     if ex.outcomes:
         for o in ex.outcomes:
@@ -955,8 +964,8 @@ def _replay(args: argparse.Namespace) -> int:
                 (
                     m.seq,
                     name,
-                    _shown(getattr(m.journaled, name)),
-                    _shown(getattr(m.replayed, name)),
+                    _brief(getattr(m.journaled, name)),
+                    _brief(getattr(m.replayed, name)),
                 )
                 for m in report.mismatches[:50]
                 for name in m.fields
@@ -1025,7 +1034,7 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _shown(value: object) -> str:
+def _brief(value: object) -> str:
     text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -1307,7 +1316,7 @@ def _state(args: argparse.Namespace) -> int:
         _print_json(state)
         return EXIT_OK
     print(
-        f"State of agent {agent} as of seq {state.seq}"
+        f"State of agent {shown(agent)} as of seq {state.seq}"
         + (f" ({format_ts(state.ts_ns)})" if state.seq else " (before any entry)")
     )
     print(
@@ -1331,7 +1340,7 @@ def _only_agent(journal: Journal) -> str:
     if not streams:
         raise UsageError("the journal is empty: there is no agent to show")
     raise UsageError(
-        f"the journal holds {len(streams)} agents; pick one with --agent ({', '.join(streams[:10])})"
+        f"the journal holds {len(streams)} agents; pick one with --agent ({', '.join(map(shown, streams[:10]))})"
     )
 
 

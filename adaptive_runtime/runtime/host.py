@@ -834,10 +834,14 @@ def _entries_after(journal: Journal, seq: int) -> list[Entry]:
 
 
 def check_agent_id(agent_id: object) -> str:
-    """An agent id is a non-empty string of at most 256 characters."""
+    """An agent id is a non-empty, printable string of at most 256 characters."""
     if not isinstance(agent_id, str) or not agent_id or len(agent_id) > MAX_AGENT_ID:
         raise ConfigurationError(
             f"agent_id must be a non-empty string of at most {MAX_AGENT_ID} characters"
+        )
+    if not agent_id.isprintable():  # shown in tables, logs and metric labels: one plain line
+        raise ConfigurationError(
+            f"agent_id must be printable, with no line break, tab or control character: {agent_id!r}"
         )
     if agent_id.startswith("~"):
         raise ConfigurationError(f"agent ids starting with '~' are the journal's own: {agent_id!r}")

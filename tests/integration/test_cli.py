@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from adaptive_runtime import Event, ManualClock, Runtime
+from adaptive_runtime.runtime import host as host_module
+from adaptive_runtime.runtime import runtime as runtime_module
 
 EVENTS = [
     {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88},
@@ -395,6 +397,50 @@ def test_a_db_that_is_a_folder_is_called_a_folder(tmp_path: Path) -> None:
     out = cli("history", "--db", str(tmp_path))
     assert 3 == out.returncode
     assert f"{tmp_path} is a folder, not a journal file" in out.stderr
+
+
+HOSTILE = "evil\x1b]0;pwned\x07\nFAKE LINE\r\x9b31m\u202eok"
+"""Text that drives a terminal: an OSC title, a bell, a line of its own, a carriage
+return, a C1 CSI and a bidi override."""
+
+
+def test_journaled_text_reaches_the_terminal_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event's strings, and an agent id that an older release let in, neither drive the
+    terminal nor add lines: every command shows them escaped, and export keeps them exact
+    (its import has the same head)."""
+    monkeypatch.setattr(host_module, "check_agent_id", str)  # as an older release did
+    monkeypatch.setattr(runtime_module, "check_agent_id", str)
+    agent = "old\x1b[2Jagent\nFAKE"
+    path = tmp_path / "hostile.db"
+
+    async def write() -> None:
+        async with Runtime(agent_id=agent, path=path, clock=ManualClock()) as runtime:
+            await runtime.process({**EVENTS[0], "source": HOSTILE, "id": "ev\x1b[1"})
+
+    asyncio.run(write())
+    [item] = json.loads(cli("history", "--db", str(path), "--json").stdout)
+    dump = tmp_path / "hostile.jsonl"
+    for args in (
+        ("explain", str(item["seq"])),
+        ("history",),
+        ("agents",),
+        ("state", "--agent", agent, "--at", "100"),
+        ("export", "--out", str(dump)),
+        ("export",),
+        ("explain", str(item["seq"]), "--agent", "nobody\x1b[2J"),
+    ):
+        out = cli(*args, "--db", str(path))
+        assert out.returncode == (2 if "nobody\x1b[2J" in args else 0), out.stderr
+        for text in (out.stdout, out.stderr):
+            assert not set(text) & set("\x1b\x07\r\x9b\u202e"), (args, text)
+            assert not any(line.startswith("FAKE") for line in text.splitlines()), (args, text)
+    explained = cli("explain", str(item["seq"]), "--db", str(path)).stdout
+    assert "source=evil\\x1b]0;pwned\\x07\\nFAKE LINE\\r\\x9b31m\\u202eok" in explained
+    copy = tmp_path / "copy.db"
+    assert 0 == cli("import", str(dump), "--db", str(copy)).returncode
+    assert cli("head", "--db", str(path)).stdout == cli("head", "--db", str(copy)).stdout
 
 
 def test_import_reads_an_export_through_a_pipe(journal_path: Path, tmp_path: Path) -> None:

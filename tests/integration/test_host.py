@@ -244,7 +244,9 @@ async def test_host_process_many_routes_each_event_and_keeps_their_order(tmp_pat
         ]
 
 
-@pytest.mark.parametrize("named", ["", "~host", "x" * 257])
+@pytest.mark.parametrize(
+    "named", ["", "~host", "x" * 257, "web\nFAKE LINE", "web\x1b[2J", "web\u202e", "a\tb"]
+)
 async def test_an_event_naming_no_valid_agent_fails_alone(tmp_path: Path, named: str) -> None:
     """An agent_id that can't name an agent is the event's error (InvalidEventError, 422),
     not the batch's: process_many decides the others, and process() journals nothing."""
