@@ -21,7 +21,12 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
@@ -689,6 +694,8 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             status, title = exc.status_code, _phrase(exc.status_code)
             detail = exc.detail if exc.detail != title else None
             field = None
+            if isinstance(exc, ValidationException):
+                detail, field = _what_failed(exc)
         else:
             outcome = outcome_of(exc)
             if outcome is None or (outcome.http_status >= 500 and outcome.http_status != 503):
@@ -813,6 +820,26 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+def _what_failed(exc: ValidationException) -> tuple[str, str | None]:
+    """A request that failed the framework's validation, said so that its sender can fix
+    it: what was wrong with which part (the body, a query parameter...), and that part."""
+    found = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
+    parts: list[str] = []
+    for error in found:
+        key, message = error.get("key"), str(error.get("message", ""))
+        if key == "data":  # the body as a whole
+            parts.append("no JSON body" if message == "'data'" else f"the body: {message}")
+        else:
+            source = error.get("source")  # "body", or a ParamType: query, path, header...
+            source = getattr(source, "value", source)
+            where = "the body's" if source == "body" else f"{source} parameter"
+            parts.append(f"{where} {key!r}: {message}")
+    if not parts:
+        return exc.detail, None
+    key = found[0].get("key") if len(found) == 1 else None
+    return f"{exc.detail}: {'; '.join(parts)}", "body" if key == "data" else key
 
 
 def _phrase(status: int) -> str:

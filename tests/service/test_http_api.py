@@ -217,6 +217,29 @@ async def test_decisions_page_by_cursor_with_no_gap_or_overlap(tmp_path: Path) -
         assert "ISO 8601" in bad.json()["detail"]
 
 
+async def test_a_request_that_fails_validation_says_what_to_fix(tmp_path: Path) -> None:
+    """A 400 from the framework's validation names the part at fault and what was wrong
+    with it (it said only "Validation failed"), and journals nothing."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        batch = await c.post("/v1/events", json=[OVERLOAD, 3], headers=WRITE)
+        nothing = await c.post("/v1/events", headers=WRITE)
+        limit = await c.get("/v1/decisions", params={"limit": "many"}, headers=READ)
+        extra = await c.post(
+            "/v1/outcomes", json={"seq": 1, "success": True, "by": "x"}, headers=WRITE
+        )
+    assert [400, 400, 400, 400] == [r.status_code for r in (batch, nothing, limit, extra)]
+    assert ("body", "the body: Expected `object`, got `int`") == (
+        batch.json()["field"],
+        batch.json()["detail"].partition(": ")[2],
+    )
+    assert nothing.json()["detail"].endswith("no JSON body")
+    assert "limit" == limit.json()["field"]
+    assert "query parameter 'limit': Expected `int`" in limit.json()["detail"]
+    assert "unknown field `by`" in extra.json()["detail"]
+    assert 0 == head(tmp_path / "j.db")
+
+
 async def test_explain_and_outcomes(tmp_path: Path) -> None:
     host, _ = host_at(tmp_path / "j.db")
     async with client(host) as c:
