@@ -148,6 +148,14 @@ EVENT_SCHEMA: dict[str, Any] = {
 }
 
 
+StateAt = Annotated[
+    str | None,
+    QueryParameter(
+        description="a seq (an integer below 10^12, as `state --at` reads it), or a time:"
+        " ISO 8601, Unix seconds with a fraction (1764000030.0), or an age such as 30m"
+    ),
+]
+
 EventsBody = Annotated[
     dict[str, Any] | list[dict[str, Any]],
     BodyKwarg(
@@ -563,16 +571,21 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         responses=READ | _responses(404),
         summary="An agent's state, now or as it was at a seq or a time",
     )
-    async def agent_state(
-        agent_id: FromPath[str],
-        at: Annotated[
-            str | None,
-            QueryParameter(
-                description="a seq (an integer below 10^12, as `state --at` reads it), or a time:"
-                " ISO 8601, Unix seconds with a fraction (1764000030.0), or an age such as 30m"
-            ),
-        ] = None,
+    async def agent_state(agent_id: FromPath[str], at: StateAt = None) -> dict[str, Any]:
+        return await state_of(agent_id, at)
+
+    @get(
+        "/v1/agents/state",
+        guards=read,
+        responses=READ | _responses(404),
+        summary="An agent's state, by an id that a path can't hold (one with a '/')",
+    )
+    async def named_agent_state(
+        agent: Annotated[str, QueryParameter(description="the agent's id")], at: StateAt = None
     ) -> dict[str, Any]:
+        return await state_of(agent, at)
+
+    async def state_of(agent_id: str, at: str | None) -> dict[str, Any]:
         def read_state(journal: Any) -> Any:
             if agent_id == HOST_STREAM or journal.stream_head(agent_id) == 0:
                 raise LookupError(f"agent {agent_id!r} has no entries")
@@ -760,6 +773,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             dismiss_dead_letter,
             list_agents,
             agent_state,
+            named_agent_state,
             incidents,
             stream,
             healthz,

@@ -169,6 +169,7 @@ async def test_writes_without_a_write_token_are_refused_and_journal_nothing(
         "/v1/decisions/2",
         "/v1/agents",
         "/v1/agents/default/state",
+        "/v1/agents/state?agent=default",
         "/v1/incidents",
         "/v1/stats",
         "/v1/stream?follow=false",
@@ -283,6 +284,26 @@ async def test_agents_and_their_state_now_and_at_a_seq(tmp_path: Path) -> None:
         assert 404 == missing.status_code
 
 
+async def test_an_agent_whose_id_holds_a_slash_has_its_state_by_query(tmp_path: Path) -> None:
+    """An Alertmanager label such as payments/api names an agent that no path can hold:
+    /v1/agents/state?agent= reads it, as the path form reads any other."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "payments/api"}, headers=WRITE)
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "web"}, headers=WRITE)
+        slashed = await c.get("/v1/agents/state", params={"agent": "payments/api"}, headers=READ)
+        assert (200, "payments/api", 1) == (
+            slashed.status_code,
+            slashed.json()["agent"],
+            slashed.json()["decisions"],
+        )
+        by_query = await c.get("/v1/agents/state", params={"agent": "web", "at": "2"}, headers=READ)
+        by_path = await c.get("/v1/agents/web/state", params={"at": "2"}, headers=READ)
+        assert by_path.json() == by_query.json()
+        missing = await c.get("/v1/agents/state", params={"agent": "nobody"}, headers=READ)
+        assert 404 == missing.status_code
+
+
 async def test_fleet_incidents_are_listed_and_open(tmp_path: Path) -> None:
     policy = FleetPolicy(correlate_agents=3, correlate_window=60.0)
     host, _ = host_at(tmp_path / "j.db", fleet=policy)
@@ -356,6 +377,7 @@ async def test_health_readiness_and_the_openapi_document(tmp_path: Path) -> None
             "/v1/outcomes",
             "/v1/agents",
             "/v1/agents/{agent_id}/state",
+            "/v1/agents/state",
             "/v1/incidents",
             "/v1/stream",
             "/v1/stats",

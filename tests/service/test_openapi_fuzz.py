@@ -70,6 +70,7 @@ OPERATIONS = [
     ("POST", "/v1/dead-letters/{seq}/dismiss"),
     ("GET", "/v1/agents"),
     ("GET", "/v1/agents/{agent_id}/state"),
+    ("GET", "/v1/agents/state"),
     ("GET", "/v1/incidents"),
     ("GET", "/v1/stream"),
     ("GET", "/healthz"),
