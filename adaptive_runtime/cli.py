@@ -382,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--out",
         type=Path,
-        help="where to write summary.json and ratios.png (default: bench/results)",
+        help="where to write summary.json and ratios.png (default: the checkout's"
+        " bench/results, whatever the current folder: the report kept with the code)",
     )
     bench.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     bench.add_argument(
