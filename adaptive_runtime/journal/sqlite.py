@@ -208,6 +208,15 @@ def _journal_error(path: str, exc: apsw.Error) -> JournalError:
         return JournalError(f"{path}: the disk is full; nothing from this append was journaled")
     if isinstance(exc, apsw.CantOpenError):
         return JournalError(f"cannot open {path}: check that its folder exists and is writable")
+    if isinstance(exc, apsw.ReadOnlyError):
+        msg = (
+            f"{path} is read-only to this process ({exc}): appending needs write access to"
+            f" the file, and SQLite creates {os.path.basename(path)}-wal and -shm beside it,"
+            " even to read it, so its folder must be writable too; run as the journal's"
+            " owner, or copy the file (with any -wal beside it) to a folder you can write"
+            " and read the copy"
+        )
+        return JournalError(msg)
     return JournalError(f"{path}: {type(exc).__name__}: {exc}")
 
 

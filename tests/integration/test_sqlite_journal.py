@@ -10,12 +10,18 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import apsw
 import msgspec
 import pytest
 
-from adaptive_runtime.errors import JournalBusyError, JournalVersionError, NotAJournalError
+from adaptive_runtime.errors import (
+    JournalBusyError,
+    JournalError,
+    JournalVersionError,
+    NotAJournalError,
+)
 from adaptive_runtime.journal import SCHEMA_VERSION, Head, Pending, SqliteJournal
 from adaptive_runtime.journal import sqlite as sqlite_module
 from adaptive_runtime.journal._chain import link
@@ -57,6 +63,50 @@ def test_entries_survive_reopen(tmp_path: Path) -> None:
     assert 10 == journal.head().seq
     assert journal.verify().ok
     assert "full" == journal.durability
+
+
+class _ReadOnlyFile(apsw.VFSFile):  # type: ignore[misc]
+    """The main database file opened read-only, as for a user who may only read it."""
+
+    def __init__(self, name: Any, flags: list[int]) -> None:
+        if flags[0] & apsw.SQLITE_OPEN_MAIN_DB:
+            writable = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+            flags[0] = (flags[0] & ~writable) | apsw.SQLITE_OPEN_READONLY
+        super().__init__("", name, flags)
+
+
+class _ReadOnlyVFS(apsw.VFS):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__("read-only-main", "")
+
+    def xOpen(self, name: Any, flags: list[int]) -> _ReadOnlyFile:
+        return _ReadOnlyFile(name, flags)
+
+
+def test_a_journal_this_process_may_only_read_reads_and_says_why_it_cant_append(
+    tmp_path: Path,
+) -> None:
+    """A journal file this process can't write (its owner's, made read-only) reads as
+    usual; an append raises a JournalError that says what access it needs and what to
+    do instead (it was apsw's bare "attempt to write a readonly database"), and writes
+    nothing."""
+    fill(tmp_path / "j.db")
+    owner = apsw.Connection(str(tmp_path / "j.db"))  # the owner's process: -wal and -shm exist
+    owner.execute("SELECT count(*) FROM entries").fetchall()
+    vfs = _ReadOnlyVFS()
+    journal = SqliteJournal(tmp_path / "j.db", create=False, vfs="read-only-main")
+    try:
+        assert 10 == journal.head().seq
+        assert journal.verify().ok
+        with pytest.raises(JournalError, match="read-only to this process") as refused:
+            journal.append([Pending(stream="a", kind="K", ts_ns=99, body=b"more")])
+        assert "its folder must be writable too" in str(refused.value)
+        assert "run as the journal's owner" in str(refused.value)
+        assert 10 == journal.head().seq
+    finally:
+        journal.close()
+        vfs.unregister()
+        owner.close()
 
 
 def test_new_files_are_private(tmp_path: Path) -> None:
