@@ -211,10 +211,10 @@ def _journal_error(path: str, exc: apsw.Error) -> JournalError:
     if isinstance(exc, apsw.ReadOnlyError):
         msg = (
             f"{path} is read-only to this process ({exc}): appending needs write access to"
-            f" the file, and SQLite creates {os.path.basename(path)}-wal and -shm beside it,"
-            " even to read it, so its folder must be writable too; run as the journal's"
-            " owner, or copy the file (with any -wal beside it) to a folder you can write"
-            " and read the copy"
+            f" the file, and SQLite needs {os.path.basename(path)}-wal and -shm beside it,"
+            " even to read it, so its folder must be writable too when they don't exist;"
+            " run as the journal's owner, or copy the file (with any -wal beside it) to a"
+            " folder you can write and read the copy"
         )
         return JournalError(msg)
     return JournalError(f"{path}: {type(exc).__name__}: {exc}")
