@@ -1420,7 +1420,7 @@ def _tail(args: argparse.Namespace) -> int:
             )
         else:
             print(
-                f"{entry.seq}  {format_ts(entry.ts_ns)}  {entry.stream}  {entry.kind}"
+                f"{entry.seq}  {format_ts(entry.ts_ns)}  {shown(entry.stream)}  {entry.kind}"
                 f"{_summary(entry)}",
                 flush=True,
             )

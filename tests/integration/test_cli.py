@@ -426,6 +426,7 @@ def test_journaled_text_reaches_the_terminal_as_text(
         ("explain", str(item["seq"])),
         ("history",),
         ("agents",),
+        ("tail",),
         ("state", "--agent", agent, "--at", "100"),
         ("export", "--out", str(dump)),
         ("export",),
