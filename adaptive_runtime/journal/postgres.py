@@ -87,6 +87,17 @@ _OPTIONS = {"schema", "pool_size", "lease", "connect_timeout_s"}
 _COLUMNS = "seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest"
 
 
+def _schema_name(name: str) -> str:
+    """A schema name as the journal uses it (an identifier, so never a bound parameter)."""
+    if not _SCHEMA_NAME.match(name):
+        msg = (
+            "schema must be a lower-case SQL name (letters, digits, _; not starting with"
+            f" a digit; at most 63 characters), not {name!r}"
+        )
+        raise ConfigurationError(msg)
+    return name
+
+
 def _ddl(schema: str) -> list[sql.Composed]:
     s = sql.Identifier(schema)
     return [
@@ -391,10 +402,7 @@ class PostgresJournal:
         self.conninfo = conninfo
         self._where = _where(conninfo)
         self._durability: Durability = durability
-        self.schema = schema or options.get("schema", "adaptive_runtime")
-        if not _SCHEMA_NAME.match(self.schema):
-            msg = f"schema must be a lower-case SQL name (letters, digits, _), not {self.schema!r}"
-            raise ConfigurationError(msg)
+        self.schema = _schema_name(schema or options.get("schema", "adaptive_runtime"))
         self.pool_size = _number("pool_size", pool_size, options, 4, int, 1, 100)
         self.lease_seconds = _number("lease", lease_seconds, options, 5.0, float, 0.5, 3600)
         timeout = _number("connect_timeout_s", connect_timeout_s, options, 10.0, float, 0.1, 600)
@@ -1006,8 +1014,7 @@ class PostgresJournal:
 
     def rename_schema(self, schema: str) -> None:
         """Give the journal's schema another name (an import's last step); then close."""
-        if not _SCHEMA_NAME.match(schema):
-            raise ConfigurationError(f"schema must be a lower-case SQL name, not {schema!r}")
+        _schema_name(schema)
         with self._connection() as conn:
             conn.execute(
                 sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(

@@ -20,6 +20,7 @@ from postgres_support import fresh_url, pg_url
 from adaptive_runtime import Host, ManualClock, Runtime
 from adaptive_runtime.errors import (
     AgentOwnedElsewhere,
+    ConfigurationError,
     JournalBusyError,
     JournalError,
     JournalUnavailableError,
@@ -232,6 +233,24 @@ def test_bad_states_are_typed_errors_that_say_what_to_do() -> None:
     with pool.connection(), pytest.raises(JournalBusyError, match="pool_size"):
         busy.head()
     busy.close()
+
+
+@pytest.mark.parametrize(
+    ("schema", "wrong"),
+    [
+        ("x;drop", "letters, digits, _"),
+        ("9lives", "not starting with a digit"),
+        ("a" * 64, "at most 63"),
+    ],
+)
+def test_a_schema_name_that_cant_be_an_identifier_is_refused_before_connecting(
+    schema: str, wrong: str
+) -> None:
+    """The schema is an identifier in the SQL, so it can't be a bound parameter: a name
+    outside the rule is a ConfigurationError that states the whole rule (a 64-character
+    name was told only to be lower-case)."""
+    with pytest.raises(ConfigurationError, match=wrong):
+        PostgresJournal(f"postgresql://127.0.0.1:1/none?schema={schema}")
 
 
 def test_user_strings_are_bound_parameters() -> None:
