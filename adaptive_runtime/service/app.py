@@ -45,7 +45,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
 from .._text import parse_time
-from ..errors import DuplicateEventError, InvalidEventError
+from ..errors import AdaptiveRuntimeError, DuplicateEventError, InvalidEventError
 from ..outcomes import outcome_of
 from ..projections.audit import agents as agent_summaries
 from ..projections.audit import decision_at, explain, history, stats
@@ -284,7 +284,10 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             "Each firing alert becomes an event (see `adaptive_runtime.receivers` for the"
             " mapping); its id is the alert's fingerprint and startsAt, so re-sends are decided"
             " once. A resolved alert records a successful outcome of the decision its firing got,"
-            " once; it never triggers an action."
+            " once; it never triggers an action. An alert that can't be decided (an agent"
+            " label no agent may have, a cpu label that is not a number...) is `refused`, with"
+            " its problem, and the others are decided: Alertmanager does not re-send a payload"
+            " answered with a 4xx, so one bad alert would lose the rest."
         ),
     )
     async def alertmanager(data: JSONBody[dict[str, Any]]) -> AlertsReceived:
@@ -293,11 +296,20 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         results: list[AlertResult] = []
         started = time.perf_counter()
         for alert in alerts:
-            if alert.status == "firing":
-                results.append(await _fire(firing_event(alert)))
-            else:
-                async with resolved_lock:
-                    results.append(await _resolve(resolved_event_id(alert)))
+            try:
+                if alert.status == "firing":
+                    results.append(await _fire(firing_event(alert)))
+                else:
+                    async with resolved_lock:
+                        results.append(await _resolve(resolved_event_id(alert)))
+            except AdaptiveRuntimeError as exc:
+                problem = _problem_of(exc, secrets)
+                if problem.status >= 500:  # the server's trouble: fail the payload, to be re-sent
+                    raise
+                log.warning("alert %s refused: %s", resolved_event_id(alert), problem.detail)
+                results.append(
+                    AlertResult(id=resolved_event_id(alert), status="refused", problem=problem)
+                )
         telemetry.process_seconds.labels("alertmanager").observe(time.perf_counter() - started)
         return AlertsReceived(results=results)
 
@@ -807,21 +819,25 @@ def _batch_result(
 ) -> BatchResult:
     if isinstance(result, Decision):
         return BatchResult(decision=decision_view(result, agent))
-    outcome = outcome_of(result)
+    problem = _problem_of(result, secrets)
+    if problem.status == 500:
+        log.error("an event of a batch failed", exc_info=result)
+    return BatchResult(problem=problem)
+
+
+def _problem_of(exc: BaseException, secrets: tuple[str, ...]) -> Problem:
+    """The problem one item of a batch met, told apart from the others' results."""
+    outcome = outcome_of(exc)
     status, title = (
         (500, "internal error") if outcome is None else (outcome.http_status, outcome.title)
     )
-    detail = "the server logged the error" if outcome is None else scrub(str(result), secrets)
-    if outcome is None:
-        log.error("an event of a batch failed", exc_info=result)
-    return BatchResult(
-        problem=Problem(
-            type=f"urn:adaptive-runtime:problem:{re.sub(r'[^a-z0-9]+', '-', title).strip('-')}",
-            title=title,
-            status=status,
-            detail=detail,
-            field=getattr(result, "field", None),
-        )
+    detail = "the server logged the error" if outcome is None else scrub(str(exc), secrets)
+    return Problem(
+        type=f"urn:adaptive-runtime:problem:{re.sub(r'[^a-z0-9]+', '-', title).strip('-')}",
+        title=title,
+        status=status,
+        detail=detail,
+        field=getattr(exc, "field", None),
     )
 
 

@@ -512,6 +512,40 @@ async def test_alertmanager_firing_resends_and_resolved(tmp_path: Path) -> None:
     assert 3 == head(tmp_path / "j.db")  # one event, one decision, one outcome
 
 
+async def test_an_alert_that_cant_be_decided_is_refused_alone(tmp_path: Path) -> None:
+    """Alertmanager does not re-send a payload answered with a 4xx: an alert whose event
+    is bad (an agent label with a line break, a cpu that is no number) is `refused` with
+    its problem, and the alerts around it are decided (the payload was a 422, and the
+    alerts after the bad one were never decided)."""
+    host, _ = host_at(tmp_path / "j.db")
+    bad_cpu = alert("firing", fingerprint="c0de", service="db")
+    bad_cpu["annotations"]["cpu"] = "lots"
+    payload = webhook(
+        alert("firing", fingerprint="a1", service="api"),
+        alert("firing", fingerprint="b2", service="web\nFAKE"),
+        bad_cpu,
+        alert("firing", fingerprint="d4", service="cache"),
+    )
+    async with client(host) as c:
+        answer = await c.post("/v1/receivers/alertmanager", json=payload, headers=WRITE)
+        assert 200 == answer.status_code
+        results = answer.json()["results"]
+        assert ["decided", "refused", "refused", "decided"] == [r["status"] for r in results]
+        assert "am:b2:2026-11-27T01:00:00.000Z" == results[1]["id"]
+        assert (422, "agent_id") == (
+            results[1]["problem"]["status"],
+            results[1]["problem"]["field"],
+        )
+        assert "printable" in results[1]["problem"]["detail"]
+        assert (422, "cpu") == (results[2]["problem"]["status"], results[2]["problem"]["field"])
+        again = await c.post("/v1/receivers/alertmanager", json=payload, headers=WRITE)
+        assert ["decided", "refused", "refused", "decided"] == [
+            r["status"] for r in again.json()["results"]
+        ]
+        assert [r.get("seq") for r in results] == [r.get("seq") for r in again.json()["results"]]
+    assert 4 == head(tmp_path / "j.db")  # two events, two decisions
+
+
 async def test_no_secret_reaches_a_problem_or_the_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
