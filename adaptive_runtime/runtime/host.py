@@ -604,9 +604,15 @@ class Host:
             msg = f"'agent_id' must be a string naming an agent, not {type(named).__name__}"
             raise InvalidEventError(msg, field=DEFAULT_AGENT_FIELD)
         try:
-            return check_agent_id(named)
+            check_agent_id(named)
         except ConfigurationError as exc:  # a field of the event, not a setting
             raise InvalidEventError(str(exc), field=DEFAULT_AGENT_FIELD) from None
+        if not named.isprintable():  # shown in tables, logs and metric labels: one plain line
+            # (checked here, where ids arrive from outside; an agent already journaled under
+            # such an id is still served through host.agent(), its outcomes recorded)
+            msg = f"'agent_id' must be printable, with no line break, tab or control character: {named!r}"
+            raise InvalidEventError(msg, field=DEFAULT_AGENT_FIELD)
+        return named
 
     def loaded_agents(self) -> list[str]:
         """The agents whose state is in memory now, least recently used first."""
@@ -834,14 +840,10 @@ def _entries_after(journal: Journal, seq: int) -> list[Entry]:
 
 
 def check_agent_id(agent_id: object) -> str:
-    """An agent id is a non-empty, printable string of at most 256 characters."""
+    """An agent id is a non-empty string of at most 256 characters."""
     if not isinstance(agent_id, str) or not agent_id or len(agent_id) > MAX_AGENT_ID:
         raise ConfigurationError(
             f"agent_id must be a non-empty string of at most {MAX_AGENT_ID} characters"
-        )
-    if not agent_id.isprintable():  # shown in tables, logs and metric labels: one plain line
-        raise ConfigurationError(
-            f"agent_id must be printable, with no line break, tab or control character: {agent_id!r}"
         )
     if agent_id.startswith("~"):
         raise ConfigurationError(f"agent ids starting with '~' are the journal's own: {agent_id!r}")

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 
 from adaptive_runtime import Event, ManualClock, Runtime
-from adaptive_runtime.runtime import host as host_module
-from adaptive_runtime.runtime import runtime as runtime_module
 
 EVENTS = [
     {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88},
@@ -404,14 +402,11 @@ HOSTILE = "evil\x1b]0;pwned\x07\nFAKE LINE\r\x9b31m\u202eok"
 return, a C1 CSI and a bidi override."""
 
 
-def test_journaled_text_reaches_the_terminal_as_text(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An event's strings, and an agent id that an older release let in, neither drive the
-    terminal nor add lines: every command shows them escaped, and export keeps them exact
-    (its import has the same head)."""
-    monkeypatch.setattr(host_module, "check_agent_id", str)  # as an older release did
-    monkeypatch.setattr(runtime_module, "check_agent_id", str)
+def test_journaled_text_reaches_the_terminal_as_text(tmp_path: Path) -> None:
+    """An event's strings, and an agent id that the library's caller chose (an event's
+    agent_id field must be printable; Runtime(agent_id=...) is the program's own), neither
+    drive the terminal nor add lines: every command shows them escaped, and export keeps
+    them exact (its import has the same head)."""
     agent = "old\x1b[2Jagent\nFAKE"
     path = tmp_path / "hostile.db"
 

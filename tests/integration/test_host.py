@@ -253,7 +253,7 @@ async def test_an_event_naming_no_valid_agent_fails_alone(tmp_path: Path, named:
     async with host_at(tmp_path / "fleet.db") as host:
         head = host.journal.head()
         with pytest.raises(
-            InvalidEventError, match=r"agent_id must be|agent ids starting with '~'"
+            InvalidEventError, match=r"agent_id'? must be|agent ids starting with '~'"
         ):
             await host.process({**OVERLOAD, "agent_id": named})
         assert head == host.journal.head()
