@@ -82,8 +82,7 @@ class TerminalSafe:
     """A text stream that writes what a terminal would act on as `\\uXXXX` escapes.
 
     The command line writes through it, so that no journaled string (an event's field,
-    an agent id from an older journal) reaches the terminal as a control sequence, from
-    any of its print calls. The escapes are JSON's own, so JSON output means the same.
+    an agent id) reaches the terminal as a control sequence, from any of its print calls. The escapes are JSON's own, so JSON output means the same.
     """
 
     def __init__(self, stream: TextIO) -> None:
