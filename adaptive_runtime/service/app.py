@@ -306,7 +306,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                 problem = _problem_of(exc, secrets)
                 if problem.status >= 500:  # the server's trouble: fail the payload, to be re-sent
                     raise
-                log.warning("alert %s refused: %s", resolved_event_id(alert), problem.detail)
+                log.warning("alert %r refused: %s", resolved_event_id(alert), problem.detail)
                 results.append(
                     AlertResult(id=resolved_event_id(alert), status="refused", problem=problem)
                 )

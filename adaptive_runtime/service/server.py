@@ -135,6 +135,9 @@ async def _serve(
         lifespan="on",
         timeout_graceful_shutdown=10,
         server_header=False,
+        # the command line escapes control characters (a request's path can hold any), so
+        # uvicorn's colours would print as escapes: its lines stay plain
+        use_colors=False,
     )
     server = _Server(uv_config, on_signal=app.state.feed.close)
     # requests are uvicorn's to log; the runtime's own lines: warnings, and at debug every

@@ -4,10 +4,13 @@ acknowledged, a live stream hears commits, and bad start-ups are clear errors.""
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -199,3 +202,30 @@ def test_a_bad_token_file_line_names_its_number(tmp_path: Path) -> None:
     assert 2 == result.returncode
     assert "line 3: scopes are approve, read, write; found admin" in result.stderr
     assert WRITER not in result.stderr
+
+
+def test_on_a_terminal_its_log_is_plain_text(tmp_path: Path) -> None:
+    """The command line writes control characters as escapes (a request can carry any),
+    so uvicorn's colours, on a terminal, printed as `\\u001b[32mINFO`: its lines are plain."""
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(f"read,write {WRITER}\n")
+    command = [sys.executable, "-m", "adaptive_runtime", "serve", "--db", str(tmp_path / "t.db")]
+    command += ["--tokens", str(tokens), "--bind", f"127.0.0.1:{free_port()}"]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(command, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 30  # a real process: it starts when it starts
+    try:
+        while b"Uvicorn running on" not in seen:
+            ready, _, _ = select.select([leader], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no start-up line in 30 s: {seen!r}"
+            seen += os.read(leader, 4096)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        os.close(leader)
+    text = seen.decode()
+    assert "INFO:     Uvicorn running on http://127.0.0.1:" in text
+    assert "\\u001b" not in text
+    assert "\x1b" not in text
