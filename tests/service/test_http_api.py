@@ -9,6 +9,7 @@ import pytest
 from http_support import APPROVER, READ, READER, WRITE, WRITER, client
 
 from adaptive_runtime import FleetPolicy, Host, ManualClock
+from adaptive_runtime.errors import JournalUnavailableError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import ApprovalPolicy
@@ -544,6 +545,37 @@ async def test_an_alert_that_cant_be_decided_is_refused_alone(tmp_path: Path) ->
         ]
         assert [r.get("seq") for r in results] == [r.get("seq") for r in again.json()["results"]]
     assert 4 == head(tmp_path / "j.db")  # two events, two decisions
+
+
+async def test_a_payload_the_journal_failed_is_a_503_and_its_resend_decides_each_alert_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's own trouble fails the whole payload with a 503, which Alertmanager
+    re-sends; the alert decided before the failure is answered again, not decided twice."""
+    host, _ = host_at(tmp_path / "j.db")
+    payload = webhook(
+        alert("firing", fingerprint="a1", service="api"),
+        alert("firing", fingerprint="b2", service="web"),
+    )
+    real = host.process
+    calls = 0
+
+    async def second_one_fails(event: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise JournalUnavailableError("the server went away (injected)")
+        return await real(event)
+
+    monkeypatch.setattr(host, "process", second_one_fails)
+    async with client(host) as c:
+        failed = await c.post("/v1/receivers/alertmanager", json=payload, headers=WRITE)
+        assert 503 == failed.status_code
+        resent = await c.post("/v1/receivers/alertmanager", json=payload, headers=WRITE)
+        assert 200 == resent.status_code
+        results = resent.json()["results"]
+    assert ["decided", "decided"] == [r["status"] for r in results]
+    assert 4 == head(tmp_path / "j.db")  # two events, two decisions: none twice
 
 
 async def test_no_secret_reaches_a_problem_or_the_log(
