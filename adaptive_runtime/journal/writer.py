@@ -124,6 +124,11 @@ class JournalWorker:
         return self._journal
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the worker answers on: the one its host was started on."""
+        return self._loop
+
+    @property
     def closed(self) -> bool:
         """Whether close() was called: no more work is taken."""
         return self._closed

@@ -713,6 +713,15 @@ class Host:
 
     async def ledger(self, agent_id: str) -> Ledger:
         """The agent's ledger, rebuilt from the journal if it is not loaded."""
+        worker = self._worker
+        if worker is not None and asyncio.get_running_loop() is not worker.loop:
+            # its answers would go to the other loop: the caller would hear an error from
+            # asyncio while its event was journaled all the same
+            raise RuntimeNotStartedError(
+                "this runtime was started on another event loop (each asyncio.run() makes a"
+                " new one): start it, use it and stop it on one loop, e.g. all inside one"
+                " `async def main()` run by asyncio.run(main()), with `async with Runtime(...)`"
+            )
         ledger = self._loaded.get(agent_id)
         if ledger is not None and self._worker is not None and not self._starting:
             self._loaded.move_to_end(agent_id)  # loaded and serving: what the awaits would give

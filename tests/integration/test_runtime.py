@@ -457,3 +457,25 @@ async def test_an_entry_this_version_cannot_read_is_a_typed_error(tmp_path: Path
     assert 3 == caught.value.seq
     with pytest.raises(JournalCorruptError):
         verify_replay(journal)
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+def test_a_runtime_used_from_another_event_loop_says_so_and_journals_nothing(
+    tmp_path: Path, durability: str
+) -> None:
+    """Each asyncio.run() makes a new loop; a runtime started in one and used in another
+    raised asyncio's "attached to a different loop" while its event was journaled all the
+    same (at full). Now it says what to do, and nothing is journaled."""
+    path = tmp_path / "j.db"
+    runtime = Runtime(agent_id="a", path=path, clock=ManualClock(), durability=durability)
+    asyncio.run(runtime.start())
+    try:
+        with pytest.raises(RuntimeNotStartedError, match="started on another event loop"):
+            asyncio.run(runtime.process(OVERLOAD))
+    finally:
+        asyncio.run(runtime.stop())
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert [] == list(journal.read("a", kind="EventReceived"))
+    finally:
+        journal.close()
