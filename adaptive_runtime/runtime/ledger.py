@@ -120,9 +120,10 @@ class Ledger:
         """Records queued by append_soon(): every later batch waits for them to commit."""
 
     def require_worker(self) -> JournalWorker:
-        if self.worker.closed:
+        if self.worker.closed:  # this ledger was loaded, so the host was started, then stopped
             raise RuntimeNotStartedError(
-                "call `await runtime.start()` (or use `async with Runtime(...)`) first"
+                "the runtime was stopped while this call was on its way to the journal (or"
+                " before it); `await runtime.start()` again to go on"
             )
         return self.worker
 

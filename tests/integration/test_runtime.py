@@ -479,3 +479,17 @@ def test_a_runtime_used_from_another_event_loop_says_so_and_journals_nothing(
         assert [] == list(journal.read("a", kind="EventReceived"))
     finally:
         journal.close()
+
+
+async def test_a_call_that_reaches_the_journal_after_stop_hears_that_the_runtime_stopped(
+    tmp_path: Path,
+) -> None:
+    """A call already past the runtime's door when stop() closes the journal (its event id
+    being looked up, say) was told to call start() "first", as if it never had been: it
+    hears that the runtime stopped."""
+    runtime = runtime_at(tmp_path / "j.db")
+    await runtime.start()
+    ledger = await runtime.host.ledger("agent")  # where such a call stands
+    await runtime.stop()
+    with pytest.raises(RuntimeNotStartedError, match="stopped while this call was on its way"):
+        ledger.require_worker()
