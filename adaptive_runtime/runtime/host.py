@@ -701,7 +701,7 @@ class Host:
     def require_worker(self) -> JournalWorker:
         if self._worker is None:
             raise RuntimeNotStartedError(
-                "call `await runtime.start()` (or use `async with Runtime(...)`) first"
+                "call `await runtime.start()` (or `await host.start()`, or use `async with`) first"
             )
         return self._worker
 
