@@ -400,7 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
         [common, as_json],
     )
     stats.add_argument(
-        "--plot", type=Path, metavar="PNG", help="write the recorded outcomes' reliability diagram"
+        "--plot",
+        type=_file_to_write,
+        metavar="PNG",
+        help="write the recorded outcomes' reliability diagram",
     )
 
     tail = command(
@@ -450,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seeds", type=_count, default=5, help="how many seeds, 0..N-1 (default: 5)")
     sim.add_argument(
         "--plot",
-        type=Path,
+        type=_file_to_write,
         metavar="PNG",
         help="write a reliability diagram and success over time (`all`: one file per scenario)",
     )
@@ -506,6 +509,24 @@ def _seq(text: str) -> int:
     if not 0 < value <= MAX_SEQ:
         raise argparse.ArgumentTypeError(f"a seq is from 1 to {MAX_SEQ}, not {text}")
     return value
+
+
+def _file_to_write(text: str) -> Path:
+    """A file argument the command will write: checked before any work, so that a long
+    run does not end in an error about where its output goes."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    return path
+
+
+def _written_plot(path: Path, write: Callable[[Path], None]) -> None:
+    try:
+        write(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
 
 
 def _count(text: str) -> int:
@@ -1380,7 +1401,10 @@ def _stats(args: argparse.Namespace) -> int:
         from .plots import reliability_diagram
 
         who = f"agent {args.agent}" if args.agent else "every agent"
-        reliability_diagram(args.plot, {"recorded": cal}, f"Recorded outcomes, {who}")
+        _written_plot(
+            args.plot,
+            lambda path: reliability_diagram(path, {"recorded": cal}, f"Recorded outcomes, {who}"),
+        )
         print(f"Reliability diagram written to {args.plot}")
     return EXIT_OK
 
@@ -1491,20 +1515,23 @@ def _simulate(args: argparse.Namespace) -> int:
         else:
             print(render(one))
     if args.plot is not None:
+        from functools import partial
+
         from .plots import reliability_and_success
 
         for c in comparisons:
             path = args.plot
             if len(comparisons) > 1:
                 path = args.plot.with_name(f"{args.plot.stem}-{c.scenario}{args.plot.suffix}")
-            reliability_and_success(
-                path,
-                {r.policy: r.calibration for r in c.results},
-                {r.policy: r.success_curve for r in c.results},
-                c.window,
-                [at for at, _, _ in c.shifts],
-                f"{c.scenario}: {c.events} events x {len(c.seeds)} seeds",
+            draw = partial(
+                reliability_and_success,
+                curves={r.policy: r.calibration for r in c.results},
+                success={r.policy: r.success_curve for r in c.results},
+                window=c.window,
+                shifts=[at for at, _, _ in c.shifts],
+                title=f"{c.scenario}: {c.events} events x {len(c.seeds)} seeds",
             )
+            _written_plot(path, draw)
             if not args.json:
                 print(f"Plot written to {path}")
     return EXIT_OK

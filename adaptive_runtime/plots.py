@@ -56,8 +56,7 @@ def reliability_diagram(
     _reliability(ax, curves)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def reliability_and_success(
@@ -84,5 +83,12 @@ def reliability_and_success(
     right.legend(loc="lower right", fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> None:
+    """Write the figure as a PNG; it is closed whether or not the file could be written."""
+    try:
+        fig.savefig(os.fspath(path), dpi=110, metadata={"Software": None})
+    finally:
+        plt.close(fig)

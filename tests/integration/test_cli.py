@@ -372,6 +372,9 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
         (["export", "--agent", "nobody"], "agent 'nobody' has no entries"),
         (["explain", "2", "--agent", "canary"], "belongs to agent 'prod', not 'canary'"),
         (["replay", "--rules", "LATIN1"], "LATIN1_NAME is not UTF-8 text"),
+        (["stats", "--plot", "MISSING"], "argument --plot: MISSING_NAME: the folder"),
+        (["simulate", "all", "--plot", "MISSING"], "argument --plot: MISSING_NAME: the folder"),
+        (["stats", "--plot", "FOLDER"], "is a folder; give a file name"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
@@ -382,10 +385,18 @@ def test_bad_arguments_exit_2_with_one_line(
     rules.write_text("rules = []\n")
     latin1 = tmp_path / "régles.toml"
     latin1.write_bytes("# règles\nrules = []\n".encode("latin-1"))
-    names = {"RULES": str(rules), "DUMP": str(rules), "LATIN1": str(latin1)}
+    missing = tmp_path / "no-such-folder" / "plot.png"
+    names = {
+        "RULES": str(rules),
+        "DUMP": str(rules),
+        "LATIN1": str(latin1),
+        "MISSING": str(missing),
+        "FOLDER": str(tmp_path),
+    }
     out = cli(*[names.get(a, a) for a in args], "--db", str(journal_path))
     assert 2 == out.returncode, out.stderr
-    assert message.replace("LATIN1_NAME", str(latin1)) in out.stderr
+    expected = message.replace("LATIN1_NAME", str(latin1)).replace("MISSING_NAME", str(missing))
+    assert expected in out.stderr
     assert "Traceback" not in out.stderr
     assert 1 == len(out.stderr.strip().splitlines()) or "usage:" in out.stderr
 
