@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         "adaptive-runtime export --out journal.jsonl",
         [common],
     )
-    out.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    out.add_argument("--out", type=_file_to_write, help="file to write (default: standard output)")
 
     imp = command(
         "import",
@@ -1127,8 +1127,6 @@ def _export(args: argparse.Namespace) -> int:
     import tempfile
 
     target = Path(args.out)
-    if target.is_dir():
-        raise UsageError(f"--out {target} is a folder; name a file")
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
