@@ -20,6 +20,7 @@ from adaptive_runtime import (
     ManualClock,
     RetryPolicy,
     Runtime,
+    RuntimeNotStartedError,
 )
 from adaptive_runtime.journal import MemoryJournal, SqliteJournal
 from adaptive_runtime.projections import rebuild, verify_replay
@@ -242,6 +243,13 @@ async def test_host_process_many_routes_each_event_and_keeps_their_order(tmp_pat
         assert [("b", 2), ("a", 2), ("b", 4), ("c", 2)] == [
             (e.stream, e.stream_seq) for e in entries if e is not None
         ]
+
+
+async def test_a_host_used_before_start_is_told_to_start_the_host(tmp_path: Path) -> None:
+    """It was told to start "a runtime", which a Host's user never made."""
+    host = Host(tmp_path / "fleet.db", clock=ManualClock())
+    with pytest.raises(RuntimeNotStartedError, match=r"`await host.start\(\)`"):
+        await host.process(OVERLOAD)
 
 
 @pytest.mark.parametrize(
