@@ -20,11 +20,12 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Sequence
 from types import FrameType
+from typing import NamedTuple
 
 import uvicorn
 
 from ..errors import ConfigurationError
-from ..journal.open import describe
+from ..journal.open import describe, is_memory
 from ..observability.logs import enable_console_logging
 from ..outcomes import EXIT_OK
 from ..runtime.host import Host
@@ -120,17 +121,26 @@ def serve(
         durability="full" if durability == "full" else "normal",
         dry_run=dry_run,
     )
-    return asyncio.run(_serve(host, host_name, port, config, log_level, describe(db)))
+    served = _Served(host_name, port, describe(db), in_memory=is_memory(db))
+    return asyncio.run(_serve(host, served, config, log_level))
 
 
-async def _serve(
-    host: Host, host_name: str, port: int, config: ServiceConfig, log_level: str, where: str
-) -> int:
+class _Served(NamedTuple):
+    """What `serve` serves, and where: for its start-up lines and its errors."""
+
+    host_name: str
+    port: int
+    where: str
+    """The journal, as the start-up line names it (a password masked)."""
+    in_memory: bool
+
+
+async def _serve(host: Host, served: _Served, config: ServiceConfig, log_level: str) -> int:
     app = create_app(host, config)
     uv_config = uvicorn.Config(
         app,
-        host=host_name,
-        port=port,
+        host=served.host_name,
+        port=served.port,
         log_level=log_level,
         lifespan="on",
         timeout_graceful_shutdown=10,
@@ -144,19 +154,19 @@ async def _serve(
     # decision's engine lines too (one per engine per event: too many for a busy server)
     enable_console_logging(logging.INFO if log_level == "debug" else logging.WARNING)
     with server.signals():
-        _warn(config, host_name, port)
+        _warn(config, served)
         await host.start()  # a journal that can't be used fails here, with its own error
         if server.should_exit:  # SIGTERM during start-up: stop as cleanly as after it
             await host.stop(actions=config.on_stop)
             return EXIT_OK
-        return await _run(server, host, host_name, port, config, where)
+        return await _run(server, host, served, config)
 
 
-async def _run(
-    server: _Server, host: Host, host_name: str, port: int, config: ServiceConfig, where: str
-) -> int:
+async def _run(server: _Server, host: Host, served: _Served, config: ServiceConfig) -> int:
+    where = f"{served.host_name}:{served.port}"
     print(
-        f"adaptive-runtime: serving {where} at http://{_url_host(host_name)}:{port}"
+        f"adaptive-runtime: serving {served.where} at"
+        f" http://{_url_host(served.host_name)}:{served.port}"
         " (dashboard /, API /v1, metrics /metrics, OpenAPI /openapi.json)",
         file=sys.stderr,
         flush=True,
@@ -164,28 +174,38 @@ async def _run(
     try:
         await server.serve()
     except SystemExit:  # uvicorn exits when it can't listen; say it as this command's error
-        msg = f"could not listen on {host_name}:{port} (see the log above); choose another --bind"
+        msg = f"could not listen on {where} (see the log above); choose another --bind"
         raise ConfigurationError(msg) from None
     finally:
         if host.started:  # the lifespan's shutdown did not run (the server failed to start)
             await host.stop(actions=config.on_stop)
     if not server.started:
-        raise ConfigurationError(f"could not listen on {host_name}:{port} (see the log above)")
+        raise ConfigurationError(f"could not listen on {where} (see the log above)")
     return EXIT_OK
 
 
-def _warn(config: ServiceConfig, host_name: str, port: int) -> None:
-    """Say loudly what is open: printed once SIGTERM is handled, so it is safe to send."""
+def _warn(config: ServiceConfig, served: _Served) -> None:
+    """Say loudly what is open, or lost: printed once SIGTERM is handled, so it is safe to send."""
     if config.insecure_no_auth:
         print(
             "adaptive-runtime: WARNING: --insecure-no-auth: every route, writes included, is open"
-            f" to anyone who can reach {host_name}:{port}. Use --tokens outside a test.",
+            f" to anyone who can reach {served.host_name}:{served.port}. Use --tokens outside a"
+            " test.",
             file=sys.stderr,
             flush=True,
         )
-    if not is_loopback(host_name):
+    if not is_loopback(served.host_name):
         print(
-            f"adaptive-runtime: listening on {host_name}, not only loopback (as --bind asks)",
+            f"adaptive-runtime: listening on {served.host_name}, not only loopback (as --bind"
+            " asks)",
+            file=sys.stderr,
+            flush=True,
+        )
+    if served.in_memory:
+        print(
+            "adaptive-runtime: WARNING: the journal is in memory (--db memory:): every event,"
+            " decision and action is lost when the server stops. Give --db a file or a"
+            " postgresql:// URL to keep them.",
             file=sys.stderr,
             flush=True,
         )

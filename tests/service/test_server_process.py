@@ -161,6 +161,17 @@ def test_serve_without_tokens_is_refused_and_insecure_says_so(tmp_path: Path) ->
     assert 0 == code
 
 
+def test_serving_a_journal_in_memory_says_it_is_lost_at_stop(tmp_path: Path) -> None:
+    """--db memory: served with no word that nothing outlives the server."""
+    with server("memory:", tmp_path) as srv:
+        r = httpx.post(srv.url + "/v1/events", json=OVERLOAD, headers=WRITE, timeout=10)
+        assert 200 == r.status_code
+        assert 0 == srv.terminate()
+        said = srv.output()
+    assert "WARNING: the journal is in memory (--db memory:)" in said
+    assert "lost when the server stops" in said
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
