@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .journal.open import describe
+from .journal.open import describe, is_memory
 from .observability.logs import ROOT, enable_console_logging
 from .runtime import Runtime
 
@@ -81,6 +81,8 @@ async def run_demo(
         )
     if remembered:
         print(f"\n{_how_remembered(remembered, rebuilt)}", file=out)
+    elif is_memory(path):
+        print("\nThe journal was in memory: these events are gone with this run.", file=out)
     else:
         print("\nRun the demo again: the journal remembers these events across runs.", file=out)
     return 0

@@ -71,6 +71,14 @@ def test_demo_honours_agent(tmp_path: Path) -> None:
     assert {"edge-1"} == {item["stream"] for item in json.loads(heads.stdout)}
 
 
+def test_demo_in_memory_does_not_promise_to_remember() -> None:
+    """`demo --db memory:` said "the journal remembers these events across runs"."""
+    cmd = [sys.executable, "-m", "adaptive_runtime", "demo", "--quiet", "--db", "memory:"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+    assert "remembers" not in run.stdout
+    assert "The journal was in memory: these events are gone with this run." in run.stdout
+
+
 def test_demo_reports_unusable_journal_without_traceback(tmp_path: Path) -> None:
     """A file that isn't a journal gets a one-line error and exit code 3."""
     (tmp_path / "notes.db").write_text("not a database" * 100)
