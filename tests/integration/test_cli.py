@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_runtime import Event, ManualClock, Runtime
+from adaptive_runtime import ActionCall, Event, ManualClock, RetryPolicy, Runtime
 
 EVENTS = [
     {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88},
@@ -424,8 +424,15 @@ def test_journaled_text_reaches_the_terminal_as_text(tmp_path: Path) -> None:
     path = tmp_path / "hostile.db"
 
     async def write() -> None:
-        async with Runtime(agent_id=agent, path=path, clock=ManualClock()) as runtime:
+        runtime = Runtime(agent_id=agent, path=path, clock=ManualClock())
+
+        @runtime.action("restart_service", retry=RetryPolicy(max_attempts=1))
+        async def restart(call: ActionCall) -> None:  # its error's text is journaled too
+            raise ConnectionError(HOSTILE)
+
+        async with runtime:
             await runtime.process({**EVENTS[0], "source": HOSTILE, "id": "ev\x1b[1"})
+            await runtime.wait_for_actions()
 
     asyncio.run(write())
     [item] = json.loads(cli("history", "--db", str(path), "--json").stdout)
@@ -446,6 +453,7 @@ def test_journaled_text_reaches_the_terminal_as_text(tmp_path: Path) -> None:
             assert not set(text) & set("\x1b\x07\r\x9b\u202e"), (args, text)
             assert not any(line.startswith("FAKE") for line in text.splitlines()), (args, text)
     explained = cli("explain", str(item["seq"]), "--db", str(path)).stdout
+    assert "failed: ConnectionError: evil\\x1b]0;pwned" in explained
     assert "source=evil\\x1b]0;pwned\\x07\\nFAKE LINE\\r\\x9b31m\\u202eok" in explained
     copy = tmp_path / "copy.db"
     assert 0 == cli("import", str(dump), "--db", str(copy)).returncode
