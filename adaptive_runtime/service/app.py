@@ -659,11 +659,13 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     ) -> ServerSentEvent:
         last = request.headers.get("last-event-id")
         if after is None and last is not None:
-            if not last.strip().isdigit():
+            text = last.strip()  # ASCII digits only: isdigit() takes '²', which int() refuses
+            if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEQ:
                 raise InvalidEventError(
-                    "Last-Event-ID must be a seq (digits)", field="Last-Event-ID"
+                    f"Last-Event-ID must be a seq (digits, at most {MAX_SEQ})",
+                    field="Last-Event-ID",
                 )
-            after = int(last)
+            after = int(text)
         position = after if after is not None else await feed.head()
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:

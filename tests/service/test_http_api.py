@@ -336,6 +336,11 @@ async def test_the_stream_resumes_after_last_event_id_missing_nothing(tmp_path: 
         assert [(9, "outcome")] == [(seq, name) for seq, name, _ in tail]
         bad = await c.get("/v1/stream", headers=READ | {"Last-Event-ID": "x1"})
         assert 422 == bad.status_code
+        # past 2**63 - 1 (the stream failed once its headers were sent), and a digit that
+        # int() refuses (a 400 quoting int()'s own message)
+        for last in (b"99999999999999999999999", b"\xb2"):  # b"\xb2" is '\u00b2' in latin-1
+            past = await c.get("/v1/stream", headers=READ | {"Last-Event-ID": last})
+            assert (422, "Last-Event-ID") == (past.status_code, past.json()["field"])
 
 
 async def test_metrics_count_what_was_journaled(tmp_path: Path) -> None:
