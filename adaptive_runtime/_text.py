@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-__all__ = ["TerminalSafe", "format_ts", "parse_time", "shown", "table"]
+__all__ = ["TerminalSafe", "format_ts", "parse_time", "seq_or_time", "shown", "table"]
 
 MAX_TS_NS = 2**63 - 1
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -41,6 +41,22 @@ def parse_time(text: str, *, now_ns: int | None = None) -> int:
         msg = f"{text!r} is out of range: a time must fall between the years 1677 and 2262"
         raise ValueError(msg)
     return ns
+
+
+SEQ_BELOW = 10**12
+"""An integer `--at` below this is a seq; from it on, Unix seconds (2001-09-09 and after)."""
+
+
+def seq_or_time(text: str) -> dict[str, int]:
+    """Read `state --at` (and the HTTP API's `at`): a seq, or a time as parse_time reads it.
+
+    As keyword arguments for state_at: {"seq": n} or {"ts_ns": n}. Only ASCII digits make
+    a seq: str.isdigit() also takes '²', which int() refuses.
+    """
+    value = text.strip()
+    if value.isascii() and value.isdigit() and int(value) < SEQ_BELOW:
+        return {"seq": int(value)}
+    return {"ts_ns": parse_time(value)}
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

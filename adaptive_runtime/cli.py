@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
-from ._text import TerminalSafe, format_ts, parse_time, shown, table
+from ._text import TerminalSafe, format_ts, parse_time, seq_or_time, shown, table
 from .errors import JournalError
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
@@ -1327,11 +1327,7 @@ def _state(args: argparse.Namespace) -> int:
 
     journal = _open(args)
     agent = args.agent or _only_agent(journal)
-    text = args.at.strip()
-    if text.isdigit() and int(text) < 10**12:
-        state = state_at(journal, agent, seq=int(text))
-    else:
-        state = state_at(journal, agent, ts_ns=parse_time(text))
+    state = state_at(journal, agent, **seq_or_time(args.at))
     if args.json:
         _print_json(state)
         return EXIT_OK

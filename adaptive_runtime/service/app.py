@@ -44,7 +44,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
-from .._text import parse_time
+from .._text import parse_time, seq_or_time
 from ..errors import AdaptiveRuntimeError, DuplicateEventError, InvalidEventError
 from ..outcomes import outcome_of
 from ..projections.audit import agents as agent_summaries
@@ -603,9 +603,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                 raise LookupError(f"agent {agent_id!r} has no entries")
             if at is None:
                 return state_at(journal, agent_id, seq=2**62)
-            if at.strip().isdigit() and int(at) < 10**12:  # as `adaptive-runtime state --at`
-                return state_at(journal, agent_id, seq=int(at))
-            return state_at(journal, agent_id, ts_ns=parse_time(at))
+            return state_at(journal, agent_id, **seq_or_time(at))  # as `state --at` reads it
 
         state = await run(read_state)
         out: dict[str, Any] = named(state)

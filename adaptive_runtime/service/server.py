@@ -41,7 +41,8 @@ DEFAULT_BIND = "127.0.0.1:8080"
 def parse_bind(text: str) -> tuple[str, int]:
     """`HOST:PORT` (IPv6 as `[::1]:8080`) as (host, port)."""
     host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    digits = port_text.isascii() and port_text.isdigit()  # isdigit() alone takes '²'
+    if not sep or not host or not digits or not 0 <= int(port_text) <= 65535:
         msg = f"--bind takes HOST:PORT, e.g. {DEFAULT_BIND} or [::1]:8080, not {text!r}"
         raise ConfigurationError(msg)
     return host.strip("[]"), int(port_text)

@@ -359,6 +359,7 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
         (["history", "--until", "nan"], "can't read 'nan' as a time"),
         (["history", "--since", "99999999999"], "out of range"),
         (["state", "--agent", "prod", "--at", "1e400"], "can't read '1e400' as a time"),
+        (["state", "--agent", "prod", "--at", "\u00b2"], "can't read '\u00b2' as a time"),
         (["history", "--limit", "-1"], "must be a whole number"),
         (["replay", "--rules", "RULES", "--examples", "-1"], "must be a whole number"),
         (["head", "--agent", "prod"], "unrecognized arguments: --agent"),

@@ -176,6 +176,7 @@ def test_serving_a_journal_in_memory_says_it_is_lost_at_stop(tmp_path: Path) -> 
     ("args", "message"),
     [
         (["--bind", "8080"], "--bind takes HOST:PORT"),
+        (["--bind", "127.0.0.1:\u00b2"], "--bind takes HOST:PORT"),
         (["--tokens", "/nonexistent/tokens.txt"], "can't read the token file"),
         (["--insecure-no-auth", "--notify", "nope://s3cret@x"], "URL 1 (nope://...) is not one"),
     ],
