@@ -19,7 +19,8 @@ from typing import Any
 
 import msgspec
 
-from ..errors import ConfigurationError
+from ..engines.events import parse_event
+from ..errors import ConfigurationError, InvalidEventError
 
 __all__ = ["BUILTIN", "Fault", "Scenario", "ScenarioError", "Shift", "load_scenario"]
 
@@ -132,6 +133,11 @@ def _check(s: Scenario, where: str) -> None:
             raise bad(f"{where_f}: give the event's `type`, or `types` with weights, not both")
         if any(w <= 0 for w in f.event.types.values()):
             raise bad(f"{where_f}: every weight in event.types must be above 0")
+        for event_type in [f.event.type] if f.event.type is not None else list(f.event.types):
+            try:  # checked here, as the runtime checks it, not at the first event of the run
+                parse_event({"type": event_type})
+            except InvalidEventError as exc:
+                raise bad(f"{where_f}: {exc}") from None
         for signal in SIGNALS:
             lo, hi = getattr(f.event, signal)
             top = 1.0 if signal in ("severity", "error_rate") else 100.0

@@ -44,6 +44,10 @@ def test_every_shipped_scenario_loads_by_name() -> None:
         (SMALL.replace("cpu = [80, 99]", "cpu = [99, 80]"), "event.cpu must be [low, high]"),
         (SMALL.replace("weight = 2", "weight = 2\ncolour = 1"), "unknown field `colour`"),
         (SMALL.replace("duration = [3, 10]", "duration = [0, 10]", 1), "duration must be"),
+        (
+            SMALL.replace('type = "timeout"', 'type = "time out"'),
+            "fault 'partition': 'type' must be printable with no spaces",
+        ),
         ("name = ", "not valid TOML"),
     ],
 )
