@@ -1199,7 +1199,8 @@ def _import_into(journal: Journal, file: Path) -> tuple[int, object]:
     from .engines.entries import check_entry
     from .journal.export import import_lines
 
-    source = sys.stdin if str(file) == "-" else open(file, encoding="utf-8")  # noqa: SIM115
+    # utf-8-sig: an export saved again by an editor that starts files with a BOM still reads
+    source = sys.stdin if str(file) == "-" else open(file, encoding="utf-8-sig")  # noqa: SIM115
     try:
         try:
             count = import_lines(

@@ -473,6 +473,22 @@ def test_import_reads_an_export_through_a_pipe(journal_path: Path, tmp_path: Pat
     )
 
 
+def test_import_reads_an_export_an_editor_saved_with_a_bom_and_crlf(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """An export opened and saved again on Windows (a byte-order mark, CRLF line ends)
+    imports with the same head; the BOM made line 1 "not an exported journal entry"."""
+    dump = cli("export", "--db", str(journal_path)).stdout
+    saved = tmp_path / "saved.jsonl"
+    saved.write_bytes(b"\xef\xbb\xbf" + dump.replace("\n", "\r\n").encode())
+    restored = tmp_path / "restored.db"
+    out = cli("import", str(saved), "--db", str(restored))
+    assert out.returncode == 0, out.stderr
+    assert (
+        cli("head", "--db", str(journal_path)).stdout == cli("head", "--db", str(restored)).stdout
+    )
+
+
 def test_import_of_a_missing_file_is_bad_input(tmp_path: Path) -> None:
     """import missing.jsonl is exit 2 with a plain message (it was exit 3 with raw [Errno 2])."""
     out = cli("import", str(tmp_path / "missing.jsonl"), "--db", str(tmp_path / "new.db"))
