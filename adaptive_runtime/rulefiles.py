@@ -39,7 +39,7 @@ def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> Po
     and a `learning` table of LearningPolicy knobs."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a BOM from an editor is not TOML
     except OSError as exc:
         msg = f"cannot read rules file {file}: {exc.strerror}"
         raise InvalidRulesError(msg) from None

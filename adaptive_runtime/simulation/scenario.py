@@ -101,7 +101,7 @@ def _text_of(name_or_path: str | os.PathLike[str]) -> tuple[str, str]:
         return file.read_text(encoding="utf-8"), f"scenario {name_or_path!r}"
     path = Path(name_or_path)
     try:
-        return path.read_text(encoding="utf-8"), str(path)
+        return path.read_text(encoding="utf-8-sig"), str(path)  # a BOM from an editor is not TOML
     except FileNotFoundError:
         msg = f"no scenario file {path}; give a path, or one of: {', '.join(BUILTIN)}"
         raise ScenarioError(msg) from None

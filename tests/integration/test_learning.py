@@ -109,6 +109,9 @@ def test_policy_files_take_a_learning_table(tmp_path: Path) -> None:
     bad.write_text("[learning]\nfade = 2\n")
     with pytest.raises(InvalidRulesError, match=r"bad.toml: \[learning\]: LearningPolicy.fade"):
         load_policy(bad)
+    saved = tmp_path / "saved.toml"  # as an editor that starts files with a BOM saves it
+    saved.write_bytes(b"\xef\xbb\xbf" + good.read_bytes())
+    assert load_policy(good) == load_policy(saved)
 
 
 async def test_explain_shows_each_action_s_record_and_why_the_alternative_won(

@@ -60,6 +60,14 @@ def test_a_bad_scenario_is_refused_naming_what_to_fix(tmp_path: Path, text: str,
     assert str(path) in str(caught.value)
 
 
+def test_a_scenario_an_editor_saved_with_a_bom_loads(tmp_path: Path) -> None:
+    """A byte-order mark made the file 'not valid TOML' at line 1, column 1."""
+    plain, saved = tmp_path / "plain.toml", tmp_path / "saved.toml"
+    plain.write_text(SMALL)
+    saved.write_bytes(b"\xef\xbb\xbf" + SMALL.encode())
+    assert load_scenario(plain) == load_scenario(saved)
+
+
 def test_a_missing_scenario_names_the_shipped_ones() -> None:
     with pytest.raises(ScenarioError, match="stationary, shift, severity-informative"):
         load_scenario("no-such-scenario")
