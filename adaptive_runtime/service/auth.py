@@ -74,7 +74,7 @@ class Tokens:
         if file is not None:
             path = Path(file)
             try:
-                text = path.read_text(encoding="utf-8")
+                text = path.read_text(encoding="utf-8-sig")  # a BOM from an editor
             except OSError as exc:
                 msg = f"can't read the token file {str(path)!r}: {exc.strerror or exc}"
                 raise ConfigurationError(msg) from None

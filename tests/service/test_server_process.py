@@ -216,6 +216,15 @@ def test_a_bad_token_file_line_names_its_number(tmp_path: Path) -> None:
     assert WRITER not in result.stderr
 
 
+def test_a_token_file_an_editor_saved_with_a_bom_serves(tmp_path: Path) -> None:
+    """A byte-order mark made line 1's scopes 'found \ufeffread'."""
+    tokens = tmp_path / "bom-tokens.txt"  # the helper writes its own tokens.txt
+    tokens.write_bytes(b"\xef\xbb\xbf" + f"read,write {WRITER}\n".encode())
+    with server(tmp_path / "bom.db", tmp_path, "--tokens", str(tokens)) as srv:
+        r = httpx.post(srv.url + "/v1/events", json=OVERLOAD, headers=WRITE, timeout=10)
+        assert 200 == r.status_code
+
+
 def test_on_a_terminal_its_log_is_plain_text(tmp_path: Path) -> None:
     """The command line writes control characters as escapes (a request can carry any),
     so uvicorn's colours, on a terminal, printed as `\\u001b[32mINFO`: its lines are plain."""
