@@ -334,6 +334,8 @@ def parse_rules(raw: Iterable[Rule | Sequence[Any] | Mapping[str, Any]]) -> tupl
     """Validate rules given as Rule, 5-tuples or dicts; say which one is wrong and why."""
     if isinstance(raw, str | bytes | Mapping):
         raise InvalidRulesError("rules must be a list of rules, not a single value")
+    if not isinstance(raw, Iterable):
+        raise InvalidRulesError(f"rules must be a list of rules, not {type(raw).__name__}")
     return tuple(_parse_rule(i, item) for i, item in enumerate(raw))
 
 

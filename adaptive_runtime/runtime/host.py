@@ -111,7 +111,7 @@ class Host:
         dry_run: bool = False,
         approvals: ApprovalPolicy | None = None,
     ) -> None:
-        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        if type(checkpoint_every) is not int or checkpoint_every < 1:
             raise ConfigurationError(
                 f"checkpoint_every must be a positive int, not {checkpoint_every!r}"
             )
@@ -127,6 +127,11 @@ class Host:
             )
         self.default_agent = check_agent_id(default_agent)
         self._only = None if only_agent is None else check_agent_id(only_agent)
+        if not isinstance(journal, str | os.PathLike | Journal):
+            raise ConfigurationError(
+                "journal must be a path, a URL (sqlite:///path, memory:, postgresql://...) or"
+                f" a Journal, not {type(journal).__name__}"
+            )
         self._journal_arg = journal
         self._owns_journal = isinstance(journal, str | os.PathLike)
         self.durability: Durability = durability

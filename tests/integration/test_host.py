@@ -16,6 +16,7 @@ from adaptive_runtime import (
     Decision,
     Host,
     InvalidEventError,
+    InvalidRulesError,
     LearningPolicy,
     ManualClock,
     RetryPolicy,
@@ -58,6 +59,23 @@ async def test_journal_urls_open_the_same_backends(tmp_path: Path) -> None:
     assert (tmp_path / "b.db").exists()
     with pytest.raises(ConfigurationError, match="unknown journal URL scheme 'mysql'"):
         await host_at("mysql://x/y").start()
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "says"),
+    [
+        ({"journal": 5}, ConfigurationError, "journal must be a path, a URL"),
+        ({"rules": 5}, InvalidRulesError, "rules must be a list of rules, not int"),
+        ({"checkpoint_every": True}, ConfigurationError, "checkpoint_every must be"),
+    ],
+)
+def test_a_host_setting_of_the_wrong_kind_is_refused_where_it_is_given(
+    settings: dict[str, object], error: type[Exception], says: str
+) -> None:
+    """Host(5) failed at start() with AttributeError, rules=5 raised TypeError, and
+    checkpoint_every=True was taken as 1."""
+    with pytest.raises(error, match=says):
+        Host(**settings)  # type: ignore[arg-type]
 
 
 async def test_agents_load_lazily_and_idle_ones_are_evicted_then_rebuilt(tmp_path: Path) -> None:
