@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import msgspec
 
@@ -37,12 +38,29 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Cancel an attempt still running after this many seconds; it counts as failed."""
 
     def __post_init__(self) -> None:
-        if self.attempt_timeout is not None and not self.attempt_timeout > 0:
+        # a NaN passes every comparison below, and its wait can't be journaled: the attempt
+        # after the first failure would be left started for good
+        for name in ("base_delay", "multiplier", "max_delay", "jitter"):
+            if not _finite(getattr(self, name)):
+                raise ConfigurationError(
+                    f"{name} must be a finite number, not {getattr(self, name)!r}"
+                )
+        if self.total_timeout is not None and not (
+            _finite(self.total_timeout) and self.total_timeout >= 0
+        ):
+            raise ConfigurationError(
+                f"total_timeout must be seconds from 0 (or None), not {self.total_timeout!r}"
+            )
+        if self.attempt_timeout is not None and not (
+            _finite(self.attempt_timeout) and self.attempt_timeout > 0
+        ):
             raise ConfigurationError(
                 f"attempt_timeout must be a positive number of seconds, not {self.attempt_timeout}"
             )
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        if type(self.max_attempts) is not int or self.max_attempts < 1:
+            raise ConfigurationError(
+                f"max_attempts must be an int of at least 1, not {self.max_attempts}"
+            )
         if self.base_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
             raise ConfigurationError(
                 "delays must not be negative and the multiplier must be at least 1"
@@ -51,9 +69,25 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigurationError(f"jitter must be in [0, 1), not {self.jitter}")
 
 
+def _grown(policy: RetryPolicy, attempt: int) -> float:
+    """base x multiplier^(attempt - 1), uncapped: infinite past what a float holds (a long
+    retry at multiplier 2 passes it at attempt 1,025, where ** raises OverflowError)."""
+    if policy.base_delay == 0:
+        return 0.0
+    try:
+        return float(policy.base_delay * policy.multiplier ** (attempt - 1))
+    except OverflowError:
+        return math.inf
+
+
+def _finite(value: object) -> bool:
+    """A real number (not a bool), neither infinite nor NaN."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def delay_for(policy: RetryPolicy, attempt: int, key: str) -> float:
     """Return the wait after failed `attempt` (1-based): exponential, capped, with fixed jitter."""
-    raw = min(policy.base_delay * policy.multiplier ** (attempt - 1), policy.max_delay)
+    raw = min(_grown(policy, attempt), policy.max_delay)
     if not policy.jitter:
         return raw
     digest = hashlib.blake2b(f"{key}:{attempt}".encode(), digest_size=8).digest()

@@ -711,6 +711,17 @@ def test_retry_policy_defaults() -> None:
         ({"attempt_timeout": 0.5}, True),
         ({"attempt_timeout": 1e-9}, True),
         ({"attempt_timeout": 0.0}, False),
+        # a NaN passed every bound, and its wait could not be journaled
+        ({"base_delay": float("nan")}, False),
+        ({"multiplier": float("nan")}, False),
+        ({"max_delay": float("inf")}, False),
+        ({"jitter": float("nan")}, False),
+        ({"attempt_timeout": float("nan")}, False),
+        ({"total_timeout": 0.0}, True),
+        ({"total_timeout": -1.0}, False),
+        ({"total_timeout": float("nan")}, False),
+        ({"base_delay": "1"}, False),
+        ({"max_attempts": 2.5}, False),
     ],
 )
 def test_retry_policy_knobs_at_their_edges(knobs: dict[str, float], ok: bool) -> None:
@@ -723,6 +734,17 @@ def test_retry_policy_knobs_at_their_edges(knobs: dict[str, float], ok: bool) ->
     else:
         with pytest.raises(ConfigurationError):
             RetryPolicy(**knobs)  # type: ignore[arg-type]
+
+
+def test_a_retry_that_runs_past_what_a_float_holds_waits_max_delay() -> None:
+    """base x multiplier^(n-1) passes a float's range at attempt 1,025 with multiplier 2:
+    ** raised OverflowError there, in the middle of a long retry."""
+    from adaptive_runtime.engines.backoff import RetryPolicy, delay_for
+
+    long = RetryPolicy(max_attempts=5000, base_delay=1.0, multiplier=2.0, max_delay=60.0)
+    assert 60.0 >= delay_for(long, 1100, "k") >= 60.0 * 0.9
+    assert 60.0 >= delay_for(long, 4999, "k") >= 60.0 * 0.9
+    assert 0.0 == delay_for(RetryPolicy(base_delay=0.0, multiplier=10.0), 2000, "k")
 
 
 def test_delay_for_is_the_jittered_exponential_written_out() -> None:
