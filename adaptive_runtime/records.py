@@ -529,6 +529,10 @@ class EpisodeClosed(msgspec.Struct, frozen=True, tag=True, array_like=True):
     reason: str
 
 
+RISK_LEVELS = ("low", "medium", "high", "critical")
+"""The risks a decision is made at, lowest first (the context engine assigns one)."""
+
+
 class ApprovalPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Which actions wait for a person's approval before they run (any one test suffices)."""
 
@@ -542,6 +546,15 @@ class ApprovalPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Unanswered this long, the request is denied (the default answer)."""
 
     def __post_init__(self) -> None:
+        # A list, as a program writes one, is kept as the tuple a journaled policy reads back
+        # as; a bare string would match by substring and could not be journaled at all.
+        # (What a journal may already hold is checked where a policy is given: unknown().)
+        for name in ("actions", "risks"):
+            given = getattr(self, name)
+            if isinstance(given, str) or not isinstance(given, list | tuple):
+                msg = f"ApprovalPolicy: {name} must be a list of names, e.g. [{given!r}]"
+                raise ConfigurationError(msg)
+            msgspec.structs.force_setattr(self, name, tuple(given))
         bad = self.below_confidence is not None and not 0.0 < self.below_confidence <= 1.0
         if bad or not 0.0 < self.timeout_s <= 30 * 86400 or not math.isfinite(self.timeout_s):
             msg = (
@@ -549,6 +562,17 @@ class ApprovalPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 f" and at most 30 days; got {self.below_confidence!r}, {self.timeout_s!r}"
             )
             raise ConfigurationError(msg)
+
+    def unknown(self) -> str | None:
+        """What in this policy could never match a decision (an empty action name, a risk
+        that is not a risk level), said as an error message; None if nothing."""
+        for action in self.actions:
+            if not isinstance(action, str) or not action:
+                return f"ApprovalPolicy: actions must be non-empty names; found {action!r}"
+        for risk in self.risks:
+            if risk not in RISK_LEVELS:
+                return f"ApprovalPolicy: risks are {', '.join(RISK_LEVELS)}; found {risk!r}"
+        return None
 
     def needs(self, action: str, risk: str, confidence: float) -> str | None:
         """Why this action needs approval, or None."""

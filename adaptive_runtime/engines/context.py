@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ..records import Event
+from ..records import RISK_LEVELS, Event
 from .events import parse_event
 
 __all__ = [
@@ -29,8 +29,6 @@ DEFAULT_CONTEXT_MAP: Mapping[str, str] = {
     "recovery_needed": "self_healing",
     "degraded_service": "service_degradation",
 }
-
-RISK_LEVELS = ("low", "medium", "high", "critical")
 
 # pressure weights, summed in this order (float addition is not associative)
 W_SEVERITY, W_CPU, W_MEMORY, W_ERRORS, W_LATENCY = 0.35, 0.20, 0.20, 0.15, 0.10

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from journal_support import assert_replays
 
-from adaptive_runtime import Host, ManualClock
+from adaptive_runtime import ConfigurationError, Host, ManualClock
 from adaptive_runtime.engines.backoff import RetryPolicy
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections.audit import explain
@@ -76,6 +76,42 @@ async def test_an_action_waits_for_approval_then_runs_once(tmp_path: Path) -> No
         "succeeded",
     ] == details(path, gated.seq)
     assert_replays(path)
+
+
+async def test_a_policy_written_with_lists_gates_as_the_toml_one_does(tmp_path: Path) -> None:
+    """ApprovalPolicy(actions=["restart_service"]), as a program writes it, stopped the
+    host's start ("this ApprovalPolicySet would not read back as written"); it is kept
+    as the tuples a journaled policy reads back as, and gates the same."""
+    path = tmp_path / "lists.db"
+    policy = ApprovalPolicy(actions=["restart_service"], risks=["critical"], timeout_s=600.0)  # type: ignore[arg-type]
+    host = Host(path, durability="normal", clock=ManualClock(), approvals=policy)
+
+    @host.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        raise AssertionError("it waits for approval")
+
+    async with host:
+        gated = await host.process(OVERLOAD)
+        await host.wait_for_actions()
+        assert [gated.seq] == [p.decision_seq for p in host.controls.pending.values()]
+    assert (
+        ApprovalPolicy(actions=("restart_service",), risks=("critical",), timeout_s=600.0) == policy
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda: ApprovalPolicy(actions="restart_service"), "actions must be a list of names"),
+        (lambda: Host("x.db", approvals=ApprovalPolicy(risks=("extreme",))), "found 'extreme'"),
+        (lambda: Host("x.db", approvals=ApprovalPolicy(actions=("",))), "non-empty names"),
+    ],
+)
+def test_a_policy_that_could_never_match_is_refused(make: Any, says: str) -> None:
+    """A bare string matched by substring ('start' needed approval under 'restart'), and
+    an unknown risk or an empty name gated nothing, silently."""
+    with pytest.raises(ConfigurationError, match=says):
+        make()
 
 
 async def test_a_denied_or_unanswered_action_never_runs(tmp_path: Path) -> None:
