@@ -234,12 +234,20 @@ class FleetPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise ConfigurationError(msg)
         for name in ("correlate_window", "budget_window"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not 0 < value <= 86400 * 7:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value <= 86400 * 7
+            ):
                 raise ConfigurationError(f"{name} must be seconds from 0 to a week, not {value!r}")
         if self.budget is not None and (type(self.budget) is not int or self.budget < 0):
             raise ConfigurationError(f"budget must be an int from 0 or None, not {self.budget!r}")
-        if not all(isinstance(a, str) and a for a in self.disruptive):
+        disruptive = self.disruptive  # a bare string would be taken letter by letter
+        if isinstance(disruptive, str) or not isinstance(disruptive, list | tuple):
             raise ConfigurationError("disruptive must be a list of action names")
+        if not all(isinstance(a, str) and a for a in disruptive):
+            raise ConfigurationError("disruptive must be a list of action names")
+        msgspec.structs.force_setattr(self, "disruptive", tuple(disruptive))  # as journaled
         cooldown = self.cooldown
         if cooldown is not None and (
             isinstance(cooldown, bool)
@@ -382,13 +390,19 @@ class LearningPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     False: min_conf gates the rule walk, and alternatives compete on their record alone."""
 
     def __post_init__(self) -> None:
+        def number(value: object) -> float:  # anything else fails every range below
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return math.nan
+            return float(value)
+
+        prior, fade, bonus = number(self.prior_strength), number(self.fade), number(self.bonus)
         checks = (
-            ("prior_strength", self.prior_strength, 0.0 < self.prior_strength <= 1000.0),
-            ("fade", self.fade, 0.0 < self.fade <= 1.0),
-            ("bonus", self.bonus, 0.0 <= self.bonus <= 10.0),
+            ("prior_strength", self.prior_strength, 0.0 < prior <= 1000.0),
+            ("fade", self.fade, 0.0 < fade <= 1.0),
+            ("bonus", self.bonus, 0.0 <= bonus <= 10.0),
         )
         for name, value, ok in checks:
-            if isinstance(value, bool) or not ok or not math.isfinite(value):
+            if not ok:
                 ranges = {
                     "prior_strength": "above 0 and at most 1000",
                     "fade": "above 0 and at most 1",

@@ -130,6 +130,16 @@ class BreakerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     reset_after: float = 30.0
     """Seconds an open breaker waits before it lets one probe through (half-open)."""
 
+    def __post_init__(self) -> None:
+        if type(self.failure_threshold) is not int or self.failure_threshold < 1:
+            raise ConfigurationError(
+                f"failure_threshold must be an int of at least 1, not {self.failure_threshold!r}"
+            )
+        if not (_finite(self.reset_after) and self.reset_after >= 0):
+            raise ConfigurationError(
+                f"reset_after must be seconds from 0, not {self.reset_after!r}"
+            )
+
 
 def breaker_allows(policy: BreakerPolicy, breaker: Breaker, now_ns: int) -> tuple[bool, Breaker]:
     """Say whether a call may go ahead now, and the breaker after asking."""

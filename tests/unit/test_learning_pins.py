@@ -127,6 +127,7 @@ def test_the_learning_policy_is_checked_at_each_edge() -> None:
         ({"bonus": 10.5}, "from 0 to 10"),
         ({"bonus": math.nan}, "LearningPolicy.bonus"),
         ({"fade": True}, "LearningPolicy.fade"),
+        ({"fade": "0.9"}, "LearningPolicy.fade must be a number"),  # was a bare TypeError
     ):
         with pytest.raises(ConfigurationError, match=says):
             LearningPolicy(**bad)  # type: ignore[arg-type]

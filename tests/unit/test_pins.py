@@ -766,6 +766,41 @@ def test_delay_for_is_the_jittered_exponential_written_out() -> None:
     assert 6.0 == delay_for(RetryPolicy(base_delay=2.0, multiplier=3.0, jitter=0.0), 2, "k")
 
 
+@pytest.mark.parametrize(
+    ("knobs", "says"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold must be an int of at least 1, not 0"),
+        ({"failure_threshold": 2.5}, "failure_threshold must be an int of at least 1"),
+        ({"reset_after": -1.0}, "reset_after must be seconds from 0, not -1.0"),
+        ({"reset_after": float("nan")}, "reset_after must be seconds from 0, not nan"),
+        ({"reset_after": "30"}, "reset_after must be seconds from 0"),
+    ],
+)
+def test_a_breaker_policy_that_could_not_work_is_refused(
+    knobs: dict[str, object], says: str
+) -> None:
+    """BreakerPolicy checked nothing: a threshold of 0 or -1, or a NaN wait, was taken."""
+    from adaptive_runtime.engines.backoff import BreakerPolicy
+    from adaptive_runtime.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=says):
+        BreakerPolicy(**knobs)  # type: ignore[arg-type]
+    BreakerPolicy(failure_threshold=1, reset_after=0.0)  # the edges pass
+
+
+def test_a_fleet_policy_takes_lists_and_refuses_a_bare_string() -> None:
+    """disruptive="restart_service" was taken letter by letter, and could not be journaled;
+    a window of True was taken as 1 s."""
+    from adaptive_runtime import FleetPolicy
+    from adaptive_runtime.errors import ConfigurationError
+
+    assert ("restart_service",) == FleetPolicy(disruptive=["restart_service"]).disruptive  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="disruptive must be a list of action names"):
+        FleetPolicy(disruptive="restart_service")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="correlate_window must be seconds"):
+        FleetPolicy(correlate_window=True)
+
+
 def test_breaker_policy_defaults_and_transitions_written_out() -> None:
     """5 failures open it, 30 s before a probe; a failed probe reopens it; closed keeps no time."""
     p = BreakerPolicy()
