@@ -127,6 +127,19 @@ def register_action(
         raise ConfigurationError("an action needs a non-empty name, e.g. 'restart_service'")
     if resume not in ("retry", "abandon"):
         raise ConfigurationError(f"resume must be 'retry' or 'abandon', not {resume!r}")
+    policies: tuple[tuple[str, object, type], ...] = (
+        ("retry", retry, RetryPolicy),
+        ("breaker", breaker, BreakerPolicy),
+    )
+    for what, policy, kind in policies:
+        if policy is not None and not isinstance(policy, kind):  # a dict failed at the first call
+            raise ConfigurationError(
+                f"{what} must be a {kind.__name__}, e.g. {kind.__name__}(...), not"
+                f" {type(policy).__name__}"
+            )
+    for what, function in (("retry_on", retry_on), ("fallback", fallback)):
+        if function is not None and not callable(function):
+            raise ConfigurationError(f"{what} must be a function, not {type(function).__name__}")
     if verify is not None and not isinstance(verify, Verification):
         raise ConfigurationError(f"verify must be a Verification, not {type(verify).__name__}")
     if isinstance(escalate, str) or not all(isinstance(a, str) and a for a in escalate):

@@ -11,6 +11,7 @@ from journal_support import assert_replays
 from adaptive_runtime import (
     ActionCall,
     BreakerPolicy,
+    ConfigurationError,
     Host,
     InvalidEventError,
     LearningPolicy,
@@ -76,6 +77,24 @@ async def test_flaky_action_is_retried_with_backoff_and_journaled(tmp_path: Path
         (1, 1.0, "ConnectionError: restart refused (1)"),
         (2, 2.0, "ConnectionError: restart refused (2)"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"retry": {"max_attempts": 2}}, "retry must be a RetryPolicy"),
+        ({"breaker": {"failure_threshold": 3}}, "breaker must be a BreakerPolicy"),
+        ({"retry_on": "ConnectionError"}, "retry_on must be a function"),
+        ({"fallback": "restart"}, "fallback must be a function"),
+    ],
+)
+def test_an_action_setting_of_the_wrong_kind_is_refused_at_registration(
+    settings: dict[str, object], says: str
+) -> None:
+    """retry={"max_attempts": 2} was registered, and failed only when the action first ran."""
+    runtime = Runtime(agent_id="ops", path="unused.db")
+    with pytest.raises(ConfigurationError, match=says):
+        runtime.action("restart_service", **settings)  # type: ignore[arg-type]
 
 
 async def test_process_does_not_wait_for_actions() -> None:
