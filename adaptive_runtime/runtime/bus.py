@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, overload
 
 from .._awaiting import resolve
+from ..errors import ConfigurationError
 
 __all__ = ["ALL", "EventBus", "Handler"]
 
@@ -39,8 +40,24 @@ class EventBus:
         count = sum(len(h) for h in self._handlers.values())
         return f"EventBus(handlers={count}, running={len(self._tasks)}, errors={self.errors})"
 
-    def subscribe(self, event_type: str = ALL) -> Callable[[Handler], Handler]:
-        """Decorate a handler (sync or async) to run for every event of `event_type`."""
+    @overload
+    def subscribe(self, event_type: str = ALL) -> Callable[[Handler], Handler]: ...
+
+    @overload
+    def subscribe(self, event_type: Handler) -> Handler: ...
+
+    def subscribe(self, event_type: str | Handler = ALL) -> Callable[[Handler], Handler] | Handler:
+        """Decorate a handler (sync or async) to run for every event of `event_type`.
+
+        `@bus.subscribe` without parentheses subscribes the handler to every type (it bound
+        the handler's name to the decorator instead, and subscribed nothing).
+        """
+        if callable(event_type):
+            self.add(ALL, event_type)
+            return event_type
+        if not isinstance(event_type, str) or not event_type:
+            msg = f"subscribe takes an event type such as 'anomaly_detected' (or none), not {event_type!r}"
+            raise ConfigurationError(msg)
 
         def register(handler: Handler) -> Handler:
             self.add(event_type, handler)

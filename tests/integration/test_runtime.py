@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from adaptive_runtime import (
+    ConfigurationError,
     DuplicateEventError,
     InvalidEventError,
     ManualClock,
@@ -289,6 +290,24 @@ async def test_bus_runs_handlers_after_decision_and_counts_errors(
         await runtime.process(SCENARIO[2])
         await runtime.bus.drain()
         assert 3 == len(seen)
+
+
+async def test_subscribe_without_parentheses_hears_every_event(tmp_path: Path) -> None:
+    """`@bus.subscribe` with no parentheses bound the handler's name to the decorator and
+    subscribed nothing, silently; a type that is not a string is refused."""
+    seen: list[str] = []
+    async with runtime_at(tmp_path / "j.db") as runtime:
+
+        @runtime.bus.subscribe
+        async def everything(event: dict[str, object]) -> None:
+            seen.append(str(event["type"]))
+
+        await runtime.process(SCENARIO[1])
+        await runtime.bus.drain()
+        assert ["anomaly_detected"] == seen
+        assert runtime.bus.unsubscribe(everything)  # the name is still the handler
+        with pytest.raises(ConfigurationError, match="subscribe takes an event type"):
+            runtime.bus.subscribe(5)  # type: ignore[call-overload]
 
 
 async def test_metrics_belong_to_one_runtime() -> None:
