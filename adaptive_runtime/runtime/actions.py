@@ -123,6 +123,10 @@ def register_action(
     escalate: Sequence[str] = (),
 ) -> Callable[[Handler], Handler]:
     """The decorator that registers an action handler, host-wide or for one agent."""
+    if callable(name):  # @runtime.action without the action's name
+        raise ConfigurationError(
+            "name the action the handler carries out: @runtime.action('restart_service')"
+        )
     if not isinstance(name, str) or not name:
         raise ConfigurationError("an action needs a non-empty name, e.g. 'restart_service'")
     if resume not in ("retry", "abandon"):

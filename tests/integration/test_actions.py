@@ -97,6 +97,15 @@ def test_an_action_setting_of_the_wrong_kind_is_refused_at_registration(
         runtime.action("restart_service", **settings)  # type: ignore[arg-type]
 
 
+def test_an_action_decorator_without_its_name_says_to_name_it() -> None:
+    """`@runtime.action` bare said only that the action needs a non-empty name."""
+    runtime = Runtime(agent_id="ops", path="unused.db")
+    with pytest.raises(ConfigurationError, match=r"@runtime.action\('restart_service'\)"):
+
+        @runtime.action  # type: ignore[arg-type]
+        async def restart(call: ActionCall) -> None: ...
+
+
 async def test_process_does_not_wait_for_actions() -> None:
     """process() returns while its action is still running."""
     gate = asyncio.Event()
