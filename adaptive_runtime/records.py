@@ -562,7 +562,7 @@ class ApprovalPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     def __post_init__(self) -> None:
         # A list, as a program writes one, is kept as the tuple a journaled policy reads back
         # as; a bare string would match by substring and could not be journaled at all.
-        # (What a journal may already hold is checked where a policy is given: unknown().)
+        # (What a journal may already hold is checked where a policy is given: unusable().)
         for name in ("actions", "risks"):
             given = getattr(self, name)
             if isinstance(given, str) or not isinstance(given, list | tuple):
@@ -577,7 +577,7 @@ class ApprovalPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             )
             raise ConfigurationError(msg)
 
-    def unknown(self) -> str | None:
+    def unusable(self) -> str | None:
         """What in this policy could never match a decision (an empty action name, a risk
         that is not a risk level), said as an error message; None if nothing."""
         for action in self.actions:

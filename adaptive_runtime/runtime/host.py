@@ -197,8 +197,8 @@ class Host:
         if approvals is not None and not isinstance(approvals, ApprovalPolicy):
             msg = f"approvals must be an ApprovalPolicy, not {type(approvals).__name__}"
             raise ConfigurationError(msg)
-        if approvals is not None and (unknown := approvals.unknown()) is not None:
-            raise ConfigurationError(unknown)
+        if approvals is not None and (unusable := approvals.unusable()) is not None:
+            raise ConfigurationError(unusable)
         self.controls = OperatorControls(self, dry_run=bool(dry_run), approvals=approvals)
         """Dry run, silences, approvals and dead letters: what becomes of decided actions."""
 
