@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -374,6 +375,12 @@ class FleetIncident(msgspec.Struct, frozen=True, tag=True, array_like=True):
     rule: str
 
 
+def finite_number(value: object) -> bool:
+    """A real number (not a bool), neither infinite nor NaN: what a knob of seconds, a
+    rate or a weight may be (a NaN passes every comparison, as false)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class LearningPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How an agent learns from outcomes (see engines.learning); journaled, in the ruleset hash."""
 
@@ -390,19 +397,13 @@ class LearningPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     False: min_conf gates the rule walk, and alternatives compete on their record alone."""
 
     def __post_init__(self) -> None:
-        def number(value: object) -> float:  # anything else fails every range below
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                return math.nan
-            return float(value)
-
-        prior, fade, bonus = number(self.prior_strength), number(self.fade), number(self.bonus)
-        checks = (
-            ("prior_strength", self.prior_strength, 0.0 < prior <= 1000.0),
-            ("fade", self.fade, 0.0 < fade <= 1.0),
-            ("bonus", self.bonus, 0.0 <= bonus <= 10.0),
+        checks: tuple[tuple[str, Any, Callable[[float], bool]], ...] = (
+            ("prior_strength", self.prior_strength, lambda v: 0.0 < v <= 1000.0),
+            ("fade", self.fade, lambda v: 0.0 < v <= 1.0),
+            ("bonus", self.bonus, lambda v: 0.0 <= v <= 10.0),
         )
-        for name, value, ok in checks:
-            if not ok:
+        for name, value, in_range in checks:
+            if not (finite_number(value) and in_range(value)):
                 ranges = {
                     "prior_strength": "above 0 and at most 1000",
                     "fade": "above 0 and at most 1",

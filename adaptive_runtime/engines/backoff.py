@@ -8,7 +8,7 @@ import math
 import msgspec
 
 from ..errors import ConfigurationError
-from ..records import Breaker
+from ..records import Breaker, finite_number
 
 __all__ = [
     "Breaker",
@@ -41,18 +41,18 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         # a NaN passes every comparison below, and its wait can't be journaled: the attempt
         # after the first failure would be left started for good
         for name in ("base_delay", "multiplier", "max_delay", "jitter"):
-            if not _finite(getattr(self, name)):
+            if not finite_number(getattr(self, name)):
                 raise ConfigurationError(
                     f"{name} must be a finite number, not {getattr(self, name)!r}"
                 )
         if self.total_timeout is not None and not (
-            _finite(self.total_timeout) and self.total_timeout >= 0
+            finite_number(self.total_timeout) and self.total_timeout >= 0
         ):
             raise ConfigurationError(
                 f"total_timeout must be seconds from 0 (or None), not {self.total_timeout!r}"
             )
         if self.attempt_timeout is not None and not (
-            _finite(self.attempt_timeout) and self.attempt_timeout > 0
+            finite_number(self.attempt_timeout) and self.attempt_timeout > 0
         ):
             raise ConfigurationError(
                 f"attempt_timeout must be a positive number of seconds, not {self.attempt_timeout}"
@@ -78,11 +78,6 @@ def _grown(policy: RetryPolicy, attempt: int) -> float:
         return float(policy.base_delay * policy.multiplier ** (attempt - 1))
     except OverflowError:
         return math.inf
-
-
-def _finite(value: object) -> bool:
-    """A real number (not a bool), neither infinite nor NaN."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def delay_for(policy: RetryPolicy, attempt: int, key: str) -> float:
@@ -135,7 +130,7 @@ class BreakerPolicy(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigurationError(
                 f"failure_threshold must be an int of at least 1, not {self.failure_threshold!r}"
             )
-        if not (_finite(self.reset_after) and self.reset_after >= 0):
+        if not (finite_number(self.reset_after) and self.reset_after >= 0):
             raise ConfigurationError(
                 f"reset_after must be seconds from 0, not {self.reset_after!r}"
             )
