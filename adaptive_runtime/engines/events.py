@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._checks import check_text
@@ -17,6 +17,7 @@ __all__ = [
     "REDACTED",
     "TARGET_FIELDS",
     "check_values",
+    "event_list",
     "fingerprint_of",
     "parse_event",
     "severity",
@@ -66,6 +67,15 @@ class _Budget:
                 f"passed at {field!r}); send less, or raise max_event_bytes"
             )
             raise InvalidEventError(msg, field=field)
+
+
+def event_list(events: object) -> Sequence[Any]:
+    """The events of a batch, as given: a list (any sequence) of events. A bare string, a
+    single event or None is refused whole, for a string was taken letter by letter."""
+    if isinstance(events, str | bytes | Mapping) or not isinstance(events, Sequence):
+        msg = f"a batch is a list of events, not {type(events).__name__}"
+        raise InvalidEventError(msg, field="events")
+    return events
 
 
 def parse_event(

@@ -13,7 +13,7 @@ from .._crashpoints import crash_point
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
-from ..engines.events import fingerprint_of, parse_event, target_of
+from ..engines.events import event_list, fingerprint_of, parse_event, target_of
 from ..engines.fleet import acting, gate_in_fleet, held_back, observe, open_incident
 from ..engines.original import ConfidenceEngine, pooled
 from ..engines.pipeline import decide
@@ -131,6 +131,7 @@ class Agent:
         input, an id reused with another body...): a bad event never stops the others.
         """
         host = self._host
+        events = event_list(events)
         ledger = await host.ledger(self.agent_id)
         started = time.perf_counter()
         results: list[Decision | AdaptiveRuntimeError | None] = [None] * len(events)
@@ -420,8 +421,8 @@ class Agent:
     async def event_history(self, limit: int = 10) -> list[dict[str, Any]]:
         """Return the latest events with their decisions, newest first, across restarts."""
         worker = await self._host.when_ready()
-        if limit < 0:
-            raise ConfigurationError("limit must not be negative")
+        if type(limit) is not int or limit < 0:
+            raise ConfigurationError(f"limit must be an int from 0, not {limit!r}")
         items = await worker.run(
             lambda: list(history(worker.journal, agent=self.agent_id, limit=limit))
         )

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
-from ..engines.events import MAX_EVENT_BYTES
+from ..engines.events import MAX_EVENT_BYTES, event_list
 from ..engines.fleet import FleetView, close_episode, fingerprint_key
 from ..engines.pipeline import PluginSet
 from ..errors import (
@@ -471,6 +471,8 @@ class Host:
         cancels them and journals each attempt in flight as interrupted, so that the
         next start() resumes it.
         """
+        if actions not in ("wait", "interrupt"):  # checked first: the host stays as it was
+            raise ConfigurationError(f"actions must be 'wait' or 'interrupt', not {actions!r}")
         if self._worker is None:
             return
         if actions == "interrupt":
@@ -575,6 +577,7 @@ class Host:
         Each agent's events are journaled together, in one commit; each result is a
         Decision or the error that event alone met.
         """
+        events = event_list(events)
         by_agent: dict[str, list[int]] = {}
         results: list[Any] = [None] * len(events)
         for index, event in enumerate(events):

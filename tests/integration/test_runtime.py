@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -512,3 +513,32 @@ async def test_a_call_that_reaches_the_journal_after_stop_hears_that_the_runtime
     await runtime.stop()
     with pytest.raises(RuntimeNotStartedError, match="stopped while this call was on its way"):
         ledger.require_worker()
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "says"),
+    [
+        (
+            lambda r: r.process_many("abc"),
+            InvalidEventError,
+            "a batch is a list of events, not str",
+        ),
+        (lambda r: r.process_many(None), InvalidEventError, "not NoneType"),
+        (lambda r: r.process_many(OVERLOAD), InvalidEventError, "not dict"),
+        (lambda r: r.host.process_many("abc"), InvalidEventError, "not str"),
+        (lambda r: r.event_history("5"), ConfigurationError, "limit must be an int from 0"),
+        (lambda r: r.stop(actions="later"), ConfigurationError, "'wait' or 'interrupt'"),
+    ],
+)
+async def test_a_call_of_the_wrong_kind_is_refused_whole(
+    tmp_path: Path, call: Any, error: type[Exception], says: str
+) -> None:
+    """process_many("abc") decided nothing and answered an error per letter, None raised a
+    bare TypeError, event_history("5") too, and stop(actions="later") stopped as "wait".
+    Nothing is journaled, and the runtime still serves."""
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        head = runtime.journal.head()
+        with pytest.raises(error, match=says):
+            await call(runtime)
+        assert head == runtime.journal.head()
+        assert "restart_service" == (await runtime.process(OVERLOAD)).action
