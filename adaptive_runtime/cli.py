@@ -716,12 +716,14 @@ def _deny(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace, *, approve: bool) -> int:
-    from .engines.silences import check_text_field
+    from .engines.silences import MAX_COMMENT, check_text_field
     from .projections.controls import pending_approvals
     from .projections.fleet import HOST_STREAM
     from .records import ApprovalGiven, to_pending
 
     check_text_field("by", args.by)
+    if args.comment:
+        check_text_field("comment", args.comment, MAX_COMMENT)
     journal = _open(args)
     try:
         found = [p for p in pending_approvals(journal).values() if p.decision_seq == args.seq]

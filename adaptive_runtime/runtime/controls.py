@@ -14,7 +14,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from ..engines.silences import check_text_field, new_silence
+from ..engines.silences import MAX_COMMENT, check_text_field, new_silence
 from ..errors import AdaptiveRuntimeError
 from ..journal import Journal
 from ..projections.controls import (
@@ -249,7 +249,8 @@ class OperatorControls:
             decision_seq=decision_seq,
             approve=bool(approve),
             by=check_text_field("by", by),
-            comment=comment,
+            # bounded and printable as a silence's comment is (it was neither)
+            comment=check_text_field("comment", comment, MAX_COMMENT) if comment else "",
         )
         await self._request(record)
 

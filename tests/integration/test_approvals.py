@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from journal_support import assert_replays
 
-from adaptive_runtime import ConfigurationError, Host, ManualClock
+from adaptive_runtime import ConfigurationError, Host, InvalidEventError, ManualClock
 from adaptive_runtime.engines.backoff import RetryPolicy
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections.audit import explain
@@ -112,6 +112,34 @@ def test_a_policy_that_could_never_match_is_refused(make: Any, says: str) -> Non
     an unknown risk or an empty name gated nothing, silently."""
     with pytest.raises(ConfigurationError, match=says):
         make()
+
+
+@pytest.mark.parametrize("comment", ["line one\nFAKE LINE", "x" * 1001])
+async def test_an_answer_s_comment_is_bounded_and_printable_like_a_silence_s(
+    tmp_path: Path, comment: str
+) -> None:
+    """An approval's comment took any text of any length (a silence's is printable and at
+    most 1,000 characters); it is refused, and the request stays pending."""
+    path = tmp_path / "a.db"
+    host, ran = gated_host(path, ManualClock(start_ns=START_NS))
+    async with host:
+        gated = await host.process(OVERLOAD)
+        await host.wait_for_actions()
+        head = host.journal.head()
+        with pytest.raises(InvalidEventError, match="comment"):
+            await host.controls.answer(gated.seq, approve=True, by="alice", comment=comment)
+        assert head == host.journal.head()
+        assert [gated.seq] == [p.decision_seq for p in host.controls.pending.values()]
+    assert [] == ran
+
+
+def test_approve_from_the_cli_refuses_a_comment_that_is_not_one_printable_line(
+    tmp_path: Path,
+) -> None:
+    """The CLI's answer took the comment as given, as the library's did."""
+    out = cli("approve", "7", "--db", str(tmp_path / "none.db"), "--comment", "ok\nFAKE LINE")
+    assert 2 == out.returncode
+    assert "comment must be printable text" in out.stderr
 
 
 async def test_a_denied_or_unanswered_action_never_runs(tmp_path: Path) -> None:
