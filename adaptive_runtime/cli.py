@@ -416,9 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--follow", "-f", action="store_true", help="keep printing new entries")
     tail.add_argument(
         "--after",
-        type=_seq,
+        type=_count,
         metavar="SEQ",
-        help="start after this seq (default: the last --lines entries)",
+        help="start after this seq, 0 for the first entry (default: the last --lines entries)",
     )
     tail.add_argument(
         "--lines", "-n", type=_count, default=10, help="how many to show first (default: 10)"

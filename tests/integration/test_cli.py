@@ -743,6 +743,10 @@ def test_tail_prints_the_newest_entries_one_line_each(journal_path: Path) -> Non
         for line in cli("tail", "-n", "2", "--json", "--db", str(journal_path)).stdout.splitlines()
     ]
     assert [d["seq"] for d in data] == [int(lines[-2].split()[0]), int(lines[-1].split()[0])]
+    everything = cli("tail", "--after", "0", "--json", "--db", str(journal_path))
+    assert 0 == everything.returncode, everything.stderr  # 0 was refused: "a seq is from 1"
+    seqs = [json.loads(line)["seq"] for line in everything.stdout.splitlines()]
+    assert list(range(1, int(lines[-1].split()[0]) + 1)) == seqs
 
 
 def test_follow_on_sqlite_sees_every_entry_once_while_another_process_writes(
