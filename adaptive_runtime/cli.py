@@ -884,8 +884,8 @@ def _history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def _plural(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -978,7 +978,7 @@ def _replay(args: argparse.Namespace) -> int:
             _print_json(report)
         elif report.ok:
             print(
-                f"OK: {report.decisions} decisions re-decided from an empty state; all match the journal byte for byte."
+                f"OK: {_plural(report.decisions, 'decision')} re-decided from an empty state; all match the journal byte for byte."
             )
         else:
             print(
@@ -1104,7 +1104,7 @@ def _verify(args: argparse.Namespace) -> int:
             checked = " and matches the expected head" if expected else ""
             storage = " SQLite quick_check ok," if type(journal).__name__ == "SqliteJournal" else ""
             print(
-                f"OK: {report.entries} entries, hash chain intact{checked},{storage} "
+                f"OK: {_plural(report.entries, 'entry', 'entries')}, hash chain intact{checked},{storage} "
                 f"{_plural(len(snapshots), 'snapshot')} checked against the chain."
             )
         print(f"Head: {report.head}")
@@ -1139,7 +1139,7 @@ def _export(args: argparse.Namespace) -> int:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    print(f"Exported {count} entries to {args.out}", file=sys.stderr)
+    print(f"Exported {_plural(count, 'entry', 'entries')} to {args.out}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -1182,7 +1182,7 @@ def _import_postgres(args: argparse.Namespace) -> int:
         journal.drop_schema()
         raise
     print(
-        f"Imported {count} entries into schema {schema} ({describe(args.db)}); chain verified."
+        f"Imported {_plural(count, 'entry', 'entries')} into schema {schema} ({describe(args.db)}); chain verified."
         f" Head: {head}"
     )
     return EXIT_OK
@@ -1244,7 +1244,9 @@ def _import(args: argparse.Namespace) -> int:
         discard(partial)
         raise
     partial.rename(args.db)
-    print(f"Imported {count} entries into {args.db}; chain verified. Head: {head}")
+    print(
+        f"Imported {_plural(count, 'entry', 'entries')} into {args.db}; chain verified. Head: {head}"
+    )
     return EXIT_OK
 
 
@@ -1370,7 +1372,9 @@ def _stats(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
         return EXIT_OK
-    print(f"{result.decisions} decisions" + (f" for agent {args.agent}" if args.agent else ""))
+    print(
+        _plural(result.decisions, "decision") + (f" for agent {args.agent}" if args.agent else "")
+    )
     for title, counts in (
         ("event type", result.by_type),
         ("action", result.by_action),

@@ -516,10 +516,21 @@ def test_history_since_returns_decisions_after_the_clock_stepped_back(tmp_path: 
     assert [6, 2] == [item["seq"] for item in json.loads(out.stdout)]
 
 
-def test_one_decision_is_not_plural(journal_path: Path) -> None:
-    """`history --limit 1` says "1 decision shown", not "1 decisions"."""
+def test_one_decision_is_not_plural(journal_path: Path, tmp_path: Path) -> None:
+    """`history --limit 1` says "1 decision shown", not "1 decisions"; and so do stats,
+    replay --verify, verify, export and import (they said "1 decisions", "1 entries")."""
     out = cli("history", "--db", str(journal_path), "--limit", "1")
     assert "\n1 decision shown, newest first." in out.stdout
+    canary = ["--db", str(journal_path), "--agent", "canary"]  # one event, one decision
+    assert cli("stats", *canary).stdout.startswith("1 decision for agent canary\n")
+    assert "OK: 1 decision re-decided" in cli("replay", "--verify", *canary).stdout
+    one = tmp_path / "one.jsonl"
+    one.write_text(cli("export", "--db", str(journal_path)).stdout.splitlines()[0] + "\n")
+    imported = cli("import", str(one), "--db", str(tmp_path / "one.db"))
+    assert imported.stdout.startswith("Imported 1 entry into "), imported.stderr
+    assert cli("verify", "--db", str(tmp_path / "one.db")).stdout.startswith("OK: 1 entry, ")
+    exported = cli("export", "--db", str(tmp_path / "one.db"), "--out", str(tmp_path / "o.jsonl"))
+    assert "Exported 1 entry to " in exported.stderr
 
 
 def test_replay_mismatch_table_shows_the_values_that_differ(tmp_path: Path) -> None:
