@@ -848,6 +848,14 @@ def _history(args: argparse.Namespace) -> int:
 
     if args.limit < 0:
         raise UsageError("--limit must not be negative")
+    since_ns = parse_time(args.since) if args.since else None
+    until_ns = parse_time(args.until) if args.until else None
+    if since_ns is not None and until_ns is not None and since_ns > until_ns:
+        # an age counts back from now: --since 1h --until 2h is an empty span
+        raise UsageError(
+            f"--since {args.since} is after --until {args.until}: no decision can fall"
+            " between them (an age such as 2h is that long ago)"
+        )
     journal = _open(args)
     items = list(
         history(
@@ -856,8 +864,8 @@ def _history(args: argparse.Namespace) -> int:
             event_type=args.type,
             action=args.action,
             priority=args.priority,
-            since_ns=parse_time(args.since) if args.since else None,
-            until_ns=parse_time(args.until) if args.until else None,
+            since_ns=since_ns,
+            until_ns=until_ns,
             limit=args.limit,
         )
     )

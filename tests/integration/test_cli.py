@@ -373,6 +373,7 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
         (["export", "--agent", "nobody"], "agent 'nobody' has no entries"),
         (["explain", "2", "--agent", "canary"], "belongs to agent 'prod', not 'canary'"),
         (["replay", "--rules", "LATIN1"], "LATIN1_NAME is not UTF-8 text"),
+        (["history", "--since", "1h", "--until", "2h"], "--since 1h is after --until 2h"),
         (["stats", "--plot", "MISSING"], "argument --plot: MISSING_NAME: the folder"),
         (["simulate", "all", "--plot", "MISSING"], "argument --plot: MISSING_NAME: the folder"),
         (["stats", "--plot", "FOLDER"], "is a folder; give a file name"),
