@@ -14,12 +14,12 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from importlib import resources
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
+from litestar.datastructures import ResponseHeader
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import (
     HTTPException,
@@ -69,6 +69,7 @@ from ..records import (
 from ..runtime.host import Host
 from .auth import Tokens
 from .feed import Feed
+from .page import EVERY_RESPONSE, dashboard_page
 from .telemetry import Telemetry
 from .views import (
     AgentView,
@@ -709,8 +710,9 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         return schema
 
     @get("/", media_type=MediaType.HTML, include_in_schema=False)
-    async def dashboard() -> str:
-        return resources.files(__package__).joinpath("dashboard/index.html").read_text("utf-8")
+    async def dashboard() -> Response[str]:
+        page = dashboard_page()
+        return Response(page.html, media_type=MediaType.HTML, headers=page.headers)
 
     # -- errors ----------------------------------------------------------------------
 
@@ -737,7 +739,9 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             instance=request.url.path,
             field=field,
         )
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = dict(EVERY_RESPONSE)
+        if status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
     async def on_startup() -> None:
@@ -799,6 +803,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         on_shutdown=[on_shutdown],
         openapi_config=openapi,
         request_max_body_size=config.max_body_bytes,
+        response_headers=[ResponseHeader(name=k, value=v) for k, v in EVERY_RESPONSE.items()],
         logging_config=None,  # the library's loggers stay its user's to configure
         debug=False,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -403,6 +405,39 @@ async def test_health_readiness_and_the_openapi_document(tmp_path: Path) -> None
         page = await c.get("/")
         assert "text/html" in page.headers["content-type"]
         assert "Live decisions" in page.text
+
+
+async def test_every_response_forbids_sniffing_and_the_page_allows_only_its_own_code(
+    tmp_path: Path,
+) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        responses = {
+            "page": await c.get("/"),
+            "json": await c.get("/v1/stats", headers=READ),
+            "problem": await c.get("/v1/stats"),
+            "stream": await c.get("/v1/stream?follow=false", headers=READ),
+        }
+        page = responses["page"]
+    for name, r in responses.items():
+        assert ("nosniff", "no-referrer") == (
+            r.headers.get("x-content-type-options"),
+            r.headers.get("referrer-policy"),
+        ), name
+    policy = dict(
+        part.split(" ", 1) for part in page.headers["content-security-policy"].split("; ")
+    )
+    # the page's one script and one style, by their hashes, and nothing else
+    script = page.text.split("<script>", 1)[1].split("</script>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" == policy["script-src"]
+    assert policy["style-src"].startswith("'sha256-")
+    assert ("'none'", "'none'", "'self'") == (
+        policy["default-src"],
+        policy["frame-ancestors"],
+        policy["connect-src"],
+    )
+    assert "DENY" == page.headers["x-frame-options"]
 
 
 def test_scrub_takes_out_url_passwords_and_tokens() -> None:
