@@ -732,7 +732,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                 status, title, detail = outcome.http_status, outcome.title, str(exc)
             field = getattr(exc, "field", None)
         body = Problem(
-            type=f"urn:adaptive-runtime:problem:{re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')}",
+            type=_problem_type(title),
             title=title,
             status=status,
             detail=None if detail is None else scrub(detail, secrets),
@@ -838,12 +838,17 @@ def _problem_of(exc: BaseException, secrets: tuple[str, ...]) -> Problem:
     )
     detail = "the server logged the error" if outcome is None else scrub(str(exc), secrets)
     return Problem(
-        type=f"urn:adaptive-runtime:problem:{re.sub(r'[^a-z0-9]+', '-', title).strip('-')}",
+        type=_problem_type(title),
         title=title,
         status=status,
         detail=detail,
         field=getattr(exc, "field", None),
     )
+
+
+def _problem_type(title: str) -> str:
+    """The problem's type URI, from its title: `urn:adaptive-runtime:problem:not-found`."""
+    return f"urn:adaptive-runtime:problem:{re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')}"
 
 
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
