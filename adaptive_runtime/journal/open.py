@@ -22,17 +22,20 @@ from .memory import MemoryJournal
 __all__ = ["describe", "is_memory", "open_journal", "sqlite_path"]
 
 MEMORY = "memory:"
+# SQLite's own name for a database in memory, which a SQLite user reaches for first:
+# SQLite never opens a file by that name, so it means our memory journal here too.
+_MEMORY_NAMES = (MEMORY, ":memory:")
 
 
 def is_memory(url: str | os.PathLike[str]) -> bool:
-    """Whether the URL names an in-memory journal."""
-    return isinstance(url, str) and url == MEMORY
+    """Whether the URL names an in-memory journal: `memory:` (or SQLite's `:memory:`)."""
+    return os.fspath(url) in _MEMORY_NAMES
 
 
 def sqlite_path(url: str | os.PathLike[str]) -> str | None:
     """The file a SQLite URL or plain path names; None for any other kind of journal."""
     text = os.fspath(url)
-    if text == MEMORY or text.startswith(("postgresql:", "postgres:")):
+    if text in _MEMORY_NAMES or text.startswith(("postgresql:", "postgres:")):
         return None
     if text.startswith("sqlite:"):
         rest = text[len("sqlite:") :]

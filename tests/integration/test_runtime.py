@@ -334,6 +334,19 @@ async def test_in_memory_runtime_and_injected_journal() -> None:
         assert 0 == other.state.events
 
 
+@pytest.mark.parametrize("name", ["memory:", ":memory:"])
+async def test_a_journal_in_memory_is_named_ours_or_sqlites_way(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`:memory:`, SQLite's name, opens the memory journal too (SQLite would refuse WAL)."""
+    monkeypatch.chdir(tmp_path)  # where a file by that name would be made
+    async with Runtime(agent_id="a", path=name) as runtime:
+        await runtime.process(OVERLOAD)
+        assert isinstance(runtime.journal, MemoryJournal)
+        assert 2 == runtime.journal.head().seq
+    assert [] == list(tmp_path.iterdir())
+
+
 async def test_logs_follow_the_original_format(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
