@@ -22,6 +22,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import ResponseHeader
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import (
+    ClientException,
     HTTPException,
     NotAuthorizedException,
     PermissionDeniedException,
@@ -166,6 +167,17 @@ EventsBody = Annotated[
         },
     ),
 ]
+
+
+class _Request(Request[Any, Any, Any]):
+    """A request whose JSON body, nested past what the decoder can follow, is the sender's
+    error (400), not the server's: msgspec raises RecursionError, not a DecodeError."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except RecursionError:
+            raise ClientException("the JSON body is nested too deeply to read") from None
 
 
 def _responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -803,6 +815,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         on_shutdown=[on_shutdown],
         openapi_config=openapi,
         request_max_body_size=config.max_body_bytes,
+        request_class=_Request,
         response_headers=[ResponseHeader(name=k, value=v) for k, v in EVERY_RESPONSE.items()],
         logging_config=None,  # the library's loggers stay its user's to configure
         debug=False,

@@ -371,6 +371,33 @@ async def test_a_body_past_the_limit_is_413_and_journals_nothing(tmp_path: Path)
     assert 0 == head(tmp_path / "j.db")
 
 
+@pytest.mark.parametrize(
+    "route",
+    [
+        "/v1/events",
+        "/v1/outcomes",
+        "/v1/receivers/alertmanager",
+        "/v1/receivers/cloudevents",
+        "/v1/silences",
+        "/v1/silences/s-1/end",
+        "/v1/approvals/2",
+        "/v1/dead-letters/2/retry",
+        "/v1/dead-letters/2/dismiss",
+    ],
+)
+async def test_a_body_nested_too_deeply_to_read_is_400_and_journals_nothing(
+    tmp_path: Path, route: str
+) -> None:
+    host, _ = host_at(tmp_path / "j.db")
+    deep = '{"type": "timeout", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    async with client(host) as c:
+        token = {"Authorization": f"Bearer {APPROVER}"} if "approvals" in route else WRITE
+        r = await c.post(route, content=deep, headers=token | {"content-type": "application/json"})
+        assert (400, "bad request") == (r.status_code, r.json()["title"]), r.text
+        assert "nested too deeply" in r.json()["detail"]
+    assert 0 == head(tmp_path / "j.db")
+
+
 async def test_health_readiness_and_the_openapi_document(tmp_path: Path) -> None:
     host, _ = host_at(tmp_path / "j.db")
     async with client(host) as c:
