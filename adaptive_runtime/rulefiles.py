@@ -48,8 +48,9 @@ def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> Po
         raise InvalidRulesError(msg) from None
     try:
         data: Any = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        msg = f"{file} is not valid {'TOML' if file.suffix.lower() == '.toml' else 'JSON'}: {exc}"
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        why = "nested too deeply to read" if isinstance(exc, RecursionError) else exc
+        msg = f"{file} is not valid {'TOML' if file.suffix.lower() == '.toml' else 'JSON'}: {why}"
         raise InvalidRulesError(msg) from None
     fleet: FleetPolicy | None = None
     learning: LearningPolicy | None = None

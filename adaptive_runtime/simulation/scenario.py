@@ -85,8 +85,9 @@ def load_scenario(name_or_path: str | os.PathLike[str]) -> Scenario:
     text, where = _text_of(name_or_path)
     try:
         data: Any = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{where} is not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        why = "nested too deeply to read" if isinstance(exc, RecursionError) else exc
+        raise ScenarioError(f"{where} is not valid TOML: {why}") from None
     try:
         scenario = msgspec.convert(data, Scenario)
     except msgspec.ValidationError as exc:

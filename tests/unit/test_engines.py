@@ -229,6 +229,10 @@ def test_rules_load_from_toml_and_json(tmp_path: Path) -> None:
     toml.write_text("[[rules]\n")
     with pytest.raises(InvalidRulesError, match="not valid TOML"):
         load_rules(toml)
+    for file, text in [(toml, "rules = {}"), (js, '{"rules": {}}')]:
+        file.write_text(text.replace("{}", "[" * 5000 + "]" * 5000))
+        with pytest.raises(InvalidRulesError, match=r"not valid (TOML|JSON): nested too deeply"):
+            load_rules(file)
 
 
 def test_backoff_schedule_is_capped_and_deterministic() -> None:

@@ -49,6 +49,7 @@ def test_every_shipped_scenario_loads_by_name() -> None:
             "fault 'partition': 'type' must be printable with no spaces",
         ),
         ("name = ", "not valid TOML"),
+        ("x = " + "[" * 5000 + "]" * 5000, "not valid TOML: nested too deeply to read"),
     ],
 )
 def test_a_bad_scenario_is_refused_naming_what_to_fix(tmp_path: Path, text: str, says: str) -> None:
