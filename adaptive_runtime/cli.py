@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
-from ._text import TerminalSafe, format_ts, parse_time, seq_or_time, shown, table
+from ._text import MAX_TS_NS, TerminalSafe, format_ts, parse_time, seq_or_time, shown, table
 from .errors import JournalError
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
@@ -630,6 +630,9 @@ def _silence(args: argparse.Namespace) -> int:
     if args.silence_command == "add":  # checked before the journal is opened (or made)
         starts = parse_time(args.start) if args.start else now
         ends = parse_time(args.until) if args.until else starts + _duration_ns(args.duration)
+        if ends > MAX_TS_NS:
+            msg = f"--for {args.duration} would end past the year 2262, the last a time can name; give a shorter length"
+            raise UsageError(msg)
         silence = new_silence(
             SilenceMatcher(
                 agent=args.agent, target=args.target, event_type=args.type, context=args.context

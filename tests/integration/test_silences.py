@@ -225,6 +225,9 @@ def test_cli_silence_errors_are_usage_errors(tmp_path: Path) -> None:
     bad = cli("silence", "add", "--db", str(db), "--for", "soon", "--comment", "x")
     assert 2 == bad.returncode
     assert "--for takes a length" in bad.stderr
+    long = cli("silence", "add", "--db", str(db), "--for", "9999999w", "--comment", "x")
+    assert 2 == long.returncode
+    assert "--for 9999999w would end past the year 2262" in long.stderr
     ok = cli(
         "silence", "add", "--db", str(db), "--for", "2h", "--type", "timeout", "--comment", "x"
     )
