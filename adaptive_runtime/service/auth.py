@@ -49,6 +49,7 @@ class Tokens:
     def parse(cls, text: str, *, where: str) -> Tokens:
         """Read `scopes token` lines; a bad line is a ConfigurationError naming its number."""
         found: list[tuple[str, frozenset[str]]] = []
+        lines: dict[str, int] = {}  # each token's line
         for number, line in enumerate(text.replace(";", "\n").splitlines(), start=1):
             line = line.strip()
             if not line or line.startswith("#"):
@@ -65,6 +66,14 @@ class Tokens:
             if len(parts[1]) < MIN_TOKEN_LENGTH:
                 msg = f"{where}, line {number}: a token needs at least {MIN_TOKEN_LENGTH} characters (try `python -c 'import secrets; print(secrets.token_hex(16))'`)"
                 raise ConfigurationError(msg)
+            if not all("!" <= c <= "~" for c in parts[1]):
+                msg = f"{where}, line {number}: a token is sent in an HTTP header, so it must be ASCII letters, digits and punctuation only"
+                raise ConfigurationError(msg)
+            if parts[1] in lines:
+                # which scopes would win is not for a reader of the file to guess
+                msg = f"{where}, line {number}: the token of line {lines[parts[1]]} again; give each token one line with all its scopes"
+                raise ConfigurationError(msg)
+            lines[parts[1]] = number
             found.append((parts[1], scopes))
         return cls(found)
 

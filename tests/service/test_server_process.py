@@ -17,9 +17,11 @@ import httpx
 import pytest
 from http_support import READ, WRITE, WRITER, free_port, server
 
+from adaptive_runtime.errors import ConfigurationError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections.audit import decision_for_event
 from adaptive_runtime.projections.replay import verify_replay
+from adaptive_runtime.service.auth import Tokens
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
 
@@ -214,6 +216,22 @@ def test_a_bad_token_file_line_names_its_number(tmp_path: Path) -> None:
     assert 2 == result.returncode
     assert "line 3: scopes are approve, read, write; found admin" in result.stderr
     assert WRITER not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # the later line would have taken write away, silently
+        (f"read,write {WRITER}\nread {WRITER}\n", "line 2: the token of line 1 again"),
+        (f"read {WRITER}\x1b[2J\n", "line 1: a token is sent in an HTTP header"),
+        (f"read {WRITER}é\n", "line 1: a token is sent in an HTTP header"),
+    ],
+)
+def test_a_token_twice_or_one_no_header_can_carry_is_refused(text: str, says: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Tokens.parse(text, where="t.txt")
+    assert f"t.txt, {says}" in str(caught.value)
+    assert WRITER not in str(caught.value)
 
 
 def test_a_token_file_an_editor_saved_with_a_bom_serves(tmp_path: Path) -> None:
