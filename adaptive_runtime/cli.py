@@ -1181,7 +1181,9 @@ def _import_postgres(args: argparse.Namespace) -> int:
                 f"schema {schema} already holds a journal; import into a new one (?schema=NEW)"
             )
         partial_schema = f"{schema[:50]}_partial"
-        target.drop_schema()  # the empty schema just made: the import's rename takes its name
+        # the empty schema just made (the import's rename takes its name), and a partial
+        # one an import into it left if it was killed before it finished
+        target.drop_schema(partial_schema)
     except BaseException:
         target.close()
         raise

@@ -1023,12 +1023,16 @@ class PostgresJournal:
             )
         self.close()
 
-    def drop_schema(self) -> None:
-        """Drop the journal's whole schema (an import that failed); then close."""
+    def drop_schema(self, *others: str) -> None:
+        """Drop the journal's whole schema (an import that failed), and the schemas named in
+        `others` (what an import killed before it finished left); then close."""
         with self._connection() as conn:
-            conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
-            )
+            for schema in (self.schema, *others):
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                        sql.Identifier(_schema_name(schema))
+                    )
+                )
         self.close()
 
     def close(self) -> None:

@@ -139,6 +139,35 @@ def test_sqlite_exported_then_imported_keeps_the_head(tmp_path: Path) -> None:
     assert 3 == cli("head", "--db", other).returncode  # nothing half-imported is left
 
 
+def test_an_import_killed_before_it_finished_does_not_block_the_next(tmp_path: Path) -> None:
+    """kill -9 mid-import left `<schema>_partial` holding entries; the next import into the
+    same schema said 'import needs an empty journal' (and only the one after it worked)."""
+
+    async def write() -> None:
+        async with Runtime("a", tmp_path / "j.db", clock=ManualClock()) as runtime:
+            await runtime.process(OVERLOAD)
+
+    asyncio.run(write())
+    exported = tmp_path / "j.jsonl"
+    assert 0 == cli("export", "--db", str(tmp_path / "j.db"), "--out", str(exported)).returncode
+    url = fresh_url()
+    schema = parse_url(url)[1]["schema"]
+    left = PostgresJournal(url.replace(f"schema={schema}", f"schema={schema}_partial"))
+    left.append([Pending(stream="a", kind="K", ts_ns=0, body=b"half")])  # the killed import's
+    left.close()
+    imported = cli("import", str(exported), "--db", url)
+    assert 0 == imported.returncode, imported.stderr
+    assert "Imported 2 entries" in imported.stdout
+    assert cli("head", "--db", url).stdout == cli("head", "--db", str(tmp_path / "j.db")).stdout
+    assert [] == _schemas_like(url, f"{schema}_partial")
+
+
+def _schemas_like(url: str, name: str) -> list[str]:
+    with psycopg.connect(parse_url(url)[0]) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = %s", (name,))
+        return [row[0] for row in rows]
+
+
 async def test_a_second_host_is_refused_and_takes_over_when_the_lease_runs_out() -> None:
     """Ownership: the first host claims; the second is refused; once the first's lease
     has run out (made so here in SQL, not by waiting) the second claims with a new epoch,
