@@ -372,6 +372,10 @@ def _where(conninfo: str) -> str:
     return f"postgresql://{host}{port}{parts.path}"
 
 
+_NOT_THERE = re.compile(r'(database|role) "[^"]*" does not exist')
+"""What the server says at login when the URL names a database or user it doesn't have."""
+
+
 def _entry(row: Any) -> Entry:
     return Entry(
         row[0], row[1], row[2], row[3], row[4], row[5], bytes(row[6]), row[7], bytes(row[8])
@@ -503,6 +507,13 @@ class PostgresJournal:
                 msg = (
                     f"{self._where}: the server refused the login ({said}); "
                     "check the user and password in the URL"
+                )
+                raise JournalError(msg) from exc
+            missing = _NOT_THERE.search(said)
+            if missing:  # retrying would not help: the URL names no such thing
+                msg = (
+                    f"{self._where}: {missing.group(0)} on that server ({said});"
+                    " check the name in the URL, or create it (createdb, createuser)"
                 )
                 raise JournalError(msg) from exc
             msg = (

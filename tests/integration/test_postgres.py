@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -251,6 +252,10 @@ def test_bad_states_are_typed_errors_that_say_what_to_do() -> None:
         PostgresJournal(wrong)
     with pytest.raises(JournalUnavailableError, match="server may be down"):
         PostgresJournal("postgresql://127.0.0.1:1/none?connect_timeout_s=1")
+    # not "the server may be down: retry", which would never help
+    no_db = urlsplit(conninfo)._replace(path="/no_such_database_here").geturl()
+    with pytest.raises(JournalError, match=r'database "no_such_database_here" does not exist on'):
+        PostgresJournal(no_db)
     url = fresh_url()
     PostgresJournal(url).close()
     _sql(url, "UPDATE SCHEMA.meta SET value = '99' WHERE key = 'schema_version'")
