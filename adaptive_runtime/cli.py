@@ -24,6 +24,7 @@ from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outc
 
 if TYPE_CHECKING:
     from .journal import Entry, Journal
+    from .projections.controls import UnfinishedAction
     from .records import LearningPolicy
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -344,13 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     acts = command(
         "actions",
         _actions,
-        "list the dead letters: actions abandoned after their attempts, not retried or dismissed",
-        "adaptive-runtime actions --failed",
+        "list the actions not finished yet; with --failed, the dead letters (actions abandoned after their attempts, not retried or dismissed)",
+        "adaptive-runtime actions   |   adaptive-runtime actions --failed",
         [db, as_json],
     )
-    acts.add_argument(
-        "--failed", action="store_true", required=True, help="the dead letters (the only list)"
-    )
+    acts.add_argument("--failed", action="store_true", help="the dead letters instead")
     for verb, handler, says in (
         ("retry", _retry, "run a dead letter's action again, with its full retry policy"),
         ("dismiss", _dismiss, "take a dead letter off the list"),
@@ -754,13 +753,16 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
 
 
 def _actions(args: argparse.Namespace) -> int:
-    from .projections.controls import dead_letters
+    from .projections.controls import dead_letters, unfinished_actions
 
     journal = _open(args)
     try:
         letters = dead_letters(journal)
+        unfinished = None if args.failed else unfinished_actions(journal)
     finally:
         journal.close()
+    if unfinished is not None:
+        return _unfinished(unfinished, len(letters), args.json)
     if args.json:
         _print_json(letters)
         return EXIT_OK
@@ -773,6 +775,26 @@ def _actions(args: argparse.Namespace) -> int:
     ]
     print(table(("seq", "agent", "action", "attempts", "why", "abandoned"), rows))
     print("\n`retry SEQ` runs one again; `dismiss SEQ` takes it off the list.")
+    return EXIT_OK
+
+
+def _unfinished(actions: list[UnfinishedAction], dead: int, as_json: bool) -> int:
+    if as_json:
+        _print_json(actions)
+        return EXIT_OK
+    if actions:
+        rows = [
+            (a.decision_seq, a.agent, a.action, a.state, a.attempt, format_ts(a.due_ns))
+            for a in actions
+        ]
+        print(table(("seq", "agent", "action", "state", "attempt", "due"), rows))
+        print(
+            f"\n{_plural(len(actions), 'action')} not finished; a host resumes them when it starts."
+        )
+    else:
+        print("No action is waiting to run, retry or be verified.")
+    if dead:
+        print(f"{_plural(dead, 'dead letter')} besides: `actions --failed` lists them.")
     return EXIT_OK
 
 

@@ -66,6 +66,18 @@ class OpenAction(msgspec.Struct, frozen=True, array_like=True):
     verifying: bool = False
     """The handler returned; the check of its effect is due at `due_ns`."""
 
+    @property
+    def step(self) -> str:
+        """Where it stands: scheduled, running, retrying, verifying, or failed (its last
+        attempt failed with no retry to follow: only its abandon is missing)."""
+        if self.verifying:
+            return "verifying"
+        if self.running:
+            return "running"
+        if not self.retrying:
+            return "failed"
+        return "retrying" if self.attempt else "scheduled"
+
 
 class AgentState(msgspec.Struct, kw_only=True):
     """Everything one agent's engines and callers need, folded from its stream.

@@ -32,6 +32,7 @@ from ..records import (
     read_record,
 )
 from .fleet import HOST_STREAM
+from .rebuild import rebuild
 from .silences import Silences
 
 __all__ = [
@@ -112,6 +113,45 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     abandoned_seq: int
     abandoned_ns: int
+
+
+class UnfinishedAction(msgspec.Struct, frozen=True, kw_only=True):
+    """An action its decision scheduled that has not finished: what a host resumes."""
+
+    agent: str
+    decision_seq: int
+    action: str
+    state: str
+    """scheduled, running, retrying, verifying, or failed (see OpenAction.step)."""
+    attempt: int
+    """The last attempt started (0: none yet)."""
+    due_ns: int
+    """When its next step is due: an attempt, a retry, or the check of its effect."""
+
+
+def unfinished_actions(journal: Journal) -> list[UnfinishedAction]:
+    """Every agent's actions scheduled and not finished, by agent and decision seq.
+
+    A running one had started an attempt with no result journaled: either a host is
+    running it now, or the process stopped during it and the next start resumes it.
+    """
+    out: list[UnfinishedAction] = []
+    for stream in journal.streams():
+        if stream == HOST_STREAM:
+            continue
+        opened = rebuild(journal, stream).state.open_actions
+        for seq, open_action in sorted(opened.items()):
+            out.append(
+                UnfinishedAction(
+                    agent=stream,
+                    decision_seq=seq,
+                    action=open_action.action,
+                    state=open_action.step,
+                    attempt=open_action.attempt,
+                    due_ns=open_action.due_ns,
+                )
+            )
+    return out
 
 
 def dead_letters(journal: Journal) -> list[DeadLetter]:

@@ -19,8 +19,11 @@ from adaptive_runtime import (
     RetryPolicy,
     Runtime,
 )
+from adaptive_runtime.cli import main
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
+from adaptive_runtime.projections.agent import OpenAction
+from adaptive_runtime.projections.controls import unfinished_actions
 from adaptive_runtime.records import ActionFailed, decode_record
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
@@ -241,6 +244,67 @@ async def test_interrupted_action_resumes_at_the_next_attempt_and_replay_runs_no
         await third.wait_for_actions()
     assert [1, 2] == calls  # finished actions are never run again, and replay runs no handler
     assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
+
+
+async def test_the_actions_command_lists_what_a_start_would_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`actions` (no --failed) lists unfinished actions: one interrupted at attempt 1 is
+    retrying until a start resumes and finishes it; then none is listed."""
+    gate, entered = asyncio.Event(), asyncio.Event()
+    path = tmp_path / "j.db"
+    clock = ManualClock(start_ns=1_764_000_000 * 10**9)
+
+    async def hang(call: ActionCall) -> None:
+        entered.set()
+        if call.attempt == 1:
+            await gate.wait()
+
+    runtime = Runtime(agent_id="a", path=path, clock=clock, durability="normal")
+    runtime.action("restart_service", retry=NO_JITTER)(hang)
+    await runtime.start()
+    decision = await runtime.process(OVERLOAD)
+    await entered.wait()
+    await runtime.stop(actions="interrupt")
+    journal = SqliteJournal(path)
+    try:
+        [left] = unfinished_actions(journal)
+    finally:
+        journal.close()
+    assert ("a", decision.seq, "restart_service", "retrying", 1) == (
+        left.agent,
+        left.decision_seq,
+        left.action,
+        left.state,
+        left.attempt,
+    )
+    assert 0 == main(["actions", "--db", str(path)])
+    shown = capsys.readouterr().out
+    assert f"{decision.seq}    a      restart_service  retrying  1" in shown
+    assert "1 action not finished; a host resumes them when it starts." in shown
+
+    again = Runtime(agent_id="a", path=path, clock=clock, durability="normal")
+    again.action("restart_service", retry=NO_JITTER)(hang)
+    async with again:
+        await again.wait_for_actions()
+    assert 0 == main(["actions", "--db", str(path)])
+    assert "No action is waiting to run, retry or be verified." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("open_action", "state"),
+    [
+        (OpenAction("x"), "scheduled"),
+        (OpenAction("x", attempt=1, running=True), "running"),
+        (OpenAction("x", attempt=1), "retrying"),
+        (OpenAction("x", attempt=3, retrying=False), "failed"),
+        (OpenAction("x", attempt=1, verifying=True), "verifying"),
+    ],
+)
+def test_an_unfinished_action_is_named_by_where_it_stands(
+    open_action: OpenAction, state: str
+) -> None:
+    assert state == open_action.step
 
 
 async def test_resume_abandon_policy(tmp_path: Path) -> None:
