@@ -27,11 +27,12 @@ same alert (same fingerprint and startsAt) fired, recorded as a successful outco
 it unless one is recorded already (the HTTP service does this). A resolved alert whose
 firing was never decided here records nothing.
 
-CloudEvents 1.0 in structured JSON mode: `data` (an object) holds the event's fields;
-`type` is `data.type` if set, else the last dot-separated part of the CloudEvent's
-`type` (`com.example.ops.cpu_spike` -> `cpu_spike`); the id is `ce:<source>:<id>`
-(CloudEvents says source and id together are unique); `agent_id` is `data.agent_id`,
-else the CloudEvent's `subject`.
+CloudEvents 1.0, in structured JSON mode or in binary mode (the attributes in `ce-*`
+headers, the data as the body): `data` (an object) holds the event's fields; `type` is
+`data.type` if set, else the last dot-separated part of the CloudEvent's `type`
+(`com.example.ops.cpu_spike` -> `cpu_spike`); the id is `ce:<source>:<id>` (CloudEvents
+says source and id together are unique); `agent_id` is `data.agent_id`, else the
+CloudEvent's `subject`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import msgspec
 
@@ -48,6 +50,7 @@ from .errors import InvalidEventError
 __all__ = [
     "AlertmanagerAlert",
     "alertmanager_alerts",
+    "binary_cloudevent",
     "cloudevent_to_event",
     "firing_event",
     "resolved_event_id",
@@ -197,6 +200,33 @@ def cloudevent_to_event(payload: object) -> dict[str, Any]:
     if ce.time is not None:
         event["ce_time"] = ce.time
     return event
+
+
+CE_HEADER = "ce-"
+"""The prefix of a binary-mode CloudEvent's attribute headers (`ce-id`, `ce-source`...)."""
+
+
+def binary_cloudevent(headers: Mapping[str, str], data: object) -> dict[str, Any]:
+    """A binary-mode CloudEvent (HTTP binding 1.0, section 3.1) in structured form, for
+    cloudevent_to_event: each `ce-*` header (names in lower case) an attribute, decoded
+    as the binding says (a double-quoted value unquoted, then one round of
+    percent-decoding, invalid UTF-8 refused), and `data` the body."""
+    attributes: dict[str, Any] = {}
+    for name, value in headers.items():
+        if name.startswith(CE_HEADER) and name != CE_HEADER:
+            attributes[name[len(CE_HEADER) :]] = _header_value(name, value)
+    return {**attributes, "data": data}
+
+
+def _header_value(name: str, value: str) -> str:
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':  # RFC 7230's quoted-string
+        text = re.sub(r"\\(.)", r"\1", text[1:-1])
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        msg = f"header {name} is not percent-encoded UTF-8"
+        raise InvalidEventError(msg, field=name[len(CE_HEADER) :]) from None
 
 
 def snake_case(name: str) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -54,6 +54,7 @@ from ..projections.fleet import HOST_STREAM
 from ..projections.rebuild import state_at
 from ..receivers import (
     alertmanager_alerts,
+    binary_cloudevent,
     cloudevent_to_event,
     firing_event,
     resolved_event_id,
@@ -365,12 +366,18 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         guards=write,
         status_code=200,
         responses=WRITE,
-        summary="A CloudEvent 1.0 in structured JSON mode",
-        description="`data` holds the event's fields; the id is the CloudEvent's source and id.",
+        summary="A CloudEvent 1.0, in structured JSON mode or binary mode",
+        description=(
+            "Structured: the body is the CloudEvent, `data` holding the event's fields."
+            " Binary (a `ce-specversion` header): the attributes are `ce-*` headers and the"
+            " body, JSON, is the event's fields. The id is the CloudEvent's source and id."
+        ),
     )
-    async def cloudevents(data: JSONBody[dict[str, Any]]) -> DecisionView:
+    async def cloudevents(
+        data: JSONBody[dict[str, Any]], request: Request[Any, Any, Any]
+    ) -> DecisionView:
         telemetry.requests.labels("cloudevents").inc()
-        event = cloudevent_to_event(data)
+        event = cloudevent_to_event(_cloudevent_of(request.headers, data))
         started = time.perf_counter()
         decision = await host.process(event)
         telemetry.process_seconds.labels("cloudevents").observe(time.perf_counter() - started)
@@ -823,6 +830,23 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     app.state.feed = feed
     app.state.telemetry = telemetry
     return app
+
+
+def _cloudevent_of(headers: Mapping[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """The CloudEvent a request carries, in structured form, whichever mode it was sent in.
+
+    The HTTP binding tells the modes apart by Content-Type (`application/cloudevents...`
+    is structured, anything else binary); since a structured event sent as plain
+    `application/json` was always taken here, a request is binary when it also carries a
+    `ce-specversion` header, as the binding suggests a receiver may judge.
+    """
+    kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind.startswith("application/cloudevents") or "ce-specversion" not in headers:
+        return body
+    if kind and kind != "application/json" and not kind.endswith("+json"):
+        msg = f"a binary-mode CloudEvent's data must be a JSON object, not {kind}"
+        raise InvalidEventError(msg, field="datacontenttype")
+    return binary_cloudevent(headers, body)
 
 
 def _agent_of(host: Host, event: object) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -507,6 +508,56 @@ async def test_cloudevents_become_events_with_source_and_id(tmp_path: Path) -> N
             "/v1/receivers/cloudevents", json={**ce, "specversion": "0.3"}, headers=WRITE
         )
         assert (422, "specversion") == (bad.status_code, bad.json()["field"])
+    assert 2 == head(tmp_path / "j.db")
+
+
+async def test_a_binary_mode_cloudevent_is_the_same_event(tmp_path: Path) -> None:
+    """Binary mode (HTTP binding 1.0, 3.1), what Knative and Eventarc send by default: the
+    attributes in percent-encoded `ce-*` headers, the event's fields as the JSON body. The
+    same CloudEvent sent structured after it is the same event, decided once."""
+    host, _ = host_at(tmp_path / "j.db")
+    fields = {"severity": 0.82, "cpu": 94, "memory": 88}
+    binary = {
+        "ce-specversion": "1.0",
+        "ce-id": "42",
+        "ce-source": "%2Fmonitoring%2Fprod",  # percent-encoded, as the binding has senders do
+        "ce-type": "com.example.ops.service_overload",
+        "ce-subject": '"checkout"',  # a quoted-string, which receivers must still read
+        "ce-time": "2026-11-27T01:00:00Z",
+    }
+    structured = {
+        "specversion": "1.0",
+        "id": "42",
+        "source": "/monitoring/prod",
+        "type": "com.example.ops.service_overload",
+        "subject": "checkout",
+        "time": "2026-11-27T01:00:00Z",
+        "data": fields,
+    }
+    async with client(host) as c:
+        r = await c.post("/v1/receivers/cloudevents", json=fields, headers=WRITE | binary)
+        assert 200 == r.status_code, r.text
+        d = r.json()
+        assert ("checkout", "restart_service", "ce:/monitoring/prod:42") == (
+            d["agent"],
+            d["action"],
+            d["event_id"],
+        )
+        same = await c.post(
+            "/v1/receivers/cloudevents",
+            content=json.dumps(structured),
+            headers=WRITE | {"content-type": "application/cloudevents+json; charset=utf-8"},
+        )
+        assert d == same.json()
+        text = await c.post(
+            "/v1/receivers/cloudevents",
+            content=json.dumps(fields),
+            headers=WRITE | binary | {"content-type": "text/plain"},
+        )
+        assert (422, "datacontenttype") == (text.status_code, text.json()["field"])
+        overlong = binary | {"ce-id": "%C0%A0"}  # the binding's own example of bad UTF-8
+        bad = await c.post("/v1/receivers/cloudevents", json=fields, headers=WRITE | overlong)
+        assert (422, "id") == (bad.status_code, bad.json()["field"])
     assert 2 == head(tmp_path / "j.db")
 
 
