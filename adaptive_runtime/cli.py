@@ -284,11 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     st = command(
         "state",
         _state,
-        "show an agent's state as of a seq or a time (time travel)",
+        "show an agent's state now, or as of a seq or a time (time travel)",
         "adaptive-runtime state --agent prod-monitor --at 2026-11-26T03:00",
         [common, as_json],
     )
-    st.add_argument("--at", required=True, help="a seq (a plain integer below 10^12) or a time")
+    st.add_argument(
+        "--at", help="a seq (a plain integer below 10^12) or a time (default: now, the last entry)"
+    )
 
     sil = command(
         "silence",
@@ -545,12 +547,12 @@ def _open(args: argparse.Namespace) -> Journal:
     journal = open_journal(args.db, create=False)
     agent = getattr(args, "agent", None)
     if agent is not None and journal.stream_head(agent) == 0:
-        streams = journal.streams()
+        streams = [s for s in journal.streams() if not s.startswith("~")]  # not the host's
         known = ", ".join(map(shown, streams[:10])) + (", ..." if len(streams) > 10 else "")
         journal.close()
         raise UsageError(
             f"agent {agent!r} has no entries in {args.db}"
-            + (f"; its agents are: {known}" if streams else "; the journal is empty")
+            + (f"; its agents are: {known}" if streams else "; the journal holds no agent")
         )
     return journal
 
@@ -1366,8 +1368,12 @@ def _state(args: argparse.Namespace) -> int:
     from .projections import state_at
 
     journal = _open(args)
-    agent = args.agent or _only_agent(journal)
-    state = state_at(journal, agent, **seq_or_time(args.at))
+    try:
+        agent = args.agent or _only_agent(journal)
+        at = seq_or_time(args.at) if args.at is not None else {"seq": journal.head().seq}
+        state = state_at(journal, agent, **at)
+    finally:
+        journal.close()
     if args.json:
         _print_json(state)
         return EXIT_OK

@@ -226,6 +226,13 @@ def test_state_time_travel_and_stats(journal_path: Path) -> None:
     ambiguous = cli("state", "--db", str(journal_path), "--at", "12")
     assert 2 == ambiguous.returncode
     assert "pick one with --agent" in ambiguous.stderr
+    # without --at, the state now (--at was required, though the HTTP API's `at` is not)
+    now = json.loads(cli("state", "--db", str(journal_path), "--agent", "prod", "--json").stdout)
+    assert (20, 4) == (now["decisions"], now["outcomes"])
+    assert (
+        "State of agent prod as of seq"
+        in cli("state", "--db", str(journal_path), "--agent", "prod").stdout
+    )
     stats = json.loads(cli("stats", "--db", str(journal_path), "--agent", "prod", "--json").stdout)
     assert 20 == stats["decisions"]
     assert 4 == sum(c["outcomes"] for c in stats["calibration"])
@@ -410,6 +417,16 @@ def test_a_db_that_is_a_folder_is_called_a_folder(tmp_path: Path) -> None:
     out = cli("history", "--db", str(tmp_path))
     assert 3 == out.returncode
     assert f"{tmp_path} is a folder, not a journal file" in out.stderr
+
+
+def test_the_hosts_stream_is_not_offered_as_an_agent(tmp_path: Path) -> None:
+    """An unknown --agent lists the journal's agents; `~host` (silences, approvals...) is
+    not one, and a journal holding only it holds no agent."""
+    db = str(tmp_path / "h.db")
+    assert 0 == cli("silence", "add", "--db", db, "--for", "1h", "--comment", "x").returncode
+    out = cli("history", "--db", db, "--agent", "nobody")
+    assert 2 == out.returncode
+    assert f"agent 'nobody' has no entries in {db}; the journal holds no agent" in out.stderr
 
 
 HOSTILE = "evil\x1b]0;pwned\x07\nFAKE LINE\r\x9b31m\u202eok"
