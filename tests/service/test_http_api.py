@@ -20,6 +20,14 @@ from adaptive_runtime.service.app import scrub
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
 START_NS = 1_764_000_000 * 10**9
+WRITES = [
+    "/v1/events",
+    "/v1/outcomes",
+    "/v1/receivers/alertmanager",
+    "/v1/receivers/cloudevents",
+    "/v1/silences",
+]
+"""The routes that take what a write token sends."""
 
 
 def host_at(path: Path, **kwargs: Any) -> tuple[Host, ManualClock]:
@@ -141,16 +149,7 @@ async def test_a_batch_answers_each_event_in_order(tmp_path: Path) -> None:
     ],
     ids=["no-token", "wrong-token", "not-bearer", "read-token"],
 )
-@pytest.mark.parametrize(
-    "route",
-    [
-        "/v1/events",
-        "/v1/outcomes",
-        "/v1/receivers/alertmanager",
-        "/v1/receivers/cloudevents",
-        "/v1/silences",
-    ],
-)
+@pytest.mark.parametrize("route", WRITES)
 async def test_writes_without_a_write_token_are_refused_and_journal_nothing(
     tmp_path: Path, headers: dict[str, str], status: int, route: str
 ) -> None:
@@ -375,11 +374,7 @@ async def test_a_body_past_the_limit_is_413_and_journals_nothing(tmp_path: Path)
 @pytest.mark.parametrize(
     "route",
     [
-        "/v1/events",
-        "/v1/outcomes",
-        "/v1/receivers/alertmanager",
-        "/v1/receivers/cloudevents",
-        "/v1/silences",
+        *WRITES,
         "/v1/silences/s-1/end",
         "/v1/approvals/2",
         "/v1/dead-letters/2/retry",
