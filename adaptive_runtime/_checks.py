@@ -1,10 +1,16 @@
-"""Checks on user-supplied text that the engines and the journal both make."""
+"""Bounds on what users send, and the checks on text that the engines and the journal both make."""
 
 from __future__ import annotations
 
 from .errors import InvalidEventError
 
-__all__ = ["check_text"]
+__all__ = ["MAX_EVENT_BYTES", "MAX_LABEL_LENGTH", "check_text"]
+
+MAX_EVENT_BYTES = 1024 * 1024
+"""A host's default bound on one event, encoded (its `max_event_bytes`)."""
+
+MAX_LABEL_LENGTH = 256
+"""The longest label a record may carry: an action, a reason, a rule's context..."""
 
 
 def check_text(field: str, value: str, limit: int) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
+from ._checks import MAX_EVENT_BYTES
 from ._text import MAX_TS_NS, TerminalSafe, format_ts, parse_time, seq_or_time, shown, table
 from .errors import JournalError
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
@@ -264,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         [db],
     )
     imp.add_argument("file", type=Path, help="a file written by `export` (- for standard input)")
+    imp.add_argument(
+        "--max-event-bytes",
+        type=_count,
+        default=MAX_EVENT_BYTES,
+        help="the largest event to take, as the max_event_bytes of the host that journaled"
+        f" them (default: {MAX_EVENT_BYTES:,}, the host's default)",
+    )
 
     command(
         "plugins",
@@ -1213,7 +1221,7 @@ def _import_postgres(args: argparse.Namespace) -> int:
         raise
     journal = PostgresJournal(with_schema(args.db, partial_schema), durability="normal")
     try:
-        count, head = _import_into(journal, args.file)
+        count, head = _import_into(journal, args.file, args.max_event_bytes)
         journal.rename_schema(schema)
     except BaseException:
         journal.drop_schema()
@@ -1232,19 +1240,25 @@ def _check_import_file(file: Path) -> None:
         raise UsageError(f"cannot import {file}: it {what}; give a file written by `export`")
 
 
-def _import_into(journal: Journal, file: Path) -> tuple[int, object]:
+def _import_into(journal: Journal, file: Path, max_event_bytes: int) -> tuple[int, object]:
     """Import an export file (or stdin, as `-`) into an empty journal and verify it there;
     return the count of entries and the head. Closing the journal is the caller's part."""
     from .engines.entries import check_entry
+    from .errors import EventTooLargeError
     from .journal.export import import_lines
+
+    def check(kind: str, body: bytes) -> object:
+        try:
+            return check_entry(kind, body, max_event_bytes=max_event_bytes)
+        except EventTooLargeError as exc:
+            hint = "; if its host took larger events, give --max-event-bytes as its max_event_bytes"
+            raise EventTooLargeError(f"{exc}{hint}", field=exc.field) from None
 
     # utf-8-sig: an export saved again by an editor that starts files with a BOM still reads
     source = sys.stdin if str(file) == "-" else open(file, encoding="utf-8-sig")  # noqa: SIM115
     try:
         try:
-            count = import_lines(
-                journal, source, check=check_entry, progress=_progress("lines imported")
-            )
+            count = import_lines(journal, source, check=check, progress=_progress("lines imported"))
         except UnicodeDecodeError as exc:
             msg = f"cannot import {file}: it is not UTF-8 text ({exc.reason} at byte {exc.start})"
             raise UsageError(msg) from None
@@ -1274,7 +1288,7 @@ def _import(args: argparse.Namespace) -> int:
     try:
         journal = SqliteJournal(partial, durability="normal")
         try:
-            count, head = _import_into(journal, args.file)
+            count, head = _import_into(journal, args.file, args.max_event_bytes)
         finally:
             journal.close()
     except BaseException:

@@ -9,6 +9,7 @@ __all__ = [
     "ConfigurationError",
     "DecisionTooSlowError",
     "DuplicateEventError",
+    "EventTooLargeError",
     "InvalidEventError",
     "InvalidImportError",
     "InvalidRulesError",
@@ -35,6 +36,11 @@ class InvalidEventError(AdaptiveRuntimeError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class EventTooLargeError(InvalidEventError):
+    """An event larger, once encoded, than the bound it was checked against
+    (a host's `max_event_bytes`); nothing was journaled."""
 
 
 class ConfigurationError(AdaptiveRuntimeError, ValueError):

@@ -6,7 +6,7 @@ import math
 
 import msgspec
 
-from .._checks import check_text
+from .._checks import MAX_LABEL_LENGTH, check_text
 from ..errors import InvalidEventError
 from ..records import (
     ActionAbandoned,
@@ -44,20 +44,22 @@ from ..records import (
 )
 from .context import RISK_LEVELS
 from .decision import PRIORITIES, parse_rules
-from .events import check_values, parse_event
+from .events import MAX_EVENT_BYTES, check_values, parse_event
+from .learning import MAX_HISTORY_WEIGHT
 from .silences import check_text_field, new_silence
 
 __all__ = ["check_entry"]
 
-MAX_LABEL_LENGTH = 256
 MAX_ERROR_LENGTH = 1000
 
 
-def check_entry(kind: str, body: bytes) -> Record:
+def check_entry(kind: str, body: bytes, *, max_event_bytes: int = MAX_EVENT_BYTES) -> Record:
     """Decode a body of `kind` and check it as the runtime would have; return the record.
 
     Raises InvalidEventError naming what is wrong: a body that does not decode (or is
-    nested too deeply), one of another kind, or contents the runtime would refuse.
+    nested too deeply), one of another kind, or contents the runtime would refuse. An
+    event is held to `max_event_bytes`, as the host that journaled it was (its default
+    unless that host raised it): past it, EventTooLargeError.
     """
     try:
         record = decode_record(body)
@@ -67,13 +69,13 @@ def check_entry(kind: str, body: bytes) -> Record:
     if type(record).__name__ != kind:
         msg = f"the entry says it is a {kind} but its body is a {type(record).__name__}"
         raise InvalidEventError(msg, field="kind")
-    _check(record)
+    _check(record, max_event_bytes)
     return record
 
 
-def _check(record: Record) -> None:
+def _check(record: Record, max_event_bytes: int) -> None:
     if isinstance(record, EventReceived):
-        if parse_event(record.event) != record.event:
+        if parse_event(record.event, max_bytes=max_event_bytes) != record.event:
             raise InvalidEventError("the event is not as the runtime journals one", field="event")
     elif isinstance(record, DecisionMade):
         _check_decision(record.decision)
@@ -178,8 +180,10 @@ def _check_decision(d: Decision) -> None:
         _label(name, getattr(d, name))
     _choice("risk", d.risk, RISK_LEVELS)
     _choice("priority", d.priority, PRIORITIES)
-    for name in ("confidence", "pressure", "base_confidence", "history_weight"):
+    for name in ("confidence", "pressure", "base_confidence"):
         _unit(name, getattr(d, name), 2.0)
+    # a learned confidence over its prior, which may be as low as FLOOR
+    _unit("history_weight", d.history_weight, MAX_HISTORY_WEIGHT)
     _unit("risk_factor", d.risk_factor, 2.0)
     for tag in d.tags:
         _label("tags", tag)

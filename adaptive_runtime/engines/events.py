@@ -7,8 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._checks import check_text
-from ..errors import InvalidEventError
+from .._checks import MAX_EVENT_BYTES, check_text
+from ..errors import EventTooLargeError, InvalidEventError
 from ..records import Event
 
 __all__ = [
@@ -41,7 +41,6 @@ MAX_DEPTH = 4
 MAX_ITEMS = 256
 REDACTED = "[redacted]"
 MAX_INT = 2**53  # beyond this an int no longer survives a float round trip
-MAX_EVENT_BYTES = 1024 * 1024
 """The default bound on an event's encoded size: counted while validating, before it is built."""
 RESERVED = frozenset({"type", "id", "extra", *LIMITS})
 TARGET_FIELDS = ("target", "instance", "service")
@@ -66,7 +65,7 @@ class _Budget:
                 f"the event is larger than {self.limit:,} bytes once encoded (the bound was "
                 f"passed at {field!r}); send less, or raise max_event_bytes"
             )
-            raise InvalidEventError(msg, field=field)
+            raise EventTooLargeError(msg, field=field)
 
 
 def event_list(events: object) -> Sequence[Any]:

@@ -41,6 +41,8 @@ __all__ = [
 
 FLOOR, CEILING = 0.05, 0.99
 """Every confidence is clamped into [FLOOR, CEILING] and rounded to 4 places."""
+MAX_HISTORY_WEIGHT = round(CEILING / FLOOR, 4)
+"""A decision's history_weight is its confidence over its prior: at most 19.8."""
 
 
 class Tally(msgspec.Struct, frozen=True, array_like=True):

@@ -681,6 +681,62 @@ def test_import_refuses_entries_the_runtime_would_not_journal(tmp_path: Path, na
     assert not list(tmp_path.glob("copy.db*"))
 
 
+def test_what_the_runtime_journals_an_import_takes(tmp_path: Path) -> None:
+    """Export, then import, of what a runtime wrote: learned decisions whose confidence is
+    many times their prior (history_weight up to 19.8, which the import capped at 2), and
+    an event past the default max_event_bytes that its host was set to take."""
+    path = tmp_path / "j.db"
+    kinds = ["service_overload", "anomaly_detected", "timeout", "auth_failure", "recovery_needed"]
+
+    async def write() -> float:
+        heaviest = 0.0
+        async with Runtime(agent_id="a", path=path, durability="normal") as runtime:
+            for i in range(40):
+                d = await runtime.process({"type": kinds[i % 5], "severity": (i % 10) / 10})
+                heaviest = max(heaviest, d.history_weight)
+                if i % 7 == 0:
+                    await runtime.record_outcome(d, success=i % 2 == 0)
+        async with Runtime(agent_id="b", path=path, max_event_bytes=4 << 20) as runtime:
+            await runtime.process(
+                {"type": "timeout", "severity": 0.5, "log": [["x" * 4000] * 200] * 3}
+            )
+        return heaviest
+
+    assert asyncio.run(write()) > 2  # a learned confidence of 0.24 over a prior of 0.05
+    dump = tmp_path / "dump.jsonl"
+    assert 0 == cli("export", "--db", str(path), "--out", str(dump)).returncode
+    refused = cli("import", str(dump), "--db", str(tmp_path / "refused.db"))
+    assert 2 == refused.returncode
+    assert "larger than 1,048,576 bytes" in refused.stderr
+    assert "give --max-event-bytes as its max_event_bytes" in refused.stderr
+    out = cli(
+        "import", str(dump), "--db", str(tmp_path / "copy.db"), "--max-event-bytes", "4194304"
+    )
+    assert 0 == out.returncode, out.stderr
+    assert (
+        cli("head", "--db", str(path)).stdout
+        == cli("head", "--db", str(tmp_path / "copy.db")).stdout
+    )
+
+
+def test_an_export_is_the_journal_as_it_began(tmp_path: Path) -> None:
+    """Entries appended while an export runs are not in it: it ends at the head it began at."""
+    from adaptive_runtime.journal import Pending, SqliteJournal
+    from adaptive_runtime.journal.export import export_lines
+    from adaptive_runtime.journal.sqlite import PAGE
+
+    journal = SqliteJournal(tmp_path / "j.db", durability="normal")
+    try:  # more than a page, so that the export reads again after the append
+        journal.append([Pending(stream="a", kind="K", ts_ns=i, body=b"x") for i in range(PAGE)])
+        lines = export_lines(journal)
+        first = next(lines)
+        journal.append([Pending(stream="a", kind="K", ts_ns=9, body=b"y")])  # meanwhile
+        seqs = [json.loads(line)["seq"] for line in [first, *lines]]
+        assert list(range(1, PAGE + 1)) == seqs
+    finally:
+        journal.close()
+
+
 def test_import_refuses_a_time_past_2_63(journal_path: Path, tmp_path: Path) -> None:
     """ts_ns of 2**63 is a line-numbered refusal, not an OverflowError from the import."""
     dump = tmp_path / "dump.jsonl"

@@ -49,6 +49,7 @@ from adaptive_runtime import (
     Host,
     ManualClock,
 )
+from adaptive_runtime.engines.entries import check_entry
 from adaptive_runtime.projections import AgentState, encode_state, rebuild
 from adaptive_runtime.projections.replay import verify_replay
 from adaptive_runtime.records import DecisionMade, read_as
@@ -286,6 +287,8 @@ class HostUnderFaults(RuleBasedStateMachine):
                 report = verify_replay(journal)
                 assert report.ok, report.mismatches[:3]
                 assert journal.verify().ok
+                for entry in journal.read():  # what the runtime journals, an import takes
+                    check_entry(entry.kind, entry.body)
                 final = [encode_state(rebuild(journal, agent).state) for agent in AGENTS]
             finally:
                 self._run(self.host.stop())
