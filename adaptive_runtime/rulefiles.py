@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .engines.decision import parse_rules
+from .engines.decision import check_new_rules, parse_rules
 from .errors import InvalidRulesError
 from .records import ApprovalPolicy, FleetPolicy, LearningPolicy, Rule
 
@@ -80,7 +80,10 @@ def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> Po
         raise InvalidRulesError(f"{file}: `rules` must be a list")
     try:
         return PolicyFile(
-            rules=parse_rules(data), fleet=fleet, learning=learning, approvals=approvals
+            rules=check_new_rules(parse_rules(data)),
+            fleet=fleet,
+            learning=learning,
+            approvals=approvals,
         )
     except InvalidRulesError as exc:
         raise InvalidRulesError(f"{file}: {exc}", index=exc.index) from None

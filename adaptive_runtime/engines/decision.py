@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from .._checks import MAX_LABEL_LENGTH
 from ..errors import InvalidRulesError
 from ..records import Rule
 from .context import RISK_LEVELS
@@ -21,6 +22,7 @@ __all__ = [
     "DecisionResult",
     "RuleCheck",
     "RuleMatch",
+    "check_new_rules",
     "parse_rules",
 ]
 
@@ -337,6 +339,27 @@ def parse_rules(raw: Iterable[Rule | Sequence[Any] | Mapping[str, Any]]) -> tupl
     if not isinstance(raw, Iterable):
         raise InvalidRulesError(f"rules must be a list of rules, not {type(raw).__name__}")
     return tuple(_parse_rule(i, item) for i, item in enumerate(raw))
+
+
+def check_new_rules(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """Rules that are about to be journaled, or to make decisions that are: each name a
+    decision carries is a label a record can hold (printable, at most MAX_LABEL_LENGTH).
+
+    Only at the door, not in parse_rules: rules journaled before this check came in are
+    still read (and decide) as they were.
+    """
+    for index, rule in enumerate(rules):
+        named = [("context", rule.context), ("action", rule.action), ("reason", rule.reason)]
+        for name, text in named + [("alternatives", alt) for alt in rule.alternatives]:
+            if text is None:
+                continue
+            if len(text) > MAX_LABEL_LENGTH:
+                msg = f"rule {index}: {name} is {len(text)} characters long; at most {MAX_LABEL_LENGTH}"
+                raise InvalidRulesError(msg, index=index)
+            if not text.isprintable():  # a lone surrogate is not printable either
+                msg = f"rule {index}: {name} must be printable text, not {text!r}"
+                raise InvalidRulesError(msg, index=index)
+    return rules
 
 
 def _parse_rule(index: int, item: Rule | Sequence[Any] | Mapping[str, Any]) -> Rule:

@@ -25,6 +25,7 @@ from adaptive_runtime import (
 )
 from adaptive_runtime.journal import MemoryJournal, SqliteJournal
 from adaptive_runtime.projections import rebuild, verify_replay
+from adaptive_runtime.records import Rule, RulesChanged, to_pending
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
 
@@ -59,6 +60,30 @@ async def test_journal_urls_open_the_same_backends(tmp_path: Path) -> None:
     assert (tmp_path / "b.db").exists()
     with pytest.raises(ConfigurationError, match="unknown journal URL scheme 'mysql'"):
         await host_at("mysql://x/y").start()
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        (("resource_pressure", None, 0, "restart\nnow", "r"), "action must be printable text"),
+        (("resource_pressure", None, 0, "a", "r" * 300), "reason is 300 characters long"),
+        (("resource_pressure", None, 0, "a\udcff", "r"), "action must be printable text"),
+    ],
+)
+async def test_a_rule_whose_decisions_no_record_could_hold_is_refused(
+    tmp_path: Path, rule: tuple[object, ...], says: str
+) -> None:
+    """Its decisions were journaled (a lone surrogate raised UnicodeEncodeError instead),
+    and then no import took the journal. Rules journaled before the check still decide."""
+    with pytest.raises(InvalidRulesError, match=f"rule 0: {says}"):
+        Host(tmp_path / "a.db", rules=[rule])
+    path = tmp_path / "old.db"
+    journal = SqliteJournal(path)
+    old = Rule(context="resource_pressure", risk=None, min_conf=0.0, action="a", reason="r" * 300)
+    journal.append([to_pending("default", RulesChanged(rules=(old,), ruleset="old"), 1)])
+    journal.close()
+    async with host_at(path) as host:
+        assert "r" * 300 == (await host.process(OVERLOAD)).reason
 
 
 @pytest.mark.parametrize(
