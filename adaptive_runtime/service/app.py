@@ -17,7 +17,7 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import HttpMethod, Litestar, MediaType, Request, Response, get, post, route
 from litestar.connection import ASGIConnection
 from litestar.datastructures import ResponseHeader
 from litestar.enums import RequestEncodingType
@@ -179,6 +179,9 @@ class _Request(Request[Any, Any, Any]):
             return await super().json()
         except RecursionError:
             raise ClientException("the JSON body is nested too deeply to read") from None
+
+
+PROBE = [HttpMethod.GET, HttpMethod.HEAD]
 
 
 def _responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -697,11 +700,12 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
 
     # -- operations ------------------------------------------------------------------
 
-    @get("/healthz", summary="The process is up", include_in_schema=True)
+    # GET and HEAD: a probe may ask either (HTTP says a server that takes GET takes HEAD)
+    @route("/healthz", http_method=PROBE, summary="The process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", summary="The journal answers", responses=_responses(503))
+    @route("/readyz", http_method=PROBE, summary="The journal answers", responses=_responses(503))
     async def readyz() -> dict[str, Any]:
         if not host.started:
             from ..errors import RuntimeNotStartedError

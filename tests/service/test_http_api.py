@@ -399,6 +399,9 @@ async def test_health_readiness_and_the_openapi_document(tmp_path: Path) -> None
     async with client(host) as c:
         assert {"status": "ok"} == (await c.get("/healthz")).json()
         assert {"status": "ready", "seq": 0} == (await c.get("/readyz")).json()
+        for probe in ("/healthz", "/readyz"):  # a HEAD probe was 405
+            head_only = await c.head(probe)
+            assert (200, b"") == (head_only.status_code, head_only.content)
         doc = (await c.get("/openapi.json")).json()
         assert "3.1.0" == doc["openapi"]
         assert {

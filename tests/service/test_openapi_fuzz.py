@@ -75,6 +75,8 @@ OPERATIONS = [
     ("GET", "/v1/stream"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("HEAD", "/healthz"),
+    ("HEAD", "/readyz"),
     ("GET", "/metrics"),
 ]
 
