@@ -528,7 +528,25 @@ def _file_to_write(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    if _holds_a_database(path):  # `export --db j.db --out j.db` replaced the journal
+        raise argparse.ArgumentTypeError(
+            f"{text} is a SQLite database or its WAL (a journal?), which this never replaces;"
+            " give another name"
+        )
     return path
+
+
+_DATABASE_MAGIC = (b"SQLite format 3\x00", b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")
+"""How a SQLite database file, and its WAL (either byte order), begin."""
+
+
+def _holds_a_database(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            start = file.read(16)
+    except OSError:  # not there (or not readable): nothing to lose by writing it
+        return False
+    return any(start.startswith(magic) for magic in _DATABASE_MAGIC)
 
 
 def _written_plot(path: Path, write: Callable[[Path], None]) -> None:

@@ -719,6 +719,21 @@ def test_what_the_runtime_journals_an_import_takes(tmp_path: Path) -> None:
     )
 
 
+def test_an_export_or_a_plot_never_replaces_a_journal(journal_path: Path, tmp_path: Path) -> None:
+    """`export --db j.db --out j.db` wrote the export over the journal it read: gone."""
+    head = cli("head", "--db", str(journal_path)).stdout
+    for args in (["export", "--out"], ["stats", "--plot"]):
+        out = cli(*args, str(journal_path), "--db", str(journal_path))
+        assert 2 == out.returncode
+        assert (
+            "is a SQLite database or its WAL (a journal?), which this never replaces" in out.stderr
+        )
+    assert head == cli("head", "--db", str(journal_path)).stdout
+    fine = tmp_path / "old-export.jsonl"
+    fine.write_text("an older export\n")
+    assert 0 == cli("export", "--db", str(journal_path), "--out", str(fine)).returncode
+
+
 def test_an_export_is_the_journal_as_it_began(tmp_path: Path) -> None:
     """Entries appended while an export runs are not in it: it ends at the head it began at."""
     from adaptive_runtime.journal import Pending, SqliteJournal
