@@ -8,7 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .journal.open import describe, is_memory
+from .errors import ConfigurationError, JournalError
+from .journal.open import describe, is_memory, open_journal
 from .observability.logs import ROOT, enable_console_logging
 from .runtime import Runtime
 
@@ -38,6 +39,7 @@ async def run_demo(
 
     The results go to `out`; the engines' log lines (if shown) to `log`, stderr by default.
     """
+    _refuse_others(path, agent)
     level = ROOT.level
     handler = enable_console_logging(logging.INFO, log or sys.stderr) if show_logs else None
     try:
@@ -86,6 +88,28 @@ async def run_demo(
     else:
         print("\nRun the demo again: the journal remembers these events across runs.", file=out)
     return 0
+
+
+def _refuse_others(path: Path | str, agent: str) -> None:
+    """Refuse a journal that holds other agents: the demo's events would stay in their
+    audit trail for good (a journal is append-only). Its own earlier runs are welcome."""
+    if is_memory(path):
+        return
+    try:
+        journal = open_journal(path, create=False)
+    except JournalError:  # none there yet (or not one at all: the runtime will say so)
+        return
+    try:
+        others = [s for s in journal.streams() if s != agent and not s.startswith("~")]
+    finally:
+        journal.close()
+    if others:
+        named = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        msg = (
+            f"{describe(path)} holds other agents ({named}); the demo writes its scenario only"
+            " into a new journal or one of its own runs: give another --db"
+        )
+        raise ConfigurationError(msg)
 
 
 def _how_remembered(events: int, rebuilt: dict[str, Any]) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from adaptive_runtime import Runtime
+from adaptive_runtime.journal import SqliteJournal
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"```python\n(.*?)```(?:\n\nOutput:\n\n```text\n(.*?)```)?", re.S)
@@ -69,6 +73,32 @@ def test_demo_honours_agent(tmp_path: Path) -> None:
     import json
 
     assert {"edge-1"} == {item["stream"] for item in json.loads(heads.stdout)}
+
+
+def test_demo_leaves_a_journal_of_other_agents_alone(tmp_path: Path) -> None:
+    """`adaptive-runtime demo` where an application keeps its journal (both default to
+    adaptive_runtime.db) wrote the scenario into that application's audit trail for good."""
+    db = tmp_path / "adaptive_runtime.db"
+
+    async def app() -> None:
+        async with Runtime(agent_id="checkout", path=db) as runtime:
+            await runtime.process({"type": "timeout", "severity": 0.5})
+
+    asyncio.run(app())
+    run = subprocess.run(
+        [sys.executable, "-m", "adaptive_runtime", "demo", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert 2 == run.returncode
+    assert "holds other agents (checkout); the demo writes its scenario only" in run.stderr
+    journal = SqliteJournal(db, create=False)
+    try:
+        assert ["checkout"] == journal.streams()
+    finally:
+        journal.close()
 
 
 def test_demo_in_memory_does_not_promise_to_remember() -> None:
