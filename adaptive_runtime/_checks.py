@@ -7,7 +7,8 @@ from .errors import InvalidEventError
 __all__ = ["MAX_EVENT_BYTES", "MAX_LABEL_LENGTH", "check_text"]
 
 MAX_EVENT_BYTES = 1024 * 1024
-"""A host's default bound on one event, encoded (its `max_event_bytes`)."""
+"""A host's default bound on one event's encoded size (its `max_event_bytes`): counted
+while the event is validated, before it is built."""
 
 MAX_LABEL_LENGTH = 256
 """The longest label a record may carry: an action, a reason, a rule's context..."""

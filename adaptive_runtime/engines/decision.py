@@ -342,8 +342,9 @@ def parse_rules(raw: Iterable[Rule | Sequence[Any] | Mapping[str, Any]]) -> tupl
 
 
 def check_new_rules(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
-    """Rules that are about to be journaled, or to make decisions that are: each name a
-    decision carries is a label a record can hold (printable, at most MAX_LABEL_LENGTH).
+    """Rules that are about to be journaled, and to make decisions that are: each text
+    they hold (a context, an action, a reason, an alternative) is a label a record can
+    hold (printable, at most MAX_LABEL_LENGTH).
 
     Only at the door, not in parse_rules: rules journaled before this check came in are
     still read (and decide) as they were.

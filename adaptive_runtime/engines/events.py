@@ -41,7 +41,6 @@ MAX_DEPTH = 4
 MAX_ITEMS = 256
 REDACTED = "[redacted]"
 MAX_INT = 2**53  # beyond this an int no longer survives a float round trip
-"""The default bound on an event's encoded size: counted while validating, before it is built."""
 RESERVED = frozenset({"type", "id", "extra", *LIMITS})
 TARGET_FIELDS = ("target", "instance", "service")
 """The event attributes that name what an action acts on, first found wins (silences and
