@@ -91,8 +91,9 @@ async def run_demo(
 
 
 def _refuse_others(path: Path | str, agent: str) -> None:
-    """Refuse a journal that holds other agents: the demo's events would stay in their
-    audit trail for good (a journal is append-only). Its own earlier runs are welcome."""
+    """Refuse a journal of other agents that the demo never wrote to: its events would stay
+    in their audit trail for good (a journal is append-only). A journal holding the demo's
+    agent is one it wrote before (beside, say, the README's event posted to `serve`)."""
     if is_memory(path):
         return
     try:
@@ -100,14 +101,16 @@ def _refuse_others(path: Path | str, agent: str) -> None:
     except JournalError:  # none there yet (or not one at all: the runtime will say so)
         return
     try:
-        others = [s for s in journal.streams() if s != agent and not s.startswith("~")]
+        streams = journal.streams()
     finally:
         journal.close()
-    if others:
+    others = [s for s in streams if s != agent and not s.startswith("~")]
+    if others and agent not in streams:
         named = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
         msg = (
-            f"{describe(path)} holds other agents ({named}); the demo writes its scenario only"
-            " into a new journal or one of its own runs: give another --db"
+            f"{describe(path)} holds other agents ({named}) and no earlier run of the demo;"
+            " the demo writes its scenario only into a new journal or one it wrote before:"
+            " give another --db"
         )
         raise ConfigurationError(msg)
 

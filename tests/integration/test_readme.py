@@ -80,11 +80,11 @@ def test_demo_leaves_a_journal_of_other_agents_alone(tmp_path: Path) -> None:
     adaptive_runtime.db) wrote the scenario into that application's audit trail for good."""
     db = tmp_path / "adaptive_runtime.db"
 
-    async def app() -> None:
-        async with Runtime(agent_id="checkout", path=db) as runtime:
+    async def app(path: Path) -> None:
+        async with Runtime(agent_id="checkout", path=path) as runtime:
             await runtime.process({"type": "timeout", "severity": 0.5})
 
-    asyncio.run(app())
+    asyncio.run(app(db))
     run = subprocess.run(
         [sys.executable, "-m", "adaptive_runtime", "demo", "--quiet"],
         capture_output=True,
@@ -93,12 +93,21 @@ def test_demo_leaves_a_journal_of_other_agents_alone(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert 2 == run.returncode
-    assert "holds other agents (checkout); the demo writes its scenario only" in run.stderr
+    assert "holds other agents (checkout) and no earlier run of the demo" in run.stderr
     journal = SqliteJournal(db, create=False)
     try:
         assert ["checkout"] == journal.streams()
     finally:
         journal.close()
+    # the README's order: the demo, then an event posted to `serve` on the same file, then
+    # the demo again: that journal is one the demo wrote
+    ours = tmp_path / "demo.db"
+    demo = [sys.executable, "-m", "adaptive_runtime", "demo", "--quiet", "--db", str(ours)]
+    assert 0 == subprocess.run(demo, capture_output=True, timeout=120).returncode
+    asyncio.run(app(ours))
+    again = subprocess.run(demo, capture_output=True, text=True, timeout=120)
+    assert 0 == again.returncode, again.stderr
+    assert "The 5 events from earlier runs were restored on start" in again.stdout
 
 
 def test_demo_in_memory_does_not_promise_to_remember() -> None:
