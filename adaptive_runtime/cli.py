@@ -713,14 +713,18 @@ def _approvals(args: argparse.Namespace) -> int:
 
     journal = _open(args)
     try:
-        pending = sorted(pending_approvals(journal).values(), key=lambda p: p.decision_seq)
+        requests = sorted(pending_approvals(journal).values(), key=lambda p: p.decision_seq)
     finally:
         journal.close()
+    now = time.time_ns()
+    pending = [p for p in requests if p.open_at(now)]
     if args.json:
         _print_json(pending)
         return EXIT_OK
+    timed_out = len(requests) - len(pending)
     if not pending:
         print("No action is waiting for approval.")
+        _say_timed_out(timed_out)
         return EXIT_OK
     rows = [
         (
@@ -734,7 +738,16 @@ def _approvals(args: argparse.Namespace) -> int:
         for p in pending
     ]
     print(table(("seq", "agent", "action", "asked", "denied after", "why"), rows))
+    _say_timed_out(timed_out, before="\n")
     return EXIT_OK
+
+
+def _say_timed_out(count: int, before: str = "") -> None:
+    if count:
+        print(
+            f"{before}{_plural(count, 'request')} timed out unanswered: denied by default"
+            " (a host journals that when it runs)."
+        )
 
 
 def _approve(args: argparse.Namespace) -> int:
@@ -762,6 +775,13 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
                 f"no action is waiting for approval at seq {args.seq}; `approvals` lists them"
             )
         p = found[0]
+        now = time.time_ns()
+        if not p.open_at(now):
+            raise UsageError(
+                f"the approval request for the decision at seq {args.seq} timed out at"
+                f" {format_ts(p.expires_ns)}: it is denied by default (a host journals that"
+                " when it runs)"
+            )
         record = ApprovalGiven(
             agent=p.agent,
             decision_seq=p.decision_seq,
@@ -769,7 +789,7 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
             by=args.by,
             comment=args.comment,
         )
-        journal.append([to_pending(HOST_STREAM, record, time.time_ns())])
+        journal.append([to_pending(HOST_STREAM, record, now)])
     finally:
         journal.close()
     verdict = "approved" if approve else "denied"

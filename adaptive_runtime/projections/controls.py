@@ -78,6 +78,11 @@ class PendingApproval(msgspec.Struct, frozen=True, kw_only=True):
     requested_ns: int
     expires_ns: int
 
+    def open_at(self, ts_ns: int) -> bool:
+        """Whether an answer at ts_ns is in time: past expires_ns the request is denied by
+        default, whether or not a host has journaled that yet."""
+        return ts_ns < self.expires_ns
+
 
 def pending_approvals(journal: Journal) -> dict[tuple[str, int], PendingApproval]:
     """Every approval request not yet decided, by (agent, decision seq)."""

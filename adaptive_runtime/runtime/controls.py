@@ -244,6 +244,11 @@ class OperatorControls:
         if not found:
             raise LookupError(f"no approval is pending for the decision at seq {decision_seq}")
         p = found[0]
+        if not p.open_at(self._now()):
+            raise LookupError(
+                f"the approval request for the decision at seq {decision_seq} timed out:"
+                " it is denied by default"
+            )
         record = ApprovalGiven(
             agent=p.agent,
             decision_seq=decision_seq,
@@ -296,6 +301,12 @@ class OperatorControls:
                 given = read_as(entry, ApprovalGiven)
                 p = self.pending.get((given.agent, given.decision_seq))
                 if p is None or not self._serves(p.agent):
+                    continue
+                if given.approve and not p.open_at(entry.ts_ns):
+                    # journaled after the deadline (while no host ran to deny it): a stale
+                    # action never runs on a late yes
+                    why = f"approved by {given.by} after its timeout: denied by default"
+                    await self._decide(p, approved=False, by="timeout", reason=why)
                     continue
                 why = given.comment or ("approved" if given.approve else "denied")
                 await self._decide(p, approved=given.approve, by=given.by, reason=why)

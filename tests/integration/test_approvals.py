@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from adaptive_runtime import ConfigurationError, Host, InvalidEventError, Manual
 from adaptive_runtime.engines.backoff import RetryPolicy
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections.audit import explain
-from adaptive_runtime.records import ApprovalPolicy
+from adaptive_runtime.records import ApprovalGiven, ApprovalPolicy, to_pending
 from adaptive_runtime.runtime.actions import ActionCall
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
@@ -208,6 +209,31 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         env={**os.environ, "USER": "carol"},
     )
+
+
+def test_a_request_past_its_timeout_is_denied_and_a_late_yes_runs_nothing(tmp_path: Path) -> None:
+    """A request whose timeout passed while no host ran was listed as waiting, `approve`
+    took it, and the next start ran the year-old action. Now the command line says it
+    timed out, and a yes journaled after the deadline (by any writer) is a denial."""
+    db = tmp_path / "late.db"
+    decided = run_worker(db, "decide-long-ago")
+    seq = int(decided.stdout.split()[0])
+    listed = cli("approvals", "--db", str(db))
+    assert "No action is waiting for approval." in listed.stdout
+    assert "1 request timed out unanswered: denied by default" in listed.stdout
+    refused = cli("approve", str(seq), "--db", str(db))
+    assert 2 == refused.returncode
+    assert f"the approval request for the decision at seq {seq} timed out at" in refused.stderr
+    journal = SqliteJournal(db, create=False)  # a late yes that some other writer journaled
+    try:
+        yes = ApprovalGiven(agent="default", decision_seq=seq, approve=True, by="dave", comment="")
+        journal.append([to_pending("~host", yes, time.time_ns())])
+    finally:
+        journal.close()
+    served = run_worker(db, "serve")
+    assert {"ran": [], "pending": []} == json.loads(served.stdout), served.stderr
+    said = "approved by dave after its timeout: denied by default"
+    assert any(said in detail for detail in details(db, seq)), details(db, seq)
 
 
 def test_an_approval_pending_across_kill_9_then_approved_runs_once(tmp_path: Path) -> None:
