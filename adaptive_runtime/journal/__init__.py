@@ -14,6 +14,8 @@ from .base import (
     Pending,
     Snapshot,
     VerifyReport,
+    has_ownership,
+    is_journal,
 )
 from .memory import MemoryJournal, MemoryStore
 from .sqlite import SCHEMA_VERSION, SqliteJournal
@@ -36,6 +38,8 @@ __all__ = [
     "Snapshot",
     "SqliteJournal",
     "VerifyReport",
+    "has_ownership",
+    "is_journal",
 ]
 
 

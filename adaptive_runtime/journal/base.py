@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeGuard, runtime_checkable
 
 import msgspec
 
@@ -19,6 +19,8 @@ __all__ = [
     "Pending",
     "Snapshot",
     "VerifyReport",
+    "has_ownership",
+    "is_journal",
 ]
 
 Durability = Literal["full", "normal"]
@@ -221,3 +223,29 @@ class Ownership(Protocol):
     def orphans(self) -> list[str]:
         """Agents whose owner's lease ran out."""
         ...
+
+
+def _members(protocol: type) -> tuple[str, ...]:
+    """A protocol's public methods, properties and attributes, by name."""
+    names = {name for name in vars(protocol) if not name.startswith("_")}
+    return tuple(sorted(names | set(getattr(protocol, "__annotations__", {}))))
+
+
+_JOURNAL_MEMBERS = _members(Journal)
+_OWNERSHIP_MEMBERS = _members(Ownership)
+
+
+def is_journal(obj: object) -> TypeGuard[Journal]:
+    """Whether obj has every member of Journal.
+
+    Not isinstance(obj, Journal): from Python 3.12 that looks members up statically, so a
+    wrapper that hands calls on through __getattr__ (a journal with metrics, a test's
+    fault injector) was a Journal on 3.11 and not on 3.12. This looks them up as any
+    call would, the same on every version.
+    """
+    return all(hasattr(obj, name) for name in _JOURNAL_MEMBERS)
+
+
+def has_ownership(obj: object) -> TypeGuard[Ownership]:
+    """Whether obj has every member of Ownership (looked up as is_journal does)."""
+    return all(hasattr(obj, name) for name in _OWNERSHIP_MEMBERS)

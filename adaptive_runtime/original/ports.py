@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..journal import Journal
+from ..journal import is_journal
 from ..projections.rebuild import rebuild
 from ..records import Entry, Pending
 
@@ -63,7 +63,7 @@ class _JournalStore:
     async def load_state(self, stream: str) -> dict[str, Any] | None:
         # the same fold every state comes from; the journal must be one for that
         journal = self._journal
-        if not isinstance(journal, Journal):
+        if not is_journal(journal):
             raise TypeError("load_state needs a Journal: it folds the stream's entries")
         kv = rebuild(journal, stream).state.kv
         return None if kv is None else dict(kv)

@@ -31,7 +31,7 @@ from ..errors import (
     InvalidEventError,
     RuntimeNotStartedError,
 )
-from ..journal import Durability, Journal, JournalWorker, Ownership
+from ..journal import Durability, Journal, JournalWorker, Ownership, has_ownership, is_journal
 from ..journal.open import describe, is_memory, open_journal, sqlite_path
 from ..observability.logs import logger_for
 from ..projections.fleet import (
@@ -127,7 +127,7 @@ class Host:
             )
         self.default_agent = check_agent_id(default_agent)
         self._only = None if only_agent is None else check_agent_id(only_agent)
-        if not isinstance(journal, str | os.PathLike | Journal):
+        if not isinstance(journal, str | os.PathLike) and not is_journal(journal):
             raise ConfigurationError(
                 "journal must be a path, a URL (sqlite:///path, memory:, postgresql://...) or"
                 f" a Journal, not {type(journal).__name__}"
@@ -257,7 +257,7 @@ class Host:
         # so appends run inline; at "full" every commit syncs, so a worker thread shares them.
         inline = (journal.durability == "normal" or self.commit_on_caller) and self._owns_journal
         self._loaded.clear()
-        self._ownership = journal if isinstance(journal, Ownership) else None
+        self._ownership = journal if has_ownership(journal) else None
         if self._ownership is not None:
             inline = False  # a shared server's round trips stay off the event loop
         self._worker = JournalWorker(
