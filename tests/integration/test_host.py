@@ -23,7 +23,7 @@ from adaptive_runtime import (
     Runtime,
     RuntimeNotStartedError,
 )
-from adaptive_runtime.journal import MemoryJournal, SqliteJournal
+from adaptive_runtime.journal import MemoryJournal, SqliteJournal, has_ownership, is_journal
 from adaptive_runtime.projections import rebuild, verify_replay
 from adaptive_runtime.records import Rule, RulesChanged, to_pending
 
@@ -60,6 +60,30 @@ async def test_journal_urls_open_the_same_backends(tmp_path: Path) -> None:
     assert (tmp_path / "b.db").exists()
     with pytest.raises(ConfigurationError, match="unknown journal URL scheme 'mysql'"):
         await host_at("mysql://x/y").start()
+
+
+class _Wrapped:
+    """A journal that hands every call on (a metrics or fault-injecting wrapper)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+async def test_a_journal_handing_calls_on_through_getattr_is_taken_on_every_python() -> None:
+    """From Python 3.12, isinstance() against the Journal protocol refused such a wrapper
+    (members looked up statically); CI runs this on 3.11 and on the newest Python too."""
+    wrapped = _Wrapped(MemoryJournal())
+    assert is_journal(wrapped)
+    assert not has_ownership(wrapped)  # a memory journal is not shared
+    async with Host(wrapped, clock=ManualClock()) as host:  # type: ignore[arg-type]
+        assert "restart_service" == (await host.process(OVERLOAD)).action
+    members = ("owner", "lease_seconds", "claim", "claims", "renew", "release", "orphans")
+    assert has_ownership(_Wrapped(type("Claims", (), dict.fromkeys(members))()))
+    assert not is_journal(object())
+    assert not has_ownership(object())
 
 
 @pytest.mark.parametrize(
