@@ -54,6 +54,7 @@ __all__ = [
     "decision_for_event",
     "explain",
     "history",
+    "run_started_ns",
     "stats",
 ]
 
@@ -176,6 +177,17 @@ def _item(
     return HistoryItem(
         seq=seq, event_seq=event_seq, stream=stream, ts_ns=ts_ns, event=event, decision=decision
     )
+
+
+def run_started_ns(journal: Journal, stream: str, decision_seq: int, action: str) -> int | None:
+    """When the latest run of a decision's action began: its last attempt 1 (a dead
+    letter's retry starts a run anew). None if no attempt has started."""
+    started = None
+    for entry in journal.read(stream, after=decision_seq, kind=ActionStarted.__name__):
+        rec = read_as(entry, ActionStarted)
+        if rec.decision_seq == decision_seq and rec.action == action and rec.attempt == 1:
+            started = entry.ts_ns
+    return started
 
 
 def decision_at(journal: Journal, seq: int) -> HistoryItem | None:

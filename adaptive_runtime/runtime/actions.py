@@ -276,11 +276,13 @@ class ActionScheduler:
         action: str | None = None,
         verify_only: bool = False,
         token: int | None = None,
+        started_ns: int | None = None,
     ) -> None:
         """Run an action in the background; process() does not wait for it.
 
         `action` is a step of an escalation ladder (default: the decision's own action);
-        `verify_only` runs just the check of a handler that already returned.
+        `verify_only` runs just the check of a handler that already returned;
+        `started_ns` is when a resumed run began (total_timeout counts from it).
         """
         if token is not None:
             self._reserved.pop(token, None)  # its place is now the running task's
@@ -293,7 +295,7 @@ class ActionScheduler:
         work = (
             run.verify(decision, event, first_attempt, wait)
             if verify_only
-            else run.run(decision, event, first_attempt, wait)
+            else run.run(decision, event, first_attempt, wait, started_ns)
         )
         task = asyncio.get_running_loop().create_task(work)
         self._targets[task] = _target_key(ledger.agent_id, target_of(event))
@@ -384,21 +386,42 @@ class ActionScheduler:
                 )
                 continue
             attempt = open_action.attempt
+            now = self._clock.now_ns()
+            # total_timeout counts from the run's first attempt, the time stopped included:
+            # a restart long after must not run a stale action
+            started = await ledger.run_started_ns(seq, spec.name) or now
             if open_action.running:
                 delay = run.next_delay(decision, attempt)
-                await run.interrupted(seq, attempt, "the process stopped", delay)
-                if delay is None:
-                    await run.abandon(decision, attempt, "attempts_exhausted")
+                late = delay is not None and _past_time_limit(
+                    spec, started, now + round(delay * 1e9)
+                )
+                await run.interrupted(seq, attempt, "the process stopped", None if late else delay)
+                if delay is None or late:
+                    await run.abandon(
+                        decision, attempt, "time_limit" if late else "attempts_exhausted"
+                    )
                     continue
                 wait = delay
             elif not open_action.retrying:
                 # it had given up; the process stopped before the abandon was journaled
                 await run.abandon(decision, attempt, "gave_up_before_restart")
                 continue
+            elif _past_time_limit(spec, started, max(now, open_action.due_ns)):
+                await run.abandon(decision, attempt, "time_limit")
+                continue
             else:
-                wait = max(0.0, (open_action.due_ns - self._clock.now_ns()) / 1e9)
+                wait = max(0.0, (open_action.due_ns - now) / 1e9)
             log.info("Resuming %s for decision %d at attempt %d", spec.name, seq, attempt + 1)
-            self.start(ledger, decision, event, attempt + 1, wait, action=spec.name)
+            self.start(
+                ledger, decision, event, attempt + 1, wait, action=spec.name, started_ns=started
+            )
+
+
+def _past_time_limit(spec: ActionSpec, started_ns: int, next_ns: int) -> bool:
+    """Whether an attempt at next_ns would begin past the run's total_timeout, as
+    after_failure judges a wait (counted from the run's first attempt)."""
+    limit = spec.retry.total_timeout
+    return limit is not None and (next_ns - started_ns) / 1e9 > limit
 
 
 class _Run:
@@ -420,12 +443,18 @@ class _Run:
         return OutcomeRecorded.of(own, success=success)
 
     async def run(
-        self, decision: Decision, event: dict[str, Any], attempt: int, wait: float
+        self,
+        decision: Decision,
+        event: dict[str, Any],
+        attempt: int,
+        wait: float,
+        started_ns: int | None = None,
     ) -> None:
         spec, clock = self._spec, self._clock
         if wait > 0:
             await clock.sleep(wait)
-        started_ns = clock.now_ns()
+        if started_ns is None:  # a new run; a resumed one goes on counting from its start
+            started_ns = clock.now_ns()
         key = f"{self._ledger.agent_id}:{decision.seq}"
         while True:
             await self.append(

@@ -37,7 +37,7 @@ from ..journal import JournalWorker
 from ..observability.logs import logger_for
 from ..observability.metrics import Metrics
 from ..projections import AgentState, decode_state, encode_state, evolve, rebuild
-from ..projections.audit import HistoryItem, decision_at
+from ..projections.audit import HistoryItem, decision_at, run_started_ns
 from ..projections.rebuild import STATE_VERSION, Rebuilt
 from ..records import (
     ActionAwaitingApproval,
@@ -146,6 +146,14 @@ class Ledger:
     def owes_starts(self) -> bool:
         """Whether batches whose answers were lost may still owe this host an action."""
         return bool(self.recovered or self._unanswered)
+
+    async def run_started_ns(self, decision_seq: int, action: str) -> int | None:
+        """When the latest run of a decision's action began (see projections.audit)."""
+        worker = self.require_worker()
+        started: int | None = await worker.run(
+            run_started_ns, worker.journal, self.agent_id, decision_seq, action
+        )
+        return started
 
     async def load_decision(self, seq: int) -> HistoryItem | None:
         """Read a journaled decision of this agent, with its event, back from the journal."""

@@ -12,6 +12,7 @@ import pytest
 
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import rebuild, verify_replay
+from adaptive_runtime.records import ActionAbandoned, read_as
 
 CHILD = textwrap.dedent(
     """
@@ -27,10 +28,11 @@ CHILD = textwrap.dedent(
             await asyncio.Event().wait()
 
     async def main():
-        clock = StopClock(time.time_ns()) if mode == "backoff" else ManualClock(time.time_ns())
+        now = time.time_ns() + (3 * 86_400 * 10**9 if mode == "finish-days-later" else 0)
+        clock = StopClock(now) if mode == "backoff" else ManualClock(now)
         runtime = Runtime(agent_id="ops", path=path, clock=clock)
 
-        @runtime.action("restart_service", retry=RetryPolicy(max_attempts=3, base_delay=5.0, jitter=0.0))
+        @runtime.action("restart_service", retry=RetryPolicy(max_attempts=3, base_delay=5.0, jitter=0.0, total_timeout=600.0))
         async def restart(call):
             with open(effects, "a") as log:
                 log.write(f"{call.key} {call.attempt}\\n")
@@ -39,11 +41,11 @@ CHILD = textwrap.dedent(
             if mode == "handler":
                 print("INSIDE", flush=True)
                 await asyncio.Event().wait()
-            if call.attempt == 1 and mode != "finish":
+            if call.attempt == 1 and not mode.startswith("finish"):
                 raise ConnectionError("first restart attempt fails")
 
         async with runtime:
-            if mode != "finish":
+            if not mode.startswith("finish"):
                 await runtime.process({"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88})
             await runtime.wait_for_actions()
         print("DONE", flush=True)
@@ -88,6 +90,25 @@ def test_killed_action_finishes_exactly_once_more(
     journal = SqliteJournal(path)
     state = rebuild(journal, "ops").state
     assert ({}, 1, 0) == (state.open_actions, state.actions_succeeded, state.actions_abandoned)
+    assert verify_replay(journal).ok
+
+
+@pytest.mark.parametrize(("mode", "marker"), [("backoff", "BACKOFF"), ("handler", "INSIDE")])
+def test_a_restart_past_the_total_timeout_abandons_and_runs_nothing(
+    tmp_path: Path, mode: str, marker: str
+) -> None:
+    """total_timeout counts from the run's first attempt, the time stopped included: a
+    restart three days later (with total_timeout=600) ran the stale action once more, as
+    the resumed run counted from the restart."""
+    path, effects = tmp_path / "ops.db", tmp_path / "effects.log"
+    run_until(path, effects, mode, marker)
+    run_until(path, effects, "finish-days-later", "DONE")
+    assert ["ops:2", "1"] == effects.read_text().split()  # the first attempt only
+    journal = SqliteJournal(path)
+    state = rebuild(journal, "ops").state
+    assert ({}, 1, 0) == (state.open_actions, state.actions_abandoned, state.actions_succeeded)
+    abandoned = journal.read("ops", kind="ActionAbandoned")
+    assert ["time_limit"] == [read_as(e, ActionAbandoned).reason for e in abandoned]
     assert verify_replay(journal).ok
 
 
