@@ -228,14 +228,15 @@ class OperatorControls:
     # -- approvals and dead letters ---------------------------------------------------
 
     async def waiting(self) -> list[PendingApproval]:
-        """Every approval request not answered yet, read from the journal (so another host's
-        too, where several share it), by decision seq."""
+        """Every approval request not answered yet and not timed out, read from the journal
+        (so another host's too, where several share it), by decision seq."""
         await self.refresh()
         worker = self._host.require_worker()
         pending: dict[tuple[str, int], PendingApproval] = await worker.run(
             pending_approvals, worker.journal
         )
-        return sorted(pending.values(), key=lambda p: p.decision_seq)
+        now = self._now()
+        return sorted((p for p in pending.values() if p.open_at(now)), key=lambda p: p.decision_seq)
 
     async def answer(self, decision_seq: int, *, approve: bool, by: str, comment: str = "") -> None:
         """Journal a person's answer to a pending approval request; the host that owns the
@@ -244,11 +245,6 @@ class OperatorControls:
         if not found:
             raise LookupError(f"no approval is pending for the decision at seq {decision_seq}")
         p = found[0]
-        if not p.open_at(self._now()):
-            raise LookupError(
-                f"the approval request for the decision at seq {decision_seq} timed out:"
-                " it is denied by default"
-            )
         record = ApprovalGiven(
             agent=p.agent,
             decision_seq=decision_seq,

@@ -236,6 +236,21 @@ def test_a_request_past_its_timeout_is_denied_and_a_late_yes_runs_nothing(tmp_pa
     assert any(said in detail for detail in details(db, seq)), details(db, seq)
 
 
+async def test_a_host_not_serving_the_agent_lists_no_timed_out_request(tmp_path: Path) -> None:
+    """Only the host serving an agent journals its timeouts; another host (only_agent)
+    listed a request past its deadline as waiting, and took an answer to it."""
+    path, clock = tmp_path / "o.db", ManualClock(start_ns=START_NS)
+    host, _ = gated_host(path, clock)
+    async with host:
+        decision = await host.process(OVERLOAD)
+    clock.advance(POLICY.timeout_s + 1)
+    other = Host(path, clock=clock, approvals=POLICY, only_agent="elsewhere")
+    async with other:
+        assert [] == await other.controls.waiting()
+        with pytest.raises(LookupError, match="no approval is pending"):
+            await other.controls.answer(decision.seq, approve=True, by="ops")
+
+
 def test_an_approval_pending_across_kill_9_then_approved_runs_once(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     decided = run_worker(db, "decide-then-die")
