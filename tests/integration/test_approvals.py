@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import cli as run_cli
 from journal_support import assert_replays
 
 from adaptive_runtime import ConfigurationError, Host, InvalidEventError, ManualClock
@@ -202,13 +202,7 @@ def run_worker(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adaptive_runtime", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "USER": "carol"},
-    )
+    return run_cli(*args, env={"USER": "carol"})
 
 
 def test_a_request_past_its_timeout_is_denied_and_a_late_yes_runs_nothing(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cli_support import cli
 
 from adaptive_runtime import ActionCall, Event, ManualClock, RetryPolicy, Runtime
 
@@ -22,19 +23,6 @@ EVENTS = [
     {"type": "auth_failure", "severity": 0.55},
     {"type": "timeout", "severity": 0.45, "latency_ms": 4200},
 ]
-
-
-def cli(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adaptive_runtime", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        input=stdin,
-    )
 
 
 async def write_journal(path: Path) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_support import cli as run_cli
 from journal_support import FaultyJournal, answered_in_commit_order, queued_behind
 
 from adaptive_runtime import ConfigurationError, Host, ManualClock
@@ -38,13 +37,7 @@ POLICY = FleetPolicy(correlate_agents=5, correlate_window=60.0, budget=3, budget
 
 
 def cli(*args: str, seed: str = "0") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adaptive_runtime", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONHASHSEED": seed},
-    )
+    return run_cli(*args, env={"PYTHONHASHSEED": seed})
 
 
 async def run_fleet(path: Path) -> list[object]:

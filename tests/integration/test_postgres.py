@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from cli_support import cli
 from postgres_support import fresh_url, pg_url
 
 from adaptive_runtime import Host, ManualClock, Runtime
@@ -34,15 +33,6 @@ from adaptive_runtime.journal.postgres import KEY_ENV, PostgresJournal, parse_ur
 from adaptive_runtime.projections import verify_replay
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 95, "memory": 80}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adaptive_runtime", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def _sql(url: str, statement: str, params: tuple[object, ...] = ()) -> None:

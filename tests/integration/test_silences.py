@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_support import cli as run_cli
 
 from adaptive_runtime import Host, ManualClock
 from adaptive_runtime.errors import InvalidEventError
@@ -167,13 +167,7 @@ async def test_a_dry_run_decides_and_journals_and_runs_no_handler(tmp_path: Path
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adaptive_runtime", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "USER": "ops"},
-    )
+    return run_cli(*args, env={"USER": "ops"})
 
 
 def worker(db: Path, start_s: int, agent: str) -> dict[str, object]:

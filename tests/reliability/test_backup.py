@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from cli_support import cli
+
 from adaptive_runtime.journal import Head, SqliteJournal
 
 WRITER = textwrap.dedent(
@@ -34,15 +36,6 @@ WRITER = textwrap.dedent(
     asyncio.run(main())
     """
 )
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adaptive_runtime", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_exports_of_a_journal_being_written_are_verified_prefixes(tmp_path: Path) -> None:

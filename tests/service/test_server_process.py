@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_support import cli
 from http_support import READ, WRITE, WRITER, free_port, server
 
 from adaptive_runtime.errors import ConfigurationError
@@ -24,16 +25,6 @@ from adaptive_runtime.projections.replay import verify_replay
 from adaptive_runtime.service.auth import Tokens
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adaptive_runtime", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_sigterm_drains_snapshots_and_exits_0_with_a_stream_open(tmp_path: Path) -> None:
