@@ -388,8 +388,10 @@ class ActionScheduler:
             attempt = open_action.attempt
             now = self._clock.now_ns()
             # total_timeout counts from the run's first attempt, the time stopped included:
-            # a restart long after must not run a stale action
-            started = await ledger.run_started_ns(seq, spec.name) or now
+            # a restart long after must not run a stale action (no limit, nothing to read)
+            started = None
+            if spec.retry.total_timeout is not None:
+                started = await ledger.run_started_ns(seq, spec.name) or now
             if open_action.running:
                 delay = run.next_delay(decision, attempt)
                 late = delay is not None and _past_time_limit(
@@ -417,11 +419,11 @@ class ActionScheduler:
             )
 
 
-def _past_time_limit(spec: ActionSpec, started_ns: int, next_ns: int) -> bool:
+def _past_time_limit(spec: ActionSpec, started_ns: int | None, next_ns: int) -> bool:
     """Whether an attempt at next_ns would begin past the run's total_timeout, as
-    after_failure judges a wait (counted from the run's first attempt)."""
+    after_failure judges a wait (counted from the run's first attempt, `started_ns`)."""
     limit = spec.retry.total_timeout
-    return limit is not None and (next_ns - started_ns) / 1e9 > limit
+    return limit is not None and started_ns is not None and (next_ns - started_ns) / 1e9 > limit
 
 
 class _Run:
