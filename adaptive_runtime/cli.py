@@ -837,7 +837,7 @@ def _unfinished(actions: list[UnfinishedAction], dead: int, as_json: bool) -> in
         ]
         print(table(("seq", "agent", "action", "state", "attempt", "due"), rows))
         print(
-            f"\n{_plural(len(actions), 'action')} not finished; a host resumes them when it starts."
+            f"\n{_plural(len(actions), 'action')} not finished; a host takes them up when it starts."
         )
     else:
         print("No action is waiting to run, retry or be verified.")

@@ -281,7 +281,7 @@ async def test_the_actions_command_lists_what_a_start_would_resume(
     assert 0 == main(["actions", "--db", str(path)])
     shown = capsys.readouterr().out
     assert f"{decision.seq}    a      restart_service  retrying  1" in shown
-    assert "1 action not finished; a host resumes them when it starts." in shown
+    assert "1 action not finished; a host takes them up when it starts." in shown
 
     again = Runtime(agent_id="a", path=path, clock=clock, durability="normal")
     again.action("restart_service", retry=NO_JITTER)(hang)
