@@ -153,7 +153,7 @@ class Agent:
         )
         todo: list[tuple[int, Event]] = []
         first_of: dict[str, tuple[int, Event]] = {}
-        aliases: list[tuple[int, int]] = []
+        repeats: list[tuple[int, tuple[int, Event], Event]] = []  # an id again in this call
         for index, ev in parsed:
             try:
                 if ev.id is not None:
@@ -162,9 +162,8 @@ class Agent:
                         results[index] = recorded
                         continue
                     earlier = first_of.get(ev.id)
-                    if earlier is not None:  # the same id twice in this call
-                        self._recorded(ev, _Unjournaled(self.agent_id, earlier[1]))
-                        aliases.append((index, earlier[0]))
+                    if earlier is not None:
+                        repeats.append((index, earlier, ev))
                         continue
                     first_of[ev.id] = (index, ev)
             except AdaptiveRuntimeError as exc:
@@ -188,11 +187,19 @@ class Agent:
                 continue
             entries, fresh = answer
             results[index] = self._committed(ledger, ev, made[k], entries, fresh, started)
-        for index, first in aliases:
-            results[index] = results[first]
+        for index, (first, first_ev), ev in repeats:
+            # answered as the first was, once its seq is known; another body is refused
+            result = results[first]
+            if isinstance(result, Decision) and first_ev != ev:
+                msg = (
+                    f"event id {ev.id!r} was journaled at seq {result.event_seq}, earlier in this"
+                    " call, with a different body; use a new id for a new event"
+                )
+                result = DuplicateEventError(msg, event_id=str(ev.id), seq=result.event_seq or 0)
+            results[index] = result
         return [r for r in results if r is not None]
 
-    def _recorded(self, ev: Event, found: HistoryItem | _Unjournaled | None) -> Decision | None:
+    def _recorded(self, ev: Event, found: HistoryItem | None) -> Decision | None:
         """The decision recorded for an event id seen before; DuplicateEventError if unlike."""
         if found is None:
             return None
@@ -209,7 +216,7 @@ class Agent:
                 "different body; use a new id for a new event"
             )
             raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
-        return None if isinstance(found, _Unjournaled) else found.decision
+        return found.decision
 
     def _batch(
         self, ledger: Ledger, ev: Event, made: list[Decision]
@@ -502,14 +509,6 @@ class Agent:
             "snapshot_seq": ledger.last_rebuild.get("snapshot_seq"),
             "replayed": ledger.last_rebuild.get("replayed", 0),
         }
-
-
-class _Unjournaled(msgspec.Struct, frozen=True):
-    """An event met earlier in the same process_many call, to compare a repeated id against."""
-
-    stream: str
-    event: Event
-    event_seq: int = 0
 
 
 class _AgentStore:

@@ -264,6 +264,7 @@ async def test_process_many_decides_in_order_in_one_commit_and_isolates_bad_even
                 {**OVERLOAD, "id": "twice"},  # the same again in this call: the same decision
                 {**OVERLOAD, "severity": 0.9, "id": "known"},  # reused with another body
                 {"type": "timeout", "severity": 0.4},
+                {**OVERLOAD, "severity": 0.9, "id": "twice"},  # another body, in this call
             ]
         )
         assert 1 == rt.metrics()["commits"] - before
@@ -276,10 +277,14 @@ async def test_process_many_decides_in_order_in_one_commit_and_isolates_bad_even
         Decision,
         DuplicateEventError,
         Decision,
+        DuplicateEventError,
     ] == kinds
     assert first == results[2]
     assert results[3] == results[4]
     assert [4, 6, 8] == [results[i].seq for i in (0, 3, 6)]  # type: ignore[union-attr]
+    # it names the seq the first "twice" got (it said seq 0, before that one was journaled)
+    assert 5 == results[7].seq  # type: ignore[union-attr]
+    assert "was journaled at seq 5, earlier in this call, with a different body" in str(results[7])
     assert_replays(path)
 
 
