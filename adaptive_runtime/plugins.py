@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from .engines.context import Analyser
-from .engines.decision import check_new_rules, parse_rules
+from .engines.decision import parse_new_rules
 from .engines.pipeline import PluginSet
 from .errors import ConfigurationError, InvalidRulesError
 from .records import PluginRef, Rule
@@ -153,7 +153,7 @@ def _load(name: str, kind: str, ep: metadata.EntryPoint) -> Any:
 def _rules(name: str, obj: Any) -> tuple[Rule, ...]:
     raw = getattr(obj, "RULES", obj)
     try:
-        return check_new_rules(parse_rules(raw))
+        return parse_new_rules(raw)
     except (InvalidRulesError, TypeError) as exc:
         raise ConfigurationError(f"plugin {name!r}: its rule pack is not valid: {exc}") from None
 

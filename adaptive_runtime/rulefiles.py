@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .engines.decision import check_new_rules, parse_rules
+from .engines.decision import parse_new_rules
 from .errors import InvalidRulesError
 from .records import ApprovalPolicy, FleetPolicy, LearningPolicy, Rule
 
@@ -80,7 +80,7 @@ def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> Po
         raise InvalidRulesError(f"{file}: `rules` must be a list")
     try:
         return PolicyFile(
-            rules=check_new_rules(parse_rules(data)),
+            rules=parse_new_rules(data),
             fleet=fleet,
             learning=learning,
             approvals=approvals,

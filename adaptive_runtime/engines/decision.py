@@ -22,7 +22,7 @@ __all__ = [
     "DecisionResult",
     "RuleCheck",
     "RuleMatch",
-    "check_new_rules",
+    "parse_new_rules",
     "parse_rules",
 ]
 
@@ -341,14 +341,15 @@ def parse_rules(raw: Iterable[Rule | Sequence[Any] | Mapping[str, Any]]) -> tupl
     return tuple(_parse_rule(i, item) for i, item in enumerate(raw))
 
 
-def check_new_rules(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
-    """Rules that are about to be journaled, and to make decisions that are: each text
-    they hold (a context, an action, a reason, an alternative) is a label a record can
-    hold (printable, at most MAX_LABEL_LENGTH).
+def parse_new_rules(raw: Iterable[Rule | Sequence[Any] | Mapping[str, Any]]) -> tuple[Rule, ...]:
+    """parse_rules for rules that come in to be journaled and to make decisions that are:
+    each text they hold (a context, an action, a reason, an alternative) must also be a
+    label a record can hold (printable, at most MAX_LABEL_LENGTH).
 
     Only at the door, not in parse_rules: rules journaled before this check came in are
     still read (and decide) as they were.
     """
+    rules = parse_rules(raw)
     for index, rule in enumerate(rules):
         named = [("context", rule.context), ("action", rule.action), ("reason", rule.reason)]
         for name, text in named + [("alternatives", alt) for alt in rule.alternatives]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ..engines.decision import check_new_rules, parse_rules
+from ..engines.decision import parse_new_rules
 from ..errors import ConfigurationError
 from ..records import LearningPolicy, Rule
 
@@ -26,7 +26,7 @@ def rules_from(rules: RulesArg) -> tuple[Rule, ...] | None:
         from ..rulefiles import load_rules  # here: only a rules file needs the file readers
 
         return load_rules(rules)
-    return check_new_rules(parse_rules(rules))
+    return parse_new_rules(rules)
 
 
 def learning_from(learning: LearningArg) -> LearningPolicy | None:
