@@ -19,6 +19,7 @@ __all__ = [
     "check_values",
     "event_list",
     "fingerprint_of",
+    "outcome_key",
     "parse_event",
     "severity",
     "target_of",
@@ -200,6 +201,20 @@ def _event_id(value: object) -> str:
         raise InvalidEventError(msg, field="id")
     check_text("id", value, MAX_ID_LENGTH)
     return value
+
+
+OUTCOME_KEY_PREFIX = "outcome:"
+"""Where an outcome's id goes in the journal's event-id column, apart from events' ids."""
+
+
+def outcome_key(outcome_id: object) -> str:
+    """The journal's event id for an outcome recorded under `outcome_id` (checked as an
+    event's id is), so that the outcome is journaled once, however often it is sent."""
+    if not isinstance(outcome_id, str) or not outcome_id:
+        msg = f"an outcome's id must be a non-empty string, not {_describe(outcome_id)}"
+        raise InvalidEventError(msg, field="id")
+    check_text("id", outcome_id, MAX_ID_LENGTH)
+    return OUTCOME_KEY_PREFIX + outcome_id
 
 
 def _number(name: str, value: object) -> float:

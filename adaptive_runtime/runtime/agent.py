@@ -13,7 +13,7 @@ from .._crashpoints import crash_point
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
-from ..engines.events import event_list, fingerprint_of, parse_event, target_of
+from ..engines.events import event_list, fingerprint_of, outcome_key, parse_event, target_of
 from ..engines.fleet import acting, gate_in_fleet, held_back, observe, open_incident
 from ..engines.original import ConfidenceEngine, pooled
 from ..engines.pipeline import decide
@@ -329,12 +329,18 @@ class Agent:
         host.actions.release(id(made))  # nothing started: no place held
         return decision
 
-    async def record_outcome(self, decision: Decision, *, success: bool) -> None:
+    async def record_outcome(
+        self, decision: Decision, *, success: bool, id: str | None = None
+    ) -> bool:
         """Journal how a decision turned out; later confidence in its context adapts.
 
         Only the decision's `seq` is taken from the caller: the decision itself is read
         back from the journal, so a changed copy can't put bad data into the outcome.
+        With an `id`, the outcome is journaled once however often it is sent (a retried
+        request): the same id again returns False and journals nothing, and the same id
+        for another decision or result raises DuplicateEventError. Else it returns True.
         """
+        key = None if id is None else outcome_key(id)
         ledger = await self._host.ledger(self.agent_id)
         seq = decision.seq if isinstance(decision, Decision) else None
         if type(seq) is not int or not 0 < seq < 2**63:
@@ -348,8 +354,22 @@ class Agent:
         if found is None:
             msg = f"no decision of agent {self.agent_id!r} is journaled at seq {seq}"
             raise InvalidEventError(msg, field="decision")
-        await ledger.append_records([OutcomeRecorded.of(found.decision, success=bool(success))])
+        outcome = OutcomeRecorded.of(found.decision, success=bool(success))
+        if key is None:
+            await ledger.append_records([outcome])
+        else:
+            try:
+                _, fresh = await ledger.append_once(outcome, key)
+            except DuplicateEventError as exc:
+                msg = (
+                    f"outcome id {id!r} was already journaled at seq {exc.seq} for another"
+                    " decision or result; use a new id for a new outcome"
+                )
+                raise DuplicateEventError(msg, event_id=key, seq=exc.seq) from None
+            if not fresh:
+                return False
         ledger.metrics.count("outcomes_success" if success else "outcomes_failure")
+        return True
 
     async def close_episode(self, fingerprint: str, *, reason: str) -> bool:
         """Journal that the trouble a fingerprint named is over (its alert resolved): the next

@@ -391,13 +391,19 @@ class Ledger:
         entries, _ = await self.submit(self._records_batch(build))
         return entries
 
+    async def append_once(self, record: Record, event_id: str) -> tuple[list[Entry], bool]:
+        """Journal a record under an event id, once: True with its entries if it is new;
+        False with the earlier entries if that id was journaled before with the same
+        record. The same id with another record is a DuplicateEventError."""
+        return await self.submit(self._records_batch([record], event_id))
+
     def _records_batch(
-        self, records: list[Record] | Callable[[], list[Record]]
+        self, records: list[Record] | Callable[[], list[Record]], event_id: str | None = None
     ) -> Callable[[], list[Pending]]:
         def batch() -> list[Pending]:
             ts = self.clock.now_ns()
             made = records() if callable(records) else records
-            return RuntimeBatch(to_pending(self.agent_id, record, ts) for record in made)
+            return RuntimeBatch(to_pending(self.agent_id, record, ts, event_id) for record in made)
 
         return batch
 

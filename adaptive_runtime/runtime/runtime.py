@@ -175,13 +175,18 @@ class Runtime(OriginalAPI):
         """
         return await self._agent.process_many(events)
 
-    async def record_outcome(self, decision: Decision, *, success: bool) -> None:
+    async def record_outcome(
+        self, decision: Decision, *, success: bool, id: str | None = None
+    ) -> bool:
         """Journal how a decision turned out; later confidence in its context adapts.
 
         Only the decision's `seq` is taken from the caller: the decision itself is read
         back from the journal, so a changed copy can't put bad data into the outcome.
+        With an `id`, the outcome is journaled once however often it is sent: the same
+        id again returns False and journals nothing (the same id for another decision
+        or result is a DuplicateEventError). Else it returns True.
         """
-        await self._agent.record_outcome(decision, success=success)
+        return await self._agent.record_outcome(decision, success=success, id=id)
 
     async def set_rules(self, rules: RulesArg, *, learning: LearningArg = None) -> str:
         """Journal a new set of custom rules (placed before the defaults); return its ruleset hash.

@@ -288,8 +288,12 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         item = await run(decision_at, data.seq)
         if item is None or item.stream == HOST_STREAM:
             raise LookupError(f"no decision is journaled at seq {data.seq}")
-        await host.agent(item.stream).record_outcome(item.decision, success=data.success)
-        return OutcomeView(decision_seq=data.seq, agent=item.stream, success=data.success)
+        recorded = await host.agent(item.stream).record_outcome(
+            item.decision, success=data.success, id=data.id
+        )
+        return OutcomeView(
+            decision_seq=data.seq, agent=item.stream, success=data.success, recorded=recorded
+        )
 
     @post(
         "/v1/receivers/alertmanager",

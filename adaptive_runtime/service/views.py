@@ -111,12 +111,17 @@ class OutcomeIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     seq: int = msgspec.field()
     """The seq of the decision (as returned, or as `GET /v1/decisions` lists it)."""
     success: bool
+    id: str | None = None
+    """Makes a retry safe: an outcome with an id is journaled once, however often it is
+    sent (the same id for another decision or result is a 409)."""
 
 
 class OutcomeView(msgspec.Struct, kw_only=True):
     decision_seq: int
     agent: str
     success: bool
+    recorded: bool
+    """False when an outcome with this id was journaled before: nothing was journaled now."""
 
 
 class AgentView(msgspec.Struct, kw_only=True):

@@ -12,7 +12,7 @@ import pytest
 from test_cli import cli
 
 from adaptive_runtime import ConfigurationError, LearningPolicy, ManualClock, Runtime
-from adaptive_runtime.errors import InvalidRulesError
+from adaptive_runtime.errors import DuplicateEventError, InvalidEventError, InvalidRulesError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import rebuild, verify_replay
 from adaptive_runtime.records import RulesChanged, decode_record
@@ -265,3 +265,40 @@ async def test_a_policy_file_given_as_rules_brings_its_learning_table(tmp_path: 
     async with runtime_at(tmp_path / "k.db", rules=policy, learning={"fade": 0.7}) as runtime:
         await runtime.process(OVERLOAD)
         assert LearningPolicy(fade=0.7) == runtime.state.learning
+
+
+async def test_an_outcome_with_an_id_is_learned_from_once_across_restarts(tmp_path: Path) -> None:
+    """A caller that retries record_outcome (after a crash, or a lost answer) gives the
+    outcome an id: it is journaled and learned from once, even after a restart; the id
+    for another result is refused, as is an id that is no id. The journal exports,
+    imports, verifies and replays as before."""
+    path = tmp_path / "j.db"
+    async with runtime_at(path) as runtime:
+        d = await runtime.process(OVERLOAD)
+        assert await runtime.record_outcome(d, success=False, id="run-1")
+        assert not await runtime.record_outcome(d, success=False, id="run-1")
+        assert 1 == runtime.state.outcomes
+    async with runtime_at(path) as runtime:
+        assert not await runtime.record_outcome(d, success=False, id="run-1")
+        with pytest.raises(DuplicateEventError, match="outcome id 'run-1' was already") as met:
+            await runtime.record_outcome(d, success=True, id="run-1")
+        assert 3 == met.value.seq
+        for bad in ("", 7, "x" * 129):
+            with pytest.raises(InvalidEventError) as refused:
+                await runtime.record_outcome(d, success=True, id=bad)  # type: ignore[arg-type]
+            assert "id" == refused.value.field
+        # an event may not take the outcome's place in the id column either
+        with pytest.raises(DuplicateEventError):
+            await runtime.process({**OVERLOAD, "id": "outcome:run-1"})
+        assert await runtime.record_outcome(d, success=True)  # no id: counted each time
+        assert 2 == runtime.state.outcomes  # the id's, once, and this one
+        await runtime.process(OVERLOAD)
+    journal = SqliteJournal(path)
+    try:
+        assert 6 == journal.head().seq  # event, decision, two outcomes, event, decision
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+    exported = tmp_path / "out.jsonl"
+    assert 0 == cli("export", "--db", str(path), "--out", str(exported)).returncode
+    assert 0 == cli("import", "--db", str(tmp_path / "copy.db"), str(exported)).returncode

@@ -21,6 +21,7 @@ from adaptive_runtime import Host, ManualClock, Runtime
 from adaptive_runtime.errors import (
     AgentOwnedElsewhere,
     ConfigurationError,
+    DuplicateEventError,
     JournalBusyError,
     JournalError,
     JournalUnavailableError,
@@ -288,6 +289,21 @@ def test_user_strings_are_bound_parameters() -> None:
     assert [nasty] == journal.streams()
     assert journal.verify().ok
     journal.close()
+
+
+async def test_an_outcome_with_an_id_is_journaled_once_across_hosts() -> None:
+    """A retried outcome lands on the agent's next owner: it is journaled once all the same."""
+    url = fresh_url()
+    async with Host(url, clock=ManualClock()) as host:
+        d = await host.agent("svc").process(OVERLOAD)
+        assert await host.agent("svc").record_outcome(d, success=True, id="o-1")
+    async with Host(url, clock=ManualClock()) as host:
+        agent = host.agent("svc")
+        assert not await agent.record_outcome(d, success=True, id="o-1")
+        with pytest.raises(DuplicateEventError):
+            await agent.record_outcome(d, success=False, id="o-1")
+        assert 1 == (await agent.load()).outcomes
+        assert 3 == host.journal.head().seq
 
 
 def test_an_event_id_is_journaled_once_across_hosts() -> None:

@@ -249,10 +249,10 @@ async def test_explain_and_outcomes(tmp_path: Path) -> None:
     async with client(host) as c:
         seq = (await c.post("/v1/events", json=OVERLOAD, headers=WRITE)).json()["seq"]
         recorded = await c.post("/v1/outcomes", json={"seq": seq, "success": True}, headers=WRITE)
-        assert (201, {"decision_seq": seq, "agent": "default", "success": True}) == (
-            recorded.status_code,
-            recorded.json(),
-        )
+        assert (
+            201,
+            {"decision_seq": seq, "agent": "default", "success": True, "recorded": True},
+        ) == (recorded.status_code, recorded.json())
         ex = (await c.get(f"/v1/decisions/{seq}", headers=READ)).json()
         assert "restart_service" == ex["item"]["decision"]["action"]
         assert [True] == [o["success"] for o in ex["outcomes"]]
@@ -265,6 +265,27 @@ async def test_explain_and_outcomes(tmp_path: Path) -> None:
             "/v1/outcomes", json={"seq": seq, "success": True, "by": "x"}, headers=WRITE
         )
         assert 400 == extra.status_code
+    assert 3 == head(tmp_path / "j.db")
+
+
+async def test_an_outcome_sent_again_with_its_id_is_recorded_once(tmp_path: Path) -> None:
+    """A client that retries POST /v1/outcomes (its first answer lost) must not count the
+    outcome twice: with an id, the retry journals nothing and says so; the id reused for
+    another result is a 409. Before ids, each retry was one more outcome learned from."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        seq = (await c.post("/v1/events", json=OVERLOAD, headers=WRITE)).json()["seq"]
+        body = {"seq": seq, "success": False, "id": "ticket-7/outcome"}
+        first = await c.post("/v1/outcomes", json=body, headers=WRITE)
+        again = await c.post("/v1/outcomes", json=body, headers=WRITE)
+        other = await c.post("/v1/outcomes", json={**body, "success": True}, headers=WRITE)
+        empty = await c.post("/v1/outcomes", json={**body, "id": ""}, headers=WRITE)
+        ex = (await c.get(f"/v1/decisions/{seq}", headers=READ)).json()
+    assert [201, 201, 409, 422] == [r.status_code for r in (first, again, other, empty)]
+    assert [True, False] == [first.json()["recorded"], again.json()["recorded"]]
+    assert "outcome id 'ticket-7/outcome' was already journaled at seq 3" in other.json()["detail"]
+    assert "id" == empty.json()["field"]
+    assert [False] == [o["success"] for o in ex["outcomes"]]
     assert 3 == head(tmp_path / "j.db")
 
 
