@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -12,10 +13,11 @@ import pytest
 from test_cli import cli
 
 from adaptive_runtime import ConfigurationError, LearningPolicy, ManualClock, Runtime
+from adaptive_runtime.engines.events import outcome_key
 from adaptive_runtime.errors import DuplicateEventError, InvalidEventError, InvalidRulesError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import rebuild, verify_replay
-from adaptive_runtime.records import RulesChanged, decode_record
+from adaptive_runtime.records import OutcomeRecorded, RulesChanged, decode_record
 from adaptive_runtime.rulefiles import load_policy
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 95, "memory": 80}
@@ -302,3 +304,28 @@ async def test_an_outcome_with_an_id_is_learned_from_once_across_restarts(tmp_pa
     exported = tmp_path / "out.jsonl"
     assert 0 == cli("export", "--db", str(path), "--out", str(exported)).returncode
     assert 0 == cli("import", "--db", str(tmp_path / "copy.db"), str(exported)).returncode
+
+
+async def test_an_outcome_sent_again_among_concurrent_decisions_replays_the_same(
+    tmp_path: Path,
+) -> None:
+    """On the journal's thread (durability full), a repeated outcome is folded into the view
+    that the decisions queued after it are made from, then answered with the first entry:
+    those decisions are refused and decided again, so replay still gives each one."""
+    path = tmp_path / "j.db"
+    async with Runtime("a", path, clock=ManualClock(), durability="full") as runtime:
+        d = await runtime.process(OVERLOAD)
+        ledger = await runtime.host.ledger("a")
+        outcome = OutcomeRecorded.of(d, success=True)  # each one counted raises confidence
+        # queued in this order in one pass of the loop: no await suspends before each queues
+        calls = [ledger.append_once(outcome, outcome_key("o")) for _ in range(3)]
+        calls += [runtime.process(OVERLOAD) for _ in range(5)]
+        results = await asyncio.gather(*calls)
+        assert [True, False, False] == [fresh for _, fresh in results[:3]]
+        assert 1 == runtime.state.outcomes
+    journal = SqliteJournal(path)
+    try:
+        assert verify_replay(journal).ok
+        assert 13 == journal.head().seq  # 6 events, 6 decisions, 1 outcome
+    finally:
+        journal.close()
