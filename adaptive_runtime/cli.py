@@ -568,7 +568,7 @@ def _count(text: str) -> int:
 
 
 def _open(args: argparse.Namespace) -> Journal:
-    from .journal.open import open_journal
+    from .journal.open import describe, open_journal
 
     journal = open_journal(args.db, create=False)
     agent = getattr(args, "agent", None)
@@ -577,7 +577,7 @@ def _open(args: argparse.Namespace) -> Journal:
         known = ", ".join(map(shown, streams[:10])) + (", ..." if len(streams) > 10 else "")
         journal.close()
         raise UsageError(
-            f"agent {agent!r} has no entries in {args.db}"
+            f"agent {agent!r} has no entries in {describe(args.db)}"
             + (f"; its agents are: {known}" if streams else "; the journal holds no agent")
         )
     return journal
@@ -1340,15 +1340,18 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
+    from .journal.open import describe
     from .plugins import installed
     from .projections.fleet import journaled_plugins
 
     found = installed()
     enabled: list[str] | None = None
+    unread = ""
     try:
         journal = _open(args)
-    except JournalError:
-        journal = None  # no journal here: list what is installed only
+    except JournalError as exc:
+        journal = None  # no journal here (or none that opens): list what is installed only
+        unread = str(exc)
     if journal is not None:
         refs = journaled_plugins(journal)
         enabled = [f"{r.name}=={r.version}" for r in refs or ()]
@@ -1373,9 +1376,9 @@ def _plugins(args: argparse.Namespace) -> int:
     )
     print(f"{_plural(len(found), 'plugin')} installed.")
     if enabled is None:
-        print(f"No journal at {args.db}: nothing is enabled there.")
+        print(f"Which are enabled is unknown: {unread}")
     else:
-        print(f"Enabled in {args.db}: {', '.join(enabled) or 'none'}.")
+        print(f"Enabled in {describe(args.db)}: {', '.join(enabled) or 'none'}.")
     return EXIT_OK
 
 

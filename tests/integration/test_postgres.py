@@ -65,6 +65,35 @@ async def test_a_url_opens_it_for_the_host_the_runtime_and_the_command_line(
     assert "password" not in cli("head", "--db", url + "&nothing=1").stderr
 
 
+def test_no_command_prints_the_password_in_the_url() -> None:
+    """`plugins` printed the URL as given ("Enabled in postgresql://user:secret@..."), and
+    so did the error for an agent with no entries; each now names the server without it."""
+    url = fresh_url()
+    assert 0 == cli("demo", "--db", url).returncode
+    password = urlsplit(url).password
+    assert password
+    runs = [
+        cli(*command, "--db", url)
+        for command in (
+            ["plugins"],
+            ["plugins", "--json"],
+            ["stats", "--agent", "nope"],
+            ["export", "--agent", "nope"],
+            ["history", "--agent", "nope"],
+            ["state", "--agent", "nope"],
+            ["verify"],
+            ["agents"],
+        )
+    ]
+    runs.append(cli("plugins", "--db", url.replace(f":{password}@", ":wrong-one@")))
+    for run in runs:
+        assert f":{password}@" not in run.stdout + run.stderr, run.args
+    assert "Enabled in postgresql://***@" in runs[0].stdout
+    assert "agent 'nope' has no entries in postgresql://***@" in runs[2].stderr
+    assert "Which are enabled is unknown: " in runs[-1].stdout
+    assert "check the user and password in the URL" in runs[-1].stdout
+
+
 @pytest.mark.parametrize("key", [None, "ab" * 32])
 def test_snapshots_under_a_key_of_the_process_own_are_warned_about_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, key: str | None
