@@ -567,10 +567,12 @@ def _count(text: str) -> int:
     return value
 
 
-def _open(args: argparse.Namespace) -> Journal:
+def _open(args: argparse.Namespace, *, to_write: bool = False) -> Journal:
+    """The journal --db names, which must exist; opened for reading only where the file
+    can't be written (read-only storage), unless the command writes to it."""
     from .journal.open import describe, open_journal
 
-    journal = open_journal(args.db, create=False)
+    journal = open_journal(args.db, create=False, read_only_ok=not to_write)
     agent = getattr(args, "agent", None)
     if agent is not None and journal.stream_head(agent) == 0:
         streams = [s for s in journal.streams() if not s.startswith("~")]  # not the host's
@@ -672,7 +674,11 @@ def _silence(args: argparse.Namespace) -> int:
         )
         if ends <= now:
             raise UsageError("that silence would already be over; give a later --until")
-    journal = open_journal(args.db, create=args.silence_command == "add")
+    journal = open_journal(
+        args.db,
+        create=args.silence_command == "add",
+        read_only_ok=args.silence_command == "list",
+    )
     try:
         silences = Silences()
         silences.fold(read_silences(journal))
@@ -767,7 +773,7 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
     check_text_field("by", args.by)
     if args.comment:
         check_text_field("comment", args.comment, MAX_COMMENT)
-    journal = _open(args)
+    journal = _open(args, to_write=True)
     try:
         found = [p for p in pending_approvals(journal).values() if p.decision_seq == args.seq]
         if not found:
@@ -861,7 +867,7 @@ def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
     from .records import DeadLetterDismissed, DeadLetterRetry, to_pending
 
     check_text_field("by", args.by)
-    journal = _open(args)
+    journal = _open(args, to_write=True)
     try:
         found = [d for d in dead_letters(journal) if d.decision_seq == args.seq]
         if not found:

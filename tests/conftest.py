@@ -7,6 +7,7 @@ import random
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +45,19 @@ def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]
         backend = SqliteJournal(tmp_path / "journal.db", durability="normal")
     yield backend
     backend.close()
+
+
+@pytest.fixture
+def read_only_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make everything under tmp_path read-only to this process as os.access reports it,
+    as on read-only storage (the tests may run as root, whom file modes don't stop);
+    SQLite itself opens the file read-only, so nothing can be written for real."""
+    real = os.access
+    root = tmp_path.resolve()
+
+    def access(path: Any, mode: int, **kwargs: Any) -> bool:
+        if mode & os.W_OK and Path(path).resolve().is_relative_to(root):
+            return False
+        return real(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)

@@ -70,8 +70,13 @@ def open_journal(
     durability: Durability = "full",
     create: bool = True,
     checkpoint: Literal["inline", "background"] = "inline",
+    read_only_ok: bool = False,
 ) -> Journal:
-    """Open the journal a URL names (creating a SQLite file unless `create=False`)."""
+    """Open the journal a URL names (creating a SQLite file unless `create=False`).
+
+    `read_only_ok=True`: a SQLite file this process can't write is opened for reading
+    only (see SqliteJournal), for commands that only read.
+    """
     if durability not in ("full", "normal"):
         raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
     if is_memory(url):
@@ -83,4 +88,10 @@ def open_journal(
         return PostgresJournal(os.fspath(url), durability=durability, create=create)
     from .sqlite import SqliteJournal  # here: only SQLite journals need apsw loaded
 
-    return SqliteJournal(path, durability=durability, create=create, checkpoint=checkpoint)
+    return SqliteJournal(
+        path,
+        durability=durability,
+        create=create,
+        checkpoint=checkpoint,
+        read_only_ok=read_only_ok and not create,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar, cast
 
@@ -210,11 +211,11 @@ def _journal_error(path: str, exc: apsw.Error) -> JournalError:
         return JournalError(f"cannot open {path}: check that its folder exists and is writable")
     if isinstance(exc, apsw.ReadOnlyError):
         msg = (
-            f"{path} is read-only to this process ({exc}): appending needs write access to"
-            f" the file, and SQLite needs {os.path.basename(path)}-wal and -shm beside it,"
-            " even to read it, so its folder must be writable too when they don't exist;"
-            " run as the journal's owner, or copy the file (with any -wal beside it) to a"
-            " folder you can write and read the copy"
+            f"{path} is read-only to this process ({exc}): writing to it needs write access"
+            f" to the file and to its folder (for the {os.path.basename(path)}-wal and -shm"
+            " SQLite keeps beside it); the read commands (history, explain, verify, export"
+            " ...) read it as it is. To write, run as the journal's owner, or copy the file"
+            " (with any -wal beside it) to a folder you can write"
         )
         return JournalError(msg)
     return JournalError(f"{path}: {type(exc).__name__}: {exc}")
@@ -237,7 +238,11 @@ class SqliteJournal:
         checkpoint_pages: int = 1000,
         vfs: str | None = None,
         snapshot_key: bytes | None = None,
+        read_only_ok: bool = False,
     ) -> None:
+        """`read_only_ok=True` (with create=False): a file this process can't write (on
+        read-only storage, or another user's) is opened for reading only instead of
+        refused; each append then fails with JournalError. The read commands do this."""
         if durability not in _SYNCHRONOUS:
             msg = f"durability must be 'full' or 'normal', not {durability!r}"
             raise ConfigurationError(msg)
@@ -257,8 +262,40 @@ class SqliteJournal:
             msg = f"{self._path} is a folder, not a journal file; give the path of a file"
             raise JournalError(msg)
         _create_private(self._path)
+        self._conn: apsw.Connection | None
+        if read_only_ok and not create and not _writable(self._path):
+            self._conn = _open_read_only(self._path, busy_timeout_ms, vfs)
+            try:
+                self._check_format(create)
+                self._check_readable_schema()
+            except BaseException:
+                self.close()
+                raise
+        else:
+            self._open_writable(
+                create, durability, busy_timeout_ms, checkpoint, checkpoint_pages, vfs
+            )
+        if snapshot_key is not None and len(snapshot_key) < 16:
+            raise ConfigurationError("snapshot_key must be at least 16 bytes")
+        self._key = (
+            snapshot_key
+            if snapshot_key is not None
+            else os.urandom(32)
+            if self._path == ":memory:"
+            else load_or_create_key(self._path, create=False)  # made with the first snapshot
+        )
+
+    def _open_writable(
+        self,
+        create: bool,
+        durability: Durability,
+        busy_timeout_ms: int,
+        checkpoint: Literal["inline", "background"],
+        checkpoint_pages: int,
+        vfs: str | None,
+    ) -> None:
         with _translated(self._path):
-            self._conn: apsw.Connection | None = apsw.Connection(
+            self._conn = apsw.Connection(
                 self._path, flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE, vfs=vfs
             )
             try:
@@ -280,15 +317,6 @@ class SqliteJournal:
                 self._conn.close()
                 self._conn = None
                 raise
-        if snapshot_key is not None and len(snapshot_key) < 16:
-            raise ConfigurationError("snapshot_key must be at least 16 bytes")
-        self._key = (
-            snapshot_key
-            if snapshot_key is not None
-            else os.urandom(32)
-            if self._path == ":memory:"
-            else load_or_create_key(self._path, create=False)  # made with the first snapshot
-        )
 
     def __repr__(self) -> str:
         return f"SqliteJournal({self._path!r}, durability={self._durability!r})"
@@ -640,6 +668,18 @@ class SqliteJournal:
             msg = f"{self._path} is empty, not a journal; nothing was written to it"
             raise NotAJournalError(msg)
 
+    def _check_readable_schema(self) -> None:
+        """A file opened for reading only can't be brought to this version's schema."""
+        with _translated(self._path):
+            version = self._open().pragma("user_version")
+        if version != SCHEMA_VERSION:
+            msg = (
+                f"{self._path} has the schema of an earlier Adaptive Runtime ({version}), which"
+                " this one upgrades on opening, and it can't be written here; open it once"
+                " where it can be (or a copy of it)"
+            )
+            raise JournalError(msg)
+
     def _create_schema(self) -> None:
         conn = self._open()
         if conn.pragma("user_version") == SCHEMA_VERSION:
@@ -733,6 +773,43 @@ def discard(path: str | os.PathLike[str]) -> None:
     for name in (base, f"{base}-wal", f"{base}-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
+
+
+def _writable(path: str) -> bool:
+    """Whether this process may write the file and create its -wal and -shm beside it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.access(path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _open_read_only(path: str, busy_timeout_ms: int, vfs: str | None) -> apsw.Connection:
+    """Open a journal this process can't write, for reading only.
+
+    SQLite reads a WAL database read-only when its -wal and -shm exist or can be made.
+    On read-only storage with neither, the file is opened as immutable: all of it is in
+    the file (no -wal holds commits not yet copied back), and nothing can change it.
+    """
+    wal = f"{path}-wal"
+    has_wal = os.path.exists(wal) and os.path.getsize(wal) > 0
+    if not has_wal and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?immutable=1"
+        flags = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+        with _translated(path):
+            return apsw.Connection(uri, flags=flags, vfs=vfs)
+    if (
+        has_wal
+        and not os.path.exists(f"{path}-shm")
+        and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+    ):
+        msg = (
+            f"{path} can't be read here: its {os.path.basename(path)}-wal holds commits not"
+            " yet copied into it, and SQLite needs a -shm beside it to read them, which this"
+            " folder won't take; copy the file with its -wal to a folder you can write"
+        )
+        raise JournalError(msg)
+    with _translated(path):
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY, vfs=vfs)
+        conn.set_busy_timeout(busy_timeout_ms)
+        return conn
 
 
 def _create_private(path: str) -> None:

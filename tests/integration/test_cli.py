@@ -15,6 +15,7 @@ import pytest
 from cli_support import cli
 
 from adaptive_runtime import ActionCall, Event, ManualClock, RetryPolicy, Runtime
+from adaptive_runtime.errors import JournalError
 
 EVENTS = [
     {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88},
@@ -875,3 +876,53 @@ def test_follow_on_sqlite_sees_every_entry_once_while_another_process_writes(
     done.set()
     reader.close()
     assert list(range(1, 101)) == seen
+
+
+@pytest.mark.usefixtures("read_only_storage")
+def test_the_read_commands_read_a_journal_on_read_only_storage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auditing a backup on read-only storage: every command that only reads works (each
+    failed with "read-only to this process"), opening the file for reading only and
+    leaving no file beside it; a command that writes still opens it to write."""
+    from adaptive_runtime.cli import main
+    from adaptive_runtime.journal import SqliteJournal
+
+    db = tmp_path / "ops.db"
+
+    async def decide() -> None:
+        async with Runtime("web", db, clock=ManualClock()) as runtime:
+            await runtime.process({"type": "service_overload", "severity": 0.9, "cpu": 95})
+            await runtime.process({"type": "timeout", "severity": 0.3})
+
+    asyncio.run(decide())
+
+    def opened_to_write(*args: object) -> None:
+        raise JournalError("opened to write")
+
+    monkeypatch.setattr(SqliteJournal, "_open_writable", opened_to_write)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    reads = [
+        ["history"],
+        ["explain", "2"],
+        ["verify"],
+        ["head"],
+        ["export"],
+        ["state"],
+        ["stats"],
+        ["agents"],
+        ["tail"],
+        ["replay", "--verify"],
+        ["approvals"],
+        ["actions"],
+        ["actions", "--failed"],
+        ["silence", "list"],
+    ]
+    for command in reads:
+        assert 0 == main([*command, "--db", str(db)]), (command, capsys.readouterr().err)
+    said = capsys.readouterr()
+    assert "OK: 4 entries, hash chain intact" in said.out
+    assert "" == said.err
+    assert 3 == main(["dismiss", "2", "--by", "auditor", "--db", str(db)])
+    assert "opened to write" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

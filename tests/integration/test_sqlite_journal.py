@@ -100,13 +100,53 @@ def test_a_journal_this_process_may_only_read_reads_and_says_why_it_cant_append(
         assert journal.verify().ok
         with pytest.raises(JournalError, match="read-only to this process") as refused:
             journal.append([Pending(stream="a", kind="K", ts_ns=99, body=b"more")])
-        assert "its folder must be writable too when they don't exist" in str(refused.value)
+        assert "and to its folder" in str(refused.value)
         assert "run as the journal's owner" in str(refused.value)
         assert 10 == journal.head().seq
     finally:
         journal.close()
         vfs.unregister()
         owner.close()
+
+
+@pytest.mark.usefixtures("read_only_storage")
+def test_a_journal_on_read_only_storage_is_read_as_it_is_and_never_written(
+    tmp_path: Path,
+) -> None:
+    """A backup on read-only storage (a mounted snapshot, an auditor's read-only share) could
+    not be opened at all: SQLite needs a -shm beside a WAL database to read it. Opened
+    with read_only_ok, it reads in full; an append is refused and no file is made."""
+    fill(tmp_path / "j.db")
+    before = sorted(os.listdir(tmp_path))
+    journal = SqliteJournal(tmp_path / "j.db", create=False, read_only_ok=True)
+    try:
+        assert Head(10, journal.head().digest) == journal.head()
+        assert journal.verify().ok
+        assert [2, 4, 6, 8, 10] == [e.seq for e in journal.read("a")]
+        with pytest.raises(JournalError, match="read-only to this process"):
+            journal.append([Pending(stream="a", kind="K", ts_ns=99, body=b"more")])
+    finally:
+        journal.close()
+    assert before == sorted(os.listdir(tmp_path))  # no -wal, no -shm
+
+
+def test_a_read_only_copy_whose_wal_holds_commits_but_no_shm_is_refused_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as immutable, such a copy would hide the commits in its -wal: it is refused."""
+    live = SqliteJournal(tmp_path / "live.db", durability="normal")
+    live.append([Pending(stream="a", kind="K", ts_ns=1, body=b"in the wal only")])
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for suffix in ("", "-wal"):
+        (copy / f"j.db{suffix}").write_bytes((tmp_path / f"live.db{suffix}").read_bytes())
+    live.close()
+    real = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: not mode & os.W_OK and real(p, mode, **kw)
+    )
+    with pytest.raises(JournalError, match=r"its j\.db-wal holds commits not yet copied"):
+        SqliteJournal(copy / "j.db", create=False, read_only_ok=True)
 
 
 def test_new_files_are_private(tmp_path: Path) -> None:
