@@ -817,7 +817,8 @@ class RuntimeBatch(list[Pending]):
     Everything check_batch looks at was checked on its way in: the stream is an agent id
     (check_agent_id) or the host's stream, each kind a record's class name, each ts_ns a
     checked clock's reading, the one event id a parsed event's (or an outcome_key's),
-    each body encoded by to_pending. Built anywhere else, a batch is a plain list and is checked in full.
+    each body encoded by to_pending. Built anywhere else, a batch is a plain list and is
+    checked in full.
     """
 
     __slots__ = ()

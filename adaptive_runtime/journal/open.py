@@ -93,5 +93,5 @@ def open_journal(
         durability=durability,
         create=create,
         checkpoint=checkpoint,
-        read_only_ok=read_only_ok and not create,
+        read_only_ok=read_only_ok,
     )

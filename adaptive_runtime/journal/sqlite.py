@@ -790,16 +790,13 @@ def _open_read_only(path: str, busy_timeout_ms: int, vfs: str | None) -> apsw.Co
     """
     wal = f"{path}-wal"
     has_wal = os.path.exists(wal) and os.path.getsize(wal) > 0
-    if not has_wal and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+    folder_takes_files = os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+    if not has_wal and not folder_takes_files:
         uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?immutable=1"
         flags = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
         with _translated(path):
             return apsw.Connection(uri, flags=flags, vfs=vfs)
-    if (
-        has_wal
-        and not os.path.exists(f"{path}-shm")
-        and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
-    ):
+    if has_wal and not os.path.exists(f"{path}-shm") and not folder_takes_files:
         msg = (
             f"{path} can't be read here: its {os.path.basename(path)}-wal holds commits not"
             " yet copied into it, and SQLite needs a -shm beside it to read them, which this"
