@@ -8,6 +8,8 @@ suite, a crash point costs one comparison. The points:
 - journal.insert        rows are inserted, the transaction is not committed
 - journal.committed     the commit is done, the caller has not been answered
 - process.committed     process() has its entries, the caller has not been answered
+- outcome.committed     record_outcome() has journaled the outcome, the caller has not
+                        been answered
 - snapshot.before       a snapshot is about to be written
 - snapshot.written      a snapshot is written
 - action.started        ActionStarted is journaled, the handler has not run

@@ -368,6 +368,7 @@ class Agent:
                 raise DuplicateEventError(msg, event_id=key, seq=exc.seq) from None
             if not fresh:
                 return False
+        crash_point("outcome.committed")
         ledger.metrics.count("outcomes_success" if success else "outcomes_failure")
         return True
 

@@ -13,10 +13,12 @@ from killloop import run
 
 
 def test_kill_loop_loses_nothing_acknowledged(tmp_path: Path, rng: random.Random) -> None:
-    """Killed at named crash points and from outside, nothing acknowledged is lost, ever."""
+    """Killed at named crash points and from outside, nothing acknowledged is lost, ever:
+    outcomes included, each found under its id, those sent again after a kill too."""
     runs = int(os.environ.get("ADAPTIVE_RUNTIME_KILL_RUNS", "30"))
     figures = run(runs, rng.randrange(2**32), tmp_path)
     assert figures["acknowledged"] > 0, figures
+    assert figures["outcomes_acknowledged"] > 0, figures
     assert (
         figures["lost"],
         figures["gaps"],
