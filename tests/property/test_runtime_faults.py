@@ -3,8 +3,9 @@
 Hypothesis drives one Host of two agents on a SQLite file with process(),
 process_many() (both agents' events, bad events and reused ids mixed in), several
 process() and process_many() calls at once (through the journal's thread, the later
-ones queued behind a held commit, so that they commit after it even when it fails), record_outcome(),
-set_rules() and a moving clock, while the journal under it sometimes fails a commit
+ones queued behind a held commit, so that they commit after it even when it fails), record_outcome()
+(with or without an id, a few ids reused: a repeat answered with the first, another
+decision or result under a used id refused), set_rules() and a moving clock, while the journal under it sometimes fails a commit
 before writing, fails after writing (the outcome is unknown to the caller), or is
 overtaken by another writer on one agent's stream.
 
@@ -50,9 +51,10 @@ from adaptive_runtime import (
     ManualClock,
 )
 from adaptive_runtime.engines.entries import check_entry
+from adaptive_runtime.errors import DuplicateEventError
 from adaptive_runtime.projections import AgentState, encode_state, rebuild
 from adaptive_runtime.projections.replay import verify_replay
-from adaptive_runtime.records import DecisionMade, read_as
+from adaptive_runtime.records import DecisionMade, OutcomeRecorded, read_as
 
 AGENTS = ("a", "b")
 ACTIONS = (
@@ -246,14 +248,33 @@ class HostUnderFaults(RuleBasedStateMachine):
     # No precondition on the answers so far: through the journal's thread, which agent's
     # batch meets an armed fault first varies from run to run, and hypothesis needs the
     # rules it may draw to depend on its draws alone.
-    @rule(pick=st.integers(min_value=0), success=st.booleans())
-    def record_outcome(self, pick: int, success: bool) -> None:
+    @rule(
+        pick=st.integers(min_value=0),
+        success=st.booleans(),
+        oid=st.sampled_from([None, "o-1", "o-2"]),
+    )
+    def record_outcome(self, pick: int, success: bool, oid: str | None) -> None:
         if not self.answered:
             return
         decision = self.answered[pick % len(self.answered)]
         agent = self.faulty.inner.get(decision.seq).stream
-        with contextlib.suppress(AdaptiveRuntimeError):
-            self._step(self.host.agent(agent).record_outcome(decision, success=success))
+        outcome = self.host.agent(agent).record_outcome(decision, success=success, id=oid)
+        try:
+            self._step(outcome)
+        except DuplicateEventError:
+            # the id holds another outcome: another decision's, or the other result
+            assert oid is not None
+            assert (decision.seq, success) != self._journaled_under(oid)
+        except AdaptiveRuntimeError:
+            return
+        else:  # journaled now, or earlier (a repeat, maybe after a failure lost its answer)
+            assert oid is None or (decision.seq, success) == self._journaled_under(oid)
+
+    def _journaled_under(self, oid: str) -> tuple[int, bool]:
+        entry = self.faulty.inner.by_event_id(f"outcome:{oid}")
+        assert entry is not None, oid
+        record = read_as(entry, OutcomeRecorded)
+        return record.decision_seq, record.success
 
     # -- what must hold --------------------------------------------------------
 
