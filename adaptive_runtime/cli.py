@@ -1046,8 +1046,9 @@ def _explain(args: argparse.Namespace) -> int:
         )
     if ex.outcomes:
         for o in ex.outcomes:
+            under = "" if o.id is None else f" (id {shown(o.id)})"
             print(
-                f"  Outcome    seq {o.seq} at {format_ts(o.ts_ns)}: {'success' if o.success else 'failure'}"
+                f"  Outcome    seq {o.seq} at {format_ts(o.ts_ns)}: {'success' if o.success else 'failure'}{under}"
             )
     else:
         print("  Outcomes   none recorded")

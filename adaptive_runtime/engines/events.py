@@ -19,6 +19,7 @@ __all__ = [
     "check_values",
     "event_list",
     "fingerprint_of",
+    "outcome_id",
     "outcome_key",
     "parse_event",
     "severity",
@@ -215,6 +216,13 @@ def outcome_key(outcome_id: object) -> str:
         raise InvalidEventError(msg, field="id")
     check_text("id", outcome_id, MAX_ID_LENGTH)
     return OUTCOME_KEY_PREFIX + outcome_id
+
+
+def outcome_id(key: str | None) -> str | None:
+    """The id an outcome was recorded under, from its entry's event id (None: no id)."""
+    if key is None or not key.startswith(OUTCOME_KEY_PREFIX):
+        return None
+    return key[len(OUTCOME_KEY_PREFIX) :]
 
 
 def _number(name: str, value: object) -> float:

@@ -10,6 +10,7 @@ import msgspec
 
 from ..calibration import Calibration, calibrate
 from ..engines.decision import RuleCheck
+from ..engines.events import outcome_id
 from ..engines.learning import Estimate
 from ..engines.legacy import ruleset_v1
 from ..engines.pipeline import PluginSet, Policy, weigh
@@ -95,6 +96,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
     ts_ns: int
     success: bool
+    id: str | None = None
+    """The id it was recorded under (record_outcome's `id`), if any."""
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -244,7 +247,14 @@ def explain(journal: Journal, seq: int) -> Explanation:
             incident = rec
             continue
         if isinstance(rec, OutcomeRecorded) and rec.decision_seq == entry.seq:
-            outcomes.append(Outcome(seq=later.seq, ts_ns=later.ts_ns, success=rec.success))
+            outcomes.append(
+                Outcome(
+                    seq=later.seq,
+                    ts_ns=later.ts_ns,
+                    success=rec.success,
+                    id=outcome_id(later.event_id),
+                )
+            )
         elif later.batch == entry.batch and isinstance(
             rec, ActionScheduled | ActionSkipped | ActionAwaitingApproval
         ):

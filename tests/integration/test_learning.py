@@ -301,6 +301,10 @@ async def test_an_outcome_with_an_id_is_learned_from_once_across_restarts(tmp_pa
         assert verify_replay(journal).ok
     finally:
         journal.close()
+    explained = cli("explain", "--db", str(path), "2").stdout
+    assert "seq 3 at " in explained
+    assert ": failure (id run-1)\n" in explained  # the id it was recorded under
+    assert ": success\n" in explained  # seq 4, recorded without one
     exported = tmp_path / "out.jsonl"
     assert 0 == cli("export", "--db", str(path), "--out", str(exported)).returncode
     assert 0 == cli("import", "--db", str(tmp_path / "copy.db"), str(exported)).returncode

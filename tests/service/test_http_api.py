@@ -285,7 +285,7 @@ async def test_an_outcome_sent_again_with_its_id_is_recorded_once(tmp_path: Path
     assert [True, False] == [first.json()["recorded"], again.json()["recorded"]]
     assert "outcome id 'ticket-7/outcome' was already journaled at seq 3" in other.json()["detail"]
     assert "id" == empty.json()["field"]
-    assert [False] == [o["success"] for o in ex["outcomes"]]
+    assert [(False, "ticket-7/outcome")] == [(o["success"], o["id"]) for o in ex["outcomes"]]
     assert 3 == head(tmp_path / "j.db")
 
 
