@@ -81,8 +81,11 @@ def test_the_dashboard_shows_decisions_live_and_explains_one(
         assert "MATCHED" in explanation
         assert "Action     restart_service [high]" in explanation
 
-        outcome = {"seq": seqs[1], "success": True}
+        outcome = {"seq": seqs[1], "success": True, "id": "pager-ack-1"}
         assert 201 == httpx.post(srv.url + "/v1/outcomes", json=outcome, headers=WRITE).status_code
+        page.locator(f'#decisions tr[data-seq="{seqs[1]}"]').click()
+        page.wait_for_selector(f'#explanation pre[data-seq="{seqs[1]}"]', timeout=2000)
+        assert ": success (id pager-ack-1)" in page.inner_text("#explanation pre")
         page.wait_for_selector("#calibration rect[data-band]", timeout=2000)
         page.wait_for_selector("#actions tbody tr", timeout=2000)
         assert ["checkout-1", "restart_service", "1", "0"] == page.locator(
