@@ -120,7 +120,7 @@ def test_a_journal_on_read_only_storage_is_read_as_it_is_and_never_written(
     before = sorted(os.listdir(tmp_path))
     journal = SqliteJournal(tmp_path / "j.db", create=False, read_only_ok=True)
     try:
-        assert Head(10, journal.head().digest) == journal.head()
+        assert 10 == journal.head().seq
         assert journal.verify().ok
         assert [2, 4, 6, 8, 10] == [e.seq for e in journal.read("a")]
         with pytest.raises(JournalError, match="read-only to this process"):
