@@ -40,15 +40,22 @@ class Head(msgspec.Struct, frozen=True):
 
     @classmethod
     def parse(cls, text: str) -> Head:
-        """Read a head written as `SEQ:HEXDIGEST`."""
-        seq_text, sep, digest_text = text.partition(":")
-        try:
-            if not sep:
-                raise ValueError
-            return cls(int(seq_text), bytes.fromhex(digest_text))
-        except ValueError:
-            msg = f"expected a head as SEQ:HEXDIGEST (as printed by `head`), got {text!r}"
-            raise ValueError(msg) from None
+        """Read a head written as `SEQ:HEXDIGEST`: a seq from 0 to 2**63-1 and the 64 hex
+        digits of a digest. Anything else (a head cut short when copied) is a ValueError,
+        not a head that no journal matches."""
+        seq_text, sep, digest_text = text.strip().partition(":")
+        if sep and seq_text.isascii() and seq_text.isdigit() and len(digest_text) == 64:
+            try:
+                digest = bytes.fromhex(digest_text)
+            except ValueError:
+                digest = b""
+            if int(seq_text) < 2**63 and len(digest) == 32:
+                return cls(int(seq_text), digest)
+        msg = (
+            f"expected a head as SEQ:HEXDIGEST (as printed by `head`: a seq, a colon and"
+            f" 64 hex digits), got {text!r}"
+        )
+        raise ValueError(msg)
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True):

@@ -267,8 +267,25 @@ class JournalContract:
         """A head printed as SEQ:HEX parses back to itself; garbage is refused."""
         head = Head(7, bytes(range(32)))
         assert head == Head.parse(str(head))
-        with pytest.raises(ValueError, match="SEQ:HEXDIGEST"):
-            Head.parse("seven")
+        assert head == Head.parse(f" {head}\n")  # pasted with its line's end
+        digest = bytes(range(32)).hex()
+        # a head cut short, or out of range, is no head (it was taken, and every journal
+        # then failed verify as "tampered" against it)
+        for text in (
+            "seven",
+            "7:",
+            "7:00",
+            f"7:{digest[:-1]}",
+            f"7:{digest}00",
+            f"7:{digest[:-2]} 1",
+            f":{digest}",
+            f"-7:{digest}",
+            f"1_0:{digest}",
+            f"{2**63}:{digest}",
+            f"7:{digest[:-2]}zz",
+        ):
+            with pytest.raises(ValueError, match="SEQ:HEXDIGEST"):
+                Head.parse(text)
 
     def test_closed_journal_refuses_use(self, journal: Journal) -> None:
         """After close(), every call raises JournalClosedError."""

@@ -241,6 +241,8 @@ def test_state_time_travel_and_stats(journal_path: Path) -> None:
         ),
         (["explain", "seven"], 2, "invalid int value"),
         (["verify", "--expect-head", "12", "--db", "JOURNAL"], 2, "SEQ:HEXDIGEST"),
+        # cut short when copied: a usage error, not "TAMPERED" (exit 1) as it was
+        (["verify", "--expect-head", "10:", "--db", "JOURNAL"], 2, "64 hex digits"),
         (["frobnicate"], 2, "invalid choice"),
         (["history", "--db", "NEWER"], 3, "written by a newer Adaptive Runtime"),
     ],
