@@ -31,6 +31,7 @@ from ..records import (
     ApprovalDecided,
     Decision,
     DecisionMade,
+    Entry,
     Event,
     EventReceived,
     FleetIncident,
@@ -213,6 +214,14 @@ def decision_for_event(journal: Journal, event_id: str) -> HistoryItem | None:
     return found
 
 
+def _not_a_decision(seq: int, entry: Entry | None) -> str:
+    """Why explain can't: an outcome or an attempt names the decision it is about."""
+    about = None if entry is None else getattr(read_record(entry), "decision_seq", None)
+    if entry is not None and type(about) is int and about > 0:
+        return f"no decision at seq {seq}: it holds the {entry.kind} of the decision at seq {about}"
+    return f"no decision at seq {seq}; `adaptive-runtime history` lists decisions with their seqs"
+
+
 def explain(journal: Journal, seq: int) -> Explanation:
     """Explain the decision at `seq` (or the one made about the event at `seq`).
 
@@ -222,10 +231,7 @@ def explain(journal: Journal, seq: int) -> Explanation:
     if entry is not None and entry.kind == "EventReceived":
         entry = journal.get(seq + 1)
     if entry is None or entry.kind != "DecisionMade":
-        msg = (
-            f"no decision at seq {seq}; `adaptive-runtime history` lists decisions with their seqs"
-        )
-        raise LookupError(msg)
+        raise LookupError(_not_a_decision(seq, entry))
     d = read_as(entry, DecisionMade).decision
     item = _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
     before = rebuild(journal, entry.stream, upto=entry.seq - 1).state  # as replay sees it

@@ -302,6 +302,12 @@ async def test_an_outcome_with_an_id_is_learned_from_once_across_restarts(tmp_pa
     finally:
         journal.close()
     explained = cli("explain", "--db", str(path), "2").stdout
+    # the outcome's own seq (from the stream, say) names the decision it is about
+    pointed = cli("explain", "--db", str(path), "3")
+    assert 2 == pointed.returncode
+    assert "no decision at seq 3: it holds the OutcomeRecorded of the decision at seq 2" in (
+        pointed.stderr
+    )
     assert "seq 3 at " in explained
     assert ": failure (id run-1)\n" in explained  # the id it was recorded under
     assert ": success\n" in explained  # seq 4, recorded without one
