@@ -768,8 +768,13 @@ def read_record(entry: Entry) -> Record:
     return record
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def named(value: object) -> Any:
     """Builtins for JSON, with every struct as an object of named fields (array-like ones too)."""
+    if type(value) in _PLAIN:
+        return value  # most of a record: a string or a number, already a builtin
     if isinstance(value, msgspec.Struct):
         return {name: named(getattr(value, name)) for name in value.__struct_fields__}
     if isinstance(value, dict):

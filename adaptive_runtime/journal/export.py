@@ -32,10 +32,6 @@ def export_lines(journal: Journal, stream: str | None = None) -> Iterator[str]:
     for entry in journal.read(stream):
         if entry.seq > last:
             break
-        try:
-            record: Any = _readable(read_record(entry))
-        except (AdaptiveRuntimeError, RecursionError):
-            record = None
         line = {
             "seq": entry.seq,
             "stream": entry.stream,
@@ -46,18 +42,35 @@ def export_lines(journal: Journal, stream: str | None = None) -> Iterator[str]:
             "batch": entry.batch,
             "digest": entry.digest.hex(),
             "body": base64.b64encode(entry.body).decode("ascii"),
-            "record": record,
+            "record": _readable(entry),
         }
         yield json.dumps(line, ensure_ascii=False, separators=(",", ":"))
 
 
-def _readable(record: msgspec.Struct) -> dict[str, Any]:
-    """Show a record as an object with named fields (its stored form is a compact array)."""
+def _readable(entry: Entry) -> dict[str, Any] | None:
+    """An entry's record as an object with named fields (its stored form is a compact
+    array); None for a body this version can't read."""
+    try:
+        record = read_record(entry)
+    except (AdaptiveRuntimeError, RecursionError):
+        return None
     return {"type": type(record).__name__, **named(record)}
 
 
-_Item = tuple[Pending, int, str, int]
-"""An entry read from a line: its pending form, batch, digest (hex) and line number."""
+class _Line(msgspec.Struct, frozen=True):
+    """An entry read from a line of an export, with what the line says about it."""
+
+    pending: Pending
+    seq: int
+    stream_seq: int
+    batch: int
+    digest: str
+    record: object
+    """The readable copy of the body as the line gives it (_ABSENT: the line has none)."""
+    number: int
+
+
+_ABSENT = object()
 
 
 def import_lines(
@@ -71,24 +84,25 @@ def import_lines(
 
     `check(kind, body)` is run on every entry first (the command line checks each as the
     runtime would have journaled it). Batches are appended as they were, so seqs and
-    digests come out the same. The first bad line (unreadable, refused by `check`, or
-    where the chain breaks) stops the import with InvalidImportError naming its line.
+    digests come out the same. The first bad line (unreadable, refused by `check`, where
+    the chain breaks, or whose seqs or readable `record` don't match the entry its body
+    makes) stops the import with InvalidImportError naming its line.
     """
     if journal.head().seq:
         raise JournalError("import needs an empty journal; this one already holds entries")
     count = 0
-    batch: list[_Item] = []
+    batch: list[_Line] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         item = _parse(number, line)
         if check is not None:
             try:
-                check(item[0].kind, item[0].body)
+                check(item.pending.kind, item.pending.body)
             except AdaptiveRuntimeError as exc:
                 msg = f"line {number} holds an entry this journal may not hold: {exc}"
                 raise InvalidImportError(msg, line=number) from None
-        if batch and item[1] != batch[0][1]:
+        if batch and item.batch != batch[0].batch:
             count += _append(journal, batch)
             batch = []
         batch.append(item)
@@ -99,9 +113,9 @@ def import_lines(
     return count
 
 
-def _parse(number: int, line: str) -> _Item:
+def _parse(number: int, line: str) -> _Line:
     try:
-        data = json.loads(line)
+        data = json.loads(line, parse_constant=_not_a_number)
         pending = Pending(
             stream=data["stream"],
             kind=data["kind"],
@@ -109,19 +123,27 @@ def _parse(number: int, line: str) -> _Item:
             body=base64.b64decode(data["body"], validate=True),
             event_id=data["event_id"],
         )
-        batch, digest = data["batch"], data["digest"]
-        if type(batch) is not int or type(digest) is not str:
-            raise TypeError("batch must be an int and digest a hex string")
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        seq, stream_seq, batch = data["seq"], data["stream_seq"], data["batch"]
+        if not all(type(n) is int for n in (seq, stream_seq, batch)):
+            raise TypeError("seq, stream_seq and batch must be integers")
+        digest = data["digest"]
+        if type(digest) is not str:
+            raise TypeError("digest must be a hex string")
+        record = data.get("record", _ABSENT)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         msg = f"line {number} is not an exported journal entry ({why})"
         raise InvalidImportError(msg, line=number) from None
-    return pending, batch, digest, number
+    return _Line(pending, seq, stream_seq, batch, digest, record, number)
 
 
-def _append(journal: Journal, batch: list[_Item]) -> int:
-    pendings = [p for p, _, _, _ in batch]
-    first_line = batch[0][3]
+def _not_a_number(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number, and no journaled value is one")
+
+
+def _append(journal: Journal, batch: list[_Line]) -> int:
+    pendings = [item.pending for item in batch]
+    first_line = batch[0].number
     try:
         stream = _chain.check_batch(pendings)
     except AdaptiveRuntimeError as exc:
@@ -129,15 +151,77 @@ def _append(journal: Journal, batch: list[_Item]) -> int:
         raise InvalidImportError(msg, line=first_line) from None
     # link first and compare, so that nothing past a break is ever appended
     linked = _chain.link(pendings, journal.head(), journal.stream_head(stream))
-    for entry, (_, batch_seq, digest, number) in zip(linked, batch, strict=True):
-        if entry.batch != batch_seq or entry.digest.hex() != digest:
-            msg = (
-                f"line {number}: the chain breaks at seq {entry.seq}; the export was edited, "
-                "reordered or cut there"
-            )
-            raise InvalidImportError(msg, line=number, seq=entry.seq)
+    for entry, item in zip(linked, batch, strict=True):
+        _check_line(entry, item)
     entries: list[Entry] = journal.append(pendings)
     if [e.digest for e in entries] != [e.digest for e in linked]:
         msg = f"line {first_line}: an imported batch was not appended as linked"
         raise InvalidImportError(msg, line=first_line, seq=entries[0].seq)
     return len(entries)
+
+
+def _check_line(entry: Entry, item: _Line) -> None:
+    """Check what a line says against the entry its body and place make, chain first.
+
+    The digest covers the body and the entry's place; the seqs and the readable record
+    beside them are copies a reader of the file may trust, so an edited copy is refused
+    too: an import that verifies says the whole file is what was exported.
+    """
+    number = item.number
+    if entry.batch != item.batch or entry.digest.hex() != item.digest:
+        msg = (
+            f"line {number}: the chain breaks at seq {entry.seq}; the export was edited, "
+            "reordered or cut there"
+        )
+        raise InvalidImportError(msg, line=number, seq=entry.seq)
+    if (item.seq, item.stream_seq) != (entry.seq, entry.stream_seq):
+        msg = (
+            f"line {number} says seq {item.seq} (stream_seq {item.stream_seq}) but holds the "
+            f"entry at seq {entry.seq} (stream_seq {entry.stream_seq}); the export was edited"
+            " there"
+        )
+        raise InvalidImportError(msg, line=number, seq=entry.seq)
+    if item.record is not _ABSENT and not _same_record(item.record, _readable(entry)):
+        msg = (
+            f"line {number}: its record does not match its body at seq {entry.seq} (the body is"
+            " what the chain covers, and the record is its readable copy); the export was"
+            " edited there"
+        )
+        raise InvalidImportError(msg, line=number, seq=entry.seq)
+
+
+_canonical = msgspec.json.Encoder(order="sorted").encode
+
+
+def _same_record(given: object, made: dict[str, Any] | None) -> bool:
+    """Whether a line's record is the one its body makes: the same JSON text as the export
+    wrote (keys in any order), else the same JSON values."""
+    try:
+        if _canonical(given) == _canonical(made):
+            return True
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return _same(given, msgspec.json.decode(msgspec.json.encode(made)))
+
+
+def _same(given: object, made: object) -> bool:
+    """Whether two JSON values are equal as JSON means it: numbers by value (96 is 96.0,
+    as a tool that rewrote the file may print it), true and false never numbers, objects
+    whatever the order of their keys."""
+    if isinstance(made, dict):
+        return (
+            isinstance(given, dict)
+            and given.keys() == made.keys()
+            and all(_same(given[key], value) for key, value in made.items())
+        )
+    if isinstance(made, list):
+        return (
+            isinstance(given, list)
+            and len(given) == len(made)
+            and all(_same(g, m) for g, m in zip(given, made, strict=True))
+        )
+    if isinstance(made, bool) or isinstance(given, bool):
+        return given is made
+    if isinstance(made, int | float) and isinstance(given, int | float):
+        return given == made
+    return type(given) is type(made) and given == made

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_support import cli
@@ -928,3 +931,109 @@ def test_the_read_commands_read_a_journal_on_read_only_storage(
     assert 3 == main(["dismiss", "2", "--by", "auditor", "--db", str(db)])
     assert "opened to write" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _exported(path: Path) -> list[dict[str, object]]:
+    from adaptive_runtime.journal import SqliteJournal
+    from adaptive_runtime.journal.export import export_lines
+
+    journal = SqliteJournal(path, create=False)
+    try:
+        return [json.loads(line) for line in export_lines(journal)]
+    finally:
+        journal.close()
+
+
+def _import_of(lines: list[dict[str, object]]) -> str:
+    """Import lines into a new memory journal; return its head as `head` prints it."""
+    from adaptive_runtime.journal import MemoryJournal
+    from adaptive_runtime.journal.export import import_lines
+
+    journal = MemoryJournal()
+    import_lines(journal, [json.dumps(line) for line in lines])
+    return str(journal.head())
+
+
+def _decision_line(lines: list[dict[str, object]]) -> dict[str, Any]:
+    return next(line for line in lines if line["kind"] == "DecisionMade")
+
+
+def _edit_action(lines: list[dict[str, Any]]) -> None:
+    _decision_line(lines)["record"]["decision"]["action"] = "page_human"
+
+
+def _edit_seq(lines: list[dict[str, Any]]) -> None:
+    lines[3]["seq"] = 30
+
+
+def _edit_stream_seq(lines: list[dict[str, Any]]) -> None:
+    lines[3]["stream_seq"] += 1
+
+
+def _seq_as_float(lines: list[dict[str, Any]]) -> None:
+    lines[3]["seq"] = float(lines[3]["seq"])
+
+
+def _edit_a_bool(lines: list[dict[str, Any]]) -> None:
+    event = lines[0]["record"]["event"]
+    event["attrs"]["flag"] = True  # the body holds no attribute: the copy gained one
+
+
+def _drop_the_record(lines: list[dict[str, Any]]) -> None:
+    lines[0]["record"] = None
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (_edit_action, "its record does not match its body"),
+        (_edit_seq, "says seq 30 (stream_seq"),
+        (_edit_stream_seq, "but holds the entry at seq 4"),
+        (_seq_as_float, "seq, stream_seq and batch must be integers"),
+        (_edit_a_bool, "line 1: its record does not match its body at seq 1"),
+        (_drop_the_record, "line 1: its record does not match"),
+    ],
+)
+def test_import_refuses_an_export_whose_readable_copies_were_edited(
+    journal_path: Path, edit: Callable[[list[dict[str, Any]]], None], said: str
+) -> None:
+    """The digest covers the body and the entry's place, not the `seq`, `stream_seq` and
+    `record` beside them; an import said "chain verified" over an export whose decision
+    copy read page_human while its body said otherwise. Each copy is checked now."""
+    from adaptive_runtime.errors import InvalidImportError
+
+    lines = _exported(journal_path)
+    edit(lines)
+    with pytest.raises(InvalidImportError, match=re.escape(said)):
+        _import_of(lines)
+
+
+def test_import_takes_an_export_a_tool_wrote_again(journal_path: Path) -> None:
+    """The copies are compared as JSON values: keys in another order, 96.0 written as 96,
+    and no `record` at all import with the same head."""
+    lines = _exported(journal_path)
+    head = _import_of(lines)
+    rewritten = [{key: line[key] for key in sorted(line)} for line in json.loads(json.dumps(lines))]
+    for line in rewritten:
+        record = line["record"]
+        if line["kind"] == "EventReceived":
+            record["event"] = {key: record["event"][key] for key in reversed(record["event"])}
+            record["event"]["cpu"] = int(record["event"]["cpu"])
+            assert isinstance(record["event"]["cpu"], int)
+    assert head == _import_of(rewritten)
+    assert head == _import_of([{k: v for k, v in line.items() if k != "record"} for line in lines])
+
+
+def test_import_refuses_an_edited_record_from_the_command_line(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """The command line's import says which line was edited, exit 2, and leaves no file."""
+    lines = _exported(journal_path)
+    _edit_action(lines)
+    dump = tmp_path / "edited.jsonl"
+    dump.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    restored = tmp_path / "restored.db"
+    out = cli("import", str(dump), "--db", str(restored))
+    assert 2 == out.returncode
+    assert "line 2: its record does not match its body at seq 2" in out.stderr
+    assert not restored.exists()
