@@ -1037,3 +1037,56 @@ def test_import_refuses_an_edited_record_from_the_command_line(
     assert 2 == out.returncode
     assert "line 2: its record does not match its body at seq 2" in out.stderr
     assert not restored.exists()
+
+
+def test_import_appends_in_groups_of_whole_batches(
+    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import commits a group of batches at a time (a batch is never split), with the
+    same head as one batch at a time; a break in a later group stops it there."""
+    from adaptive_runtime.errors import InvalidImportError
+    from adaptive_runtime.journal import MemoryJournal
+    from adaptive_runtime.journal import export as export_module
+
+    monkeypatch.setattr(export_module, "GROUP_ENTRIES", 3)
+    lines = _exported(journal_path)
+    assert _import_of(lines) == str(_head_of(journal_path))
+    lines[30]["digest"] = "00" * 32
+    journal = MemoryJournal()
+    with pytest.raises(InvalidImportError, match="line 31: the chain breaks at seq 31"):
+        export_module.import_lines(journal, [json.dumps(line) for line in lines])
+    head = journal.head().seq
+    assert 3 <= head < 31  # whole groups before the break, nothing from it on
+    assert all(e.batch <= head for e in journal.read())
+    assert journal.verify().ok
+
+
+def _head_of(path: Path) -> object:
+    from adaptive_runtime.journal import SqliteJournal
+
+    journal = SqliteJournal(path, create=False)
+    try:
+        return journal.head()
+    finally:
+        journal.close()
+
+
+def test_import_refuses_a_forged_repeat_of_an_event_id(tmp_path: Path) -> None:
+    """An export forged to hold one event id twice, digests recomputed, is refused where
+    the journal answers the repeat with the first batch: in the same transaction."""
+    from adaptive_runtime.errors import InvalidImportError
+    from adaptive_runtime.journal import MemoryJournal, Pending
+    from adaptive_runtime.journal._chain import digest_of
+    from adaptive_runtime.journal.export import export_lines, import_lines
+
+    source = MemoryJournal()
+    for name in ("x", "y"):
+        source.append([Pending(stream="a", kind="K", ts_ns=1, body=b"b", event_id=name)])
+    lines = [json.loads(line) for line in export_lines(source)]
+    first, second = lines
+    second["event_id"] = "x"
+    second["digest"] = digest_of(
+        bytes.fromhex(first["digest"]), 2, "a", 2, "K", 1, "x", b"b", 2
+    ).hex()
+    with pytest.raises(InvalidImportError, match="line 2: an imported batch was refused"):
+        import_lines(MemoryJournal(), [json.dumps(line) for line in lines])
