@@ -242,15 +242,27 @@ def _same_record(given: object, made: dict[str, Any] | None) -> bool:
     return _same(given, msgspec.json.decode(msgspec.json.encode(made)))
 
 
+def _empty(value: object) -> bool:
+    """null, false, [] or {}: what a field added with a default reads as (0 is not one)."""
+    return value is None or value is False or (type(value) in (list, dict) and not value)
+
+
 def _same(given: object, made: object) -> bool:
     """Whether two JSON values are equal as JSON means it: numbers by value (96 is 96.0,
     as a tool that rewrote the file may print it), true and false never numbers, objects
-    whatever the order of their keys."""
+    whatever the order of their keys.
+
+    A key the given object lacks is a field added since the export was written, if this
+    version reads it as empty (null, false, [] or {}, a new field's default): an
+    export's copy shows the fields its version had."""
     if isinstance(made, dict):
         return (
             isinstance(given, dict)
-            and given.keys() == made.keys()
-            and all(_same(given[key], value) for key, value in made.items())
+            and given.keys() <= made.keys()
+            and all(
+                _same(given[key], value) if key in given else _empty(value)
+                for key, value in made.items()
+            )
         )
     if isinstance(made, list):
         return (
