@@ -123,10 +123,19 @@ class ContextEngine:
         return ContextOverride(context=f"unknown_{ev.type}" if context is None else context)
 
 
+_copy_out = msgspec.msgpack.Encoder().encode
+_copy_in = msgspec.msgpack.Decoder(Event).decode
+
+
 def _ask(analyse: Analyser, ev: Event) -> ContextOverride | None:
-    """An analyser's answer if it is well formed; None if it passes, raises or says nonsense."""
+    """An analyser's answer if it is well formed; None if it passes, raises or says nonsense.
+
+    It is handed a copy of the event of its own: one that changes what it is given (its
+    attributes are a dict) changes neither the event journaled and handed to handlers,
+    nor what the next analyser sees.
+    """
     try:
-        said = analyse(ev)
+        said = analyse(_copy_in(_copy_out(ev)))
     except Exception:  # a broken plugin never stops a decision: the next analyser answers
         return None
     if not isinstance(said, ContextOverride):

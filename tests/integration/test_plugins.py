@@ -15,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from adaptive_runtime import ConfigurationError, Event, Host, ManualClock
@@ -262,3 +263,30 @@ def test_the_same_events_under_the_same_plugins_decide_alike_under_two_hash_seed
     second = run(site, TRADE, str(tmp_path / "two.db"), seed="12345")
     assert 0 == first.returncode == second.returncode, first.stderr + second.stderr
     assert json.loads(first.stdout) == json.loads(second.stdout)
+
+
+def test_an_analyser_is_given_its_own_copy_of_the_event() -> None:
+    """An analyser that changes the event it is handed (a plugin breaking the contract
+    that it be pure) changes nothing else: not the event the runtime journals and
+    compares a resent id with, not the next analyser's, not the next decision's."""
+    given: list[Event] = []
+
+    def meddle(ev: Event) -> None:
+        ev.attrs["added"] = True
+        ev.attrs["nested"]["seen"].append(len(given))
+        given.append(ev)
+
+    policy = Policy(
+        plugins=PluginSet(
+            (PluginRef("meddle", "1"), PluginRef("look", "1")),
+            [("meddle", meddle), ("look", lambda ev: given.append(ev))],  # type: ignore[list-item]
+            [],
+        )
+    )
+    event = parse_event({"type": "timeout", "severity": 0.4, "nested": {"seen": []}})
+    before = msgspec.msgpack.encode(event)
+    first = decide(policy, History(), event, 1)
+    assert before == msgspec.msgpack.encode(event)
+    assert {"nested": {"seen": []}} == given[1].attrs  # the next analyser's copy is clean
+    assert first == decide(policy, History(), event, 1)
+    assert {"nested": {"seen": [2]}, "added": True} == given[2].attrs  # as the first time
