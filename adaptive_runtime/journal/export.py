@@ -207,10 +207,18 @@ def _check_line(entry: Entry, item: _Line) -> None:
     """
     number = item.number
     if entry.batch != item.batch or entry.digest.hex() != item.digest:
-        msg = (
-            f"line {number}: the chain breaks at seq {entry.seq}; the export was edited, "
-            "reordered or cut there"
-        )
+        if item.seq > entry.seq:  # the line's own seq says what is wrong, if it is right
+            msg = (
+                f"line {number} is the entry at seq {item.seq}, but it comes where seq "
+                f"{entry.seq} belongs: the lines before it are missing (cut out, or left out "
+                "by `export --agent`, whose file holds one agent's entries and can't be "
+                "imported, since the chain spans every agent: export the whole journal)"
+            )
+        else:
+            msg = (
+                f"line {number}: the chain breaks at seq {entry.seq}; the export was edited, "
+                "reordered or cut there"
+            )
         raise InvalidImportError(msg, line=number, seq=entry.seq)
     if (item.seq, item.stream_seq) != (entry.seq, entry.stream_seq):
         msg = (

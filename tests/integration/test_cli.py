@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cli_support import cli
 
-from adaptive_runtime import ActionCall, Event, ManualClock, RetryPolicy, Runtime
+from adaptive_runtime import ActionCall, Event, Host, ManualClock, RetryPolicy, Runtime
 from adaptive_runtime.errors import JournalError
 
 EVENTS = [
@@ -1101,3 +1101,19 @@ def test_import_refuses_a_forged_repeat_of_an_event_id(tmp_path: Path) -> None:
     ).hex()
     with pytest.raises(InvalidImportError, match="line 2: an imported batch was refused"):
         import_lines(MemoryJournal(), [json.dumps(line) for line in lines])
+
+
+async def test_import_of_one_agent_s_export_says_lines_are_missing(tmp_path: Path) -> None:
+    """`export --agent b` makes a file `import` can't take (the chain spans every agent);
+    it said "the chain breaks at seq 1; the export was edited", which it was not."""
+    path = tmp_path / "two.db"
+    async with Host(path, durability="normal") as host:
+        for _ in range(2):
+            await host.agent("a").process(EVENTS[0])
+            await host.agent("b").process(EVENTS[0])
+    dump = tmp_path / "b.jsonl"
+    assert 0 == cli("export", "--db", str(path), "--agent", "b", "--out", str(dump)).returncode
+    out = cli("import", str(dump), "--db", str(tmp_path / "b.db"))
+    assert 2 == out.returncode
+    assert "line 1 is the entry at seq 3, but it comes where seq 1 belongs" in out.stderr
+    assert "`export --agent`" in out.stderr
