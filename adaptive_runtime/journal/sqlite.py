@@ -261,6 +261,12 @@ class SqliteJournal:
         if os.path.isdir(self._path):
             msg = f"{self._path} is a folder, not a journal file; give the path of a file"
             raise JournalError(msg)
+        if os.path.exists(self._path) and not os.path.isfile(self._path):
+            msg = (
+                f"{self._path} is not a regular file (a device, a pipe or a socket); give the"
+                " path of a journal file"
+            )
+            raise JournalError(msg)
         _create_private(self._path)
         self._conn: apsw.Connection | None
         if read_only_ok and not create and not _writable(self._path):

@@ -413,6 +413,16 @@ def test_a_db_that_is_a_folder_is_called_a_folder(tmp_path: Path) -> None:
     assert f"{tmp_path} is a folder, not a journal file" in out.stderr
 
 
+def test_a_db_that_is_no_regular_file_is_called_so(tmp_path: Path) -> None:
+    """--db naming a pipe or a device said "IOError: disk I/O error", as if the disk failed."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for db in (str(pipe), os.devnull):
+        out = cli("history", "--db", db)
+        assert 3 == out.returncode
+        assert f"{db} is not a regular file (a device, a pipe or a socket)" in out.stderr
+
+
 def test_the_hosts_stream_is_not_offered_as_an_agent(tmp_path: Path) -> None:
     """An unknown --agent lists the journal's agents; `~host` (silences, approvals...) is
     not one, and a journal holding only it holds no agent."""
