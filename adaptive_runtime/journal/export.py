@@ -87,6 +87,11 @@ def import_lines(
     digests come out the same. The first bad line (unreadable, refused by `check`, where
     the chain breaks, or whose seqs or readable `record` don't match the entry its body
     makes) stops the import with InvalidImportError naming its line.
+
+    Batches are appended in groups of about GROUP_ENTRIES entries, one transaction each,
+    so a journal an import failed in holds part of it: import into a new one and throw
+    it away on an error, as the command line does (a scratch file, or a scratch schema
+    on PostgreSQL).
     """
     if journal.head().seq:
         raise JournalError("import needs an empty journal; this one already holds entries")
