@@ -575,16 +575,26 @@ class Host:
         """Decide about many events, each for the agent it names; results in the events' order.
 
         Each agent's events are journaled together, in one commit; each result is a
-        Decision or the error that event alone met.
+        Decision or the error that event alone met. An event id met again in the call
+        under another agent is taken up after the agents' commits, so the first
+        occurrence is the one journaled, as if the events had come one by one.
         """
         events = event_list(events)
         by_agent: dict[str, list[int]] = {}
         results: list[Any] = [None] * len(events)
+        agent_of_id: dict[str, str] = {}
+        later: list[int] = []  # an id first met under another agent: after the others
         for index, event in enumerate(events):
             try:
-                by_agent.setdefault(self.route(event), []).append(index)
+                agent = self.route(event)
             except AdaptiveRuntimeError as exc:
                 results[index] = exc
+                continue
+            event_id = _id_of(event)
+            if event_id is not None and agent_of_id.setdefault(event_id, agent) != agent:
+                later.append(index)
+                continue
+            by_agent.setdefault(agent, []).append(index)
         calls = []
         for agent, indexes in by_agent.items():
             try:
@@ -597,6 +607,11 @@ class Host:
         answers = await asyncio.gather(*(call for _, call in calls))
         for (indexes, _), decided in zip(calls, answers, strict=True):
             for index, result in zip(indexes, decided, strict=True):
+                results[index] = result
+        if later:
+            for index, result in zip(
+                later, await self.process_many([events[i] for i in later]), strict=True
+            ):
                 results[index] = result
         return results
 
@@ -852,6 +867,14 @@ class Host:
                 watcher(entries)
             except Exception:
                 log.exception("a commit watcher failed; the entries are journaled")
+
+
+def _id_of(event: object) -> str | None:
+    """An event's id as sent, if it is a string (anything else is refused when parsed)."""
+    if isinstance(event, Event):
+        return event.id
+    named = event.get("id") if isinstance(event, Mapping) else None
+    return named if isinstance(named, str) else None
 
 
 def _entries_after(journal: Journal, seq: int) -> list[Entry]:

@@ -14,6 +14,7 @@ from adaptive_runtime import (
     BreakerPolicy,
     ConfigurationError,
     Decision,
+    DuplicateEventError,
     Host,
     InvalidEventError,
     InvalidRulesError,
@@ -315,6 +316,31 @@ async def test_host_process_many_routes_each_event_and_keeps_their_order(tmp_pat
         assert [("b", 2), ("a", 2), ("b", 4), ("c", 2)] == [
             (e.stream, e.stream_seq) for e in entries if e is not None
         ]
+
+
+async def test_an_id_sent_to_two_agents_in_one_call_is_journaled_as_it_came_first(
+    tmp_path: Path,
+) -> None:
+    """Agent a's events were journaled before agent b's whatever their order, so b's
+    earlier use of an id was refused as "already journaled by agent 'a'", and a's later
+    one taken. As events sent one by one: the first is journaled, the later one refused."""
+    async with host_at(tmp_path / "fleet.db") as host:
+        results = await host.process_many(
+            [
+                {**OVERLOAD, "agent_id": "a"},
+                {**OVERLOAD, "agent_id": "b", "id": "e-1"},
+                {**OVERLOAD, "agent_id": "a", "id": "e-1"},
+                {**OVERLOAD, "agent_id": "b", "id": "e-1"},  # a resend: the recorded decision
+            ]
+        )
+        first = results[1]
+        assert isinstance(first, Decision)
+        assert "b" == host.journal.get(first.seq).stream  # type: ignore[union-attr]
+        refused = results[2]
+        assert isinstance(refused, DuplicateEventError)
+        assert f"already journaled by agent 'b' at seq {first.event_seq}" in str(refused)
+        assert first == results[3]
+        assert [] == [e for e in host.journal.read("a") if e.event_id is not None]
 
 
 async def test_a_host_used_before_start_is_told_to_start_the_host(tmp_path: Path) -> None:
