@@ -232,7 +232,17 @@ def _check_line(entry: Entry, item: _Line) -> None:
             " there"
         )
         raise InvalidImportError(msg, line=number, seq=entry.seq)
-    if item.record is not _ABSENT and not _same_record(item.record, _readable(entry)):
+    if item.record is _ABSENT:
+        return
+    readable = _readable(entry)
+    if readable is None and item.record is not None:
+        msg = (
+            f"line {number} holds a {entry.kind} this version can't read (its record says"
+            " what a version that can read it made of it); import it with a version as new"
+            " as the one that exported it"
+        )
+        raise InvalidImportError(msg, line=number, seq=entry.seq)
+    if not _same_record(item.record, readable):
         msg = (
             f"line {number}: its record does not match its body at seq {entry.seq} (the body is"
             " what the chain covers, and the record is its readable copy); the export was"

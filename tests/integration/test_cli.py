@@ -1127,3 +1127,19 @@ async def test_import_of_one_agent_s_export_says_lines_are_missing(tmp_path: Pat
     assert 2 == out.returncode
     assert "line 1 is the entry at seq 3, but it comes where seq 1 belongs" in out.stderr
     assert "`export --agent`" in out.stderr
+
+
+def test_import_names_an_entry_this_version_cannot_read() -> None:
+    """An export from a newer version carries a record this one can't make from the body:
+    it is refused as unreadable here, not as an edited export."""
+    from adaptive_runtime.errors import InvalidImportError
+    from adaptive_runtime.journal import MemoryJournal, Pending
+    from adaptive_runtime.journal.export import export_lines, import_lines
+
+    newer = MemoryJournal()
+    newer.append([Pending(stream="a", kind="LaterKind", ts_ns=1, body=b"\x92\xa9LaterKind\x01")])
+    [line] = [json.loads(text) for text in export_lines(newer)]
+    assert line["record"] is None  # what this version makes of it
+    line["record"] = {"type": "LaterKind", "field": 1}  # what the newer version wrote
+    with pytest.raises(InvalidImportError, match="holds a LaterKind this version can't read"):
+        import_lines(MemoryJournal(), [json.dumps(line)])
