@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -121,7 +122,7 @@ def import_lines(
 
 def _parse(number: int, line: str) -> _Line:
     try:
-        data = json.loads(line, parse_constant=_not_a_number)
+        data = json.loads(line, parse_constant=_not_a_number, parse_float=_finite)
         pending = Pending(
             stream=data["stream"],
             kind=data["kind"],
@@ -145,6 +146,13 @@ def _parse(number: int, line: str) -> _Line:
 
 def _not_a_number(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number, and no journaled value is one")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is past the largest float, and no journaled value is")
+    return value
 
 
 GROUP_ENTRIES = 4096

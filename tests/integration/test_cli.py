@@ -997,6 +997,10 @@ def _drop_the_action(lines: list[dict[str, Any]]) -> None:
     del _decision_line(lines)["record"]["decision"]["action"]
 
 
+def _an_infinite_id(lines: list[dict[str, Any]]) -> None:
+    lines[0]["record"]["event"]["id"] = float("inf")  # written as Infinity, or as 1e999
+
+
 @pytest.mark.parametrize(
     ("edit", "said"),
     [
@@ -1007,6 +1011,7 @@ def _drop_the_action(lines: list[dict[str, Any]]) -> None:
         (_edit_a_bool, "line 1: its record does not match its body at seq 1"),
         (_drop_the_record, "line 1: its record does not match"),
         (_drop_the_action, "line 2: its record does not match"),
+        (_an_infinite_id, "Infinity is not a JSON number"),
     ],
 )
 def test_import_refuses_an_export_whose_readable_copies_were_edited(
@@ -1143,3 +1148,17 @@ def test_import_names_an_entry_this_version_cannot_read() -> None:
     line["record"] = {"type": "LaterKind", "field": 1}  # what the newer version wrote
     with pytest.raises(InvalidImportError, match="holds a LaterKind this version can't read"):
         import_lines(MemoryJournal(), [json.dumps(line)])
+
+
+def test_import_refuses_a_number_past_the_largest_float(journal_path: Path) -> None:
+    """1e999 reads as infinity, which a JSON encoder writes as null: a record's null
+    edited to 1e999 compared equal to the body's null."""
+    from adaptive_runtime.errors import InvalidImportError
+    from adaptive_runtime.journal import MemoryJournal
+    from adaptive_runtime.journal.export import import_lines
+
+    text = json.dumps(_exported(journal_path)[0])
+    edited = text.replace('"id": null', '"id": 1e999', 1)
+    assert edited != text
+    with pytest.raises(InvalidImportError, match="1e999 is past the largest float"):
+        import_lines(MemoryJournal(), [edited])
