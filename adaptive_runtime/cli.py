@@ -1008,6 +1008,8 @@ def _explain(args: argparse.Namespace) -> int:
     print(
         f"  Rules tried (ruleset {d.ruleset}, {_plural(ex.custom_rules, 'custom rule')} before the defaults):"
     )
+    if ex.rules_not_shown is not None:
+        print(f"    not shown: {ex.rules_not_shown}")
     for check in ex.rules_tried:
         r = check.definition
         scope = f"{r.context or 'any'}/{r.risk or 'any'}"

@@ -14,7 +14,7 @@ from ..engines.events import outcome_id
 from ..engines.learning import Estimate
 from ..engines.legacy import ruleset_v1
 from ..engines.pipeline import PluginSet, Policy, weigh
-from ..errors import JournalCorruptError
+from ..errors import ConfigurationError, JournalCorruptError
 from ..journal import Journal
 from ..records import (
     ActionAbandoned,
@@ -126,6 +126,10 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     estimates: tuple[Estimate, ...] = ()
     """Each action the rules name for the decision's context and risk, with its learned
     estimate, faded record and bonus; empty when nothing had been learned there yet."""
+    rules_not_shown: str | None = None
+    """Why `rules_tried` and `estimates` are empty though the decision had rules to try:
+    a plugin it was decided with is not installed here at its version. What the journal
+    holds (the event, the decision, its attempts and outcomes) is shown all the same."""
 
 
 def history(
@@ -235,15 +239,20 @@ def explain(journal: Journal, seq: int) -> Explanation:
     d = read_as(entry, DecisionMade).decision
     item = _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
     before = rebuild(journal, entry.stream, upto=entry.seq - 1).state  # as replay sees it
-    policy = Policy(rules=before.rules, plugins=_plugins_of(d.plugins), learning=before.learning)
-    if d.ruleset != policy.ruleset and d.ruleset == ruleset_v1(policy):
-        estimates: tuple[
-            Estimate, ...
-        ] = ()  # engine 1: one pooled confidence, no record per action
-    else:
-        estimates = weigh(policy, before.history, d.context, d.risk, d.base_confidence)
-    own = {e.action: e.value for e in estimates} if estimates else None
-    tried = tuple(policy.decision_engine.explain(d.context, d.risk, d.confidence, own))
+    not_shown = None
+    try:
+        plugins = _plugins_of(d.plugins)
+    except ConfigurationError as exc:  # not installed here at its version: show the rest
+        plugins, not_shown = None, f"{exc}; install it at that version to see them"
+    policy = Policy(rules=before.rules, plugins=plugins, learning=before.learning)
+    estimates: tuple[Estimate, ...] = ()
+    tried: tuple[RuleCheck, ...] = ()
+    if not_shown is None:
+        if d.ruleset == policy.ruleset or d.ruleset != ruleset_v1(policy):
+            # (engine 1 kept one pooled confidence: no record per action to show)
+            estimates = weigh(policy, before.history, d.context, d.risk, d.base_confidence)
+        own = {e.action: e.value for e in estimates} if estimates else None
+        tried = tuple(policy.decision_engine.explain(d.context, d.risk, d.confidence, own))
     outcomes: list[Outcome] = []
     attempts: list[Attempt] = []
     incident: FleetIncident | None = None
@@ -313,6 +322,7 @@ def explain(journal: Journal, seq: int) -> Explanation:
         incident=incident,
         learning=policy.learning.policy,
         estimates=estimates,
+        rules_not_shown=not_shown,
     )
 
 

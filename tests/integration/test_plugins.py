@@ -131,6 +131,32 @@ def test_plugin_decisions_replay_byte_for_byte_and_fail_clearly_without_the_plug
     assert "Traceback" not in missing.stderr
 
 
+def test_explain_without_the_plugin_shows_the_journal_and_says_what_it_leaves_out(
+    site: Path, tmp_path: Path
+) -> None:
+    """An auditor without the plugin could explain no decision of the journal (exit 2):
+    the journal's own record is shown now, and the rules tried are left out, saying why."""
+    path = tmp_path / "bot.db"
+    assert 0 == run(site, TRADE, str(path)).returncode
+    explain = [sys.executable, "-m", "adaptive_runtime", "explain", "2", "--db", str(path)]
+    out = subprocess.run(explain, capture_output=True, text=True)
+    assert 0 == out.returncode, out.stderr
+    assert "Action     emergency_save_state [critical]" in out.stdout
+    assert (
+        "not shown: plugin 'trading' is not installed (the journal was decided with"
+        " trading==0.1.0)" in out.stdout
+    )
+    assert "trading[0]" not in out.stdout  # no rule listed from a table it can't load
+    data = json.loads(subprocess.run([*explain, "--json"], capture_output=True).stdout)
+    assert [] == data["rules_tried"]
+    assert "trading==0.1.0" in data["rules_not_shown"]
+    installed = subprocess.run(
+        explain, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(site)}
+    )
+    assert "trading[0]" in installed.stdout
+    assert "not shown" not in installed.stdout
+
+
 def test_the_plugins_command_lists_installed_and_enabled(site: Path, tmp_path: Path) -> None:
     """`plugins` shows what is installed, and what a journal was decided with."""
     path = tmp_path / "bot.db"
