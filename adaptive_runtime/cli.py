@@ -1528,7 +1528,7 @@ def _tail(args: argparse.Namespace) -> int:
         if args.agent is not None and not newest:
             after = journal.head().seq
     entries = (
-        follow(journal, after=after, stream=args.agent)
+        follow(journal, after=after, stream=args.agent, on_unavailable=_outage)
         if args.follow
         else (e for e in journal.read(args.agent, after=after))
     )
@@ -1555,6 +1555,20 @@ def _tail(args: argparse.Namespace) -> int:
                 flush=True,
             )
     return EXIT_OK
+
+
+def _outage(error: Exception | None) -> None:
+    """What `tail --follow` says when its server goes away, and when it is back."""
+    if error is None:
+        print("adaptive-runtime: the journal answers again; following on", file=sys.stderr)
+    else:
+        print(f"adaptive-runtime: {error}", file=sys.stderr)
+        print(
+            "adaptive-runtime: tail waits for it, and carries on after the last entry shown"
+            " (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _summary(entry: Entry) -> str:

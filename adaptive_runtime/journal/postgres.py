@@ -1083,18 +1083,22 @@ class _Listener:
     def wait(self, after: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._lock, self._journal._translated():
-            conn = self._connect()
-            if self._journal.head().seq > after:  # committed between LISTEN and now
-                return True
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                for note in conn.notifies(timeout=left, stop_after=1):
-                    with contextlib.suppress(ValueError):
-                        self._head = max(self._head, int(note.payload))
-                if self._head > after:
+            try:
+                conn = self._connect()
+                if self._journal.head().seq > after:  # committed between LISTEN and now
                     return True
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    for note in conn.notifies(timeout=left, stop_after=1):
+                        with contextlib.suppress(ValueError):
+                            self._head = max(self._head, int(note.payload))
+                    if self._head > after:
+                        return True
+            except psycopg.Error:
+                self.close()  # a connection the server dropped: the next wait makes a new one
+                raise
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -1162,3 +1162,45 @@ def test_import_refuses_a_number_past_the_largest_float(journal_path: Path) -> N
     assert edited != text
     with pytest.raises(InvalidImportError, match="1e999 is past the largest float"):
         import_lines(MemoryJournal(), [edited])
+
+
+def test_follow_waits_out_a_journal_that_cannot_be_reached_when_asked_to() -> None:
+    """With on_unavailable, follow() hears of each outage, waits it out, and carries on
+    after the last entry it yielded; without it, the error is the caller's."""
+    from adaptive_runtime.errors import JournalUnavailableError
+    from adaptive_runtime.journal import MemoryJournal, Pending
+    from adaptive_runtime.journal.follow import follow
+
+    class Flaky(MemoryJournal):
+        """A journal whose server goes away for two reads after the first."""
+
+        reads = 0
+
+        def read(self, stream: str | None = None, *, after: int = 0, kind: str | None = None):  # type: ignore[no-untyped-def]
+            self.reads += 1
+            if self.reads in (2, 3):
+                raise JournalUnavailableError("the server is restarting")
+            return super().read(stream, after=after, kind=kind)
+
+    def pending(i: int) -> list[Pending]:
+        return [Pending(stream="a", kind="K", ts_ns=i, body=b"x")]
+
+    journal = Flaky()
+    journal.append(pending(1))
+    heard: list[str | None] = []
+    seen: list[int] = []
+
+    def on_unavailable(error: JournalUnavailableError | None) -> None:
+        heard.append(None if error is None else str(error))
+        if error is None:
+            journal.append(pending(2))  # committed while it was away, and after
+
+    for entry in follow(journal, poll=0, on_unavailable=on_unavailable):
+        seen.append(entry.seq)
+        if entry.seq == 2:
+            break
+    assert [1, 2] == seen
+    assert ["the server is restarting", None] == heard  # one outage, told once
+    journal.reads = 1
+    with pytest.raises(JournalUnavailableError):
+        list(follow(journal, after=2, poll=0))

@@ -25,6 +25,7 @@ import pytest
 from postgres_support import fresh_url
 
 from adaptive_runtime import ActionCall, Host, RetryPolicy
+from adaptive_runtime.errors import JournalUnavailableError
 from adaptive_runtime.journal.postgres import PostgresJournal, parse_url
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import (
@@ -274,3 +275,56 @@ async def _finish_actions(url: str) -> None:
 
     async with host:
         await host.wait_for_actions()
+
+
+async def _decide(url: str, severities: list[float]) -> None:
+    async with Host(url, durability="normal") as host:
+        for severity in severities:
+            await host.process({"type": "timeout", "severity": severity})
+
+
+@pytest.mark.skipif(
+    shutil.which("pg_ctlcluster") is None or os.geteuid() != 0,
+    reason="restarting the server needs root and pg_ctlcluster (as .ci/run has them)",
+)
+def test_tail_follow_waits_out_a_server_restart(tmp_path: Path) -> None:
+    """`tail --follow` ended with the connection error when PostgreSQL restarted. It waits
+    the restart out now, says so, and carries on after the last entry it printed: each
+    seq once, in order."""
+    url = fresh_url("follow")
+    asyncio.run(_decide(url, [0.1]))
+    out, err = tmp_path / "tail.out", tmp_path / "tail.err"
+    command = [sys.executable, "-m", "adaptive_runtime", "tail", "--follow", "--json"]
+    with out.open("w") as stdout, err.open("w") as stderr:
+        follower = subprocess.Popen(
+            [*command, "--after", "0", "--db", url], stdout=stdout, stderr=stderr
+        )
+    try:
+
+        def printed() -> list[int]:
+            return [json.loads(line)["seq"] for line in out.read_text().splitlines()]
+
+        deadline = time.monotonic() + 60
+        while len(printed()) < 2:
+            assert time.monotonic() < deadline, err.read_text()
+            assert follower.poll() is None, err.read_text()
+            time.sleep(0.05)
+        subprocess.run(["pg_ctlcluster", "15", "main", "restart"], check=True, timeout=120)
+        while True:  # the first connections after a restart may still meet the old server
+            try:
+                asyncio.run(_decide(url, [0.2, 0.3]))
+                break
+            except JournalUnavailableError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        while len(printed()) < 6:
+            assert time.monotonic() < deadline, (printed(), err.read_text())
+            assert follower.poll() is None, err.read_text()
+            time.sleep(0.05)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=30)
+    assert [1, 2, 3, 4, 5, 6] == printed()
+    said = err.read_text()
+    assert "tail waits for it, and carries on after the last entry shown" in said
+    assert "the journal answers again; following on" in said
