@@ -46,10 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help=f"the journal: a path, sqlite:///path or memory: (default: {DEFAULT_DB})",
     )
-    common = argparse.ArgumentParser(add_help=False, parents=[db])
-    common.add_argument(
-        "--agent", metavar="ID", help="only this agent's stream (default: all agents)"
-    )
+
+    def with_agent(help: str) -> argparse.ArgumentParser:
+        parent = argparse.ArgumentParser(add_help=False, parents=[db])
+        parent.add_argument("--agent", metavar="ID", help=help)
+        return parent
+
+    common = with_agent("only this agent's stream (default: all agents)")
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON for scripts")
 
@@ -199,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         _explain,
         "explain one decision: its event, context, confidence and the rules tried",
         "adaptive-runtime explain 12",
-        [common, as_json],
+        [with_agent("refuse a decision of another agent (default: any agent's)"), as_json],
     )
     exp.add_argument("seq", type=_seq, help="the seq of a decision (or of its event)")
 
@@ -294,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         _state,
         "show an agent's state now, or as of a seq or a time (time travel)",
         "adaptive-runtime state --agent prod-monitor --at 2026-11-26T03:00",
-        [common, as_json],
+        [with_agent("the agent (needed when the journal holds more than one)"), as_json],
     )
     st.add_argument(
         "--at", help="a seq (a plain integer below 10^12) or a time (default: now, the last entry)"
