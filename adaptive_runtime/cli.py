@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         default=DEFAULT_DB,
         metavar="URL",
-        help=f"the journal: a path, sqlite:///path or memory: (default: {DEFAULT_DB})",
+        help=f"the journal: a path, sqlite:///path, postgresql://... or memory: (default: {DEFAULT_DB})",
     )
 
     def with_agent(help: str) -> argparse.ArgumentParser:
@@ -221,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules",
         type=Path,
         metavar="FILE",
-        help="what-if: which decisions would change under these custom rules (TOML or JSON)",
+        help="what-if: which decisions would change under this policy file (its custom rules,"
+        " [learning] and [fleet] tables; TOML or JSON)",
     )
     rep.add_argument(
         "--examples",
@@ -329,14 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when it ends, run the actions it skipped (once each); by default they never run",
     )
-    sil_add.add_argument("--by", default=os.environ.get("USER") or "cli", help="who sets it")
+    sil_add.add_argument(
+        "--by",
+        default=os.environ.get("USER") or "cli",
+        help="who sets it (default: $USER, else cli)",
+    )
     sil_add.add_argument("--json", action="store_true", help="print JSON for scripts")
     sil_list = sil_sub.add_parser("list", help="the silences in force or to come", parents=[db])
     sil_list.add_argument("--all", action="store_true", help="the expired ones too")
     sil_list.add_argument("--json", action="store_true", help="print JSON for scripts")
     sil_end = sil_sub.add_parser("end", help="end a silence now", parents=[db])
     sil_end.add_argument("id", help="the silence's id (silence list shows it)")
-    sil_end.add_argument("--by", default=os.environ.get("USER") or "cli", help="who ends it")
+    sil_end.add_argument(
+        "--by",
+        default=os.environ.get("USER") or "cli",
+        help="who ends it (default: $USER, else cli)",
+    )
 
     command(
         "approvals",
@@ -353,7 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
             verb, handler, says, f"adaptive-runtime {verb} 12 --comment 'ok by ops'", [db]
         )
         answer.add_argument("seq", type=_seq, help="the decision's seq (approvals lists them)")
-        answer.add_argument("--by", default=os.environ.get("USER") or "cli", help="who answers")
+        answer.add_argument(
+            "--by",
+            default=os.environ.get("USER") or "cli",
+            help="who answers (default: $USER, else cli)",
+        )
         answer.add_argument("--comment", default="", help="why, shown by explain")
     acts = command(
         "actions",
@@ -371,7 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
         again.add_argument(
             "seq", type=_seq, help="the decision's seq (actions --failed lists them)"
         )
-        again.add_argument("--by", default=os.environ.get("USER") or "cli", help="who asks")
+        again.add_argument(
+            "--by",
+            default=os.environ.get("USER") or "cli",
+            help="who asks (default: $USER, else cli)",
+        )
 
     bench = command(
         "bench",
