@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar, cast
@@ -14,6 +15,7 @@ import msgspec
 from .._crashpoints import crash_point
 from ..errors import (
     AdaptiveRuntimeError,
+    AgentOwnedElsewhere,
     ConfigurationError,
     JournalBusyError,
     JournalClosedError,
@@ -32,6 +34,7 @@ from ._pragmas import (
     set_trusted_schema_off,
     set_wal,
 )
+from ._presence import Presence
 from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
 
 __all__ = ["SCHEMA_VERSION", "SqliteJournal", "discard"]
@@ -40,6 +43,19 @@ SCHEMA_VERSION = 2
 T = TypeVar("T")
 APPLICATION_ID = 0x41525431  # "ART1": marks the file as an Adaptive Runtime journal
 PAGE = 512  # rows per read query: reads stream without holding a long read transaction
+LOOK_EVERY_S = 1.0
+"""How often a host looks for agents whose host died (SqliteJournal.lease_seconds / 3)."""
+
+_OWNERS = (
+    "CREATE TABLE IF NOT EXISTS owners (agent TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+    " epoch INTEGER NOT NULL) WITHOUT ROWID"
+)
+"""Which host serves each agent (made by the first claim: older versions ignore it)."""
+_CLAIM = (
+    "INSERT INTO owners (agent, owner, epoch) VALUES (?1, ?2, 1) ON CONFLICT (agent) DO UPDATE"
+    " SET owner = excluded.owner, epoch = owners.epoch + 1 RETURNING epoch"
+)
+_HAS_OWNERS = "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'owners'"
 
 # snapshots.checksum holds each snapshot's MAC under the journal's key (see _keys.py).
 #
@@ -224,7 +240,19 @@ def _journal_error(path: str, exc: apsw.Error) -> JournalError:
 class SqliteJournal:
     """A Journal in one SQLite file in WAL mode; safe for several processes at once."""
 
-    __slots__ = ("_checkpointer", "_conn", "_durability", "_heads", "_keep", "_key", "_path")
+    __slots__ = (
+        "_checkpointer",
+        "_claims",
+        "_conn",
+        "_durability",
+        "_heads",
+        "_keep",
+        "_key",
+        "_path",
+        "_presence",
+        "lease_seconds",
+        "owner",
+    )
 
     def __init__(
         self,
@@ -251,6 +279,13 @@ class SqliteJournal:
         self._keep = max(1, keep_snapshots)
         self._checkpointer: Checkpointer | None = None
         self._heads = _HeadCache()
+        self.owner = _host_name()
+        """This journal's name as a host, in the claims it makes."""
+        self.lease_seconds = LOOK_EVERY_S * 3
+        """A host looks for agents of hosts that died every third of this (see _presence:
+        on one machine a dead host is seen at once, so there is no lease to wait out)."""
+        self._claims: dict[str, int] = {}
+        self._presence = Presence(os.fspath(path), self.owner)
         if checkpoint not in ("inline", "background"):
             raise ConfigurationError(
                 f"checkpoint must be 'inline' or 'background', not {checkpoint!r}"
@@ -634,7 +669,92 @@ class SqliteJournal:
             ),
         )
 
+    # -- ownership: one live host per agent ---------------------------------------
+
+    def claim(self, agent: str) -> int:
+        """Serve an agent from now on; return the claim's epoch.
+
+        Raises AgentOwnedElsewhere while another host that claimed it is alive: a process
+        on this machine holding its lock file (see _presence). A dead one's agents are
+        free at once.
+        """
+        conn = self._open()
+        self._presence.join()
+        with _translated(self._path), _immediate(conn):
+            conn.execute(_OWNERS)
+            found = conn.execute(
+                "SELECT owner, epoch FROM owners WHERE agent = ?", (agent,)
+            ).fetchone()
+            if found is not None:
+                owner, held = str(found[0]), cast(int, found[1])
+                if owner != self.owner and self._presence.alive(owner):
+                    msg = (
+                        f"agent {agent!r} is served by host {owner!r}, a live process on this"
+                        " machine; send its events there, or stop that process first"
+                    )
+                    raise AgentOwnedElsewhere(msg, agent=agent, owner=owner, epoch=held)
+            [(epoch,)] = conn.execute(_CLAIM, (agent, self.owner)).fetchall()
+        self._claims[agent] = cast(int, epoch)
+        return cast(int, epoch)
+
+    def claims(self) -> dict[str, int]:
+        """The agents this journal serves, with their epochs."""
+        return dict(self._claims)
+
+    def renew(self) -> list[str]:
+        """Check the claims are still this host's; return the agents another host took
+        (which only a host that found this one's lock file gone can have done)."""
+        held = self.claims()
+        if not held:
+            return []
+        with _translated(self._path):
+            rows = self._open().execute("SELECT agent, owner, epoch FROM owners").fetchall()
+        ours = {
+            str(agent)
+            for agent, owner, epoch in rows
+            if owner == self.owner and held.get(str(agent)) == epoch
+        }
+        lost = [agent for agent in held if agent not in ours]
+        for agent in lost:
+            self._claims.pop(agent, None)
+        return lost
+
+    def release(self, agents: Sequence[str] | None = None) -> None:
+        """Give claims up now (a host stopping), so that another may take them at once."""
+        held = self.claims()
+        chosen = [a for a in (held if agents is None else agents) if a in held]
+        if not chosen:
+            return
+        conn = self._open()
+        with _translated(self._path), _immediate(conn):
+            for agent in chosen:
+                conn.execute(
+                    "DELETE FROM owners WHERE agent = ? AND owner = ? AND epoch = ?",
+                    (agent, self.owner, held[agent]),
+                )
+        for agent in chosen:
+            self._claims.pop(agent, None)
+
+    def orphans(self) -> list[str]:
+        """Agents whose host is gone (its process ended without giving them up)."""
+        with _translated(self._path):
+            conn = self._open()
+            if not conn.execute(_HAS_OWNERS).fetchone():
+                return []
+            rows = conn.execute("SELECT agent, owner FROM owners WHERE owner != ?", (self.owner,))
+            claimed = rows.fetchall()
+        alive: dict[str, bool] = {}
+        out: list[str] = []
+        for agent, owner in claimed:
+            host = str(owner)
+            if host not in alive:
+                alive[host] = self._presence.alive(host)
+            if not alive[host]:
+                out.append(str(agent))
+        return sorted(out)
+
     def close(self) -> None:
+        self._presence.leave()
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
@@ -745,6 +865,12 @@ class _HeadCache:
         """The transaction failed: nothing cached can be trusted."""
         self.version, self.head, self._staged = None, None, None
         self.streams.clear()
+
+
+def _host_name() -> str:
+    """A name for this host, unique on the machine, fit for a file name."""
+    machine = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())
+    return f"{machine[:64] or 'host'}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
 @contextlib.contextmanager

@@ -45,6 +45,7 @@ from ..records import (
     SilenceMatcher,
     SilenceSet,
     read_as,
+    read_record,
     to_pending,
 )
 
@@ -92,6 +93,11 @@ class OperatorControls:
         await self._carry_out(requests)
         self._task = asyncio.create_task(self._follow())
 
+    @property
+    def started(self) -> bool:
+        """Whether start() has run (and stop() not yet): requests are being followed."""
+        return self._task is not None
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
@@ -108,13 +114,29 @@ class OperatorControls:
         now = self._now()
         policy = self.state.approvals
         for p in [p for p in self.pending.values() if p.expires_ns <= now]:
-            if self._serves(p.agent):
+            if await self._serves(p.agent):
                 timeout = "its timeout" if policy is None else f"{policy.timeout_s:g} s"
                 reason = f"no answer within {timeout}: denied by default"
                 await self._decide(p, approved=False, by="timeout", reason=reason)
         for silence in list(self.state.silences.by_id.values()):
             if silence.fire_after and silence.ends_ns <= now:
                 await self._fire_after(silence)
+
+    async def take_up(self, agent: str) -> None:
+        """This host has just taken an agent over (from a host that died, or at start):
+        carry out what operators asked of it that its last host left undone, and note
+        the approvals it asked for meanwhile. Requests folded while another host served
+        the agent were left to that host."""
+        worker = self._host.require_worker()
+        journal = worker.journal
+        waiting = await worker.run(pending_approvals, journal)
+        for key, request in waiting.items():
+            if key[0] == agent:
+                self.pending.setdefault(key, request)
+        requests = await worker.run(read_silences, journal, 0)
+        await self._carry_out(
+            [e for e in requests if getattr(read_record(e), "agent", None) == agent]
+        )
 
     async def _fire_after(self, silence: SilenceSet) -> None:
         """A silence that asked for it has ended: run the actions it skipped, once each."""
@@ -127,7 +149,7 @@ class OperatorControls:
         owed = await worker.run(skipped_by, worker.journal, silence.id)
         by = f"{silence.id} ended"
         for agent, decision_seq, action in owed:
-            if not self._serves(agent):
+            if not await self._serves(agent):
                 continue
             ledger = await self._ledger(agent)
             await ledger.append_records(
@@ -296,7 +318,7 @@ class OperatorControls:
             if entry.kind == "ApprovalGiven":
                 given = read_as(entry, ApprovalGiven)
                 p = self.pending.get((given.agent, given.decision_seq))
-                if p is None or not self._serves(p.agent):
+                if p is None or not await self._serves(p.agent):
                     continue
                 if given.approve and not p.open_at(entry.ts_ns):
                     # journaled after the deadline (while no host ran to deny it): a stale
@@ -308,7 +330,7 @@ class OperatorControls:
                 await self._decide(p, approved=given.approve, by=given.by, reason=why)
             elif entry.kind == "DeadLetterRetry":
                 request = read_as(entry, DeadLetterRetry)
-                if not self._serves(request.agent):
+                if not await self._serves(request.agent):
                     continue
                 letter = await worker.run(retry_wanted, worker.journal, entry.seq, request)
                 if letter is None:
@@ -341,8 +363,10 @@ class OperatorControls:
     async def _ledger(self, agent_id: str) -> Ledger:
         return await self._host.load_for_controls(agent_id)
 
-    def _serves(self, agent_id: str) -> bool:
-        return self._host.serves(agent_id)
+    async def _serves(self, agent_id: str) -> bool:
+        """Whether this host carries out requests for the agent: it serves it, or it takes
+        it now (on one machine, where an agent is claimed when first used)."""
+        return self._host.serves(agent_id) or await self._host.claim_for_controls(agent_id)
 
     def _now(self) -> int:
         return self._host.clock.now_ns()

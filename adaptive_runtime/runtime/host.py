@@ -31,7 +31,15 @@ from ..errors import (
     InvalidEventError,
     RuntimeNotStartedError,
 )
-from ..journal import Durability, Journal, JournalWorker, Ownership, has_ownership, is_journal
+from ..journal import (
+    Durability,
+    Journal,
+    JournalWorker,
+    Ownership,
+    SqliteJournal,
+    has_ownership,
+    is_journal,
+)
 from ..journal.open import describe, is_memory, open_journal, sqlite_path
 from ..observability.logs import logger_for
 from ..projections.fleet import (
@@ -192,6 +200,9 @@ class Host:
         self._ownership: Ownership | None = None
         """The journal's ownership, when many hosts share it (PostgreSQL): see _keep_claims."""
         self._claims_task: asyncio.Task[None] | None = None
+        self._claim_at_start = True
+        """Whether start() claims every agent no live host holds (a shared server), or only
+        those with actions to resume, the rest when first used (SQLite, one machine)."""
         self.takeovers = 0
         self._watchers: list[Callable[[list[Entry]], None]] = []
         if approvals is not None and not isinstance(approvals, ApprovalPolicy):
@@ -258,7 +269,10 @@ class Host:
         inline = (journal.durability == "normal" or self.commit_on_caller) and self._owns_journal
         self._loaded.clear()
         self._ownership = journal if has_ownership(journal) else None
-        if self._ownership is not None:
+        # On one machine (SQLite) an agent is claimed when first used, or at start if it
+        # has actions to resume; on a shared server every agent no live host holds is.
+        self._claim_at_start = not isinstance(journal, SqliteJournal)
+        if self._ownership is not None and self._claim_at_start:
             inline = False  # a shared server's round trips stay off the event loop
         self._worker = JournalWorker(
             journal,
@@ -275,7 +289,7 @@ class Host:
             self._streams.discard(HOST_STREAM)
             streams = [self._only] if self._only is not None else sorted(self._streams)
             for agent_id in streams:
-                if self._ownership is not None and self._only is None:
+                if self._ownership is not None and self._only is None and self._claim_at_start:
                     await self._take_over(agent_id)  # agents another host holds are left
                 else:
                     await self._resume(agent_id)
@@ -410,6 +424,9 @@ class Host:
             await ledger.rebuild()  # a look at its state: kept only if it has actions to resume
             if not ledger.state.open_actions or agent_id in self._loaded:
                 return
+            if self._ownership is not None:  # resumed by the host that claims it: this one?
+                await self._take_over(agent_id)
+                return
             await self._install(ledger)
         if ledger.state.open_actions:
             await self.actions.resume(ledger)
@@ -438,6 +455,17 @@ class Host:
             return False
         return self._ownership is None or agent_id in self._loaded
 
+    async def claim_for_controls(self, agent_id: str) -> bool:
+        """Claim an agent to carry out an operator's request for it, where agents are
+        claimed when first used (SQLite): False if another live host serves it."""
+        if self._ownership is None or self._claim_at_start or self._only is not None:
+            return False
+        try:
+            await self._load(agent_id, starting=True)
+        except AgentOwnedElsewhere:
+            return False
+        return True
+
     async def load_for_controls(self, agent_id: str) -> Ledger:
         """The agent's ledger for carrying out an operator's request (during start-up too)."""
         return await self._load(agent_id, starting=True)
@@ -446,7 +474,8 @@ class Host:
         """Renew this host's leases; drop agents lost; take over agents whose owner died.
 
         Runs every third of the lease, on the wall clock (leases are the database's time,
-        not the injected clock's): a host that dies is replaced within a lease and a third.
+        not the injected clock's): a host that dies is replaced within a lease and a third
+        (on SQLite, where a dead host is seen at once, within a third).
         """
         every = ownership.lease_seconds / 3
         while True:
@@ -456,9 +485,11 @@ class Host:
                     log.warning("Agent %s was taken over by another host; unloading it", agent_id)
                     self._loaded.pop(agent_id, None)
                 for agent_id in await worker.run(ownership.orphans):
-                    if agent_id != HOST_STREAM and await self._take_over(agent_id):
+                    if agent_id == HOST_STREAM or self._only not in (None, agent_id):
+                        continue  # a Runtime serves its own agent only
+                    if await self._take_over(agent_id):
                         self.takeovers += 1
-                        log.warning("Agent %s taken over: its owner's lease ran out", agent_id)
+                        log.warning("Agent %s taken over: its host is gone", agent_id)
             except AdaptiveRuntimeError as exc:  # the server away: keep trying, fencing holds
                 log.warning("Keeping agent claims failed (%s); retrying", exc)
 
@@ -535,7 +566,10 @@ class Host:
         ownership = self._ownership
         if ownership is not None:  # let another host take this one's agents at once
             with contextlib.suppress(AdaptiveRuntimeError):
-                await worker.run(ownership.release)
+                if asyncio.get_running_loop() is worker.loop:
+                    await worker.run(ownership.release)
+                else:  # stopped from another loop than it ran on: the worker's is gone
+                    await asyncio.to_thread(ownership.release)
         # the journal's thread finishes what was queued on it before the journal closes
         await asyncio.to_thread(worker.close)
         if self._owns_journal:  # a journal the caller passed in stays the caller's
@@ -799,6 +833,8 @@ class Host:
                 ledger.last_rebuild.get("snapshot_seq"),
                 ledger.last_rebuild.get("replayed", 0),
             )
+        if taken and self.controls.started:
+            await self.controls.take_up(agent_id)
         await self._evict_over_bound(keep=agent_id)
         return ledger
 
