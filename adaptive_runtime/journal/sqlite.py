@@ -25,6 +25,7 @@ from ..errors import (
     NotAJournalError,
 )
 from . import _chain
+from ._agent_locks import AgentLocks
 from ._checkpointer import Checkpointer
 from ._keys import load_or_create_key, snapshot_mac
 from ._pragmas import (
@@ -34,7 +35,6 @@ from ._pragmas import (
     set_trusted_schema_off,
     set_wal,
 )
-from ._presence import Presence
 from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
 
 __all__ = ["SCHEMA_VERSION", "SqliteJournal", "discard"]
@@ -43,19 +43,6 @@ SCHEMA_VERSION = 2
 T = TypeVar("T")
 APPLICATION_ID = 0x41525431  # "ART1": marks the file as an Adaptive Runtime journal
 PAGE = 512  # rows per read query: reads stream without holding a long read transaction
-LOOK_EVERY_S = 1.0
-"""How often a host looks for agents whose host died (SqliteJournal.lease_seconds / 3)."""
-
-_OWNERS = (
-    "CREATE TABLE IF NOT EXISTS owners (agent TEXT PRIMARY KEY, owner TEXT NOT NULL,"
-    " epoch INTEGER NOT NULL) WITHOUT ROWID"
-)
-"""Which host serves each agent (made by the first claim: older versions ignore it)."""
-_CLAIM = (
-    "INSERT INTO owners (agent, owner, epoch) VALUES (?1, ?2, 1) ON CONFLICT (agent) DO UPDATE"
-    " SET owner = excluded.owner, epoch = owners.epoch + 1 RETURNING epoch"
-)
-_HAS_OWNERS = "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'owners'"
 
 # snapshots.checksum holds each snapshot's MAC under the journal's key (see _keys.py).
 #
@@ -248,8 +235,8 @@ class SqliteJournal:
         "_heads",
         "_keep",
         "_key",
+        "_locks",
         "_path",
-        "_presence",
         "lease_seconds",
         "owner",
     )
@@ -280,12 +267,12 @@ class SqliteJournal:
         self._checkpointer: Checkpointer | None = None
         self._heads = _HeadCache()
         self.owner = _host_name()
-        """This journal's name as a host, in the claims it makes."""
-        self.lease_seconds = LOOK_EVERY_S * 3
-        """A host looks for agents of hosts that died every third of this (see _presence:
-        on one machine a dead host is seen at once, so there is no lease to wait out)."""
+        """This journal's name as a host."""
+        self.lease_seconds = 3600.0
+        """A claim here has no lease (see _agent_locks); a host's claim keeper, which runs
+        every third of this, finds nothing to renew or take over."""
         self._claims: dict[str, int] = {}
-        self._presence = Presence(os.fspath(path), self.owner)
+        self._locks = AgentLocks(os.fspath(path))
         if checkpoint not in ("inline", "background"):
             raise ConfigurationError(
                 f"checkpoint must be 'inline' or 'background', not {checkpoint!r}"
@@ -672,89 +659,46 @@ class SqliteJournal:
     # -- ownership: one live host per agent ---------------------------------------
 
     def claim(self, agent: str) -> int:
-        """Serve an agent from now on; return the claim's epoch.
+        """Serve an agent from now on; return the claim's epoch (always 1 here: a claim
+        is a lock that only the end of its host's process lets go of, so there is no
+        lease to renew and no older claim to fence off).
 
-        Raises AgentOwnedElsewhere while another host that claimed it is alive: a process
-        on this machine holding its lock file (see _presence). A dead one's agents are
-        free at once.
+        Raises AgentOwnedElsewhere while another live host serves it (see _agent_locks).
         """
-        conn = self._open()
-        self._presence.join()
-        with _translated(self._path), _immediate(conn):
-            conn.execute(_OWNERS)
-            found = conn.execute(
-                "SELECT owner, epoch FROM owners WHERE agent = ?", (agent,)
-            ).fetchone()
-            if found is not None:
-                owner, held = str(found[0]), cast(int, found[1])
-                if owner != self.owner and self._presence.alive(owner):
-                    msg = (
-                        f"agent {agent!r} is served by host {owner!r}, a live process on this"
-                        " machine; send its events there, or stop that process first"
-                    )
-                    raise AgentOwnedElsewhere(msg, agent=agent, owner=owner, epoch=held)
-            [(epoch,)] = conn.execute(_CLAIM, (agent, self.owner)).fetchall()
-        self._claims[agent] = cast(int, epoch)
-        return cast(int, epoch)
+        self._open()
+        if not self._locks.take(agent):
+            msg = (
+                f"agent {agent!r} is served by another host, a live process on this machine"
+                f" (it holds the agent's lock in {self._locks.path}); send its events there,"
+                " or stop that process first"
+            )
+            raise AgentOwnedElsewhere(msg, agent=agent, owner=None, epoch=None)
+        self._claims[agent] = 1
+        return 1
 
     def claims(self) -> dict[str, int]:
         """The agents this journal serves, with their epochs."""
         return dict(self._claims)
 
     def renew(self) -> list[str]:
-        """Check the claims are still this host's; return the agents another host took
-        (which only a host that found this one's lock file gone can have done)."""
-        held = self.claims()
-        if not held:
-            return []
-        with _translated(self._path):
-            rows = self._open().execute("SELECT agent, owner, epoch FROM owners").fetchall()
-        ours = {
-            str(agent)
-            for agent, owner, epoch in rows
-            if owner == self.owner and held.get(str(agent)) == epoch
-        }
-        lost = [agent for agent in held if agent not in ours]
-        for agent in lost:
-            self._claims.pop(agent, None)
-        return lost
+        """Nothing to renew: a live host's locks are its own until it gives them up."""
+        return []
 
     def release(self, agents: Sequence[str] | None = None) -> None:
         """Give claims up now (a host stopping), so that another may take them at once."""
-        held = self.claims()
-        chosen = [a for a in (held if agents is None else agents) if a in held]
-        if not chosen:
-            return
-        conn = self._open()
-        with _translated(self._path), _immediate(conn):
-            for agent in chosen:
-                conn.execute(
-                    "DELETE FROM owners WHERE agent = ? AND owner = ? AND epoch = ?",
-                    (agent, self.owner, held[agent]),
-                )
+        chosen = [a for a in (self.claims() if agents is None else agents) if a in self._claims]
         for agent in chosen:
+            self._locks.give_up(agent)
             self._claims.pop(agent, None)
 
     def orphans(self) -> list[str]:
-        """Agents whose host is gone (its process ended without giving them up)."""
-        with _translated(self._path):
-            conn = self._open()
-            if not conn.execute(_HAS_OWNERS).fetchone():
-                return []
-            rows = conn.execute("SELECT agent, owner FROM owners WHERE owner != ?", (self.owner,))
-            claimed = rows.fetchall()
-        alive: dict[str, bool] = {}
-        out: list[str] = []
-        for agent, owner in claimed:
-            host = str(owner)
-            if host not in alive:
-                alive[host] = self._presence.alive(host)
-            if not alive[host]:
-                out.append(str(agent))
-        return sorted(out)
+        """None to look for: a dead host's agents are free at once, and taken (their
+        unfinished actions resumed) by the first host that starts or uses them."""
+        return []
 
     def close(self) -> None:
-        self._presence.leave()
+        self._locks.close()
+        self._claims.clear()
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ..engines.silences import MAX_COMMENT, check_text_field, new_silence
@@ -93,11 +94,6 @@ class OperatorControls:
         await self._carry_out(requests)
         self._task = asyncio.create_task(self._follow())
 
-    @property
-    def started(self) -> bool:
-        """Whether start() has run (and stop() not yet): requests are being followed."""
-        return self._task is not None
-
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
@@ -122,20 +118,22 @@ class OperatorControls:
             if silence.fire_after and silence.ends_ns <= now:
                 await self._fire_after(silence)
 
-    async def take_up(self, agent: str) -> None:
-        """This host has just taken an agent over (from a host that died, or at start):
-        carry out what operators asked of it that its last host left undone, and note
-        the approvals it asked for meanwhile. Requests folded while another host served
-        the agent were left to that host."""
+    async def take_up(self, agents: Collection[str]) -> None:
+        """This host has just taken agents over (from a host that died, or at start):
+        carry out what operators asked of them that their last host left undone, and note
+        the approvals they asked for meanwhile. Requests folded while another host served
+        an agent were left to that host."""
+        if not agents:
+            return
         worker = self._host.require_worker()
         journal = worker.journal
         waiting = await worker.run(pending_approvals, journal)
         for key, request in waiting.items():
-            if key[0] == agent:
+            if key[0] in agents:
                 self.pending.setdefault(key, request)
         requests = await worker.run(read_silences, journal, 0)
         await self._carry_out(
-            [e for e in requests if getattr(read_record(e), "agent", None) == agent]
+            [e for e in requests if getattr(read_record(e), "agent", None) in agents]
         )
 
     async def _fire_after(self, silence: SilenceSet) -> None:

@@ -294,6 +294,7 @@ class Host:
                 else:
                     await self._resume(agent_id)
             if self._ownership is not None:
+                await self.controls.take_up(set(self._ownership.claims()))
                 keeping = self._keep_claims(self._ownership, self._worker)
                 self._claims_task = asyncio.create_task(keeping)
         except BaseException:
@@ -808,11 +809,15 @@ class Host:
         try:
             taken = False
             if self._ownership is not None and agent_id not in self._ownership.claims():
-                await worker.run(self._ownership.claim, agent_id)
+                if self._claim_at_start:  # a server's claim: a round trip
+                    await worker.run(self._ownership.claim, agent_id)
+                else:  # a lock on this machine, taken at once (no statement to run)
+                    self._ownership.claim(agent_id)
                 taken = True
             ledger = Ledger(
                 agent_id, worker, self.clock, self.checkpoint_every, self.plugins, self._redeciding
             )
+            # where other hosts may have begun the stream since start() looked, it is read
             await ledger.rebuild(new=agent_id not in self._streams and self._ownership is None)
             self._streams.add(agent_id)
             await self._install(ledger)
@@ -833,8 +838,8 @@ class Host:
                 ledger.last_rebuild.get("snapshot_seq"),
                 ledger.last_rebuild.get("replayed", 0),
             )
-        if taken and self.controls.started:
-            await self.controls.take_up(agent_id)
+        if taken and ledger.state.stream_seq and not self._starting:  # a new one owes none
+            await self.controls.take_up([agent_id])  # (start() takes up all it took at once)
         await self._evict_over_bound(keep=agent_id)
         return ledger
 

@@ -340,3 +340,33 @@ async def test_an_approval_request_whose_answer_was_lost_can_be_approved(
         await host.wait_for_actions()
         assert sorted([free.seq, gated.seq]) == sorted(ran)
     assert_replays(path)
+
+
+async def test_a_host_that_takes_an_agent_over_carries_out_the_approval_its_last_host_left(
+    tmp_path: Path,
+) -> None:
+    """Two hosts on one file: the one serving an agent dies (its locks go, as when its
+    process ends) after an operator approved its pending action; the other, which left
+    the approval to it while it lived, takes the agent over on its next event for it, and
+    runs the approved action, once."""
+    path, clock = tmp_path / "two.db", ManualClock(start_ns=START_NS)
+    first, ran_first = gated_host(path, clock)
+    second, ran_second = gated_host(path, clock)
+    await first.start()
+    await second.start()
+    try:
+        decision = await first.agent("web").process(OVERLOAD)
+        answer = ApprovalGiven(
+            agent="web", decision_seq=decision.seq or 0, approve=True, by="ops", comment=""
+        )
+        await second.require_worker().append([to_pending("~host", answer, clock.now_ns())])
+        await second.controls.refresh()  # web is the first host's: the approval is left to it
+        assert [] == ran_second
+        first.require_worker().journal._locks.close()  # type: ignore[attr-defined]  # it dies
+        await second.agent("web").process({"type": "timeout", "severity": 0.2})
+        await second.wait_for_actions()
+        assert 1 == ran_second.count(decision.seq)  # beside the new event's own action
+        assert [] == ran_first
+    finally:
+        await second.stop()
+    assert any("approved by ops" in d for d in details(path, decision.seq or 0))

@@ -1,0 +1,85 @@
+"""Which live host serves each agent of a SQLite journal: a lock on one byte per agent.
+
+A host that claims an agent takes a write lock on one byte of the file
+`<journal>.agents` (the byte at a 62-bit hash of the agent's name; the file stays
+empty). The locks are Linux's open file description locks (F_OFD_SETLK): held by the
+host's open file, refused to any other (another process, or another journal object in
+the same one), and let go of by the kernel when the host's process ends, however it
+ends, kill -9 included. So a host can tell at once whether another live host serves an
+agent, with no lease to wait out, and a paused process (SIGSTOP) keeps its agents: on one
+machine a process that holds its lock can still write.
+
+Where the platform has no such locks (Windows, macOS), every claim succeeds and hosts
+can't keep each other out; the README says to run one host per agent there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["AgentLocks"]
+
+_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
+_FLOCK = struct.Struct("hhqqi4x")
+"""struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (and padding)."""
+
+
+def _byte_of(agent: str) -> int:
+    """The byte that stands for an agent: 62 bits of its hash (an offset fits in 63)."""
+    digest = hashlib.blake2b(agent.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 2
+
+
+class AgentLocks:
+    """This host's locks on the agents it serves, in `<journal>.agents`."""
+
+    def __init__(self, journal_path: str) -> None:
+        self.path = journal_path + ".agents"
+        self._fd: int | None = None
+
+    @property
+    def enforced(self) -> bool:
+        """Whether this platform lets a host keep others out (Linux)."""
+        return _OFD_SETLK is not None
+
+    def take(self, agent: str) -> bool:
+        """Lock the agent's byte for this host; False if another live host holds it."""
+        if _OFD_SETLK is None:
+            return True
+        try:
+            fcntl.fcntl(
+                self._file(),
+                _OFD_SETLK,
+                _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, _byte_of(agent), 1, 0),
+            )
+        except BlockingIOError:
+            return False
+        except PermissionError:  # EACCES: some systems answer so for a lock held elsewhere
+            return False
+        return True
+
+    def give_up(self, agent: str) -> None:
+        """Unlock the agent's byte (another host may take it now)."""
+        if _OFD_SETLK is None or self._fd is None:
+            return
+        fcntl.fcntl(
+            self._fd, _OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, _byte_of(agent), 1, 0)
+        )
+
+    def close(self) -> None:
+        """Let go of every lock this host holds."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
