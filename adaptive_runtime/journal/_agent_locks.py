@@ -16,6 +16,7 @@ can't keep each other out; the README says to run one host per agent there.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import struct
 
@@ -43,19 +44,27 @@ class AgentLocks:
     def __init__(self, journal_path: str) -> None:
         self.path = journal_path + ".agents"
         self._fd: int | None = None
-
-    @property
-    def enforced(self) -> bool:
-        """Whether this platform lets a host keep others out (Linux)."""
-        return _OFD_SETLK is not None
+        self._warned = False
 
     def take(self, agent: str) -> bool:
         """Lock the agent's byte for this host; False if another live host holds it."""
         if _OFD_SETLK is None:
             return True
         try:
+            fd = self._file()
+        except OSError as exc:  # a folder this process may not write: serve, and say so once
+            if not self._warned:
+                self._warned = True
+                logging.getLogger("adaptive_runtime.journal").warning(
+                    "can't make %s (%s): this host can't keep other hosts from serving its"
+                    " agents; run one host per agent",
+                    self.path,
+                    exc.strerror or exc,
+                )
+            return True
+        try:
             fcntl.fcntl(
-                self._file(),
+                fd,
                 _OFD_SETLK,
                 _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, _byte_of(agent), 1, 0),
             )

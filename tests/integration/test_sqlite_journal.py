@@ -720,3 +720,24 @@ def test_one_live_host_claims_an_agent_and_a_closed_one_leaves_it(tmp_path: Path
         assert 0 == (tmp_path / "j.db.agents").stat().st_size  # a lock file holds no data
     finally:
         second.close()
+
+
+def test_a_lock_file_that_cannot_be_made_lets_the_host_serve_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder the host may not write (here, a folder where the lock file would go): a
+    claim still succeeds, as before there were claims, with one warning saying what is
+    lost; the journal itself works."""
+    path = tmp_path / "j.db"
+    (tmp_path / "j.db.agents").mkdir()
+    journal = SqliteJournal(path)
+    try:
+        with caplog.at_level("WARNING", logger="adaptive_runtime.journal"):
+            assert 1 == journal.claim("a")
+            assert 1 == journal.claim("b")
+        said = [r.getMessage() for r in caplog.records if "can't make" in r.getMessage()]
+        assert 1 == len(said)
+        assert "can't keep other hosts from serving its agents" in said[0]
+        journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"x")])
+    finally:
+        journal.close()
