@@ -353,9 +353,14 @@ class ActionScheduler:
         if tasks:
             await asyncio.wait(tasks)
 
-    async def resume(self, ledger: Ledger) -> None:
-        """Find an agent's actions that began but never finished; resume or abandon each."""
+    async def resume(self, ledger: Ledger, *, upto: int | None = None) -> None:
+        """Find an agent's actions that began but never finished; resume or abandon each
+        (with `upto`, only those of decisions at or before that seq: another host's)."""
         for seq, open_action in sorted(ledger.state.open_actions.items()):
+            if upto is not None and (
+                seq > upto or (ledger.agent_id, seq) in self._decisions.values()
+            ):
+                continue  # this host's own, or running here
             spec = self.spec_for(ledger.agent_id, open_action.action)
             if spec is None:
                 log.warning(

@@ -201,6 +201,7 @@ class Host:
         """The journal's ownership, when many hosts share it (PostgreSQL): see _keep_claims."""
         self._claims_task: asyncio.Task[None] | None = None
         self._claim_at_start = True
+        self._taking_up: set[asyncio.Task[None]] = set()
         """Whether start() claims every agent no live host holds (a shared server), or only
         those with actions to resume, the rest when first used (SQLite, one machine)."""
         self.takeovers = 0
@@ -284,9 +285,9 @@ class Host:
         try:
             await self._start_plugins(journal)
             await self._start_fleet(journal)
-            await self.controls.start(journal)
             self._streams = set(await self._worker.run(journal.streams))
-            self._streams.discard(HOST_STREAM)
+            self._streams.discard(HOST_STREAM)  # known before the controls load any agent
+            await self.controls.start(journal)
             streams = [self._only] if self._only is not None else sorted(self._streams)
             for agent_id in streams:
                 if self._ownership is not None and self._only is None and self._claim_at_start:
@@ -467,6 +468,21 @@ class Host:
             return False
         return True
 
+    def _history_found(self, ledger: Ledger, upto: int) -> None:
+        """A stream this host took to be new had entries up to `upto` from another host
+        (one that died, as this host holds its claim): resume the actions that host left
+        unfinished, and carry out what operators asked of it."""
+
+        async def take_up() -> None:
+            await ledger.idle.wait()
+            if any(seq <= upto for seq in ledger.state.open_actions):
+                await self.actions.resume(ledger, upto=upto)
+            await self.controls.take_up([ledger.agent_id])
+
+        task = asyncio.get_running_loop().create_task(take_up())
+        self._taking_up.add(task)
+        task.add_done_callback(self._taking_up.discard)
+
     async def load_for_controls(self, agent_id: str) -> Ledger:
         """The agent's ledger for carrying out an operator's request (during start-up too)."""
         return await self._load(agent_id, starting=True)
@@ -507,6 +523,8 @@ class Host:
             raise ConfigurationError(f"actions must be 'wait' or 'interrupt', not {actions!r}")
         if self._worker is None:
             return
+        if self._taking_up:  # what another host left, found since: resumed before stopping
+            await asyncio.wait(list(self._taking_up))
         if actions == "interrupt":
             await self.actions.interrupt()
         else:
@@ -817,8 +835,14 @@ class Host:
             ledger = Ledger(
                 agent_id, worker, self.clock, self.checkpoint_every, self.plugins, self._redeciding
             )
-            # where other hosts may have begun the stream since start() looked, it is read
-            await ledger.rebuild(new=agent_id not in self._streams and self._ownership is None)
+            # A stream start() did not see is taken to be new, unread. On a shared server it
+            # is read all the same; on one machine, should another host have begun it since,
+            # the first append meets a conflict and catches up, and then this host takes
+            # up what that host left (_history_found).
+            new = agent_id not in self._streams and not (self._ownership and self._claim_at_start)
+            await ledger.rebuild(new=new)
+            if new and self._ownership is not None:
+                ledger.on_history_found = self._history_found
             self._streams.add(agent_id)
             await self._install(ledger)
             if taken and ledger.state.open_actions:

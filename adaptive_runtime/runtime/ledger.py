@@ -118,6 +118,10 @@ class Ledger:
         self.last_rebuild: dict[str, object] = {}
         self._barrier: asyncio.Task[list[Entry]] | None = None
         """Records queued by append_soon(): every later batch waits for them to commit."""
+        self.on_history_found: Callable[[Ledger, int], None] | None = None
+        """Set by the host for a stream it took to be new (not read on loading): called,
+        once, if a catch-up finds that another host began it meanwhile, with the seq of
+        the last entry found."""
 
     def require_worker(self) -> JournalWorker:
         if self.worker.closed:  # this ledger was loaded, so the host was started, then stopped
@@ -329,9 +333,12 @@ class Ledger:
             seen: list[Entry] = []
             looking = list(self._unanswered)
             built: list[list[Pending]] = []
+            before, upto = self.state.stream_seq, 0
 
             def build(caught: list[Entry]) -> list[Pending]:
-                nonlocal expected
+                nonlocal expected, upto
+                if caught:
+                    upto = caught[-1].seq  # what another writer began, before this batch
                 for entry in caught:
                     evolve(self.state, entry)
                 if looking:
@@ -362,6 +369,8 @@ class Ledger:
             self.stale = False
             worker.rebased(self.agent_id)
             worker.committed(entries)  # the host folds them: this ledger, the fleet, controls
+            if not looking:  # else what it found may be this host's own, its answer lost
+                self._history_found(before, upto)
         return entries, self._is_fresh(entries, expected)
 
     def _is_fresh(self, entries: list[Entry], expected: int) -> bool:
@@ -497,11 +506,22 @@ class Ledger:
                 return
             await self.idle.wait()
             looking = list(self._unanswered)
+            before = self.state.stream_seq
             caught = await self.require_worker().run(self._catch_up, bool(looking))
             self._found(caught, looking)
             self._sync_view()
             self.stale = False
             self.worker.rebased(self.agent_id)  # batches decided from here count no refused one
+            if not looking:  # else what it found may be this host's own, its answer lost
+                self._history_found(before, self.state.seq)
+
+    def _history_found(self, before: int, upto: int) -> None:
+        """After a catch-up that found entries up to `upto`: tell the host if a stream it
+        took to be new (its stream_seq was 0 `before`) had a history."""
+        hook = self.on_history_found
+        if hook is not None and before == 0 and upto > 0:
+            self.on_history_found = None
+            hook(self, upto)
 
     def _catch_up(self, keep: bool) -> list[Entry]:
         """Fold the stream's entries after the state's seq: other writers', and ours whose

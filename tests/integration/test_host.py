@@ -501,3 +501,44 @@ async def test_a_batch_queued_behind_a_refused_one_is_refused_even_where_it_fits
         assert {"other": 2} == live.kv
         assert encode_state(rebuild(host.journal, "b").state) == encode_state(live)
     assert_replays(tmp_path / "j.db")
+
+
+async def test_a_host_takes_up_what_a_dead_host_left_in_a_stream_begun_after_its_start(
+    tmp_path: Path,
+) -> None:
+    """The second host started before the agent's stream existed, so it takes the stream
+    to be new and does not read it on first use. The first host began it, left an action
+    unfinished and died (its locks gone). The second host's first append for the agent
+    meets the first one's entries, catches up, and resumes that action, once."""
+    path = tmp_path / "two.db"
+    release = asyncio.Event()
+    ran: list[tuple[str, int]] = []
+
+    def hosting(name: str) -> Host:
+        host = Host(path, durability="normal", clock=ManualClock())
+
+        @host.action("restart_service")
+        async def restart(call: ActionCall) -> None:
+            ran.append((name, call.decision.seq or 0))
+            if name == "first":
+                await release.wait()  # still running when it dies
+
+        return host
+
+    second = hosting("second")
+    await second.start()
+    first = hosting("first")
+    await first.start()
+    try:
+        decision = await first.agent("web").process(OVERLOAD)
+        await asyncio.sleep(0)
+        assert [("first", decision.seq)] == ran
+        first.require_worker().journal._locks.close()  # type: ignore[attr-defined]  # it dies
+        later = await second.agent("web").process({"type": "timeout", "severity": 0.2})
+        assert later.seq is not None
+        assert later.seq > (decision.seq or 0)  # decided after the first host's entries
+        await second.stop()
+        assert [("first", decision.seq), ("second", decision.seq)] == ran
+    finally:
+        release.set()
+        await first.stop(actions="interrupt")
