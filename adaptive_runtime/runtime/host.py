@@ -462,8 +462,8 @@ class Host:
         claimed when first used (SQLite): False if another live host serves it."""
         if self._ownership is None or self._claim_at_start or self._only is not None:
             return False
-        try:
-            await self._load(agent_id, starting=True)
+        try:  # read: what the request is about was journaled, maybe by a host since dead
+            await self._load(agent_id, starting=True, read=True)
         except AgentOwnedElsewhere:
             return False
         return True
@@ -810,7 +810,7 @@ class Host:
     def loaded(self, agent_id: str) -> Ledger | None:
         return self._loaded.get(agent_id)
 
-    async def _load(self, agent_id: str, *, starting: bool = False) -> Ledger:
+    async def _load(self, agent_id: str, *, starting: bool = False, read: bool = False) -> Ledger:
         ledger = self._loaded.get(agent_id)
         if ledger is not None:
             self._loaded.move_to_end(agent_id)
@@ -839,7 +839,8 @@ class Host:
             # is read all the same; on one machine, should another host have begun it since,
             # the first append meets a conflict and catches up, and then this host takes
             # up what that host left (_history_found).
-            new = agent_id not in self._streams and not (self._ownership and self._claim_at_start)
+            new = not read and agent_id not in self._streams
+            new = new and not (self._ownership and self._claim_at_start)
             await ledger.rebuild(new=new)
             if new and self._ownership is not None:
                 ledger.on_history_found = self._history_found
