@@ -1,13 +1,17 @@
 """Which live host serves each agent of a SQLite journal: a lock on one byte per agent.
 
-A host that claims an agent takes a write lock on one byte of the file
-`<journal>.agents` (the byte at a 62-bit hash of the agent's name; the file stays
-empty). The locks are Linux's open file description locks (F_OFD_SETLK): held by the
-host's open file, refused to any other (another process, or another journal object in
-the same one), and let go of by the kernel when the host's process ends, however it
-ends, kill -9 included. So a host can tell at once whether another live host serves an
-agent, with no lease to wait out, and a paused process (SIGSTOP) keeps its agents: on one
-machine a process that holds its lock can still write.
+A host that claims an agent takes a write lock on one byte of one of the files in the
+folder `<journal>.agents/` (the file and the byte chosen by a hash of the agent's name;
+the files stay empty). The locks are Linux's open file description locks
+(F_OFD_SETLK): held by the host's open file, refused to any other (another process, or
+another journal object in the same one), and let go of by the kernel when the host's
+process ends, however it ends, kill -9 included. So a host can tell at once whether
+another live host serves an agent, with no lease to wait out, and a paused process
+(SIGSTOP) keeps its agents: on one machine a process that holds its lock can still write.
+
+The kernel checks a new lock against every lock on the same file, so the locks are
+spread over SHARDS files: a claim took 36 us with 4,000 locks on one file, against 3 us
+with 250.
 
 Where the platform has no such locks (Windows, macOS), every claim succeeds and hosts
 can't keep each other out; the README says to run one host per agent there.
@@ -25,33 +29,39 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["AgentLocks"]
+__all__ = ["SHARDS", "AgentLocks"]
+
+SHARDS = 64
+"""Files the locks are spread over (each opened when its first agent is claimed)."""
 
 _OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 _FLOCK = struct.Struct("hhqqi4x")
 """struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (and padding)."""
 
 
-def _byte_of(agent: str) -> int:
-    """The byte that stands for an agent: 62 bits of its hash (an offset fits in 63)."""
+def _place_of(agent: str) -> tuple[int, int]:
+    """The file (0..SHARDS-1) and byte that stand for an agent: from its 64-bit hash, the
+    byte from 62 bits (an offset fits in 63), the file from what is left over."""
     digest = hashlib.blake2b(agent.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 2
+    number = int.from_bytes(digest, "big")
+    return number % SHARDS, number >> 2
 
 
 class AgentLocks:
-    """This host's locks on the agents it serves, in `<journal>.agents`."""
+    """This host's locks on the agents it serves, in `<journal>.agents/`."""
 
     def __init__(self, journal_path: str) -> None:
         self.path = journal_path + ".agents"
-        self._fd: int | None = None
+        self._fds: dict[int, int] = {}
         self._warned = False
 
     def take(self, agent: str) -> bool:
         """Lock the agent's byte for this host; False if another live host holds it."""
         if _OFD_SETLK is None:
             return True
+        shard, byte = _place_of(agent)
         try:
-            fd = self._file()
+            fd = self._file(shard)
         except OSError as exc:  # a folder this process may not write: serve, and say so once
             if not self._warned:
                 self._warned = True
@@ -63,11 +73,7 @@ class AgentLocks:
                 )
             return True
         try:
-            fcntl.fcntl(
-                fd,
-                _OFD_SETLK,
-                _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, _byte_of(agent), 1, 0),
-            )
+            fcntl.fcntl(fd, _OFD_SETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, byte, 1, 0))
         except BlockingIOError:
             return False
         except PermissionError:  # EACCES: some systems answer so for a lock held elsewhere
@@ -76,19 +82,23 @@ class AgentLocks:
 
     def give_up(self, agent: str) -> None:
         """Unlock the agent's byte (another host may take it now)."""
-        if _OFD_SETLK is None or self._fd is None:
+        if _OFD_SETLK is None:
             return
-        fcntl.fcntl(
-            self._fd, _OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, _byte_of(agent), 1, 0)
-        )
+        shard, byte = _place_of(agent)
+        fd = self._fds.get(shard)
+        if fd is not None:
+            fcntl.fcntl(fd, _OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, byte, 1, 0))
 
     def close(self) -> None:
         """Let go of every lock this host holds."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
             os.close(fd)
 
-    def _file(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        return self._fd
+    def _file(self, shard: int) -> int:
+        fd = self._fds.get(shard)
+        if fd is None:
+            os.makedirs(self.path, mode=0o700, exist_ok=True)
+            fd = os.open(os.path.join(self.path, f"{shard:02x}"), os.O_RDWR | os.O_CREAT, 0o600)
+            self._fds[shard] = fd
+        return fd
