@@ -127,4 +127,6 @@ def _how_remembered(events: int, rebuilt: dict[str, Any]) -> str:
         )
     else:
         how = f"from the snapshot at seq {rebuilt['snapshot_seq']}, with nothing after it to replay"
+    if events == 1:
+        return f"The 1 event from an earlier run was restored on start, {how}."
     return f"The {events} events from earlier runs were restored on start, {how}."

@@ -130,3 +130,12 @@ def test_demo_reports_unusable_journal_without_traceback(tmp_path: Path) -> None
     assert 3 == run.returncode
     assert "Traceback" not in run.stderr
     assert "not a SQLite database" in run.stderr
+
+
+def test_one_event_remembered_is_said_in_the_singular() -> None:
+    """A journal holding one event of the demo's agent (another program wrote it) was
+    "The 1 events from earlier runs were restored"."""
+    from adaptive_runtime.demo import _how_remembered
+
+    said = _how_remembered(1, {"replayed": 0, "snapshot_seq": 2})
+    assert said.startswith("The 1 event from an earlier run was restored on start")
