@@ -202,14 +202,20 @@ class Journal(Protocol):
 
 @runtime_checkable
 class Ownership(Protocol):
-    """A journal many hosts share: each agent is owned by one host at a time, fenced.
+    """A journal many hosts share: each agent is owned by one host at a time.
 
-    PostgresJournal has it; a host that finds it claims each agent before writing it,
-    keeps its claims renewed, and takes over agents whose owner's lease ran out.
+    PostgresJournal has it, with leases and fencing: a host that finds it claims each
+    agent before writing it, keeps its claims renewed, and takes over agents whose
+    owner's lease ran out. SqliteJournal has it with locks on this machine, which need
+    neither (see its claim()).
     """
 
     owner: str
     lease_seconds: float
+    claims_are_local: bool
+    """True where a claim is a lock on this machine, dropped only when its host's process
+    ends (SQLite): taken at once, and never lost, so nothing is renewed or looked for.
+    False where it is a lease on a shared server (PostgreSQL)."""
 
     def claim(self, agent: str) -> int:
         """Own the agent (raise AgentOwnedElsewhere while another host's lease runs)."""

@@ -409,6 +409,7 @@ class PostgresJournal:
         self.schema = _schema_name(schema or options.get("schema", "adaptive_runtime"))
         self.pool_size = _number("pool_size", pool_size, options, 4, int, 1, 100)
         self.lease_seconds = _number("lease", lease_seconds, options, 5.0, float, 0.5, 3600)
+        self.claims_are_local = False  # a lease on the server, renewed and fenced
         timeout = _number("connect_timeout_s", connect_timeout_s, options, 10.0, float, 0.1, 600)
         self.connect_timeout = max(1, int(timeout))
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"

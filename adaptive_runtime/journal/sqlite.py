@@ -237,6 +237,7 @@ class SqliteJournal:
         "_key",
         "_locks",
         "_path",
+        "claims_are_local",
         "lease_seconds",
         "owner",
     )
@@ -269,8 +270,8 @@ class SqliteJournal:
         self.owner = _host_name()
         """This journal's name as a host."""
         self.lease_seconds = 3600.0
-        """A claim here has no lease (see _agent_locks); a host's claim keeper, which runs
-        every third of this, finds nothing to renew or take over."""
+        """A claim here has no lease (see _agent_locks): nothing reads this."""
+        self.claims_are_local = True
         self._claims: dict[str, int] = {}
         self._locks = AgentLocks(os.fspath(path))
         if checkpoint not in ("inline", "background"):

@@ -36,7 +36,6 @@ from ..journal import (
     Journal,
     JournalWorker,
     Ownership,
-    SqliteJournal,
     has_ownership,
     is_journal,
 )
@@ -198,12 +197,15 @@ class Host:
         self._starting = False
         self.evictions = 0
         self._ownership: Ownership | None = None
-        """The journal's ownership, when many hosts share it (PostgreSQL): see _keep_claims."""
+        """The journal's ownership of agents by hosts (PostgreSQL's claims, SQLite's locks)."""
+        self._claims_local = False
+        """Whether claims are locks on this machine (SQLite): taken at once, when an agent is
+        first used (at start, only those with actions to resume), and never lost while this
+        process lives. Else they are a server's, leased: taken at start for every agent no
+        live host holds, and kept by _keep_claims."""
         self._claims_task: asyncio.Task[None] | None = None
-        self._claim_at_start = True
         self._taking_up: set[asyncio.Task[None]] = set()
-        """Whether start() claims every agent no live host holds (a shared server), or only
-        those with actions to resume, the rest when first used (SQLite, one machine)."""
+        """Tasks taking up what a dead host left in a stream found to have a history."""
         self.takeovers = 0
         self._watchers: list[Callable[[list[Entry]], None]] = []
         if approvals is not None and not isinstance(approvals, ApprovalPolicy):
@@ -270,10 +272,8 @@ class Host:
         inline = (journal.durability == "normal" or self.commit_on_caller) and self._owns_journal
         self._loaded.clear()
         self._ownership = journal if has_ownership(journal) else None
-        # On one machine (SQLite) an agent is claimed when first used, or at start if it
-        # has actions to resume; on a shared server every agent no live host holds is.
-        self._claim_at_start = not isinstance(journal, SqliteJournal)
-        if self._ownership is not None and self._claim_at_start:
+        self._claims_local = self._ownership is not None and self._ownership.claims_are_local
+        if self._ownership is not None and not self._claims_local:
             inline = False  # a shared server's round trips stay off the event loop
         self._worker = JournalWorker(
             journal,
@@ -290,12 +290,13 @@ class Host:
             await self.controls.start(journal)
             streams = [self._only] if self._only is not None else sorted(self._streams)
             for agent_id in streams:
-                if self._ownership is not None and self._only is None and self._claim_at_start:
+                if self._ownership is not None and self._only is None and not self._claims_local:
                     await self._take_over(agent_id)  # agents another host holds are left
                 else:
                     await self._resume(agent_id)
             if self._ownership is not None:
                 await self.controls.take_up(set(self._ownership.claims()))
+            if self._ownership is not None and not self._claims_local:
                 keeping = self._keep_claims(self._ownership, self._worker)
                 self._claims_task = asyncio.create_task(keeping)
         except BaseException:
@@ -460,7 +461,7 @@ class Host:
     async def claim_for_controls(self, agent_id: str) -> bool:
         """Claim an agent to carry out an operator's request for it, where agents are
         claimed when first used (SQLite): False if another live host serves it."""
-        if self._ownership is None or self._claim_at_start or self._only is not None:
+        if not self._claims_local or self._only is not None:
             return False
         try:  # read: what the request is about was journaled, maybe by a host since dead
             await self._load(agent_id, starting=True, read=True)
@@ -491,8 +492,7 @@ class Host:
         """Renew this host's leases; drop agents lost; take over agents whose owner died.
 
         Runs every third of the lease, on the wall clock (leases are the database's time,
-        not the injected clock's): a host that dies is replaced within a lease and a third
-        (on SQLite, where a dead host is seen at once, within a third).
+        not the injected clock's): a host that dies is replaced within a lease and a third.
         """
         every = ownership.lease_seconds / 3
         while True:
@@ -827,10 +827,10 @@ class Host:
         try:
             taken = False
             if self._ownership is not None and agent_id not in self._ownership.claims():
-                if self._claim_at_start:  # a server's claim: a round trip
-                    await worker.run(self._ownership.claim, agent_id)
-                else:  # a lock on this machine, taken at once (no statement to run)
+                if self._claims_local:  # a lock on this machine, taken at once
                     self._ownership.claim(agent_id)
+                else:  # a server's claim: a round trip
+                    await worker.run(self._ownership.claim, agent_id)
                 taken = True
             ledger = Ledger(
                 agent_id, worker, self.clock, self.checkpoint_every, self.plugins, self._redeciding
@@ -840,7 +840,7 @@ class Host:
             # the first append meets a conflict and catches up, and then this host takes
             # up what that host left (_history_found).
             new = not read and agent_id not in self._streams
-            new = new and not (self._ownership and self._claim_at_start)
+            new = new and (self._ownership is None or self._claims_local)
             await ledger.rebuild(new=new)
             if new and self._ownership is not None:
                 ledger.on_history_found = self._history_found

@@ -81,7 +81,16 @@ async def test_a_journal_handing_calls_on_through_getattr_is_taken_on_every_pyth
     assert not has_ownership(wrapped)  # a memory journal is not shared
     async with Host(wrapped, clock=ManualClock()) as host:  # type: ignore[arg-type]
         assert "restart_service" == (await host.process(OVERLOAD)).action
-    members = ("owner", "lease_seconds", "claim", "claims", "renew", "release", "orphans")
+    members = (
+        "owner",
+        "lease_seconds",
+        "claims_are_local",
+        "claim",
+        "claims",
+        "renew",
+        "release",
+        "orphans",
+    )
     assert has_ownership(_Wrapped(type("Claims", (), dict.fromkeys(members))()))
     assert not is_journal(object())
     assert not has_ownership(object())
