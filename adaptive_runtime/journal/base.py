@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal, Protocol, TypeGuard, runtime_checkable
 
@@ -20,6 +22,7 @@ __all__ = [
     "Snapshot",
     "VerifyReport",
     "has_ownership",
+    "host_name",
     "is_journal",
 ]
 
@@ -262,3 +265,9 @@ def is_journal(obj: object) -> TypeGuard[Journal]:
 def has_ownership(obj: object) -> TypeGuard[Ownership]:
     """Whether obj has every member of Ownership (looked up as is_journal does)."""
     return all(hasattr(obj, name) for name in _OWNERSHIP_MEMBERS)
+
+
+def host_name() -> str:
+    """A name for the host a journal object serves, unique across processes and machines:
+    the machine, the process, and a few random bytes (two hosts in one process differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"

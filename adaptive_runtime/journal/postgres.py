@@ -37,7 +37,6 @@ import hashlib
 import logging
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -69,7 +68,16 @@ from ..errors import (
 )
 from . import _chain
 from ._keys import KEY_BYTES, snapshot_mac
-from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
+from .base import (
+    GENESIS_DIGEST,
+    Durability,
+    Entry,
+    Head,
+    Pending,
+    Snapshot,
+    VerifyReport,
+    host_name,
+)
 
 __all__ = ["SCHEMA_VERSION", "PostgresJournal", "parse_url", "with_schema"]
 
@@ -412,7 +420,7 @@ class PostgresJournal:
         self.claims_are_local = False  # a lease on the server, renewed and fenced
         timeout = _number("connect_timeout_s", connect_timeout_s, options, 10.0, float, 0.1, 600)
         self.connect_timeout = max(1, int(timeout))
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.owner = owner or host_name()
         """This journal's name as an owner of agents: unique per process unless given."""
         self._keep = max(1, keep_snapshots)
         self._sql = _Sql(self.schema)

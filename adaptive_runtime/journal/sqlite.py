@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar, cast
@@ -35,7 +34,16 @@ from ._pragmas import (
     set_trusted_schema_off,
     set_wal,
 )
-from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
+from .base import (
+    GENESIS_DIGEST,
+    Durability,
+    Entry,
+    Head,
+    Pending,
+    Snapshot,
+    VerifyReport,
+    host_name,
+)
 
 __all__ = ["SCHEMA_VERSION", "SqliteJournal", "discard"]
 
@@ -267,7 +275,7 @@ class SqliteJournal:
         self._keep = max(1, keep_snapshots)
         self._checkpointer: Checkpointer | None = None
         self._heads = _HeadCache()
-        self.owner = _host_name()
+        self.owner = host_name()
         """This journal's name as a host."""
         self.lease_seconds = 3600.0
         """A claim here has no lease (see _agent_locks): nothing reads this."""
@@ -810,12 +818,6 @@ class _HeadCache:
         """The transaction failed: nothing cached can be trusted."""
         self.version, self.head, self._staged = None, None, None
         self.streams.clear()
-
-
-def _host_name() -> str:
-    """A name for this host, unique on the machine, fit for a file name."""
-    machine = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())
-    return f"{machine[:64] or 'host'}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
 @contextlib.contextmanager
