@@ -12,9 +12,11 @@ from .base import (
     Journal,
     Ownership,
     Pending,
+    Readers,
     Snapshot,
     VerifyReport,
     has_ownership,
+    has_readers,
     is_journal,
 )
 from .memory import MemoryJournal, MemoryStore
@@ -35,10 +37,12 @@ __all__ = [
     "MemoryStore",
     "Ownership",
     "Pending",
+    "Readers",
     "Snapshot",
     "SqliteJournal",
     "VerifyReport",
     "has_ownership",
+    "has_readers",
     "is_journal",
 ]
 

@@ -241,6 +241,22 @@ class Ownership(Protocol):
         ...
 
 
+@runtime_checkable
+class Readers(Protocol):
+    """A journal that can give another thread a journal of its own to read from.
+
+    SqliteJournal gives a second connection to its file, opened for reading only (a WAL
+    reader never waits for the writer, nor the writer for it); PostgresJournal gives
+    itself, since each call takes a connection of its pool. MemoryJournal has none: its
+    reads run where its writes do.
+    """
+
+    def reader(self) -> Journal:
+        """A journal on the same storage, for reads on another thread while this one
+        writes. Closing it never closes this one."""
+        ...
+
+
 def _members(protocol: type) -> tuple[str, ...]:
     """A protocol's public methods, properties and attributes, by name."""
     names = {name for name in vars(protocol) if not name.startswith("_")}
@@ -249,6 +265,7 @@ def _members(protocol: type) -> tuple[str, ...]:
 
 _JOURNAL_MEMBERS = _members(Journal)
 _OWNERSHIP_MEMBERS = _members(Ownership)
+_READERS_MEMBERS = _members(Readers)
 
 
 def is_journal(obj: object) -> TypeGuard[Journal]:
@@ -265,6 +282,11 @@ def is_journal(obj: object) -> TypeGuard[Journal]:
 def has_ownership(obj: object) -> TypeGuard[Ownership]:
     """Whether obj has every member of Ownership (looked up as is_journal does)."""
     return all(hasattr(obj, name) for name in _OWNERSHIP_MEMBERS)
+
+
+def has_readers(obj: object) -> TypeGuard[Readers]:
+    """Whether obj has every member of Readers (looked up as is_journal does)."""
+    return all(hasattr(obj, name) for name in _READERS_MEMBERS)
 
 
 def host_name() -> str:

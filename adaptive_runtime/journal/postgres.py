@@ -1055,6 +1055,24 @@ class PostgresJournal:
                 )
         self.close()
 
+    def reader(self) -> PostgresJournal:
+        """A journal on the same schema with a pool of one connection of its own, for
+        reads on another thread: they neither wait for a connection this one's appends
+        hold nor keep one from them. It trusts the snapshots this one writes (the same
+        key), and claims nothing."""
+        if self._pool is None:
+            raise JournalClosedError(f"the journal {self._where} is closed; open a new one")
+        return PostgresJournal(
+            self.conninfo,
+            durability=self._durability,
+            schema=self.schema,
+            pool_size=1,
+            connect_timeout_s=self.connect_timeout,
+            keep_snapshots=self._keep,
+            snapshot_key=self._key,
+            create=False,
+        )
+
     def close(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:

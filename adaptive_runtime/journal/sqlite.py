@@ -236,6 +236,7 @@ class SqliteJournal:
     """A Journal in one SQLite file in WAL mode; safe for several processes at once."""
 
     __slots__ = (
+        "_busy_timeout_ms",
         "_checkpointer",
         "_claims",
         "_conn",
@@ -245,6 +246,7 @@ class SqliteJournal:
         "_key",
         "_locks",
         "_path",
+        "_vfs",
         "claims_are_local",
         "lease_seconds",
         "owner",
@@ -263,12 +265,17 @@ class SqliteJournal:
         vfs: str | None = None,
         snapshot_key: bytes | None = None,
         read_only_ok: bool = False,
+        read_only: bool = False,
     ) -> None:
         """`read_only_ok=True` (with create=False): a file this process can't write (on
         read-only storage, or another user's) is opened for reading only instead of
-        refused; each append then fails with JournalError. The read commands do this."""
+        refused; each append then fails with JournalError. The read commands do this.
+        `read_only=True` (with create=False) opens any journal file so (see reader())."""
         if durability not in _SYNCHRONOUS:
             msg = f"durability must be 'full' or 'normal', not {durability!r}"
+            raise ConfigurationError(msg)
+        if read_only and create:
+            msg = "read_only=True opens a journal that exists: pass create=False"
             raise ConfigurationError(msg)
         self._path = os.fspath(path)
         self._durability: Durability = durability
@@ -300,7 +307,9 @@ class SqliteJournal:
             raise JournalError(msg)
         _create_private(self._path)
         self._conn: apsw.Connection | None
-        if read_only_ok and not create and not _writable(self._path):
+        self._busy_timeout_ms = busy_timeout_ms
+        self._vfs = vfs
+        if read_only or (read_only_ok and not create and not _writable(self._path)):
             self._conn = _open_read_only(self._path, busy_timeout_ms, vfs)
             try:
                 self._check_format(create)
@@ -617,6 +626,8 @@ class SqliteJournal:
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
         with _translated(self._path):
             rows = self._open().execute(_SNAPSHOTS, (stream,)).fetchall()
+        if self._key is None and rows:  # made since this was opened (by another connection)
+            self._key = load_or_create_key(self._path, create=False)
         yield from _chain.checked_snapshots(rows, self._key, untrusted=untrusted)
 
     # -- checking ------------------------------------------------------------
@@ -704,6 +715,24 @@ class SqliteJournal:
         """None to look for: a dead host's agents are free at once, and taken (their
         unfinished actions resumed) by the first host that starts or uses them."""
         return []
+
+    def reader(self) -> SqliteJournal:
+        """A second connection to this file, opened for reading only, for another thread.
+
+        In WAL mode a reader never waits for the writer, nor the writer for it: each read
+        sees the commits made before it began.
+        """
+        self._open()  # a closed journal gives no reader
+        return SqliteJournal(
+            self._path,
+            durability=self._durability,
+            busy_timeout_ms=self._busy_timeout_ms,
+            keep_snapshots=self._keep,
+            create=False,
+            vfs=self._vfs,
+            snapshot_key=self._key,
+            read_only=True,
+        )
 
     def close(self) -> None:
         self._locks.close()

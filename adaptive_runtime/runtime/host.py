@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
@@ -40,6 +40,7 @@ from ..journal import (
     is_journal,
 )
 from ..journal.open import describe, is_memory, open_journal, sqlite_path
+from ..journal.reader import JournalReader
 from ..observability.logs import logger_for
 from ..projections.fleet import (
     HOST_STREAM,
@@ -77,6 +78,7 @@ __all__ = ["DEFAULT_AGENT_FIELD", "Host"]
 
 log = logger_for("RUNTIME")
 log_decision = logger_for("DECISION_ENGINE")
+T = TypeVar("T")
 
 DEFAULT_AGENT_FIELD = "agent_id"
 """The event field `Host.process` routes by."""
@@ -188,6 +190,7 @@ class Host:
         self.bus = EventBus()
         self.actions = ActionScheduler(self.clock)
         self._worker: JournalWorker | None = None
+        self._reader: JournalReader | None = None
         self._loaded: OrderedDict[str, Ledger] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Ledger]] = {}
         self._handles: weakref.WeakValueDictionary[str, Agent] = weakref.WeakValueDictionary()
@@ -282,6 +285,7 @@ class Host:
             inline=inline,
             on_lost=self._on_lost,
         )
+        self._reader = JournalReader(self._worker)
         try:
             await self._start_plugins(journal)
             await self._start_fleet(journal)
@@ -579,9 +583,12 @@ class Host:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         worker, self._worker = self._worker, None
+        reader, self._reader = self._reader, None
         # the loaded states stay readable after stop(); start() rebuilds them afresh
         if worker is None:
             return
+        if reader is not None:  # the reads in flight finish first
+            await asyncio.to_thread(reader.close)
         ownership = self._ownership
         if ownership is not None:  # let another host take this one's agents at once
             with contextlib.suppress(AdaptiveRuntimeError):
@@ -788,6 +795,20 @@ class Host:
         if self._starting and not self._ready.is_set():
             await self._ready.wait()
         return self.require_worker()
+
+    async def read(self, fn: Callable[..., T], *args: object) -> T:
+        """Return `fn(journal, *args)`, a call that only reads, run off the appends' way.
+
+        On a reader thread with a journal of its own where the journal can give one
+        (a SQLite file, PostgreSQL; see JournalReader), so that a long read holds back
+        neither the commits nor, at durability "normal", the event loop; else after the
+        appends queued before it. It sees every commit acknowledged before it began.
+        """
+        await self.when_ready()
+        reader = self._reader
+        if reader is None:
+            raise RuntimeNotStartedError("the host is stopping")
+        return await reader.run(fn, *args)
 
     async def ledger(self, agent_id: str) -> Ledger:
         """The agent's ledger, rebuilt from the journal if it is not loaded."""

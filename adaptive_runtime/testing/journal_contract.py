@@ -364,3 +364,33 @@ class JournalContract:
         seen: list[int] = []
         assert journal.verify(progress=seen.append).ok
         assert [10, 20, 30] == seen
+
+    def test_a_reader_reads_what_is_committed_and_closes_alone(self, journal: Journal) -> None:
+        """A backend with `reader()` (Readers) gives a journal that sees every commit made
+        before each read, from another thread, and whose close leaves this one open."""
+        import threading
+
+        from adaptive_runtime.journal import has_readers
+
+        if not has_readers(journal):
+            pytest.skip("this backend gives no reader: its reads run where it writes")
+        reader = journal.reader()
+        assert reader is not journal
+        try:
+            journal.append([pending("a", event_id="x"), pending("a")])
+            seen: list[object] = []
+            thread = threading.Thread(
+                target=lambda: seen.extend(
+                    [reader.head(), [e.seq for e in reader.read("a")], reader.by_event_id("x")]
+                )
+            )
+            thread.start()
+            thread.join()
+            head, seqs, by_id = seen
+            assert journal.head() == head
+            assert [1, 2] == seqs
+            assert by_id == journal.get(1)
+        finally:
+            reader.close()
+        journal.append([pending("b")])
+        assert 3 == journal.head().seq
