@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ..journal.base import Journal
+from ..journal.base import Head, Journal
 from ..records import (
     ActionAbandoned,
     ActionFailed,
@@ -73,8 +73,7 @@ class Feed:
             self._waiters.discard(waiter)
 
     async def head(self) -> int:
-        worker = await self._host.when_ready()
-        return (await worker.run(worker.journal.head)).seq
+        return (await self._host.read(_head)).seq
 
     async def stream(
         self, after: int, *, follow: bool = True
@@ -87,8 +86,7 @@ class Feed:
         position = after
         quiet = 0.0
         while True:
-            worker = await self._host.when_ready()
-            entries = await worker.run(_page, worker.journal, position)
+            entries = await self._host.read(_page, position)
             for entry in entries:
                 position = entry.seq
                 message = message_of(entry)
@@ -103,6 +101,10 @@ class Feed:
             if quiet >= HEARTBEAT_EVERY_S:
                 quiet = 0.0
                 yield 0, "", ""
+
+
+def _head(journal: Journal) -> Head:
+    return journal.head()
 
 
 def _page(journal: Journal, after: int) -> list[Entry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from http_support import APPROVER, READ, READER, WRITE, WRITER, client
+from journal_support import FaultyJournal
 
 from adaptive_runtime import FleetPolicy, Host, ManualClock
 from adaptive_runtime.errors import JournalUnavailableError
@@ -500,6 +502,38 @@ async def test_a_journal_that_cant_be_used_is_503(tmp_path: Path) -> None:
         assert (503, "not started") == (r.status_code, r.json()["title"])
         assert 503 == (await c.get("/readyz")).status_code
         assert 200 == (await c.get("/healthz")).status_code
+
+
+async def test_the_read_routes_answer_while_a_commit_holds_the_journals_thread(
+    tmp_path: Path,
+) -> None:
+    """A read route never queues behind the commits: they run on a reader of their own."""
+    host = Host(tmp_path / "j.db", durability="full", clock=ManualClock(start_ns=START_NS))
+    async with client(host) as c:
+        first = (await c.post("/v1/events", json=OVERLOAD, headers=WRITE)).json()
+        faulty = FaultyJournal.installed_in(host)
+        release = faulty.hold_next()
+        held = asyncio.ensure_future(c.post("/v1/events", json=OVERLOAD, headers=WRITE))
+        try:
+            await asyncio.to_thread(faulty.holding.wait)
+            reads = [
+                "/v1/decisions",
+                f"/v1/decisions/{first['seq']}",
+                "/v1/stats",
+                "/v1/agents",
+                "/v1/agents/default/state",
+                "/v1/incidents",
+                "/v1/stream?after=0&follow=false",
+                "/metrics",
+            ]
+            answers = [await asyncio.wait_for(c.get(route, headers=READ), 10.0) for route in reads]
+            assert not held.done()
+        finally:
+            release.set()
+        assert 200 == (await held).status_code
+    assert [200] * len(reads) == [r.status_code for r in answers]
+    assert [first["seq"]] == [d["seq"] for d in answers[0].json()["items"]]
+    assert [first["seq"]] == [seq for seq, _, _ in sse(answers[6].text)]
 
 
 async def test_cloudevents_become_events_with_source_and_id(tmp_path: Path) -> None:
