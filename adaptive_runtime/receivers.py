@@ -31,8 +31,9 @@ CloudEvents 1.0, in structured JSON mode or in binary mode (the attributes in `c
 headers, the data as the body): `data` (an object) holds the event's fields; `type` is
 `data.type` if set, else the last dot-separated part of the CloudEvent's `type`
 (`com.example.ops.cpu_spike` -> `cpu_spike`); the id is `ce:<source>:<id>` (CloudEvents
-says source and id together are unique); `agent_id` is `data.agent_id`, else the
-CloudEvent's `subject`.
+says source and id together are unique), with each `%` and `:` of the CloudEvent's id
+written `%25` and `%3A`, so that the last `:` ends the source and no two (source, id)
+pairs make one id; `agent_id` is `data.agent_id`, else the CloudEvent's `subject`.
 """
 
 from __future__ import annotations
@@ -176,6 +177,11 @@ class _CloudEvent(msgspec.Struct, frozen=True, kw_only=True):
     data: dict[str, Any] | None = None
 
 
+def _escaped(ce_id: str) -> str:
+    """A CloudEvent's id with no `:` left in it (nor a `%` that could read as an escape)."""
+    return ce_id.replace("%", "%25").replace(":", "%3A")
+
+
 def cloudevent_to_event(payload: object) -> dict[str, Any]:
     """The event of one CloudEvent 1.0 in structured JSON mode (see the module's text)."""
     if isinstance(payload, Mapping) and "data_base64" in payload:
@@ -192,7 +198,7 @@ def cloudevent_to_event(payload: object) -> dict[str, Any]:
         raise InvalidEventError("a CloudEvent needs a non-empty id and source", field="id")
     event: dict[str, Any] = dict(ce.data or {})
     event.setdefault("type", ce.type.rsplit(".", 1)[-1])
-    event["id"] = f"ce:{ce.source}:{ce.id}"
+    event["id"] = f"ce:{ce.source}:{_escaped(ce.id)}"
     if ce.subject and "agent_id" not in event:
         event["agent_id"] = ce.subject
     event["ce_source"] = ce.source

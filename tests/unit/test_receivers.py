@@ -162,6 +162,17 @@ def test_a_cloudevent_becomes_the_documented_event() -> None:
     } == cloudevent_to_event(cloudevent(subject="db-1", time="2026-11-27T01:00:00Z"))
 
 
+def test_two_cloudevents_never_share_an_id() -> None:
+    """Source and id together are unique, and so is the event id made of them: a `:` in
+    the source or in the id can't move the split between them."""
+    pairs = [("urn:a", "b"), ("urn", "a:b"), ("urn", "a%3Ab"), ("/ops:x", "1"), ("/ops", "x:1")]
+    ids = [cloudevent_to_event(cloudevent(source=s, id=i))["id"] for s, i in pairs]
+    assert len(set(ids)) == len(pairs), ids
+    assert "ce:/ops:7" == cloudevent_to_event(cloudevent())["id"]  # no `:` or `%`: as before
+    assert "ce:urn:a:b" == ids[0]
+    assert "ce:urn:a%3Ab" == ids[1]
+
+
 def test_data_type_and_agent_win_over_the_envelope() -> None:
     event = cloudevent_to_event(
         cloudevent(subject="s", data={"type": "cpu_spike", "agent_id": "a"})
