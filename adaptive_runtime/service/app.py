@@ -696,11 +696,21 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         position = after if after is not None else await feed.head()
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
-            async for seq, name, data in feed.stream(position, follow=follow):
-                if not seq:
-                    yield ServerSentEventMessage(comment="keep-alive")
-                else:
-                    yield ServerSentEventMessage(id=seq, event=name, data=data)
+            last = position
+            try:
+                async for seq, name, data in feed.stream(position, follow=follow):
+                    if not seq:
+                        yield ServerSentEventMessage(comment="keep-alive")
+                    else:
+                        last = seq
+                        yield ServerSentEventMessage(id=seq, event=name, data=data)
+            except AdaptiveRuntimeError as exc:
+                # the status line is sent: the stream ends with a message saying why instead
+                problem = _problem_of(exc, secrets)
+                log.warning("a live stream ended after seq %s: %s", last, problem.detail)
+                yield ServerSentEventMessage(
+                    event="problem", data=msgspec.json.encode(problem).decode()
+                )
 
         return ServerSentEvent(messages())
 

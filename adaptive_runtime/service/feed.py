@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from itertools import islice
 from typing import Any
 
 import msgspec
 
+from ..errors import JournalUnavailableError
 from ..journal.base import Head, Journal
+from ..journal.follow import MAX_RETRY_WAIT
 from ..records import (
     ActionAbandoned,
     ActionFailed,
@@ -35,6 +38,8 @@ from ..runtime.host import Host
 
 __all__ = ["Feed", "message_of"]
 
+log = logging.getLogger("adaptive_runtime.service")
+
 PAGE = 500
 HEARTBEAT_EVERY_S = 15.0
 
@@ -47,6 +52,8 @@ class Feed:
         self.poll = poll
         self._waiters: set[asyncio.Future[None]] = set()
         self.closed = False
+        self._outage = False
+        """Whether a stream found the journal unreachable, and none has read it since."""
         self._unwatch = host.watch(self._on_commit)
 
     def _on_commit(self, entries: list[Entry]) -> None:
@@ -81,12 +88,37 @@ class Feed:
         """(seq, event name, JSON data) of each message after `after`, as they commit.
 
         With `follow=False` it ends once it has caught up; otherwise when the feed closes.
-        A comment-only heartbeat, (0, "", ""), comes after each quiet stretch.
+        A comment-only heartbeat, (0, "", ""), comes after each quiet stretch. Following,
+        it waits out a journal that can't be reached (a database server restarting),
+        trying again every poll and then less often, and carries on after the last
+        message it gave; not following, it raises JournalUnavailableError.
         """
         position = after
         quiet = 0.0
+        pause = self.poll
+        down = False
         while True:
-            entries = await self._host.read(_page, position)
+            try:
+                entries = await self._host.read(_page, position)
+            except JournalUnavailableError as exc:
+                if not follow or self.closed:
+                    raise
+                down = True
+                if not self._outage:  # said once for all the streams
+                    self._outage = True
+                    log.warning("the live streams wait for the journal: %s", exc)
+                await self._wait(pause)
+                pause = min(pause * 2, MAX_RETRY_WAIT)
+                quiet += pause
+                if quiet >= HEARTBEAT_EVERY_S:
+                    quiet = 0.0
+                    yield 0, "", ""
+                continue
+            if down:
+                down, pause = False, self.poll
+                if self._outage:
+                    self._outage = False
+                    log.warning("the journal answers again: the live streams carry on")
             for entry in entries:
                 position = entry.seq
                 message = message_of(entry)

@@ -536,6 +536,41 @@ async def test_the_read_routes_answer_while_a_commit_holds_the_journals_thread(
     assert [first["seq"]] == [seq for seq, _, _ in sse(answers[6].text)]
 
 
+async def test_a_stream_that_cant_go_on_ends_with_a_problem_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its status line is sent, so the stream ends with a `problem` event saying why,
+    after the messages it could send, instead of a broken transfer."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        await c.post("/v1/events", json=OVERLOAD, headers=WRITE)
+        read = host.read
+        calls = 0
+
+        async def failing_after_one(fn: Any, *args: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls > 1:
+                raise JournalUnavailableError("injected: the server may be down or restarting")
+            return await read(fn, *args)
+
+        monkeypatch.setattr(host, "read", failing_after_one)
+        monkeypatch.setattr("adaptive_runtime.service.feed.PAGE", 2)  # a full page: one more read
+        r = await c.get("/v1/stream?after=0&follow=false", headers=READ)
+    assert 200 == r.status_code
+    messages = sse(r.text)
+    assert [(2, "decision")] == [(seq, name) for seq, name, _ in messages]
+    problem = next(
+        json.loads(line[len("data: ") :])
+        for block in r.text.split("\r\n\r\n")
+        if "event: problem" in block
+        for line in block.splitlines()
+        if line.startswith("data: ")
+    )
+    assert (503, "journal server unreachable") == (problem["status"], problem["title"])
+    assert "restarting" in problem["detail"]
+
+
 async def test_cloudevents_become_events_with_source_and_id(tmp_path: Path) -> None:
     host, _ = host_at(tmp_path / "j.db")
     ce = {
