@@ -73,10 +73,15 @@ class JournalReader:
             try:
                 journal = self._source.reader()
             except AdaptiveRuntimeError as exc:
-                if not self._warned:
+                if not self._warned:  # once until a reader opens
                     self._warned = True
-                    log.warning("no journal reader (%s): reading where the appends run", exc)
+                    log.warning(
+                        "a journal reader could not be opened (%s): reads run where the"
+                        " appends do until one opens",
+                        exc,
+                    )
                 return _NO_READER
+            self._warned = False
             with self._lock:
                 self._opened.append(journal)
             self._local.journal = journal

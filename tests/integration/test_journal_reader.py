@@ -101,7 +101,9 @@ async def test_the_readers_close_with_the_host_and_reads_then_fail(tmp_path: Pat
         await host.read(head_seq)
 
 
-async def test_reads_keep_answering_through_a_reader_that_cannot_open(tmp_path: Path) -> None:
+async def test_reads_keep_answering_through_a_reader_that_cannot_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A journal whose reader() fails is read where it is written, and says so once."""
 
     class NoReader(SqliteJournal):
@@ -113,6 +115,34 @@ async def test_reads_keep_answering_through_a_reader_that_cannot_open(tmp_path: 
         async with Host(journal, clock=ManualClock()) as host:
             decision = await host.process({**OVERLOAD, "agent_id": "web-1"})
             assert [decision.seq] * 3 == [await host.read(head_seq) for _ in range(3)]
+    finally:
+        journal.close()
+    said = [r.getMessage() for r in caplog.records if "reader could not be opened" in r.message]
+    assert 1 == len(said), said
+    assert "injected: no second connection" in said[0]
+
+
+async def test_a_reader_that_opens_after_failing_takes_the_reads_again(tmp_path: Path) -> None:
+    class FlakyReader(SqliteJournal):
+        fail = True
+
+        def reader(self) -> SqliteJournal:
+            if FlakyReader.fail:
+                raise JournalError("injected: not now")
+            return super().reader()
+
+    journal = FlakyReader(tmp_path / "j.db", durability="full")
+    try:
+        async with Host(journal, clock=ManualClock()) as host:
+            await host.process({**OVERLOAD, "agent_id": "web-1"})
+            appends_thread = await host.require_worker().run(threading.get_ident)
+
+            def where(journal: Journal) -> int:
+                return threading.get_ident()
+
+            assert appends_thread == await host.read(where)
+            FlakyReader.fail = False
+            assert appends_thread != await host.read(where)
     finally:
         journal.close()
 
