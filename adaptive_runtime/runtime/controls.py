@@ -251,10 +251,8 @@ class OperatorControls:
         """Every approval request not answered yet and not timed out, read from the journal
         (so another host's too, where several share it), by decision seq."""
         await self.refresh()
-        worker = self._host.require_worker()
-        pending: dict[tuple[str, int], PendingApproval] = await worker.run(
-            pending_approvals, worker.journal
-        )
+        # a scan by kind: on a reader, off the commits' way (and the loop's, at "normal")
+        pending: dict[tuple[str, int], PendingApproval] = await self._host.read(pending_approvals)
         now = self._now()
         return sorted((p for p in pending.values() if p.open_at(now)), key=lambda p: p.decision_seq)
 
@@ -294,8 +292,7 @@ class OperatorControls:
 
     async def dead_letters(self) -> list[DeadLetter]:
         """The actions abandoned after their attempts, not retried or dismissed since."""
-        worker = self._host.require_worker()
-        letters: list[DeadLetter] = await worker.run(dead_letters, worker.journal)
+        letters: list[DeadLetter] = await self._host.read(dead_letters)
         return letters
 
     async def _dead_letter(self, decision_seq: int) -> DeadLetter:

@@ -525,6 +525,7 @@ async def test_the_read_routes_answer_while_a_commit_holds_the_journals_thread(
                 "/v1/incidents",
                 "/v1/stream?after=0&follow=false",
                 "/metrics",
+                "/v1/dead-letters",
             ]
             answers = [await asyncio.wait_for(c.get(route, headers=READ), 10.0) for route in reads]
             assert not held.done()
