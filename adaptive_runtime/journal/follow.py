@@ -15,10 +15,32 @@ from collections.abc import Callable, Iterator
 from ..errors import JournalUnavailableError
 from .base import Entry, Journal
 
-__all__ = ["MAX_RETRY_WAIT", "follow"]
+__all__ = ["MAX_RETRY_WAIT", "Retrying", "follow"]
 
 MAX_RETRY_WAIT = 2.0
 """The longest wait, in seconds, between two tries to reach a server that is down."""
+
+
+class Retrying:
+    """How a follower waits out a journal it can't reach: it tries again after `poll`
+    seconds, then each time twice as late, up to MAX_RETRY_WAIT, and back to `poll`
+    once the journal answers."""
+
+    def __init__(self, poll: float) -> None:
+        self.poll = poll
+        self.pause = poll
+        self.down = False
+
+    def failed(self) -> tuple[bool, float]:
+        """A try failed: whether an outage began with it, and how long to wait now."""
+        began, self.down = not self.down, True
+        pause, self.pause = self.pause, min(self.pause * 2, MAX_RETRY_WAIT)
+        return began, pause
+
+    def answered(self) -> bool:
+        """A try worked: whether an outage ended with it."""
+        ended, self.down, self.pause = self.down, False, self.poll
+        return ended
 
 
 def follow(
@@ -44,16 +66,14 @@ def follow(
     """
     wait = getattr(journal, "wait_for_commit", None)
     position = after
-    pause = poll
-    down = False
+    retrying = Retrying(poll)
     while stop is None or not stop():
         try:
             for entry in journal.read(after=position):
                 position = entry.seq
                 if stream is None or entry.stream == stream:
                     yield entry
-            if down:
-                down, pause = False, poll
+            if retrying.answered():
                 assert on_unavailable is not None
                 on_unavailable(None)
             if wait is not None:
@@ -63,8 +83,7 @@ def follow(
         except JournalUnavailableError as exc:
             if on_unavailable is None:
                 raise
-            if not down:
-                down = True
+            began, pause = retrying.failed()
+            if began:
                 on_unavailable(exc)
             time.sleep(pause)
-            pause = min(pause * 2, MAX_RETRY_WAIT)

@@ -20,7 +20,7 @@ import msgspec
 
 from ..errors import JournalUnavailableError
 from ..journal.base import Head, Journal
-from ..journal.follow import MAX_RETRY_WAIT
+from ..journal.follow import Retrying
 from ..records import (
     ActionAbandoned,
     ActionFailed,
@@ -95,30 +95,26 @@ class Feed:
         """
         position = after
         quiet = 0.0
-        pause = self.poll
-        down = False
+        retrying = Retrying(self.poll)
         while True:
             try:
                 entries = await self._host.read(_page, position)
             except JournalUnavailableError as exc:
                 if not follow or self.closed:
                     raise
-                down = True
+                _, pause = retrying.failed()
                 if not self._outage:  # said once for all the streams
                     self._outage = True
                     log.warning("the live streams wait for the journal: %s", exc)
                 await self._wait(pause)
-                pause = min(pause * 2, MAX_RETRY_WAIT)
                 quiet += pause
                 if quiet >= HEARTBEAT_EVERY_S:
                     quiet = 0.0
                     yield 0, "", ""
                 continue
-            if down:
-                down, pause = False, self.poll
-                if self._outage:
-                    self._outage = False
-                    log.warning("the journal answers again: the live streams carry on")
+            if retrying.answered() and self._outage:
+                self._outage = False
+                log.warning("the journal answers again: the live streams carry on")
             for entry in entries:
                 position = entry.seq
                 message = message_of(entry)
