@@ -246,9 +246,9 @@ class Readers(Protocol):
     """A journal that can give another thread a journal of its own to read from.
 
     SqliteJournal gives a second connection to its file, opened for reading only (a WAL
-    reader never waits for the writer, nor the writer for it); PostgresJournal gives
-    itself, since each call takes a connection of its pool. MemoryJournal has none: its
-    reads run where its writes do.
+    reader never waits for the writer, nor the writer for it); PostgresJournal gives a
+    journal on the same schema with a pool of one connection of its own. MemoryJournal
+    has none: its reads run where its writes do.
     """
 
     def reader(self) -> Journal:
