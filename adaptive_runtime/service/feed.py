@@ -53,7 +53,8 @@ class Feed:
         self._waiters: set[asyncio.Future[None]] = set()
         self.closed = False
         self._outage = False
-        """Whether a stream found the journal unreachable, and none has read it since."""
+        """Whether a stream found the journal unreachable and no stream that waited for it
+        has read it since: the outage and its end are logged once for all the streams."""
         self._unwatch = host.watch(self._on_commit)
 
     def _on_commit(self, entries: list[Entry]) -> None:
