@@ -156,6 +156,12 @@ def rows(
         None,
     )
     ratio_row("journal append alone, normal", "test_journal_append", "test_raw_append", None)
+    ratio_row(
+        "the runtime's parts alone (validate, decide, encode, append), normal",
+        "test_runtime_parts_alone",
+        "test_raw_append",
+        None,
+    )
     for agents in (10, 100):
         ratio_row(
             f"read one agent's 1,000 of {agents}k entries, {agents} agents (raw: an index)",

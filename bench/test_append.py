@@ -42,3 +42,40 @@ def test_journal_append(benchmark: Any, fresh: Callable[[], Path]) -> None:
     benchmark.pedantic(
         run, setup=lambda: ((SqliteJournal(fresh(), durability="normal"),), {}), rounds=5
     )
+
+
+def test_runtime_parts_alone(benchmark: Any, fresh: Callable[[], Path]) -> None:
+    """Ours, the parts alone: per event, what process() calls (validate, decide, encode
+    both records, the journal's check, link, insert and commit), with nothing above them:
+    no Host, ledger, asyncio, fold or metrics. What the layers above cost is process()
+    at normal less this (the same events, opening and closing included on both sides)."""
+    from conftest import event
+
+    from adaptive_runtime.engines.events import parse_event
+    from adaptive_runtime.engines.learning import Outcomes
+    from adaptive_runtime.engines.pipeline import Policy, decide
+    from adaptive_runtime.records import DecisionMade, EventReceived, RuntimeBatch, to_pending
+
+    policy, history = Policy(), Outcomes()
+    events = [event(i) for i in range(EVENTS)]
+    benchmark.group = "append-normal"
+    benchmark.extra_info.update(events=EVENTS, role="ours")
+
+    def run(path: Path) -> None:
+        journal = SqliteJournal(path, durability="normal", checkpoint="background")
+        at = 0
+        for i, raw in enumerate(events):
+            ev = parse_event(raw)
+            decision = decide(policy, history, ev, i)
+            batch = RuntimeBatch(
+                (
+                    to_pending("bench", EventReceived(ev), i, ev.id),
+                    to_pending("bench", DecisionMade(decision), i),
+                )
+            )
+            [entries] = journal.append_many([batch], [at])
+            assert isinstance(entries, list)
+            at = entries[-1].stream_seq
+        journal.close()
+
+    benchmark.pedantic(run, setup=lambda: ((fresh(),), {}), rounds=5)
