@@ -207,6 +207,10 @@ class Host:
         process lives. Else they are a server's, leased: taken at start for every agent no
         live host holds, and kept by _keep_claims."""
         self._claims_task: asyncio.Task[None] | None = None
+        self._sweep: asyncio.Task[None] | None = None
+        """_keep_claims' take-over of agents whose host died, while it runs."""
+        self._stopping = False
+        """Set as stop() begins: a stopping host takes no agent over (another will)."""
         self._taking_up: set[asyncio.Task[None]] = set()
         """Tasks taking up what a dead host left in a stream found to have a history."""
         self.takeovers = 0
@@ -247,6 +251,7 @@ class Host:
             self._starting = False
 
     async def _start(self) -> None:
+        self._stopping = False
         arg = self._journal_arg
         if isinstance(arg, str | os.PathLike):
             # The WAL checkpoint syncs: at "normal", where commits run inline on the loop,
@@ -505,14 +510,23 @@ class Host:
                 for agent_id in await worker.run(ownership.renew):
                     log.warning("Agent %s was taken over by another host; unloading it", agent_id)
                     self._loaded.pop(agent_id, None)
-                for agent_id in await worker.run(ownership.orphans):
-                    if agent_id == HOST_STREAM or self._only not in (None, agent_id):
-                        continue  # a Runtime serves its own agent only
-                    if await self._take_over(agent_id):
-                        self.takeovers += 1
-                        log.warning("Agent %s taken over: its host is gone", agent_id)
+                if self._stopping:
+                    continue  # the leases held are kept while stop() finishes; no new ones
+                self._sweep = asyncio.ensure_future(self._take_over_orphans(ownership, worker))
+                await self._sweep
             except AdaptiveRuntimeError as exc:  # the server away: keep trying, fencing holds
                 log.warning("Keeping agent claims failed (%s); retrying", exc)
+
+    async def _take_over_orphans(self, ownership: Ownership, worker: JournalWorker) -> None:
+        """Take over the agents whose host's lease ran out, until stop() begins."""
+        for agent_id in await worker.run(ownership.orphans):
+            if self._stopping:
+                return
+            if agent_id == HOST_STREAM or self._only not in (None, agent_id):
+                continue  # a Runtime serves its own agent only
+            if await self._take_over(agent_id):
+                self.takeovers += 1
+                log.warning("Agent %s taken over: its host is gone", agent_id)
 
     async def stop(
         self, *, actions: Literal["wait", "interrupt"] = "wait", wait_for_handlers: bool = True
@@ -527,6 +541,10 @@ class Host:
             raise ConfigurationError(f"actions must be 'wait' or 'interrupt', not {actions!r}")
         if self._worker is None:
             return
+        self._stopping = True
+        sweep = self._sweep
+        if sweep is not None and not sweep.done():  # the actions it resumes are waited for too
+            await asyncio.wait([sweep])
         if self._taking_up:  # what another host left, found since: resumed before stopping
             await asyncio.wait(list(self._taking_up))
         if actions == "interrupt":

@@ -10,6 +10,7 @@ import asyncio
 import json
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -17,7 +18,7 @@ import pytest
 from cli_support import cli
 from postgres_support import fresh_url, pg_url
 
-from adaptive_runtime import Host, ManualClock, Runtime
+from adaptive_runtime import ActionCall, Host, ManualClock, Runtime
 from adaptive_runtime.errors import (
     AgentOwnedElsewhere,
     ConfigurationError,
@@ -226,6 +227,61 @@ async def test_stopping_releases_claims_for_the_next_host_at_once() -> None:
         owner = journal.owner_of("svc")
         assert owner is not None
         assert (journal.owner, 2) == owner[:2]
+
+
+def _lease_until(url: str, agent: str) -> Any:
+    conninfo, options = parse_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            f"SELECT lease_until FROM {options['schema']}.owners WHERE agent = %s", (agent,)
+        ).fetchone()
+    return None if row is None else row[0]
+
+
+async def test_a_stopping_host_takes_no_agent_over() -> None:
+    """A host whose lease sweep took over an agent of a dead host while it was stopping
+    resumed that agent's action after stop() had waited for the actions, then closed
+    with it unfinished (seen once in the fleet kill loop). Stopping, it keeps renewing
+    the leases it holds until it is done, and takes nothing new on."""
+    url = fresh_url() + "&lease=0.5"
+    host = Host(url, clock=ManualClock())
+    release = asyncio.Event()
+
+    @host.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        await release.wait()
+
+    dead = PostgresJournal(url, owner="a-dead-host")
+    stopping: asyncio.Task[None] | None = None
+    try:
+        await host.start()
+        await host.agent("busy").process(OVERLOAD)  # its action runs until released
+        dead.claim("orphan")
+        stopping = asyncio.create_task(host.stop())  # it waits for the action
+        await asyncio.sleep(0)
+        _sql(
+            url,
+            "UPDATE SCHEMA.owners SET lease_until = now() - interval '1 second'"
+            " WHERE agent = 'orphan'",
+        )
+        # two renewals of the host's own lease after that: each sweep renews, then looks
+        # for orphans, so the first one's look has ended by the second's renewal
+        seen = [_lease_until(url, "busy")]
+        for _ in range(400):
+            if len(set(seen)) >= 3:
+                break
+            await asyncio.sleep(0.025)
+            seen.append(_lease_until(url, "busy"))
+        assert len(set(seen)) >= 3, "the host renewed its lease fewer than twice"
+        assert not stopping.done()
+        owner = dead.owner_of("orphan")
+        assert owner is not None
+        assert "a-dead-host" == owner[0]
+    finally:
+        release.set()
+        if stopping is not None:
+            await stopping
+        dead.close()
 
 
 def test_a_follower_sees_every_seq_once_in_order_while_four_writers_append() -> None:
