@@ -677,8 +677,12 @@ def _silence(args: argparse.Namespace) -> int:
 
     now = time.time_ns()
     if args.silence_command == "add":  # checked before the journal is opened (or made)
-        starts = parse_time(args.start) if args.start else now
-        ends = parse_time(args.until) if args.until else starts + _duration_ns(args.duration)
+        starts = parse_time(args.start) if args.start is not None else now
+        ends = (
+            parse_time(args.until)
+            if args.until is not None
+            else starts + _duration_ns(args.duration)
+        )
         if ends > MAX_TS_NS:
             msg = f"--for {args.duration} would end past the year 2262, the last a time can name; give a shorter length"
             raise UsageError(msg)
@@ -947,8 +951,8 @@ def _history(args: argparse.Namespace) -> int:
 
     if args.limit < 0:
         raise UsageError("--limit must not be negative")
-    since_ns = parse_time(args.since) if args.since else None
-    until_ns = parse_time(args.until) if args.until else None
+    since_ns = parse_time(args.since) if args.since is not None else None
+    until_ns = parse_time(args.until) if args.until is not None else None
     if since_ns is not None and until_ns is not None and since_ns > until_ns:
         # an age counts back from now: --since 1h --until 2h is an empty span
         raise UsageError(
@@ -1177,7 +1181,7 @@ def _verify(args: argparse.Namespace) -> int:
     from .journal import Head
     from .projections import check_snapshots
 
-    expected = Head.parse(args.expect_head) if args.expect_head else None
+    expected = Head.parse(args.expect_head) if args.expect_head is not None else None
     journal = _open(args)
     report = journal.verify(expected_head=expected, progress=_progress("entries verified"))
     # snapshots are checked against the chain by replay only when the chain itself holds

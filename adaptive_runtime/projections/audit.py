@@ -162,9 +162,9 @@ def history(
             continue
         d = read_as(entry, DecisionMade).decision
         if (
-            (event_type and d.event_type != event_type)
-            or (action and d.action != action)
-            or (priority and d.priority != priority)
+            (event_type is not None and d.event_type != event_type)
+            or (action is not None and d.action != action)
+            or (priority is not None and d.priority != priority)
         ):
             continue
         yield _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)

@@ -432,7 +432,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     )
     async def add_silence(data: JSONBody[SilenceIn]) -> SilenceView:
         now = host.clock.now_ns()
-        starts = parse_time(data.starts) if data.starts else now
+        starts = parse_time(data.starts) if data.starts is not None else now
         ends = parse_time(data.ends)
         if ends <= now:
             raise InvalidEventError("that silence would already be over", field="ends")
@@ -546,8 +546,8 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             QueryParameter(ge=1, le=MAX_SEQ, description="a cursor: the `next` of the page before"),
         ] = None,
     ) -> DecisionPage:
-        since_ns = parse_time(since) if since else None
-        until_ns = parse_time(until) if until else None
+        since_ns = parse_time(since) if since is not None else None
+        until_ns = parse_time(until) if until is not None else None
 
         def page(journal: Any) -> list[Any]:
             return list(

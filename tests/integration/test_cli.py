@@ -73,6 +73,9 @@ def test_history_filters_and_json(journal_path: Path) -> None:
     ).stdout
     assert 2 == text.count("trigger_security_audit")
     assert "2 decisions shown" in text
+    # an empty filter is a filter: no event has the type "" (it listed every decision)
+    none = cli("history", "--db", str(journal_path), "--type", "", "--json")
+    assert (0, []) == (none.returncode, json.loads(none.stdout))
 
 
 def test_history_time_range(journal_path: Path) -> None:
@@ -246,6 +249,21 @@ def test_state_time_travel_and_stats(journal_path: Path) -> None:
         (["verify", "--expect-head", "12", "--db", "JOURNAL"], 2, "SEQ:HEXDIGEST"),
         # cut short when copied: a usage error, not "TAMPERED" (exit 1) as it was
         (["verify", "--expect-head", "10:", "--db", "JOURNAL"], 2, "64 hex digits"),
+        # an empty value (a script's unset variable) was read as no option at all: the
+        # truncation check was skipped with exit 0, a silence began now, a bound fell away
+        (["verify", "--expect-head", "", "--db", "JOURNAL"], 2, "got ''"),
+        (["history", "--since", "", "--db", "JOURNAL"], 2, "can't read '' as a time"),
+        (["history", "--until", "", "--db", "JOURNAL"], 2, "can't read '' as a time"),
+        (
+            ["silence", "add", "--until", "", "--comment", "x", "--db", "JOURNAL"],
+            2,
+            "can't read '' as a time",
+        ),
+        (
+            ["silence", "add", "--start", "", "--for", "1h", "--comment", "x", "--db", "JOURNAL"],
+            2,
+            "can't read '' as a time",
+        ),
         (["frobnicate"], 2, "invalid choice"),
         (["history", "--db", "NEWER"], 3, "written by a newer Adaptive Runtime"),
     ],

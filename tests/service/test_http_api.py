@@ -221,6 +221,11 @@ async def test_decisions_page_by_cursor_with_no_gap_or_overlap(tmp_path: Path) -
         bad = await c.get("/v1/decisions", params={"since": "yesterday-ish"}, headers=READ)
         assert 400 == bad.status_code
         assert "ISO 8601" in bad.json()["detail"]
+        # an empty value is read, not dropped: a bound of "" is refused, a type of "" is one
+        empty = await c.get("/v1/decisions", params={"since": ""}, headers=READ)
+        assert (400, True) == (empty.status_code, "can't read ''" in empty.json()["detail"])
+        none = await c.get("/v1/decisions", params={"type": ""}, headers=READ)
+        assert (200, []) == (none.status_code, none.json()["items"])
 
 
 async def test_a_request_that_fails_validation_says_what_to_fix(tmp_path: Path) -> None:
