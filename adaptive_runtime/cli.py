@@ -543,6 +543,8 @@ def _seq(text: str) -> int:
 def _file_to_write(text: str) -> Path:
     """A file argument the command will write: checked before any work, so that a long
     run does not end in an error about where its output goes."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} names no file; give a file name")
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")

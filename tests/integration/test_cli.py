@@ -398,6 +398,7 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
         (["stats", "--plot", "FOLDER"], "is a folder; give a file name"),
         (["export", "--out", "MISSING"], "argument --out: MISSING_NAME: the folder"),
         (["export", "--out", "FOLDER"], "is a folder; give a file name"),
+        (["export", "--out", ""], "argument --out: '' names no file; give a file name"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
