@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Generator, Sequence
@@ -60,13 +61,24 @@ def is_loopback(host: str) -> bool:
 class _Server(uvicorn.Server):
     """uvicorn's server, with signals that end it gracefully and are not raised again."""
 
-    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_signal: Callable[[], None],
+        on_listening: Callable[[int], None],
+    ) -> None:
         super().__init__(config)
         self._on_signal = on_signal
+        self._on_listening = on_listening
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def serve(self, sockets: Sequence[object] | None = None) -> None:
         await self._serve(None)  # the signals are handled by `signals()`, around start-up too
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # listening: with --bind HOST:0, on the port the system chose
+            self._on_listening(self.servers[0].sockets[0].getsockname()[1])
 
     @contextlib.contextmanager
     def signals(self) -> Generator[None, None, None]:
@@ -150,7 +162,11 @@ async def _serve(host: Host, served: _Served, config: ServiceConfig, log_level: 
         # uvicorn's colours would print as escapes: its lines stay plain
         use_colors=False,
     )
-    server = _Server(uv_config, on_signal=app.state.feed.close)
+    server = _Server(
+        uv_config,
+        on_signal=app.state.feed.close,
+        on_listening=lambda port: _say_serving(served, port),
+    )
     # requests are uvicorn's to log; the runtime's own lines: warnings, and at debug every
     # decision's engine lines too (one per engine per event: too many for a busy server)
     enable_console_logging(logging.INFO if log_level == "debug" else logging.WARNING)
@@ -163,15 +179,19 @@ async def _serve(host: Host, served: _Served, config: ServiceConfig, log_level: 
         return await _run(server, host, served, config)
 
 
-async def _run(server: _Server, host: Host, served: _Served, config: ServiceConfig) -> int:
-    where = f"{served.host_name}:{served.port}"
+def _say_serving(served: _Served, port: int) -> None:
+    """The start-up line, once the server listens."""
     print(
         f"adaptive-runtime: serving {served.where} at"
-        f" http://{_url_host(served.host_name)}:{served.port}"
+        f" http://{_url_host(served.host_name)}:{port}"
         " (dashboard /, API /v1, metrics /metrics, OpenAPI /openapi.json)",
         file=sys.stderr,
         flush=True,
     )
+
+
+async def _run(server: _Server, host: Host, served: _Served, config: ServiceConfig) -> int:
+    where = f"{served.host_name}:{served.port}"
     try:
         await server.serve()
     except SystemExit:  # uvicorn exits when it can't listen; say it as this command's error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -146,6 +147,46 @@ def test_serve_without_tokens_is_refused_and_insecure_says_so(tmp_path: Path) ->
         assert proc.stderr is not None
         first = proc.stderr.readline()
         assert "WARNING: --insecure-no-auth" in first
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert 0 == code
+
+
+def test_serve_on_port_0_names_the_port_it_listens_on(tmp_path: Path) -> None:
+    """--bind HOST:0 lets the system choose a port: the start-up line names the port
+    chosen (it said :0, where nothing listens), and it is printed once listening."""
+    tokens = tmp_path / "t.txt"
+    tokens.write_text(f"read,write {WRITER}\n")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adaptive_runtime",
+            "serve",
+            "--db",
+            str(tmp_path / "j.db"),
+            "--tokens",
+            str(tokens),
+            "--bind",
+            "127.0.0.1:0",
+            "--log-level",
+            "warning",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        found = re.search(r"serving \S+ at http://127\.0\.0\.1:(\d+) ", line)
+        assert found is not None, line
+        port = int(found.group(1))
+        assert 0 != port
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)  # no retry: it listens
+        assert 200 == ready.status_code
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
