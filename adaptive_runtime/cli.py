@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.add_argument(
         "--max-body",
-        type=_count,
+        type=_body_size,
         default=1_048_576,
         metavar="BYTES",
         help="the largest request body accepted (default: 1 MiB)",
@@ -585,7 +585,15 @@ def _count(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
     if not 0 <= value <= MAX_SEQ:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0, not {text}")
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_SEQ}, not {text}")
+    return value
+
+
+def _body_size(text: str) -> int:
+    """--max-body: a number of bytes, at least 1 KiB (an event's smallest request fits)."""
+    value = _count(text)
+    if value < 1024:
+        raise argparse.ArgumentTypeError(f"must be at least 1024 bytes, not {text}")
     return value
 
 
@@ -647,8 +655,6 @@ def _serve(args: argparse.Namespace) -> int:
             f"serve needs the http extra: pip install 'adaptive-runtime[http]' ({exc.name} is missing)"
         ) from None
     plugins = None if args.plugins is None else [p for p in args.plugins.split(",") if p]
-    if args.max_body < 1024:
-        raise UsageError("--max-body must be at least 1024 bytes")
     notify = args.notify or os.environ.get("ADAPTIVE_RUNTIME_NOTIFY", "").split()
     config = ServiceConfig(
         notify_urls=tuple(notify),
