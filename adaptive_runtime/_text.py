@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-__all__ = ["TerminalSafe", "format_ts", "parse_time", "seq_or_time", "shown", "table"]
+__all__ = ["TerminalSafe", "format_ts", "is_age", "parse_time", "seq_or_time", "shown", "table"]
 
 MAX_TS_NS = 2**63 - 1
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -19,6 +19,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def format_ts(ts_ns: int) -> str:
     """Show a journal time in local time, to the second."""
     return datetime.fromtimestamp(ts_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def is_age(text: str) -> bool:
+    """Whether parse_time reads this text as an age (30m, 18h, 2d): a time that long ago."""
+    return _AGO.match(text.strip()) is not None
 
 
 def parse_time(text: str, *, now_ns: int | None = None) -> int:
@@ -47,7 +52,7 @@ SEQ_BELOW = 10**12
 """An integer `--at` below this is a seq; from it on, Unix seconds (2001-09-09 and after)."""
 
 
-def seq_or_time(text: str) -> dict[str, int]:
+def seq_or_time(text: str, *, now_ns: int | None = None) -> dict[str, int]:
     """Read `state --at` (and the HTTP API's `at`): a seq, or a time as parse_time reads it.
 
     As keyword arguments for state_at: {"seq": n} or {"ts_ns": n}. Only ASCII digits make
@@ -56,7 +61,7 @@ def seq_or_time(text: str) -> dict[str, int]:
     value = text.strip()
     if value.isascii() and value.isdigit() and int(value) < SEQ_BELOW:
         return {"seq": int(value)}
-    return {"ts_ns": parse_time(value)}
+    return {"ts_ns": parse_time(value, now_ns=now_ns)}
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

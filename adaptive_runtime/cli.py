@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 import msgspec
 
 from ._checks import MAX_EVENT_BYTES
-from ._text import MAX_TS_NS, TerminalSafe, format_ts, parse_time, seq_or_time, shown, table
+from ._text import MAX_TS_NS, TerminalSafe, format_ts, is_age, parse_time, seq_or_time, shown, table
 from .errors import JournalError
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
@@ -693,6 +693,13 @@ def _silence(args: argparse.Namespace) -> int:
         )
         if ends > MAX_TS_NS:
             msg = f"--for {args.duration} would end past the year 2262, the last a time can name; give a shorter length"
+            raise UsageError(msg)
+        if ends <= now and args.until is not None and is_age(args.until):
+            msg = (
+                f"--until {args.until} reads as an age, {args.until.strip()} ago, so that"
+                f" silence would already be over; for one that lasts {args.until.strip()},"
+                f" give --for {args.until.strip()}"
+            )
             raise UsageError(msg)
         silence = new_silence(
             SilenceMatcher(

@@ -45,7 +45,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
-from .._text import parse_time, seq_or_time
+from .._text import is_age, parse_time, seq_or_time
 from ..errors import AdaptiveRuntimeError, DuplicateEventError, InvalidEventError
 from ..outcomes import outcome_of
 from ..projections.audit import agents as agent_summaries
@@ -432,10 +432,16 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     )
     async def add_silence(data: JSONBody[SilenceIn]) -> SilenceView:
         now = host.clock.now_ns()
-        starts = parse_time(data.starts) if data.starts is not None else now
-        ends = parse_time(data.ends)
+        starts = parse_time(data.starts, now_ns=now) if data.starts is not None else now
+        ends = parse_time(data.ends, now_ns=now)
         if ends <= now:
-            raise InvalidEventError("that silence would already be over", field="ends")
+            msg = "that silence would already be over"
+            if is_age(data.ends):
+                msg = (
+                    f"ends {data.ends!r} reads as an age, a time that long ago, so that silence"
+                    " would already be over; give the time it ends (ISO 8601 or Unix seconds)"
+                )
+            raise InvalidEventError(msg, field="ends")
         matcher = SilenceMatcher(
             agent=data.agent, target=data.target, event_type=data.event_type, context=data.context
         )
@@ -546,8 +552,9 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             QueryParameter(ge=1, le=MAX_SEQ, description="a cursor: the `next` of the page before"),
         ] = None,
     ) -> DecisionPage:
-        since_ns = parse_time(since) if since is not None else None
-        until_ns = parse_time(until) if until is not None else None
+        now = host.clock.now_ns()  # an age counts back from the host's clock
+        since_ns = parse_time(since, now_ns=now) if since is not None else None
+        until_ns = parse_time(until, now_ns=now) if until is not None else None
 
         def page(journal: Any) -> list[Any]:
             return list(
@@ -627,12 +634,13 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         return await state_of(agent, at)
 
     async def state_of(agent_id: str, at: str | None) -> dict[str, Any]:
+        # as `state --at` reads it, an age counting back from the host's clock
+        when = {"seq": 2**62} if at is None else seq_or_time(at, now_ns=host.clock.now_ns())
+
         def read_state(journal: Any) -> Any:
             if agent_id == HOST_STREAM or journal.stream_head(agent_id) == 0:
                 raise LookupError(f"agent {agent_id!r} has no entries")
-            if at is None:
-                return state_at(journal, agent_id, seq=2**62)
-            return state_at(journal, agent_id, **seq_or_time(at))  # as `state --at` reads it
+            return state_at(journal, agent_id, **when)
 
         state = await host.read(read_state)
         out: dict[str, Any] = named(state)

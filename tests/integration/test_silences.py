@@ -244,6 +244,12 @@ def test_the_cli_refuses_a_silence_already_over(tmp_path: Path) -> None:
     assert 2 == over.returncode
     assert "would already be over" in over.stderr
     assert not (tmp_path / "o.db").exists()
+    # --until 2h meant as "for two hours" is an age: two hours ago; the error says so
+    aged = cli("silence", "add", "--db", str(tmp_path / "o.db"), "--until", "2h", "--comment", "x")
+    assert 2 == aged.returncode
+    assert "--until 2h reads as an age, 2h ago" in aged.stderr
+    assert "give --for 2h" in aged.stderr
+    assert not (tmp_path / "o.db").exists()
 
 
 async def test_a_silence_that_asks_for_it_runs_what_it_skipped_once_it_ends(

@@ -221,6 +221,10 @@ async def test_decisions_page_by_cursor_with_no_gap_or_overlap(tmp_path: Path) -
         bad = await c.get("/v1/decisions", params={"since": "yesterday-ish"}, headers=READ)
         assert 400 == bad.status_code
         assert "ISO 8601" in bad.json()["detail"]
+        # an age counts back from the host's clock (it counted from the machine's): seven
+        # events a second apart, the clock now a second past the last
+        recent = (await c.get("/v1/decisions", params={"since": "3s"}, headers=READ)).json()
+        assert [14, 12, 10] == [i["seq"] for i in recent["items"]]
         # an empty value is read, not dropped: a bound of "" is refused, a type of "" is one
         empty = await c.get("/v1/decisions", params={"since": ""}, headers=READ)
         assert (400, True) == (empty.status_code, "can't read ''" in empty.json()["detail"])
@@ -845,6 +849,9 @@ async def test_silences_through_the_api(tmp_path: Path) -> None:
         assert 404 == again.status_code
         over = await c.post("/v1/silences", json=body | {"ends": "1000"}, headers=WRITE)
         assert (422, "ends") == (over.status_code, over.json()["field"])
+        # "2h" for a silence of two hours: an age, two hours ago, and the answer says so
+        aged = await c.post("/v1/silences", json=body | {"ends": "2h"}, headers=WRITE)
+        assert (422, True) == (aged.status_code, "reads as an age" in aged.json()["detail"])
         clock.advance(1)
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "checkout"}, headers=WRITE)
         await host.wait_for_actions()
