@@ -13,13 +13,14 @@ named the same way everywhere. What durability means depends on the backend:
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
 from ..errors import ConfigurationError
 from .base import Durability, Journal
 from .memory import MemoryJournal
 
-__all__ = ["describe", "is_memory", "open_journal", "sqlite_path"]
+__all__ = ["describe", "hide_passwords", "is_memory", "open_journal", "sqlite_path"]
 
 MEMORY = "memory:"
 # SQLite's own name for a database in memory, which a SQLite user reaches for first:
@@ -55,13 +56,25 @@ def sqlite_path(url: str | os.PathLike[str]) -> str | None:
     return text
 
 
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+"""A password in a URL's user part: `user:password@`."""
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&](?:ssl)?password=)[^&#\s]*")
+"""A password as a URL's query parameter, which libpq reads too: `?password=...` (and
+`sslpassword`, the client key's)."""
+
+
+def hide_passwords(text: str) -> str:
+    """Text with every password in a URL in it replaced by `***`, in either place."""
+    return _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1***@", text))
+
+
 def describe(url: str | os.PathLike[str]) -> str:
     """Name a journal for messages and reprs, without any password in its URL."""
     text = os.fspath(url)
     if "@" in text and "://" in text:
         scheme, rest = text.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return text
+        text = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return hide_passwords(text)
 
 
 def open_journal(

@@ -361,7 +361,7 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         (ours.__setitem__(name, value) if name in _OPTIONS else theirs.append((name, value)))
     scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
-    conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment))
+    conninfo = _unsplit(scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment)
     return conninfo, ours
 
 
@@ -370,12 +370,25 @@ def with_schema(url: str, schema: str) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
     query.append(("schema", schema))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+    return _unsplit(parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)
+
+
+def _unsplit(scheme: str, netloc: str, path: str, query: str, fragment: str) -> str:
+    """A URL from its parts, keeping `//` when there is no host: urlunsplit writes
+    `postgresql:///db` (a Unix socket's URL) back as `postgresql:/db`, which libpq
+    can't read."""
+    url = urlunsplit((scheme, netloc, path, query, fragment))
+    if not netloc:
+        url = f"{scheme}://{url[len(scheme) + 1 :]}"
+    return url
 
 
 def _where(conninfo: str) -> str:
     parts = urlsplit(conninfo)
-    host = parts.hostname or "localhost"
+    if not parts.hostname:  # a `host` parameter, or libpq's default: a Unix socket
+        host = dict(parse_qsl(parts.query)).get("host")
+        return f"postgresql://{parts.path}" + (f"?host={host}" if host else "")
+    host = parts.hostname
     port = f":{parts.port}" if parts.port else ""
     return f"postgresql://{host}{port}{parts.path}"
 

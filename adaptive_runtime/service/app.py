@@ -47,6 +47,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .. import __version__
 from .._text import is_age, parse_time, seq_or_time
 from ..errors import AdaptiveRuntimeError, DuplicateEventError, InvalidEventError
+from ..journal.open import hide_passwords
 from ..outcomes import outcome_of
 from ..projections.audit import agents as agent_summaries
 from ..projections.audit import decision_at, explain, history, stats
@@ -917,12 +918,9 @@ def _problem_type(title: str) -> str:
     return f"urn:adaptive-runtime:problem:{re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')}"
 
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
-
-
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Text with passwords in URLs and the server's tokens taken out."""
-    text = _PASSWORD_IN_URL.sub(r"\1***@", text)
+    text = hide_passwords(text)
     for secret in secrets:
         text = text.replace(secret, "***")
     return text

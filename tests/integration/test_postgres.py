@@ -95,6 +95,31 @@ def test_no_command_prints_the_password_in_the_url() -> None:
     assert "check the user and password in the URL" in runs[-1].stdout
 
 
+def test_a_url_with_no_host_part_and_its_password_as_a_parameter() -> None:
+    """`postgresql:///db?host=...` (a Unix socket's form: no host between the slashes)
+    was written back as `postgresql:/db`, which libpq can't read; and a password given
+    as `?password=` was printed as it was, where one before the host was masked."""
+    given = urlsplit(fresh_url())
+    password = given.password
+    assert password
+    schema = dict(p.split("=", 1) for p in given.query.split("&"))["schema"]
+    url = (
+        f"postgresql://{given.path}?host={given.hostname}&port={given.port or 5432}"
+        f"&user={given.username}&password={password}&schema={schema}"
+    )
+    runs = [
+        cli(*command, "--db", url)
+        for command in (["demo"], ["head"], ["plugins"], ["history", "--agent", "nope"])
+    ]
+    assert [0, 0, 0, 2] == [run.returncode for run in runs], runs[0].stderr
+    for run in runs:
+        assert f"password={password}" not in run.stdout + run.stderr, run.args
+    assert "Enabled in postgresql:///" in runs[2].stdout
+    assert "password=***" in runs[2].stdout
+    assert runs[1].stdout.startswith("10:")  # the demo's 10 entries, read back through it
+    assert parse_url(url)[0].startswith("postgresql:///")
+
+
 @pytest.mark.parametrize("key", [None, "ab" * 32])
 def test_snapshots_under_a_key_of_the_process_own_are_warned_about_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, key: str | None

@@ -501,6 +501,9 @@ async def test_every_response_forbids_sniffing_and_the_page_allows_only_its_own_
 def test_scrub_takes_out_url_passwords_and_tokens() -> None:
     text = f"can't reach postgresql://adaptive:s3cret@db:5432/x with {READER}"
     assert "can't reach postgresql://adaptive:***@db:5432/x with ***" == scrub(text, (READER,))
+    # libpq takes the password as a parameter too (and a client key's as sslpassword)
+    text = "postgresql:///x?user=a&password=s3cret&sslpassword=k3y&host=/run"
+    assert "postgresql:///x?user=a&password=***&sslpassword=***&host=/run" == scrub(text)
 
 
 async def test_a_journal_that_cant_be_used_is_503(tmp_path: Path) -> None:
