@@ -78,6 +78,7 @@ from .base import (
     VerifyReport,
     host_name,
 )
+from .open import describe, hide_passwords
 
 __all__ = ["SCHEMA_VERSION", "PostgresJournal", "parse_url", "with_schema"]
 
@@ -423,9 +424,18 @@ class PostgresJournal:
         if durability not in ("full", "normal"):
             msg = f"durability must be 'full' or 'normal', not {durability!r}"
             raise ConfigurationError(msg)
-        conninfo, options = parse_url(url)
+        try:
+            conninfo, options = parse_url(url)
+            self._where = _where(conninfo)
+            psycopg.conninfo.conninfo_to_dict(conninfo)  # what libpq would refuse at connect
+        except (ValueError, psycopg.ProgrammingError) as exc:
+            said = hide_passwords(" ".join(str(exc).split()))  # libpq may quote the URL
+            msg = (
+                f"can't read the journal URL {describe(url)} ({said}); its parameters are"
+                " libpq's, with schema, pool_size, lease and connect_timeout_s"
+            )
+            raise ConfigurationError(msg) from None
         self.conninfo = conninfo
-        self._where = _where(conninfo)
         self._durability: Durability = durability
         self.schema = _schema_name(schema or options.get("schema", "adaptive_runtime"))
         self.pool_size = _number("pool_size", pool_size, options, 4, int, 1, 100)

@@ -63,6 +63,30 @@ async def test_journal_urls_open_the_same_backends(tmp_path: Path) -> None:
         await host_at("mysql://x/y").start()
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql://u:s3cret@[::1/db", "Invalid IPv6 URL"),
+        ("postgresql://u:s3cret@db:99999/ops", "Port out of range"),
+        (
+            "postgresql://db/ops?password=s3cret&colour=blue",
+            'invalid URI query parameter: "colour"',
+        ),
+    ],
+)
+async def test_a_postgresql_url_libpq_cant_read_is_a_configuration_error(
+    url: str, said: str
+) -> None:
+    """A bad port or IPv6 address raised a bare ValueError from the library, and an unknown
+    parameter a JournalError ("ProgrammingError", exit 3, as if the server had failed):
+    each is now a ConfigurationError that names the URL, its password masked."""
+    with pytest.raises(ConfigurationError) as raised:
+        await host_at(url).start()
+    assert said in str(raised.value)
+    assert "can't read the journal URL" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+
+
 class _Wrapped:
     """A journal that hands every call on (a metrics or fault-injecting wrapper)."""
 
