@@ -20,11 +20,11 @@ import msgspec
 
 from ._checks import MAX_EVENT_BYTES
 from ._text import MAX_TS_NS, TerminalSafe, format_ts, is_age, parse_time, seq_or_time, shown, table
-from .errors import JournalError
+from .errors import InvalidImportError, JournalError
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
 if TYPE_CHECKING:
-    from .journal import Entry, Journal
+    from .journal import Entry, Head, Journal
     from .projections.controls import UnfinishedAction
     from .records import LearningPolicy
 
@@ -275,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_EVENT_BYTES,
         help="the largest event to take, as the max_event_bytes of the host that journaled"
         f" them (default: {MAX_EVENT_BYTES:,}, the host's default)",
+    )
+    imp.add_argument(
+        "--expect-head",
+        metavar="SEQ:DIGEST",
+        help="the head `export` (or `head`) printed: nothing is imported unless the file"
+        " holds it, so an export cut short is refused",
     )
 
     command(
@@ -1249,8 +1255,10 @@ def _export(args: argparse.Namespace) -> int:
     from .journal.export import export_lines
 
     journal = _open(args)
+    head = journal.head()  # what the export holds, to check on the way in (import --expect-head)
+    lines = export_lines(journal, args.agent, upto=head.seq)
     if not args.out:
-        _write_lines(export_lines(journal, args.agent), sys.stdout)
+        _write_lines(lines, sys.stdout)
         return EXIT_OK
     # An export holds everything the journal does: it is written 0600, like the journal, to
     # a new file in the target's folder, then renamed over the target. So it never writes
@@ -1261,14 +1269,17 @@ def _export(args: argparse.Namespace) -> int:
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            count = _write_lines(export_lines(journal, args.agent), out)
+            count = _write_lines(lines, out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    print(f"Exported {_plural(count, 'entry', 'entries')} to {args.out}", file=sys.stderr)
+    said = f"Exported {_plural(count, 'entry', 'entries')} to {args.out}"
+    if args.agent is None:  # the whole chain: its head is the head of what import makes
+        said += f"; head {head} (give it to import --expect-head to check that none is lost)"
+    print(said, file=sys.stderr)
     return EXIT_OK
 
 
@@ -1291,6 +1302,7 @@ def _import_postgres(args: argparse.Namespace) -> int:
             "import writes a journal that lasts; give --db a path or a postgresql:// URL"
         )
     _check_import_file(args.file)
+    expected = _expected_head(args)
     target = PostgresJournal(args.db, durability="normal", create=True)
     schema = target.schema
     try:
@@ -1307,7 +1319,7 @@ def _import_postgres(args: argparse.Namespace) -> int:
         raise
     journal = PostgresJournal(with_schema(args.db, partial_schema), durability="normal")
     try:
-        count, head = _import_into(journal, args.file, args.max_event_bytes)
+        count, head = _import_into(journal, args.file, args.max_event_bytes, expected)
         journal.rename_schema(schema)
     except BaseException:
         journal.drop_schema()
@@ -1319,6 +1331,13 @@ def _import_postgres(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _expected_head(args: argparse.Namespace) -> Head | None:
+    """import --expect-head, read before anything is written."""
+    from .journal import Head
+
+    return Head.parse(args.expect_head) if args.expect_head is not None else None
+
+
 def _check_import_file(file: Path) -> None:
     # a pipe is welcome too (import <(gunzip -c dump.jsonl.gz)): refuse only what can't be read
     if str(file) != "-" and (file.is_dir() or not file.exists()):
@@ -1326,9 +1345,12 @@ def _check_import_file(file: Path) -> None:
         raise UsageError(f"cannot import {file}: it {what}; give a file written by `export`")
 
 
-def _import_into(journal: Journal, file: Path, max_event_bytes: int) -> tuple[int, object]:
-    """Import an export file (or stdin, as `-`) into an empty journal and verify it there;
-    return the count of entries and the head. Closing the journal is the caller's part."""
+def _import_into(
+    journal: Journal, file: Path, max_event_bytes: int, expected: Head | None
+) -> tuple[int, object]:
+    """Import an export file (or stdin, as `-`) into an empty journal and verify it there
+    (holding the `expected` head, if given); return the count of entries and the head.
+    Closing the journal is the caller's part."""
     from .engines.entries import check_entry
     from .errors import EventTooLargeError
     from .journal.export import import_lines
@@ -1354,6 +1376,19 @@ def _import_into(journal: Journal, file: Path, max_event_bytes: int) -> tuple[in
     report = journal.verify()
     if not report.ok:
         raise JournalError(f"the imported journal does not verify: {report.problem}")
+    if expected is not None and not journal.verify(expected_head=expected).ok:
+        cut = report.head.seq < expected.seq
+        msg = (
+            f"the import ends at {report.head}, and {'it stops short of' if cut else 'does not hold'}"
+            f" the expected head {expected}: "
+            + (
+                "the export was cut short (a copy that did not finish?)"
+                if cut
+                else "the export is another journal's, or was rewritten"
+            )
+            + "; nothing was imported"
+        )
+        raise InvalidImportError(msg, line=count, seq=report.head.seq)
     return count, report.head
 
 
@@ -1369,12 +1404,13 @@ def _import(args: argparse.Namespace) -> int:
     if args.db.exists():
         raise UsageError(f"{args.db} already exists; import into a new file with --db NEW.db")
     _check_import_file(args.file)
+    expected = _expected_head(args)
     partial = args.db.with_name(args.db.name + ".partial")
     discard(partial)
     try:
         journal = SqliteJournal(partial, durability="normal")
         try:
-            count, head = _import_into(journal, args.file, args.max_event_bytes)
+            count, head = _import_into(journal, args.file, args.max_event_bytes, expected)
         finally:
             journal.close()
     except BaseException:

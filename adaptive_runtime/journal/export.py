@@ -21,15 +21,18 @@ Check = Callable[[str, bytes], object]
 """Checks one entry's kind and body; raises an AdaptiveRuntimeError saying what is wrong."""
 
 
-def export_lines(journal: Journal, stream: str | None = None) -> Iterator[str]:
-    """Yield one JSON object per entry, oldest first, up to the head as the export began:
-    a journal being written is exported as it was then, a prefix of its chain.
+def export_lines(
+    journal: Journal, stream: str | None = None, *, upto: int | None = None
+) -> Iterator[str]:
+    """Yield one JSON object per entry, oldest first, up to the seq `upto` (by default
+    the head as the export began): a journal being written is exported as it was then,
+    a prefix of its chain.
 
     Each line carries the entry's fields, its `digest` in hex, its raw `body` in base64
     (what the chain covers), and `record`, the body decoded for people and tools (null
     for a body this version can't read: the export still carries it, byte for byte).
     """
-    last = journal.head().seq
+    last = journal.head().seq if upto is None else upto
     for entry in journal.read(stream):
         if entry.seq > last:
             break

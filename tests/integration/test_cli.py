@@ -212,6 +212,34 @@ def test_export_import_round_trip(journal_path: Path, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("broken.db*"))
 
 
+def test_an_export_cut_short_is_refused_given_the_head_export_printed(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """An export cut at a line's end is a whole chain, only shorter: import took it and said
+    "chain verified". export now prints its head, and import --expect-head refuses a file
+    that does not hold it, writing nothing."""
+    dump = tmp_path / "dump.jsonl"
+    exported = cli("export", "--db", str(journal_path), "--out", str(dump))
+    head = cli("head", "--db", str(journal_path)).stdout.strip()
+    assert f"; head {head} (give it to import --expect-head" in exported.stderr
+    whole = cli("import", str(dump), "--db", str(tmp_path / "whole.db"), "--expect-head", head)
+    assert 0 == whole.returncode, whole.stderr
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(dump.read_text().splitlines(keepends=True)[:30]))
+    short = cli("import", str(cut), "--db", str(tmp_path / "short.db"), "--expect-head", head)
+    assert 2 == short.returncode
+    assert f"stops short of the expected head {head}: the export was cut short" in short.stderr
+    assert not list(tmp_path.glob("short.db*"))
+    other = head.split(":")[0] + ":" + "0" * 64
+    forged = cli("import", str(dump), "--db", str(tmp_path / "f.db"), "--expect-head", other)
+    assert 2 == forged.returncode
+    assert "the export is another journal's, or was rewritten" in forged.stderr
+    assert not list(tmp_path.glob("f.db*"))
+    # an agent's export holds part of the chain: no head to check it by
+    mine = cli("export", "--db", str(journal_path), "--agent", "prod", "--out", str(cut))
+    assert "head" not in mine.stderr
+
+
 def test_state_time_travel_and_stats(journal_path: Path) -> None:
     """state --at shows the state then; stats counts and measures calibration."""
     at = json.loads(

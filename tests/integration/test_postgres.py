@@ -184,6 +184,12 @@ def test_sqlite_exported_then_imported_keeps_the_head(tmp_path: Path) -> None:
     assert 2 == refused.returncode
     assert "line 4" in refused.stderr
     assert 3 == cli("head", "--db", other).returncode  # nothing half-imported is left
+    # cut at a line's end, the export is a whole chain, only shorter: the head refuses it
+    (tmp_path / "cut.jsonl").write_text("\n".join(lines[:3]) + "\n")
+    short = cli("import", str(tmp_path / "cut.jsonl"), "--db", other, "--expect-head", sqlite_head)
+    assert 2 == short.returncode
+    assert "the export was cut short" in short.stderr
+    assert 3 == cli("head", "--db", other).returncode
 
 
 def test_an_import_killed_before_it_finished_does_not_block_the_next(tmp_path: Path) -> None:
