@@ -3,6 +3,7 @@ acknowledged, a live stream hears commits, and bad start-ups are clear errors.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import re
@@ -12,7 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 import pytest
@@ -127,30 +130,29 @@ def test_serve_without_tokens_is_refused_and_insecure_says_so(tmp_path: Path) ->
     assert "serve needs tokens" in refused.stderr
     assert not (tmp_path / "x.db").exists()
     port = free_port()
+    with serving(
+        "--db", str(tmp_path / "open.db"), "--insecure-no-auth", "--bind", f"127.0.0.1:{port}",
+        env=env,
+    ) as said:  # fmt: skip
+        assert "WARNING: --insecure-no-auth" in said.readline()
+
+
+@contextlib.contextmanager
+def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[TextIO]:
+    """`serve` in a process of its own, for its standard error to be read as it goes;
+    at the end, SIGTERM, which it must answer by exiting with 0."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adaptive_runtime",
-            "serve",
-            "--db",
-            str(tmp_path / "open.db"),
-            "--insecure-no-auth",
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
+        [sys.executable, "-m", "adaptive_runtime", "serve", *args],
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **env},
+        env={**os.environ, **(env or {})},
     )
+    assert proc.stderr is not None
     try:
-        assert proc.stderr is not None
-        first = proc.stderr.readline()
-        assert "WARNING: --insecure-no-auth" in first
+        yield proc.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
-        assert proc.stderr is not None
         proc.stderr.close()
     assert 0 == code
 
@@ -160,39 +162,17 @@ def test_serve_on_port_0_names_the_port_it_listens_on(tmp_path: Path) -> None:
     chosen (it said :0, where nothing listens), and it is printed once listening."""
     tokens = tmp_path / "t.txt"
     tokens.write_text(f"read,write {WRITER}\n")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adaptive_runtime",
-            "serve",
-            "--db",
-            str(tmp_path / "j.db"),
-            "--tokens",
-            str(tokens),
-            "--bind",
-            "127.0.0.1:0",
-            "--log-level",
-            "warning",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
+    with serving(
+        "--db", str(tmp_path / "j.db"), "--tokens", str(tokens), "--bind", "127.0.0.1:0",
+        "--log-level", "warning",
+    ) as said:  # fmt: skip
+        line = said.readline()
         found = re.search(r"serving \S+ at http://127\.0\.0\.1:(\d+) ", line)
         assert found is not None, line
         port = int(found.group(1))
         assert 0 != port
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)  # no retry: it listens
         assert 200 == ready.status_code
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(30)
-        assert proc.stderr is not None
-        proc.stderr.close()
-    assert 0 == code
 
 
 def test_serving_a_journal_in_memory_says_it_is_lost_at_stop(tmp_path: Path) -> None:
