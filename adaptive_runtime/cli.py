@@ -38,6 +38,12 @@ class UsageError(ValueError):
     """A well-formed command that asks for something impossible (exit code 2)."""
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument(
@@ -61,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Decide about operational events, journal every decision, audit and replay them.",
         epilog="Exit codes: 0 ok, 1 a check found problems, 2 bad usage, 3 journal unusable, 130 interrupted.",
     )
+    parser.add_argument("--version", action="version", version=f"adaptive-runtime {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(

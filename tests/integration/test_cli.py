@@ -315,6 +315,16 @@ def test_errors_are_one_line_with_meaningful_exit_codes(
     assert "Traceback" not in out.stderr
 
 
+def test_version_is_the_packages() -> None:
+    """`--version` (it had none) prints the version pyproject.toml gives the package."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    version = tomllib.loads(pyproject.read_text())["project"]["version"]
+    out = cli("--version")
+    assert (0, f"adaptive-runtime {version}\n") == (out.returncode, out.stdout)
+
+
 def test_every_command_has_help_with_an_example() -> None:
     """Each command's --help shows an example."""
     for command in (
