@@ -315,6 +315,15 @@ def test_errors_are_one_line_with_meaningful_exit_codes(
     assert "Traceback" not in out.stderr
 
 
+def test_no_command_lists_the_commands() -> None:
+    """`adaptive-runtime` alone said only that a COMMAND is required, naming none."""
+    out = cli()
+    assert 2 == out.returncode
+    assert "demo " in out.stderr
+    assert "history " in out.stderr
+    assert "Exit codes:" in out.stderr
+
+
 def test_version_is_the_packages() -> None:
     """`--version` (it had none) prints the version pyproject.toml gives the package."""
     import tomllib
