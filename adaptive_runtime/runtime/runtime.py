@@ -17,7 +17,7 @@ from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
 from ..engines.events import MAX_EVENT_BYTES
 from ..engines.original import ConfidenceEngine
-from ..errors import AdaptiveRuntimeError
+from ..errors import AdaptiveRuntimeError, ConfigurationError
 from ..journal import Durability, Journal
 from ..observability.logs import logger_for
 from ..projections import AgentState
@@ -32,6 +32,8 @@ __all__ = ["Runtime"]
 
 log_runtime = logger_for("RUNTIME")
 
+DEFAULT_PATH = "adaptive_runtime.db"
+
 
 class Runtime(OriginalAPI):
     """Decide about events for one agent, journal every step, and recover by replay.
@@ -41,7 +43,8 @@ class Runtime(OriginalAPI):
     from the state that the journal, replayed up to that point, gives.
 
     `journal` may name the journal by URL (`sqlite:///path`, `memory:`) or be a Journal
-    object; otherwise it is the SQLite file at `path` (or memory, with `persist=False`).
+    object (then `path` and `persist` are not given); otherwise it is the SQLite file at
+    `path`, by default `adaptive_runtime.db` (or memory, with `persist=False`).
     `sensitive_fields` names event attributes (at any depth, case-insensitively)
     whose values are replaced by "[redacted]" before they reach the journal, the
     logs, the event bus or an error message.
@@ -59,7 +62,7 @@ class Runtime(OriginalAPI):
     def __init__(
         self,
         agent_id: str = "default",
-        path: str | os.PathLike[str] = "adaptive_runtime.db",
+        path: str | os.PathLike[str] | None = None,
         *,
         checkpoint_every: int = 100,
         durability: Durability = "full",
@@ -75,8 +78,12 @@ class Runtime(OriginalAPI):
         dry_run: bool = False,
     ) -> None:
         check_agent_id(agent_id)
+        if journal is not None and (path is not None or not persist):
+            given = "path" if path is not None else "persist=False"
+            msg = f"give the journal once: journal= names it, so {given} would be ignored; drop one"
+            raise ConfigurationError(msg)
         self.agent_id = agent_id
-        self.path = os.fspath(path)
+        self.path = os.fspath(path if path is not None else DEFAULT_PATH)
         where: Journal | str | os.PathLike[str] = (
             journal if journal is not None else self.path if persist else "memory:"
         )

@@ -460,6 +460,18 @@ def test_bad_settings_raise_configuration_error(kwargs: dict[str, object], messa
     assert isinstance(caught.value, ValueError)
 
 
+async def test_a_journal_given_twice_is_refused_not_half_ignored(tmp_path: Path) -> None:
+    """`Runtime("a", "prod.db", journal="memory:")` journaled in memory and said nothing of
+    prod.db (nor did persist=False beside a journal): giving both is now refused."""
+    for kwargs in ({"path": tmp_path / "prod.db"}, {"persist": False}):
+        with pytest.raises(ConfigurationError, match="give the journal once"):
+            Runtime("a", journal="memory:", **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "prod.db").exists()
+    async with Runtime("a", journal=str(tmp_path / "j.db")) as runtime:
+        await runtime.process(OVERLOAD)
+    assert (tmp_path / "j.db").exists()
+
+
 async def test_replay_check_raises_on_a_decision_made_under_other_rules(tmp_path: Path) -> None:
     """verify_replay(...).check() raises ReplayMismatchError naming the first decision that differs."""
     from adaptive_runtime import ReplayMismatchError

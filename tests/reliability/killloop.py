@@ -60,7 +60,7 @@ CHILD = textwrap.dedent(
         journal = None
         if durability == "full":  # a small WAL threshold, so checkpoints happen within a run
             journal = SqliteJournal(path, durability="full", checkpoint="background", checkpoint_pages=8)
-        runtime = Runtime(agent_id="crashy", path=path, durability=durability, journal=journal, checkpoint_every=7)
+        runtime = Runtime(agent_id="crashy", durability=durability, journal=journal or path, checkpoint_every=7)
         calls = 0
 
         async def flaky(call):
