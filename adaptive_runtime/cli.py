@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument(
         "--plot",
-        type=_file_to_write,
+        type=_png_to_write,
         metavar="PNG",
         help="write the recorded outcomes' reliability diagram",
     )
@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seeds", type=_count, default=5, help="how many seeds, 0..N-1 (default: 5)")
     sim.add_argument(
         "--plot",
-        type=_file_to_write,
+        type=_png_to_write,
         metavar="PNG",
         help="write a reliability diagram and success over time (`all`: one file per scenario)",
     )
@@ -586,6 +586,17 @@ def _holds_a_database(path: Path) -> bool:
     except OSError:  # not there (or not readable): nothing to lose by writing it
         return False
     return any(start.startswith(magic) for magic in _DATABASE_MAGIC)
+
+
+def _png_to_write(text: str) -> Path:
+    """--plot: a PNG file to write (matplotlib would take the format from any other
+    suffix, some of them only to fail at the end of a long run, and add `.png` to none)."""
+    path = _file_to_write(text)
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(
+            f"plots are PNG files: give a name ending in .png, not {text}"
+        )
+    return path
 
 
 def _written_plot(path: Path, write: Callable[[Path], None]) -> None:

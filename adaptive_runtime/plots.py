@@ -89,6 +89,6 @@ def reliability_and_success(
 def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> None:
     """Write the figure as a PNG; it is closed whether or not the file could be written."""
     try:
-        fig.savefig(os.fspath(path), dpi=110, metadata={"Software": None})
+        fig.savefig(os.fspath(path), format="png", dpi=110, metadata={"Software": None})
     finally:
         plt.close(fig)

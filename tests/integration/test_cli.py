@@ -446,6 +446,10 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
         (["export", "--out", "MISSING"], "argument --out: MISSING_NAME: the folder"),
         (["export", "--out", "FOLDER"], "is a folder; give a file name"),
         (["export", "--out", ""], "argument --out: '' names no file; give a file name"),
+        # an SVG name ended in matplotlib's "Unknown metadata key(s)", after the work and
+        # with a file half written; a name with no suffix was written to NAME.png
+        (["stats", "--plot", "plot.svg"], "plots are PNG files: give a name ending in .png"),
+        (["stats", "--plot", "plot"], "plots are PNG files: give a name ending in .png"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
