@@ -394,6 +394,8 @@ def _where(conninfo: str) -> str:
     return f"postgresql://{host}{port}{parts.path}"
 
 
+_UNKNOWN_HOST = re.compile(r"failed to resolve host|could not translate host name")
+"""What libpq and psycopg say of a host name the name service does not know."""
 _NOT_THERE = re.compile(r'(database|role) "[^"]*" does not exist')
 """What the server says at login when the URL names a database or user it doesn't have."""
 
@@ -548,6 +550,12 @@ class PostgresJournal:
                     " check the name in the URL, or create it (createdb, createuser)"
                 )
                 raise JournalError(msg) from exc
+            if _UNKNOWN_HOST.search(said):  # a typo in the URL, or the name service is down
+                msg = (
+                    f"{self._where}: the server's host name can't be looked up ({said}); "
+                    "check the host in the URL (or the name service)"
+                )
+                raise JournalUnavailableError(msg) from exc
             msg = (
                 f"{self._where}: the connection failed ({said}); the server may be down or "
                 "restarting: retry (an append that raised this was not acknowledged; "

@@ -359,6 +359,9 @@ def test_bad_states_are_typed_errors_that_say_what_to_do() -> None:
         PostgresJournal(wrong)
     with pytest.raises(JournalUnavailableError, match="server may be down"):
         PostgresJournal("postgresql://127.0.0.1:1/none?connect_timeout_s=1")
+    # a host name no one knows (`.invalid` never resolves): said so, not "may be restarting"
+    with pytest.raises(JournalUnavailableError, match="check the host in the URL"):
+        PostgresJournal("postgresql://no-such-host.invalid/none?connect_timeout_s=1")
     # not "the server may be down: retry", which would never help
     no_db = urlsplit(conninfo)._replace(path="/no_such_database_here").geturl()
     with pytest.raises(JournalError, match=r'database "no_such_database_here" does not exist on'):
