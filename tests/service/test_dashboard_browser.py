@@ -60,7 +60,7 @@ def test_the_dashboard_shows_decisions_live_and_explains_one(
     with server(tmp_path / "dash.db", tmp_path, "--rules", str(policy)) as srv:
         page.goto(srv.url + "/")
         page.fill("#token", READER)
-        page.click("#save-token")
+        page.press("#token", "Enter")  # as the Use button does (Enter did nothing before)
         page.wait_for_selector("#status.live", timeout=5000)
 
         seqs = []
@@ -123,7 +123,8 @@ def test_the_dashboard_says_when_its_token_is_refused(browser_page: Any, tmp_pat
         page.wait_for_selector("#status.down", timeout=5000)
         assert "set a read token" in page.inner_text("#status")
         page.fill("#token", "x" * 24)
-        page.click("#save-token")
+        with page.expect_navigation():  # the page reloads to read with the token
+            page.click("#save-token")
         # a locator, not a JavaScript predicate: the page's policy forbids evaluating strings
         said = re.compile("unknown|token this server knows")
         page.locator("#status").filter(has_text=said).wait_for(timeout=5000)
