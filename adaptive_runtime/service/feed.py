@@ -5,7 +5,7 @@ Each message's SSE id is its entry's journal seq. A client that reconnects with
 (`seq > last`), so it can neither skip an entry nor repeat one. It wakes on this
 host's commits, and polls too, so entries that other hosts of a shared journal
 commit arrive within a poll. Streams at the same place share one read, and the
-messages made from it, so that a commit costs one read however many streams are open.
+messages made from it: a commit costs one read for all the streams that had caught up.
 """
 
 from __future__ import annotations
