@@ -612,8 +612,10 @@ def _count(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if not 0 <= value <= MAX_SEQ:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_SEQ}, not {text}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
+    if value > MAX_SEQ:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEQ}, not {text}")
     return value
 
 
