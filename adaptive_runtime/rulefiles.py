@@ -27,6 +27,10 @@ class PolicyFile(msgspec.Struct, frozen=True, kw_only=True):
     approvals: ApprovalPolicy | None = None
 
 
+_SECTIONS = frozenset({"rules", "fleet", "learning", "approvals"})
+"""What a policy file's top level may hold."""
+
+
 def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
     """Read custom rules from a TOML or JSON file: a list under `rules`, or (JSON) a bare list."""
     rules = load_policy(path, need_rules=True).rules
@@ -56,6 +60,13 @@ def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> Po
     learning: LearningPolicy | None = None
     approvals: ApprovalPolicy | None = None
     if isinstance(data, Mapping):
+        unknown = sorted(str(key) for key in data if key not in _SECTIONS)
+        if unknown:  # a misspelt table would be left out without a word
+            msg = (
+                f"{file}: unknown {', '.join(repr(k) for k in unknown)}; a policy file holds"
+                " `rules` and the tables [fleet], [learning] and [approvals]"
+            )
+            raise InvalidRulesError(msg)
         if "approvals" in data:
             try:
                 approvals = msgspec.convert(data["approvals"], ApprovalPolicy)

@@ -116,6 +116,18 @@ def test_policy_files_take_a_learning_table(tmp_path: Path) -> None:
     assert load_policy(good) == load_policy(saved)
 
 
+@pytest.mark.parametrize(
+    "text", ["rules = []\n[lerning]\nbonus = 0.0\n", "[fleet]\ncooldown = 60\n[fleets]\n"]
+)
+def test_a_misspelt_table_in_a_policy_file_is_refused(tmp_path: Path, text: str) -> None:
+    """A table the file format doesn't have was left out without a word: `[lerning]` beside
+    the rules, and the learning policy its author meant never applied."""
+    typo = tmp_path / "typo.toml"
+    typo.write_text(text)
+    with pytest.raises(InvalidRulesError, match=r"typo.toml: unknown '(lerning|fleets)'"):
+        load_policy(typo)
+
+
 async def test_explain_shows_each_action_s_record_and_why_the_alternative_won(
     tmp_path: Path,
 ) -> None:
