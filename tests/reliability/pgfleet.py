@@ -52,6 +52,8 @@ async def main(url: str, acks_path: str, agents: list[str], seed: int) -> None:
                     "memory": 80,
                     "id": event_id,
                 }
+                claims = getattr(journal, "claims", dict)
+                before = claims().get(agent)
                 try:
                     d = await host.agent(agent).process(event)
                 except AgentOwnedElsewhere:
@@ -62,7 +64,11 @@ async def main(url: str, acks_path: str, agents: list[str], seed: int) -> None:
                     acks.flush()
                     await asyncio.sleep(0.05)
                     continue
-                epoch = getattr(journal, "claims", dict)().get(agent)
+                # the claim the commit was made under: read after the call (it may have been
+                # taken by it), else before it, if the claim was lost in between (a SIGSTOP
+                # that lands after the commit, and a resume after the lease)
+                epoch = claims().get(agent)
+                epoch = before if epoch is None else epoch
                 line = {"id": event_id, "agent": agent, "seq": d.seq, "owner": owner}
                 acks.write(json.dumps({**line, "epoch": epoch}) + "\n")
                 acks.flush()
