@@ -27,8 +27,9 @@ class PolicyFile(msgspec.Struct, frozen=True, kw_only=True):
     approvals: ApprovalPolicy | None = None
 
 
-_SECTIONS = frozenset({"rules", "fleet", "learning", "approvals"})
-"""What a policy file's top level may hold."""
+_SECTIONS = frozenset(PolicyFile.__struct_fields__)
+"""What a policy file's top level may hold: `rules` and one table per PolicyFile field."""
+_TABLES = tuple(name for name in PolicyFile.__struct_fields__ if name != "rules")
 
 
 def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
@@ -64,7 +65,7 @@ def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> Po
         if unknown:  # a misspelt table would be left out without a word
             msg = (
                 f"{file}: unknown {', '.join(repr(k) for k in unknown)}; a policy file holds"
-                " `rules` and the tables [fleet], [learning] and [approvals]"
+                f" `rules` and the tables {', '.join(f'[{t}]' for t in _TABLES)}"
             )
             raise InvalidRulesError(msg)
         if "approvals" in data:
