@@ -19,15 +19,27 @@ NEVER = 3600.0
 """A poll no test waits for: a message that comes, comes because of a commit."""
 
 
-def counting_page_reads(host: Host, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the feed's page reads through the host (each entry: the seq read after)."""
-    reads: list[int] = []
+class PageReads(list[int]):
+    """The feed's page reads through the host (each item: the seq read after)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returned = asyncio.Event()
+        """Set when a page read has returned (to the streams that share it)."""
+
+
+def counting_page_reads(host: Host, monkeypatch: pytest.MonkeyPatch) -> PageReads:
+    reads = PageReads()
     read = host.read
 
     async def counted(fn: Any, *args: Any) -> Any:
-        if fn is feed_module._page:
-            reads.append(args[0])
-        return await read(fn, *args)
+        if fn is not feed_module._page:
+            return await read(fn, *args)
+        reads.append(args[0])
+        try:
+            return await read(fn, *args)
+        finally:
+            reads.returned.set()
 
     monkeypatch.setattr(host, "read", counted)
     return reads
@@ -50,7 +62,10 @@ async def test_streams_at_one_place_share_one_read_per_commit(
         reads = counting_page_reads(host, monkeypatch)
         streams = [feed.stream(0) for _ in range(20)]
         waiting = [asyncio.ensure_future(first_message(s)) for s in streams]
-        for _ in range(1000):  # until all 20 have read and wait (no clock involved)
+        # the read runs on a reader thread: wait for it, then let the streams reach their
+        # wait (a few turns of the loop, no thread and no clock involved)
+        await asyncio.wait_for(reads.returned.wait(), 10)
+        for _ in range(100):
             if len(feed._waiters) == 20:
                 break
             await asyncio.sleep(0)
