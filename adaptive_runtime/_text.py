@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
 __all__ = ["TerminalSafe", "format_ts", "is_age", "parse_time", "seq_or_time", "shown", "table"]
@@ -17,8 +18,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def format_ts(ts_ns: int) -> str:
-    """Show a journal time in local time, to the second."""
-    return datetime.fromtimestamp(ts_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+    """Show a journal time in local time, to the second it falls in (never the next one)."""
+    return datetime.fromtimestamp(ts_ns // 10**9).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def is_age(text: str) -> bool:
@@ -27,7 +28,12 @@ def is_age(text: str) -> bool:
 
 
 def parse_time(text: str, *, now_ns: int | None = None) -> int:
-    """Read a time as nanoseconds: ISO 8601 (local if no zone), Unix seconds, or an age like 18h."""
+    """Read a time as nanoseconds: ISO 8601 (local if no zone), Unix seconds, or an age like 18h.
+
+    A time is read exactly, to its last digit (1764126000.123456789 is ...123456789 ns):
+    through a float it would be off by up to a few hundred nanoseconds, enough to leave
+    out, or take in, an entry journaled at the very time given.
+    """
     value = text.strip()
     msg = f"can't read {text!r} as a time: use ISO 8601 (2026-11-26T08:00), Unix seconds, or an age (30m, 18h, 2d)"
     ago = _AGO.match(value)
@@ -37,15 +43,32 @@ def parse_time(text: str, *, now_ns: int | None = None) -> int:
             ns = now - int(float(ago.group(1)) * _UNITS[ago.group(2)] * 1e9)
         else:
             try:
-                ns = int(float(value) * 1e9)
-            except ValueError:
-                ns = int(datetime.fromisoformat(value).timestamp() * 1e9)
+                seconds = Decimal(value)
+            except InvalidOperation:
+                ns = _iso_ns(datetime.fromisoformat(value))
+            else:
+                if not seconds.is_finite():
+                    raise ValueError(msg)
+                # in range before int(): 1e999999999 would be an integer of a billion digits
+                in_range = seconds.copy_abs() <= _MAX_SECONDS
+                ns = int(seconds * 10**9) if in_range else MAX_TS_NS + 1
     except (ValueError, OverflowError):
         raise ValueError(msg) from None
     if not -MAX_TS_NS <= ns <= MAX_TS_NS:
         msg = f"{text!r} is out of range: a time must fall between the years 1677 and 2262"
         raise ValueError(msg)
     return ns
+
+
+_MAX_SECONDS = Decimal(MAX_TS_NS).scaleb(-9)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _iso_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch, in whole microseconds (a datetime's precision)."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time, as datetime.timestamp() takes it
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 SEQ_BELOW = 10**12

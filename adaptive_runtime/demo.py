@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._text import format_ts
 from .errors import ConfigurationError, JournalError
 from .journal.open import describe, is_memory, open_journal
 from .observability.logs import ROOT, enable_console_logging
@@ -76,9 +76,8 @@ async def run_demo(
         file=out,
     )
     for item in items:
-        when = datetime.fromtimestamp(item["ts_ns"] / 1e9).strftime("%Y-%m-%d %H:%M:%S")
         print(
-            f"  seq {item['seq']:>5}  {when}  {item['type']:20s} {item['action']:24s} [{item['priority']}] conf={item['confidence']:.3f}",
+            f"  seq {item['seq']:>5}  {format_ts(item['ts_ns'])}  {item['type']:20s} {item['action']:24s} [{item['priority']}] conf={item['confidence']:.3f}",
             file=out,
         )
     if remembered:
