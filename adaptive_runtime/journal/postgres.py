@@ -96,6 +96,14 @@ _OPTIONS = {"schema", "pool_size", "lease", "connect_timeout_s"}
 _COLUMNS = "seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest"
 
 
+_GONE = (
+    psycopg.errors.InvalidSchemaName,
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedFunction,
+)
+"""What the server says when a part of an open journal's schema is missing."""
+
+
 def _schema_name(name: str) -> str:
     """A schema name as the journal uses it (an identifier, so never a bound parameter)."""
     if not _SCHEMA_NAME.match(name):
@@ -565,6 +573,14 @@ class PostgresJournal:
         except psycopg.errors.InsufficientPrivilege as exc:
             said = " ".join(str(exc).split())
             msg = f"{self._where}: permission denied ({said}); check the role's grants"
+            raise JournalError(msg) from exc
+        except _GONE as exc:  # the schema, a table or a function went while the journal was open
+            msg = (
+                f"{self._where}: the journal in schema {self.schema} is no longer whole"
+                f" ({exc.diag.message_primary}): something dropped part of it while it was"
+                " open; nothing more can be journaled there. Restore it from a backup or an"
+                " export (adaptive-runtime import), then start again"
+            )
             raise JournalError(msg) from exc
         except psycopg.Error as exc:
             msg = f"{self._where}: {type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -577,7 +577,10 @@ class Host:
                 )
             )
         except AdaptiveRuntimeError:
-            log.exception("snapshots at stop failed; the journal is intact, replay will cover it")
+            log.exception(
+                "snapshots at stop failed; a snapshot is a shortcut only: the next start"
+                " replays the journal from the last one written"
+            )
             return
         for agent_id, _, _ in due:
             self._loaded[agent_id].snapshots_written += 1

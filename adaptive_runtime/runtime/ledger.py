@@ -580,7 +580,9 @@ class Ledger:
             await worker.run(self._put_snapshot, data, seq)
         except JournalError:
             log_recovery.exception(
-                "snapshot at seq %d failed; the journal is intact, replay will cover it", seq
+                "snapshot at seq %d failed; a snapshot is a shortcut only: the next start replays"
+                " the journal from the last one written",
+                seq,
             )
             self.metrics.count("snapshot_failures")
             return

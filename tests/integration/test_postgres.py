@@ -380,6 +380,24 @@ def test_bad_states_are_typed_errors_that_say_what_to_do() -> None:
 
 
 @pytest.mark.parametrize(
+    "dropped", ["schema SCHEMA CASCADE", "TABLE SCHEMA.entries CASCADE", "TABLE SCHEMA.owners"]
+)
+async def test_a_journal_dropped_while_open_says_so_and_what_to_do(dropped: str) -> None:
+    """A schema or table dropped under a running host (an operator's slip) was a bare
+    `UndefinedTable: relation "x.entries" does not exist LINE 1: ...`: it now says the
+    journal is no longer whole and what to do; not "unavailable", which would be retried."""
+    url = fresh_url()
+    async with Host(url, durability="normal", clock=ManualClock()) as host:
+        await host.process(OVERLOAD)
+        _sql(url, f"DROP {dropped}")  # SCHEMA: the test's schema
+        with pytest.raises(JournalError, match="is no longer whole") as raised:
+            await host.agent("another").process(OVERLOAD)
+        assert not isinstance(raised.value, JournalUnavailableError)
+        assert "Restore it from a backup or an export" in str(raised.value)
+        assert "LINE 1" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
     ("schema", "wrong"),
     [
         ("x;drop", "letters, digits, _"),
