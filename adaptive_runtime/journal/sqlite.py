@@ -6,7 +6,7 @@ import contextlib
 import os
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 import apsw
 import msgspec
@@ -196,6 +196,47 @@ def _entry(row: Any) -> Entry:
     return Entry(*row)
 
 
+class _FileId(NamedTuple):
+    """The journal file as it was opened, to tell when the file at its path is another.
+
+    A file deleted while open is still written, by this process only, and is gone when it
+    closes: every entry appended after the delete would be acknowledged and then lost. So
+    each write transaction first checks, with one stat, that the path still names the
+    file the connection has open (by absolute path: the process may change folder).
+    """
+
+    path: str
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str) -> _FileId | None:
+        """The open file's id, or None for a database that is no file (":memory:", a VFS's)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return cls(os.path.abspath(path), st.st_dev, st.st_ino)
+
+    def check(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            happened = "was deleted (or moved away)"
+        except OSError:  # can't tell (a folder made unreadable): the file is likely whole
+            return
+        else:
+            if (st.st_dev, st.st_ino) == (self.device, self.inode):
+                return
+            happened = "was replaced by another file"
+        msg = (
+            f"the journal file {self.path} {happened} while this process had it open:"
+            " nothing more is journaled, as it would be lost when the process exits. Restore"
+            " the journal from a backup or an export (adaptive-runtime import), then start again"
+        )
+        raise JournalError(msg)
+
+
 @contextlib.contextmanager
 def _translated(path: str) -> Iterator[None]:
     """Turn apsw's exceptions into the project's error tree at the boundary."""
@@ -241,6 +282,7 @@ class SqliteJournal:
         "_claims",
         "_conn",
         "_durability",
+        "_file",
         "_heads",
         "_keep",
         "_key",
@@ -282,6 +324,7 @@ class SqliteJournal:
         self._keep = max(1, keep_snapshots)
         self._checkpointer: Checkpointer | None = None
         self._heads = _HeadCache()
+        self._file: _FileId | None = None
         self.owner = host_name()
         """This journal's name as a host."""
         self.lease_seconds = 3600.0
@@ -359,6 +402,7 @@ class SqliteJournal:
                     self._conn.set_wal_hook(self._checkpointer.hook)  # replaces the autocheckpoint
                 else:
                     set_autocheckpoint(self._conn, checkpoint_pages)
+                self._file = _FileId.of(self._path)
             except BaseException:
                 self._conn.close()
                 self._conn = None
@@ -414,6 +458,8 @@ class SqliteJournal:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if self._file is not None:
+                    self._file.check()
                 result = work(conn)
             except BaseException:
                 if conn.in_transaction:

@@ -743,3 +743,42 @@ def test_a_lock_file_that_cannot_be_made_lets_the_host_serve_and_says_so(
         journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"x")])
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "moved", "replaced"])
+def test_a_file_deleted_or_replaced_while_open_takes_no_more_appends(
+    tmp_path: Path, how: str
+) -> None:
+    """A journal file deleted while open is still written by the process that has it open,
+    and is gone when it exits: each append after the delete was acknowledged, then lost.
+    Now the append that would write to it is refused, and says why and what to do."""
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path, durability="full")
+    journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"before")])
+    names = [p for p in tmp_path.iterdir() if p.name.startswith("j.db")]
+    if how == "deleted":  # the file and its -wal and -shm, as `rm j.db*` does
+        for name in names:
+            name.unlink() if name.is_file() else None
+    elif how == "moved":
+        path.rename(tmp_path / "elsewhere.db")
+    else:  # another journal moved over it (its -wal and -shm left: `mv other.db j.db`)
+        fill(tmp_path / "other.db", n=2)
+        (tmp_path / "other.db").replace(path)
+    said = {"deleted": "was deleted", "moved": "was deleted", "replaced": "was replaced"}[how]
+    with pytest.raises(JournalError, match=f"{said}.*Restore the journal from a backup"):
+        journal.append([Pending(stream="a", kind="K", ts_ns=2, body=b"after")])
+    journal.close()
+
+
+def test_a_journal_opened_by_a_relative_path_appends_after_a_change_of_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    journal = SqliteJournal("j.db", durability="normal")
+    journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"one")])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    journal.append([Pending(stream="a", kind="K", ts_ns=2, body=b"two")])
+    assert 2 == journal.head().seq
+    journal.close()
