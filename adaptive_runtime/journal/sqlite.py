@@ -608,6 +608,11 @@ class SqliteJournal:
         return self._one(_BY_EVENT_ID, (event_id,))
 
     def head(self) -> Head:
+        """The last entry's seq and digest. On a journal opened for writing whose file was
+        deleted or replaced since, a JournalError, as an append would raise: the head of
+        a file no other process can see is not where this journal's next entry goes."""
+        if self._file is not None:
+            self._file.check()
         with _translated(self._path):
             return _head(self._open())
 

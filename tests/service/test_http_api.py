@@ -516,6 +516,24 @@ async def test_a_journal_that_cant_be_used_is_503(tmp_path: Path) -> None:
         assert 200 == (await c.get("/healthz")).status_code
 
 
+async def test_a_journal_file_deleted_under_the_server_is_not_ready(tmp_path: Path) -> None:
+    """With the journal file deleted (`rm j.db*`), events were acknowledged into the
+    unlinked file and /readyz said ready. Now each event is refused (503, journal unusable,
+    saying what happened) and /readyz is 503, so a load balancer stops sending."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        assert 200 == (await c.post("/v1/events", json=OVERLOAD, headers=WRITE)).status_code
+        for name in tmp_path.iterdir():
+            if name.is_file():
+                name.unlink()
+        refused = await c.post("/v1/events", json=OVERLOAD, headers=WRITE)
+        assert (503, "journal unusable") == (refused.status_code, refused.json()["title"])
+        assert "was deleted" in refused.json()["detail"]
+        ready = await c.get("/readyz")
+        assert 503 == ready.status_code
+        assert "was deleted" in ready.json()["detail"]
+
+
 async def test_the_read_routes_answer_while_a_commit_holds_the_journals_thread(
     tmp_path: Path,
 ) -> None:
