@@ -200,7 +200,8 @@ class _FileId(NamedTuple):
     """The journal file as it was opened, to tell when the file at its path is another.
 
     A file deleted while open is still written, by this process only, and is gone when it
-    closes: every entry appended after the delete would be acknowledged and then lost. So
+    closes: every entry appended after the delete would be acknowledged and then lost. A
+    file moved away keeps them, but the next start at the path begins a new journal. So
     each write transaction first checks, with one stat, that the path still names the
     file the connection has open (by absolute path: the process may change folder).
     """
@@ -231,8 +232,10 @@ class _FileId(NamedTuple):
             happened = "was replaced by another file"
         msg = (
             f"the journal file {self.path} {happened} while this process had it open:"
-            " nothing more is journaled, as it would be lost when the process exits. Restore"
-            " the journal from a backup or an export (adaptive-runtime import), then start again"
+            " nothing more is journaled through it (a deleted file's entries are gone once"
+            " the process exits, and a moved one is not where the next start looks). Put"
+            f" the journal back at {self.path} (moved back, or restored from a backup or an"
+            " export with adaptive-runtime import), then start again"
         )
         raise JournalError(msg)
 

@@ -765,7 +765,7 @@ def test_a_file_deleted_or_replaced_while_open_takes_no_more_appends(
         fill(tmp_path / "other.db", n=2)
         (tmp_path / "other.db").replace(path)
     said = {"deleted": "was deleted", "moved": "was deleted", "replaced": "was replaced"}[how]
-    with pytest.raises(JournalError, match=f"{said}.*Restore the journal from a backup"):
+    with pytest.raises(JournalError, match=f"{said}.*Put the journal back at"):
         journal.append([Pending(stream="a", kind="K", ts_ns=2, body=b"after")])
     journal.close()
 
