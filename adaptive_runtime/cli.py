@@ -1429,8 +1429,8 @@ def _import_into(
 
 def _import(args: argparse.Namespace) -> int:
     from .journal import SqliteJournal
+    from .journal.aside import built_aside
     from .journal.open import sqlite_path
-    from .journal.sqlite import discard
 
     target = sqlite_path(args.db)
     if target is None:
@@ -1440,18 +1440,12 @@ def _import(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.db} already exists; import into a new file with --db NEW.db")
     _check_import_file(args.file)
     expected = _expected_head(args)
-    partial = args.db.with_name(args.db.name + ".partial")
-    discard(partial)
-    try:
+    with built_aside(args.db) as partial:
         journal = SqliteJournal(partial, durability="normal")
         try:
             count, head = _import_into(journal, args.file, args.max_event_bytes, expected)
         finally:
             journal.close()
-    except BaseException:
-        discard(partial)
-        raise
-    partial.rename(args.db)
     print(
         f"Imported {_plural(count, 'entry', 'entries')} into {args.db}; chain verified. Head: {head}"
     )

@@ -20,6 +20,8 @@ from cli_support import cli
 
 from adaptive_runtime import ActionCall, Event, Host, ManualClock, RetryPolicy, Runtime
 from adaptive_runtime.errors import JournalError
+from adaptive_runtime.journal import Pending, SqliteJournal
+from adaptive_runtime.journal.aside import built_aside
 
 EVENTS = [
     {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88},
@@ -582,6 +584,77 @@ def test_import_reads_an_export_an_editor_saved_with_a_bom_and_crlf(
     assert (
         cli("head", "--db", str(journal_path)).stdout == cli("head", "--db", str(restored)).stdout
     )
+
+
+def test_an_import_started_while_another_runs_into_the_same_file_is_refused(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """Two imports into one file shared `<file>.partial`: the second deleted the first's
+    partial journal under it and built its own there, and each failed, or one put a
+    journal in place that the other went on writing to. The second is now refused, and
+    the first is left to finish."""
+    dump = tmp_path / "dump.jsonl"
+    cli("export", "--db", str(journal_path), "--out", str(dump))
+    target = tmp_path / "new.db"
+    with built_aside(target) as partial:  # the first import, running
+        journal = SqliteJournal(partial, durability="normal")
+        journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"mid-import")])
+        second = cli("import", str(dump), "--db", str(target))
+        assert 3 == second.returncode
+        assert f"another import into {target} is running" in second.stderr
+        assert 1 == journal.head().seq  # its partial journal untouched
+        journal.close()
+    assert 1 == SqliteJournal(target, create=False).head().seq  # and put in place
+    assert not Path(partial).exists()
+
+
+def test_an_import_left_by_a_kill_is_started_afresh(journal_path: Path, tmp_path: Path) -> None:
+    """A partial journal (and its -wal) left by an import killed with -9 holds no lock:
+    the next import into the same file takes it over and starts from nothing."""
+    dump = tmp_path / "dump.jsonl"
+    cli("export", "--db", str(journal_path), "--out", str(dump))
+    target = tmp_path / "new.db"
+    left = SqliteJournal(tmp_path / "new.db.partial", durability="normal")
+    left.append([Pending(stream="a", kind="K", ts_ns=1, body=b"left by a killed import")])
+    left.close()
+    (tmp_path / "new.db.partial-wal").write_bytes(b"not a WAL of this file")
+    out = cli("import", str(dump), "--db", str(target))
+    assert 0 == out.returncode, out.stderr
+    assert cli("head", "--db", str(journal_path)).stdout == cli("head", "--db", str(target)).stdout
+    assert ["new.db"] == sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("new"))
+
+
+def test_an_import_never_replaces_a_journal_made_while_it_ran(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """An import checked that its file did not exist when it began, then renamed its
+    partial journal over whatever was there when it ended: a runtime started on that
+    file meanwhile had what it journaled replaced, and lost. (The import reads a pipe
+    here, so that it is still running when the journal is made.)"""
+    dump = cli("export", "--db", str(journal_path)).stdout.splitlines(keepends=True)
+    target = tmp_path / "new.db"
+    importing = subprocess.Popen(
+        [sys.executable, "-m", "adaptive_runtime", "import", "-", "--db", str(target)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert importing.stdin is not None
+    importing.stdin.write(dump[0])
+    importing.stdin.flush()
+    for _ in range(6000):  # until the import has begun its partial journal (a guard of 60 s)
+        if (tmp_path / "new.db.partial").exists() or importing.poll() is not None:
+            break
+        time.sleep(0.01)
+    meanwhile = SqliteJournal(target, durability="normal")
+    meanwhile.append([Pending(stream="a", kind="K", ts_ns=1, body=b"journaled meanwhile")])
+    meanwhile.close()
+    out, err = importing.communicate("".join(dump[1:]), timeout=120)
+    assert 3 == importing.returncode, out + err
+    assert f"{target} was made while the import ran" in err
+    assert 1 == SqliteJournal(target, create=False).head().seq
+    assert not (tmp_path / "new.db.partial").exists()
 
 
 def test_import_of_a_missing_file_is_bad_input(tmp_path: Path) -> None:
