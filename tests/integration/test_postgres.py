@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -212,6 +215,43 @@ def test_an_import_killed_before_it_finished_does_not_block_the_next(tmp_path: P
     assert 0 == imported.returncode, imported.stderr
     assert "Imported 2 entries" in imported.stdout
     assert cli("head", "--db", url).stdout == cli("head", "--db", str(tmp_path / "j.db")).stdout
+    assert [] == _schemas_like(url, f"{schema}_partial")
+
+
+def test_an_import_never_replaces_a_schema_made_while_it_ran(tmp_path: Path) -> None:
+    """A host started on the import's schema while the import ran makes the schema anew;
+    the import's last step, renaming its schema into place, then failed with psycopg's
+    `DuplicateSchema`. It leaves the host's journal as it is and says so. (The import
+    reads a pipe here, so that it is still running when the host's journal is made.)"""
+
+    async def write() -> None:
+        async with Runtime("a", tmp_path / "j.db", clock=ManualClock()) as runtime:
+            await runtime.process(OVERLOAD)
+
+    asyncio.run(write())
+    dump = cli("export", "--db", str(tmp_path / "j.db")).stdout
+    url = fresh_url()
+    schema = parse_url(url)[1]["schema"]
+    importing = subprocess.Popen(
+        [sys.executable, "-m", "adaptive_runtime", "import", "-", "--db", url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for _ in range(6000):  # until its partial schema is made (a guard of 60 s)
+        if _schemas_like(url, f"{schema}_partial") or importing.poll() is not None:
+            break
+        time.sleep(0.01)
+    meanwhile = PostgresJournal(url)
+    meanwhile.append([Pending(stream="b", kind="K", ts_ns=1, body=b"journaled meanwhile")])
+    meanwhile.close()
+    out, err = importing.communicate(dump, timeout=120)
+    assert 3 == importing.returncode, out + err
+    assert f"schema {schema} was made while the import ran" in err
+    kept = PostgresJournal(url, create=False)
+    assert ["b"] == kept.streams()
+    kept.close()
     assert [] == _schemas_like(url, f"{schema}_partial")
 
 
