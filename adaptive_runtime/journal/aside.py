@@ -73,9 +73,8 @@ def _locked(target: str, partial: str) -> int:
                 " to end, or import into another file"
             )
             raise JournalError(msg) from None
-        except BaseException:
-            os.close(fd)
-            raise
+        except OSError:  # a file system that takes no such lock: builds are not kept apart
+            return fd
         try:
             named = os.stat(partial)
         except FileNotFoundError:
