@@ -1085,22 +1085,20 @@ class PostgresJournal:
         A schema of that name made meanwhile (a host started on it) is left as it is:
         JournalError, and this journal keeps its name."""
         _schema_name(schema)
-        try:
-            with self._connection() as conn:
+        with self._connection() as conn:
+            try:
                 conn.execute(
                     sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
                         sql.Identifier(self.schema), sql.Identifier(schema)
                     )
                 )
-        except JournalError as exc:
-            if not isinstance(exc.__cause__, psycopg.errors.DuplicateSchema):
-                raise
-            msg = (
-                f"{self._where}: schema {schema} was made while the import ran (by a host"
-                " started on it?); it is left as it is and the import is not put in its"
-                " place: import into another schema (?schema=NEW)"
-            )
-            raise JournalError(msg) from exc.__cause__
+            except psycopg.errors.DuplicateSchema as exc:
+                msg = (
+                    f"{self._where}: schema {schema} was made while the import ran (by a host"
+                    " started on it?); it is left as it is and the import is not put in its"
+                    " place: import into another schema (?schema=NEW)"
+                )
+                raise JournalError(msg) from exc
         self.close()
 
     def drop_schema(self, *others: str) -> None:
