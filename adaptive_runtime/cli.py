@@ -1319,7 +1319,7 @@ def _write_lines(lines: Iterable[str], out: TextIO) -> int:
 def _import_postgres(args: argparse.Namespace) -> int:
     """Import into a new schema beside the target, verify it, then rename it into place."""
     from .journal.open import describe, is_memory
-    from .journal.postgres import PostgresJournal, with_schema
+    from .journal.postgres import PostgresJournal, schema_of
 
     if is_memory(args.db):
         raise UsageError(
@@ -1327,14 +1327,41 @@ def _import_postgres(args: argparse.Namespace) -> int:
         )
     _check_import_file(args.file)
     expected = _expected_head(args)
+    schema = schema_of(args.db)
+    partial_schema = f"{schema[:50]}_partial"
+    # One import into a schema at a time: the lock is held through a journal on the
+    # partial schema (made, or found in use), before the target schema is touched.
+    holder = PostgresJournal(args.db, schema=partial_schema, durability="normal")
+    try:
+        refused = (
+            f"another import into schema {schema} is running; wait for it to end, or import"
+            " into another schema (?schema=NEW)"
+        )
+        with holder.held("import", refused):
+            holder.close()  # the lock has a connection of its own
+            count, head = _import_postgres_held(args, schema, partial_schema, expected)
+    finally:
+        holder.close()
+    print(
+        f"Imported {_plural(count, 'entry', 'entries')} into schema {schema} ({describe(args.db)}); chain verified."
+        f" Head: {head}"
+    )
+    return EXIT_OK
+
+
+def _import_postgres_held(
+    args: argparse.Namespace, schema: str, partial_schema: str, expected: Head | None
+) -> tuple[int, object]:
+    """The import into PostgreSQL, once it holds the schema's import lock: into the
+    partial schema, then renamed into place."""
+    from .journal.postgres import PostgresJournal, with_schema
+
     target = PostgresJournal(args.db, durability="normal", create=True)
-    schema = target.schema
     try:
         if target.head().seq:
             raise UsageError(
                 f"schema {schema} already holds a journal; import into a new one (?schema=NEW)"
             )
-        partial_schema = f"{schema[:50]}_partial"
         # the empty schema just made (the import's rename takes its name), and a partial
         # one an import into it left if it was killed before it finished
         target.drop_schema(partial_schema)
@@ -1348,11 +1375,7 @@ def _import_postgres(args: argparse.Namespace) -> int:
     except BaseException:
         journal.drop_schema()
         raise
-    print(
-        f"Imported {_plural(count, 'entry', 'entries')} into schema {schema} ({describe(args.db)}); chain verified."
-        f" Head: {head}"
-    )
-    return EXIT_OK
+    return count, head
 
 
 def _expected_head(args: argparse.Namespace) -> Head | None:

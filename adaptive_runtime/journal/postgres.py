@@ -80,7 +80,14 @@ from .base import (
 )
 from .open import describe, hide_passwords
 
-__all__ = ["SCHEMA_VERSION", "PostgresJournal", "parse_url", "with_schema"]
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "SCHEMA_VERSION",
+    "PostgresJournal",
+    "parse_url",
+    "schema_of",
+    "with_schema",
+]
 
 # psycopg's pool logs each failed connection attempt as a warning; with no logging set
 # up, Python would print those on stderr beside the one-line error this module raises.
@@ -92,6 +99,7 @@ KEY_ENV = "ADAPTIVE_RUNTIME_SNAPSHOT_KEY"
 """Hex of the snapshot key every host of one database shares (at least 16 bytes)."""
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _OPTIONS = {"schema", "pool_size", "lease", "connect_timeout_s"}
+DEFAULT_SCHEMA = "adaptive_runtime"
 
 _COLUMNS = "seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest"
 
@@ -102,6 +110,17 @@ _GONE = (
     psycopg.errors.UndefinedFunction,
 )
 """What the server says when a part of an open journal's schema is missing."""
+
+
+def _lock_key(name: str) -> int:
+    """An advisory lock's key (a signed 64-bit integer) for a name."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def schema_of(url: str) -> str:
+    """The schema a journal URL names (`?schema=`, else the default)."""
+    return _schema_name(PostgresJournal.read_url(url)[1].get("schema", DEFAULT_SCHEMA))
 
 
 def _schema_name(name: str) -> str:
@@ -434,20 +453,11 @@ class PostgresJournal:
         if durability not in ("full", "normal"):
             msg = f"durability must be 'full' or 'normal', not {durability!r}"
             raise ConfigurationError(msg)
-        try:
-            conninfo, options = parse_url(url)
-            self._where = _where(conninfo)
-            psycopg.conninfo.conninfo_to_dict(conninfo)  # what libpq would refuse at connect
-        except (ValueError, psycopg.ProgrammingError) as exc:
-            said = hide_passwords(" ".join(str(exc).split()))  # libpq may quote the URL
-            msg = (
-                f"can't read the journal URL {describe(url)} ({said}); its parameters are"
-                " libpq's, with schema, pool_size, lease and connect_timeout_s"
-            )
-            raise ConfigurationError(msg) from None
+        conninfo, options = self.read_url(url)
+        self._where = _where(conninfo)
         self.conninfo = conninfo
         self._durability: Durability = durability
-        self.schema = _schema_name(schema or options.get("schema", "adaptive_runtime"))
+        self.schema = _schema_name(schema or options.get("schema", DEFAULT_SCHEMA))
         self.pool_size = _number("pool_size", pool_size, options, 4, int, 1, 100)
         self.lease_seconds = _number("lease", lease_seconds, options, 5.0, float, 0.5, 3600)
         self.claims_are_local = False  # a lease on the server, renewed and fenced
@@ -457,11 +467,7 @@ class PostgresJournal:
         """This journal's name as an owner of agents: unique per process unless given."""
         self._keep = max(1, keep_snapshots)
         self._sql = _Sql(self.schema)
-        self._lock = int.from_bytes(
-            hashlib.blake2b(f"adaptive_runtime/{self.schema}".encode(), digest_size=8).digest(),
-            "big",
-            signed=True,
-        )
+        self._lock = _lock_key(f"adaptive_runtime/{self.schema}")
         self.channel = f"adaptive_runtime_{self.schema}"
         """The LISTEN/NOTIFY channel each commit is announced on, with its head seq."""
         self._claims: dict[str, int] = {}
@@ -504,6 +510,23 @@ class PostgresJournal:
         self._known_head: Head | None = None
         """The head after this journal's last append, if nothing else has appended since."""
         self._known_streams: dict[str, int] = {}
+
+    @staticmethod
+    def read_url(url: str) -> tuple[str, dict[str, str]]:
+        """psycopg's conninfo and this journal's options from a URL, checked as libpq
+        would check them at connect: ConfigurationError if it can't be read."""
+        try:
+            conninfo, options = parse_url(url)
+            _where(conninfo)
+            psycopg.conninfo.conninfo_to_dict(conninfo)
+        except (ValueError, psycopg.ProgrammingError) as exc:
+            said = hide_passwords(" ".join(str(exc).split()))  # libpq may quote the URL
+            msg = (
+                f"can't read the journal URL {describe(url)} ({said}); its parameters are"
+                " libpq's, with schema, pool_size, lease and connect_timeout_s"
+            )
+            raise ConfigurationError(msg) from None
+        return conninfo, options
 
     def __repr__(self) -> str:
         return f"PostgresJournal({self._where!r}, schema={self.schema!r})"
@@ -1100,6 +1123,25 @@ class PostgresJournal:
                 )
                 raise JournalError(msg) from exc
         self.close()
+
+    @contextlib.contextmanager
+    def held(self, purpose: str, refused: str) -> Iterator[None]:
+        """Hold the lock named `purpose` in this schema while the block runs: a session
+        advisory lock on a connection of its own, so that it outlives close(). If another
+        process holds it, JournalBusyError with `refused` as its message."""
+        key = _lock_key(f"adaptive_runtime/{self.schema}/{purpose}")
+        with self._translated():
+            conn = psycopg.connect(
+                self.conninfo, autocommit=True, connect_timeout=self.connect_timeout
+            )
+        try:
+            with self._translated():
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if row is None or not row[0]:
+                raise JournalBusyError(f"{self._where}: {refused}")
+            yield
+        finally:
+            conn.close()  # the lock goes with the session
 
     def drop_schema(self, *others: str) -> None:
         """Drop the journal's whole schema (an import that failed), and the schemas named in

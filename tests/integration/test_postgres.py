@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from cli_support import cli
 from postgres_support import fresh_url, pg_url
+from psycopg import sql
 
 from adaptive_runtime import ActionCall, Host, ManualClock, Runtime
 from adaptive_runtime.errors import (
@@ -32,6 +33,7 @@ from adaptive_runtime.errors import (
     JournalVersionError,
 )
 from adaptive_runtime.journal import Pending
+from adaptive_runtime.journal.export import GROUP_ENTRIES
 from adaptive_runtime.journal.follow import follow
 from adaptive_runtime.journal.open import open_journal
 from adaptive_runtime.journal.postgres import KEY_ENV, PostgresJournal, parse_url
@@ -222,14 +224,16 @@ def test_an_import_never_replaces_a_schema_made_while_it_ran(tmp_path: Path) -> 
     """A host started on the import's schema while the import ran makes the schema anew;
     the import's last step, renaming its schema into place, then failed with psycopg's
     `DuplicateSchema`. It leaves the host's journal as it is and says so. (The import
-    reads a pipe here, so that it is still running when the host's journal is made.)"""
+    reads a pipe here, so that it is still running when the host's journal is made: it
+    is given a first group of entries, and the host starts once they are appended.)"""
 
     async def write() -> None:
         async with Runtime("a", tmp_path / "j.db", clock=ManualClock()) as runtime:
-            await runtime.process(OVERLOAD)
+            for _ in range(GROUP_ENTRIES // 128 + 8):  # more entries than a group holds
+                await runtime.process_many([OVERLOAD] * 64)
 
     asyncio.run(write())
-    dump = cli("export", "--db", str(tmp_path / "j.db")).stdout
+    dump = cli("export", "--db", str(tmp_path / "j.db")).stdout.splitlines(keepends=True)
     url = fresh_url()
     schema = parse_url(url)[1]["schema"]
     importing = subprocess.Popen(
@@ -239,20 +243,65 @@ def test_an_import_never_replaces_a_schema_made_while_it_ran(tmp_path: Path) -> 
         stderr=subprocess.PIPE,
         text=True,
     )
-    for _ in range(6000):  # until its partial schema is made (a guard of 60 s)
-        if _schemas_like(url, f"{schema}_partial") or importing.poll() is not None:
+    assert importing.stdin is not None
+    first = GROUP_ENTRIES + 128  # a group, and the batch that follows it
+    importing.stdin.write("".join(dump[:first]))
+    importing.stdin.flush()
+    for _ in range(6000):  # until the first group is in its partial schema (a guard of 60 s)
+        if _entries_in(url, f"{schema}_partial") or importing.poll() is not None:
             break
         time.sleep(0.01)
     meanwhile = PostgresJournal(url)
     meanwhile.append([Pending(stream="b", kind="K", ts_ns=1, body=b"journaled meanwhile")])
     meanwhile.close()
-    out, err = importing.communicate(dump, timeout=120)
+    out, err = importing.communicate("".join(dump[first:]), timeout=120)
     assert 3 == importing.returncode, out + err
     assert f"schema {schema} was made while the import ran" in err
     kept = PostgresJournal(url, create=False)
     assert ["b"] == kept.streams()
     kept.close()
     assert [] == _schemas_like(url, f"{schema}_partial")
+
+
+def test_an_import_started_while_another_runs_into_the_same_schema_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Two imports into one schema shared `<schema>_partial`: each dropped it under the
+    other. The second is now refused while the first holds the schema's import lock,
+    and leaves the first's partial journal as it is."""
+
+    async def write() -> None:
+        async with Runtime("a", tmp_path / "j.db", clock=ManualClock()) as runtime:
+            await runtime.process(OVERLOAD)
+
+    asyncio.run(write())
+    exported = tmp_path / "j.jsonl"
+    assert 0 == cli("export", "--db", str(tmp_path / "j.db"), "--out", str(exported)).returncode
+    url = fresh_url()
+    schema = parse_url(url)[1]["schema"]
+    first = PostgresJournal(url, schema=f"{schema}_partial")  # the first import, running
+    first.append([Pending(stream="a", kind="K", ts_ns=0, body=b"mid-import")])
+    with first.held("import", "held by the test"):
+        second = cli("import", str(exported), "--db", url)
+        assert 3 == second.returncode, second.stdout + second.stderr
+        assert f"another import into schema {schema} is running" in second.stderr
+        assert 1 == first.head().seq
+    first.close()
+    imported = cli("import", str(exported), "--db", url)  # once it is over, it goes ahead
+    assert 0 == imported.returncode, imported.stderr
+    assert [] == _schemas_like(url, f"{schema}_partial")
+
+
+def _entries_in(url: str, schema: str) -> int:
+    """How many entries a schema's journal holds (0 while it has no journal)."""
+    with psycopg.connect(parse_url(url)[0], autocommit=True) as conn:
+        try:
+            row = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}.entries").format(sql.Identifier(schema))
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
+    return int(row[0]) if row is not None else 0
 
 
 def _schemas_like(url: str, name: str) -> list[str]:
