@@ -197,9 +197,8 @@ def test_sqlite_exported_then_imported_keeps_the_head(tmp_path: Path) -> None:
     assert 3 == cli("head", "--db", other).returncode
 
 
-def test_an_import_killed_before_it_finished_does_not_block_the_next(tmp_path: Path) -> None:
-    """kill -9 mid-import left `<schema>_partial` holding entries; the next import into the
-    same schema said 'import needs an empty journal' (and only the one after it worked)."""
+def _an_export_and_a_fresh_schema(tmp_path: Path) -> tuple[Path, str, str]:
+    """An export of a journal of one decision, and a URL naming a new schema (and its name)."""
 
     async def write() -> None:
         async with Runtime("a", tmp_path / "j.db", clock=ManualClock()) as runtime:
@@ -209,7 +208,14 @@ def test_an_import_killed_before_it_finished_does_not_block_the_next(tmp_path: P
     exported = tmp_path / "j.jsonl"
     assert 0 == cli("export", "--db", str(tmp_path / "j.db"), "--out", str(exported)).returncode
     url = fresh_url()
-    schema = parse_url(url)[1]["schema"]
+    return exported, url, parse_url(url)[1]["schema"]
+
+
+def test_an_import_killed_before_it_finished_does_not_block_the_next(tmp_path: Path) -> None:
+    """kill -9 mid-import left `<schema>_partial` holding entries; the next import into the
+    same schema said 'import needs an empty journal' (and only the one after it worked)."""
+
+    exported, url, schema = _an_export_and_a_fresh_schema(tmp_path)
     left = PostgresJournal(url.replace(f"schema={schema}", f"schema={schema}_partial"))
     left.append([Pending(stream="a", kind="K", ts_ns=0, body=b"half")])  # the killed import's
     left.close()
@@ -270,15 +276,7 @@ def test_an_import_started_while_another_runs_into_the_same_schema_is_refused(
     other. The second is now refused while the first holds the schema's import lock,
     and leaves the first's partial journal as it is."""
 
-    async def write() -> None:
-        async with Runtime("a", tmp_path / "j.db", clock=ManualClock()) as runtime:
-            await runtime.process(OVERLOAD)
-
-    asyncio.run(write())
-    exported = tmp_path / "j.jsonl"
-    assert 0 == cli("export", "--db", str(tmp_path / "j.db"), "--out", str(exported)).returncode
-    url = fresh_url()
-    schema = parse_url(url)[1]["schema"]
+    exported, url, schema = _an_export_and_a_fresh_schema(tmp_path)
     first = PostgresJournal(url, schema=f"{schema}_partial")  # the first import, running
     first.append([Pending(stream="a", kind="K", ts_ns=0, body=b"mid-import")])
     with first.held("import", "held by the test"):
