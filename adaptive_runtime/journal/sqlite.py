@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar, cast
@@ -277,7 +278,12 @@ def _journal_error(path: str, exc: apsw.Error) -> JournalError:
 
 
 class SqliteJournal:
-    """A Journal in one SQLite file in WAL mode; safe for several processes at once."""
+    """A Journal in one SQLite file in WAL mode; safe for several processes at once.
+
+    Within a process, calls from several threads take turns on its one connection: a
+    read waits for an append's transaction to commit, and an append for a read's query.
+    For reads that never wait on a commit, use reader().
+    """
 
     __slots__ = (
         "_busy_timeout_ms",
@@ -291,6 +297,7 @@ class SqliteJournal:
         "_key",
         "_locks",
         "_path",
+        "_turn",
         "_vfs",
         "claims_are_local",
         "lease_seconds",
@@ -328,6 +335,10 @@ class SqliteJournal:
         self._checkpointer: Checkpointer | None = None
         self._heads = _HeadCache()
         self._file: _FileId | None = None
+        self._turn = threading.RLock()
+        """Held for each use of the connection, a whole write transaction included: apsw
+        refuses a call while another thread is in one, and a read between another
+        thread's BEGIN and COMMIT would run inside that transaction."""
         self.owner = host_name()
         """This journal's name as a host."""
         self.lease_seconds = 3600.0
@@ -457,6 +468,13 @@ class SqliteJournal:
         The head cache keeps what the transaction staged only if it commits. Written out
         rather than as context managers: this runs once per append.
         """
+        self._turn.acquire()
+        try:
+            return self._write_in_turn(work)
+        finally:
+            self._turn.release()
+
+    def _write_in_turn(self, work: Callable[[apsw.Connection], T]) -> T:
         conn = self._open()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -601,7 +619,7 @@ class SqliteJournal:
             position = cast(int, rows[-1][0])
 
     def _rows(self, sql: str, bindings: tuple[object, ...]) -> list[Any]:
-        with _translated(self._path):
+        with self._turn, _translated(self._path):
             return self._open().execute(sql, bindings).fetchall()
 
     def get(self, seq: int) -> Entry | None:
@@ -616,20 +634,20 @@ class SqliteJournal:
         a file no other process can see is not where this journal's next entry goes."""
         if self._file is not None:
             self._file.check()
-        with _translated(self._path):
+        with self._turn, _translated(self._path):
             return _head(self._open())
 
     def stream_head(self, stream: str) -> int:
-        with _translated(self._path):
+        with self._turn, _translated(self._path):
             return _stream_head(self._open(), stream)
 
     def streams(self) -> list[str]:
-        with _translated(self._path):
+        with self._turn, _translated(self._path):
             rows = self._open().execute("SELECT DISTINCT stream FROM runs ORDER BY stream")
             return [cast(str, row[0]) for row in rows]
 
     def _one(self, sql: str, bindings: tuple[object, ...]) -> Entry | None:
-        with _translated(self._path):
+        with self._turn, _translated(self._path):
             row = self._open().execute(sql, bindings).fetchone()
         return None if row is None else _entry(row)
 
@@ -644,41 +662,42 @@ class SqliteJournal:
     def put_snapshots(
         self, items: Sequence[tuple[str, int, bytes]], *, version: str, ts_ns: int
     ) -> list[Snapshot]:
-        conn = self._open()
         out: list[Snapshot] = []
-        with _translated(self._path), _immediate(conn):
-            if self._key is None:
-                self._key = load_or_create_key(self._path, create=True)
-            for stream, seq, state in items:
-                if seq == 0:
-                    digest = GENESIS_DIGEST
-                else:
-                    row = conn.execute(
-                        "SELECT digest FROM entries WHERE seq = ?", (seq,)
-                    ).fetchone()
-                    if row is None:
-                        msg = f"cannot snapshot at seq {seq}: no such entry in {self._path}"
-                        raise JournalError(msg)
-                    digest = cast(bytes, row[0])
-                mac = snapshot_mac(self._key, stream, seq, digest, version, state)
-                values = (stream, seq, digest, version, state, mac, ts_ns)
-                snapshot_id = cast(int, conn.execute(_PUT_SNAPSHOT, values).fetchone()[0])  # type: ignore[index]
-                conn.execute(_PRUNE_SNAPSHOTS, (stream, stream, self._keep))
-                out.append(
-                    Snapshot(
-                        id=snapshot_id,
-                        stream=stream,
-                        seq=seq,
-                        digest=digest,
-                        version=version,
-                        state=state,
-                        ts_ns=ts_ns,
+        with self._turn, _translated(self._path):
+            conn = self._open()
+            with _immediate(conn):
+                if self._key is None:
+                    self._key = load_or_create_key(self._path, create=True)
+                for stream, seq, state in items:
+                    if seq == 0:
+                        digest = GENESIS_DIGEST
+                    else:
+                        row = conn.execute(
+                            "SELECT digest FROM entries WHERE seq = ?", (seq,)
+                        ).fetchone()
+                        if row is None:
+                            msg = f"cannot snapshot at seq {seq}: no such entry in {self._path}"
+                            raise JournalError(msg)
+                        digest = cast(bytes, row[0])
+                    mac = snapshot_mac(self._key, stream, seq, digest, version, state)
+                    values = (stream, seq, digest, version, state, mac, ts_ns)
+                    snapshot_id = cast(int, conn.execute(_PUT_SNAPSHOT, values).fetchone()[0])  # type: ignore[index]
+                    conn.execute(_PRUNE_SNAPSHOTS, (stream, stream, self._keep))
+                    out.append(
+                        Snapshot(
+                            id=snapshot_id,
+                            stream=stream,
+                            seq=seq,
+                            digest=digest,
+                            version=version,
+                            state=state,
+                            ts_ns=ts_ns,
+                        )
                     )
-                )
         return out
 
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
-        with _translated(self._path):
+        with self._turn, _translated(self._path):
             rows = self._open().execute(_SNAPSHOTS, (stream,)).fetchall()
         if self._key is None and rows:  # made since this was opened (by another connection)
             self._key = load_or_create_key(self._path, create=False)
@@ -689,7 +708,7 @@ class SqliteJournal:
     def verify(
         self, *, expected_head: Head | None = None, progress: Callable[[int], None] | None = None
     ) -> VerifyReport:
-        with _translated(self._path):
+        with self._turn, _translated(self._path):
             problems = [row[0] for row in self._open().execute("PRAGMA quick_check")]
         if problems == ["ok"]:
             walked = _chain.walk(self.read(), expected_head, progress)
@@ -794,10 +813,11 @@ class SqliteJournal:
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
-        if self._conn is not None:
-            with _translated(self._path):
-                self._conn.close()
-            self._conn = None
+        with self._turn:
+            if self._conn is not None:
+                with _translated(self._path):
+                    self._conn.close()
+                self._conn = None
 
     # -- set-up --------------------------------------------------------------
 
@@ -832,7 +852,7 @@ class SqliteJournal:
 
     def _check_readable_schema(self) -> None:
         """A file opened for reading only can't be brought to this version's schema."""
-        with _translated(self._path):
+        with self._turn, _translated(self._path):
             version = self._open().pragma("user_version")
         if version != SCHEMA_VERSION:
             msg = (

@@ -275,9 +275,11 @@ class Runtime(OriginalAPI):
     def journal(self) -> Journal:
         """The journal this runtime writes.
 
-        At durability "full" its connection belongs to the journal's thread while calls
-        are in flight: read it between awaited calls of a single task, after stop(), or
-        through a second SqliteJournal opened on the same file (WAL readers never block).
+        Its reads are safe at any time, from any thread. On SQLite they take turns with
+        the commits on its one connection, so at durability "full" a read made while a
+        commit is in flight waits for its fsync (on the event loop, if made there). For
+        reads that never wait on a commit, use `journal.reader()` (a second connection;
+        WAL readers never block).
         """
         return self._host.journal
 

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from adaptive_runtime.errors import (
 from adaptive_runtime.journal import SCHEMA_VERSION, Head, Pending, SqliteJournal
 from adaptive_runtime.journal import sqlite as sqlite_module
 from adaptive_runtime.journal._chain import link
+
+GUARD_S = 20.0
+"""How long a thread that should answer at once is given before the test calls it stuck."""
 
 
 def fill(path: Path, n: int = 10) -> None:
@@ -781,4 +785,41 @@ def test_a_journal_opened_by_a_relative_path_appends_after_a_change_of_folder(
     monkeypatch.chdir(elsewhere)
     journal.append([Pending(stream="a", kind="K", ts_ns=2, body=b"two")])
     assert 2 == journal.head().seq
+    journal.close()
+
+
+def test_a_read_on_another_thread_mid_append_waits_for_the_commit(tmp_path: Path) -> None:
+    """A Runtime's journal is written on the journal's thread while the caller's may read
+    it (its actions append at any time). The two once met on the one connection: a read
+    begun while an append's transaction was open left apsw busy, it refused the append's
+    next call ("Connection is busy in another thread") and then its ROLLBACK, and the
+    transaction left open refused every later append. Here a read starts on another
+    thread while an append is between its BEGIN and its COMMIT (in the callback of
+    `append_caught_up`): the read waits for the commit, and sees it."""
+    journal = SqliteJournal(tmp_path / "j.db", durability="normal")
+    journal.append_many(
+        [[Pending(stream="t", kind="K", ts_ns=i, body=bytes(64))] for i in range(2000)]
+    )
+    reading = threading.Event()
+    read: list[object] = []
+
+    def reader() -> None:
+        reading.set()
+        try:
+            read.append(sum(1 for _ in journal.read()))
+        except BaseException as exc:
+            read.append(exc)
+
+    thread = threading.Thread(target=reader)
+
+    def build(caught: list[object]) -> list[Pending]:
+        thread.start()  # inside the append's transaction
+        assert reading.wait(GUARD_S)
+        return [Pending(stream="s", kind="K", ts_ns=0, body=b"0")]
+
+    journal.append_caught_up("s", 0, build)
+    thread.join(GUARD_S)
+    assert read == [2001]  # after the commit, not refused and not inside it
+    journal.append([Pending(stream="s", kind="K", ts_ns=1, body=b"1")], expected=1)
+    assert (2002, True) == (journal.head().seq, journal.verify().ok)
     journal.close()
