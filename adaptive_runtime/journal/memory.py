@@ -61,8 +61,8 @@ class MemoryJournal:
         actual = self._stream_heads.get(stream, 0)
         _chain.check_expected(stream, expected, actual)
         entries = _chain.link(batch, self.head(), actual)
+        self._entries.extend(entries)  # in one step: a read on another thread sees all or none
         for entry in entries:
-            self._entries.append(entry)
             if entry.event_id is not None:
                 self._by_event_id[entry.event_id] = entry.seq
         self._stream_heads[stream] = entries[-1].stream_seq
