@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar, cast
@@ -205,6 +206,8 @@ class _FileId(NamedTuple):
     file moved away keeps them, but the next start at the path begins a new journal. So
     each write transaction first checks, with one stat, that the path still names the
     file the connection has open (by absolute path: the process may change folder).
+    `head()` checks too, for writers and readers alike: a follower polls it, and would
+    otherwise wait on a file no writer will append to again.
     """
 
     path: str
@@ -233,7 +236,7 @@ class _FileId(NamedTuple):
             happened = "was replaced by another file"
         msg = (
             f"the journal file {self.path} {happened} while this process had it open:"
-            " nothing more is journaled through it (a deleted file's entries are gone once"
+            " nothing more is journaled or read through it (a deleted file's entries are gone once"
             " the process exits, and a moved one is not where the next start looks). Put"
             f" the journal back at {self.path} (moved back, or restored from a backup or an"
             " export with adaptive-runtime import), then start again"
@@ -371,6 +374,7 @@ class SqliteJournal:
             try:
                 self._check_format(create)
                 self._check_readable_schema()
+                self._file = _FileId.of(self._path)
             except BaseException:
                 self.close()
                 raise
@@ -629,13 +633,23 @@ class SqliteJournal:
         return self._one(_BY_EVENT_ID, (event_id,))
 
     def head(self) -> Head:
-        """The last entry's seq and digest. On a journal opened for writing whose file was
-        deleted or replaced since, a JournalError, as an append would raise: the head of
-        a file no other process can see is not where this journal's next entry goes."""
+        """The last entry's seq and digest. On a journal whose file was deleted or replaced
+        since it was opened, a JournalError, as an append would raise: the head of a file
+        no other process can see is not where the journal's next entry goes."""
         if self._file is not None:
             self._file.check()
         with self._turn, _translated(self._path):
             return _head(self._open())
+
+    def wait_for_commit(self, after: int, timeout: float) -> bool:
+        """Return whether an entry past seq `after` has committed, after waiting `timeout`
+        seconds if none had: SQLite tells no other connection of a commit, so a follower
+        polls. Raises JournalError, as head() does, once the file at the journal's path
+        is no longer the one it opened: a follower would otherwise wait on it forever."""
+        if self.head().seq > after:
+            return True
+        time.sleep(timeout)
+        return self.head().seq > after
 
     def stream_head(self, stream: str) -> int:
         with self._turn, _translated(self._path):

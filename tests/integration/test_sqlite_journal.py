@@ -823,3 +823,28 @@ def test_a_read_on_another_thread_mid_append_waits_for_the_commit(tmp_path: Path
     journal.append([Pending(stream="s", kind="K", ts_ns=1, body=b"1")], expected=1)
     assert (2002, True) == (journal.head().seq, journal.verify().ok)
     journal.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_follower_of_a_file_deleted_or_replaced_says_so_instead_of_waiting(
+    tmp_path: Path, how: str
+) -> None:
+    """`tail --follow` kept polling the file it had opened after that file was deleted, or
+    another moved over it (a restore), and showed nothing more, as if nothing were
+    appended: the writers append to the file now at the path. It now stops with a
+    JournalError saying what happened to the file."""
+    from adaptive_runtime.journal.follow import follow
+
+    path = tmp_path / "j.db"
+    fill(path, 3)
+    reader = SqliteJournal(path, create=False, read_only=True)
+    followed = follow(reader, poll=0.001)
+    assert [1, 2, 3] == [next(followed).seq for _ in range(3)]
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":
+        fill(tmp_path / "restored.db", 5)
+        os.replace(tmp_path / "restored.db", path)
+    with pytest.raises(JournalError, match=f"{path} was {how}"):
+        next(followed)
+    reader.close()
