@@ -567,6 +567,12 @@ def _file_to_write(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    if path.exists() and not path.is_file():  # through a link: /dev/stdout names a pipe or a tty
+        # export replaced /dev/full, as root, with a regular file (and reading a pipe's
+        # first bytes, to look for a database, would wait for a writer)
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a regular file (a device, a pipe or a socket); give a file name"
+        )
     if _holds_a_database(path):  # `export --db j.db --out j.db` replaced the journal
         raise argparse.ArgumentTypeError(
             f"{text} is a SQLite database or its WAL (a journal?), which this never replaces;"

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -785,6 +786,30 @@ def test_verify_json_after_a_failed_quick_check_counts_the_entries(
     assert (False, 46) == (report["ok"], report["entries"])
     assert report["head"].startswith("46:")
     assert "quick_check" in report["problem"]
+
+
+def test_an_out_that_is_no_regular_file_is_refused_and_left_as_it_is(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """export --out /dev/full, as root, replaced the device with a regular file holding the
+    export (and said it was exported); --out on a pipe would have waited for a writer. A
+    device, a pipe, or a link to one (/dev/stdout is a link) is refused before any work."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    link = tmp_path / "stdout"
+    link.symlink_to(pipe)
+    for out_arg in (str(pipe), str(link), os.devnull):
+        out = cli("export", "--db", str(journal_path), "--out", out_arg)
+        assert 2 == out.returncode, out.stderr
+        assert f"{out_arg} is not a regular file (a device, a pipe or a socket)" in out.stderr
+    plot = tmp_path / "plot.png"
+    os.mkfifo(plot)
+    out = cli("stats", "--db", str(journal_path), "--plot", str(plot))
+    assert 2 == out.returncode, out.stderr
+    assert f"{plot} is not a regular file" in out.stderr
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert link.is_symlink()
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
 
 
 def test_export_out_replaces_a_symlink_and_writes_0600(journal_path: Path, tmp_path: Path) -> None:
