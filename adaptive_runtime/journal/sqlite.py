@@ -300,6 +300,7 @@ class SqliteJournal:
         "_key",
         "_locks",
         "_path",
+        "_path_beside",
         "_turn",
         "_vfs",
         "claims_are_local",
@@ -333,6 +334,9 @@ class SqliteJournal:
             msg = "read_only=True opens a journal that exists: pass create=False"
             raise ConfigurationError(msg)
         self._path = os.fspath(path)
+        self._path_beside = self._path if self._path == ":memory:" else os.path.abspath(self._path)
+        """The path the files kept beside the journal are named from (its agents' locks,
+        its snapshot key): absolute, as the process may change folder after opening."""
         self._durability: Durability = durability
         self._keep = max(1, keep_snapshots)
         self._checkpointer: Checkpointer | None = None
@@ -348,7 +352,7 @@ class SqliteJournal:
         """A claim here has no lease (see _agent_locks): nothing reads this."""
         self.claims_are_local = True
         self._claims: dict[str, int] = {}
-        self._locks = AgentLocks(os.fspath(path))
+        self._locks = AgentLocks(self._path_beside)
         if checkpoint not in ("inline", "background"):
             raise ConfigurationError(
                 f"checkpoint must be 'inline' or 'background', not {checkpoint!r}"
@@ -389,7 +393,7 @@ class SqliteJournal:
             if snapshot_key is not None
             else os.urandom(32)
             if self._path == ":memory:"
-            else load_or_create_key(self._path, create=False)  # made with the first snapshot
+            else load_or_create_key(self._path_beside, create=False)  # made with the first snapshot
         )
 
     def _open_writable(
@@ -681,7 +685,7 @@ class SqliteJournal:
             conn = self._open()
             with _immediate(conn):
                 if self._key is None:
-                    self._key = load_or_create_key(self._path, create=True)
+                    self._key = load_or_create_key(self._path_beside, create=True)
                 for stream, seq, state in items:
                     if seq == 0:
                         digest = GENESIS_DIGEST
@@ -714,7 +718,7 @@ class SqliteJournal:
         with self._turn, _translated(self._path):
             rows = self._open().execute(_SNAPSHOTS, (stream,)).fetchall()
         if self._key is None and rows:  # made since this was opened (by another connection)
-            self._key = load_or_create_key(self._path, create=False)
+            self._key = load_or_create_key(self._path_beside, create=False)
         yield from _chain.checked_snapshots(rows, self._key, untrusted=untrusted)
 
     # -- checking ------------------------------------------------------------

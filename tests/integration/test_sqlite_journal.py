@@ -788,6 +788,31 @@ def test_a_journal_opened_by_a_relative_path_appends_after_a_change_of_folder(
     journal.close()
 
 
+def test_a_journal_opened_by_a_relative_path_keeps_its_claims_and_key_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a change of folder, a journal opened as "j.db" took its agents' locks in
+    `j.db.agents/` under the new folder, where a host on the same file took the same
+    agent too; and its first snapshot made a key there, one no later start would find."""
+    from adaptive_runtime.errors import AgentOwnedElsewhere
+
+    monkeypatch.chdir(tmp_path)
+    journal = SqliteJournal("j.db", durability="normal")
+    [entry] = journal.append([Pending(stream="a", kind="K", ts_ns=1, body=b"one")])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    journal.claim("web-1")
+    journal.put_snapshot("a", entry.seq, b"state", version="v", ts_ns=0)
+    other = SqliteJournal(tmp_path / "j.db", durability="normal")
+    with pytest.raises(AgentOwnedElsewhere):
+        other.claim("web-1")
+    assert [] == list(elsewhere.iterdir())
+    assert [b"state"] == [s.state for s in other.snapshots("a")]  # its key is beside the file
+    other.close()
+    journal.close()
+
+
 def test_a_read_on_another_thread_mid_append_waits_for_the_commit(tmp_path: Path) -> None:
     """A Runtime's journal is written on the journal's thread while the caller's may read
     it (its actions append at any time). The two once met on the one connection: a read
