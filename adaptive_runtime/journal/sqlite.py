@@ -336,7 +336,8 @@ class SqliteJournal:
         self._path = os.fspath(path)
         self._path_beside = self._path if self._path == ":memory:" else os.path.abspath(self._path)
         """The path the files kept beside the journal are named from (its agents' locks,
-        its snapshot key): absolute, as the process may change folder after opening."""
+        its snapshot key), and its readers open: absolute, as the process may change
+        folder after opening."""
         self._durability: Durability = durability
         self._keep = max(1, keep_snapshots)
         self._checkpointer: Checkpointer | None = None
@@ -815,7 +816,7 @@ class SqliteJournal:
         """
         self._open()  # a closed journal gives no reader
         return SqliteJournal(
-            self._path,
+            self._path_beside,  # the file this one opened, whatever the folder is now
             durability=self._durability,
             busy_timeout_ms=self._busy_timeout_ms,
             keep_snapshots=self._keep,

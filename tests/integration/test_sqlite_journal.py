@@ -788,12 +788,13 @@ def test_a_journal_opened_by_a_relative_path_appends_after_a_change_of_folder(
     journal.close()
 
 
-def test_a_journal_opened_by_a_relative_path_keeps_its_claims_and_key_beside_it(
+def test_a_journal_opened_by_a_relative_path_keeps_its_claims_key_and_readers_on_its_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a change of folder, a journal opened as "j.db" took its agents' locks in
     `j.db.agents/` under the new folder, where a host on the same file took the same
-    agent too; and its first snapshot made a key there, one no later start would find."""
+    agent too; its first snapshot made a key there, one no later start would find; and
+    its reader() opened "j.db" there: no journal, or another one."""
     from adaptive_runtime.errors import AgentOwnedElsewhere
 
     monkeypatch.chdir(tmp_path)
@@ -809,6 +810,9 @@ def test_a_journal_opened_by_a_relative_path_keeps_its_claims_and_key_beside_it(
         other.claim("web-1")
     assert [] == list(elsewhere.iterdir())
     assert [b"state"] == [s.state for s in other.snapshots("a")]  # its key is beside the file
+    reader = journal.reader()  # a Host opens its readers with its first read
+    assert entry == reader.get(1)
+    reader.close()
     other.close()
     journal.close()
 
