@@ -2,10 +2,10 @@
 
 PostgreSQL announces each commit (LISTEN/NOTIFY) and the follower wakes on it; SQLite
 and memory journals are polled by seq (a SQLite journal's wait_for_commit waits a poll,
-and raises once its file was deleted or replaced). Either way the follower reads `seq > last seen`,
-and since seqs are gapless and in commit order on every backend, it can neither skip an
-entry that commits late nor see one twice. For the same reason it can wait out a server
-that is down or restarting and carry on from where it was.
+and raises once its file was deleted or replaced). Either way the follower reads
+`seq > last seen`, and since seqs are gapless and in commit order on every backend, it
+can neither skip an entry that commits late nor see one twice. For the same reason it
+can wait out a server that is down or restarting and carry on from where it was.
 """
 
 from __future__ import annotations

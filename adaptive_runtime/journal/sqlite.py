@@ -216,12 +216,13 @@ class _FileId(NamedTuple):
 
     @classmethod
     def of(cls, path: str) -> _FileId | None:
-        """The open file's id, or None for a database that is no file (":memory:", a VFS's)."""
+        """The id of the file just opened at `path` (absolute), or None for a database that
+        is no file (":memory:", a VFS's)."""
         try:
             st = os.stat(path)
         except OSError:
             return None
-        return cls(os.path.abspath(path), st.st_dev, st.st_ino)
+        return cls(path, st.st_dev, st.st_ino)
 
     def check(self) -> None:
         try:
@@ -379,7 +380,7 @@ class SqliteJournal:
             try:
                 self._check_format(create)
                 self._check_readable_schema()
-                self._file = _FileId.of(self._path)
+                self._file = _FileId.of(self._path_beside)
             except BaseException:
                 self.close()
                 raise
@@ -425,7 +426,7 @@ class SqliteJournal:
                     self._conn.set_wal_hook(self._checkpointer.hook)  # replaces the autocheckpoint
                 else:
                     set_autocheckpoint(self._conn, checkpoint_pages)
-                self._file = _FileId.of(self._path)
+                self._file = _FileId.of(self._path_beside)
             except BaseException:
                 self._conn.close()
                 self._conn = None
