@@ -787,9 +787,9 @@ class Host:
 
     @property
     def journal(self) -> Journal:
-        """The journal this host writes. Reading it is safe from any thread, but a read may
-        wait out a commit in flight (see Runtime.journal); `read` runs a read off the
-        commits' way."""
+        """The journal this host writes. While the host runs, reading it is safe from any
+        thread, but a read may wait out a commit in flight (see Runtime.journal); `read`
+        runs a read off the commits' way."""
         return self.require_worker().journal
 
     def metrics(self) -> dict[str, Any]:

@@ -275,11 +275,12 @@ class Runtime(OriginalAPI):
     def journal(self) -> Journal:
         """The journal this runtime writes.
 
-        Its reads are safe at any time, from any thread. On SQLite they take turns with
-        the commits on its one connection, so at durability "full" a read made while a
-        commit is in flight waits for its fsync (on the event loop, if made there). For
-        reads that never wait on a commit, use `journal.reader()` (a second connection;
-        WAL readers never block).
+        While the runtime runs, reading it is safe from any thread. On SQLite the reads
+        take turns with the commits on its one connection, so at durability "full" a
+        read made while a commit is in flight waits for its fsync (on the event loop, if
+        made there). For reads that never wait on a commit, use `journal.reader()` where
+        the journal has one (SQLite: a second connection, and WAL readers never block;
+        PostgreSQL: a pool of its own).
         """
         return self._host.journal
 
