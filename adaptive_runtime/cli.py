@@ -638,6 +638,7 @@ def _open(args: argparse.Namespace, *, to_write: bool = False) -> Journal:
     can't be written (read-only storage), unless the command writes to it."""
     from .journal.open import describe, open_journal
 
+    _refuse_memory(args.db)
     journal = open_journal(args.db, create=False, read_only_ok=not to_write)
     agent = getattr(args, "agent", None)
     if agent is not None and journal.stream_head(agent) == 0:
@@ -649,6 +650,18 @@ def _open(args: argparse.Namespace, *, to_write: bool = False) -> Journal:
             + (f"; its agents are: {known}" if streams else "; the journal holds no agent")
         )
     return journal
+
+
+def _refuse_memory(db: str) -> None:
+    """A command that uses a journal written before it can't use `memory:`: it would get
+    a new, empty one, gone when the command ends."""
+    from .journal.open import is_memory
+
+    if is_memory(db):
+        raise UsageError(
+            f"--db {db} is a journal held in one process's memory: this command would"
+            " get a new, empty one; give the path or URL of the journal to use"
+        )
 
 
 def _progress(what: str) -> Callable[[int], None]:
@@ -749,6 +762,7 @@ def _silence(args: argparse.Namespace) -> int:
         )
         if ends <= now:
             raise UsageError("that silence would already be over; give a later --until")
+    _refuse_memory(args.db)
     journal = open_journal(
         args.db,
         create=args.silence_command == "add",

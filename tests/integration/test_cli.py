@@ -482,6 +482,26 @@ def test_bad_arguments_exit_2_with_one_line(
     assert 1 == len(out.stderr.strip().splitlines()) or "usage:" in out.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["history"],
+        ["tail", "--follow"],
+        ["verify"],
+        ["approve", "1"],
+        ["silence", "list"],
+        ["silence", "add", "--type", "timeout", "--for", "1h", "--comment", "deploy"],
+    ],
+)
+def test_a_command_on_a_journal_written_before_it_refuses_memory(args: list[str]) -> None:
+    """`history --db memory:` showed an empty journal (0 decisions), and `tail --follow
+    --db memory:` waited for ever: each got a new, empty journal of its own."""
+    out = cli(*args, "--db", "memory:")
+    assert 2 == out.returncode, out.stderr
+    assert "--db memory: is a journal held in one process's memory" in out.stderr
+    assert 1 == len(out.stderr.strip().splitlines())
+
+
 def test_a_db_that_is_a_folder_is_called_a_folder(tmp_path: Path) -> None:
     """--db pointing at a folder says so (it used to say to check the folder exists)."""
     out = cli("history", "--db", str(tmp_path))
