@@ -1505,7 +1505,7 @@ def _plugins(args: argparse.Namespace) -> int:
     unread = ""
     try:
         journal = _open(args)
-    except JournalError as exc:
+    except (JournalError, UsageError) as exc:  # UsageError: --db memory:
         journal = None  # no journal here (or none that opens): list what is installed only
         unread = str(exc)
     if journal is not None:

@@ -502,6 +502,12 @@ def test_a_command_on_a_journal_written_before_it_refuses_memory(args: list[str]
     assert 1 == len(out.stderr.strip().splitlines())
 
 
+def test_plugins_lists_what_is_installed_with_memory_as_with_no_journal() -> None:
+    out = cli("plugins", "--db", "memory:")
+    assert 0 == out.returncode, out.stderr
+    assert "Which are enabled is unknown: --db memory: is a journal held" in out.stdout
+
+
 def test_a_db_that_is_a_folder_is_called_a_folder(tmp_path: Path) -> None:
     """--db pointing at a folder says so (it used to say to check the folder exists)."""
     out = cli("history", "--db", str(tmp_path))
