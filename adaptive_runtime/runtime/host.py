@@ -89,7 +89,8 @@ class Host:
     """Serve every agent of one journal: decide, journal, act, and rebuild each on demand.
 
     `journal` is a path, `sqlite:///path`, `memory:`, or a Journal object (which stays
-    the caller's: the host neither closes it nor moves its commits off its own thread).
+    the caller's: the host does not close it, and commits to it on the journal's thread
+    unless `commit_on_caller=True`).
     `host.agent(id)` returns a handle with the Runtime API; `await host.process(event)`
     routes an event by its `agent_id` field, or to `default_agent`. `rules` may be a
     policy file (TOML or JSON): its `rules`, and its `[learning]` and `[fleet]` tables
@@ -277,7 +278,9 @@ class Host:
             journal = arg
         # At "normal" a commit never syncs (checkpoints run on the journal's own thread),
         # so appends run inline; at "full" every commit syncs, so a worker thread shares them.
-        inline = (journal.durability == "normal" or self.commit_on_caller) and self._owns_journal
+        # A journal given as an object may checkpoint where it commits: off the loop, unless
+        # the caller asked for commit_on_caller.
+        inline = self.commit_on_caller or (journal.durability == "normal" and self._owns_journal)
         self._loaded.clear()
         self._ownership = journal if has_ownership(journal) else None
         self._claims_local = self._ownership is not None and self._ownership.claims_are_local

@@ -437,6 +437,26 @@ async def test_commit_on_caller_commits_at_full_without_the_journal_thread(tmp_p
         journal.close()
 
 
+async def test_commit_on_caller_holds_for_a_journal_given_as_an_object(tmp_path: Path) -> None:
+    """commit_on_caller=True was ignored, silently, for a journal passed as an object: its
+    commits went through the journal's thread. A given journal's commits are otherwise
+    still off the loop, even at normal (it may checkpoint where it commits)."""
+    for durability, on_caller, inline in [
+        ("full", True, True),
+        ("normal", True, True),
+        ("full", False, False),
+        ("normal", False, False),
+    ]:
+        journal = SqliteJournal(tmp_path / f"{durability}-{on_caller}.db", durability=durability)
+        async with Runtime(
+            agent_id="a", journal=journal, clock=ManualClock(), commit_on_caller=on_caller
+        ) as runtime:
+            assert inline == runtime.host.require_worker().inline, (durability, on_caller)
+            assert 2 == (await runtime.process(OVERLOAD)).seq
+        assert verify_replay(journal).ok
+        journal.close()
+
+
 async def test_each_entry_is_folded_once_among_other_agents(tmp_path: Path) -> None:
     """process() and process_many() fold each entry into its agent's state once, at its seq,
     while other agents' entries sit between; the state is what a rebuild gives."""
