@@ -20,7 +20,7 @@ import msgspec
 
 from ._checks import MAX_EVENT_BYTES
 from ._text import MAX_TS_NS, TerminalSafe, format_ts, is_age, parse_time, seq_or_time, shown, table
-from .errors import InvalidImportError, JournalError
+from .errors import ConfigurationError, InvalidImportError, JournalError
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
 if TYPE_CHECKING:
@@ -501,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--db",
-        type=Path,
+        type=_new_journal_file,
         metavar="FILE",
         help="keep the journal of the adaptive runtime's first seed here (a new file), to"
         " explain, stats or replay it",
@@ -592,6 +592,29 @@ def _holds_a_database(path: Path) -> bool:
     except OSError:  # not there (or not readable): nothing to lose by writing it
         return False
     return any(start.startswith(magic) for magic in _DATABASE_MAGIC)
+
+
+def _new_journal_file(text: str) -> Path:
+    """simulate --db: the SQLite file (a path or sqlite:///path) to keep a journal in.
+    Read as a Path, a URL lost a slash (`postgresql://u@h/db` became
+    `postgresql:/u@h/db`, which names another database, on the local socket), and
+    `memory:` kept nothing."""
+    from .journal.open import hide_passwords, is_memory, sqlite_path
+
+    if is_memory(text):
+        raise argparse.ArgumentTypeError(
+            f"{text} would keep nothing once the simulation ends; give a new file"
+        )
+    try:
+        path = sqlite_path(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if path is None:
+        raise argparse.ArgumentTypeError(
+            "simulate keeps its journal in a new SQLite file; give a path, not"
+            f" {hide_passwords(text)}"
+        )
+    return Path(path)
 
 
 def _png_to_write(text: str) -> Path:

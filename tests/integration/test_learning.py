@@ -227,6 +227,32 @@ def test_simulate_from_the_command_line(tmp_path: Path) -> None:
         assert (2, f"adaptive-runtime: error: {says}\n") == (bad.returncode, bad.stderr)
 
 
+def test_simulate_keeps_its_journal_in_a_file_named_by_path_or_sqlite_url(
+    tmp_path: Path,
+) -> None:
+    """simulate --db read its argument as a Path: `postgresql://u@h/db` lost a slash,
+    and was then opened as another database, on the local socket; and `memory:` kept
+    nothing, with exit 0."""
+    kept = tmp_path / "kept.db"
+    out = cli(
+        "simulate", str(SMALL), "--seeds", "1", "--policy", "adaptive", "--db", f"sqlite:///{kept}"
+    )
+    assert 0 == out.returncode, out.stderr
+    assert 0 == cli("verify", "--db", str(kept)).returncode
+    for db, says in [
+        ("memory:", "memory: would keep nothing once the simulation ends; give a new file"),
+        (
+            "postgresql://u:secret@h/db?schema=s",
+            "a new SQLite file; give a path, not postgresql://u:***@h/db?schema=s",
+        ),
+        ("ftp://h/f", "unknown journal URL scheme 'ftp'"),
+    ]:
+        bad = cli("simulate", str(SMALL), "--seeds", "1", "--db", db)
+        assert 2 == bad.returncode, bad.stderr
+        assert says in bad.stderr
+        assert "secret" not in bad.stderr
+
+
 async def test_stats_reports_ece_and_brier_and_plots(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     async with runtime_at(path) as runtime:
