@@ -49,11 +49,12 @@ class Runtime(OriginalAPI):
     whose values are replaced by "[redacted]" before they reach the journal, the
     logs, the event bus or an error message.
 
-    `commit_on_caller=True` commits on the caller's thread even at durability "full",
-    so the event loop waits on each fsync (and on the WAL checkpoint SQLite runs after
-    a commit once the log holds 1,000 pages): faster for a script or batch job with one
-    producer and nothing else on its loop; a server keeps the default, which leaves
-    the loop free while the journal's thread syncs.
+    `commit_on_caller=True` commits on the caller's thread even at durability "full"
+    (not on PostgreSQL, whose round trips stay off the loop), so the event loop waits
+    on each fsync (and on the WAL checkpoint SQLite runs after a commit once the log
+    holds 1,000 pages): faster for a script or batch job with one producer and nothing
+    else on its loop; a server keeps the default, which leaves the loop free while the
+    journal's thread syncs.
 
     `dry_run=True` decides and journals everything and runs no handler: each action
     that would have run is journaled as skipped ("dry run"), to trial a policy live.
