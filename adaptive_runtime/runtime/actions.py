@@ -22,7 +22,7 @@ from ..engines.backoff import (
     delay_for,
 )
 from ..engines.events import fingerprint_of, target_of
-from ..errors import ActionTimeoutError, ConfigurationError
+from ..errors import ActionTimeoutError, ConfigurationError, JournalUnavailableError
 from ..journal.base import Journal
 from ..records import (
     ActionAbandoned,
@@ -53,6 +53,11 @@ if TYPE_CHECKING:
 __all__ = ["ActionCall", "ActionScheduler", "ActionSpec", "register_action"]
 
 log = logging.getLogger("adaptive_runtime.RECOVERY_ENGINE")
+
+JOURNAL_RETRIES = 8
+"""Tries, after a step of an action could not be journaled, to resume it from what the
+journal holds: pauses of 0.05 s doubling up to 2 s, about 8 s in all. Past them the action
+is left open, for the next start (or the host taking the agent over) to resume."""
 
 Resume = Literal["retry", "abandon"]
 
@@ -297,11 +302,44 @@ class ActionScheduler:
             if verify_only
             else run.run(decision, event, first_attempt, wait, started_ns)
         )
-        task = asyncio.get_running_loop().create_task(work)
+        task = asyncio.get_running_loop().create_task(self._carried(ledger, decision.seq, work))
         self._targets[task] = _target_key(ledger.agent_id, target_of(event))
         self._tasks[task] = ledger.agent_id
         self._decisions[task] = (ledger.agent_id, decision.seq)
         task.add_done_callback(self._forget)
+
+    async def _carried(self, ledger: Ledger, seq: int, work: Awaitable[None]) -> None:
+        """Run an action's work. When one of its steps can't be journaled (the journal
+        away, or its answer lost), resume the action from what the journal holds once the
+        journal answers, as a host taking the agent over would. The task used to end with
+        the error, and the action stayed open, unresumed, while the host ran on."""
+        try:
+            await work
+        except JournalUnavailableError as exc:
+            log.warning(
+                "a step of the action of decision %d of agent %s could not be journaled (%s);"
+                " resuming it from the journal once it answers",
+                seq,
+                ledger.agent_id,
+                exc,
+            )
+        else:
+            return
+        pause = 0.05
+        for _ in range(JOURNAL_RETRIES):
+            await self._clock.sleep(pause)
+            try:
+                await ledger.catch_up()
+                await self.resume(ledger, only=seq, why="its journal could not be reached")
+                return
+            except JournalUnavailableError:
+                pause = min(pause * 2, 2.0)
+        log.error(
+            "the action of decision %d of agent %s is left open: the journal did not answer;"
+            " the next start resumes it",
+            seq,
+            ledger.agent_id,
+        )
 
     def start_recovered(self, ledger: Ledger, batches: list[list[Entry]]) -> None:
         """Start the actions of batches journaled while their callers heard an error (the
@@ -353,10 +391,21 @@ class ActionScheduler:
         if tasks:
             await asyncio.wait(tasks)
 
-    async def resume(self, ledger: Ledger, *, upto: int | None = None) -> None:
+    async def resume(
+        self,
+        ledger: Ledger,
+        *,
+        upto: int | None = None,
+        only: int | None = None,
+        why: str = "the process stopped",
+    ) -> None:
         """Find an agent's actions that began but never finished; resume or abandon each
-        (with `upto`, only those of decisions at or before that seq: another host's)."""
+        (with `upto`, only those of decisions at or before that seq: another host's; with
+        `only`, the action of that decision alone, whose run here could not journal a step:
+        `why` is said of an attempt it cut short)."""
         for seq, open_action in sorted(ledger.state.open_actions.items()):
+            if only is not None and seq != only:
+                continue
             if upto is not None and (
                 seq > upto or (ledger.agent_id, seq) in self._decisions.values()
             ):
@@ -402,7 +451,7 @@ class ActionScheduler:
                 late = delay is not None and _past_time_limit(
                     spec, started, now + round(delay * 1e9)
                 )
-                await run.interrupted(seq, attempt, "the process stopped", None if late else delay)
+                await run.interrupted(seq, attempt, why, None if late else delay)
                 if delay is None or late:
                     await run.abandon(
                         decision, attempt, "time_limit" if late else "attempts_exhausted"

@@ -500,6 +500,11 @@ class Ledger:
                 ),
             )
 
+    async def catch_up(self) -> None:
+        """Fold what the journal holds past the state, if an append's outcome is in doubt
+        (see doubt()): before acting on the state again."""
+        await self._resync()
+
     async def _resync(self) -> None:
         async with self._resync_lock:
             if not self.stale:

@@ -459,3 +459,63 @@ async def test_an_action_decided_again_after_a_conflict_survives_a_lost_answer(
         assert sorted([f"a:{recorded.seq}", f"a:{later.seq}"]) == sorted(calls)
         assert {} == runtime.state.open_actions
     assert_replays(path)
+
+
+@pytest.mark.parametrize("fault", ["before", "after"])
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_an_action_whose_step_could_not_be_journaled_is_resumed_while_the_host_runs(
+    tmp_path: Path, durability: str, fault: str
+) -> None:
+    """The journal failed the append of an action's result ("before": nothing written;
+    "after": written, the answer lost). The action's task ended with the error, and the
+    action stayed open while the host ran on: found in CI, on PostgreSQL, where a host's
+    actions were left open at the end of the fleet kill loop. It is now resumed from what
+    the journal holds: ended if its result was journaled, else its attempt is journaled
+    as cut short and the next one runs, as after a crash."""
+    from journal_support import FaultyJournal
+
+    path = tmp_path / "j.db"
+    calls: list[int] = []
+    async with Host(path, clock=ManualClock(), durability=durability) as host:  # type: ignore[arg-type]
+        runtime = host.agent("a")
+        journal = FaultyJournal.installed_in(host)
+
+        @runtime.action("restart_service", retry=NO_JITTER)
+        async def handler(call: ActionCall) -> None:
+            calls.append(call.attempt)
+            if len(calls) == 1:
+                journal.armed = (fault, "a")  # the append of this attempt's result fails
+
+        decision = await runtime.process(OVERLOAD)
+        for _ in range(20):  # the resume runs in a task of its own, after the first ends
+            await runtime.wait_for_actions()
+        assert {} == runtime.state.open_actions
+        assert 1 == runtime.state.actions_succeeded
+    steps = [
+        (e.kind, getattr(decode_record(e.body), "attempt", None))
+        for e in SqliteJournal(path).read()
+        if e.kind.startswith("Action")
+    ]
+    if fault == "after":  # the result was journaled: nothing more to do
+        assert [1] == calls
+        assert [
+            ("ActionScheduled", None),
+            ("ActionStarted", 1),
+            ("ActionSucceeded", 1),
+        ] == steps
+    else:  # nothing journaled: the attempt was cut short, and the next one ran
+        assert [1, 2] == calls
+        assert [
+            ("ActionScheduled", None),
+            ("ActionStarted", 1),
+            ("ActionFailed", 1),
+            ("ActionStarted", 2),
+            ("ActionSucceeded", 2),
+        ] == steps
+        failed = [
+            decode_record(e.body) for e in SqliteJournal(path).read() if e.kind == "ActionFailed"
+        ]
+        assert isinstance(failed[0], ActionFailed)
+        assert "its journal could not be reached" in failed[0].error
+    assert decision.seq > 0
+    assert_replays(path)
