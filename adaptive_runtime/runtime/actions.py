@@ -56,7 +56,7 @@ log = logging.getLogger("adaptive_runtime.RECOVERY_ENGINE")
 
 JOURNAL_RETRIES = 8
 """Tries, after a step of an action could not be journaled, to resume it from what the
-journal holds: pauses of 0.05 s doubling up to 2 s, about 8 s in all. Past them the action
+journal holds: pauses of 0.05 s doubling up to 2 s, about 7 s in all. Past them the action
 is left open, for the next start (or the host taking the agent over) to resume."""
 
 Resume = Literal["retry", "abandon"]
