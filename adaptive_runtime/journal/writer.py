@@ -10,6 +10,11 @@ commit, its answer lost). The worker tells the host so (`on_lost`) on the event 
 in commit order, before any later commit is answered: a commit answered after one in
 doubt must not be folded past entries nobody has read back yet.
 
+A caller that stops waiting (its task cancelled) does not take its batch back: the
+batch commits all the same. When a commit is answered and its caller's future was
+cancelled, the worker hands the entries to the host instead (`on_orphaned`), which owes
+them what the caller would have done next (start the action they schedule).
+
 A batch is decided from a view that counts the batches queued before it: its agent's
 view counts that agent's, and a FleetBatch's fleet view every fleet batch. When one of
 those is refused, or its commit fails, the batches built on the same view and queued
@@ -27,6 +32,7 @@ than the commit it hands off.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +53,8 @@ Views = tuple[tuple[str, int], ...]
 Queued = tuple[Sequence[Pending], int | None, "asyncio.Future[list[Entry]]", Views]
 """A batch, its expected stream_seq, its caller's future, and the views it was built on,
 each with its epoch when the batch was queued."""
+
+log = logging.getLogger("adaptive_runtime.journal")
 
 FLEET_VIEW = ""
 """The key of the host's fleet view among the views (a stream's key is its name, never empty)."""
@@ -76,6 +84,7 @@ class JournalWorker:
         "_loop",
         "_on_commit",
         "_on_lost",
+        "_on_orphaned",
         "_queue",
         "_refused_through",
         "_scheduled",
@@ -92,6 +101,7 @@ class JournalWorker:
         *,
         inline: bool = False,
         on_lost: Lost | None = None,
+        on_orphaned: Committed | None = None,
     ) -> None:
         self._inline = inline
         self._journal = journal
@@ -100,6 +110,9 @@ class JournalWorker:
         self._on_lost = on_lost
         """Called with the batches of a transaction that failed as a whole, its outcome
         unknown, before its callers hear the error."""
+        self._on_orphaned = on_orphaned
+        """Called, on the loop, with the entries of each batch that committed after its
+        caller stopped waiting for them (see orphaned())."""
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="adaptive-runtime-journal"
         )
@@ -161,6 +174,18 @@ class JournalWorker:
             raise result
         self._on_commit(result)
         return result
+
+    def orphaned(self, entries: list[Entry]) -> None:
+        """A batch committed and folded, and its caller will never hear of it: it was
+        cancelled while the answer was on its way. The host does what the caller would
+        have done next. Called by the worker for an answer whose future was cancelled, and
+        by a caller cancelled after its answer came."""
+        if self._on_orphaned is None:
+            return
+        try:
+            self._on_orphaned(entries)
+        except Exception:  # the entries are journaled and folded; the others are answered
+            log.exception("the follow-up of a batch whose caller was cancelled failed")
 
     def yield_due(self) -> bool:
         """Whether the caller of an inline append should yield to the event loop now.
@@ -298,6 +323,8 @@ class JournalWorker:
                 continue
             if not future.done():
                 future.set_result(result)
+            else:  # cancelled: its caller stopped waiting, and the batch committed all the same
+                self.orphaned(result)
 
 
 def _journaled_as_built(result: list[Entry] | Exception, expected: int | None) -> bool:

@@ -343,8 +343,9 @@ class ActionScheduler:
 
     def start_recovered(self, ledger: Ledger, batches: list[list[Entry]]) -> None:
         """Start the actions of batches journaled while their callers heard an error (the
-        answer lost), found by a catch-up: each one still open, not yet started, and not
-        running here. One that started or finished meanwhile is left alone."""
+        answer lost, found by a catch-up) or stopped waiting (cancelled): each one still
+        open, not yet started, and not running here. One that started or finished
+        meanwhile is left alone."""
         for entries in batches:
             made = next((e for e in entries if e.kind == DecisionMade.__name__), None)
             received = next((e for e in entries if e.kind == EventReceived.__name__), None)
@@ -360,7 +361,7 @@ class ActionScheduler:
             )
             log.info(
                 "action %s of decision %d of agent %s: its decision was journaled while the "
-                "caller heard an error; starting it now",
+                "caller heard an error or was cancelled; starting it now",
                 opened.action,
                 made.seq,
                 ledger.agent_id,

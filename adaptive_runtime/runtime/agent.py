@@ -173,9 +173,16 @@ class Agent:
         if host.fleet_stale:
             await host.resync_fleet()
         made: list[list[Decision]] = [[] for _ in todo]
-        answers = await ledger.submit_many(
-            [self._batch(ledger, ev, made[k]) for k, (_, ev) in enumerate(todo)]
-        )
+        try:
+            answers = await ledger.submit_many(
+                [self._batch(ledger, ev, made[k]) for k, (_, ev) in enumerate(todo)]
+            )
+        except BaseException:  # cancelled, or the host stopped: no action starts from here
+            for decided in made:
+                host.actions.release(id(decided))
+            if host.fleet is not None and any(made):
+                host.fleet_stale = True
+            raise
         for k, ((index, ev), answer) in enumerate(zip(todo, answers, strict=True)):
             if isinstance(answer, BaseException):
                 host.actions.release(id(made[k]))

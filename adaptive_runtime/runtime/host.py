@@ -292,6 +292,7 @@ class Host:
             self._on_commit,
             inline=inline,
             on_lost=self._on_lost,
+            on_orphaned=self._on_orphaned,
         )
         self._reader = JournalReader(self._worker)
         try:
@@ -400,6 +401,16 @@ class Host:
             ledger = self._loaded.get(batch[0].stream)
             if ledger is not None:
                 ledger.doubt(batch)
+
+    def _on_orphaned(self, entries: list[Entry]) -> None:
+        """A batch committed after its caller was cancelled (a timeout around process(),
+        say): the action it scheduled starts now, as the caller would have started it. The
+        rest of what the caller did after a commit (metrics, the event's bus handlers) was
+        the caller's: it stopped waiting, and those are skipped, as after a lost answer. A
+        stopping host starts nothing: the action stays open, and the next start resumes it."""
+        ledger = self._loaded.get(entries[0].stream)
+        if ledger is not None and not self._stopping:
+            self.actions.start_recovered(ledger, [entries])
 
     def resume_recovered(self, ledger: Ledger, batches: list[list[Entry]]) -> None:
         """Batches journaled while their callers heard an error (the answer lost), found

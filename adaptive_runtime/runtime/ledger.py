@@ -256,7 +256,11 @@ class Ledger:
             self.idle.clear()
             try:
                 futures = worker.append_all([b for _, b, _ in built], [e for _, _, e in built])
-                results = await _settled(futures)
+                try:
+                    results = await _settled(futures)
+                except asyncio.CancelledError:
+                    _orphan(worker, futures)
+                    raise
             finally:
                 self._done()
             again: list[int] = []
@@ -293,9 +297,18 @@ class Ledger:
             if worker.inline:
                 entries = worker.append_now(batch, expected)
                 if worker.yield_due():
-                    await asyncio.sleep(0)
+                    try:
+                        await asyncio.sleep(0)
+                    except asyncio.CancelledError:
+                        worker.orphaned(entries)  # committed: the host does the rest
+                        raise
             else:
-                entries = await worker.append(batch, expected)
+                answer = worker.append(batch, expected)
+                try:
+                    entries = await answer
+                except asyncio.CancelledError:
+                    _orphan(worker, [answer])
+                    raise
         except StreamConflictError:
             self.stale = True  # another writer moved the stream: catch up, decide again
             entries = []
@@ -360,8 +373,10 @@ class Ledger:
                 self.stale = True
                 if built:  # the catch-up was read and folded: what it holds is journaled
                     self._found(seen, looking)
-                    if isinstance(exc, JournalError):
-                        self.doubt(built[-1])  # it may have committed, its answer lost
+                    if isinstance(exc, JournalError | asyncio.CancelledError):
+                        # it may have committed (a cancelled caller leaves the journal's
+                        # thread at work), its answer lost: the next catch-up looks for it
+                        self.doubt(built[-1])
                 raise
             finally:
                 self._done()
@@ -617,6 +632,18 @@ async def _settled(
     if waiting:
         await asyncio.wait(waiting)
     return [f.exception() or f.result() for f in futures]
+
+
+def _orphan(worker: JournalWorker, futures: list[asyncio.Future[list[Entry]]]) -> None:
+    """The caller was cancelled while these answers were on their way; their batches
+    commit all the same. Each answered with entries goes to the host now (see
+    JournalWorker.orphaned); each still unanswered is cancelled, so that the worker hands
+    its entries over when its commit is answered."""
+    for future in futures:
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled() and future.exception() is None:
+            worker.orphaned(future.result())
 
 
 def _log_failure(task: asyncio.Task[list[Entry]]) -> None:

@@ -519,3 +519,97 @@ async def test_an_action_whose_step_could_not_be_journaled_is_resumed_while_the_
         assert "its journal could not be reached" in failed[0].error
     assert decision.seq > 0
     assert_replays(path)
+
+
+@pytest.mark.parametrize("when", ["waiting", "answered"])
+@pytest.mark.parametrize(
+    ("durability", "call"),
+    # at normal, process_many commits inline and answers without a wait: nothing to cancel
+    [("normal", "process"), ("full", "process"), ("full", "process_many")],
+)
+async def test_a_call_cancelled_after_its_decision_was_queued_still_starts_its_action(
+    tmp_path: Path, durability: str, call: str, when: str
+) -> None:
+    """A caller cancelled (a timeout around process(), say) once its batch was queued: the
+    batch commits all the same, and its action was journaled as scheduled. That action
+    now starts as soon as the commit is answered. Before, nothing started it until the
+    next start() of the agent; process_many also kept the places its actions held under a
+    fleet's max_in_flight.
+
+    "waiting": cancelled while waiting for the commit (at durability normal, while the
+    call yields to the loop after its inline commit); "answered": cancelled after its
+    commit was answered, before the call resumed to hear it.
+    """
+    path = tmp_path / "j.db"
+    ran: list[str] = []
+    cancelled = 0
+    async with Host(path, clock=ManualClock(), durability=durability) as host:  # type: ignore[arg-type]
+        runtime = host.agent("a")
+
+        @runtime.action("restart_service")
+        async def handler(c: ActionCall) -> None:
+            ran.append(c.key)
+
+        pending: list[asyncio.Task[object]] = []
+
+        def cancel_pending_soon(entries: object) -> None:
+            for task in pending:  # runs before the commit's caller is answered
+                asyncio.get_running_loop().call_soon(task.cancel)
+
+        if when == "answered":
+            host.watch(cancel_pending_soon)
+        for _ in range(40):
+            if call == "process":
+                coro = runtime.process(OVERLOAD)
+            else:
+                coro = runtime.process_many([OVERLOAD, OVERLOAD])
+            task: asyncio.Task[object] = asyncio.ensure_future(coro)
+            pending.append(task)
+            await asyncio.sleep(0)  # the call runs up to its first wait: its batch is queued
+            if when == "waiting":
+                task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                cancelled += 1
+            pending.clear()
+        await runtime.process({"type": "timeout", "severity": 0.1})  # answered after the rest
+        await runtime.wait_for_actions()
+        scheduled = [
+            e.stream_seq for e in SqliteJournal(path).read() if e.kind == "ActionScheduled"
+        ]
+        assert cancelled > 0
+        assert {} == runtime.state.open_actions
+        assert len(scheduled) == len(ran)
+    assert_replays(path)
+
+
+async def test_a_cancelled_process_many_gives_back_its_places_under_max_in_flight(
+    tmp_path: Path,
+) -> None:
+    """process_many cancelled while its commit was on its way kept the place each of its
+    actions held under the fleet's max_in_flight: with max_in_flight=1, every later
+    decision for that target was skipped as "1 action in flight", though none ran."""
+    from adaptive_runtime import FleetPolicy
+
+    path = tmp_path / "j.db"
+    ran: list[int] = []
+    async with Host(
+        path, clock=ManualClock(), durability="full", fleet=FleetPolicy(max_in_flight=1)
+    ) as host:  # type: ignore[arg-type]
+        runtime = host.agent("web")
+
+        @runtime.action("restart_service")
+        async def handler(c: ActionCall) -> None:
+            ran.append(c.decision.seq)
+
+        task = asyncio.ensure_future(runtime.process_many([OVERLOAD]))
+        await asyncio.sleep(0)  # queued, waiting for its commit
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        later = await runtime.process(OVERLOAD)
+        await runtime.wait_for_actions()
+    assert later.seq in ran
+    assert 2 == len(ran)  # the cancelled call's action ran too
+    assert 0 == sum(1 for _ in SqliteJournal(path).read(kind="ActionSkipped"))
