@@ -613,3 +613,37 @@ async def test_a_cancelled_process_many_gives_back_its_places_under_max_in_fligh
     assert later.seq in ran
     assert 2 == len(ran)  # the cancelled call's action ran too
     assert 0 == sum(1 for _ in SqliteJournal(path).read(kind="ActionSkipped"))
+
+
+async def test_a_call_cancelled_while_its_host_stops_leaves_its_action_to_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """A stopping host starts nothing for a cancelled call whose batch commits during the
+    stop: the action stays open in the journal, and the next start runs it, once."""
+    path = tmp_path / "j.db"
+    ran: list[str] = []
+
+    def serve(host: Host) -> None:
+        @host.agent("a").action("restart_service")
+        async def handler(c: ActionCall) -> None:
+            ran.append(c.key)
+
+    host = Host(path, clock=ManualClock(), durability="full")  # type: ignore[arg-type]
+    serve(host)
+    await host.start()
+    task = asyncio.ensure_future(host.agent("a").process(OVERLOAD))
+    await asyncio.sleep(0)  # queued, waiting for its commit
+    stopping = asyncio.ensure_future(host.stop())
+    await asyncio.sleep(0)  # the stop has begun
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await stopping
+    assert [] == ran
+    assert 1 == sum(1 for _ in SqliteJournal(path).read(kind="ActionScheduled"))
+    again = Host(path, clock=ManualClock(), durability="full")  # type: ignore[arg-type]
+    serve(again)  # before the start, which resumes the action
+    async with again:
+        await again.agent("a").load()
+        await again.wait_for_actions()
+    assert ["a:2"] == ran
