@@ -622,6 +622,23 @@ class Host:
         # the loaded states stay readable after stop(); start() rebuilds them afresh
         if worker is None:
             return
+        # Past this point nothing else would close them: a stop() cancelled here (a timeout
+        # around it, a second Ctrl-C) still closes the journal and frees the agents, then
+        # lets the cancellation go on.
+        closing = asyncio.ensure_future(self._close_journal(worker, reader))
+        cancel: asyncio.CancelledError | None = None
+        while not closing.done():
+            try:
+                await asyncio.shield(closing)
+            except asyncio.CancelledError as exc:
+                cancel = exc
+        error = closing.exception()
+        if cancel is not None:
+            raise cancel
+        if error is not None:
+            raise error
+
+    async def _close_journal(self, worker: JournalWorker, reader: JournalReader | None) -> None:
         if reader is not None:  # the reads in flight finish first
             await asyncio.to_thread(reader.close)
         ownership = self._ownership

@@ -575,3 +575,41 @@ async def test_a_call_of_the_wrong_kind_is_refused_whole(
             await call(runtime)
         assert head == runtime.journal.head()
         assert "restart_service" == (await runtime.process(OVERLOAD)).action
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_a_stop_cancelled_midway_still_closes_the_journal_and_frees_the_agent(
+    tmp_path: Path, durability: str
+) -> None:
+    """stop() cancelled while it closed the journal (a timeout around it, or a second
+    Ctrl-C) left the journal open and the agent's lock held by this process: stop()
+    again returned at once, and start() again refused with AgentOwnedElsewhere, "a live
+    process on this machine", this one. A stop cancelled at any step now closes
+    everything it began to close, then lets the cancellation go on."""
+    path = tmp_path / "j.db"
+    cancelled = 0
+    rounds = 12
+    for steps in range(rounds):  # the cancel lands a step later each time, as the stop closes
+        runtime = Runtime(agent_id="a", path=path, durability=durability)
+        await runtime.start()
+        await runtime.process(OVERLOAD)
+        stopping = asyncio.ensure_future(runtime.stop())
+        while runtime.host.started and not stopping.done():  # up to the closing itself
+            await asyncio.sleep(0)
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        stopping.cancel()
+        try:
+            await stopping
+        except asyncio.CancelledError:
+            cancelled += 1
+        await runtime.stop()
+        async with Runtime(agent_id="a", path=path, durability=durability) as again:
+            await again.process(OVERLOAD)  # the agent is free, the journal whole
+    assert cancelled > 0
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert journal.verify().ok
+        assert 2 * rounds == sum(1 for _ in journal.read("a", kind="DecisionMade"))
+    finally:
+        journal.close()
