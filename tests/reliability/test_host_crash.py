@@ -4,7 +4,6 @@ and every unfinished action resumes exactly once more."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -25,12 +24,17 @@ CHILD = textwrap.dedent(
     OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
     async def main():
         host = Host(path, durability="full", max_loaded_agents=20)
+        started = []
+        all_started = asyncio.Event()
         @host.action("restart_service")
         async def restart(call):
             with open(started_log, "a") as log:  # the handler ran: then it hangs, in flight
                 log.write(f"{call.key} {call.attempt}\\n")
                 log.flush()
                 os.fsync(log.fileno())
+            started.append(call.key)
+            if len(started) == AGENTS:
+                all_started.set()
             await asyncio.Event().wait()
         async with host:
             async def one(k):
@@ -38,6 +42,11 @@ CHILD = textwrap.dedent(
                 print(f"ack evt-{k} {d.seq}", flush=True)
             await asyncio.gather(*(one(k) for k in range(AGENTS)))
             print("all acked", flush=True)
+            try:  # a bound for a failing run only: it ends as soon as the last one starts
+                await asyncio.wait_for(all_started.wait(), 120)
+                print("all started", flush=True)
+            except asyncio.TimeoutError:
+                print(f"only {len(started)} started", flush=True)
             await asyncio.Event().wait()
     asyncio.run(main())
     """
@@ -56,20 +65,18 @@ def test_kill_9_with_actions_in_flight_resumes_each_exactly_once_more(tmp_path: 
     )
     acked: dict[str, int] = {}
     assert child.stdout is not None
-    for line in child.stdout:
+    said = ""
+    for line in child.stdout:  # until every handler is in flight: the child says when
         if line.startswith("ack "):
             _, event_id, seq = line.split()
             acked[event_id] = int(seq)
-        elif line.startswith("all acked"):
+        elif line.startswith(("all started", "only ")):
+            said = line.strip()
             break
-    # wait (by polling a file, not by sleeping a fixed time) until every handler is in flight
-    for _ in range(10_000):
-        if started_log.exists() and len(started_log.read_text().splitlines()) >= AGENTS:
-            break
-        os.sched_yield()
     child.send_signal(signal.SIGKILL)
     _, err = child.communicate(timeout=60)
     assert AGENTS == len(acked), err
+    assert "all started" == said, err
     first_run = sorted(started_log.read_text().splitlines())
     assert AGENTS == len(first_run)
     assert all(line.endswith(" 1") for line in first_run)
