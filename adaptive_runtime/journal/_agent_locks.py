@@ -24,6 +24,8 @@ import hashlib
 import logging
 import os
 import struct
+import threading
+from collections.abc import Callable
 
 try:
     import fcntl
@@ -34,6 +36,11 @@ __all__ = ["SHARDS", "AgentLocks"]
 
 SHARDS = 64
 """Files the locks are spread over (each opened when its first agent is claimed)."""
+
+_held_here: dict[tuple[str, str], int] = {}
+"""(lock folder, agent) -> id of the AgentLocks in this process holding it: so a claim
+refused by a lock this very process holds can say so (the kernel names no holder)."""
+_held_here_lock = threading.Lock()
 
 _OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 _FLOCK = struct.Struct("hhqqi4x")
@@ -79,7 +86,15 @@ class AgentLocks:
             return False
         except PermissionError:  # EACCES: some systems answer so for a lock held elsewhere
             return False
+        with _held_here_lock:
+            _held_here[(self.path, agent)] = id(self)
         return True
+
+    def held_in_this_process(self, agent: str) -> bool:
+        """Whether another AgentLocks of this process, on the same folder, holds the agent."""
+        with _held_here_lock:
+            holder = _held_here.get((self.path, agent))
+        return holder is not None and holder != id(self)
 
     def give_up(self, agent: str) -> None:
         """Unlock the agent's byte (another host may take it now)."""
@@ -89,12 +104,19 @@ class AgentLocks:
         fd = self._fds.get(shard)
         if fd is not None:
             fcntl.fcntl(fd, _OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, byte, 1, 0))
+            self._forget(lambda key: key == (self.path, agent))
 
     def close(self) -> None:
         """Let go of every lock this host holds."""
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             os.close(fd)
+        self._forget(lambda key: key[0] == self.path)
+
+    def _forget(self, which: Callable[[tuple[str, str]], bool]) -> None:
+        with _held_here_lock:
+            for key in [k for k, holder in _held_here.items() if holder == id(self) and which(k)]:
+                del _held_here[key]
 
     def _file(self, shard: int) -> int:
         fd = self._fds.get(shard)

@@ -780,11 +780,18 @@ class SqliteJournal:
         """
         self._open()
         if not self._locks.take(agent):
-            msg = (
-                f"agent {agent!r} is served by another host, a live process on this machine"
-                f" (it holds the agent's lock in {self._locks.path}); send its events there,"
-                " or stop that process first"
-            )
+            if self._locks.held_in_this_process(agent):
+                msg = (
+                    f"agent {agent!r} is claimed by another journal object in this process, on"
+                    f" the same file (another Runtime or Host on {self._path}); send its events"
+                    " through that one, or stop it first (one Host serves many agents)"
+                )
+            else:
+                msg = (
+                    f"agent {agent!r} is served by another host, a live process on this"
+                    f" machine (it holds the agent's lock in {self._locks.path}); send its"
+                    " events there, or stop that process first"
+                )
             raise AgentOwnedElsewhere(msg, agent=agent, owner=None, epoch=None)
         self._claims[agent] = 1
         return 1

@@ -428,7 +428,7 @@ async def test_a_second_runtime_for_one_agent_on_one_file_waits_for_the_first(
     async with first, other:
         await first.process(SCENARIO[0])
         second = Runtime(agent_id="agent", path=path, clock=clock, durability="normal")
-        with pytest.raises(AgentOwnedElsewhere, match="a live process on this machine") as caught:
+        with pytest.raises(AgentOwnedElsewhere, match="another Runtime or Host on") as caught:
             await second.start()
         assert "agent" == caught.value.agent
         await other.process(SCENARIO[1])

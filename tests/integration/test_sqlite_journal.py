@@ -705,7 +705,7 @@ def test_one_live_host_claims_an_agent_and_a_closed_one_leaves_it(tmp_path: Path
         assert 1 == first.claim("a")
         assert 1 == first.claim("b")
         assert 1 == first.claim("a")  # again: still this one's
-        with pytest.raises(AgentOwnedElsewhere, match="a live process on this machine") as refused:
+        with pytest.raises(AgentOwnedElsewhere, match="another journal object in this") as refused:
             second.claim("a")
         assert "a" == refused.value.agent
         assert {"a": 1, "b": 1} == first.claims()
@@ -877,3 +877,48 @@ def test_a_follower_of_a_file_deleted_or_replaced_says_so_instead_of_waiting(
     with pytest.raises(JournalError, match=f"{path} was {how}"):
         next(followed)
     reader.close()
+
+
+def test_a_refused_claim_says_whether_its_holder_is_this_process_or_another(
+    tmp_path: Path,
+) -> None:
+    """A claim refused by a lock that another journal object of the same process held said
+    "a live process on this machine ... stop that process first": the user's own process,
+    with a second Runtime on the file. It now says which of the two holds the agent."""
+    import subprocess
+    import sys
+
+    from adaptive_runtime.errors import AgentOwnedElsewhere
+
+    path = tmp_path / "j.db"
+    first = SqliteJournal(path)
+    try:
+        first.claim("a")
+        second = SqliteJournal(path)
+        try:
+            with pytest.raises(AgentOwnedElsewhere, match="another journal object in this process"):
+                second.claim("a")
+            first.release(["a"])
+            assert 1 == second.claim("a")  # given up: the other object of this process takes it
+        finally:
+            second.close()
+        first.claim("a")
+        elsewhere = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys\n"
+                "from adaptive_runtime.journal import SqliteJournal\n"
+                "try:\n"
+                "    SqliteJournal(sys.argv[1]).claim('a')\n"
+                "except Exception as exc:\n"
+                "    print(exc)\n",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "a live process on this machine" in elsewhere.stdout
+    finally:
+        first.close()
