@@ -113,6 +113,16 @@ class AgentLocks:
             os.close(fd)
         self._forget(lambda key: key[0] == self.path)
 
+    def leave_to_parent(self) -> None:
+        """In a process forked from the one that took these locks: close this copy of the
+        files without unlocking them, so that the locks stay the parent's (an open file
+        description's lock goes only with its last descriptor) and go when it ends."""
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+        with _held_here_lock:
+            _held_here.clear()  # the parent's: this process holds none of them
+
     def _forget(self, which: Callable[[tuple[str, str]], bool]) -> None:
         with _held_here_lock:
             for key in [k for k, holder in _held_here.items() if holder == id(self) and which(k)]:

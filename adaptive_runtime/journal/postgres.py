@@ -66,7 +66,7 @@ from ..errors import (
     JournalVersionError,
     NotAJournalError,
 )
-from . import _chain
+from . import _chain, _fork
 from ._keys import KEY_BYTES, snapshot_mac
 from .base import (
     GENESIS_DIGEST,
@@ -484,6 +484,8 @@ class PostgresJournal:
         self._key = snapshot_key or os.urandom(KEY_BYTES)
         self._key_unshared = snapshot_key is None
         """True while the key is this process's own: said once, at the first snapshot."""
+        self._forked_from: int | None = None
+        """(In a forked child.) The pid of the parent this journal was left to (see _fork)."""
         self._pool: psycopg_pool.ConnectionPool[Any] | None = psycopg_pool.ConnectionPool(
             conninfo,
             min_size=1,
@@ -506,6 +508,7 @@ class PostgresJournal:
             self._pool = None
             raise
         self._listener: _Listener | None = None
+        _fork.track(self)
         self._cache_lock = threading.Lock()
         self._known_head: Head | None = None
         """The head after this journal's last append, if nothing else has appended since."""
@@ -613,9 +616,27 @@ class PostgresJournal:
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         pool = self._pool
         if pool is None:
-            raise JournalClosedError(f"the journal {self._where} is closed; open a new one")
+            raise self._closed_error()
         with self._translated(), pool.connection() as conn:
             yield conn
+
+    def _closed_error(self) -> JournalClosedError:
+        if self._forked_from is not None:
+            advice = "Open the journal again in this process."
+            return JournalClosedError(_fork.forked_error(self._where, self._forked_from, advice))
+        return JournalClosedError(f"the journal {self._where} is closed; open a new one")
+
+    def _leave_to_parent(self, parent: int) -> list[object]:
+        """In a child forked after this journal was opened: drop its pool and listener (and
+        return them, to be kept: closing them would end the parent's sessions, which share
+        their sockets) and the locks that may have come over held; every later use raises
+        JournalClosedError (see _fork)."""
+        kept: list[object] = [self._pool, self._listener]
+        self._pool, self._listener = None, None
+        self._cache_lock = threading.Lock()
+        self._claims_lock = threading.Lock()
+        self._forked_from = parent
+        return [thing for thing in kept if thing is not None]
 
     def _create_schema(self, create: bool) -> None:
         with self._connection() as conn, conn.transaction():
@@ -1161,7 +1182,7 @@ class PostgresJournal:
         hold nor keep one from them. It trusts the snapshots this one writes (the same
         key), and claims nothing."""
         if self._pool is None:
-            raise JournalClosedError(f"the journal {self._where} is closed; open a new one")
+            raise self._closed_error()
         return PostgresJournal(
             self.conninfo,
             durability=self._durability,
@@ -1199,7 +1220,7 @@ class _Listener:
         if conn is None or conn.closed:
             journal = self._journal
             if journal._pool is None:
-                raise JournalClosedError("the journal is closed; open a new one")
+                raise journal._closed_error()
             conn = psycopg.connect(
                 journal.conninfo, autocommit=True, connect_timeout=journal.connect_timeout
             )

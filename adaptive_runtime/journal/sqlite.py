@@ -25,7 +25,7 @@ from ..errors import (
     JournalVersionError,
     NotAJournalError,
 )
-from . import _chain
+from . import _chain, _fork
 from ._agent_locks import AgentLocks
 from ._checkpointer import Checkpointer
 from ._keys import load_or_create_key, snapshot_mac
@@ -125,6 +125,11 @@ _INSERT = (
 )
 _HEAD = "SELECT seq, digest FROM entries ORDER BY seq DESC LIMIT 1"
 END_OF_TIME = 2**63 - 1
+_FORKED_ADVICE = (
+    "Start processes that use it with the 'spawn' or 'forkserver' method"
+    " (multiprocessing.get_context('spawn')): SQLite's lock state comes over a fork, so"
+    " even a new connection here may find the parent's locks held"
+)
 # A stream's entries in seq order, as one statement: its runs through runs_stream, and
 # each run's seq range through the primary key; both loops come out in order, so
 # SQLite sorts nothing (EXPLAIN QUERY PLAN shows only SEARCHes), and a page costs its
@@ -290,12 +295,14 @@ class SqliteJournal:
     """
 
     __slots__ = (
+        "__weakref__",
         "_busy_timeout_ms",
         "_checkpointer",
         "_claims",
         "_conn",
         "_durability",
         "_file",
+        "_forked_from",
         "_heads",
         "_keep",
         "_key",
@@ -342,6 +349,8 @@ class SqliteJournal:
         self._durability: Durability = durability
         self._keep = max(1, keep_snapshots)
         self._checkpointer: Checkpointer | None = None
+        self._forked_from: int | None = None
+        """(In a forked child.) The pid of the parent this journal was left to (see _fork)."""
         self._heads = _HeadCache()
         self._file: _FileId | None = None
         self._turn = threading.RLock()
@@ -372,7 +381,8 @@ class SqliteJournal:
             )
             raise JournalError(msg)
         _create_private(self._path)
-        self._conn: apsw.Connection | None
+        self._conn: apsw.Connection | None = None
+        _fork.track(self)
         self._busy_timeout_ms = busy_timeout_ms
         self._vfs = vfs
         if read_only or (read_only_ok and not create and not _writable(self._path)):
@@ -850,8 +860,24 @@ class SqliteJournal:
 
     def _open(self) -> apsw.Connection:
         if self._conn is None:
+            if self._forked_from is not None:
+                raise JournalClosedError(
+                    _fork.forked_error(self._path, self._forked_from, _FORKED_ADVICE)
+                )
             raise JournalClosedError(f"the journal {self._path} is closed; open a new one")
         return self._conn
+
+    def _leave_to_parent(self, parent: int) -> list[object]:
+        """In a child forked after this journal was opened: drop its connections (and
+        return them, to be kept, never closed) and the turn lock, which may have come over
+        held; every later use raises JournalClosedError (see _fork)."""
+        kept: list[object] = [self._conn, self._checkpointer]
+        self._conn, self._checkpointer = None, None
+        self._turn = threading.RLock()
+        self._forked_from = parent
+        self._locks.leave_to_parent()
+        self._claims.clear()
+        return [thing for thing in kept if thing is not None]
 
     def _check_format(self, create: bool) -> None:
         conn = self._open()

@@ -543,3 +543,48 @@ def test_an_event_id_is_journaled_once_across_hosts() -> None:
     assert 2 == first.head().seq
     for journal in (first, second):
         journal.close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_journal_opened_before_a_fork_is_refused_in_the_child_which_opens_its_own() -> None:
+    """A child forked after a PostgresJournal was opened used the parent's pooled
+    connections, whose sockets the two processes then shared (libpq forbids it), and
+    closing it there released the parent's claims. The child is now told so at once,
+    closing it there touches nothing of the parent's, and a journal the child opens
+    itself works."""
+    import os
+    import signal
+
+    from adaptive_runtime.errors import JournalClosedError
+
+    url = fresh_url()
+    parent = PostgresJournal(url)
+    try:
+        assert 1 == parent.claim("held-by-parent")
+        parent.append([Pending(stream="held-by-parent", kind="K", ts_ns=0, body=b"p")])
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if all of it held
+            signal.alarm(60)  # a hang ends the child (SIGALRM): a failure, not a wait
+            try:
+                try:
+                    parent.append([Pending(stream="child", kind="K", ts_ns=0, body=b"c")])
+                    os._exit(2)
+                except JournalClosedError as exc:
+                    if "is a fork of it" not in str(exc):
+                        os._exit(3)
+                parent.close()  # the parent's: must leave its sessions and claims alone
+                own = PostgresJournal(url)
+                own.append([Pending(stream="child", kind="K", ts_ns=0, body=b"c")])
+                own.close()
+                os._exit(0)
+            except BaseException:
+                os._exit(4)
+        _, status = os.waitpid(pid, 0)
+        assert 0 == os.waitstatus_to_exitcode(status)
+        assert [] == parent.renew()  # its claim is still its own
+        assert {"held-by-parent": 1} == parent.claims()
+        parent.append([Pending(stream="held-by-parent", kind="K", ts_ns=1, body=b"p")])
+        assert ["held-by-parent", "child", "held-by-parent"] == [e.stream for e in parent.read()]
+        assert parent.verify().ok
+    finally:
+        parent.close()

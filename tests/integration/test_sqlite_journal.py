@@ -922,3 +922,69 @@ def test_a_refused_claim_says_whether_its_holder_is_this_process_or_another(
         assert "a live process on this machine" in elsewhere.stdout
     finally:
         first.close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_journal_opened_before_a_fork_is_refused_in_the_child_and_stays_the_parents(
+    tmp_path: Path,
+) -> None:
+    """A child forked while a thread of the parent was appending hung for ever on its first
+    append through the parent's journal: the connection's lock came over held, by a thread
+    the child does not have (SQLite forbids a connection across a fork in any case). The
+    child is now told so at once; closing the journal there lets go of nothing of the
+    parent's (its claims), and the parent's appends go on."""
+    import os
+    import signal
+    import threading
+
+    from adaptive_runtime.errors import AgentOwnedElsewhere, JournalClosedError
+
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path, durability="full")
+    journal.claim("held-by-parent")
+    stop = threading.Event()
+
+    def append_until_stopped() -> None:
+        i = 0
+        while not stop.is_set():
+            journal.append([Pending(stream="parent", kind="K", ts_ns=i, body=b"p")])
+            i += 1
+
+    writer = threading.Thread(target=append_until_stopped)
+    writer.start()
+    statuses = []
+    try:
+        for _ in range(5):
+            pid = os.fork()
+            if pid == 0:  # the child: exit 0 only if all of it held
+                signal.alarm(20)  # a hang ends the child (SIGALRM): a failure, not a wait
+                try:
+                    for use in (
+                        lambda: journal.append([Pending(stream="c", kind="K", ts_ns=0, body=b"c")]),
+                        journal.head,
+                        lambda: journal.claim("held-by-parent"),
+                    ):
+                        try:
+                            use()
+                            os._exit(2)
+                        except JournalClosedError as exc:
+                            if "is a fork of it" not in str(exc):
+                                os._exit(3)
+                    journal.close()  # the parent's: lets go of nothing of the parent's
+                    os._exit(0)
+                except BaseException:
+                    os._exit(4)
+            statuses.append(os.waitpid(pid, 0)[1])
+    finally:
+        stop.set()
+        writer.join()
+    assert [0] * 5 == [os.waitstatus_to_exitcode(s) for s in statuses]
+    other = SqliteJournal(path)
+    try:
+        with pytest.raises(AgentOwnedElsewhere):  # still the parent's journal's
+            other.claim("held-by-parent")
+        assert other.verify().ok
+        assert {"parent"} == {e.stream for e in other.read()}
+    finally:
+        other.close()
+        journal.close()
