@@ -187,7 +187,16 @@ class ActionScheduler:
     in that agent's state. The scheduler knows an agent only by the ledger it is given.
     """
 
-    __slots__ = ("_clock", "_decisions", "_reserved", "_targets", "_tasks", "specs")
+    __slots__ = (
+        "_attempts",
+        "_clock",
+        "_decisions",
+        "_names",
+        "_reserved",
+        "_targets",
+        "_tasks",
+        "specs",
+    )
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -202,6 +211,11 @@ class ActionScheduler:
         self._reserved: dict[int, str] = {}
         """Actions planned in a batch not committed yet, by the batch's token: a place each
         holds under max_in_flight until it starts, or its batch fails."""
+        self._names: dict[asyncio.Task[None], str] = {}
+        """Running actions, with the name of the action each carries out."""
+        self._attempts: dict[asyncio.Future[Any], asyncio.Task[Any]] = {}
+        """Handler attempts running in a task of their own (under an attempt_timeout), with
+        the action's task each belongs to."""
 
     def register(self, spec: ActionSpec, agent: str | None = None) -> None:
         self.specs[(agent, spec.name)] = spec
@@ -306,6 +320,7 @@ class ActionScheduler:
         self._targets[task] = _target_key(ledger.agent_id, target_of(event))
         self._tasks[task] = ledger.agent_id
         self._decisions[task] = (ledger.agent_id, decision.seq)
+        self._names[task] = spec.name
         task.add_done_callback(self._forget)
 
     async def _carried(self, ledger: Ledger, seq: int, work: Awaitable[None]) -> None:
@@ -372,12 +387,47 @@ class ActionScheduler:
         self._tasks.pop(task, None)
         self._targets.pop(task, None)
         self._decisions.pop(task, None)
+        self._names.pop(task, None)
+
+    def attempt_started(self, attempt: asyncio.Future[Any]) -> None:
+        """A handler's attempt runs in a task of its own (see handler_here)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._attempts[attempt] = task
+            attempt.add_done_callback(self._attempts.pop)
+
+    def handler_here(self) -> tuple[str, str, int] | None:
+        """(agent, action, decision seq) of the action whose handler runs in this task."""
+        task = asyncio.current_task()
+        if task is None:
+            return None
+        owner = self._attempts.get(task, task)
+        found, name = self._decisions.get(owner), self._names.get(owner)
+        if found is None or name is None:
+            return None
+        return found[0], name, found[1]
+
+    def refuse_waiting_here(self, what: str, agent: str | None = None, instead: str = "") -> None:
+        """Raise ConfigurationError if this task runs an action handler that `what` would
+        wait for: it would wait for itself, for ever."""
+        here = self.handler_here()
+        if here is None or (agent is not None and here[0] != agent):
+            return
+        owner, action, seq = here
+        msg = (
+            f"{what} was awaited inside the handler of {action} for decision {seq} of agent"
+            f" {owner!r}: it waits for every action running, that one too, so it would wait"
+            f" for ever{instead}"
+        )
+        raise ConfigurationError(msg)
 
     async def wait(self, agent: str | None = None) -> None:
         """Wait until every action running now (of one agent, or all) has finished.
 
-        Cancelling this wait (a timeout around it, say) never cancels the actions.
+        Cancelling this wait (a timeout around it, say) never cancels the actions. Awaited
+        inside an action's handler it would wait for that handler: ConfigurationError.
         """
+        self.refuse_waiting_here("wait_for_actions()", agent)
         while True:
             tasks = [t for t, owner in self._tasks.items() if agent is None or owner == agent]
             if not tasks:
@@ -659,6 +709,7 @@ class _Run:
             await result
             return
         attempt = asyncio.ensure_future(result)
+        self._scheduler.attempt_started(attempt)
         timer = asyncio.ensure_future(self._clock.sleep(limit))
         try:
             await asyncio.wait({attempt, timer}, return_when=asyncio.FIRST_COMPLETED)

@@ -101,8 +101,21 @@ class EventBus:
             task.add_done_callback(self._tasks.discard)
         return len(handlers)
 
+    def handler_here(self) -> bool:
+        """Whether this task is one of the handlers running."""
+        task = asyncio.current_task()
+        return task is not None and task in self._tasks
+
     async def drain(self) -> None:
-        """Wait until every handler started so far has finished (cancelling this wait cancels none)."""
+        """Wait until every handler started so far has finished (cancelling this wait cancels none).
+
+        Awaited inside a handler it would wait for that handler: ConfigurationError.
+        """
+        if self.handler_here():
+            raise ConfigurationError(
+                "drain() was awaited inside an event handler: it waits for every handler"
+                " running, that one too, so it would wait for ever"
+            )
         while self._tasks:
             await asyncio.wait(list(self._tasks))
 

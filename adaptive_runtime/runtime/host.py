@@ -549,12 +549,24 @@ class Host:
 
         `actions="wait"` lets running actions finish, retries included; "interrupt"
         cancels them and journals each attempt in flight as interrupted, so that the
-        next start() resumes it.
+        next start() resumes it. Awaited inside an action's handler (or, waiting for
+        handlers, an event handler) it would wait for that handler: ConfigurationError,
+        before anything stops; a handler schedules it instead (loop.create_task).
         """
         if actions not in ("wait", "interrupt"):  # checked first: the host stays as it was
             raise ConfigurationError(f"actions must be 'wait' or 'interrupt', not {actions!r}")
         if self._worker is None:
             return
+        scheduled = "asyncio.get_running_loop().create_task(runtime.stop())"
+        self.actions.refuse_waiting_here(
+            "stop()", instead=f"; schedule it instead, to run once the handler returns: {scheduled}"
+        )
+        if wait_for_handlers and self.bus.handler_here():
+            raise ConfigurationError(
+                "stop() was awaited inside an event handler: it waits for every handler"
+                " running, that one too, so it would wait for ever; call"
+                f" stop(wait_for_handlers=False) there, or schedule it: {scheduled}"
+            )
         self._stopping = True
         sweep = self._sweep
         if sweep is not None and not sweep.done():  # the actions it resumes are waited for too

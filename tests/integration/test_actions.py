@@ -647,3 +647,69 @@ async def test_a_call_cancelled_while_its_host_stops_leaves_its_action_to_the_ne
         await again.agent("a").load()
         await again.wait_for_actions()
     assert ["a:2"] == ran
+
+
+@pytest.mark.parametrize("timeout", [None, 30.0])
+@pytest.mark.parametrize("call", ["stop", "wait_for_actions"])
+async def test_stop_or_wait_inside_a_handler_is_refused_not_a_hang_and_a_scheduled_stop_works(
+    tmp_path: Path, call: str, timeout: float | None
+) -> None:
+    """An action handler that awaited runtime.stop() (or wait_for_actions()) waited for
+    itself: the action never finished, and neither did the stop. It now raises
+    ConfigurationError saying to schedule the stop instead, which then stops cleanly.
+    With an attempt_timeout the handler runs in a task of its own: refused the same."""
+    from adaptive_runtime import ConfigurationError
+
+    path = tmp_path / "j.db"
+    said: list[str] = []
+    scheduled: list[asyncio.Task[None]] = []
+    runtime = Runtime(agent_id="a", path=path, clock=ManualClock(), durability="full")
+
+    @runtime.action("restart_service", retry=RetryPolicy(attempt_timeout=timeout))
+    async def handler(c: ActionCall) -> None:
+        try:
+            await (runtime.stop() if call == "stop" else runtime.wait_for_actions())
+        except ConfigurationError as exc:
+            said.append(str(exc))
+        if call == "stop":  # what the message says to do instead
+            scheduled.append(asyncio.get_running_loop().create_task(runtime.stop()))
+
+    await runtime.start()
+    decision = await runtime.process(OVERLOAD)
+    await asyncio.wait_for(runtime.wait_for_actions(), 60)  # a guard: a hang fails, not waits
+    assert 1 == len(said)
+    assert f"inside the handler of restart_service for decision {decision.seq}" in said[0]
+    if call == "stop":
+        assert "create_task(runtime.stop())" in said[0]
+        await asyncio.wait_for(scheduled[0], 60)
+        assert not runtime.host.started
+    else:
+        await runtime.stop()
+    assert ["ActionScheduled", "ActionStarted", "ActionSucceeded", "OutcomeRecorded"] == kinds(path)
+
+
+async def test_stop_inside_an_event_handler_is_refused_unless_it_does_not_wait_for_handlers(
+    tmp_path: Path,
+) -> None:
+    """An event handler that awaited runtime.stop() waited for itself (stop() waits for the
+    handlers running): it now raises ConfigurationError; stop(wait_for_handlers=False)
+    is what a handler may call."""
+    from adaptive_runtime import ConfigurationError
+
+    said: list[str] = []
+    runtime = Runtime(agent_id="a", path=tmp_path / "j.db", clock=ManualClock())
+
+    @runtime.bus.subscribe("service_overload")
+    async def on_overload(event: dict[str, object]) -> None:
+        try:
+            await runtime.stop()
+        except ConfigurationError as exc:
+            said.append(str(exc))
+            await runtime.stop(wait_for_handlers=False)
+
+    await runtime.start()
+    await runtime.process(OVERLOAD)
+    await asyncio.wait_for(runtime.bus.drain(), 60)  # a guard: a hang fails, not waits
+    assert not runtime.host.started
+    assert 1 == len(said)
+    assert "inside an event handler" in said[0]
