@@ -342,6 +342,8 @@ class SqliteJournal:
             msg = "read_only=True opens a journal that exists: pass create=False"
             raise ConfigurationError(msg)
         self._path = os.fspath(path)
+        if "\x00" in self._path:
+            raise ConfigurationError(f"a journal path can't hold a NUL character: {self._path!r}")
         self._path_beside = self._path if self._path == ":memory:" else os.path.abspath(self._path)
         """The path the files kept beside the journal are named from (its agents' locks,
         its snapshot key), and its readers open: absolute, as the process may change
@@ -1052,5 +1054,13 @@ def _create_private(path: str) -> None:
     if not os.path.isdir(folder):
         msg = f"cannot create the journal {path}: the folder {folder} does not exist"
         raise JournalError(msg)
-    with contextlib.suppress(FileExistsError):
+    try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass  # made meanwhile, by another process opening it too
+    except OSError as exc:  # a read-only or virtual file system, a folder of another user's
+        msg = (
+            f"cannot create the journal {path}: {exc.strerror or exc}; give a path in a folder"
+            " this user may write to"
+        )
+        raise JournalError(msg) from exc

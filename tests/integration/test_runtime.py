@@ -613,3 +613,26 @@ async def test_a_stop_cancelled_midway_still_closes_the_journal_and_frees_the_ag
         assert 2 * rounds == sum(1 for _ in journal.read("a", kind="DecisionMade"))
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "says"),
+    [
+        ("/proc/adaptive-runtime-test.db", "JournalError", "cannot create the journal"),
+        ("/sys/adaptive-runtime-test.db", "JournalError", "cannot create the journal"),
+        ("j\x00.db", "ConfigurationError", "can't hold a NUL character"),
+    ],
+)
+async def test_a_journal_path_that_cannot_be_made_is_a_typed_error(
+    path: str, error: str, says: str
+) -> None:
+    """A path in a folder where no file can be made (/proc, /sys, a read-only mount, a
+    folder of another user's) raised a bare FileNotFoundError or PermissionError from
+    start(), and a NUL in the path a bare ValueError: each is now an AdaptiveRuntimeError
+    that says what to fix."""
+    from adaptive_runtime.errors import AdaptiveRuntimeError
+
+    runtime = Runtime(agent_id="a", path=path)
+    with pytest.raises(AdaptiveRuntimeError, match=says) as caught:
+        await runtime.start()
+    assert error == type(caught.value).__name__
