@@ -135,6 +135,8 @@ class Host:
             raise ConfigurationError(
                 f"max_event_bytes must be an int of at least 1024, not {max_event_bytes!r}"
             )
+        check_flag("commit_on_caller", commit_on_caller)
+        check_flag("dry_run", dry_run)
         self.default_agent = check_agent_id(default_agent)
         self._only = None if only_agent is None else check_agent_id(only_agent)
         if not isinstance(journal, str | os.PathLike) and not is_journal(journal):
@@ -148,7 +150,7 @@ class Host:
         self.clock: Clock = checked(clock or SystemClock())
         self.checkpoint_every = checkpoint_every
         self.max_loaded_agents = max_loaded_agents
-        self.commit_on_caller = bool(commit_on_caller)
+        self.commit_on_caller = commit_on_caller
         """Commit (and fsync, at full) on the caller's thread instead of the journal's own."""
         self.redact = _field_names(sensitive_fields)
         self.max_event_bytes = max_event_bytes
@@ -221,7 +223,7 @@ class Host:
             raise ConfigurationError(msg)
         if approvals is not None and (unusable := approvals.unusable()) is not None:
             raise ConfigurationError(unusable)
-        self.controls = OperatorControls(self, dry_run=bool(dry_run), approvals=approvals)
+        self.controls = OperatorControls(self, dry_run=dry_run, approvals=approvals)
         """Dry run, silences, approvals and dead letters: what becomes of decided actions."""
 
     def __repr__(self) -> str:
@@ -1032,6 +1034,12 @@ def _id_of(event: object) -> str | None:
 
 def _entries_after(journal: Journal, seq: int) -> list[Entry]:
     return list(journal.read(after=seq))
+
+
+def check_flag(name: str, value: object) -> None:
+    """A yes/no setting is a bool: "false", a non-empty string, would read as True."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, not {value!r}")
 
 
 def check_agent_id(agent_id: object) -> str:

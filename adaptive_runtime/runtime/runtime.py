@@ -24,7 +24,7 @@ from ..projections import AgentState
 from ..records import Decision, Event, Rule
 from .actions import Handler, Resume, Verification
 from .agent import Agent
-from .host import Host, check_agent_id
+from .host import Host, check_agent_id, check_flag
 from .original import OriginalAPI
 from .rules import LearningArg, RulesArg
 
@@ -79,6 +79,10 @@ class Runtime(OriginalAPI):
         dry_run: bool = False,
     ) -> None:
         check_agent_id(agent_id)
+        check_flag("persist", persist)
+        if path is not None and not isinstance(path, str | os.PathLike):
+            msg = f"path must be a file path (a str or a Path), not {type(path).__name__}"
+            raise ConfigurationError(msg)
         if journal is not None and (path is not None or not persist):
             given = "path" if path is not None else "persist=False"
             msg = f"give the journal once: journal= names it, so {given} would be ignored; drop one"

@@ -460,6 +460,27 @@ def test_bad_settings_raise_configuration_error(kwargs: dict[str, object], messa
     assert isinstance(caught.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"path": 123}, "path must be a file path"),
+        ({"persist": "no"}, "persist must be True or False, not 'no'"),
+        ({"commit_on_caller": "false"}, "commit_on_caller must be True or False"),
+        ({"dry_run": 1}, "dry_run must be True or False"),
+    ],
+)
+def test_a_path_or_a_flag_of_the_wrong_kind_is_a_configuration_error(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    """Runtime(path=123) raised a bare TypeError from os.fspath, and a flag given as a
+    string was read as its truth: commit_on_caller="false" committed on the caller's
+    thread, dry_run=1 ran no handler. Each is now a ConfigurationError naming it."""
+    kwargs = {"path": tmp_path / "j.db", **kwargs}
+    with pytest.raises(ConfigurationError, match=message):
+        Runtime("a", **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "j.db").exists()
+
+
 async def test_a_journal_given_twice_is_refused_not_half_ignored(tmp_path: Path) -> None:
     """`Runtime("a", "prod.db", journal="memory:")` journaled in memory and said nothing of
     prod.db (nor did persist=False beside a journal): giving both is now refused."""
