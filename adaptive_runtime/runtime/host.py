@@ -409,7 +409,9 @@ class Host:
         say): the action it scheduled starts now, as the caller would have started it. The
         rest of what the caller did after a commit (metrics, the event's bus handlers) was
         the caller's: it stopped waiting, and those are skipped, as after a lost answer. A
-        stopping host starts nothing: the action stays open, and the next start resumes it."""
+        stopping host starts nothing, nor does one that evicted the agent meanwhile (its
+        calls all answered, it was idle): the action stays open, and the next start
+        resumes it."""
         ledger = self._loaded.get(entries[0].stream)
         if ledger is not None and not self._stopping:
             self.actions.start_recovered(ledger, [entries])
