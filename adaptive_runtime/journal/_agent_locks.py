@@ -25,7 +25,6 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Callable
 
 try:
     import fcntl
@@ -62,6 +61,8 @@ class AgentLocks:
         self.path = journal_path + ".agents"
         self._fds: dict[int, int] = {}
         self._warned = False
+        self._held: set[str] = set()
+        """The agents this object holds the locks of."""
 
     def take(self, agent: str) -> bool:
         """Lock the agent's byte for this host; False if another live host holds it."""
@@ -88,6 +89,7 @@ class AgentLocks:
             return False
         with _held_here_lock:
             _held_here[(self.path, agent)] = id(self)
+        self._held.add(agent)
         return True
 
     def held_in_this_process(self, agent: str) -> bool:
@@ -104,14 +106,14 @@ class AgentLocks:
         fd = self._fds.get(shard)
         if fd is not None:
             fcntl.fcntl(fd, _OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, byte, 1, 0))
-            self._forget(lambda key: key == (self.path, agent))
+            self._forget([agent])
 
     def close(self) -> None:
         """Let go of every lock this host holds."""
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             os.close(fd)
-        self._forget(lambda key: key[0] == self.path)
+        self._forget(list(self._held))
 
     def leave_to_parent(self) -> None:
         """In a process forked from the one that took these locks: close this copy of the
@@ -120,13 +122,17 @@ class AgentLocks:
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             os.close(fd)
+        self._held.clear()
         with _held_here_lock:
             _held_here.clear()  # the parent's: this process holds none of them
 
-    def _forget(self, which: Callable[[tuple[str, str]], bool]) -> None:
+    def _forget(self, agents: list[str]) -> None:
         with _held_here_lock:
-            for key in [k for k, holder in _held_here.items() if holder == id(self) and which(k)]:
-                del _held_here[key]
+            for agent in agents:
+                key = (self.path, agent)
+                if _held_here.get(key) == id(self):
+                    del _held_here[key]
+        self._held.difference_update(agents)
 
     def _file(self, shard: int) -> int:
         fd = self._fds.get(shard)
