@@ -12,7 +12,7 @@ doubt must not be folded past entries nobody has read back yet.
 
 A caller that stops waiting (its task cancelled) does not take its batch back: the
 batch commits all the same. When a commit is answered and its caller's future was
-cancelled, the worker hands the entries to the host instead (`on_orphaned`), which owes
+cancelled, the worker hands the entries to the host instead (`on_unheard`), which owes
 them what the caller would have done next (start the action they schedule).
 
 A batch is decided from a view that counts the batches queued before it: its agent's
@@ -84,7 +84,7 @@ class JournalWorker:
         "_loop",
         "_on_commit",
         "_on_lost",
-        "_on_orphaned",
+        "_on_unheard",
         "_queue",
         "_refused_through",
         "_scheduled",
@@ -101,7 +101,7 @@ class JournalWorker:
         *,
         inline: bool = False,
         on_lost: Lost | None = None,
-        on_orphaned: Committed | None = None,
+        on_unheard: Committed | None = None,
     ) -> None:
         self._inline = inline
         self._journal = journal
@@ -110,9 +110,9 @@ class JournalWorker:
         self._on_lost = on_lost
         """Called with the batches of a transaction that failed as a whole, its outcome
         unknown, before its callers hear the error."""
-        self._on_orphaned = on_orphaned
+        self._on_unheard = on_unheard
         """Called, on the loop, with the entries of each batch that committed after its
-        caller stopped waiting for them (see orphaned())."""
+        caller stopped waiting for them (see unheard())."""
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="adaptive-runtime-journal"
         )
@@ -175,15 +175,15 @@ class JournalWorker:
         self._on_commit(result)
         return result
 
-    def orphaned(self, entries: list[Entry]) -> None:
+    def unheard(self, entries: list[Entry]) -> None:
         """A batch committed and folded, and its caller will never hear of it: it was
         cancelled while the answer was on its way. The host does what the caller would
         have done next. Called by the worker for an answer whose future was cancelled, and
         by a caller cancelled after its answer came."""
-        if self._on_orphaned is None:
+        if self._on_unheard is None:
             return
         try:
-            self._on_orphaned(entries)
+            self._on_unheard(entries)
         except Exception:  # the entries are journaled and folded; the others are answered
             log.exception("the follow-up of a batch whose caller was cancelled failed")
 
@@ -324,7 +324,7 @@ class JournalWorker:
             if not future.done():
                 future.set_result(result)
             else:  # cancelled: its caller stopped waiting, and the batch committed all the same
-                self.orphaned(result)
+                self.unheard(result)
 
 
 def _journaled_as_built(result: list[Entry] | Exception, expected: int | None) -> bool:

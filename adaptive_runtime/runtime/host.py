@@ -294,7 +294,7 @@ class Host:
             self._on_commit,
             inline=inline,
             on_lost=self._on_lost,
-            on_orphaned=self._on_orphaned,
+            on_unheard=self._on_unheard,
         )
         self._reader = JournalReader(self._worker)
         try:
@@ -404,7 +404,7 @@ class Host:
             if ledger is not None:
                 ledger.doubt(batch)
 
-    def _on_orphaned(self, entries: list[Entry]) -> None:
+    def _on_unheard(self, entries: list[Entry]) -> None:
         """A batch committed after its caller was cancelled (a timeout around process(),
         say): the action it scheduled starts now, as the caller would have started it. The
         rest of what the caller did after a commit (metrics, the event's bus handlers) was

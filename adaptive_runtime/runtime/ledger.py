@@ -259,7 +259,7 @@ class Ledger:
                 try:
                     results = await _settled(futures)
                 except asyncio.CancelledError:
-                    _orphan(worker, futures)
+                    _unheard(worker, futures)
                     raise
             finally:
                 self._done()
@@ -300,14 +300,14 @@ class Ledger:
                     try:
                         await asyncio.sleep(0)
                     except asyncio.CancelledError:
-                        worker.orphaned(entries)  # committed: the host does the rest
+                        worker.unheard(entries)  # committed: the host does the rest
                         raise
             else:
                 answer = worker.append(batch, expected)
                 try:
                     entries = await answer
                 except asyncio.CancelledError:
-                    _orphan(worker, [answer])
+                    _unheard(worker, [answer])
                     raise
         except StreamConflictError:
             self.stale = True  # another writer moved the stream: catch up, decide again
@@ -634,16 +634,16 @@ async def _settled(
     return [f.exception() or f.result() for f in futures]
 
 
-def _orphan(worker: JournalWorker, futures: list[asyncio.Future[list[Entry]]]) -> None:
+def _unheard(worker: JournalWorker, futures: list[asyncio.Future[list[Entry]]]) -> None:
     """The caller was cancelled while these answers were on their way; their batches
     commit all the same. Each answered with entries goes to the host now (see
-    JournalWorker.orphaned); each still unanswered is cancelled, so that the worker hands
+    JournalWorker.unheard); each still unanswered is cancelled, so that the worker hands
     its entries over when its commit is answered."""
     for future in futures:
         if not future.done():
             future.cancel()
         elif not future.cancelled() and future.exception() is None:
-            worker.orphaned(future.result())
+            worker.unheard(future.result())
 
 
 def _log_failure(task: asyncio.Task[list[Entry]]) -> None:
