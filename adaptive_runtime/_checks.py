@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from .errors import InvalidEventError
 
-__all__ = ["MAX_EVENT_BYTES", "MAX_LABEL_LENGTH", "check_text"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "MAX_LABEL_LENGTH",
+    "check_stored_name",
+    "check_text",
+    "storable",
+]
 
 MAX_EVENT_BYTES = 1024 * 1024
 """A host's default bound on one event's encoded size (its `max_event_bytes`): counted
@@ -24,3 +30,36 @@ def check_text(field: str, value: str, limit: int) -> None:
     except UnicodeEncodeError:
         msg = f"{field!r} is not valid UTF-8 text (it holds a lone surrogate)"
         raise InvalidEventError(msg, field=field) from None
+
+
+def check_stored_name(field: str, value: str, limit: int) -> None:
+    """check_text, and no NUL character: for a name the journal keeps in a column of its
+    own (an agent's stream, a record's kind, an event or outcome id, a host's name).
+
+    PostgreSQL's text cannot hold a NUL, so such a name would be taken on SQLite and
+    refused by the server on PostgreSQL (and a SQLite journal holding it could not be
+    imported there): it is refused on both, before anything is journaled.
+    """
+    check_text(field, value, limit)
+    if "\x00" in value:
+        msg = f"{field!r} holds a NUL character (\\x00): no journal takes one (PostgreSQL can't store it)"
+        raise InvalidEventError(msg, field=field)
+
+
+def storable(*names: str | None) -> bool:
+    """Whether a journal could hold every one of these names (None is no name).
+
+    A read by a name no journal can hold (a NUL in it, or a lone surrogate, as a command
+    line argument in another encoding gives) finds nothing: on every backend alike, not an
+    encoding error from the driver on one and a server error on the other.
+    """
+    for name in names:
+        if name is None:
+            continue
+        if "\x00" in name:
+            return False
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True

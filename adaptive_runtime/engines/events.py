@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._checks import MAX_EVENT_BYTES, check_text
+from .._checks import MAX_EVENT_BYTES, check_stored_name, check_text
 from ..errors import EventTooLargeError, InvalidEventError
 from ..records import Event
 
@@ -200,7 +200,7 @@ def _event_id(value: object) -> str:
     if not isinstance(value, str) or not value:
         msg = f"'id' must be a non-empty string, not {_describe(value)}"
         raise InvalidEventError(msg, field="id")
-    check_text("id", value, MAX_ID_LENGTH)
+    check_stored_name("id", value, MAX_ID_LENGTH)
     return value
 
 
@@ -214,7 +214,7 @@ def outcome_key(outcome_id: object) -> str:
     if not isinstance(outcome_id, str) or not outcome_id:
         msg = f"an outcome's id must be a non-empty string, not {_describe(outcome_id)}"
         raise InvalidEventError(msg, field="id")
-    check_text("id", outcome_id, MAX_ID_LENGTH)
+    check_stored_name("id", outcome_id, MAX_ID_LENGTH)
     return OUTCOME_KEY_PREFIX + outcome_id
 
 

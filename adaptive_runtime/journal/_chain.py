@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from .._checks import check_text
+from .._checks import check_stored_name
 from ..errors import DuplicateEventError, InvalidEventError, StreamConflictError
 from ..records import FleetBatch, RuntimeBatch
 from ._keys import snapshot_mac
@@ -86,7 +86,7 @@ def _check_text_name(field: str, value: str) -> None:
     if not value:
         msg = f"{field} must be a non-empty string of at most {MAX_NAME_LENGTH} characters"
         raise InvalidEventError(msg, field=field)
-    check_text(field, value, MAX_NAME_LENGTH)
+    check_stored_name(field, value, MAX_NAME_LENGTH)
 
 
 def find_replayed(

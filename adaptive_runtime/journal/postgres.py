@@ -55,10 +55,12 @@ except ImportError as exc:  # pragma: no cover - exercised by an install without
     msg = "PostgreSQL journals need the postgres extra: pip install 'adaptive-runtime[postgres]'"
     raise ConfigurationError(msg) from exc
 
+from .._checks import check_stored_name, storable
 from ..errors import (
     AdaptiveRuntimeError,
     AgentOwnedElsewhere,
     ConfigurationError,
+    InvalidEventError,
     JournalBusyError,
     JournalClosedError,
     JournalError,
@@ -132,6 +134,21 @@ def _schema_name(name: str) -> str:
         )
         raise ConfigurationError(msg)
     return name
+
+
+MAX_OWNER_LENGTH = 256
+
+
+def _owner_name(owner: object) -> str:
+    """A host's name as an owner of agents: kept in `owners`, and shown in every refusal."""
+    if not isinstance(owner, str) or not owner.strip() or len(owner) > MAX_OWNER_LENGTH:
+        msg = f"owner must be a non-empty string of at most {MAX_OWNER_LENGTH} characters"
+        raise ConfigurationError(f"{msg}, not {owner!r}"[:400])
+    try:
+        check_stored_name("owner", owner, MAX_OWNER_LENGTH)
+    except InvalidEventError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return owner
 
 
 def _ddl(schema: str) -> list[sql.Composed]:
@@ -463,7 +480,7 @@ class PostgresJournal:
         self.claims_are_local = False  # a lease on the server, renewed and fenced
         timeout = _number("connect_timeout_s", connect_timeout_s, options, 10.0, float, 0.1, 600)
         self.connect_timeout = max(1, int(timeout))
-        self.owner = owner or host_name()
+        self.owner = host_name() if owner is None else _owner_name(owner)
         """This journal's name as an owner of agents: unique per process unless given."""
         self._keep = max(1, keep_snapshots)
         self._sql = _Sql(self.schema)
@@ -962,6 +979,8 @@ class PostgresJournal:
 
     def owner_of(self, agent: str) -> tuple[str, int, float] | None:
         """(host, epoch, seconds of lease left; negative when expired), or None if unowned."""
+        if not storable(agent):
+            return None
         with self._connection() as conn:
             row = conn.execute(self._sql.owner, (agent,)).fetchone()
         return None if row is None else (row[0], int(row[1]), float(row[2]))
@@ -971,6 +990,8 @@ class PostgresJournal:
     def read(
         self, stream: str | None = None, *, after: int = 0, kind: str | None = None
     ) -> Iterator[Entry]:
+        if not storable(stream, kind):
+            return
         statement = self._sql.forward[(stream is not None, kind is not None)]
         filters = tuple(x for x in (stream, kind) if x is not None)
         position = after
@@ -1001,6 +1022,8 @@ class PostgresJournal:
         kind: str | None = None,
         before: int | None = None,
     ) -> Iterator[Entry]:
+        if not storable(stream, kind):
+            return
         statement = self._sql.backward[(stream is not None, kind is not None)]
         filters = tuple(x for x in (stream, kind) if x is not None)
         position, left = 2**63 - 1 if before is None else min(before, 2**63 - 1), n
@@ -1021,6 +1044,8 @@ class PostgresJournal:
         return self._one(self._sql.by_seq, (seq,))
 
     def by_event_id(self, event_id: str) -> Entry | None:
+        if not storable(event_id):
+            return None
         return self._one(self._sql.by_event_id, (event_id,))
 
     def head(self) -> Head:
@@ -1028,6 +1053,8 @@ class PostgresJournal:
             return self._head(conn)
 
     def stream_head(self, stream: str) -> int:
+        if not storable(stream):
+            return 0
         with self._connection() as conn:
             return self._stream_head(conn, stream)
 
@@ -1112,6 +1139,8 @@ class PostgresJournal:
         return out
 
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
+        if not storable(stream):
+            return
         with self._connection() as conn:
             rows = conn.execute(self._sql.snapshots, (stream,)).fetchall()
         yield from _chain.checked_snapshots(rows, self._key, untrusted=untrusted)

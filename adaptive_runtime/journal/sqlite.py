@@ -13,6 +13,7 @@ from typing import Any, Literal, NamedTuple, TypeVar, cast
 import apsw
 import msgspec
 
+from .._checks import storable
 from .._crashpoints import crash_point
 from ..errors import (
     AdaptiveRuntimeError,
@@ -589,6 +590,8 @@ class SqliteJournal:
     def read(
         self, stream: str | None = None, *, after: int = 0, kind: str | None = None
     ) -> Iterator[Entry]:
+        if not storable(stream, kind):
+            return iter(())
         kinds = () if kind is None else (kind,)
         if stream is not None:  # ?1 stream, ?2 the first seq wanted, ?3 size, ?4 kind
             return self._paged(
@@ -606,6 +609,8 @@ class SqliteJournal:
         kind: str | None = None,
         before: int | None = None,
     ) -> Iterator[Entry]:
+        if not storable(stream, kind):
+            return iter(())
         kinds = () if kind is None else (kind,)
         position = END_OF_TIME if before is None else min(before, END_OF_TIME)
         if stream is not None:  # ?1 stream, ?2 the seq to stay below, ?3 size, ?4 kind
@@ -648,6 +653,8 @@ class SqliteJournal:
         return self._one(_BY_SEQ, (seq,))
 
     def by_event_id(self, event_id: str) -> Entry | None:
+        if not storable(event_id):
+            return None
         return self._one(_BY_EVENT_ID, (event_id,))
 
     def head(self) -> Head:
@@ -670,6 +677,8 @@ class SqliteJournal:
         return self.head().seq > after
 
     def stream_head(self, stream: str) -> int:
+        if not storable(stream):
+            return 0
         with self._turn, _translated(self._path):
             return _stream_head(self._open(), stream)
 
@@ -729,6 +738,8 @@ class SqliteJournal:
         return out
 
     def snapshots(self, stream: str, *, untrusted: bool = False) -> Iterator[Snapshot]:
+        if not storable(stream):
+            return
         with self._turn, _translated(self._path):
             rows = self._open().execute(_SNAPSHOTS, (stream,)).fetchall()
         if self._key is None and rows:  # made since this was opened (by another connection)

@@ -19,6 +19,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
+from .._checks import check_stored_name
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.events import MAX_EVENT_BYTES, event_list
@@ -1045,11 +1046,16 @@ def check_flag(name: str, value: object) -> None:
 
 
 def check_agent_id(agent_id: object) -> str:
-    """An agent id is a non-empty string of at most 256 characters."""
+    """An agent id is a non-empty string of at most 256 characters, which every journal can
+    store: valid UTF-8 text with no NUL character."""
     if not isinstance(agent_id, str) or not agent_id or len(agent_id) > MAX_AGENT_ID:
         raise ConfigurationError(
             f"agent_id must be a non-empty string of at most {MAX_AGENT_ID} characters"
         )
+    try:
+        check_stored_name("agent_id", agent_id, MAX_AGENT_ID)
+    except InvalidEventError as exc:
+        raise ConfigurationError(str(exc)) from None
     if agent_id.startswith("~"):
         raise ConfigurationError(f"agent ids starting with '~' are the journal's own: {agent_id!r}")
     return agent_id

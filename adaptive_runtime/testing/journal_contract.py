@@ -145,6 +145,9 @@ class JournalContract:
             ([Pending(stream="a", kind="K", ts_ns=-1, body=b"")], "ts_ns"),
             ([Pending(stream="a" * 300, kind="K", ts_ns=1, body=b"")], "stream"),
             ([Pending(stream="\ud800", kind="K", ts_ns=1, body=b"")], "stream"),
+            ([Pending(stream="a\x00b", kind="K", ts_ns=1, body=b"")], "stream"),
+            ([Pending(stream="a", kind="K\x00", ts_ns=1, body=b"")], "kind"),
+            ([Pending(stream="a", kind="K", ts_ns=1, body=b"", event_id="\x00")], "event_id"),
             (
                 [
                     Pending(stream="a", kind="K", ts_ns=1, body=b""),
@@ -179,6 +182,21 @@ class JournalContract:
         assert nasty == journal.by_event_id(nasty).stream  # type: ignore[union-attr]
         assert [nasty] == journal.streams()
         assert journal.verify().ok
+
+    @pytest.mark.parametrize("name", ["a\x00", "\x00", "\ud800", "a\udcff"])
+    def test_a_name_no_journal_can_hold_finds_nothing(self, journal: Journal, name: str) -> None:
+        """A read by a name with a NUL or a lone surrogate (which no append takes) finds
+        nothing, as any unknown name does: no driver's encoding error, no server's error."""
+        journal.append([pending("a", event_id="a")])
+        assert [] == list(journal.read(name))
+        assert [] == list(journal.read(kind=name))
+        assert [] == list(journal.read("a", kind=name))
+        assert [] == list(journal.latest(5, name))
+        assert [] == list(journal.latest(5, kind=name))
+        assert None is journal.by_event_id(name)
+        assert 0 == journal.stream_head(name)
+        assert [] == list(journal.snapshots(name))
+        assert 1 == journal.head().seq
 
     def test_read_filters_by_stream_kind_and_position(self, journal: Journal) -> None:
         """Forward reads filter by stream, by kind and by a starting seq."""

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from cli_support import cli
+from http_support import READ, client
 from postgres_support import fresh_url, pg_url
 from psycopg import sql
 
@@ -27,6 +28,7 @@ from adaptive_runtime.errors import (
     AgentOwnedElsewhere,
     ConfigurationError,
     DuplicateEventError,
+    InvalidEventError,
     JournalBusyError,
     JournalError,
     JournalUnavailableError,
@@ -513,6 +515,52 @@ def test_user_strings_are_bound_parameters() -> None:
     assert [nasty] == journal.streams()
     assert journal.verify().ok
     journal.close()
+
+
+async def test_a_nul_in_an_id_is_bad_input_not_a_server_error() -> None:
+    """PostgreSQL's text holds no NUL: an agent id, event id, outcome id or owner name with
+    one is refused as bad input, with nothing journaled, as on SQLite; a read by one finds
+    nothing. (It was a JournalError quoting psycopg's DataError, which marks the journal
+    unusable: the HTTP API answered a read by such an agent 503.)"""
+    url = fresh_url()
+    with pytest.raises(ConfigurationError, match="NUL"):
+        Runtime(agent_id="web\x00", journal=url)
+    with pytest.raises(ConfigurationError, match="NUL"):
+        PostgresJournal(url, owner="host\x00")
+    with pytest.raises(ConfigurationError, match="owner must be a non-empty string"):
+        PostgresJournal(url, owner="")
+    async with Runtime(agent_id="web", journal=url, clock=ManualClock()) as runtime:
+        d = await runtime.process(OVERLOAD)
+        with pytest.raises(InvalidEventError, match="NUL") as caught:
+            await runtime.process({**OVERLOAD, "id": "evt\x00"})
+        assert "id" == caught.value.field
+        with pytest.raises(InvalidEventError, match="NUL"):
+            await runtime.record_outcome(d, success=True, id="o\x00")
+        with pytest.raises(ConfigurationError, match="NUL"):
+            runtime.host.agent("a\x00b")
+        journal = runtime.journal
+        assert 2 == journal.head().seq
+        assert (0, [], None) == (
+            journal.stream_head("web\x00"),
+            list(journal.read("web\x00")),
+            journal.by_event_id("evt\x00"),
+        )
+        assert None is journal.owner_of("web\x00")  # type: ignore[attr-defined]
+        assert 4 == (await runtime.process(OVERLOAD)).seq  # the agent carries on
+    journal = open_journal(url)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
+async def test_the_http_api_reads_an_agent_named_with_a_nul_as_an_unknown_one() -> None:
+    """404 and an empty page, as on SQLite; it was 503, "journal unusable"."""
+    async with client(Host(fresh_url(), clock=ManualClock())) as c:
+        r = await c.get("/v1/agents/a%00b/state", headers=READ)
+        assert (404, "agent 'a\\x00b' has no entries") == (r.status_code, r.json()["detail"])
+        r = await c.get("/v1/decisions", params={"agent": "a\x00b"}, headers=READ)
+        assert (200, []) == (r.status_code, r.json()["items"])
 
 
 async def test_an_outcome_with_an_id_is_journaled_once_across_hosts() -> None:

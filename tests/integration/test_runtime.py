@@ -13,6 +13,7 @@ import pytest
 from adaptive_runtime import (
     ConfigurationError,
     DuplicateEventError,
+    Host,
     InvalidEventError,
     ManualClock,
     NotAJournalError,
@@ -120,10 +121,25 @@ async def test_bad_event_leaves_journal_unchanged(tmp_path: Path) -> None:
             {"type": "x", "n": 10**10000},
             {"type": "x", "cpu": 10**10000},
             {"type": "\ud800"},
+            {"type": "x", "id": "e\x00"},
         ):
             with pytest.raises(InvalidEventError):
                 await runtime.process(bad)  # type: ignore[arg-type]
         assert head == runtime.journal.head()
+
+
+@pytest.mark.parametrize("agent_id", ["\ud800", "web\x00"])
+async def test_an_agent_id_no_journal_can_store_is_a_configuration_error(
+    tmp_path: Path, agent_id: str
+) -> None:
+    """A lone surrogate raised a bare UnicodeEncodeError from start(); a NUL was taken on
+    SQLite, and refused by the server on PostgreSQL. Both are refused up front."""
+    with pytest.raises(ConfigurationError, match=r"surrogate|NUL"):
+        Runtime(agent_id=agent_id, path=tmp_path / "j.db")
+    async with Host(tmp_path / "j.db") as host:
+        with pytest.raises(ConfigurationError, match=r"surrogate|NUL"):
+            host.agent(agent_id)
+        assert 0 == host.journal.head().seq
 
 
 async def test_not_started_raises() -> None:
