@@ -20,7 +20,7 @@ import msgspec
 
 from ._checks import MAX_EVENT_BYTES
 from ._text import MAX_TS_NS, TerminalSafe, format_ts, is_age, parse_time, seq_or_time, shown, table
-from .errors import ConfigurationError, InvalidImportError, JournalError
+from .errors import ConfigurationError, DuplicateEventError, InvalidImportError, JournalError
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
 if TYPE_CHECKING:
@@ -877,8 +877,9 @@ def _deny(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace, *, approve: bool) -> int:
+    from .engines.events import approval_key
     from .engines.silences import MAX_COMMENT, check_text_field
-    from .projections.controls import pending_approvals
+    from .projections.controls import already_answered, answer_given, pending_approvals
     from .projections.fleet import HOST_STREAM
     from .records import ApprovalGiven, to_pending
 
@@ -889,6 +890,9 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
     try:
         found = [p for p in pending_approvals(journal).values() if p.decision_seq == args.seq]
         if not found:
+            given = answer_given(journal, args.seq)
+            if given is not None:  # answered, and carried out since
+                raise already_answered(given)
             raise UsageError(
                 f"no action is waiting for approval at seq {args.seq}; `approvals` lists them"
             )
@@ -907,7 +911,13 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
             by=args.by,
             comment=args.comment,
         )
-        journal.append([to_pending(HOST_STREAM, record, now)])
+        try:
+            journal.append([to_pending(HOST_STREAM, record, now, approval_key(p.decision_seq))])
+        except DuplicateEventError:
+            given = answer_given(journal, p.decision_seq)
+            if given is None:  # the key taken by something else: the refusal as it was
+                raise
+            raise already_answered(given) from None
     finally:
         journal.close()
     verdict = "approved" if approve else "denied"

@@ -6,6 +6,7 @@ __all__ = [
     "ActionTimeoutError",
     "AdaptiveRuntimeError",
     "AgentOwnedElsewhere",
+    "AlreadyAnsweredError",
     "ConfigurationError",
     "DecisionTooSlowError",
     "DuplicateEventError",
@@ -53,6 +54,17 @@ class InvalidRulesError(AdaptiveRuntimeError, ValueError):
     def __init__(self, message: str, *, index: int | None = None) -> None:
         super().__init__(message)
         self.index = index
+
+
+class AlreadyAnsweredError(AdaptiveRuntimeError):
+    """An approval request was answered already (the answer may not be carried out yet):
+    the first answer journaled stands, and nothing was journaled for this one."""
+
+    def __init__(self, message: str, *, decision_seq: int, approved: bool, by: str) -> None:
+        super().__init__(message)
+        self.decision_seq = decision_seq
+        self.approved = approved
+        self.by = by
 
 
 class InvalidImportError(AdaptiveRuntimeError, ValueError):

@@ -11,6 +11,7 @@ from typing import NamedTuple
 from .errors import (
     AdaptiveRuntimeError,
     AgentOwnedElsewhere,
+    AlreadyAnsweredError,
     ConfigurationError,
     DecisionTooSlowError,
     DuplicateEventError,
@@ -51,6 +52,7 @@ _TABLE: tuple[tuple[type[BaseException], Outcome], ...] = (
     (DuplicateEventError, Outcome(EXIT_USAGE, 409, "event id reused with another body")),
     (StreamConflictError, Outcome(EXIT_JOURNAL, 409, "stream moved on")),
     (InvalidEventError, Outcome(EXIT_USAGE, 422, "invalid event")),
+    (AlreadyAnsweredError, Outcome(EXIT_USAGE, 409, "already answered")),
     (InvalidRulesError, Outcome(EXIT_USAGE, 422, "invalid rules")),
     (InvalidImportError, Outcome(EXIT_USAGE, 422, "invalid import")),
     (ConfigurationError, Outcome(EXIT_USAGE, 400, "invalid setting")),

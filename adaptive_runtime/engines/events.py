@@ -16,6 +16,7 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "REDACTED",
     "TARGET_FIELDS",
+    "approval_key",
     "check_values",
     "event_list",
     "fingerprint_of",
@@ -201,11 +202,31 @@ def _event_id(value: object) -> str:
         msg = f"'id' must be a non-empty string, not {_describe(value)}"
         raise InvalidEventError(msg, field="id")
     check_stored_name("id", value, MAX_ID_LENGTH)
+    if value.startswith(RESERVED_ID_PREFIXES):
+        prefix = next(p for p in RESERVED_ID_PREFIXES if value.startswith(p))
+        msg = (
+            f"event ids starting with {prefix!r} are the journal's own (it keys outcomes and"
+            f" approval answers so); got {value!r}: give the event another id"
+        )
+        raise InvalidEventError(msg, field="id")
     return value
 
 
 OUTCOME_KEY_PREFIX = "outcome:"
 """Where an outcome's id goes in the journal's event-id column, apart from events' ids."""
+
+APPROVAL_KEY_PREFIX = "approval:"
+"""Where the answer to an approval request goes in the event-id column (see approval_key)."""
+
+RESERVED_ID_PREFIXES = (OUTCOME_KEY_PREFIX, APPROVAL_KEY_PREFIX)
+"""Prefixes an event's own id may not take: an event with the id `outcome:x` would make
+the outcome with id `x` a duplicate of it."""
+
+
+def approval_key(decision_seq: int) -> str:
+    """The journal's event id for the answer to the approval request of the decision at
+    `decision_seq`: one answer per request, however many people send one at once."""
+    return f"{APPROVAL_KEY_PREFIX}{decision_seq}"
 
 
 def outcome_key(outcome_id: object) -> str:

@@ -6,6 +6,10 @@ the agent carries each out and journals what it did in the agent's own stream
 (ApprovalDecided, ActionRetried), where the agent's fold schedules the action. So a
 request made while no host runs is carried out by the next one, and one carried out
 before a crash is not carried out twice.
+
+An approval request takes one answer: each is journaled under the event id
+`approval:<decision seq>`, so of two people answering at once (from the CLI, the HTTP
+API, two hosts) the journal takes the first, and the second is told who answered.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ..errors import JournalCorruptError
+from ..engines.events import approval_key
+from ..errors import AlreadyAnsweredError, JournalCorruptError
 from ..journal.base import Journal
 from ..records import (
     ActionAbandoned,
@@ -23,6 +28,7 @@ from ..records import (
     ActionSkipped,
     ActionStarted,
     ApprovalDecided,
+    ApprovalGiven,
     ApprovalPolicy,
     ApprovalPolicySet,
     DeadLetterDismissed,
@@ -39,6 +45,8 @@ __all__ = [
     "DeadLetter",
     "HostControls",
     "PendingApproval",
+    "already_answered",
+    "answer_given",
     "dead_letters",
     "pending_approvals",
     "pending_of",
@@ -93,6 +101,28 @@ def pending_approvals(journal: Journal) -> dict[tuple[str, int], PendingApproval
     for entry in journal.read(kind="ApprovalDecided"):
         pending.pop((entry.stream, read_as(entry, ApprovalDecided).decision_seq), None)
     return pending
+
+
+def answer_given(journal: Journal, decision_seq: int) -> ApprovalGiven | None:
+    """The answer journaled for the approval request of the decision at `decision_seq`,
+    carried out or not (None: no answer was journaled under its key)."""
+    entry = journal.by_event_id(approval_key(decision_seq))
+    if entry is None or entry.kind != "ApprovalGiven":
+        return None
+    return read_as(entry, ApprovalGiven)
+
+
+def already_answered(given: ApprovalGiven) -> AlreadyAnsweredError:
+    """The error for an answer to a request that has one: who gave it, and what it was."""
+    verdict = "approved" if given.approve else "denied"
+    msg = (
+        f"the approval request for the decision at seq {given.decision_seq} was already"
+        f" answered: {verdict} by {given.by}. The first answer stands; nothing was journaled"
+        " for this one"
+    )
+    return AlreadyAnsweredError(
+        msg, decision_seq=given.decision_seq, approved=given.approve, by=given.by
+    )
 
 
 def pending_of(entry: Entry) -> PendingApproval:

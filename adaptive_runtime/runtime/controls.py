@@ -15,13 +15,16 @@ import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
+from ..engines.events import approval_key
 from ..engines.silences import MAX_COMMENT, check_text_field, new_silence
-from ..errors import AdaptiveRuntimeError
+from ..errors import AdaptiveRuntimeError, DuplicateEventError
 from ..journal import Journal
 from ..projections.controls import (
     DeadLetter,
     HostControls,
     PendingApproval,
+    already_answered,
+    answer_given,
     dead_letters,
     pending_approvals,
     pending_of,
@@ -258,9 +261,13 @@ class OperatorControls:
 
     async def answer(self, decision_seq: int, *, approve: bool, by: str, comment: str = "") -> None:
         """Journal a person's answer to a pending approval request; the host that owns the
-        agent carries it out (this one, at once, if it does)."""
+        agent carries it out (this one, at once, if it does). A request answered before,
+        by anyone, raises AlreadyAnsweredError naming the answer: the first one stands."""
         found = [p for p in await self.waiting() if p.decision_seq == decision_seq]
         if not found:
+            given = await self._host.read(answer_given, decision_seq)
+            if given is not None:  # answered, and carried out since
+                raise already_answered(given)
             raise LookupError(f"no approval is pending for the decision at seq {decision_seq}")
         p = found[0]
         record = ApprovalGiven(
@@ -271,7 +278,13 @@ class OperatorControls:
             # bounded and printable as a silence's comment is (it was neither)
             comment=check_text_field("comment", comment, MAX_COMMENT) if comment else "",
         )
-        await self._request(record)
+        try:
+            await self._request(record, approval_key(decision_seq))
+        except DuplicateEventError:
+            given = await self._host.read(answer_given, decision_seq)
+            if given is None:  # the key taken by something else: the refusal as it was
+                raise
+            raise already_answered(given) from None
 
     async def retry(self, decision_seq: int, *, by: str) -> None:
         """Journal a retry of a dead letter (an abandoned action), and carry it out."""
@@ -302,9 +315,13 @@ class OperatorControls:
                 return letter
         raise LookupError(f"no dead letter for the decision at seq {decision_seq}")
 
-    async def _request(self, record: ApprovalGiven | DeadLetterRetry | DeadLetterDismissed) -> None:
+    async def _request(
+        self,
+        record: ApprovalGiven | DeadLetterRetry | DeadLetterDismissed,
+        event_id: str | None = None,
+    ) -> None:
         worker = self._host.require_worker()
-        await worker.append([to_pending(HOST_STREAM, record, self._now())])
+        await worker.append([to_pending(HOST_STREAM, record, self._now(), event_id)])
         await self.refresh()
 
     async def _carry_out(self, requests: list[Entry]) -> None:

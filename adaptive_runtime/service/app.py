@@ -191,7 +191,10 @@ def _responses(*statuses: int) -> dict[int, ResponseSpec]:
         401: "No token, or a token this server does not know",
         403: "The token lacks the scope this route needs",
         404: "Nothing is journaled there",
-        409: "An event's or an outcome's id reused with another body, or an agent another host owns",
+        409: (
+            "An event's or an outcome's id reused with another body, an agent another host"
+            " owns, or an approval answered already"
+        ),
         413: "The request body is too large",
         422: "The event (or outcome) is invalid; `field` names what to fix",
         503: "The journal can't be used now",

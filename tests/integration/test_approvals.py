@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from journal_support import assert_replays
 
 from adaptive_runtime import ConfigurationError, Host, InvalidEventError, ManualClock
 from adaptive_runtime.engines.backoff import RetryPolicy
+from adaptive_runtime.errors import AlreadyAnsweredError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections.audit import explain
 from adaptive_runtime.records import ApprovalGiven, ApprovalPolicy, to_pending
@@ -68,7 +70,7 @@ async def test_an_action_waits_for_approval_then_runs_once(tmp_path: Path) -> No
         await host.wait_for_actions()
         assert [free.seq, gated.seq] == ran
         assert {} == host.controls.pending
-        with pytest.raises(LookupError):
+        with pytest.raises(AlreadyAnsweredError, match="approved by alice"):
             await host.controls.answer(gated.seq, approve=True, by="alice")
     assert [
         "awaiting approval: restart_service needs approval",
@@ -263,7 +265,7 @@ def test_an_approval_pending_across_kill_9_then_approved_runs_once(tmp_path: Pat
     assert "approved by carol: go" in shown.stdout
     again = cli("approve", str(seq), "--db", str(db))
     assert 2 == again.returncode
-    assert "no action is waiting for approval" in again.stderr
+    assert "was already answered: approved by carol" in again.stderr
 
 
 async def test_dead_letters_are_listed_retried_and_dismissed(tmp_path: Path) -> None:
@@ -312,6 +314,68 @@ def test_a_dead_letter_retried_from_the_cli_runs_at_the_next_start(tmp_path: Pat
     second = run_worker(db, "serve")
     assert [] == json.loads(second.stdout)["ran"]
     assert "No dead letters" in cli("actions", "--failed", "--db", str(db)).stdout
+
+
+async def test_a_second_answer_is_refused_and_told_the_first_which_stands(tmp_path: Path) -> None:
+    """`approve` and then `deny` while no host ran both said they were journaled, and the
+    host carried out the first: bob was told his denial was taken, and the action ran.
+    Now one answer per request is journaled (under its key), and the second is refused."""
+    path = tmp_path / "two.db"
+    clock = ManualClock(start_ns=time.time_ns())  # the command line answers at the wall time
+    host, ran = gated_host(path, clock)
+    async with host:
+        gated = await host.process(OVERLOAD)
+    assert 0 == cli("approve", str(gated.seq), "--db", str(path), "--by", "alice").returncode
+    refused = cli("deny", str(gated.seq), "--db", str(path), "--by", "bob")
+    assert 2 == refused.returncode
+    said = f"the approval request for the decision at seq {gated.seq} was already answered:"
+    assert f"{said} approved by alice. The first answer stands" in refused.stderr
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert 1 == len(list(journal.read(kind="ApprovalGiven")))
+    finally:
+        journal.close()
+    host, ran = gated_host(path, clock)
+    async with host:
+        await host.wait_for_actions()
+        assert [gated.seq] == ran
+        with pytest.raises(AlreadyAnsweredError, match="approved by alice"):  # carried out
+            await host.controls.answer(gated.seq, approve=False, by="bob")
+    again = cli("deny", str(gated.seq), "--db", str(path), "--by", "bob")
+    assert (2, True) == (again.returncode, "approved by alice" in again.stderr)
+    assert_replays(path)
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["alice-approves", "alice-denies"])
+async def test_two_answers_at_once_take_the_first_and_refuse_the_other(
+    tmp_path: Path, first: bool
+) -> None:
+    """Two people answering through the host (the HTTP API) at once both found the request
+    waiting, both answers were journaled and both callers told so; the host carried out
+    the first. Now the second is AlreadyAnsweredError (HTTP 409), naming the first."""
+    path = tmp_path / "race.db"
+    host, ran = gated_host(path, ManualClock(start_ns=START_NS))
+    async with host:
+        gated = await host.process(OVERLOAD)
+        answers = {"alice": first, "bob": not first}
+        results = await asyncio.gather(
+            *(host.controls.answer(gated.seq, approve=yes, by=by) for by, yes in answers.items()),
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, AlreadyAnsweredError)]
+        assert [None] == [r for r in results if r is None]  # one answer taken...
+        assert 1 == len(refused)  # ...the other told which one
+        winner = "bob" if results[0] is refused[0] else "alice"
+        assert (gated.seq, answers[winner], winner) == (
+            refused[0].decision_seq,
+            refused[0].approved,
+            refused[0].by,
+        )
+        await host.wait_for_actions()
+        assert ([gated.seq] if answers[winner] else []) == ran
+    verdict = "approved" if answers[winner] else "denied"
+    assert details(path, gated.seq)[1].startswith(f"{verdict} by {winner}")
+    assert_replays(path)
 
 
 @pytest.mark.parametrize("durability", ["normal", "full"])

@@ -908,7 +908,8 @@ async def test_approvals_through_the_api_need_the_approve_scope(tmp_path: Path) 
         assert [seq] == ran
         assert [] == (await c.get("/v1/approvals", headers=READ)).json()
         twice = await c.post(f"/v1/approvals/{seq}", json=answer, headers=approver)
-        assert 404 == twice.status_code
+        assert (409, "already answered") == (twice.status_code, twice.json()["title"])
+        assert "already answered: approved by alice" in twice.json()["detail"]
         ex = (await c.get(f"/v1/decisions/{seq}", headers=READ)).json()
         assert "approved by alice: ok" in [a["detail"] for a in ex["attempts"]]
         assert [] == (await c.get("/v1/dead-letters", headers=READ)).json()

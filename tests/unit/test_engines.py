@@ -350,6 +350,8 @@ def test_failed_probe_reopens_the_breaker() -> None:
         ({"type": "x", 1: "a"}, "1"),
         ({"type": "x", "id": 7}, "id"),
         ({"type": "x", "id": "a\x00b"}, "id"),  # PostgreSQL's text holds no NUL
+        ({"type": "x", "id": "outcome:x"}, "id"),  # the key of the outcome with id x
+        ({"type": "x", "id": "approval:3"}, "id"),  # the key of seq 3's approval answer
         ({"type": "x", "note": "a" * 5000}, "note"),
         ({"type": "x", "note": "\ud800"}, "note"),
         ({"type": "x", "deep": [[[[[1]]]]]}, "deep[0][0][0]"),
