@@ -25,7 +25,7 @@ from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outc
 
 if TYPE_CHECKING:
     from .journal import Entry, Head, Journal
-    from .projections.controls import UnfinishedAction
+    from .projections.controls import Answer, UnfinishedAction
     from .records import LearningPolicy
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -879,9 +879,8 @@ def _deny(args: argparse.Namespace) -> int:
 def _answer(args: argparse.Namespace, *, approve: bool) -> int:
     from .engines.events import approval_key
     from .engines.silences import MAX_COMMENT, check_text_field
-    from .projections.controls import already_answered, answer_given, pending_approvals
-    from .projections.fleet import HOST_STREAM
-    from .records import ApprovalGiven, to_pending
+    from .projections.controls import already_answered, answer_under, pending_approvals
+    from .records import ApprovalGiven
 
     check_text_field("by", args.by)
     if args.comment:
@@ -890,7 +889,7 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
     try:
         found = [p for p in pending_approvals(journal).values() if p.decision_seq == args.seq]
         if not found:
-            given = answer_given(journal, args.seq)
+            given = answer_under(journal, approval_key(args.seq))
             if given is not None:  # answered, and carried out since
                 raise already_answered(given)
             raise UsageError(
@@ -911,13 +910,7 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
             by=args.by,
             comment=args.comment,
         )
-        try:
-            journal.append([to_pending(HOST_STREAM, record, now, approval_key(p.decision_seq))])
-        except DuplicateEventError:
-            given = answer_given(journal, p.decision_seq)
-            if given is None:  # the key taken by something else: the refusal as it was
-                raise
-            raise already_answered(given) from None
+        _answer_once(journal, record, approval_key(p.decision_seq), now)
     finally:
         journal.close()
     verdict = "approved" if approve else "denied"
@@ -978,15 +971,31 @@ def _retry(args: argparse.Namespace) -> int:
     return _dead_letter_request(args, retry=True)
 
 
+def _answer_once(journal: Journal, record: Answer, key: str, ts_ns: int) -> None:
+    """Journal an operator's answer under its key: the first one taken stands, and a
+    different one raises AlreadyAnsweredError naming it (see projections.controls)."""
+    from .projections.controls import already_answered, answer_under
+    from .projections.fleet import HOST_STREAM
+    from .records import to_pending
+
+    try:
+        journal.append([to_pending(HOST_STREAM, record, ts_ns, key)])
+    except DuplicateEventError:
+        given = answer_under(journal, key)
+        if given is None:  # the key taken by something else: the refusal as it was
+            raise
+        raise already_answered(given) from None
+
+
 def _dismiss(args: argparse.Namespace) -> int:
     return _dead_letter_request(args, retry=False)
 
 
 def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
+    from .engines.events import dead_letter_key
     from .engines.silences import check_text_field
     from .projections.controls import dead_letters
-    from .projections.fleet import HOST_STREAM
-    from .records import DeadLetterDismissed, DeadLetterRetry, to_pending
+    from .records import DeadLetterDismissed, DeadLetterRetry
 
     check_text_field("by", args.by)
     journal = _open(args, to_write=True)
@@ -997,7 +1006,7 @@ def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
         d = found[0]
         kind = DeadLetterRetry if retry else DeadLetterDismissed
         record = kind(agent=d.agent, decision_seq=d.decision_seq, by=args.by)
-        journal.append([to_pending(HOST_STREAM, record, time.time_ns())])
+        _answer_once(journal, record, dead_letter_key(d.abandoned_seq), time.time_ns())
     finally:
         journal.close()
     if retry:

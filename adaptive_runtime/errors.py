@@ -57,13 +57,15 @@ class InvalidRulesError(AdaptiveRuntimeError, ValueError):
 
 
 class AlreadyAnsweredError(AdaptiveRuntimeError):
-    """An approval request was answered already (the answer may not be carried out yet):
-    the first answer journaled stands, and nothing was journaled for this one."""
+    """An approval request was answered already, or a dead letter's retry or dismissal
+    asked for already (carried out or not yet): the first answer journaled stands, and
+    nothing was journaled for this one. `answer` is what it was: "approved", "denied",
+    "retried" or "dismissed"."""
 
-    def __init__(self, message: str, *, decision_seq: int, approved: bool, by: str) -> None:
+    def __init__(self, message: str, *, decision_seq: int, answer: str, by: str) -> None:
         super().__init__(message)
         self.decision_seq = decision_seq
-        self.approved = approved
+        self.answer = answer
         self.by = by
 
 

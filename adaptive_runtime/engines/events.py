@@ -18,6 +18,7 @@ __all__ = [
     "TARGET_FIELDS",
     "approval_key",
     "check_values",
+    "dead_letter_key",
     "event_list",
     "fingerprint_of",
     "outcome_id",
@@ -206,7 +207,7 @@ def _event_id(value: object) -> str:
         prefix = next(p for p in RESERVED_ID_PREFIXES if value.startswith(p))
         msg = (
             f"event ids starting with {prefix!r} are the journal's own (it keys outcomes and"
-            f" approval answers so); got {value!r}: give the event another id"
+            f" operators' answers so); got {value!r}: give the event another id"
         )
         raise InvalidEventError(msg, field="id")
     return value
@@ -218,7 +219,10 @@ OUTCOME_KEY_PREFIX = "outcome:"
 APPROVAL_KEY_PREFIX = "approval:"
 """Where the answer to an approval request goes in the event-id column (see approval_key)."""
 
-RESERVED_ID_PREFIXES = (OUTCOME_KEY_PREFIX, APPROVAL_KEY_PREFIX)
+DEAD_LETTER_KEY_PREFIX = "dead-letter:"
+"""Where a retry or a dismissal of a dead letter goes in it (see dead_letter_key)."""
+
+RESERVED_ID_PREFIXES = (OUTCOME_KEY_PREFIX, APPROVAL_KEY_PREFIX, DEAD_LETTER_KEY_PREFIX)
 """Prefixes an event's own id may not take: an event with the id `outcome:x` would make
 the outcome with id `x` a duplicate of it."""
 
@@ -227,6 +231,13 @@ def approval_key(decision_seq: int) -> str:
     """The journal's event id for the answer to the approval request of the decision at
     `decision_seq`: one answer per request, however many people send one at once."""
     return f"{APPROVAL_KEY_PREFIX}{decision_seq}"
+
+
+def dead_letter_key(abandoned_seq: int) -> str:
+    """The journal's event id for the retry or dismissal of the dead letter its
+    abandonment at `abandoned_seq` made: one of them per abandonment (an action
+    abandoned again after a retry is a new dead letter, with a key of its own)."""
+    return f"{DEAD_LETTER_KEY_PREFIX}{abandoned_seq}"
 
 
 def outcome_key(outcome_id: object) -> str:

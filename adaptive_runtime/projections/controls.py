@@ -7,9 +7,10 @@ the agent carries each out and journals what it did in the agent's own stream
 request made while no host runs is carried out by the next one, and one carried out
 before a crash is not carried out twice.
 
-An approval request takes one answer: each is journaled under the event id
-`approval:<decision seq>`, so of two people answering at once (from the CLI, the HTTP
-API, two hosts) the journal takes the first, and the second is told who answered.
+An approval request takes one answer, and a dead letter one retry or dismissal: each is
+journaled under an event id of its own (`approval:<decision seq>`, `dead-letter:<seq of
+the abandonment>`), so of two people answering at once (from the CLI, the HTTP API, two
+hosts) the journal takes the first, and the second is told who answered, and how.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ..engines.events import approval_key
 from ..errors import AlreadyAnsweredError, JournalCorruptError
 from ..journal.base import Journal
 from ..records import (
@@ -42,11 +42,12 @@ from .rebuild import rebuild
 from .silences import Silences
 
 __all__ = [
+    "Answer",
     "DeadLetter",
     "HostControls",
     "PendingApproval",
     "already_answered",
-    "answer_given",
+    "answer_under",
     "dead_letters",
     "pending_approvals",
     "pending_of",
@@ -103,26 +104,38 @@ def pending_approvals(journal: Journal) -> dict[tuple[str, int], PendingApproval
     return pending
 
 
-def answer_given(journal: Journal, decision_seq: int) -> ApprovalGiven | None:
-    """The answer journaled for the approval request of the decision at `decision_seq`,
-    carried out or not (None: no answer was journaled under its key)."""
-    entry = journal.by_event_id(approval_key(decision_seq))
-    if entry is None or entry.kind != "ApprovalGiven":
+Answer = ApprovalGiven | DeadLetterRetry | DeadLetterDismissed
+"""An operator's request that takes one per approval request or dead letter."""
+
+
+def answer_under(journal: Journal, key: str) -> Answer | None:
+    """The answer journaled under `key` (approval_key, dead_letter_key), carried out or
+    not; None if none was."""
+    entry = journal.by_event_id(key)
+    if entry is None or entry.kind not in (
+        "ApprovalGiven",
+        "DeadLetterRetry",
+        "DeadLetterDismissed",
+    ):
         return None
-    return read_as(entry, ApprovalGiven)
+    record = read_record(entry)
+    assert isinstance(record, ApprovalGiven | DeadLetterRetry | DeadLetterDismissed)
+    return record
 
 
-def already_answered(given: ApprovalGiven) -> AlreadyAnsweredError:
-    """The error for an answer to a request that has one: who gave it, and what it was."""
-    verdict = "approved" if given.approve else "denied"
+def already_answered(given: Answer) -> AlreadyAnsweredError:
+    """The error for an answer to what has one: who gave it, and what it was."""
+    if isinstance(given, ApprovalGiven):
+        verdict = "approved" if given.approve else "denied"
+        what = f"the approval request for the decision at seq {given.decision_seq}"
+    else:
+        verdict = "retried" if isinstance(given, DeadLetterRetry) else "dismissed"
+        what = f"the dead letter of the decision at seq {given.decision_seq}"
     msg = (
-        f"the approval request for the decision at seq {given.decision_seq} was already"
-        f" answered: {verdict} by {given.by}. The first answer stands; nothing was journaled"
-        " for this one"
+        f"{what} was already answered: {verdict} by {given.by}. The first answer stands;"
+        " nothing was journaled for this one"
     )
-    return AlreadyAnsweredError(
-        msg, decision_seq=given.decision_seq, approved=given.approve, by=given.by
-    )
+    return AlreadyAnsweredError(msg, decision_seq=given.decision_seq, answer=verdict, by=given.by)
 
 
 def pending_of(entry: Entry) -> PendingApproval:

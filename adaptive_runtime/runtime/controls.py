@@ -15,16 +15,17 @@ import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from ..engines.events import approval_key
+from ..engines.events import approval_key, dead_letter_key
 from ..engines.silences import MAX_COMMENT, check_text_field, new_silence
 from ..errors import AdaptiveRuntimeError, DuplicateEventError
 from ..journal import Journal
 from ..projections.controls import (
+    Answer,
     DeadLetter,
     HostControls,
     PendingApproval,
     already_answered,
-    answer_given,
+    answer_under,
     dead_letters,
     pending_approvals,
     pending_of,
@@ -265,7 +266,7 @@ class OperatorControls:
         by anyone, raises AlreadyAnsweredError naming the answer: the first one stands."""
         found = [p for p in await self.waiting() if p.decision_seq == decision_seq]
         if not found:
-            given = await self._host.read(answer_given, decision_seq)
+            given = await self._host.read(answer_under, approval_key(decision_seq))
             if given is not None:  # answered, and carried out since
                 raise already_answered(given)
             raise LookupError(f"no approval is pending for the decision at seq {decision_seq}")
@@ -278,30 +279,25 @@ class OperatorControls:
             # bounded and printable as a silence's comment is (it was neither)
             comment=check_text_field("comment", comment, MAX_COMMENT) if comment else "",
         )
-        try:
-            await self._request(record, approval_key(decision_seq))
-        except DuplicateEventError:
-            given = await self._host.read(answer_given, decision_seq)
-            if given is None:  # the key taken by something else: the refusal as it was
-                raise
-            raise already_answered(given) from None
+        await self._request(record, approval_key(decision_seq))
 
     async def retry(self, decision_seq: int, *, by: str) -> None:
-        """Journal a retry of a dead letter (an abandoned action), and carry it out."""
+        """Journal a retry of a dead letter (an abandoned action), and carry it out. A
+        dead letter takes one retry or dismissal: another one asked for before raises
+        AlreadyAnsweredError naming it."""
         letter = await self._dead_letter(decision_seq)
-        await self._request(
-            DeadLetterRetry(
-                agent=letter.agent, decision_seq=decision_seq, by=check_text_field("by", by)
-            )
+        record = DeadLetterRetry(
+            agent=letter.agent, decision_seq=decision_seq, by=check_text_field("by", by)
         )
+        await self._request(record, dead_letter_key(letter.abandoned_seq))
 
     async def dismiss(self, decision_seq: int, *, by: str) -> None:
-        """Take a dead letter off the list, journaled."""
+        """Take a dead letter off the list, journaled (one retry or dismissal, as retry())."""
         letter = await self._dead_letter(decision_seq)
         record = DeadLetterDismissed(
             agent=letter.agent, decision_seq=decision_seq, by=check_text_field("by", by)
         )
-        await self._request(record)
+        await self._request(record, dead_letter_key(letter.abandoned_seq))
 
     async def dead_letters(self) -> list[DeadLetter]:
         """The actions abandoned after their attempts, not retried or dismissed since."""
@@ -315,13 +311,17 @@ class OperatorControls:
                 return letter
         raise LookupError(f"no dead letter for the decision at seq {decision_seq}")
 
-    async def _request(
-        self,
-        record: ApprovalGiven | DeadLetterRetry | DeadLetterDismissed,
-        event_id: str | None = None,
-    ) -> None:
+    async def _request(self, record: Answer, key: str) -> None:
+        """Journal an operator's answer under its key, and carry it out: the first answer
+        taken stands, and a different one raises AlreadyAnsweredError naming it."""
         worker = self._host.require_worker()
-        await worker.append([to_pending(HOST_STREAM, record, self._now(), event_id)])
+        try:
+            await worker.append([to_pending(HOST_STREAM, record, self._now(), key)])
+        except DuplicateEventError:
+            given = await self._host.read(answer_under, key)
+            if given is None:  # the key taken by something else: the refusal as it was
+                raise
+            raise already_answered(given) from None
         await self.refresh()
 
     async def _carry_out(self, requests: list[Entry]) -> None:

@@ -302,6 +302,44 @@ async def test_dead_letters_are_listed_retried_and_dismissed(tmp_path: Path) -> 
     assert "No dead letters" in listed.stdout
 
 
+async def test_a_retry_and_a_dismissal_at_once_take_one(tmp_path: Path) -> None:
+    """Through the host (the HTTP API), a retry and a dismissal sent at once were both
+    journaled and both answered as done. Now one is taken, and the other is told which."""
+    path = tmp_path / "dl2.db"
+    # at "full" every read and append is a hop to the journal's thread: both requests look
+    # the letter up before either is journaled, as two HTTP requests at once can
+    host = Host(path, durability="full", clock=ManualClock(start_ns=START_NS))
+    ran: list[int] = []
+    failing = {"now": True}
+
+    @host.action("restart_service", retry=RetryPolicy(max_attempts=1))
+    async def restart(call: ActionCall) -> None:
+        if failing["now"]:
+            raise ConnectionError("the node does not answer")
+        ran.append(call.decision.seq)
+
+    async with host:
+        decided = await host.process(OVERLOAD)
+        await host.wait_for_actions()
+        failing["now"] = False
+        results = await asyncio.gather(
+            host.controls.retry(decided.seq, by="alice"),
+            host.controls.dismiss(decided.seq, by="bob"),
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, AlreadyAnsweredError)]
+        assert ([None], 1) == ([r for r in results if r is None], len(refused)), results
+        taken = "dismissed" if results[0] is refused[0] else "retried"
+        assert (taken, "bob" if taken == "dismissed" else "alice") == (
+            refused[0].answer,
+            refused[0].by,
+        )
+        await host.wait_for_actions()
+        assert ([decided.seq] if taken == "retried" else []) == ran
+        assert [] == await host.controls.dead_letters()
+    assert_replays(path)
+
+
 def test_a_dead_letter_retried_from_the_cli_runs_at_the_next_start(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     failed = run_worker(db, "fail")
@@ -314,6 +352,31 @@ def test_a_dead_letter_retried_from_the_cli_runs_at_the_next_start(tmp_path: Pat
     second = run_worker(db, "serve")
     assert [] == json.loads(second.stdout)["ran"]
     assert "No dead letters" in cli("actions", "--failed", "--db", str(db)).stdout
+
+
+def test_a_dead_letter_takes_one_retry_or_dismissal(tmp_path: Path) -> None:
+    """`retry` by alice and then `dismiss` by bob while no host ran both said they were
+    taken; the dismissal took the letter off the list, and the next host dropped the
+    retry: alice was told her retry would run, and it never did. Now the second request
+    is refused, naming the first, and the retry runs."""
+    db = tmp_path / "d.db"
+    seq = int(run_worker(db, "fail").stdout.split()[0])
+    assert 0 == cli("retry", str(seq), "--db", str(db), "--by", "alice").returncode
+    refused = cli("dismiss", str(seq), "--db", str(db), "--by", "bob")
+    assert 2 == refused.returncode
+    assert (
+        f"the dead letter of the decision at seq {seq} was already answered: retried by alice"
+        in refused.stderr
+    )
+    assert 0 == cli("retry", str(seq), "--db", str(db), "--by", "alice").returncode  # a retry
+    assert [seq] == json.loads(run_worker(db, "serve").stdout)["ran"]
+    journal = SqliteJournal(db, create=False)
+    try:
+        assert ["DeadLetterRetry"] == [
+            e.kind for e in journal.read("~host") if e.kind.startswith("DeadLetter")
+        ]
+    finally:
+        journal.close()
 
 
 async def test_a_second_answer_is_refused_and_told_the_first_which_stands(tmp_path: Path) -> None:
@@ -368,7 +431,7 @@ async def test_two_answers_at_once_take_the_first_and_refuse_the_other(
         winner = "bob" if results[0] is refused[0] else "alice"
         assert (gated.seq, answers[winner], winner) == (
             refused[0].decision_seq,
-            refused[0].approved,
+            refused[0].answer == "approved",
             refused[0].by,
         )
         await host.wait_for_actions()

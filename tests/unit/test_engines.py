@@ -352,6 +352,7 @@ def test_failed_probe_reopens_the_breaker() -> None:
         ({"type": "x", "id": "a\x00b"}, "id"),  # PostgreSQL's text holds no NUL
         ({"type": "x", "id": "outcome:x"}, "id"),  # the key of the outcome with id x
         ({"type": "x", "id": "approval:3"}, "id"),  # the key of seq 3's approval answer
+        ({"type": "x", "id": "dead-letter:9"}, "id"),  # of a dead letter's retry
         ({"type": "x", "note": "a" * 5000}, "note"),
         ({"type": "x", "note": "\ud800"}, "note"),
         ({"type": "x", "deep": [[[[[1]]]]]}, "deep[0][0][0]"),
