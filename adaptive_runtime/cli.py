@@ -26,7 +26,7 @@ from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outc
 if TYPE_CHECKING:
     from .journal import Entry, Head, Journal
     from .projections.controls import Answer, UnfinishedAction
-    from .records import LearningPolicy
+    from .records import ApprovalGiven, LearningPolicy
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -827,11 +827,11 @@ def _silence(args: argparse.Namespace) -> int:
 
 
 def _approvals(args: argparse.Namespace) -> int:
-    from .projections.controls import pending_approvals
+    from .projections.controls import unanswered_approvals
 
     journal = _open(args)
     try:
-        requests = sorted(pending_approvals(journal).values(), key=lambda p: p.decision_seq)
+        requests, answered = unanswered_approvals(journal)
     finally:
         journal.close()
     now = time.time_ns()
@@ -842,6 +842,7 @@ def _approvals(args: argparse.Namespace) -> int:
     timed_out = len(requests) - len(pending)
     if not pending:
         print("No action is waiting for approval.")
+        _say_answered(answered)
         _say_timed_out(timed_out)
         return EXIT_OK
     rows = [
@@ -856,8 +857,20 @@ def _approvals(args: argparse.Namespace) -> int:
         for p in pending
     ]
     print(table(("seq", "agent", "action", "asked", "denied after", "why"), rows))
+    _say_answered(answered, before="\n")
     _say_timed_out(timed_out, before="\n")
     return EXIT_OK
+
+
+def _say_answered(answered: dict[int, ApprovalGiven], before: str = "") -> None:
+    """The requests answered while no host serving their agent ran: not waiting any more."""
+    for seq, given in sorted(answered.items()):
+        verdict = "approved" if given.approve else "denied"
+        print(
+            f"{before}seq {seq} was {verdict} by {given.by}; the host serving {given.agent}"
+            " carries it out when it runs."
+        )
+        before = ""
 
 
 def _say_timed_out(count: int, before: str = "") -> None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from ..engines.events import approval_key
 from ..errors import AlreadyAnsweredError, JournalCorruptError
 from ..journal.base import Journal
 from ..records import (
@@ -53,6 +54,7 @@ __all__ = [
     "pending_of",
     "retry_wanted",
     "skipped_by",
+    "unanswered_approvals",
 ]
 
 REQUEST_KINDS = frozenset({"ApprovalGiven", "DeadLetterRetry"})
@@ -136,6 +138,21 @@ def already_answered(given: Answer) -> AlreadyAnsweredError:
         " nothing was journaled for this one"
     )
     return AlreadyAnsweredError(msg, decision_seq=given.decision_seq, answer=verdict, by=given.by)
+
+
+def unanswered_approvals(
+    journal: Journal,
+) -> tuple[list[PendingApproval], dict[int, ApprovalGiven]]:
+    """The approval requests not yet decided, by decision seq: those with no answer yet,
+    and the answers journaled to the others (to be carried out by the host that serves
+    the agent; one that carried an answer out has decided it)."""
+    requests = sorted(pending_approvals(journal).values(), key=lambda p: p.decision_seq)
+    answered: dict[int, ApprovalGiven] = {}
+    for p in requests:
+        given = answer_under(journal, approval_key(p.decision_seq))
+        if isinstance(given, ApprovalGiven):
+            answered[p.decision_seq] = given
+    return [p for p in requests if p.decision_seq not in answered], answered
 
 
 def pending_of(entry: Entry) -> PendingApproval:

@@ -31,6 +31,7 @@ from ..projections.controls import (
     pending_of,
     retry_wanted,
     skipped_by,
+    unanswered_approvals,
 )
 from ..projections.fleet import HOST_STREAM
 from ..projections.silences import read_silences, target_of
@@ -255,10 +256,11 @@ class OperatorControls:
         """Every approval request not answered yet and not timed out, read from the journal
         (so another host's too, where several share it), by decision seq."""
         await self.refresh()
-        # a scan by kind: on a reader, off the commits' way (and the loop's, at "normal")
-        pending: dict[tuple[str, int], PendingApproval] = await self._host.read(pending_approvals)
+        # a scan by kind: on a reader, off the commits' way (and the loop's, at "normal");
+        # a request answered already (its answer not carried out yet) is not waiting
+        requests, _ = await self._host.read(unanswered_approvals)
         now = self._now()
-        return sorted((p for p in pending.values() if p.open_at(now)), key=lambda p: p.decision_seq)
+        return [p for p in requests if p.open_at(now)]
 
     async def answer(self, decision_seq: int, *, approve: bool, by: str, comment: str = "") -> None:
         """Journal a person's answer to a pending approval request; the host that owns the

@@ -389,6 +389,10 @@ async def test_a_second_answer_is_refused_and_told_the_first_which_stands(tmp_pa
     async with host:
         gated = await host.process(OVERLOAD)
     assert 0 == cli("approve", str(gated.seq), "--db", str(path), "--by", "alice").returncode
+    listed = cli("approvals", "--db", str(path))  # answered: no longer waiting for one
+    assert "No action is waiting for approval." in listed.stdout
+    assert f"seq {gated.seq} was approved by alice; the host serving" in listed.stdout
+    assert [] == json.loads(cli("approvals", "--db", str(path), "--json").stdout)
     refused = cli("deny", str(gated.seq), "--db", str(path), "--by", "bob")
     assert 2 == refused.returncode
     said = f"the approval request for the decision at seq {gated.seq} was already answered:"
