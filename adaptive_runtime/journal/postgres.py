@@ -488,6 +488,8 @@ class PostgresJournal:
         self.channel = f"adaptive_runtime_{self.schema}"
         """The LISTEN/NOTIFY channel each commit is announced on, with its head seq."""
         self._claims: dict[str, int] = {}
+        self._voided: set[str] = set()
+        """Agents whose claim an append found taken over: the next renew() reports them."""
         self._fenced = False
         self._claims_lock = threading.Lock()
         key_hex = os.environ.get(KEY_ENV)
@@ -902,15 +904,32 @@ class PostgresJournal:
                 continue
             if mine is not None:
                 with self._claims_lock:
-                    self._claims.pop(agent, None)
-            why = (
-                f"host {owner!r} took agent {agent!r} over (epoch {epoch}); this host's claim "
-                f"(epoch {mine}) is void and nothing of this append was journaled"
-                if mine is not None
-                else f"this host has not claimed agent {agent!r} (owner: {owner!r}); claim it first"
+                    if self._claims.pop(agent, None) is not None:
+                        self._voided.add(agent)  # lost: renew() says so, for the host to unload
+            refusals[agent] = AgentOwnedElsewhere(
+                self._refusal(agent, mine, owner, epoch), agent=agent, owner=owner, epoch=epoch
             )
-            refusals[agent] = AgentOwnedElsewhere(why, agent=agent, owner=owner, epoch=epoch)
         return refusals
+
+    def _refusal(self, agent: str, mine: int | None, owner: str | None, epoch: int | None) -> str:
+        """Why this journal may not append to an agent's stream, and what to do."""
+        if owner is None:
+            return f"this host holds no claim on agent {agent!r} (no host owns it): claim it first"
+        who = f"host {owner!r}"
+        if owner == self.owner:  # two live hosts under one name: one fences the other
+            who = (
+                f"another host under this host's own name {owner!r} (give each host a name of"
+                " its own: the journal's `owner`)"
+            )
+        if mine is not None:
+            return (
+                f"{who} took agent {agent!r} over (epoch {epoch}); this host's claim (epoch"
+                f" {mine}) is void and nothing of this append was journaled"
+            )
+        return (
+            f"agent {agent!r} is owned by {who} (epoch {epoch}), and this host holds no claim"
+            " on it: send its events there, or wait for its lease to run out"
+        )
 
     # -- ownership -----------------------------------------------------------
 
@@ -934,6 +953,7 @@ class PostgresJournal:
         epoch = int(row[0])
         with self._claims_lock:
             self._claims[agent] = epoch
+            self._voided.discard(agent)  # held again: not lost any more
             self._fenced = True
         return epoch
 
@@ -943,10 +963,13 @@ class PostgresJournal:
             return dict(self._claims)
 
     def renew(self) -> list[str]:
-        """Extend every claim's lease; return the agents lost to another host meanwhile."""
+        """Extend every claim's lease; return the agents lost to another host meanwhile
+        (found now, or by an append refused since the last renew())."""
+        with self._claims_lock:
+            voided, self._voided = sorted(self._voided), set()
         held = self.claims()
         if not held:
-            return []
+            return voided
         agents, epochs = list(held), [held[a] for a in held]
         with self._connection() as conn:
             rows = conn.execute(
@@ -958,7 +981,7 @@ class PostgresJournal:
             for agent in lost:
                 if self._claims.get(agent) == held[agent]:
                     del self._claims[agent]
-        return lost
+        return voided + [a for a in lost if a not in voided]
 
     def release(self, agents: Sequence[str] | None = None) -> None:
         """Give claims up now (a host stopping), so others need not wait out the lease."""

@@ -554,6 +554,27 @@ async def test_a_nul_in_an_id_is_bad_input_not_a_server_error() -> None:
         journal.close()
 
 
+def test_a_claim_voided_by_an_append_is_reported_lost_and_named_right() -> None:
+    """An append that finds its claim taken over reports the agent lost at the next renew()
+    (for the host to unload it; it used to stay loaded, never taken back). Two journals
+    under one owner name are told that they share it."""
+    url = fresh_url()
+    first, second = PostgresJournal(url, owner="api"), PostgresJournal(url, owner="api")
+    try:
+        first.claim("x")
+        first.append([Pending(stream="x", kind="K", ts_ns=1, body=b"a")])
+        second.claim("x")  # the same name: taken as the host restarted, at once
+        with pytest.raises(AgentOwnedElsewhere, match="another host under this host's own name"):
+            first.append([Pending(stream="x", kind="K", ts_ns=2, body=b"b")])
+        assert ({}, ["x"], []) == (first.claims(), first.renew(), first.renew())
+        with pytest.raises(AgentOwnedElsewhere, match="send its events there"):
+            first.append([Pending(stream="x", kind="K", ts_ns=3, body=b"c")])
+        assert 1 == first.head().seq
+    finally:
+        first.close()
+        second.close()
+
+
 async def test_the_http_api_reads_an_agent_named_with_a_nul_as_an_unknown_one() -> None:
     """404 and an empty page, as on SQLite; it was 503, "journal unusable"."""
     async with client(Host(fresh_url(), clock=ManualClock())) as c:

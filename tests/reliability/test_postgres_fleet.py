@@ -233,6 +233,48 @@ def test_a_host_paused_past_its_lease_cannot_write(tmp_path: Path) -> None:
     check_journal(url, acknowledged([first_acks, second_acks]))
 
 
+def test_a_host_that_lost_an_agent_takes_it_back_when_its_new_owner_dies(
+    tmp_path: Path,
+) -> None:
+    """A host paused past its lease, resumed and refused, kept the agent loaded with its
+    claim void: when the new owner was killed, no host took the agent over (the refused
+    host's sweep skipped an agent it had loaded), and each of its calls said "this host
+    has not claimed agent 'only'; claim it first", with no end. It now unloads an agent
+    whose claim was voided, so it claims it again once the lease of the host that died
+    runs out."""
+    url = fresh_url("back") + "&lease=1"
+    PostgresJournal(url).close()
+    first_acks, second_acks = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first = start(url, first_acks, ["only"], 1)
+    first_owner = wait_for_owner(first_acks)
+    deadline = time.monotonic() + 30
+    while owners(url).get("only", ("", 0))[0] != first_owner:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = start(url, second_acks, ["only"], 2)
+    second_owner = wait_for_owner(second_acks)
+    try:
+        first.send_signal(signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        while owners(url)["only"][0] != second_owner:
+            assert time.monotonic() - stopped_at < 10, "no takeover within 10 s"
+            time.sleep(0.05)
+        taken_epoch = owners(url)["only"][1]
+        first.send_signal(signal.SIGCONT)
+        time.sleep(2.0)  # the resumed host is refused, and finds its claim void
+        second.kill()
+        second.wait()
+        killed_at = time.monotonic()
+        while not [a for a in acknowledged([first_acks]) if a["epoch"] > taken_epoch]:
+            assert time.monotonic() - killed_at < 10, "the agent was not taken back within 10 s"
+            time.sleep(0.05)
+        assert first_owner == owners(url)["only"][0]
+    finally:
+        first.send_signal(signal.SIGCONT)
+        stop_all([first, second])
+    check_journal(url, acknowledged([first_acks, second_acks]))
+
+
 @pytest.mark.skipif(
     shutil.which("pg_ctlcluster") is None or os.geteuid() != 0,
     reason="restarting the server needs root and pg_ctlcluster (as .ci/run has them)",
