@@ -225,7 +225,7 @@ async def test_the_controls_scans_by_kind_run_on_a_reader(
     from adaptive_runtime.runtime import controls
 
     threads: dict[str, int] = {}
-    for name in ("pending_approvals", "dead_letters"):
+    for name in ("unanswered_approvals", "dead_letters"):
         scan = getattr(controls, name)
 
         def recorded(journal: Journal, _scan: Any = scan, _name: str = name) -> Any:
@@ -238,5 +238,5 @@ async def test_the_controls_scans_by_kind_run_on_a_reader(
         await host.process({**OVERLOAD, "agent_id": "web-1"})
         assert [] == await host.controls.waiting()
         assert [] == await host.controls.dead_letters()
-    assert {"pending_approvals", "dead_letters"} == set(threads)
+    assert {"unanswered_approvals", "dead_letters"} == set(threads)
     assert loop_thread not in threads.values()
