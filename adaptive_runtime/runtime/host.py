@@ -481,10 +481,13 @@ class Host:
         return fingerprint_key(agent_id, fingerprint) in view.fingerprints
 
     def serves(self, agent_id: str) -> bool:
-        """Whether this host writes the agent's stream (for another host's, it leaves requests be)."""
+        """Whether this host writes the agent's stream (for another host's, it leaves requests
+        be): it has it loaded, or holds its claim (an agent evicted past max_loaded_agents
+        stays claimed, and no other host may carry out what operators ask of it)."""
         if self._only is not None and agent_id != self._only:
             return False
-        return self._ownership is None or agent_id in self._loaded
+        ownership = self._ownership
+        return ownership is None or agent_id in self._loaded or agent_id in ownership.claims()
 
     async def claim_for_controls(self, agent_id: str) -> bool:
         """Claim an agent to carry out an operator's request for it, where agents are

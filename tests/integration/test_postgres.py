@@ -23,7 +23,7 @@ from http_support import READ, client
 from postgres_support import fresh_url, pg_url
 from psycopg import sql
 
-from adaptive_runtime import ActionCall, Host, ManualClock, Runtime
+from adaptive_runtime import ActionCall, Host, ManualClock, RetryPolicy, Runtime
 from adaptive_runtime.errors import (
     AgentOwnedElsewhere,
     ConfigurationError,
@@ -40,6 +40,7 @@ from adaptive_runtime.journal.follow import follow
 from adaptive_runtime.journal.open import open_journal
 from adaptive_runtime.journal.postgres import KEY_ENV, PostgresJournal, parse_url
 from adaptive_runtime.projections import verify_replay
+from adaptive_runtime.records import ApprovalPolicy
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 95, "memory": 80}
 
@@ -552,6 +553,46 @@ async def test_a_nul_in_an_id_is_bad_input_not_a_server_error() -> None:
         assert verify_replay(journal).ok
     finally:
         journal.close()
+
+
+async def test_what_operators_ask_of_an_evicted_agent_is_carried_out() -> None:
+    """An agent evicted past max_loaded_agents stays claimed by its host, but the host
+    counted as its own only the agents it had loaded: an approval answered (or a dead
+    letter retried) for an evicted agent was taken, and never carried out, by this host
+    or any other, even once the agent was loaded again."""
+    host = Host(
+        fresh_url(),
+        clock=ManualClock(),
+        max_loaded_agents=1,
+        approvals=ApprovalPolicy(actions=("restart_service",)),
+    )
+    ran: list[tuple[str, int]] = []
+    failing = {"now": True}
+
+    @host.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        ran.append((call.key.rsplit(":", 1)[0], call.decision.seq))
+
+    @host.action("cache_warmup", retry=RetryPolicy(max_attempts=1))
+    async def warm(call: ActionCall) -> None:
+        if failing["now"]:
+            raise ConnectionError("the cache does not answer")
+        ran.append((call.key.rsplit(":", 1)[0], call.decision.seq))
+
+    async with host:
+        gated = await host.agent("a").process(OVERLOAD)
+        dead = await host.agent("b").process({"type": "timeout", "severity": 0.3})
+        assert "cache_warmup" == dead.action
+        await host.wait_for_actions()
+        other = await host.agent("c").process({"type": "anomaly_detected", "severity": 0.1})
+        assert other.action not in ("restart_service", "cache_warmup")
+        assert ["c"] == host.loaded_agents()  # a and b evicted, their claims kept
+        assert ["c"] == host.loaded_agents()
+        failing["now"] = False
+        await host.controls.answer(gated.seq, approve=True, by="alice")
+        await host.controls.retry(dead.seq, by="bob")
+        await host.wait_for_actions()
+        assert sorted([("a", gated.seq), ("b", dead.seq)]) == sorted(ran)
 
 
 def test_a_claim_voided_by_an_append_is_reported_lost_and_named_right() -> None:
