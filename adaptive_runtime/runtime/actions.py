@@ -22,7 +22,12 @@ from ..engines.backoff import (
     delay_for,
 )
 from ..engines.events import fingerprint_of, target_of
-from ..errors import ActionTimeoutError, ConfigurationError, JournalUnavailableError
+from ..errors import (
+    ActionTimeoutError,
+    AgentOwnedElsewhere,
+    ConfigurationError,
+    JournalUnavailableError,
+)
 from ..journal.base import Journal
 from ..records import (
     ActionAbandoned,
@@ -327,9 +332,20 @@ class ActionScheduler:
         """Run an action's work. When one of its steps can't be journaled (the journal
         away, or its answer lost), resume the action from what the journal holds once the
         journal answers, as a host taking the agent over would. The task used to end with
-        the error, and the action stayed open, unresumed, while the host ran on."""
+        the error, and the action stayed open, unresumed, while the host ran on. When the
+        agent was taken over by another host (this one paused or cut off past its lease),
+        the action stops here: its new owner resumes it from the journal."""
         try:
             await work
+        except AgentOwnedElsewhere as exc:
+            log.warning(
+                "the action of decision %d of agent %s stops here: %s; the agent's new owner"
+                " resumes it from the journal",
+                seq,
+                ledger.agent_id,
+                exc,
+            )
+            return
         except JournalUnavailableError as exc:
             log.warning(
                 "a step of the action of decision %d of agent %s could not be journaled (%s);"

@@ -7,7 +7,9 @@ Skipped, with a message saying how to run them, when no test server is configure
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -593,6 +595,36 @@ async def test_what_operators_ask_of_an_evicted_agent_is_carried_out() -> None:
         await host.controls.retry(dead.seq, by="bob")
         await host.wait_for_actions()
         assert sorted([("a", gated.seq), ("b", dead.seq)]) == sorted(ran)
+
+
+async def test_an_action_of_an_agent_taken_over_mid_run_stops_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler that returned after another host took its agent over (this one paused
+    past its lease): its success can't be journaled, fenced. The task ended with the
+    refusal unretrieved ("Task exception was never retrieved", an asyncio ERROR with a
+    traceback); it now stops with a warning, leaving the action to the new owner."""
+    url = fresh_url()
+    gate = asyncio.Event()
+    host = Host(url, clock=ManualClock())
+
+    @host.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        await gate.wait()
+
+    async with host:
+        d = await host.agent("web").process(OVERLOAD)
+        _sql(  # what a host taking the agent over does to its row of owners
+            url,
+            "UPDATE SCHEMA.owners SET host = 'other', epoch = epoch + 1,"
+            " lease_until = clock_timestamp() + interval '60 s' WHERE agent = 'web'",
+        )
+        gate.set()
+        await host.wait_for_actions()
+    gc.collect()  # an unretrieved task exception is reported when its task is collected
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [m for m in said if "never retrieved" in m]
+    assert any(f"the action of decision {d.seq} of agent web stops here" in m for m in said)
 
 
 def test_a_claim_voided_by_an_append_is_reported_lost_and_named_right() -> None:
