@@ -511,9 +511,20 @@ class Host:
                 await self.actions.resume(ledger, upto=upto)
             await self.controls.take_up([ledger.agent_id])
 
+        def done(task: asyncio.Task[None]) -> None:
+            self._taking_up.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error(
+                    "Taking up what another host left of agent %s failed (%s); a host that"
+                    " starts serving it resumes its unfinished actions and carries out what"
+                    " operators asked",
+                    ledger.agent_id,
+                    task.exception(),
+                )
+
         task = asyncio.get_running_loop().create_task(take_up())
         self._taking_up.add(task)
-        task.add_done_callback(self._taking_up.discard)
+        task.add_done_callback(done)
 
     async def load_for_controls(self, agent_id: str) -> Ledger:
         """The agent's ledger for carrying out an operator's request (during start-up too)."""

@@ -595,3 +595,29 @@ async def test_a_host_takes_up_what_a_dead_host_left_in_a_stream_begun_after_its
     finally:
         release.set()
         await first.stop(actions="interrupt")
+
+
+async def test_taking_up_what_another_host_left_that_fails_is_logged_not_left_unretrieved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found another host's entries in a stream it took to be new, a host takes up what
+    that host left in a task of its own; when that failed (the journal away), the task
+    ended with the error unretrieved: asyncio's "Task exception was never retrieved"."""
+    import gc
+    import logging
+
+    from adaptive_runtime.errors import JournalUnavailableError
+
+    async with Host(tmp_path / "j.db", clock=ManualClock()) as host:
+        await host.process({**OVERLOAD, "agent_id": "web"})
+        ledger = await host.ledger("web")
+
+        async def unavailable(agents: object) -> None:
+            raise JournalUnavailableError("the server is away")
+
+        monkeypatch.setattr(host.controls, "take_up", unavailable)
+        host._history_found(ledger, ledger.state.seq)
+    gc.collect()
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [m for m in said if "never retrieved" in m]
+    assert any("Taking up what another host left of agent web failed" in m for m in said)
