@@ -190,33 +190,57 @@ def test_three_hosts_under_a_kill_loop_lose_nothing_acknowledged(
     check_journal(url, acks)
 
 
+class PausedHost:
+    """Two hosts of agent "only" (leases of 1 s): the first owns it, then is paused with
+    SIGSTOP until the second has taken it over (within 10 s, or the test fails)."""
+
+    def __init__(self, url: str, tmp_path: Path) -> None:
+        self.first_acks, self.second_acks = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+        self.started: list[subprocess.Popen[bytes]] = []
+        try:
+            self.first = start(url, self.first_acks, ["only"], 1)
+            self.started.append(self.first)
+            self.first_owner = wait_for_owner(self.first_acks)
+            deadline = time.monotonic() + 30
+            while owners(url).get("only", ("", 0))[0] != self.first_owner:
+                assert time.monotonic() < deadline, "the first host did not claim the agent"
+                time.sleep(0.05)
+            self.second = start(url, self.second_acks, ["only"], 2)
+            self.started.append(self.second)
+            second_owner = wait_for_owner(self.second_acks)
+            self.first.send_signal(signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            while owners(url)["only"][0] != second_owner:
+                assert time.monotonic() - stopped_at < 10, "no takeover within 10 s"
+                time.sleep(0.05)
+            self.taken_epoch = owners(url)["only"][1]
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for p in self.started:
+            p.send_signal(signal.SIGCONT)
+        stop_all(self.started)
+
+    def acks(self) -> list[dict[str, Any]]:
+        return acknowledged([self.first_acks, self.second_acks])
+
+
 def test_a_host_paused_past_its_lease_cannot_write(tmp_path: Path) -> None:
     """SIGSTOP one host past its lease: the other takes its agent over; resumed, the paused
     host's appends are refused and nothing it decided after losing the claim is journaled."""
     url = fresh_url("stale") + "&lease=1"
     PostgresJournal(url).close()
-    first_acks, second_acks = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    first = start(url, first_acks, ["only"], 1)
-    first_owner = wait_for_owner(first_acks)
-    deadline = time.monotonic() + 30
-    while owners(url).get("only", ("", 0))[0] != first_owner:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    second = start(url, second_acks, ["only"], 2)
-    second_owner = wait_for_owner(second_acks)
+    paused = PausedHost(url, tmp_path)
+    first, first_acks, first_owner = paused.first, paused.first_acks, paused.first_owner
+    taken_epoch = paused.taken_epoch
     try:
-        first.send_signal(signal.SIGSTOP)
-        stopped_at = time.monotonic()
-        while owners(url)["only"][0] != second_owner:
-            assert time.monotonic() - stopped_at < 10, "no takeover within 10 s"
-            time.sleep(0.05)
-        taken_epoch = owners(url)["only"][1]
         time.sleep(0.5)
         first.send_signal(signal.SIGCONT)
         time.sleep(2.0)  # the resumed host tries, and is refused
     finally:
-        first.send_signal(signal.SIGCONT)
-        stop_all([first, second])
+        paused.stop()
     first_after = [a for a in acknowledged([first_acks]) if a["epoch"] >= taken_epoch]
     assert not first_after, "the paused host acknowledged events after losing its claim"
     journal = PostgresJournal(url)
@@ -230,7 +254,7 @@ def test_a_host_paused_past_its_lease_cannot_write(tmp_path: Path) -> None:
         assert set(late) <= first_acked, "the paused host journaled events it never acknowledged"
     finally:
         journal.close()
-    check_journal(url, acknowledged([first_acks, second_acks]))
+    check_journal(url, paused.acks())
 
 
 def test_a_host_that_lost_an_agent_takes_it_back_when_its_new_owner_dies(
@@ -244,35 +268,20 @@ def test_a_host_that_lost_an_agent_takes_it_back_when_its_new_owner_dies(
     runs out."""
     url = fresh_url("back") + "&lease=1"
     PostgresJournal(url).close()
-    first_acks, second_acks = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    first = start(url, first_acks, ["only"], 1)
-    first_owner = wait_for_owner(first_acks)
-    deadline = time.monotonic() + 30
-    while owners(url).get("only", ("", 0))[0] != first_owner:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    second = start(url, second_acks, ["only"], 2)
-    second_owner = wait_for_owner(second_acks)
+    paused = PausedHost(url, tmp_path)
     try:
-        first.send_signal(signal.SIGSTOP)
-        stopped_at = time.monotonic()
-        while owners(url)["only"][0] != second_owner:
-            assert time.monotonic() - stopped_at < 10, "no takeover within 10 s"
-            time.sleep(0.05)
-        taken_epoch = owners(url)["only"][1]
-        first.send_signal(signal.SIGCONT)
+        paused.first.send_signal(signal.SIGCONT)
         time.sleep(2.0)  # the resumed host is refused, and finds its claim void
-        second.kill()
-        second.wait()
+        paused.second.kill()
+        paused.second.wait()
         killed_at = time.monotonic()
-        while not [a for a in acknowledged([first_acks]) if a["epoch"] > taken_epoch]:
+        while not [a for a in acknowledged([paused.first_acks]) if a["epoch"] > paused.taken_epoch]:
             assert time.monotonic() - killed_at < 10, "the agent was not taken back within 10 s"
             time.sleep(0.05)
-        assert first_owner == owners(url)["only"][0]
+        assert paused.first_owner == owners(url)["only"][0]
     finally:
-        first.send_signal(signal.SIGCONT)
-        stop_all([first, second])
-    check_journal(url, acknowledged([first_acks, second_acks]))
+        paused.stop()
+    check_journal(url, paused.acks())
 
 
 @pytest.mark.skipif(
