@@ -904,7 +904,18 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
         if not found:
             given = answer_under(journal, approval_key(args.seq))
             if given is not None:  # answered, and carried out since
-                raise already_answered(given)
+                if given != ApprovalGiven(
+                    agent=given.agent,
+                    decision_seq=args.seq,
+                    approve=approve,
+                    by=args.by,
+                    comment=args.comment,
+                ):
+                    raise already_answered(given)
+                print(
+                    f"seq {args.seq} was {'approved' if approve else 'denied'} by {args.by} already"
+                )
+                return EXIT_OK
             raise UsageError(
                 f"no action is waiting for approval at seq {args.seq}; `approvals` lists them"
             )

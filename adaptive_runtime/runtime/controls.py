@@ -265,21 +265,29 @@ class OperatorControls:
     async def answer(self, decision_seq: int, *, approve: bool, by: str, comment: str = "") -> None:
         """Journal a person's answer to a pending approval request; the host that owns the
         agent carries it out (this one, at once, if it does). A request answered before,
-        by anyone, raises AlreadyAnsweredError naming the answer: the first one stands."""
+        by anyone, raises AlreadyAnsweredError naming the answer: the first one stands;
+        the same answer sent again (a retry after a lost reply) is taken as that one."""
+        by = check_text_field("by", by)
+        # bounded and printable as a silence's comment is (it was neither)
+        comment = check_text_field("comment", comment, MAX_COMMENT) if comment else ""
         found = [p for p in await self.waiting() if p.decision_seq == decision_seq]
         if not found:
             given = await self._host.read(answer_under, approval_key(decision_seq))
-            if given is not None:  # answered, and carried out since
-                raise already_answered(given)
-            raise LookupError(f"no approval is pending for the decision at seq {decision_seq}")
+            if given is None:
+                msg = f"no approval is pending for the decision at seq {decision_seq}"
+                raise LookupError(msg)
+            if given == ApprovalGiven(
+                agent=given.agent,
+                decision_seq=decision_seq,
+                approve=bool(approve),
+                by=by,
+                comment=comment,
+            ):
+                return  # this very answer, taken already (carried out or not)
+            raise already_answered(given)
         p = found[0]
         record = ApprovalGiven(
-            agent=p.agent,
-            decision_seq=decision_seq,
-            approve=bool(approve),
-            by=check_text_field("by", by),
-            # bounded and printable as a silence's comment is (it was neither)
-            comment=check_text_field("comment", comment, MAX_COMMENT) if comment else "",
+            agent=p.agent, decision_seq=decision_seq, approve=bool(approve), by=by, comment=comment
         )
         await self._request(record, approval_key(decision_seq))
 

@@ -410,6 +410,11 @@ async def test_a_second_answer_is_refused_and_told_the_first_which_stands(tmp_pa
             await host.controls.answer(gated.seq, approve=False, by="bob")
     again = cli("deny", str(gated.seq), "--db", str(path), "--by", "bob")
     assert (2, True) == (again.returncode, "approved by alice" in again.stderr)
+    same = cli("approve", str(gated.seq), "--db", str(path), "--by", "alice")  # a retry
+    assert (0, f"seq {gated.seq} was approved by alice already\n") == (
+        same.returncode,
+        same.stdout,
+    )
     assert_replays(path)
 
 
