@@ -966,21 +966,22 @@ class PostgresJournal:
         """Extend every claim's lease; return the agents lost to another host meanwhile
         (found now, or by an append refused since the last renew())."""
         with self._claims_lock:
-            voided, self._voided = sorted(self._voided), set()
+            voided = sorted(self._voided)  # forgotten once reported, not if renewing fails
         held = self.claims()
-        if not held:
-            return voided
-        agents, epochs = list(held), [held[a] for a in held]
-        with self._connection() as conn:
-            rows = conn.execute(
-                self._sql.renew, (self.lease_seconds, agents, epochs, self.owner)
-            ).fetchall()
-        kept = {row[0] for row in rows}
-        lost = [a for a in agents if a not in kept]
+        lost: list[str] = []
+        if held:
+            agents, epochs = list(held), [held[a] for a in held]
+            with self._connection() as conn:
+                rows = conn.execute(
+                    self._sql.renew, (self.lease_seconds, agents, epochs, self.owner)
+                ).fetchall()
+            kept = {row[0] for row in rows}
+            lost = [a for a in agents if a not in kept]
         with self._claims_lock:
             for agent in lost:
                 if self._claims.get(agent) == held[agent]:
                     del self._claims[agent]
+            self._voided.difference_update(voided)
         return voided + [a for a in lost if a not in voided]
 
     def release(self, agents: Sequence[str] | None = None) -> None:

@@ -627,25 +627,39 @@ async def test_an_action_of_an_agent_taken_over_mid_run_stops_with_a_warning(
     assert any(f"the action of decision {d.seq} of agent web stops here" in m for m in said)
 
 
-def test_a_claim_voided_by_an_append_is_reported_lost_and_named_right() -> None:
+def test_a_claim_voided_by_an_append_is_reported_lost_and_named_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """An append that finds its claim taken over reports the agent lost at the next renew()
-    (for the host to unload it; it used to stay loaded, never taken back). Two journals
-    under one owner name are told that they share it."""
+    that succeeds (for the host to unload it; it used to stay loaded, never taken back).
+    Two journals under one owner name are told that they share it."""
     url = fresh_url()
     first, second = PostgresJournal(url, owner="api"), PostgresJournal(url, owner="api")
     try:
         first.claim("x")
+        first.claim("y")
         first.append([Pending(stream="x", kind="K", ts_ns=1, body=b"a")])
         second.claim("x")  # the same name: taken as the host restarted, at once
         with pytest.raises(AgentOwnedElsewhere, match="another host under this host's own name"):
             first.append([Pending(stream="x", kind="K", ts_ns=2, body=b"b")])
-        assert ({}, ["x"], []) == (first.claims(), first.renew(), first.renew())
+        with monkeypatch.context() as away:  # the server away at the next renewal
+            away.setattr(first, "_connection", _raises(JournalUnavailableError("away")))
+            with pytest.raises(JournalUnavailableError):
+                first.renew()
+        assert (["y"], ["x"], []) == (list(first.claims()), first.renew(), first.renew())
         with pytest.raises(AgentOwnedElsewhere, match="send its events there"):
             first.append([Pending(stream="x", kind="K", ts_ns=3, body=b"c")])
         assert 1 == first.head().seq
     finally:
         first.close()
         second.close()
+
+
+def _raises(exc: Exception) -> Any:
+    def raising(*args: object, **kwargs: object) -> Any:
+        raise exc
+
+    return raising
 
 
 async def test_the_http_api_reads_an_agent_named_with_a_nul_as_an_unknown_one() -> None:
