@@ -1018,17 +1018,25 @@ def _dismiss(args: argparse.Namespace) -> int:
 def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
     from .engines.events import dead_letter_key
     from .engines.silences import check_text_field
-    from .projections.controls import dead_letters
+    from .projections.controls import already_answered, dead_letters, letter_answer
     from .records import DeadLetterDismissed, DeadLetterRetry
 
     check_text_field("by", args.by)
+    kind = DeadLetterRetry if retry else DeadLetterDismissed
     journal = _open(args, to_write=True)
     try:
         found = [d for d in dead_letters(journal) if d.decision_seq == args.seq]
         if not found:
+            given = letter_answer(journal, args.seq)
+            if given is not None:  # answered, and carried out since (or a dismissal)
+                if given != kind(agent=given.agent, decision_seq=args.seq, by=args.by):
+                    raise already_answered(given)
+                print(
+                    f"seq {args.seq} was {'retried' if retry else 'dismissed'} by {args.by} already"
+                )
+                return EXIT_OK
             raise UsageError(f"no dead letter at seq {args.seq}; `actions --failed` lists them")
         d = found[0]
-        kind = DeadLetterRetry if retry else DeadLetterDismissed
         record = kind(agent=d.agent, decision_seq=d.decision_seq, by=args.by)
         _answer_once(journal, record, dead_letter_key(d.abandoned_seq), time.time_ns())
     finally:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ..engines.events import approval_key
+from ..engines.events import approval_key, dead_letter_key
 from ..errors import AlreadyAnsweredError, JournalCorruptError
 from ..journal.base import Journal
 from ..records import (
@@ -50,6 +50,7 @@ __all__ = [
     "already_answered",
     "answer_under",
     "dead_letters",
+    "letter_answer",
     "pending_approvals",
     "pending_of",
     "retry_wanted",
@@ -138,6 +139,17 @@ def already_answered(given: Answer) -> AlreadyAnsweredError:
         " nothing was journaled for this one"
     )
     return AlreadyAnsweredError(msg, decision_seq=given.decision_seq, answer=verdict, by=given.by)
+
+
+def letter_answer(journal: Journal, decision_seq: int) -> Answer | None:
+    """The retry or dismissal taken for the last dead letter of the decision at
+    `decision_seq` (carried out or not), or None: for a request sent again once the
+    letter is off the list (a client retrying after a lost reply)."""
+    last = None
+    for entry in journal.read(kind="ActionAbandoned"):
+        if read_as(entry, ActionAbandoned).decision_seq == decision_seq:
+            last = entry.seq
+    return None if last is None else answer_under(journal, dead_letter_key(last))
 
 
 def unanswered_approvals(

@@ -27,6 +27,7 @@ from ..projections.controls import (
     already_answered,
     answer_under,
     dead_letters,
+    letter_answer,
     pending_approvals,
     pending_of,
     retry_wanted,
@@ -294,19 +295,26 @@ class OperatorControls:
     async def retry(self, decision_seq: int, *, by: str) -> None:
         """Journal a retry of a dead letter (an abandoned action), and carry it out. A
         dead letter takes one retry or dismissal: another one asked for before raises
-        AlreadyAnsweredError naming it."""
-        letter = await self._dead_letter(decision_seq)
-        record = DeadLetterRetry(
-            agent=letter.agent, decision_seq=decision_seq, by=check_text_field("by", by)
-        )
-        await self._request(record, dead_letter_key(letter.abandoned_seq))
+        AlreadyAnsweredError naming it; the same one sent again is taken as that one."""
+        await self._letter_request(DeadLetterRetry, decision_seq, check_text_field("by", by))
 
     async def dismiss(self, decision_seq: int, *, by: str) -> None:
         """Take a dead letter off the list, journaled (one retry or dismissal, as retry())."""
-        letter = await self._dead_letter(decision_seq)
-        record = DeadLetterDismissed(
-            agent=letter.agent, decision_seq=decision_seq, by=check_text_field("by", by)
-        )
+        await self._letter_request(DeadLetterDismissed, decision_seq, check_text_field("by", by))
+
+    async def _letter_request(
+        self, kind: type[DeadLetterRetry | DeadLetterDismissed], decision_seq: int, by: str
+    ) -> None:
+        try:
+            letter = await self._dead_letter(decision_seq)
+        except LookupError:
+            given = await self._host.read(letter_answer, decision_seq)
+            if given is None:
+                raise
+            if given == kind(agent=given.agent, decision_seq=decision_seq, by=by):
+                return  # this very request, taken already (carried out or not)
+            raise already_answered(given) from None
+        record = kind(agent=letter.agent, decision_seq=decision_seq, by=by)
         await self._request(record, dead_letter_key(letter.abandoned_seq))
 
     async def dead_letters(self) -> list[DeadLetter]:

@@ -295,8 +295,14 @@ async def test_dead_letters_are_listed_retried_and_dismissed(tmp_path: Path) -> 
         assert [first.seq] == ran
         await host.controls.dismiss(second.seq, by="ops")
         assert [] == await host.controls.dead_letters()
-        with pytest.raises(LookupError):
+        with pytest.raises(AlreadyAnsweredError, match="dismissed by ops"):
             await host.controls.retry(second.seq, by="ops")
+        await host.controls.dismiss(second.seq, by="ops")  # sent again: taken already
+        await host.controls.retry(first.seq, by="ops")  # sent again, carried out: the same
+        await host.wait_for_actions()
+        assert [first.seq] == ran  # and nothing ran again
+        with pytest.raises(LookupError):
+            await host.controls.retry(999, by="ops")  # no such dead letter, ever
     assert "retried by ops" in details(path, first.seq)
     listed = cli("actions", "--failed", "--db", str(path))
     assert "No dead letters" in listed.stdout
@@ -370,6 +376,10 @@ def test_a_dead_letter_takes_one_retry_or_dismissal(tmp_path: Path) -> None:
     )
     assert 0 == cli("retry", str(seq), "--db", str(db), "--by", "alice").returncode  # a retry
     assert [seq] == json.loads(run_worker(db, "serve").stdout)["ran"]
+    again = cli("retry", str(seq), "--db", str(db), "--by", "alice")  # once carried out too
+    assert (0, f"seq {seq} was retried by alice already\n") == (again.returncode, again.stdout)
+    refused = cli("dismiss", str(seq), "--db", str(db), "--by", "bob")
+    assert (2, True) == (refused.returncode, "retried by alice" in refused.stderr)
     journal = SqliteJournal(db, create=False)
     try:
         assert ["DeadLetterRetry"] == [
