@@ -892,7 +892,7 @@ def _deny(args: argparse.Namespace) -> int:
 def _answer(args: argparse.Namespace, *, approve: bool) -> int:
     from .engines.events import approval_key
     from .engines.silences import MAX_COMMENT, check_text_field
-    from .projections.controls import already_answered, answer_under, pending_approvals
+    from .projections.controls import answer_under, pending_approvals, refuse_unless_repeat
     from .records import ApprovalGiven
 
     check_text_field("by", args.by)
@@ -904,14 +904,14 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
         if not found:
             given = answer_under(journal, approval_key(args.seq))
             if given is not None:  # answered, and carried out since
-                if given != ApprovalGiven(
+                mine = ApprovalGiven(
                     agent=given.agent,
                     decision_seq=args.seq,
                     approve=approve,
                     by=args.by,
                     comment=args.comment,
-                ):
-                    raise already_answered(given)
+                )
+                refuse_unless_repeat(given, mine)
                 print(
                     f"seq {args.seq} was {'approved' if approve else 'denied'} by {args.by} already"
                 )
@@ -1018,7 +1018,7 @@ def _dismiss(args: argparse.Namespace) -> int:
 def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
     from .engines.events import dead_letter_key
     from .engines.silences import check_text_field
-    from .projections.controls import already_answered, dead_letters, letter_answer
+    from .projections.controls import dead_letters, letter_answer, refuse_unless_repeat
     from .records import DeadLetterDismissed, DeadLetterRetry
 
     check_text_field("by", args.by)
@@ -1029,8 +1029,9 @@ def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
         if not found:
             given = letter_answer(journal, args.seq)
             if given is not None:  # answered, and carried out since (or a dismissal)
-                if given != kind(agent=given.agent, decision_seq=args.seq, by=args.by):
-                    raise already_answered(given)
+                refuse_unless_repeat(
+                    given, kind(agent=given.agent, decision_seq=args.seq, by=args.by)
+                )
                 print(
                     f"seq {args.seq} was {'retried' if retry else 'dismissed'} by {args.by} already"
                 )

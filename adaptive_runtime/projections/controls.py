@@ -53,6 +53,7 @@ __all__ = [
     "letter_answer",
     "pending_approvals",
     "pending_of",
+    "refuse_unless_repeat",
     "retry_wanted",
     "skipped_by",
     "unanswered_approvals",
@@ -139,6 +140,13 @@ def already_answered(given: Answer) -> AlreadyAnsweredError:
         " nothing was journaled for this one"
     )
     return AlreadyAnsweredError(msg, decision_seq=given.decision_seq, answer=verdict, by=given.by)
+
+
+def refuse_unless_repeat(given: Answer, mine: Answer) -> None:
+    """Raise AlreadyAnsweredError naming `given`, the answer taken, unless `mine` is that
+    very answer sent again (a client retrying after a lost reply): taken already."""
+    if mine != given:
+        raise already_answered(given)
 
 
 def letter_answer(journal: Journal, decision_seq: int) -> Answer | None:

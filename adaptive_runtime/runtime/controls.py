@@ -30,6 +30,7 @@ from ..projections.controls import (
     letter_answer,
     pending_approvals,
     pending_of,
+    refuse_unless_repeat,
     retry_wanted,
     skipped_by,
     unanswered_approvals,
@@ -277,15 +278,15 @@ class OperatorControls:
             if given is None:
                 msg = f"no approval is pending for the decision at seq {decision_seq}"
                 raise LookupError(msg)
-            if given == ApprovalGiven(
+            mine = ApprovalGiven(
                 agent=given.agent,
                 decision_seq=decision_seq,
                 approve=bool(approve),
                 by=by,
                 comment=comment,
-            ):
-                return  # this very answer, taken already (carried out or not)
-            raise already_answered(given)
+            )
+            refuse_unless_repeat(given, mine)
+            return  # this very answer, taken already (carried out or not)
         p = found[0]
         record = ApprovalGiven(
             agent=p.agent, decision_seq=decision_seq, approve=bool(approve), by=by, comment=comment
@@ -311,9 +312,8 @@ class OperatorControls:
             given = await self._host.read(letter_answer, decision_seq)
             if given is None:
                 raise
-            if given == kind(agent=given.agent, decision_seq=decision_seq, by=by):
-                return  # this very request, taken already (carried out or not)
-            raise already_answered(given) from None
+            refuse_unless_repeat(given, kind(agent=given.agent, decision_seq=decision_seq, by=by))
+            return  # this very request, taken already (carried out or not)
         record = kind(agent=letter.agent, decision_seq=decision_seq, by=by)
         await self._request(record, dead_letter_key(letter.abandoned_seq))
 
