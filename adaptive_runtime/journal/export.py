@@ -141,7 +141,12 @@ def _parse(number: int, line: str) -> _Line:
             raise TypeError("digest must be a hex string")
         record = data.get("record", _ABSENT)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        if isinstance(exc, RecursionError):
+            why = "nested too deeply"
+        elif isinstance(exc, KeyError):
+            why = f"it has no {exc.args[0]!r} field"
+        else:
+            why = str(exc)
         msg = f"line {number} is not an exported journal entry ({why})"
         raise InvalidImportError(msg, line=number) from None
     return _Line(pending, seq, stream_seq, batch, digest, record, number)

@@ -772,6 +772,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         if isinstance(exc, HTTPException):
             status, title = exc.status_code, _phrase(exc.status_code)
             detail = exc.detail if exc.detail != title else None
+            detail = _JSON_ERRORS.get(detail, detail)
             field = None
             if isinstance(exc, ValidationException):
                 detail, field = _what_failed(exc)
@@ -914,6 +915,16 @@ def _problem_of(exc: BaseException, secrets: tuple[str, ...]) -> Problem:
         detail=detail,
         field=getattr(exc, "field", None),
     )
+
+
+# msgspec's words for a body it could not decode, where they would mislead its sender
+_JSON_ERRORS = {
+    # said of a body cut short, and of a \ud800-\udfff escape with no pair (no Unicode)
+    "Input data was truncated": (
+        "the JSON body ends before its last value does, or holds a \\ud800-\\udfff escape"
+        " without its pair; send complete JSON of valid Unicode"
+    ),
+}
 
 
 def _problem_type(title: str) -> str:

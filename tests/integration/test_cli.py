@@ -1226,6 +1226,10 @@ def _drop_the_action(lines: list[dict[str, Any]]) -> None:
     del _decision_line(lines)["record"]["decision"]["action"]
 
 
+def _drop_the_kind(lines: list[dict[str, Any]]) -> None:
+    del lines[0]["kind"]
+
+
 def _an_infinite_id(lines: list[dict[str, Any]]) -> None:
     lines[0]["record"]["event"]["id"] = float("inf")  # written as Infinity, or as 1e999
 
@@ -1241,6 +1245,7 @@ def _an_infinite_id(lines: list[dict[str, Any]]) -> None:
         (_drop_the_record, "line 1: its record does not match"),
         (_drop_the_action, "line 2: its record does not match"),
         (_an_infinite_id, "Infinity is not a JSON number"),
+        (_drop_the_kind, "line 1 is not an exported journal entry (it has no 'kind' field)"),
     ],
 )
 def test_import_refuses_an_export_whose_readable_copies_were_edited(

@@ -426,6 +426,27 @@ async def test_a_body_nested_too_deeply_to_read_is_400_and_journals_nothing(
     assert 0 == head(tmp_path / "j.db")
 
 
+@pytest.mark.parametrize(
+    "body",
+    ['{"type": "timeout"', '{"type": "timeout", "id": "x\\ud800"}'],
+    ids=["cut-short", "unpaired-surrogate"],
+)
+@pytest.mark.parametrize("route", ["/v1/events", "/v1/outcomes"])
+async def test_a_body_cut_short_or_with_an_unpaired_surrogate_is_400_saying_so(
+    tmp_path: Path, route: str, body: str
+) -> None:
+    """msgspec says "Input data was truncated" of both, which sent a client with an
+    unpaired surrogate looking for a proxy that cut its body: the 400 names both causes."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        r = await c.post(route, content=body, headers=WRITE | {"content-type": "application/json"})
+        assert (400, "bad request") == (r.status_code, r.json()["title"]), r.text
+        detail = r.json()["detail"]
+        assert "ends before its last value does" in detail
+        assert "without its pair" in detail
+    assert 0 == head(tmp_path / "j.db")
+
+
 async def test_health_readiness_and_the_openapi_document(tmp_path: Path) -> None:
     host, _ = host_at(tmp_path / "j.db")
     async with client(host) as c:
