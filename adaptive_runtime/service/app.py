@@ -380,22 +380,58 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         guards=write,
         status_code=200,
         responses=WRITE,
-        summary="A CloudEvent 1.0, in structured JSON mode or binary mode",
+        summary="A CloudEvent 1.0, in structured JSON mode or binary mode; or a batch",
         description=(
             "Structured: the body is the CloudEvent, `data` holding the event's fields."
             " Binary (a `ce-specversion` header): the attributes are `ce-*` headers and the"
             " body, JSON, is the event's fields. The id is the CloudEvent's source and id."
+            " Batched (`Content-Type: application/cloudevents-batch+json`): the body is a"
+            " list of structured CloudEvents, answered with one result each, in order, as"
+            " a list sent to /v1/events is."
         ),
     )
     async def cloudevents(
-        data: JSONBody[dict[str, Any]], request: Request[Any, Any, Any]
-    ) -> DecisionView:
+        data: JSONBody[dict[str, Any] | list[Any]], request: Request[Any, Any, Any]
+    ) -> DecisionView | list[BatchResult]:
         telemetry.requests.labels("cloudevents").inc()
+        if _content_type(request.headers) == CE_BATCH:
+            return await cloudevent_batch(data)
+        if isinstance(data, list):
+            msg = (
+                f"a list of CloudEvents is a batch: send it as Content-Type {CE_BATCH}, or"
+                " send each CloudEvent in a request of its own"
+            )
+            raise InvalidEventError(msg, field="body")
         event = cloudevent_to_event(_cloudevent_of(request.headers, data))
         started = time.perf_counter()
         decision = await host.process(event)
         telemetry.process_seconds.labels("cloudevents").observe(time.perf_counter() - started)
         return decision_view(decision, host.route(event))
+
+    async def cloudevent_batch(data: object) -> list[BatchResult]:
+        """Batched mode: each CloudEvent decided, or refused alone, as /v1/events does."""
+        if not isinstance(data, list):
+            msg = f"a {CE_BATCH} body is a JSON list of CloudEvents, not an object"
+            raise InvalidEventError(msg, field="body")
+        if len(data) > MAX_BATCH:
+            msg = f"a batch may hold at most {MAX_BATCH} events, not {len(data)}; send it in parts"
+            raise InvalidEventError(msg, field="body")
+        events: list[dict[str, Any] | InvalidEventError] = []
+        for item in data:
+            try:
+                events.append(cloudevent_to_event(item))
+            except InvalidEventError as exc:
+                events.append(exc)
+        started = time.perf_counter()
+        taken = [e for e in events if not isinstance(e, InvalidEventError)]
+        decided = iter(await host.process_many(taken) if taken else [])
+        telemetry.process_seconds.labels("cloudevents").observe(time.perf_counter() - started)
+        return [
+            _batch_result(e, None, secrets)
+            if isinstance(e, InvalidEventError)
+            else _batch_result(next(decided), _agent_of(host, e), secrets)
+            for e in events
+        ]
 
     # -- silences --------------------------------------------------------------------
 
@@ -772,7 +808,8 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         if isinstance(exc, HTTPException):
             status, title = exc.status_code, _phrase(exc.status_code)
             detail = exc.detail if exc.detail != title else None
-            detail = _JSON_ERRORS.get(detail, detail)
+            if detail is not None:
+                detail = _JSON_ERRORS.get(detail, detail)
             field = None
             if isinstance(exc, ValidationException):
                 detail, field = _what_failed(exc)
@@ -874,13 +911,22 @@ def _cloudevent_of(headers: Mapping[str, str], body: dict[str, Any]) -> dict[str
     `application/json` was always taken here, a request is binary when it also carries a
     `ce-specversion` header, as the binding suggests a receiver may judge.
     """
-    kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    kind = _content_type(headers)
     if kind.startswith("application/cloudevents") or "ce-specversion" not in headers:
         return body
     if kind and kind != "application/json" and not kind.endswith("+json"):
         msg = f"a binary-mode CloudEvent's data must be a JSON object, not {kind}"
         raise InvalidEventError(msg, field="datacontenttype")
     return binary_cloudevent(headers, body)
+
+
+CE_BATCH = "application/cloudevents-batch+json"
+"""The Content-Type of a batch of CloudEvents (the HTTP binding's batched mode)."""
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    """The request's media type, in lower case and without parameters."""
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 def _agent_of(host: Host, event: object) -> str | None:

@@ -701,6 +701,48 @@ async def test_a_binary_mode_cloudevent_is_the_same_event(tmp_path: Path) -> Non
     assert 2 == head(tmp_path / "j.db")
 
 
+async def test_a_batch_of_cloudevents_is_decided_one_result_each(tmp_path: Path) -> None:
+    """Batched mode (HTTP binding 1.0, 3.3): a list of structured CloudEvents as
+    application/cloudevents-batch+json. It was a 400 "Expected `object`, got `array`"."""
+    host, _ = host_at(tmp_path / "j.db")
+
+    def ce(i: str, **more: Any) -> dict[str, Any]:
+        return {
+            "specversion": "1.0",
+            "id": i,
+            "source": "/monitoring/prod",
+            "type": "com.example.ops.service_overload",
+            "subject": "checkout",
+            "data": {"severity": 0.82, "cpu": 94, "memory": 88},
+        } | more
+
+    batch = [ce("1"), ce("2", specversion="0.3"), ce("3", subject="payments"), ce("1")]
+    kind = {"content-type": "application/cloudevents-batch+json"}
+    async with client(host) as c:
+        r = await c.post(
+            "/v1/receivers/cloudevents", content=json.dumps(batch), headers=WRITE | kind
+        )
+        assert 200 == r.status_code, r.text
+        first, refused, other, repeat = r.json()
+        assert ("checkout", "ce:/monitoring/prod:1") == (
+            first["decision"]["agent"],
+            first["decision"]["event_id"],
+        )
+        assert (422, "specversion") == (refused["problem"]["status"], refused["problem"]["field"])
+        assert "payments" == other["decision"]["agent"]
+        assert first == repeat  # the same CloudEvent twice: decided once
+        one = await c.post("/v1/receivers/cloudevents", json=ce("1"), headers=WRITE)
+        assert first["decision"] == one.json()
+        unmarked = await c.post("/v1/receivers/cloudevents", json=[ce("4")], headers=WRITE)
+        assert (422, "body") == (unmarked.status_code, unmarked.json()["field"])
+        assert "application/cloudevents-batch+json" in unmarked.json()["detail"]
+        lone = await c.post(
+            "/v1/receivers/cloudevents", content=json.dumps(ce("5")), headers=WRITE | kind
+        )
+        assert (422, "body") == (lone.status_code, lone.json()["field"])
+    assert 4 == head(tmp_path / "j.db")
+
+
 def alert(status: str, *, fingerprint: str = "f00d", **labels: str) -> dict[str, Any]:
     return {
         "status": status,
