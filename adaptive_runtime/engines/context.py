@@ -140,15 +140,19 @@ def _ask(analyse: Analyser, ev: Event) -> ContextOverride | None:
         return None
     if not isinstance(said, ContextOverride):
         return None
-    if not isinstance(said.context, str) or not 0 < len(said.context) <= 64:
+    if not _label(said.context):
         return None
     if said.risk is not None and said.risk not in RISK_LEVELS:
         return None
-    if not isinstance(said.tags, tuple) or not all(
-        isinstance(t, str) and 0 < len(t) <= 64 for t in said.tags
-    ):
+    if not isinstance(said.tags, tuple) or not all(_label(t) for t in said.tags):
         return None
     return said
+
+
+def _label(text: object) -> bool:
+    """Whether an analyser's context or tag can be journaled and shown: 1 to 64 printable
+    characters (a NUL, a line break or a lone surrogate is not printable)."""
+    return isinstance(text, str) and 0 < len(text) <= 64 and text.isprintable()
 
 
 def pressure_of(ev: Event) -> float:

@@ -221,8 +221,21 @@ def _policy_with(analyser: object) -> Policy:
         lambda ev: ContextOverride(context="x", risk="apocalyptic"),  # a risk that isn't one
         lambda ev: ContextOverride(context=""),  # no context
         lambda ev: ContextOverride(context="x", tags=("ok", 3)),  # type: ignore[arg-type]
+        # text no journal can encode: every event was refused ("can't be journaled")
+        lambda ev: ContextOverride(context="x\ud800"),
+        lambda ev: ContextOverride(context="x", tags=("\udc00",)),
+        lambda ev: ContextOverride(context="two\nlines"),
     ],
-    ids=["raises", "garbage", "bad-risk", "empty-context", "bad-tags"],
+    ids=[
+        "raises",
+        "garbage",
+        "bad-risk",
+        "empty-context",
+        "bad-tags",
+        "surrogate-context",
+        "surrogate-tag",
+        "line-break",
+    ],
 )
 def test_an_analyser_that_raises_or_answers_garbage_is_passed_over(analyser: object) -> None:
     """The built-in map decides instead, and the decision still journals (it encodes)."""
