@@ -540,6 +540,29 @@ class ActionScheduler:
             )
 
 
+MAX_ERROR = 500
+"""The most of a handler's error that is journaled, in characters."""
+
+
+def error_text(exc: BaseException) -> str:
+    """A handler's exception as the journal keeps it: its type and message, at most
+    MAX_ERROR characters of valid UTF-8.
+
+    A message may hold lone surrogates (a command's output decoded with
+    surrogateescape), which no record can encode, or a __str__ may raise: either way
+    the failure is journaled, with what could be read of it, rather than left unjournaled
+    with its action shown running for ever.
+    """
+    name = type(exc).__name__
+    try:
+        text = f"{name}: {exc}"
+    except Exception:
+        text = f"{name} (its message could not be read)"
+    if len(text) > MAX_ERROR:
+        text = text[:MAX_ERROR]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_ERROR]
+
+
 def _past_time_limit(spec: ActionSpec, started_ns: int | None, next_ns: int) -> bool:
     """Whether an attempt at next_ns would begin past the run's total_timeout, as
     after_failure judges a wait (counted from the run's first attempt, `started_ns`)."""
@@ -698,7 +721,7 @@ class _Run:
             try:
                 ok = bool(await resolve(spec.verify.probe(call)))
             except Exception as exc:
-                return False, f"the probe failed: {type(exc).__name__}: {exc}"[:500], False
+                return False, f"the probe failed: {error_text(exc)}"[:MAX_ERROR], False
             return ok, "the probe found the symptom " + ("cleared" if ok else "still there"), False
         target, fingerprint = target_of(call.event), fingerprint_of(call.event)
         for entry in later:
@@ -760,7 +783,7 @@ class _Run:
         """Journal a failed attempt; abandon the action or return the wait before the next one."""
         spec = self._spec
         retryable = spec.retry_on is None or spec.retry_on(exc)
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = error_text(exc)
         seq = call.decision.seq
         then: list[tuple[float | None, str | None]] = []
 

@@ -82,6 +82,48 @@ async def test_flaky_action_is_retried_with_backoff_and_journaled(tmp_path: Path
     ]
 
 
+class _Unreadable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no message here")
+
+
+async def test_a_failure_whose_message_no_record_can_hold_is_journaled_all_the_same(
+    tmp_path: Path,
+) -> None:
+    """A handler's error with lone surrogates (a command's stderr decoded with
+    surrogateescape) made ActionFailed unencodable, and one whose __str__ raised broke
+    the journaling: either way the failure went unjournaled, with a traceback, and the
+    action was shown running for ever, never retried nor abandoned. Both are journaled now."""
+    clock = ManualClock()
+    errors: list[Exception] = [
+        RuntimeError("stderr: " + b"\xff\xfe".decode("utf-8", "surrogateescape")),
+        _Unreadable(),
+        ConnectionError("x" * 2000),
+    ]
+
+    async def handler(call: ActionCall) -> None:
+        raise errors[call.attempt - 1]
+
+    async with Runtime(
+        agent_id="a", path=tmp_path / "j.db", clock=clock, durability="normal"
+    ) as runtime:
+        runtime.action("restart_service", retry=NO_JITTER)(handler)
+        await runtime.process(OVERLOAD)
+        await runtime.wait_for_actions()
+        assert {} == runtime.state.open_actions
+        assert 1 == runtime.metrics()["actions"]["abandoned"]
+    failed = [
+        decode_record(e.body) for e in SqliteJournal(tmp_path / "j.db").read(kind="ActionFailed")
+    ]
+    said = [f.error for f in failed if isinstance(f, ActionFailed)]
+    assert [
+        "RuntimeError: stderr: \\udcff\\udcfe",
+        "_Unreadable (its message could not be read)",
+        "ConnectionError: " + "x" * (500 - len("ConnectionError: ")),
+    ] == said
+    assert_replays(tmp_path / "j.db")
+
+
 @pytest.mark.parametrize(
     ("settings", "says"),
     [
