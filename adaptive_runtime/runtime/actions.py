@@ -782,7 +782,7 @@ class _Run:
     async def _failed(self, call: ActionCall, exc: Exception, started_ns: int) -> float | None:
         """Journal a failed attempt; abandon the action or return the wait before the next one."""
         spec = self._spec
-        retryable = spec.retry_on is None or spec.retry_on(exc)
+        retryable = self._retryable(exc)
         error = error_text(exc)
         seq = call.decision.seq
         then: list[tuple[float | None, str | None]] = []
@@ -828,6 +828,23 @@ class _Run:
             spec.retry.max_attempts,
         )
         return delay
+
+    def _retryable(self, exc: Exception) -> bool:
+        """Whether retry_on lets this error be retried; an error it raises on is not (the
+        failure is journaled and the action abandoned, its fallback run: a person can
+        retry the dead letter)."""
+        retry_on = self._spec.retry_on
+        if retry_on is None:
+            return True
+        try:
+            return bool(retry_on(exc))
+        except Exception:
+            log.exception(
+                "retry_on of %s raised on %s; taken as not retryable",
+                self._spec.name,
+                type(exc).__name__,
+            )
+            return False
 
     def next_delay(self, decision: Decision, attempt: int) -> float | None:
         """The wait before the attempt after `attempt`; None when no attempt follows."""

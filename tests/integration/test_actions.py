@@ -212,6 +212,35 @@ async def test_fallback_and_retry_predicate() -> None:
         assert ["fallback_used"] == reasons
 
 
+async def test_a_retry_predicate_that_raises_takes_the_error_as_not_retryable() -> None:
+    """retry_on=lambda e: e.response.status >= 500 raised AttributeError on a timeout, out
+    of the journaling of the failure: the attempt went unjournaled, the action stayed
+    'running' for ever, and no fallback ran. The failure is journaled now, not retried."""
+    used: list[int] = []
+
+    async def fallback(call: ActionCall) -> None:
+        used.append(call.attempt)
+
+    async def times_out(call: ActionCall) -> None:
+        raise TimeoutError("no answer")
+
+    clock = ManualClock()
+    async with Runtime(persist=False, clock=clock) as runtime:
+        runtime.action(
+            "restart_service",
+            retry=NO_JITTER,
+            retry_on=lambda e: e.response.status >= 500,  # type: ignore[attr-defined]
+            fallback=fallback,
+        )(times_out)
+        await runtime.process(OVERLOAD)
+        await runtime.wait_for_actions()
+        assert ([1], [], {}) == (used, clock.slept, runtime.state.open_actions)
+        failed = [decode_record(e.body) for e in runtime.journal.read(kind="ActionFailed")]
+        assert [("TimeoutError: no answer", None)] == [
+            (f.error, f.retry_in) for f in failed if isinstance(f, ActionFailed)
+        ]
+
+
 async def test_breaker_opens_skips_then_half_open_probe_closes_it(tmp_path: Path) -> None:
     """After two failures the breaker opens and actions are skipped; after reset_after a probe closes it."""
     clock = ManualClock()
