@@ -47,6 +47,7 @@ from ..records import (
     EventReceived,
     OutcomeRecorded,
     Record,
+    own_copy,
     read_as,
     read_record,
 )
@@ -607,14 +608,19 @@ class _Run:
                 ActionStarted(decision_seq=decision.seq, action=spec.name, attempt=attempt)
             )
             crash_point("action.started")
-            call = ActionCall(decision=decision, event=event, attempt=attempt, key=key)
+            # each call its own copy: a handler that changes it changes neither the next
+            # attempt's event nor what the check after it looks for (as on a resumed run)
+            call = ActionCall(decision=decision, event=own_copy(event), attempt=attempt, key=key)
             try:
                 await self._call(call)
             except asyncio.CancelledError:
                 await self._cancelled(decision, attempt)
                 raise
             except Exception as exc:
-                delay = await self._failed(call, exc, started_ns)
+                # the fallback, if it runs, is given the event as journaled, not this attempt's
+                delay = await self._failed(
+                    msgspec.structs.replace(call, event=event), exc, started_ns
+                )
                 if delay is None:
                     return
                 await clock.sleep(delay)
@@ -648,7 +654,7 @@ class _Run:
             await self._clock.sleep(wait)
         call = ActionCall(
             decision=decision,
-            event=event,
+            event=own_copy(event),
             attempt=attempt,
             key=f"{self._ledger.agent_id}:{decision.seq}",
         )

@@ -9,6 +9,7 @@ from typing import Any, overload
 
 from .._awaiting import resolve
 from ..errors import ConfigurationError
+from ..records import own_copy
 
 __all__ = ["ALL", "EventBus", "Handler"]
 
@@ -95,7 +96,7 @@ class EventBus:
         handlers = [*self._handlers.get(event_type, ()), *self._handlers.get(ALL, ())]
         for handler in handlers:
             task = asyncio.get_running_loop().create_task(
-                self._run(handler, event_type, dict(event))
+                self._run(handler, event_type, own_copy(event))
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -18,6 +18,7 @@ from adaptive_runtime import (
     ManualClock,
     RetryPolicy,
     Runtime,
+    Verification,
 )
 from adaptive_runtime.cli import main
 from adaptive_runtime.journal import SqliteJournal
@@ -122,6 +123,57 @@ async def test_a_failure_whose_message_no_record_can_hold_is_journaled_all_the_s
         "ConnectionError: " + "x" * (500 - len("ConnectionError: ")),
     ] == said
     assert_replays(tmp_path / "j.db")
+
+
+async def test_each_handler_call_gets_the_event_as_journaled(tmp_path: Path) -> None:
+    """Every attempt, the check after the last one, the fallback and each event handler
+    were handed one dict (or shallow copies of it): a handler that changed it, nested
+    labels included, changed what the next attempt, the check and the other handlers saw,
+    unlike a run resumed from the journal. Each is handed a copy of its own now."""
+    clock = ManualClock()
+    event = {**OVERLOAD, "target": "api", "labels": {"team": "core"}}
+    seen: list[tuple[str, object, object]] = []
+
+    def spoil(what: str, given: dict[str, object]) -> None:
+        labels = given["labels"]
+        assert isinstance(labels, dict)
+        seen.append((what, given.get("target"), dict(labels)))
+        given["target"] = "elsewhere"
+        labels["team"] = "spoiled"
+
+    async def probe(call: ActionCall) -> bool:
+        spoil("probe", call.event)
+        return True
+
+    async def restart(call: ActionCall) -> None:
+        spoil(f"attempt {call.attempt}", call.event)
+        if call.attempt == 1:
+            raise ConnectionError("refused")
+
+    async with Runtime(agent_id="a", path=tmp_path / "j.db", clock=clock) as runtime:
+
+        @runtime.bus.subscribe("service_overload")
+        async def first(given: dict[str, object]) -> None:
+            spoil("bus 1", given)
+
+        @runtime.bus.subscribe("service_overload")
+        async def second(given: dict[str, object]) -> None:
+            spoil("bus 2", given)
+
+        runtime.action(
+            "restart_service", retry=NO_JITTER, verify=Verification(within=5.0, probe=probe)
+        )(restart)
+        await runtime.process(event)
+        await runtime.bus.drain()
+        await runtime.wait_for_actions()
+    as_sent = ("api", {"team": "core"})
+    assert {
+        "bus 1": as_sent,
+        "bus 2": as_sent,
+        "attempt 1": as_sent,
+        "attempt 2": as_sent,
+        "probe": as_sent,
+    } == {what: (target, labels) for what, target, labels in seen}
 
 
 @pytest.mark.parametrize(
