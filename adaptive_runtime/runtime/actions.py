@@ -619,7 +619,7 @@ class _Run:
             except Exception as exc:
                 # the fallback, if it runs, is given the event as journaled, not this attempt's
                 delay = await self._failed(
-                    msgspec.structs.replace(call, event=event), exc, started_ns
+                    msgspec.structs.replace(call, event=own_copy(event)), exc, started_ns
                 )
                 if delay is None:
                     return
