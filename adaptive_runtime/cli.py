@@ -1454,6 +1454,8 @@ def _import_postgres_held(
     target = PostgresJournal(args.db, durability="normal", create=True)
     try:
         if target.head().seq:
+            # the partial schema the import lock was taken in goes; the journal stays
+            target.drop_schema(partial_schema, own=False)
             raise UsageError(
                 f"schema {schema} already holds a journal; import into a new one (?schema=NEW)"
             )

@@ -207,9 +207,15 @@ def _ddl(schema: str) -> list[sql.Composed]:
             )"""
         ).format(s),
         sql.SQL("CREATE TABLE {}.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)").format(s),
-        sql.SQL(_PREPARE).format(s=s),
-        sql.SQL(_APPEND_KNOWN).format(s=s),
+        *_functions(schema),
     ]
+
+
+def _functions(schema: str) -> list[sql.Composed]:
+    """The append functions. Their bodies name the schema as text, which renaming the
+    schema does not change: rename_schema makes them again for the new name."""
+    s = sql.Identifier(schema)
+    return [sql.SQL(_PREPARE).format(s=s), sql.SQL(_APPEND_KNOWN).format(s=s)]
 
 
 # The fast path: one statement, so one round trip and its own transaction. The caller
@@ -218,7 +224,7 @@ def _ddl(schema: str) -> list[sql.Composed]:
 # claim's epoch is current (read FOR SHARE). Otherwise it writes nothing and returns false,
 # and the caller takes the full path.
 _APPEND_KNOWN = """
-CREATE FUNCTION {s}.append_known(
+CREATE OR REPLACE FUNCTION {s}.append_known(
     lock_key BIGINT, head_seq BIGINT, head_digest BYTEA, streams TEXT[], stream_seqs BIGINT[],
     ids TEXT[], owner TEXT, agents TEXT[], epochs BIGINT[], a_seq BIGINT[], a_stream TEXT[],
     a_stream_seq BIGINT[], a_kind TEXT[], a_ts_ns BIGINT[], a_event_id TEXT[], a_body BYTEA[],
@@ -267,7 +273,7 @@ END $$
 # each stream's head, the entries of the event ids given, and the owners of the agents
 # written, read FOR SHARE so that a claim waits for this append to end.
 _PREPARE = """
-CREATE FUNCTION {s}.prepare_append(lock_key BIGINT, streams TEXT[], ids TEXT[], agents TEXT[])
+CREATE OR REPLACE FUNCTION {s}.prepare_append(lock_key BIGINT, streams TEXT[], ids TEXT[], agents TEXT[])
 RETURNS TABLE (tag TEXT, seq BIGINT, stream TEXT, stream_seq BIGINT, kind TEXT, ts_ns BIGINT,
                event_id TEXT, body BYTEA, batch BIGINT, digest BYTEA, host TEXT, epoch BIGINT)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -671,6 +677,7 @@ class PostgresJournal:
                         "upgrade adaptive-runtime"
                     )
                     raise JournalVersionError(msg, found=version, supported=SCHEMA_VERSION)
+                self._repair_functions(conn)
                 return
             entries = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.entries",)).fetchone()
             if entries is not None and entries[0] is not None:
@@ -690,6 +697,31 @@ class PostgresJournal:
                 ),
                 (str(SCHEMA_VERSION),),
             )
+
+    def _repair_functions(self, conn: psycopg.Connection[Any]) -> None:
+        """Make the append functions again if their bodies name another schema.
+
+        `import` builds a journal in a schema of its own and renames it into place; until
+        rename_schema made the functions again, that left them naming the schema it was
+        built in, so every append to an imported journal failed, or read that schema's
+        leftover (empty) tables and was refused.
+        """
+        named = sql.Identifier(self.schema).as_string(conn) + ".entries"
+        rows = conn.execute(
+            "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = %s AND p.proname IN ('prepare_append', 'append_known')",
+            (self.schema,),
+        ).fetchall()
+        if len(rows) == 2 and all(named in row[0] for row in rows):
+            return
+        for statement in _functions(self.schema):
+            conn.execute(statement)
+        logging.getLogger("adaptive_runtime.journal").warning(
+            "%s schema %s: its append functions named another schema (as an import left"
+            " them); they were made again for this one",
+            self._where,
+            self.schema,
+        )
 
     # -- writing -------------------------------------------------------------
 
@@ -1184,11 +1216,14 @@ class PostgresJournal:
         _schema_name(schema)
         with self._connection() as conn:
             try:
-                conn.execute(
-                    sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
-                        sql.Identifier(self.schema), sql.Identifier(schema)
+                with conn.transaction():
+                    conn.execute(
+                        sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                            sql.Identifier(self.schema), sql.Identifier(schema)
+                        )
                     )
-                )
+                    for statement in _functions(schema):  # they named the old schema
+                        conn.execute(statement)
             except psycopg.errors.DuplicateSchema as exc:
                 msg = (
                     f"{self._where}: schema {schema} was made while the import ran (by a host"
@@ -1217,11 +1252,11 @@ class PostgresJournal:
         finally:
             conn.close()  # the lock goes with the session
 
-    def drop_schema(self, *others: str) -> None:
-        """Drop the journal's whole schema (an import that failed), and the schemas named in
-        `others` (what an import killed before it finished left); then close."""
+    def drop_schema(self, *others: str, own: bool = True) -> None:
+        """Drop the journal's whole schema (an import that failed; not if `own` is False),
+        and the schemas named in `others` (what an import left); then close."""
         with self._connection() as conn:
-            for schema in (self.schema, *others):
+            for schema in (self.schema, *others) if own else others:
                 conn.execute(
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
                         sql.Identifier(_schema_name(schema))

@@ -202,6 +202,61 @@ def test_sqlite_exported_then_imported_keeps_the_head(tmp_path: Path) -> None:
     assert 3 == cli("head", "--db", other).returncode
 
 
+def test_a_journal_imported_into_postgresql_takes_appends(tmp_path: Path) -> None:
+    """An import is built in `<schema>_partial` and renamed into place; its append
+    functions still named `<schema>_partial`, so the first host on the migrated journal
+    failed every append (a missing schema), or, once a refused second import had left an
+    empty `<schema>_partial` behind, read that one and was told it held no claim."""
+    exported, url, schema = _an_export_and_a_fresh_schema(tmp_path)
+    assert 0 == cli("import", str(exported), "--db", url).returncode
+
+    async def carry_on(seq: int) -> None:
+        async with Runtime("a", journal=url) as runtime:
+            d = await runtime.process(OVERLOAD)
+            assert seq == d.seq
+            await runtime.record_outcome(d, success=True)
+
+    asyncio.run(carry_on(4))
+    again = cli("import", str(exported), "--db", url)
+    assert "already holds a journal" in again.stderr
+    assert [] == _schemas_like(url, f"{schema}_partial")  # the refused import left nothing
+    asyncio.run(carry_on(7))
+    journal = PostgresJournal(url, create=False)
+    try:
+        assert journal.verify().ok
+        assert verify_replay(journal).ok
+        assert 8 == journal.head().seq
+    finally:
+        journal.close()
+
+
+def test_a_journal_left_naming_another_schema_is_repaired_on_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Journals imported before the fix above are made to work when next opened."""
+    url = fresh_url()
+    schema = parse_url(url)[1]["schema"]
+    built = url.replace(f"schema={schema}", f"schema={schema}_built")
+    journal = PostgresJournal(built)
+    journal.append([Pending(stream="a", kind="K", ts_ns=0, body=b"first")])
+    journal.close()
+    with psycopg.connect(parse_url(url)[0], autocommit=True) as conn:  # as an import did
+        conn.execute(
+            sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                sql.Identifier(f"{schema}_built"), sql.Identifier(schema)
+            )
+        )
+    with caplog.at_level(logging.WARNING, logger="adaptive_runtime.journal"):
+        moved = PostgresJournal(url)
+    try:
+        assert "its append functions named another schema" in caplog.text
+        moved.append([Pending(stream="a", kind="K", ts_ns=1, body=b"second")])
+        assert [b"first", b"second"] == [e.body for e in moved.read()]
+        assert moved.verify().ok
+    finally:
+        moved.close()
+
+
 def _an_export_and_a_fresh_schema(tmp_path: Path) -> tuple[Path, str, str]:
     """An export of a journal of one decision, and a URL naming a new schema (and its name)."""
 
