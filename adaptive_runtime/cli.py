@@ -8,6 +8,7 @@ damaged); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -1434,7 +1435,12 @@ def _import_postgres(args: argparse.Namespace) -> int:
         )
         with holder.held("import", refused):
             holder.close()  # the lock has a connection of its own
-            count, head = _import_postgres_held(args, schema, partial_schema, expected)
+            try:
+                count, head = _import_postgres_held(args, schema, partial_schema, expected)
+            except BaseException:  # nothing of it is left: the partial schema goes too
+                with contextlib.suppress(JournalError):
+                    PostgresJournal(args.db, schema=partial_schema).drop_schema()
+                raise
     finally:
         holder.close()
     print(
@@ -1454,8 +1460,6 @@ def _import_postgres_held(
     target = PostgresJournal(args.db, durability="normal", create=True)
     try:
         if target.head().seq:
-            # the partial schema the import lock was taken in goes; the journal stays
-            target.drop_schema(partial_schema, own=False)
             raise UsageError(
                 f"schema {schema} already holds a journal; import into a new one (?schema=NEW)"
             )

@@ -1252,11 +1252,11 @@ class PostgresJournal:
         finally:
             conn.close()  # the lock goes with the session
 
-    def drop_schema(self, *others: str, own: bool = True) -> None:
-        """Drop the journal's whole schema (an import that failed; not if `own` is False),
-        and the schemas named in `others` (what an import left); then close."""
+    def drop_schema(self, *others: str) -> None:
+        """Drop the journal's whole schema (an import that failed), and the schemas named in
+        `others` (what an import killed before it finished left); then close."""
         with self._connection() as conn:
-            for schema in (self.schema, *others) if own else others:
+            for schema in (self.schema, *others):
                 conn.execute(
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
                         sql.Identifier(_schema_name(schema))

@@ -221,6 +221,14 @@ def test_a_journal_imported_into_postgresql_takes_appends(tmp_path: Path) -> Non
     assert "already holds a journal" in again.stderr
     assert [] == _schemas_like(url, f"{schema}_partial")  # the refused import left nothing
     asyncio.run(carry_on(7))
+    foreign = fresh_url()
+    other = parse_url(foreign)[1]["schema"]
+    with psycopg.connect(parse_url(foreign)[0], autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(other)))
+        conn.execute(sql.SQL("CREATE TABLE {}.entries (x INT)").format(sql.Identifier(other)))
+    refused = cli("import", str(exported), "--db", foreign)
+    assert "has tables that are not a journal's" in refused.stderr
+    assert [] == _schemas_like(foreign, f"{other}_partial")  # nor does any refused import
     journal = PostgresJournal(url, create=False)
     try:
         assert journal.verify().ok
