@@ -893,7 +893,12 @@ def _deny(args: argparse.Namespace) -> int:
 def _answer(args: argparse.Namespace, *, approve: bool) -> int:
     from .engines.events import approval_key
     from .engines.silences import MAX_COMMENT, check_text_field
-    from .projections.controls import answer_under, pending_approvals, refuse_unless_repeat
+    from .projections.controls import (
+        answer_under,
+        decided_unanswered,
+        pending_approvals,
+        refuse_unless_repeat,
+    )
     from .records import ApprovalGiven
 
     check_text_field("by", args.by)
@@ -917,6 +922,9 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
                     f"seq {args.seq} was {'approved' if approve else 'denied'} by {args.by} already"
                 )
                 return EXIT_OK
+            ended = decided_unanswered(journal, args.seq)
+            if ended is not None:
+                raise ended
             raise UsageError(
                 f"no action is waiting for approval at seq {args.seq}; `approvals` lists them"
             )

@@ -50,6 +50,7 @@ __all__ = [
     "already_answered",
     "answer_under",
     "dead_letters",
+    "decided_unanswered",
     "letter_answer",
     "pending_approvals",
     "pending_of",
@@ -140,6 +141,28 @@ def already_answered(given: Answer) -> AlreadyAnsweredError:
         " nothing was journaled for this one"
     )
     return AlreadyAnsweredError(msg, decision_seq=given.decision_seq, answer=verdict, by=given.by)
+
+
+def decided_unanswered(journal: Journal, decision_seq: int) -> AlreadyAnsweredError | None:
+    """For an approval request that is neither waiting nor answered under its key: the
+    error saying how it ended (denied by its timeout, most often), or None if the decision
+    at `decision_seq` never asked for approval."""
+    for entry in journal.read(kind="ApprovalDecided"):
+        decided = read_as(entry, ApprovalDecided)
+        if decided.decision_seq != decision_seq:
+            continue
+        verdict = "approved" if decided.approved else "denied"
+        how = (
+            "timed out unanswered: denied by default"
+            if decided.by == "timeout"
+            else f"was already answered: {verdict} by {decided.by}"
+        )
+        msg = (
+            f"the approval request for the decision at seq {decision_seq} {how} (seq"
+            f" {entry.seq}). Nothing was journaled for this answer"
+        )
+        return AlreadyAnsweredError(msg, decision_seq=decision_seq, answer=verdict, by=decided.by)
+    return None
 
 
 def refuse_unless_repeat(given: Answer, mine: Answer) -> None:

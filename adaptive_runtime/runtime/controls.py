@@ -27,6 +27,7 @@ from ..projections.controls import (
     already_answered,
     answer_under,
     dead_letters,
+    decided_unanswered,
     letter_answer,
     pending_approvals,
     pending_of,
@@ -276,6 +277,9 @@ class OperatorControls:
         if not found:
             given = await self._host.read(answer_under, approval_key(decision_seq))
             if given is None:
+                ended = await self._host.read(decided_unanswered, decision_seq)
+                if ended is not None:
+                    raise ended
                 msg = f"no approval is pending for the decision at seq {decision_seq}"
                 raise LookupError(msg)
             mine = ApprovalGiven(

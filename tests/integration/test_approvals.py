@@ -167,6 +167,32 @@ async def test_a_denied_or_unanswered_action_never_runs(tmp_path: Path) -> None:
     )
 
 
+async def test_an_answer_after_the_timeout_was_journaled_is_told_it_timed_out(
+    tmp_path: Path,
+) -> None:
+    """Once the host had journaled a request's timeout, a late answer was told "no action
+    is waiting" (the command line) or "no approval is pending" (the API's 404), as if it
+    named the wrong seq. It is now told the request timed out, and when."""
+    path = tmp_path / "t.db"
+    clock = ManualClock(start_ns=START_NS)
+    host, ran = gated_host(path, clock)
+    async with host:
+        d = await host.process(OVERLOAD)
+        clock.advance(POLICY.timeout_s + 1)
+        await host.controls.refresh()  # journals the denial by timeout
+        head = host.journal.head()
+        with pytest.raises(AlreadyAnsweredError, match="timed out unanswered") as late:
+            await host.controls.answer(d.seq, approve=True, by="alice")
+        assert ("denied", "timeout") == (late.value.answer, late.value.by)
+        assert head == host.journal.head()
+    said = cli("approve", str(d.seq), "--db", str(path))
+    assert 2 == said.returncode
+    assert f"the approval request for the decision at seq {d.seq} timed out unanswered" in (
+        said.stderr
+    )
+    assert [] == ran
+
+
 @pytest.mark.parametrize(
     ("policy", "gated"),
     [
