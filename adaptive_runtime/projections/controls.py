@@ -145,8 +145,9 @@ def already_answered(given: Answer) -> AlreadyAnsweredError:
 
 def decided_unanswered(journal: Journal, decision_seq: int) -> AlreadyAnsweredError | None:
     """For an approval request that is neither waiting nor answered under its key: the
-    error saying how it ended (denied by its timeout, most often), or None if the decision
-    at `decision_seq` never asked for approval."""
+    error saying how it ended (denied by its timeout, most often), or None if no request
+    of the decision at `decision_seq` has ended (it never asked for approval, or the
+    timeout that ends it is not journaled yet)."""
     for entry in journal.read(kind="ApprovalDecided"):
         decided = read_as(entry, ApprovalDecided)
         if decided.decision_seq != decision_seq:
