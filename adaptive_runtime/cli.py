@@ -787,11 +787,14 @@ def _silence(args: argparse.Namespace) -> int:
         if ends <= now:
             raise UsageError("that silence would already be over; give a later --until")
     _refuse_memory(args.db)
-    journal = open_journal(
-        args.db,
-        create=args.silence_command == "add",
-        read_only_ok=args.silence_command == "list",
-    )
+    made = False  # a silence may be set before any host has made the journal
+    try:
+        journal = open_journal(args.db, create=False, read_only_ok=args.silence_command == "list")
+    except JournalError:
+        if args.silence_command != "add":
+            raise
+        journal = open_journal(args.db, create=True)  # what kept it from opening raises again
+        made = journal.head().seq == 0
     try:
         silences = Silences()
         silences.fold(read_silences(journal))
@@ -801,6 +804,15 @@ def _silence(args: argparse.Namespace) -> int:
                 _print_json(silence)
             else:
                 print(f"{silence.id} set: {_silence_line(silence)}")
+            if made:  # a mistyped --db would otherwise look like a silence in force
+                from .journal.open import describe
+
+                print(
+                    f"note: there was no journal at {describe(args.db)}, so one was made to"
+                    " hold this silence; hosts started on it will keep it. If you meant the"
+                    " journal your hosts use, check --db.",
+                    file=sys.stderr,
+                )
             return EXIT_OK
         if args.silence_command == "end":
             check_text_field("by", args.by)

@@ -195,6 +195,12 @@ def test_a_silence_set_by_the_cli_that_ends_while_the_runtime_is_down(tmp_path: 
     assert 0 == added.returncode, added.stderr
     silence_id = added.stdout.split()[0]
     assert silence_id.startswith("sil-")
+    # no journal was there: one is made, and the note says so (a mistyped --db would have
+    # looked like a silence in force while the hosts on the real journal never saw it)
+    assert f"there was no journal at {db}, so one was made" in added.stderr
+    again = cli("silence", "add", "--db", str(db), "--for", "1h", "--comment", "another")
+    assert (0, "") == (again.returncode, again.stderr)
+    cli("silence", "end", "--db", str(db), again.stdout.split()[0])
     listed = cli("silence", "list", "--db", str(db), "--all")
     assert f"{silence_id}  to come" in listed.stdout
     assert "agent=checkout" in listed.stdout
