@@ -26,6 +26,7 @@ from typing import NamedTuple
 import uvicorn
 
 from ..errors import ConfigurationError
+from ..journal.base import Journal
 from ..journal.open import describe, is_memory
 from ..observability.logs import enable_console_logging
 from ..outcomes import EXIT_OK
@@ -162,10 +163,11 @@ async def _serve(host: Host, served: _Served, config: ServiceConfig, log_level: 
         # uvicorn's colours would print as escapes: its lines stay plain
         use_colors=False,
     )
+    found: list[int] = []  # the journal's head at start, for the start-up line
     server = _Server(
         uv_config,
         on_signal=app.state.feed.close,
-        on_listening=lambda port: _say_serving(served, port),
+        on_listening=lambda port: _say_serving(served, port, found),
     )
     # requests are uvicorn's to log; the runtime's own lines: warnings, and at debug every
     # decision's engine lines too (one per engine per event: too many for a busy server)
@@ -173,18 +175,31 @@ async def _serve(host: Host, served: _Served, config: ServiceConfig, log_level: 
     with server.signals():
         _warn(config, served)
         await host.start()  # a journal that can't be used fails here, with its own error
+        found.append(await host.read(_head_seq))
         if server.should_exit:  # SIGTERM during start-up: stop as cleanly as after it
             await host.stop(actions=config.on_stop)
             return EXIT_OK
         return await _run(server, host, served, config)
 
 
-def _say_serving(served: _Served, port: int) -> None:
-    """The start-up line, once the server listens."""
+def _head_seq(journal: Journal) -> int:
+    return journal.head().seq
+
+
+def _say_serving(served: _Served, port: int, found: list[int]) -> None:
+    """The start-up line, once the server listens: where, and what the journal held (a
+    mistyped --db shows as a journal with nothing in it)."""
+    held = (
+        ""
+        if served.in_memory or not found
+        else "; a new journal, nothing in it yet"
+        if found[0] == 0
+        else f"; its last entry is seq {found[0]}"
+    )
     print(
         f"adaptive-runtime: serving {served.where} at"
         f" http://{_url_host(served.host_name)}:{port}"
-        " (dashboard /, API /v1, metrics /metrics, OpenAPI /openapi.json)",
+        f" (dashboard /, API /v1, metrics /metrics, OpenAPI /openapi.json){held}",
         file=sys.stderr,
         flush=True,
     )

@@ -157,9 +157,12 @@ def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[TextIO]:
     assert 0 == code
 
 
-def test_serve_on_port_0_names_the_port_it_listens_on(tmp_path: Path) -> None:
+def test_serve_on_port_0_names_the_port_it_listens_on_and_what_the_journal_held(
+    tmp_path: Path,
+) -> None:
     """--bind HOST:0 lets the system choose a port: the start-up line names the port
-    chosen (it said :0, where nothing listens), and it is printed once listening."""
+    chosen (it said :0, where nothing listens), and it is printed once listening. It says
+    what the journal held: a mistyped --db served a new, empty journal without a word."""
     tokens = tmp_path / "t.txt"
     tokens.write_text(f"read,write {WRITER}\n")
     with serving(
@@ -169,10 +172,18 @@ def test_serve_on_port_0_names_the_port_it_listens_on(tmp_path: Path) -> None:
         line = said.readline()
         found = re.search(r"serving \S+ at http://127\.0\.0\.1:(\d+) ", line)
         assert found is not None, line
+        assert line.rstrip().endswith("; a new journal, nothing in it yet"), line  # a typo?
         port = int(found.group(1))
         assert 0 != port
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)  # no retry: it listens
         assert 200 == ready.status_code
+        posted = httpx.post(f"http://127.0.0.1:{port}/v1/events", json=OVERLOAD, headers=WRITE)
+        assert 200 == posted.status_code
+    with serving(
+        "--db", str(tmp_path / "j.db"), "--tokens", str(tokens), "--bind", "127.0.0.1:0",
+        "--log-level", "warning",
+    ) as said:  # fmt: skip
+        assert said.readline().rstrip().endswith("; its last entry is seq 2")
 
 
 def test_serving_a_journal_in_memory_says_it_is_lost_at_stop(tmp_path: Path) -> None:
