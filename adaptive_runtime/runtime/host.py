@@ -747,8 +747,16 @@ class Host:
                     results[index] = exc
                 continue
             calls.append((indexes, handle.process_many([events[i] for i in indexes])))
-        answers = await asyncio.gather(*(call for _, call in calls))
+        # one agent's failure as a whole (another host owns it, the journal refused its
+        # commit) is its events' answer: the other agents' events are decided all the same
+        answers = await asyncio.gather(*(call for _, call in calls), return_exceptions=True)
         for (indexes, _), decided in zip(calls, answers, strict=True):
+            if isinstance(decided, BaseException):
+                if not isinstance(decided, AdaptiveRuntimeError):
+                    raise decided
+                for index in indexes:
+                    results[index] = decided
+                continue
             for index, result in zip(indexes, decided, strict=True):
                 results[index] = result
         if later:

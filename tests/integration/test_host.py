@@ -24,6 +24,7 @@ from adaptive_runtime import (
     Runtime,
     RuntimeNotStartedError,
 )
+from adaptive_runtime.errors import AgentOwnedElsewhere
 from adaptive_runtime.journal import MemoryJournal, SqliteJournal, has_ownership, is_journal
 from adaptive_runtime.projections import rebuild, verify_replay
 from adaptive_runtime.records import Rule, RulesChanged, to_pending
@@ -402,6 +403,22 @@ async def test_an_event_naming_no_valid_agent_fails_alone(tmp_path: Path, named:
         assert [Decision, InvalidEventError, Decision] == [type(r) for r in results]
         assert "agent_id" == results[1].field
         assert ["a", "default"] == await host.agents()
+
+
+async def test_an_agent_another_host_serves_fails_alone_in_process_many(tmp_path: Path) -> None:
+    """One agent of a batch served elsewhere raised AgentOwnedElsewhere out of the whole
+    call (a 409 for the whole HTTP batch), while the other agents' events were journaled
+    unseen: the caller, told nothing was taken, would send them again. Its events now get
+    that error each, and the others their decisions."""
+    path = tmp_path / "fleet.db"
+    async with host_at(path) as serving, host_at(path) as other:
+        await serving.agent("x").process(OVERLOAD)
+        results = await other.process_many(
+            [{**OVERLOAD, "agent_id": "x"}, {**OVERLOAD, "agent_id": "y"}, OVERLOAD]
+        )
+        assert [AgentOwnedElsewhere, Decision, Decision] == [type(r) for r in results]
+        assert 2 == serving.journal.stream_head("x")  # nothing of the refused event
+        assert [2, 2] == [serving.journal.stream_head(a) for a in ("y", "default")]
 
 
 async def test_process_many_on_a_single_agent_runtime_refuses_other_agents_per_event(
