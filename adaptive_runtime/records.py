@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -847,9 +847,17 @@ class FleetBatch(RuntimeBatch):
     stream's head, and it must not be journaled after one of them was refused: in one
     append, a FleetBatch behind a refused FleetBatch is refused too (StreamConflictError),
     and its agent decides it again from what was journaled.
+
+    `view_seq` is the journal seq the host's fleet view was last caught up to: the
+    journal refuses the batch if another writer journaled a fleet entry after it
+    (journal._chain.check_fleet_view).
     """
 
-    __slots__ = ()
+    __slots__ = ("view_seq",)
+
+    def __init__(self, pending: Iterable[Pending] = (), view_seq: int | None = None) -> None:
+        super().__init__(pending)
+        self.view_seq = view_seq
 
 
 def to_pending(stream: str, record: Record, ts_ns: int, event_id: str | None = None) -> Pending:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import hmac
+import threading
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -126,6 +128,81 @@ def find_replayed(
         )
         raise DuplicateEventError(msg, event_id=first.event_id or "", seq=first.seq)
     return transaction(originals[0].batch)
+
+
+FLEET_KINDS = ("DecisionMade", "EpisodeClosed", "FleetIncident", "FleetPolicySet")
+"""The kinds a fleet view folds something of (an EventReceived only with its decision)."""
+
+
+class OwnWrites:
+    """The seq ranges one journal object committed itself, to tell its host's entries
+    from other writers' (other hosts, the command line) after a fleet view's seq.
+
+    Only the newest MAX_RANGES are kept: an entry older than those counts as another
+    writer's, which at worst has a fleet batch decided again.
+    """
+
+    MAX_RANGES = 4096
+
+    __slots__ = ("_firsts", "_lasts", "_lock", "_staged")
+
+    def __init__(self) -> None:
+        self._firsts: list[int] = []
+        self._lasts: list[int] = []
+        self._staged: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+
+    def stage(self, entries: Sequence[Entry]) -> None:
+        """Entries this transaction appends (kept if it commits: confirm)."""
+        if entries:
+            self._staged.append((entries[0].seq, entries[-1].seq))
+
+    def confirm(self) -> None:
+        """The transaction committed: what it staged was written by this object."""
+        staged, self._staged = self._staged, []
+        self.record(staged)
+
+    def record(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """Committed by this object: these (first seq, last seq) ranges, in seq order."""
+        with self._lock:
+            for first, last in ranges:
+                self._firsts.append(first)
+                self._lasts.append(last)
+            if len(self._firsts) > self.MAX_RANGES:
+                del self._firsts[: self.MAX_RANGES // 2], self._lasts[: self.MAX_RANGES // 2]
+
+    def forget(self) -> None:
+        """The transaction did not commit: what it staged is not this object's."""
+        self._staged = []
+
+    def wrote(self, seq: int) -> bool:
+        """Whether this object committed the entry at `seq` (among the newest ranges)."""
+        with self._lock:
+            at = bisect.bisect_right(self._firsts, seq) - 1
+            return at >= 0 and seq <= self._lasts[at]
+
+
+def check_fleet_view(
+    stream: str, batch: Sequence[Pending], foreign_after: Callable[[int], int | None]
+) -> None:
+    """Refuse a FleetBatch decided from a fleet view that another writer has moved past.
+
+    Its gate counted the fleet as of `batch.view_seq` plus its own host's batches. If
+    another writer (another host on the journal) has journaled a decision, an incident,
+    an episode's end or a fleet policy since, the gate did not count it: the batch is
+    refused (StreamConflictError), and its host catches up and decides it again, so that
+    every gated decision was made from the journal's order, as replay makes it.
+    `foreign_after(seq)` gives the seq of the first such entry after `seq`, or None.
+    """
+    if type(batch) is not FleetBatch or batch.view_seq is None:
+        return
+    found = foreign_after(batch.view_seq)
+    if found is not None:
+        msg = (
+            f"stream {stream!r}: another writer journaled a fleet entry at seq {found}, after"
+            f" the fleet view (seq {batch.view_seq}) this batch was decided from; decide it again"
+        )
+        raise StreamConflictError(msg, stream=stream, expected=0, actual=0)
 
 
 _FLEET_REFUSED = ""

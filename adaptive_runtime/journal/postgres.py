@@ -68,6 +68,7 @@ from ..errors import (
     JournalVersionError,
     NotAJournalError,
 )
+from ..records import FleetBatch
 from . import _chain, _fork
 from ._keys import KEY_BYTES, snapshot_mac
 from .base import (
@@ -315,6 +316,9 @@ class _Sql:
         self._schema = s
         self._inserts: dict[int, sql.Composed] = {}
         self.prepare = q("SELECT * FROM {s}.prepare_append(%s, %s, %s, %s)")
+        self.fleet_after = q(
+            "SELECT seq FROM {s}.entries WHERE seq > %s AND kind = ANY(%s) ORDER BY seq"
+        )
         self.append_known = q(
             "SELECT {s}.append_known(%b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b,"
             " %b, %b, %b, %b, %b)"
@@ -534,6 +538,8 @@ class PostgresJournal:
             raise
         self._listener: _Listener | None = None
         _fork.track(self)
+        self._own = _chain.OwnWrites()
+        """What this journal appended itself: the fleet check tells others' entries by it."""
         self._cache_lock = threading.Lock()
         self._known_head: Head | None = None
         """The head after this journal's last append, if nothing else has appended since."""
@@ -738,8 +744,10 @@ class PostgresJournal:
         known = self._append_known(batches, wanted)
         if known is not None:
             return known
+        new: list[tuple[int, int]] = []
         with self._writing() as conn:
-            results, head, heads = self._append_all(conn, batches, wanted)
+            results, head, heads = self._append_all(conn, batches, wanted, new)
+        self._own.record(new)
         self._know(head, heads)  # committed: what the next fast append may count on
         return results
 
@@ -760,6 +768,8 @@ class PostgresJournal:
         try:
             for batch, want in zip(batches, expected, strict=True):
                 stream = _chain.check_batch(batch)
+                if type(batch) is FleetBatch and (batch.view_seq or 0) < start.seq:
+                    return None  # entries since its fleet view: the full path checks them
                 at = appended.get(stream, heads.get(stream))
                 if at is None or (want is not None and want != at):
                     return None  # unknown here, or a conflict: the full path says which
@@ -800,6 +810,7 @@ class PostgresJournal:
         if row is None or not row[0]:
             self._know(None, {})
             return None
+        self._own.record([(start.seq + 1, head.seq)])
         self._know(head, appended, start)
         return results
 
@@ -826,7 +837,9 @@ class PostgresJournal:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))  # before the read
             caught = self._read_on(conn, stream, after)
             batch = build(caught)
-            [result], _, _ = self._append_all(conn, [batch], [self._stream_head(conn, stream)])
+            new: list[tuple[int, int]] = []
+            [result], _, _ = self._append_all(conn, [batch], [self._stream_head(conn, stream)], new)
+        self._own.record(new)
         self._know(None, {})  # rare: the next append learns the heads again
         if isinstance(result, Exception):
             raise result
@@ -843,10 +856,12 @@ class PostgresJournal:
         conn: psycopg.Connection[Any],
         batches: Sequence[Sequence[Pending]],
         expected: Sequence[int | None],
+        new: list[tuple[int, int]],
     ) -> tuple[list[list[Entry] | Exception], Head, dict[str, int]]:
         """Check and link every batch, then insert all of them with one statement.
 
-        Returns the results, and the head and stream heads the transaction leaves.
+        Returns the results, and the head and stream heads the transaction leaves; `new`
+        gets the seq range of each batch it appends (this journal's own, once committed).
 
         What the checks need (the head, each stream's head, the entries of any event id
         given, the owners of the agents written) is asked for in one round trip, behind
@@ -877,6 +892,18 @@ class PostgresJournal:
             else:
                 owners[row[2]] = (row[10], int(row[11]))
         fences = self._fences(agents, owners)
+        committed = head.seq
+        found: dict[int, int | None] = {}
+
+        def foreign_after(seq: int) -> int | None:
+            """The first fleet entry after `seq` another writer committed (check_fleet_view)."""
+            if seq >= committed:
+                return None
+            if seq not in found:
+                rows = conn.execute(self._sql.fleet_after, (seq, list(_chain.FLEET_KINDS)))
+                found[seq] = next((r[0] for r in rows if not self._own.wrote(r[0])), None)
+            return found[seq]
+
         staged_ids: dict[str, Entry] = {}
         staged_batches: dict[int, list[Entry]] = {}
 
@@ -907,11 +934,13 @@ class PostgresJournal:
                     raise refusal
                 actual = stream_heads.get(stream, 0)
                 _chain.check_expected(stream, want, actual, refused, batch)
+                _chain.check_fleet_view(stream, batch, foreign_after)
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
                 _chain.note_refused(refused, stream, batch)
                 continue
             entries = _chain.link(batch, head, actual)
+            new.append((entries[0].seq, entries[-1].seq))
             for entry in entries:
                 values.extend(msgspec.structs.astuple(entry))
                 if entry.event_id is not None:

@@ -120,6 +120,7 @@ CREATE INDEX snapshots_stream ON snapshots(stream, id);
 """
 
 _COLUMNS = "seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest"
+_FLEET_AFTER = "SELECT seq FROM entries WHERE seq > ? AND kind IN (?, ?, ?, ?) ORDER BY seq"
 _INSERT = (
     "INSERT INTO entries (seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -308,6 +309,7 @@ class SqliteJournal:
         "_keep",
         "_key",
         "_locks",
+        "_own",
         "_path",
         "_path_beside",
         "_turn",
@@ -355,6 +357,7 @@ class SqliteJournal:
         self._forked_from: int | None = None
         """(In a forked child.) The pid of the parent this journal was left to (see _fork)."""
         self._heads = _HeadCache()
+        self._own = _chain.OwnWrites()
         self._file: _FileId | None = None
         self._turn = threading.RLock()
         """Held for each use of the connection, a whole write transaction included: apsw
@@ -512,12 +515,15 @@ class SqliteJournal:
             conn.execute("COMMIT")
         except apsw.Error as exc:
             self._heads.forget()
+            self._own.forget()
             raise _journal_error(self._path, exc) from exc
         except BaseException:
             self._heads.forget()
+            self._own.forget()
             raise
         crash_point("journal.committed")
         self._heads.confirm(conn.data_version())
+        self._own.confirm()
         return result
 
     def _append_all(
@@ -535,6 +541,24 @@ class SqliteJournal:
         cache = self._heads
         cache.check(conn)
         head = cache.head or _head(conn)
+        committed = head.seq
+        found: dict[int, int | None] = {}
+
+        def foreign_after(seq: int) -> int | None:
+            """The first fleet entry after `seq` another writer committed (check_fleet_view)."""
+            if seq >= committed:
+                return None
+            if seq not in found:
+                found[seq] = next(
+                    (
+                        at
+                        for (at,) in conn.execute(_FLEET_AFTER, (seq, *_chain.FLEET_KINDS))
+                        if not self._own.wrote(at)
+                    ),
+                    None,
+                )
+            return found[seq]
+
         stream_heads: dict[str, int] = {}
         staged_ids: dict[str, Entry] = {}
         staged_batches: dict[int, list[Entry]] = {}
@@ -562,11 +586,13 @@ class SqliteJournal:
                 if actual is None:
                     actual = _stream_head(conn, stream)
                 _chain.check_expected(stream, want, actual, refused, batch)
+                _chain.check_fleet_view(stream, batch, foreign_after)
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
                 _chain.note_refused(refused, named, batch)
                 continue
             entries = _chain.link(batch, head, actual)
+            self._own.stage(entries)
             rows.extend(msgspec.structs.astuple(e) for e in entries)
             head = Head(entries[-1].seq, entries[-1].digest)
             stream_heads[stream] = entries[-1].stream_seq

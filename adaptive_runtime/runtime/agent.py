@@ -269,12 +269,11 @@ class Agent:
                 )
                 if incident is not None:
                     open_incident(fleet, incident, ts)
-            pending = (RuntimeBatch if fleet is None else FleetBatch)(
-                (
-                    to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
-                    to_pending(self.agent_id, DecisionMade(decision), ts),
-                )
+            both = (
+                to_pending(self.agent_id, EventReceived(ev), ts, ev.id),
+                to_pending(self.agent_id, DecisionMade(decision), ts),
             )
+            pending = RuntimeBatch(both) if fleet is None else FleetBatch(both, host.fleet_view_seq)
             controls = host.controls
             plan = host.actions.plan(
                 ledger,

@@ -188,6 +188,11 @@ class Host:
         """What decisions are gated by: the committed fleet view plus the decisions queued."""
         self._fleet_committed: FleetView | None = None
         self._fleet_seq = 0
+        """The journal seq the committed fleet view covers: every entry up to it, folded."""
+        self.fleet_view_seq = 0
+        """The seq `fleet` was copied from the committed view at (it holds this host's own
+        decisions since, and no other writer's): each gated batch carries it, and the
+        journal refuses one if another writer journaled a fleet entry after it."""
         self.fleet_stale = False
         """A queued decision failed: the view must be rebuilt from the committed one."""
         self._fleet_resync = asyncio.Lock()
@@ -359,7 +364,7 @@ class Host:
             ts = self.clock.now_ns()
             await worker.append([to_pending(HOST_STREAM, FleetPolicySet(self.fleet_policy), ts)])
             log.info("Fleet policy %s journaled", self.fleet_policy.digest)
-        self.fleet = committed.copy()
+        self.fleet, self.fleet_view_seq = committed.copy(), self._fleet_seq
 
     async def resync_fleet(self) -> None:
         """After a failed append, rebuild the decision view from the committed fleet state.
@@ -388,7 +393,7 @@ class Host:
                         self._fleet_seq = entry.seq
                 if any(not ledger.idle.is_set() for ledger in self._loaded.values()):
                     continue  # a decision was queued meanwhile: copy once it is committed
-                self.fleet = committed.copy()
+                self.fleet, self.fleet_view_seq = committed.copy(), self._fleet_seq
                 self.fleet_stale = False
                 worker.rebased()  # fleet batches decided from here on count no refused one
 
@@ -1029,6 +1034,13 @@ class Host:
         # be in the journal): it stays where it was last known whole, and resync_fleet
         # reads the journal from there, these entries included.
         if committed is not None and not self.fleet_stale and entries[-1].seq > self._fleet_seq:
+            first = next(e.seq for e in entries if e.seq > self._fleet_seq)
+            if first != self._fleet_seq + 1:
+                # another writer's entries came in between (another host, the command
+                # line): they may change the fleet, so the view catches up before the next
+                # gated decision, and the journal refuses those decided without them
+                self.fleet_stale = True
+        if committed is not None and not self.fleet_stale and entries[-1].seq > self._fleet_seq:
             for entry in entries:
                 if entry.seq <= self._fleet_seq:
                     continue  # folded already, caught up from the journal by resync_fleet
@@ -1037,7 +1049,9 @@ class Host:
                     # the decision view too: it folds decisions as they are made, not this
                     closed = read_as(entry, EpisodeClosed).fingerprint
                     close_episode(self.fleet, entry.stream, closed)
-            self._fleet_seq = entries[-1].seq
+            # folded with no gap, so these are this host's, which the decision view holds
+            # already: it is the journal up to here, plus this host's batches queued since
+            self._fleet_seq = self.fleet_view_seq = entries[-1].seq
         ledger = self._loaded.get(entries[0].stream)
         if ledger is not None:
             ledger.on_commit(entries)

@@ -9,6 +9,9 @@ module and says how to make a fresh journal; pytest then runs every contract tes
         def make_journal(self, tmp_path):
             return MyJournal(tmp_path / "journal")
 
+A backend whose storage a second journal object can write too (as another process
+would) also defines `another_writer(journal)`, for the test of fleet batches.
+
 Importing this module needs pytest; `import adaptive_runtime` never imports it.
 """
 
@@ -48,6 +51,11 @@ class JournalContract:
     def make_journal(self, tmp_path: Path) -> Journal:
         """Return a new, empty journal of the backend under test."""
         raise NotImplementedError("a JournalContract subclass must define make_journal")
+
+    def another_writer(self, journal: Journal) -> Journal | None:
+        """Return a second journal object on the same storage as `journal` (another
+        process's, say), or None if the backend has no such thing (the fleet test skips)."""
+        return None
 
     @pytest.fixture
     def journal(self, tmp_path: Path) -> Iterator[Journal]:
@@ -355,6 +363,38 @@ class JournalContract:
         assert [[2], [3]] == [[e.seq for e in r] for r in results if isinstance(r, list)]
         assert ["c", "b"] == [r[0].stream for r in results if isinstance(r, list)]
         assert journal.verify().ok
+
+    def test_a_fleet_batch_is_refused_after_another_writer_s_fleet_entry(
+        self, journal: Journal
+    ) -> None:
+        """A FleetBatch was decided from the fleet as of its `view_seq` plus its own
+        writer's entries: entries this journal object appended since do not refuse it;
+        a decision (any fleet kind) that another writer appended since does, alone."""
+        other = self.another_writer(journal)
+        if other is None:
+            pytest.skip("this backend has no second writer on the same storage")
+        try:
+            journal.append([pending("a", kind="DecisionMade")])
+            view = journal.head().seq
+            journal.append([pending("a", kind="DecisionMade")])  # its own, after the view
+            [mine] = journal.append_many([FleetBatch([pending("a", kind="DecisionMade")], view)])
+            assert isinstance(mine, list)
+            other.append([pending("c", kind="OutcomeRecorded")])  # another's, no fleet kind
+            [still] = journal.append_many([FleetBatch([pending("a")], view)])
+            assert isinstance(still, list)
+            other.append([pending("b", kind="DecisionMade")])
+            refused, plain, later = journal.append_many(
+                [FleetBatch([pending("a")], view), [pending("c")], FleetBatch([pending("d")], view)]
+            )
+            assert isinstance(refused, StreamConflictError)
+            assert "another writer journaled a fleet entry" in str(refused)
+            assert isinstance(plain, list)  # not gated: not refused
+            assert isinstance(later, StreamConflictError)
+            caught_up = journal.head().seq
+            [taken] = journal.append_many([FleetBatch([pending("a")], caught_up)])
+            assert isinstance(taken, list)
+        finally:
+            other.close()
 
     def test_append_many_sees_ids_staged_in_the_same_commit(self, journal: Journal) -> None:
         """An id appended earlier in the same shared commit counts as journaled."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import cli as run_cli
+from fleet_support import fleet_of_two_hosts
 from journal_support import FaultyJournal, answered_in_commit_order, queued_behind
 
 from adaptive_runtime import ConfigurationError, Host, ManualClock
@@ -307,3 +308,22 @@ async def test_a_batch_decided_again_is_not_gated_by_a_decision_queued_after_it(
         decided = [await first, await second]
         assert ["restart_service"] == [d.action for d in decided if d.fleet is None]
         assert verify_replay(host.journal).ok
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+async def test_two_hosts_on_one_journal_share_one_fleet_budget(
+    tmp_path: Path, durability: str
+) -> None:
+    """Each host counted only its own agents' decisions: two hosts took 10 restarts under
+    a budget of 5, and `replay --verify`, which folds the fleet in the journal's order,
+    called six of their decisions mismatches. A gated batch now carries the seq its
+    fleet view was caught up to, and the journal refuses it if another writer journaled
+    a fleet entry since: its host catches up and decides it again."""
+    path = tmp_path / "fleet.db"
+    actions = await fleet_of_two_hosts(str(path), durability)
+    assert 5 == actions.count("restart_service")
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()

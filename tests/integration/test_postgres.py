@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from cli_support import cli
+from fleet_support import fleet_of_two_hosts
 from http_support import READ, client
 from postgres_support import fresh_url, pg_url
 from psycopg import sql
@@ -374,6 +375,19 @@ def _schemas_like(url: str, name: str) -> list[str]:
     with psycopg.connect(parse_url(url)[0]) as conn:
         rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = %s", (name,))
         return [row[0] for row in rows]
+
+
+async def test_two_hosts_share_one_fleet_budget_and_replay_agrees() -> None:
+    """Each host counted only its own agents' decisions against the fleet budget (10
+    restarts under a budget of 5), and replay called their gated decisions mismatches."""
+    url = fresh_url()
+    actions = await fleet_of_two_hosts(url, "full")
+    assert 5 == actions.count("restart_service")
+    journal = PostgresJournal(url, create=False)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
 
 
 async def test_a_second_host_is_refused_and_takes_over_when_the_lease_runs_out() -> None:
