@@ -181,6 +181,23 @@ class OwnWrites:
             at = bisect.bisect_right(self._firsts, seq) - 1
             return at >= 0 and seq <= self._lasts[at]
 
+    def foreign_after(
+        self, committed: int, fleet_seqs_after: Callable[[int], Iterable[int]]
+    ) -> Callable[[int], int | None]:
+        """For one append, whose transaction sees the journal up to seq `committed`:
+        check_fleet_view's `foreign_after`, from `fleet_seqs_after(seq)`, the seqs of the
+        fleet entries after `seq` in order (each seq asked about is read once)."""
+        found: dict[int, int | None] = {}
+
+        def foreign_after(seq: int) -> int | None:
+            if seq >= committed:
+                return None
+            if seq not in found:
+                found[seq] = next((at for at in fleet_seqs_after(seq) if not self.wrote(at)), None)
+            return found[seq]
+
+        return foreign_after
+
 
 def check_fleet_view(
     stream: str, batch: Sequence[Pending], foreign_after: Callable[[int], int | None]

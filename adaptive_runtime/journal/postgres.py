@@ -892,17 +892,13 @@ class PostgresJournal:
             else:
                 owners[row[2]] = (row[10], int(row[11]))
         fences = self._fences(agents, owners)
-        committed = head.seq
-        found: dict[int, int | None] = {}
-
-        def foreign_after(seq: int) -> int | None:
-            """The first fleet entry after `seq` another writer committed (check_fleet_view)."""
-            if seq >= committed:
-                return None
-            if seq not in found:
-                rows = conn.execute(self._sql.fleet_after, (seq, list(_chain.FLEET_KINDS)))
-                found[seq] = next((r[0] for r in rows if not self._own.wrote(r[0])), None)
-            return found[seq]
+        foreign_after = self._own.foreign_after(
+            head.seq,
+            lambda seq: (
+                row[0]
+                for row in conn.execute(self._sql.fleet_after, (seq, list(_chain.FLEET_KINDS)))
+            ),
+        )
 
         staged_ids: dict[str, Entry] = {}
         staged_batches: dict[int, list[Entry]] = {}

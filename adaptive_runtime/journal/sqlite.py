@@ -541,23 +541,11 @@ class SqliteJournal:
         cache = self._heads
         cache.check(conn)
         head = cache.head or _head(conn)
-        committed = head.seq
-        found: dict[int, int | None] = {}
-
-        def foreign_after(seq: int) -> int | None:
-            """The first fleet entry after `seq` another writer committed (check_fleet_view)."""
-            if seq >= committed:
-                return None
-            if seq not in found:
-                found[seq] = next(
-                    (
-                        at
-                        for (at,) in conn.execute(_FLEET_AFTER, (seq, *_chain.FLEET_KINDS))
-                        if not self._own.wrote(at)
-                    ),
-                    None,
-                )
-            return found[seq]
+        foreign_after = self._own.foreign_after(
+            head.seq,
+            # read whole: no statement is left unfinished in the write transaction
+            lambda seq: [at for (at,) in conn.execute(_FLEET_AFTER, (seq, *_chain.FLEET_KINDS))],
+        )
 
         stream_heads: dict[str, int] = {}
         staged_ids: dict[str, Entry] = {}
