@@ -139,31 +139,41 @@ class OwnWrites:
     from other writers' (other hosts, the command line) after a fleet view's seq.
 
     Only the newest MAX_RANGES are kept: an entry older than those counts as another
-    writer's, which at worst has a fleet batch decided again.
+    writer's, which at worst has a fleet batch decided again. Nothing is kept until the
+    object is first asked about a fleet batch (foreign_after): a journal whose host
+    gates nothing pays nothing.
     """
 
     MAX_RANGES = 4096
 
-    __slots__ = ("_firsts", "_lasts", "_lock", "_staged")
+    __slots__ = ("_active", "_firsts", "_lasts", "_lock", "_staged")
 
     def __init__(self) -> None:
+        self._active = False
         self._firsts: list[int] = []
         self._lasts: list[int] = []
         self._staged: list[tuple[int, int]] = []
         self._lock = threading.Lock()
 
+    def activate(self) -> None:
+        """Keep what this object commits from now on: it appends fleet batches."""
+        self._active = True
+
     def stage(self, entries: Sequence[Entry]) -> None:
         """Entries this transaction appends (kept if it commits: confirm)."""
-        if entries:
+        if self._active and entries:
             self._staged.append((entries[0].seq, entries[-1].seq))
 
     def confirm(self) -> None:
         """The transaction committed: what it staged was written by this object."""
-        staged, self._staged = self._staged, []
-        self.record(staged)
+        if self._staged:
+            staged, self._staged = self._staged, []
+            self.record(staged)
 
     def record(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Committed by this object: these (first seq, last seq) ranges, in seq order."""
+        if not self._active:
+            return
         with self._lock:
             for first, last in ranges:
                 self._firsts.append(first)
@@ -187,6 +197,7 @@ class OwnWrites:
         """For one append, whose transaction sees the journal up to seq `committed`:
         check_fleet_view's `foreign_after`, from `fleet_seqs_after(seq)`, the seqs of the
         fleet entries after `seq` in order (each seq asked about is read once)."""
+        self.activate()
         found: dict[int, int | None] = {}
 
         def foreign_after(seq: int) -> int | None:
@@ -200,7 +211,7 @@ class OwnWrites:
 
 
 def check_fleet_view(
-    stream: str, batch: Sequence[Pending], foreign_after: Callable[[int], int | None]
+    stream: str, batch: Sequence[Pending], foreign_after: Callable[[int], int | None] | None
 ) -> None:
     """Refuse a FleetBatch decided from a fleet view that another writer has moved past.
 
@@ -209,9 +220,10 @@ def check_fleet_view(
     an episode's end or a fleet policy since, the gate did not count it: the batch is
     refused (StreamConflictError), and its host catches up and decides it again, so that
     every gated decision was made from the journal's order, as replay makes it.
-    `foreign_after(seq)` gives the seq of the first such entry after `seq`, or None.
+    `foreign_after(seq)` gives the seq of the first such entry after `seq`, or None;
+    it is None itself for an append with no fleet batch (has_fleet_batch).
     """
-    if type(batch) is not FleetBatch or batch.view_seq is None:
+    if type(batch) is not FleetBatch or batch.view_seq is None or foreign_after is None:
         return
     found = foreign_after(batch.view_seq)
     if found is not None:
@@ -220,6 +232,11 @@ def check_fleet_view(
             f" the fleet view (seq {batch.view_seq}) this batch was decided from; decide it again"
         )
         raise StreamConflictError(msg, stream=stream, expected=0, actual=0)
+
+
+def has_fleet_batch(batches: Sequence[Sequence[Pending]]) -> bool:
+    """Whether an append holds a FleetBatch (only then does it check fleet views)."""
+    return any(type(batch) is FleetBatch for batch in batches)
 
 
 _FLEET_REFUSED = ""

@@ -768,8 +768,10 @@ class PostgresJournal:
         try:
             for batch, want in zip(batches, expected, strict=True):
                 stream = _chain.check_batch(batch)
-                if type(batch) is FleetBatch and (batch.view_seq or 0) < start.seq:
-                    return None  # entries since its fleet view: the full path checks them
+                if type(batch) is FleetBatch:
+                    self._own.activate()  # what this fast path appends is counted as its own
+                    if (batch.view_seq or 0) < start.seq:
+                        return None  # entries since its fleet view: the full path checks them
                 at = appended.get(stream, heads.get(stream))
                 if at is None or (want is not None and want != at):
                     return None  # unknown here, or a conflict: the full path says which
@@ -892,12 +894,16 @@ class PostgresJournal:
             else:
                 owners[row[2]] = (row[10], int(row[11]))
         fences = self._fences(agents, owners)
-        foreign_after = self._own.foreign_after(
-            head.seq,
-            lambda seq: (
-                row[0]
-                for row in conn.execute(self._sql.fleet_after, (seq, list(_chain.FLEET_KINDS)))
-            ),
+        foreign_after = (
+            None
+            if not _chain.has_fleet_batch(batches)
+            else self._own.foreign_after(
+                head.seq,
+                lambda seq: (
+                    row[0]
+                    for row in conn.execute(self._sql.fleet_after, (seq, list(_chain.FLEET_KINDS)))
+                ),
+            )
         )
 
         staged_ids: dict[str, Entry] = {}

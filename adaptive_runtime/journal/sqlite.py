@@ -541,10 +541,16 @@ class SqliteJournal:
         cache = self._heads
         cache.check(conn)
         head = cache.head or _head(conn)
-        foreign_after = self._own.foreign_after(
-            head.seq,
-            # read whole: no statement is left unfinished in the write transaction
-            lambda seq: [at for (at,) in conn.execute(_FLEET_AFTER, (seq, *_chain.FLEET_KINDS))],
+        foreign_after = (
+            None
+            if not _chain.has_fleet_batch(batches)
+            else self._own.foreign_after(
+                head.seq,
+                # read whole: no statement is left unfinished in the write transaction
+                lambda seq: [
+                    at for (at,) in conn.execute(_FLEET_AFTER, (seq, *_chain.FLEET_KINDS))
+                ],
+            )
         )
 
         stream_heads: dict[str, int] = {}

@@ -368,13 +368,15 @@ class JournalContract:
         self, journal: Journal
     ) -> None:
         """A FleetBatch was decided from the fleet as of its `view_seq` plus its own
-        writer's entries: entries this journal object appended since do not refuse it;
-        a decision (any fleet kind) that another writer appended since does, alone."""
+        writer's entries: entries this journal object appended since (once it has
+        appended a FleetBatch: a journal that never does keeps no count) do not refuse
+        it; a decision (any fleet kind) that another writer appended since does, alone."""
         other = self.another_writer(journal)
         if other is None:
             pytest.skip("this backend has no second writer on the same storage")
         try:
-            journal.append([pending("a", kind="DecisionMade")])
+            [first] = journal.append_many([FleetBatch([pending("a", kind="DecisionMade")], 0)])
+            assert isinstance(first, list)
             view = journal.head().seq
             journal.append([pending("a", kind="DecisionMade")])  # its own, after the view
             [mine] = journal.append_many([FleetBatch([pending("a", kind="DecisionMade")], view)])
