@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -237,60 +238,53 @@ async def test_failing_action_lowers_confidence_until_the_decision_changes(tmp_p
     assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
 
 
-async def test_fallback_and_retry_predicate() -> None:
-    """A permanent error stops at once; a fallback runs when attempts run out."""
+@pytest.mark.parametrize(
+    ("error", "retry_on", "journaled"),
+    [
+        (
+            PermissionError("not allowed"),
+            lambda e: not isinstance(e, PermissionError),
+            "PermissionError: not allowed",
+        ),
+        # raised out of the journaling of the failure: the attempt went unjournaled, the
+        # action stayed 'running' for ever, and no fallback ran
+        (
+            TimeoutError("no answer"),
+            lambda e: e.response.status >= 500,
+            "TimeoutError: no answer",
+        ),
+    ],
+    ids=["rejected", "predicate-raises"],
+)
+async def test_an_error_the_retry_predicate_rejects_or_raises_on_is_not_retried(
+    error: Exception, retry_on: Callable[[BaseException], bool], journaled: str
+) -> None:
+    """A permanent error stops at once, and the fallback runs: whether retry_on said so
+    or raised on it (`e.response.status` on a TimeoutError)."""
     used: list[int] = []
 
     async def fallback(call: ActionCall) -> None:
         used.append(call.attempt)
 
-    async def refuse(call: ActionCall) -> None:
-        raise PermissionError("not allowed")
+    async def fail(call: ActionCall) -> None:
+        raise error
 
     clock = ManualClock()
     async with Runtime(persist=False, clock=clock) as runtime:
-        runtime.action(
-            "restart_service",
-            retry=NO_JITTER,
-            retry_on=lambda e: not isinstance(e, PermissionError),
-            fallback=fallback,
-        )(refuse)
-        await runtime.process(OVERLOAD)
-        await runtime.wait_for_actions()
-        assert ([1], []) == (used, clock.slept)
-        reasons = [
-            decode_record(e.body).reason for e in runtime.journal.read(kind="ActionAbandoned")
-        ]  # type: ignore[union-attr]
-        assert ["fallback_used"] == reasons
-
-
-async def test_a_retry_predicate_that_raises_takes_the_error_as_not_retryable() -> None:
-    """retry_on=lambda e: e.response.status >= 500 raised AttributeError on a timeout, out
-    of the journaling of the failure: the attempt went unjournaled, the action stayed
-    'running' for ever, and no fallback ran. The failure is journaled now, not retried."""
-    used: list[int] = []
-
-    async def fallback(call: ActionCall) -> None:
-        used.append(call.attempt)
-
-    async def times_out(call: ActionCall) -> None:
-        raise TimeoutError("no answer")
-
-    clock = ManualClock()
-    async with Runtime(persist=False, clock=clock) as runtime:
-        runtime.action(
-            "restart_service",
-            retry=NO_JITTER,
-            retry_on=lambda e: e.response.status >= 500,  # type: ignore[attr-defined]
-            fallback=fallback,
-        )(times_out)
+        runtime.action("restart_service", retry=NO_JITTER, retry_on=retry_on, fallback=fallback)(
+            fail
+        )
         await runtime.process(OVERLOAD)
         await runtime.wait_for_actions()
         assert ([1], [], {}) == (used, clock.slept, runtime.state.open_actions)
         failed = [decode_record(e.body) for e in runtime.journal.read(kind="ActionFailed")]
-        assert [("TimeoutError: no answer", None)] == [
+        assert [(journaled, None)] == [
             (f.error, f.retry_in) for f in failed if isinstance(f, ActionFailed)
         ]
+        reasons = [
+            decode_record(e.body).reason for e in runtime.journal.read(kind="ActionAbandoned")
+        ]  # type: ignore[union-attr]
+        assert ["fallback_used"] == reasons
 
 
 async def test_breaker_opens_skips_then_half_open_probe_closes_it(tmp_path: Path) -> None:
