@@ -25,6 +25,7 @@ from .agent import decided_fields
 __all__ = [
     "FLEET_VERSION",
     "HOST_STREAM",
+    "decode_view",
     "evolve_fleet",
     "journaled_plugins",
     "journaled_policy",
@@ -75,8 +76,9 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
 
 
 FLEET_VERSION = "fleet-view/1"
+"""The version of the host's fleet snapshots (in its stream; their seq is the journal's)."""
 _encode_view = msgspec.msgpack.Encoder().encode
-_decode_view = msgspec.msgpack.Decoder(FleetView).decode
+decode_view = msgspec.msgpack.Decoder(FleetView).decode
 
 
 def journaled_policy(journal: Journal) -> FleetPolicy | None:
@@ -103,7 +105,7 @@ def rebuild_fleet(journal: Journal) -> tuple[FleetView, int]:
         if snapshot.version != FLEET_VERSION:
             continue
         try:
-            view, seq = _decode_view(snapshot.state), snapshot.seq
+            view, seq = decode_view(snapshot.state), snapshot.seq
         except msgspec.DecodeError:
             continue
         break

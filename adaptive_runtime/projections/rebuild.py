@@ -7,10 +7,12 @@ from collections.abc import Callable
 
 import msgspec
 
+from ..engines.fleet import FleetView
 from ..engines.pipeline import ENGINE_VERSION
 from ..errors import ConfigurationError
 from ..journal import Journal, Snapshot
 from .agent import AgentState, evolve
+from .fleet import FLEET_VERSION, HOST_STREAM, decode_view, evolve_fleet
 
 __all__ = [
     "STATE_VERSION",
@@ -146,9 +148,52 @@ def check_snapshots(
     results: list[SnapshotCheck] = []
     for stream in journal.streams():
         stored = sorted(journal.snapshots(stream, untrusted=True), key=lambda s: (s.seq, s.id))
+        if stream == HOST_STREAM:  # the fleet view's snapshots: at seqs of every stream
+            fleet = [s for s in stored if s.version == FLEET_VERSION]
+            stored = [s for s in stored if s.version != FLEET_VERSION]
+            if fleet:
+                results.extend(_check_fleet(journal, fleet))
         if stored:
             results.extend(_check_stream(journal, stream, stored, progress))
     return results
+
+
+def _check_fleet(journal: Journal, stored: list[Snapshot]) -> list[SnapshotCheck]:
+    """Fold the whole journal into a fleet view, comparing each fleet snapshot (in seq
+    order) with the view as of its seq, which is the journal's, not its stream's."""
+    results: list[SnapshotCheck] = []
+    view = FleetView()
+    left = iter(stored)
+    nxt = next(left, None)
+    for entry in journal.read():
+        if nxt is None:
+            break
+        evolve_fleet(view, entry)
+        while nxt is not None and nxt.seq == entry.seq:
+            results.append(_compare_fleet(nxt, view))
+            nxt = next(left, None)
+    while nxt is not None:  # a seq past the head (or 0): no fold of the journal gives it
+        results.append(_result(nxt, False, f"covers seq {nxt.seq}, which is not in the journal"))
+        nxt = next(left, None)
+    return results
+
+
+def _compare_fleet(snapshot: Snapshot, view: FleetView) -> SnapshotCheck:
+    try:
+        stored = decode_view(snapshot.state)
+    except msgspec.DecodeError as exc:
+        return _result(snapshot, False, f"does not decode ({exc})")
+    if stored != view:
+        fields = [n for n in FleetView.__struct_fields__ if getattr(stored, n) != getattr(view, n)]
+        return _result(
+            snapshot,
+            False,
+            f"differs from the fleet view the chain gives at seq {snapshot.seq} in"
+            f" {', '.join(fields)}",
+        )
+    if not snapshot.trusted:
+        return _result(snapshot, True, "matches the chain but not its MAC: start() won't use it")
+    return _result(snapshot, True, None)
 
 
 def _check_stream(

@@ -338,6 +338,51 @@ def test_verify_checks_every_snapshot_against_the_chain(tmp_path: Path) -> None:
     assert [seq] == [s["seq"] for s in report["snapshots"] if not s["ok"]]
 
 
+def test_verify_checks_the_fleet_snapshot_against_the_whole_chain(tmp_path: Path) -> None:
+    """A host with a fleet policy snapshots its fleet view at stop, at the journal's seq
+    (in its own stream, where that seq is no entry): verify called every such journal
+    "FORGED OR DAMAGED SNAPSHOT ... not an entry of this stream", exit 1. The fleet
+    snapshot is now held against the fleet view the whole chain gives at its seq, so a
+    sound one passes and a rewritten one is named."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from adaptive_runtime import FleetPolicy, Host, ManualClock
+    from adaptive_runtime.journal._keys import snapshot_mac
+    from adaptive_runtime.projections.fleet import FLEET_VERSION, decode_view
+
+    path = tmp_path / "fleet.db"
+
+    async def decide() -> None:
+        policy = FleetPolicy(budget=3, budget_window=60.0, correlate_agents=3)
+        async with Host(path, fleet=policy, clock=ManualClock()) as host:
+            for i in range(6):
+                await host.agent(f"web-{i}").process(OVERLOAD)
+
+    asyncio.run(decide())
+    cmd = [sys.executable, "-m", "adaptive_runtime", "verify", "--db", str(path)]
+    sound = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert 0 == sound.returncode, sound.stdout
+    db = sqlite3.connect(path)
+    sid, stream, seq, digest, state = db.execute(
+        "SELECT id, stream, seq, digest, state FROM snapshots WHERE version = ?", (FLEET_VERSION,)
+    ).fetchone()
+    forged = decode_view(state)
+    forged.disruptive = []  # the budget spent, forgotten: three more restarts allowed
+    body = msgspec.msgpack.encode(forged)
+    key = (tmp_path / "fleet.db.key").read_bytes()
+    mac = snapshot_mac(key, stream, seq, digest, FLEET_VERSION, body)
+    db.execute("UPDATE snapshots SET state = ?, checksum = ? WHERE id = ?", (body, mac, sid))
+    db.commit()
+    db.close()
+    caught = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert 1 == caught.returncode
+    assert f"FORGED OR DAMAGED SNAPSHOT: agent ~host, seq {seq}" in caught.stdout
+    assert "differs from the fleet view the chain gives" in caught.stdout
+    assert "in disruptive" in caught.stdout
+
+
 # -- concurrency -----------------------------------------------------------------
 
 
