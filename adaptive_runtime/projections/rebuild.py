@@ -183,17 +183,7 @@ def _compare_fleet(snapshot: Snapshot, view: FleetView) -> SnapshotCheck:
         stored = decode_view(snapshot.state)
     except msgspec.DecodeError as exc:
         return _result(snapshot, False, f"does not decode ({exc})")
-    if stored != view:
-        fields = [n for n in FleetView.__struct_fields__ if getattr(stored, n) != getattr(view, n)]
-        return _result(
-            snapshot,
-            False,
-            f"differs from the fleet view the chain gives at seq {snapshot.seq} in"
-            f" {', '.join(fields)}",
-        )
-    if not snapshot.trusted:
-        return _result(snapshot, True, "matches the chain but not its MAC: start() won't use it")
-    return _result(snapshot, True, None)
+    return _judged(snapshot, stored, view, "the fleet view the chain gives")
 
 
 def _check_stream(
@@ -238,16 +228,21 @@ def _compare(snapshot: Snapshot, state: AgentState) -> SnapshotCheck:
         stored = decode_state(snapshot.state)
     except msgspec.DecodeError as exc:
         return _result(snapshot, False, f"does not decode ({exc})")
-    if stored != state:
+    return _judged(snapshot, stored, state, "the chain's state")
+
+
+def _judged(
+    snapshot: Snapshot, stored: msgspec.Struct, folded: msgspec.Struct, what: str
+) -> SnapshotCheck:
+    """A decoded snapshot held against what folding the chain gave at its seq."""
+    if stored != folded:
         fields = [
             name
-            for name in AgentState.__struct_fields__
-            if getattr(stored, name) != getattr(state, name)
+            for name in type(folded).__struct_fields__
+            if getattr(stored, name) != getattr(folded, name)
         ]
         return _result(
-            snapshot,
-            False,
-            f"differs from the chain's state at seq {snapshot.seq} in {', '.join(fields)}",
+            snapshot, False, f"differs from {what} at seq {snapshot.seq} in {', '.join(fields)}"
         )
     if not snapshot.trusted:
         return _result(snapshot, True, "matches the chain but not its MAC: start() won't use it")
