@@ -201,11 +201,16 @@ class ActionScheduler:
         "_reserved",
         "_targets",
         "_tasks",
+        "dry_run",
         "specs",
     )
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, dry_run: bool = False) -> None:
         self._clock = clock
+        self.dry_run = dry_run
+        """Run no handler. A decided action is journaled as skipped (see plan()'s `hold`);
+        one owed later (resumed after a stop, retried from the dead letters, approved, or
+        fired after a silence) is not started: it stays owed, for a host that runs them."""
         self.specs: dict[tuple[str | None, str], ActionSpec] = {}
         """Keyed by (agent, action); agent None is a handler for every agent."""
         self._tasks: dict[asyncio.Task[None], str] = {}
@@ -311,6 +316,15 @@ class ActionScheduler:
         """
         if token is not None:
             self._reserved.pop(token, None)  # its place is now the running task's
+        if self.dry_run:
+            log.warning(
+                "dry run: %s for decision %d of agent %s is not started; it stays owed, and a"
+                " host that runs handlers carries it out when it serves the agent",
+                action or decision.action,
+                decision.seq,
+                ledger.agent_id,
+            )
+            return
         spec = self.spec_for(ledger.agent_id, action or decision.action)
         if spec is None:
             if action is not None:
@@ -470,7 +484,19 @@ class ActionScheduler:
         """Find an agent's actions that began but never finished; resume or abandon each
         (with `upto`, only those of decisions at or before that seq: another host's; with
         `only`, the action of that decision alone, whose run here could not journal a step:
-        `why` is said of an attempt it cut short)."""
+        `why` is said of an attempt it cut short). A dry run leaves them as they are,
+        journaling nothing: a host that runs handlers resumes them."""
+        if self.dry_run:
+            for seq, open_action in sorted(ledger.state.open_actions.items()):
+                if (only is None or seq == only) and (upto is None or seq <= upto):
+                    log.warning(
+                        "dry run: %s for decision %d of agent %s is unfinished and stays so;"
+                        " a host that runs handlers resumes it when it serves the agent",
+                        open_action.action,
+                        seq,
+                        ledger.agent_id,
+                    )
+            return
         for seq, open_action in sorted(ledger.state.open_actions.items()):
             if only is not None and seq != only:
                 continue

@@ -71,10 +71,8 @@ CONTROLS_POLL_S = 1.0
 class OperatorControls:
     """One host's view of the controls, and the carrying out of operators' requests."""
 
-    def __init__(self, host: Host, *, dry_run: bool, approvals: ApprovalPolicy | None) -> None:
+    def __init__(self, host: Host, *, approvals: ApprovalPolicy | None) -> None:
         self._host = host
-        self.dry_run = dry_run
-        """Decide and journal everything, run no handler: each action is journaled as skipped."""
         self.approval_policy = approvals
         """The approval policy to journal at start (None: keep whatever the journal holds)."""
         self.state = HostControls()
@@ -188,7 +186,7 @@ class OperatorControls:
 
     def hold(self, agent_id: str, event: Event, decision: Decision, ts_ns: int) -> str | None:
         """Why a decision's action must not run (the dry run, a silence), or None."""
-        if self.dry_run:
+        if self._host.actions.dry_run:
             return "dry run: the host runs no handler"
         if not self.state.silences.by_id:
             return None  # the common case: nothing silenced, nothing to look up

@@ -197,7 +197,7 @@ class Host:
         """A queued decision failed: the view must be rebuilt from the committed one."""
         self._fleet_resync = asyncio.Lock()
         self.bus = EventBus()
-        self.actions = ActionScheduler(self.clock)
+        self.actions = ActionScheduler(self.clock, dry_run=dry_run)
         self._worker: JournalWorker | None = None
         self._reader: JournalReader | None = None
         self._loaded: OrderedDict[str, Ledger] = OrderedDict()
@@ -229,7 +229,7 @@ class Host:
             raise ConfigurationError(msg)
         if approvals is not None and (unusable := approvals.unusable()) is not None:
             raise ConfigurationError(unusable)
-        self.controls = OperatorControls(self, dry_run=dry_run, approvals=approvals)
+        self.controls = OperatorControls(self, approvals=approvals)
         """Dry run, silences, approvals and dead letters: what becomes of decided actions."""
 
     def __repr__(self) -> str:

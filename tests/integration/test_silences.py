@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -292,3 +293,93 @@ async def test_a_silence_that_asks_for_it_runs_what_it_skipped_once_it_ends(
     finally:
         journal.close()
     assert silence.fire_after
+
+
+async def test_a_dry_run_host_starts_no_action_an_operator_or_an_earlier_host_left_owed(
+    tmp_path: Path,
+) -> None:
+    """A dry-run host ran the handler of a dead letter an operator retried (and of an
+    approved request, a silence's fire-after, an unfinished action): only decisions
+    checked the flag. Now what is owed stays owed, journaled as asked, and the next host
+    that runs handlers carries out each once."""
+    from adaptive_runtime.engines.backoff import RetryPolicy
+    from adaptive_runtime.records import ApprovalPolicy
+
+    path = tmp_path / "owed.db"
+    clock = ManualClock(start_ns=START_NS)
+    gate = ApprovalPolicy(actions=("scale_up_immediate",), timeout_s=7200.0)
+    failing = Host(path, durability="normal", clock=clock, approvals=gate)
+    hang = {"now": True}
+
+    @failing.action("restart_service", retry=RetryPolicy(max_attempts=2, base_delay=1.0))
+    async def broken(call: ActionCall) -> None:
+        if call.event.get("agent_id") == "hung":
+            hang["now"] = False
+            await asyncio.Event().wait()  # still running when the host stops: left unfinished
+        raise ConnectionError("the node does not answer")
+
+    @failing.action("scale_up_immediate")
+    async def scale_unreached(call: ActionCall) -> None:
+        raise AssertionError("it waits for approval")
+
+    await failing.start()
+    try:
+        dead = await failing.process({**OVERLOAD, "agent_id": "dead"})
+        gated = await failing.process({**OVERLOAD, "agent_id": "gated", "severity": 0.99})
+        await failing.controls.add_silence(
+            SilenceMatcher(agent="quiet"),
+            ends_ns=START_NS + 600 * 10**9,
+            comment="deploy",
+            by="ops",
+            fire_after=True,
+        )
+        await failing.process({**OVERLOAD, "agent_id": "quiet"})
+        await failing.process({**OVERLOAD, "agent_id": "hung"})
+        await failing.agent("dead").wait_for_actions()
+        assert not hang["now"]  # its handler hangs: stopping the host interrupts it
+        assert "scale_up_immediate" == gated.action
+    finally:
+        await failing.stop(actions="interrupt")
+    clock.advance(601)  # the silence has ended
+
+    dry, ran = host_with_restart_handler(path, clock, dry_run=True)
+
+    @dry.action("scale_up_immediate")
+    async def scale(call: ActionCall) -> None:
+        ran.append(str(call.event.get("agent_id")))
+
+    async with dry:
+        await dry.controls.retry(dead.seq, by="ops")
+        await dry.controls.answer(gated.seq, approve=True, by="ops")
+        await dry.controls.refresh()
+        await dry.wait_for_actions()
+        assert [] == ran
+    assert [] == ran
+    listed = cli("actions", "--db", str(path), "--json")
+    assert 0 == listed.returncode, listed.stderr
+    owed = sorted((a["agent"], a["action"]) for a in json.loads(listed.stdout))
+    assert [
+        ("dead", "restart_service"),
+        ("gated", "scale_up_immediate"),
+        ("hung", "restart_service"),
+        ("quiet", "restart_service"),
+    ] == owed
+
+    real, ran = host_with_restart_handler(path, clock)
+
+    @real.action("scale_up_immediate")
+    async def scale_now(call: ActionCall) -> None:
+        ran.append(str(call.event.get("agent_id")))
+
+    async with real:
+        for agent in ("dead", "gated", "quiet", "hung"):
+            await real.agent(agent).load()
+        await real.controls.refresh()
+        await real.wait_for_actions()
+    assert ["dead", "gated", "hung", "quiet"] == sorted(ran)
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert verify_replay(journal).ok
+        assert "retried by ops" in [a.detail for a in explain(journal, dead.seq).attempts]
+    finally:
+        journal.close()
