@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -195,8 +197,11 @@ class ActionScheduler:
 
     __slots__ = (
         "_attempts",
+        "_cap",
         "_clock",
         "_decisions",
+        "_deferred",
+        "_moved",
         "_names",
         "_reserved",
         "_targets",
@@ -205,8 +210,22 @@ class ActionScheduler:
         "specs",
     )
 
-    def __init__(self, clock: Clock, *, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        dry_run: bool = False,
+        max_in_flight: Callable[[], int | None] = lambda: None,
+    ) -> None:
         self._clock = clock
+        self._cap = max_in_flight
+        """The fleet policy's max_in_flight now (None: no cap)."""
+        self._deferred: dict[str, deque[tuple[tuple[str, int], Callable[[], None]]]] = {}
+        """Starts owed from before (resumed, retried, approved, fired after a silence) that
+        found their target at max_in_flight, by target: each starts, in order, as a place
+        frees; with the (agent, decision seq) each is for."""
+        self._moved = asyncio.Event()
+        """Set when a place under max_in_flight frees (for wait())."""
         self.dry_run = dry_run
         """Run no handler. A decided action is journaled as skipped (see plan()'s `hold`);
         one owed later (resumed after a stop, retried from the dead letters, approved, or
@@ -236,10 +255,18 @@ class ActionScheduler:
         return self.specs.get((agent, action)) or self.specs.get((None, action))
 
     def running(self, agent: str | None = None) -> int:
-        """How many actions are running (for one agent, or for all)."""
+        """How many actions are running, or waiting for a place under max_in_flight (for
+        one agent, or for all)."""
+        waiting = [owner for queue in self._deferred.values() for (owner, _), _ in queue]
         if agent is None:
-            return len(self._tasks)
-        return sum(1 for owner in self._tasks.values() if owner == agent)
+            return len(self._tasks) + len(waiting)
+        return sum(1 for owner in [*self._tasks.values(), *waiting] if owner == agent)
+
+    def _busy(self, key: str) -> int:
+        """Actions running, or planned in a batch not committed yet, for a target."""
+        # copies: a batch decided again after a conflict is built on the journal's thread
+        busy = sum(1 for k in list(self._reserved.values()) if k == key)
+        return busy + sum(1 for k in list(self._targets.values()) if k == key)
 
     def plan(
         self,
@@ -279,9 +306,7 @@ class ActionScheduler:
             return approval
         if max_in_flight is not None:
             key = _target_key(ledger.agent_id, target)
-            # copies: a batch decided again after a conflict is built on the journal's thread
-            busy = sum(1 for k in list(self._reserved.values()) if k == key)
-            busy += sum(1 for k in list(self._targets.values()) if k == key)
+            busy = self._busy(key)
             if busy >= max_in_flight:
                 where = ledger.agent_id if target is None else f"{ledger.agent_id}/{target}"
                 many = "action" if busy == 1 else "actions"
@@ -293,7 +318,22 @@ class ActionScheduler:
 
     def release(self, token: int) -> None:
         """Give back the place a planned action held (its batch failed, or it won't start)."""
-        self._reserved.pop(token, None)
+        key = self._reserved.pop(token, None)
+        if key is not None:
+            self._start_deferred(key)
+
+    def _start_deferred(self, key: str) -> None:
+        """A place under max_in_flight may have freed for a target: start what waits for it."""
+        queue = self._deferred.get(key)
+        if queue is None:
+            return
+        cap = self._cap()
+        while queue and (cap is None or self._busy(key) < cap):
+            _, start = queue.popleft()
+            start()
+        if not queue:
+            del self._deferred[key]
+        self._moved.set()
 
     def start(
         self,
@@ -313,9 +353,52 @@ class ActionScheduler:
         `action` is a step of an escalation ladder (default: the decision's own action);
         `verify_only` runs just the check of a handler that already returned;
         `started_ns` is when a resumed run began (total_timeout counts from it).
+        An action owed from before (`token` None: resumed, retried, approved, fired after
+        a silence) whose target is at the fleet's max_in_flight waits for a place: the cap
+        holds, and a person's yes is not dropped. A new decision's place was held by plan().
         """
+        key = _target_key(ledger.agent_id, target_of(event))
         if token is not None:
             self._reserved.pop(token, None)  # its place is now the running task's
+        elif (cap := self._cap()) is not None and self._busy(key) >= cap and not self.dry_run:
+            what = action or decision.action
+            log.info(
+                "%s for decision %d of agent %s waits for a place: max_in_flight is %d",
+                what,
+                decision.seq,
+                ledger.agent_id,
+                cap,
+            )
+            start = partial(
+                self._run,
+                ledger,
+                decision,
+                event,
+                first_attempt,
+                wait,
+                action,
+                verify_only,
+                started_ns,
+            )
+            self._deferred.setdefault(key, deque()).append(((ledger.agent_id, decision.seq), start))
+            return
+        try:
+            self._run(ledger, decision, event, first_attempt, wait, action, verify_only, started_ns)
+        finally:
+            self._start_deferred(key)  # no task was made, maybe: its held place is free
+
+    def _run(
+        self,
+        ledger: Ledger,
+        decision: Decision,
+        event: dict[str, Any],
+        first_attempt: int,
+        wait: float,
+        action: str | None,
+        verify_only: bool,
+        started_ns: int | None,
+    ) -> None:
+        """Start an action's task now (start() has checked max_in_flight)."""
         if self.dry_run:
             log.warning(
                 "dry run: %s for decision %d of agent %s is not started; it stays owed, and a"
@@ -400,7 +483,7 @@ class ActionScheduler:
             opened = ledger.state.open_actions.get(made.seq)
             if opened is None or opened.attempt or opened.verifying:
                 continue
-            if (ledger.agent_id, made.seq) in self._decisions.values():
+            if self._here(ledger.agent_id, made.seq):
                 continue
             decision = msgspec.structs.replace(
                 read_as(made, DecisionMade).decision, seq=made.seq, event_seq=received.seq
@@ -416,9 +499,11 @@ class ActionScheduler:
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
-        self._targets.pop(task, None)
+        key = self._targets.pop(task, None)
         self._decisions.pop(task, None)
         self._names.pop(task, None)
+        if key is not None:
+            self._start_deferred(key)
 
     def attempt_started(self, attempt: asyncio.Future[Any]) -> None:
         """A handler's attempt runs in a task of its own (see handler_here)."""
@@ -461,12 +546,36 @@ class ActionScheduler:
         self.refuse_waiting_here("wait_for_actions()", agent)
         while True:
             tasks = [t for t, owner in self._tasks.items() if agent is None or owner == agent]
-            if not tasks:
+            if tasks:
+                await asyncio.wait(tasks)
+            elif self._waiting(agent):  # their place is held by a batch not committed yet
+                self._moved.clear()
+                await self._moved.wait()
+            else:
                 return
-            await asyncio.wait(tasks)
+
+    def _waiting(self, agent: str | None) -> bool:
+        return any(
+            agent is None or owner == agent
+            for queue in self._deferred.values()
+            for (owner, _), _ in queue
+        )
+
+    def _here(self, agent: str, seq: int) -> bool:
+        """Whether a decision's action runs here, or waits here for a place."""
+        return (agent, seq) in self._decisions.values() or any(
+            found == (agent, seq) for queue in self._deferred.values() for found, _ in queue
+        )
 
     async def interrupt(self, agent: str | None = None) -> None:
-        """Cancel running actions; each journals its attempt in flight as interrupted."""
+        """Cancel running actions; each journals its attempt in flight as interrupted. Those
+        waiting for a place under max_in_flight stay owed: the next start resumes them."""
+        for key, queue in list(self._deferred.items()):
+            kept = deque(item for item in queue if agent not in (None, item[0][0]))
+            if kept:
+                self._deferred[key] = kept
+            else:
+                del self._deferred[key]
         tasks = [t for t, owner in self._tasks.items() if agent is None or owner == agent]
         for task in tasks:
             task.cancel()
@@ -500,9 +609,7 @@ class ActionScheduler:
         for seq, open_action in sorted(ledger.state.open_actions.items()):
             if only is not None and seq != only:
                 continue
-            if upto is not None and (
-                seq > upto or (ledger.agent_id, seq) in self._decisions.values()
-            ):
+            if upto is not None and (seq > upto or self._here(ledger.agent_id, seq)):
                 continue  # this host's own, or running here
             spec = self.spec_for(ledger.agent_id, open_action.action)
             if spec is None:

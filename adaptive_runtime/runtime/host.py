@@ -197,7 +197,11 @@ class Host:
         """A queued decision failed: the view must be rebuilt from the committed one."""
         self._fleet_resync = asyncio.Lock()
         self.bus = EventBus()
-        self.actions = ActionScheduler(self.clock, dry_run=dry_run)
+        self.actions = ActionScheduler(
+            self.clock,
+            dry_run=dry_run,
+            max_in_flight=lambda: None if self.fleet is None else self.fleet.policy.max_in_flight,
+        )
         self._worker: JournalWorker | None = None
         self._reader: JournalReader | None = None
         self._loaded: OrderedDict[str, Ledger] = OrderedDict()
