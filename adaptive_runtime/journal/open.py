@@ -38,6 +38,14 @@ def sqlite_path(url: str | os.PathLike[str]) -> str | None:
     text = os.fspath(url)
     if text in _MEMORY_NAMES or text.startswith(("postgresql:", "postgres:")):
         return None
+    if text.startswith(MEMORY):
+        # `memory:name` made a file of that name, on disk, where a journal in memory was
+        # meant (one with a name, as some databases have)
+        msg = (
+            f"{text!r} is not a journal URL: `memory:` takes nothing after it (a journal in"
+            f" memory has no name); for a file of that name, write ./{text}"
+        )
+        raise ConfigurationError(msg)
     if text.startswith("sqlite:"):
         rest = text[len("sqlite:") :]
         if rest.startswith("///"):

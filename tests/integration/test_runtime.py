@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from cli_support import cli
 
 from adaptive_runtime import (
     ConfigurationError,
@@ -361,6 +362,21 @@ async def test_a_journal_in_memory_is_named_ours_or_sqlites_way(
         await runtime.process(OVERLOAD)
         assert isinstance(runtime.journal, MemoryJournal)
         assert 2 == runtime.journal.head().seq
+    assert [] == list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["memory:x", "memory:prod.db"])
+async def test_a_named_memory_journal_is_refused_not_made_a_file(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`memory:x` made a file named `memory:x` and journaled to disk what was meant to
+    stay in memory; it is now refused, saying how to name such a file."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=f"write ./{name}"):
+        await Runtime(agent_id="a", path=name).start()
+    out = cli("demo", "--db", name)
+    assert 2 == out.returncode
+    assert "`memory:` takes nothing after it" in out.stderr
     assert [] == list(tmp_path.iterdir())
 
 
