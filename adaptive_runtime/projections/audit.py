@@ -131,6 +131,14 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     a plugin it was decided with is not installed here at its version. What the journal
     holds (the event, the decision, its attempts and outcomes) is shown all the same."""
 
+    @property
+    def never_acted(self) -> bool:
+        """Whether the journal says the decision's action has not run: it has steps
+        (skipped, waiting for approval or denied, scheduled) and none of them started.
+        False with no steps at all: no handler here, so it may have been carried out
+        elsewhere."""
+        return bool(self.attempts) and all(a.kind != "ActionStarted" for a in self.attempts)
+
 
 def history(
     journal: Journal,

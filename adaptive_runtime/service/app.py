@@ -370,6 +370,10 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         explained = await run(explain, item.seq)
         if explained.outcomes:
             return AlertResult(id=event_id, status="already_resolved", seq=item.seq)
+        if explained.never_acted:  # it cleared on its own: no evidence that the action works
+            return AlertResult(
+                id=event_id, status="not_acted", seq=item.seq, action=item.decision.action
+            )
         await host.agent(item.stream).record_outcome(item.decision, success=True)
         return AlertResult(
             id=event_id, status="resolved", seq=item.seq, action=item.decision.action

@@ -770,6 +770,49 @@ def webhook(*alerts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("held", ["dry run", "silence", "approval"])
+async def test_a_resolution_credits_no_action_that_never_ran(tmp_path: Path, held: str) -> None:
+    """A resolved alert recorded a success for the decision's action even when the
+    journal said it never ran (skipped by a dry run or a silence, or waiting for an
+    approval): the alert cleared on its own, and the learner was taught that the
+    action worked. It now records no outcome for such a decision, and says so."""
+    from adaptive_runtime.records import ApprovalPolicy, SilenceMatcher
+    from adaptive_runtime.runtime.actions import ActionCall
+
+    kwargs: dict[str, Any] = {}
+    if held == "dry run":
+        kwargs["dry_run"] = True
+    if held == "approval":
+        kwargs["approvals"] = ApprovalPolicy(risks=("critical", "high", "medium", "low"))
+    host, _ = host_at(tmp_path / "j.db", **kwargs)
+    ran: list[int] = []
+
+    @host.action("restart_service")
+    @host.action("scale_up_immediate")
+    async def act(call: ActionCall) -> None:
+        ran.append(call.decision.seq)
+
+    async with client(host) as c:
+        if held == "silence":
+            await host.controls.add_silence(
+                SilenceMatcher(agent="api"), ends_ns=START_NS + 3600 * 10**9, comment="x", by="ops"
+            )
+        hook = "/v1/receivers/alertmanager"
+        fired = (await c.post(hook, json=webhook(alert("firing")), headers=WRITE)).json()
+        await host.wait_for_actions()
+        resolved = (await c.post(hook, json=webhook(alert("resolved")), headers=WRITE)).json()
+        [result] = resolved["results"]
+        assert ("not_acted", fired["results"][0]["seq"]) == (result["status"], result["seq"])
+        ex = (await c.get(f"/v1/decisions/{result['seq']}", headers=READ)).json()
+        assert [] == ex["outcomes"]
+        assert [] == ran
+        # its next firing is a new episode, decided afresh, and the same holds for it
+        refired = alert("firing")
+        refired["startsAt"] = "2026-11-27T02:00:00.000Z"
+        again = (await c.post(hook, json=webhook(refired), headers=WRITE)).json()
+        assert "decided" == again["results"][0]["status"]
+
+
 async def test_alertmanager_firing_resends_and_resolved(tmp_path: Path) -> None:
     """A firing alert is decided once however often it is re-sent; its resolution is one
     successful outcome of that decision, and triggers nothing."""
