@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .journal import Entry, Head, Journal
     from .projections.controls import Answer, UnfinishedAction
     from .records import ApprovalGiven, LearningPolicy
+    from .rulefiles import PolicyFile
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -695,6 +696,16 @@ def _progress(what: str) -> Callable[[int], None]:
     return report
 
 
+def _note_tables_left_out(
+    path: Path, policy: PolicyFile, applied: tuple[str, ...], why: str
+) -> None:
+    """Say on stderr which of a policy file's tables this command does not apply: a table
+    it passed over in silence read as one that made no difference."""
+    for name in ("fleet", "learning", "approvals"):
+        if name not in applied and getattr(policy, name) is not None:
+            print(f"note: the [{name}] table of {path} is not applied: {why}", file=sys.stderr)
+
+
 def _print_json(value: object) -> None:
     from .records import named
 
@@ -1272,6 +1283,12 @@ def _replay(args: argparse.Namespace) -> int:
             print(table(("seq", "field", "journaled", "replayed"), rows))
         return EXIT_OK if report.ok else EXIT_CHECK_FAILED
     policy = load_policy(args.rules)
+    _note_tables_left_out(
+        args.rules,
+        policy,
+        ("fleet", "learning"),
+        "approvals act on actions, and replay re-decides decisions only",
+    )
     total, changed = 0, 0
     shifts: dict[tuple[str, str], int] = {}
     examples: list[Redecided] = []
@@ -1845,6 +1862,13 @@ def _simulate(args: argparse.Namespace) -> int:
             f"--policy takes {', '.join(POLICIES)}; not {', '.join(unknown) or 'nothing'}"
         )
     policy = load_policy(args.rules) if args.rules is not None else None
+    if policy is not None:
+        _note_tables_left_out(
+            args.rules,
+            policy,
+            ("learning",),
+            "simulate applies a policy file's custom rules and [learning] table only",
+        )
     rules = (policy.rules or ()) if policy is not None else ()
     learning = policy.learning if policy is not None else None
     if not 1 <= args.seeds <= 1000:

@@ -166,6 +166,33 @@ def test_replay_what_if_shows_changes_and_writes_nothing(
     assert "rule 0: risk must be one of" in bad.stderr
 
 
+def test_a_policy_table_a_command_does_not_apply_is_named(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """replay --rules passed over an [approvals] table, and simulate --rules a [fleet] one,
+    in silence: "0 would change" read as "this policy makes no difference". Each says
+    on stderr which table it left out and why, and still does what it does."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[fleet]\ncooldown = 600\n[approvals]\nactions = ["restart_service"]\n')
+    replayed = cli("replay", "--rules", str(policy), "--db", str(journal_path))
+    assert 0 == replayed.returncode, replayed.stderr
+    assert [
+        f"note: the [approvals] table of {policy} is not applied: approvals act on actions,"
+        " and replay re-decides decisions only"
+    ] == replayed.stderr.splitlines()
+    simulated = cli(
+        "simulate", str(Path(__file__).parent.parent / "data" / "small-scenario.toml"),
+        "--seeds", "1", "--rules", str(policy), "--json",
+    )  # fmt: skip
+    assert 0 == simulated.returncode, simulated.stderr
+    assert [
+        f"note: the [{name}] table of {policy} is not applied: simulate applies a policy"
+        " file's custom rules and [learning] table only"
+        for name in ("fleet", "approvals")
+    ] == simulated.stderr.splitlines()
+    json.loads(simulated.stdout)
+
+
 def test_verify_detects_tampering_and_truncation(journal_path: Path, tmp_path: Path) -> None:
     """verify passes on the real journal, then names the first bad seq after an edit, and catches a cut."""
     ok = cli("verify", "--db", str(journal_path))
