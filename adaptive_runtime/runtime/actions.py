@@ -224,8 +224,9 @@ class ActionScheduler:
         """Starts owed from before (resumed, retried, approved, fired after a silence) that
         found their target at max_in_flight, by target: each starts, in order, as a place
         frees; with the (agent, decision seq) each is for."""
-        self._moved = asyncio.Event()
-        """Set when a place under max_in_flight frees (for wait())."""
+        self._moved: list[asyncio.Future[None]] = []
+        """wait() calls waiting for a place under max_in_flight to free: answered when one
+        may have (futures of the loop each was made on, so a host can start on another)."""
         self.dry_run = dry_run
         """Run no handler. A decided action is journaled as skipped (see plan()'s `hold`);
         one owed later (resumed after a stop, retried from the dead letters, approved, or
@@ -333,7 +334,10 @@ class ActionScheduler:
             start()
         if not queue:
             del self._deferred[key]
-        self._moved.set()
+        moved, self._moved = self._moved, []
+        for waiter in moved:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def start(
         self,
@@ -549,8 +553,9 @@ class ActionScheduler:
             if tasks:
                 await asyncio.wait(tasks)
             elif self._waiting(agent):  # their place is held by a batch not committed yet
-                self._moved.clear()
-                await self._moved.wait()
+                moved = asyncio.get_running_loop().create_future()
+                self._moved.append(moved)
+                await moved
             else:
                 return
 
