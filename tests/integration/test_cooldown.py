@@ -152,3 +152,40 @@ async def test_on_cooldown_skip_keeps_the_decision_and_skips_its_action(tmp_path
         assert verify_replay(journal).ok
     finally:
         journal.close()
+
+
+async def test_the_window_counts_a_restart_a_silence_kept_from_running(tmp_path: Path) -> None:
+    """As the README says: the cooldown counts decisions, not runs. A restart decided and
+    skipped inside a silence degrades the next one, decided after the silence ended,
+    and the journal of both replays."""
+    from adaptive_runtime.records import SilenceMatcher
+    from adaptive_runtime.runtime.actions import ActionCall
+
+    path = tmp_path / "held.db"
+    clock = ManualClock(start_ns=START_NS)
+    host = Host(path, durability="normal", clock=clock, fleet=FleetPolicy(cooldown=600))
+    ran: list[int] = []
+
+    @host.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        ran.append(call.decision.seq)
+
+    node = {**OVERLOAD, "agent_id": "web", "instance": "node-1"}
+    async with host:
+        await host.controls.add_silence(
+            SilenceMatcher(agent="web"), ends_ns=START_NS + 10 * 10**9, comment="deploy", by="ops"
+        )
+        held = await host.process({**node, "n": 1})
+        clock.advance(30)  # the silence is over
+        await host.controls.refresh()
+        after = await host.process({**node, "n": 2})
+        await host.wait_for_actions()
+    assert ("restart_service", "throttle_requests") == (held.action, after.action)
+    assert "restart_service" == after.degraded_from
+    assert "(the last 30s ago)" in str(after.fleet)
+    assert [] == ran
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
