@@ -9,6 +9,7 @@ host's journal calls run (its own thread), after the appends queued before them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -46,7 +47,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
 from .._text import is_age, parse_time, seq_or_time
-from ..errors import AdaptiveRuntimeError, DuplicateEventError, InvalidEventError
+from ..errors import (
+    AdaptiveRuntimeError,
+    AlreadyAnsweredError,
+    DuplicateEventError,
+    InvalidEventError,
+)
 from ..journal.open import hide_passwords
 from ..outcomes import outcome_of
 from ..projections.audit import agents as agent_summaries
@@ -371,6 +377,16 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         if explained.outcomes:
             return AlertResult(id=event_id, status="already_resolved", seq=item.seq)
         if explained.never_acted:  # it cleared on its own: no evidence that the action works
+            kinds = {a.kind for a in explained.attempts}
+            if "ActionAwaitingApproval" in kinds and "ApprovalDecided" not in kinds:
+                # a yes given later would act on trouble that is over: the request is denied
+                with contextlib.suppress(AlreadyAnsweredError, LookupError):
+                    await host.controls.answer(
+                        item.seq,
+                        approve=False,
+                        by="alertmanager",
+                        comment="its alert resolved before anyone answered",
+                    )
             return AlertResult(
                 id=event_id, status="not_acted", seq=item.seq, action=item.decision.action
             )

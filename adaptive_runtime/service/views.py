@@ -152,7 +152,8 @@ class AlertResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """decided, already_decided, resolved, already_resolved (an outcome of the decision was
     recorded before: an earlier resolution, or its action's own success), not_acted (a
     resolution of a decision whose action the journal shows never ran: skipped, or
-    waiting for or denied an approval; no outcome is recorded), unknown_alert, or refused
+    waiting for or denied an approval; no outcome is recorded, and a request still waiting
+    is denied), unknown_alert, or refused
     (this alert alone could not be decided: `problem` says why)."""
     seq: int | None = None
     action: str | None = None

@@ -806,6 +806,18 @@ async def test_a_resolution_credits_no_action_that_never_ran(tmp_path: Path, hel
         ex = (await c.get(f"/v1/decisions/{result['seq']}", headers=READ)).json()
         assert [] == ex["outcomes"]
         assert [] == ran
+        if held == "approval":  # a yes now would act on trouble that is over: denied
+            assert (
+                "denied by alertmanager: its alert resolved before anyone answered"
+                == (ex["attempts"][-1]["detail"])
+            )
+            late = await c.post(
+                f"/v1/approvals/{result['seq']}",
+                json={"approve": True, "by": "alice"},
+                headers={"Authorization": f"Bearer {APPROVER}"},
+            )
+            assert 409 == late.status_code
+            assert "denied by alertmanager" in late.json()["detail"]
         # its next firing is a new episode, decided afresh, and the same holds for it
         refired = alert("firing")
         refired["startsAt"] = "2026-11-27T02:00:00.000Z"
