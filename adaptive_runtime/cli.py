@@ -164,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--dry-run",
         action="store_true",
-        help="decide and journal everything, run no action handler (each journaled as skipped)",
+        help=(
+            "decide and journal everything, run no action handler (each new action journaled"
+            " as skipped; one owed from before stays owed, for a host that runs handlers)"
+        ),
     )
     srv.add_argument(
         "--on-stop",
