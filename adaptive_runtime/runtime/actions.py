@@ -361,10 +361,19 @@ class ActionScheduler:
         a silence) whose target is at the fleet's max_in_flight waits for a place: the cap
         holds, and a person's yes is not dropped. A new decision's place was held by plan().
         """
-        key = _target_key(ledger.agent_id, target_of(event))
         if token is not None:
             self._reserved.pop(token, None)  # its place is now the running task's
-        elif (cap := self._cap()) is not None and self._busy(key) >= cap and not self.dry_run:
+        if self.dry_run:
+            log.warning(
+                "dry run: %s for decision %d of agent %s is not started; it stays owed, and a"
+                " host that runs handlers carries it out when it serves the agent",
+                action or decision.action,
+                decision.seq,
+                ledger.agent_id,
+            )
+            return
+        key = _target_key(ledger.agent_id, target_of(event))
+        if token is None and (cap := self._cap()) is not None and self._busy(key) >= cap:
             what = action or decision.action
             log.info(
                 "%s for decision %d of agent %s waits for a place: max_in_flight is %d",
@@ -402,16 +411,7 @@ class ActionScheduler:
         verify_only: bool,
         started_ns: int | None,
     ) -> None:
-        """Start an action's task now (start() has checked max_in_flight)."""
-        if self.dry_run:
-            log.warning(
-                "dry run: %s for decision %d of agent %s is not started; it stays owed, and a"
-                " host that runs handlers carries it out when it serves the agent",
-                action or decision.action,
-                decision.seq,
-                ledger.agent_id,
-            )
-            return
+        """Start an action's task now (start() has checked the dry run and max_in_flight)."""
         spec = self.spec_for(ledger.agent_id, action or decision.action)
         if spec is None:
             if action is not None:
