@@ -144,6 +144,11 @@ class Notifier:
             return f"[approval] {where}: {record.action} denied: {record.reason}"
         if isinstance(record, ActionEscalated):
             return f"[escalated] {where}: to {record.action} (step {record.step}): {record.reason}"
+        if isinstance(record, ActionAbandoned) and record.attempts == 0:
+            return (  # an escalation step the controls held for a person (see step_hold)
+                f"[dead letter] {where}: escalation step {record.action} not run"
+                f" ({record.reason}; adaptive-runtime retry {record.decision_seq} runs it)"
+            )
         if isinstance(record, ActionAbandoned):
             return (
                 f"[dead letter] {where}: {record.action} given up after {record.attempts}"

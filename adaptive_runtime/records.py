@@ -475,7 +475,8 @@ class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
     attempts: int
     reason: str
     """attempts_exhausted, not_retryable, time_limit, breaker_open, fallback_used,
-    resume_abandoned or gave_up_before_restart."""
+    resume_abandoned or gave_up_before_restart; or, for an escalation step never run
+    (attempts 0), needs_approval or silenced: a dead letter for a person to retry."""
 
 
 class SilenceMatcher(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -363,13 +363,23 @@ def _attempt(
             attempt=rec.attempt,
             detail=f"failed: {rec.error}; {then}",
         )
+    held = _HELD_STEPS.get(rec.reason) if rec.attempts == 0 else None
     return Attempt(
         seq=seq,
         ts_ns=ts_ns,
         kind="ActionAbandoned",
         attempt=rec.attempts,
-        detail=f"abandoned: {rec.reason}",
+        detail=f"abandoned: {rec.reason}"
+        if held is None
+        else f"{rec.action} not run: {held}; a dead letter (retry runs it, dismiss drops it)",
     )
+
+
+_HELD_STEPS = {
+    "needs_approval": "the approval policy wants a person's yes",
+    "silenced": "a silence covers the decision",
+}
+"""An escalation step the operator's controls kept from running, and why."""
 
 
 class AgentSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -82,6 +82,10 @@ class ActionCall(msgspec.Struct, frozen=True, kw_only=True):
 
 Handler = Callable[[ActionCall], Awaitable[Any] | Any]
 
+StepHold = Callable[[str, dict[str, Any], Decision, str, int], str | None]
+"""(agent, event, decision, escalation step, now in ns) -> why the step waits for a
+person, or None."""
+
 
 class Verification(msgspec.Struct, frozen=True, kw_only=True):
     """How to tell that an action worked: a handler's return is not proof.
@@ -204,6 +208,7 @@ class ActionScheduler:
         "_moved",
         "_names",
         "_reserved",
+        "_step_held",
         "_targets",
         "_tasks",
         "dry_run",
@@ -216,10 +221,14 @@ class ActionScheduler:
         *,
         dry_run: bool = False,
         max_in_flight: Callable[[], int | None] = lambda: None,
+        step_held: StepHold = lambda agent, event, decision, action, ts_ns: None,
     ) -> None:
         self._clock = clock
         self._cap = max_in_flight
         """The fleet policy's max_in_flight now (None: no cap)."""
+        self._step_held = step_held
+        """Why an escalation step must not run by itself (a silence holds it, or it needs
+        approval), or None: the operator's controls, asked when a ladder reaches a step."""
         self._deferred: dict[str, deque[tuple[tuple[str, int], Callable[[], None]]]] = {}
         """Starts owed from before (resumed, retried, approved, fired after a silence) that
         found their target at max_in_flight, by target: each starts, in order, as a place
@@ -247,6 +256,13 @@ class ActionScheduler:
         self._attempts: dict[asyncio.Future[Any], asyncio.Task[Any]] = {}
         """Handler attempts running in a task of their own (under an attempt_timeout), with
         the action's task each belongs to."""
+
+    def held_step(
+        self, agent: str, event: dict[str, Any], decision: Decision, action: str
+    ) -> str | None:
+        """Why the escalation step `action` must wait for a person, as a dead letter's
+        reason (`silenced`, `needs_approval`), or None: it runs."""
+        return self._step_held(agent, event, decision, action, self._clock.now_ns())
 
     def register(self, spec: ActionSpec, agent: str | None = None) -> None:
         self.specs[(agent, spec.name)] = spec
@@ -415,7 +431,7 @@ class ActionScheduler:
         spec = self.spec_for(ledger.agent_id, action or decision.action)
         if spec is None:
             if action is not None:
-                log.warning("no handler for %s, escalated to for decision %d", action, decision.seq)
+                log.warning("no handler for %s, owed to decision %d", action, decision.seq)
             return
         run = _Run(self._clock, ledger, spec, self)
         work = (
@@ -812,6 +828,21 @@ class _Run:
                     decision_seq=decision.seq, action=following, step=step + 1, reason=evidence
                 )
             )
+            held = self._scheduler.held_step(self._ledger.agent_id, event, decision, following)
+            if held is not None:  # a person's call: a dead letter, to retry or dismiss
+                records.append(
+                    ActionAbandoned(
+                        decision_seq=decision.seq, action=following, attempts=0, reason=held
+                    )
+                )
+                log.warning(
+                    "%s for decision %d is not run: %s; it is a dead letter, for a person to"
+                    " retry or dismiss",
+                    following,
+                    decision.seq,
+                    held,
+                )
+                following = None
         elif not ok:
             records.append(
                 ActionAbandoned(

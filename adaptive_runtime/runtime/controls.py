@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..engines.events import approval_key, dead_letter_key
 from ..engines.silences import MAX_COMMENT, check_text_field, new_silence
@@ -159,7 +159,7 @@ class OperatorControls:
             await ledger.append_records(
                 [ActionRetried(decision_seq=decision_seq, action=action, by=by)]
             )
-            await self._start_action(ledger, decision_seq)
+            await self._start_action(ledger, decision_seq, action)
         ended = SilenceEnded(id=silence.id, by="its end, its skipped actions run")
         await worker.append([to_pending(HOST_STREAM, ended, self._now())])
 
@@ -200,6 +200,26 @@ class OperatorControls:
         if silence is None:
             return None
         return f"silenced by {silence.id} ({silence.comment})"
+
+    def step_hold(
+        self, agent_id: str, event: dict[str, Any], decision: Decision, action: str, ts_ns: int
+    ) -> str | None:
+        """Why an escalation step must not run by itself, or None. A silence covering the
+        decision holds it (`silenced`); an approval policy that names the step, or the
+        decision's risk or confidence, wants a person's yes (`needs_approval`). Either way it
+        becomes a dead letter: `retry` is that yes (the dry run is the scheduler's)."""
+        if self.state.silences.by_id and self.state.silences.matching(
+            agent=agent_id,
+            target=target_of(event),
+            event_type=decision.event_type,
+            context=decision.context,
+            ts_ns=ts_ns,
+        ):
+            return "silenced"
+        policy = self.state.approvals
+        if policy is not None and policy.needs(action, decision.risk, decision.confidence):
+            return "needs_approval"
+        return None
 
     def approval(self, decision: Decision, ts_ns: int) -> ActionAwaitingApproval | None:
         """The approval request a decision's action needs under the policy, or None."""
@@ -372,7 +392,7 @@ class OperatorControls:
                     decision_seq=request.decision_seq, action=letter.action, by=request.by
                 )
                 await ledger.append_records([retried])
-                await self._start_action(ledger, request.decision_seq)
+                await self._start_action(ledger, request.decision_seq, letter.action)
 
     async def _decide(self, p: PendingApproval, *, approved: bool, by: str, reason: str) -> None:
         # taken off the list first: a second refresh running meanwhile can't decide it again
@@ -385,12 +405,14 @@ class OperatorControls:
         )
         await ledger.append_records([record])
         if approved:
-            await self._start_action(ledger, p.decision_seq)
+            await self._start_action(ledger, p.decision_seq, p.action)
 
-    async def _start_action(self, ledger: Ledger, decision_seq: int) -> None:
+    async def _start_action(self, ledger: Ledger, decision_seq: int, action: str) -> None:
+        """Start `action` for the decision at `decision_seq`: the action the request names,
+        which for a dead letter of an escalation ladder is that step, not the decision's own."""
         found = await ledger.load_decision(decision_seq)
         if found is not None:
-            self._host.actions.start(ledger, found.decision, found.event.as_dict())
+            self._host.actions.start(ledger, found.decision, found.event.as_dict(), action=action)
 
     async def _ledger(self, agent_id: str) -> Ledger:
         return await self._host.load_for_controls(agent_id)

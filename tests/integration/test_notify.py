@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_runtime import FleetPolicy, Host, ManualClock
+from adaptive_runtime import FleetPolicy, Host, ManualClock, Verification
 from adaptive_runtime.errors import ConfigurationError
 from adaptive_runtime.notify import Notifier, NotifyPolicy
 from adaptive_runtime.records import ApprovalPolicy
@@ -129,4 +129,34 @@ async def test_an_action_the_fleet_held_back_is_escalated_to_a_person(
     assert [
         f"[held] b seq {held.seq}: restart_service held back, throttle_requests instead:"
         " fleet budget spent: 1 of 1 disruptive actions in the last 60s"
+    ] == message["message"].splitlines()
+
+
+async def test_an_escalation_step_held_for_approval_is_sent_to_a_person(
+    tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, got = receiver
+    clock = ManualClock(start_ns=START_NS)
+    gate = ApprovalPolicy(actions=("rollback_deployment",))
+    host = Host(tmp_path / "e.db", durability="normal", clock=clock, approvals=gate)
+
+    @host.action(
+        "restart_service",
+        verify=Verification(within=60.0, probe=lambda call: False),
+        escalate=["rollback_deployment"],
+    )
+    async def restart(call: ActionCall) -> None:
+        pass
+
+    async with host:
+        notifier = Notifier(host, [url], NotifyPolicy(min_priority="critical"))
+        d = await host.process(OVERLOAD)
+        await host.wait_for_actions()
+        await notifier.stop()
+    [message] = got
+    assert [
+        f"[escalated] default seq {d.seq + 7}: to rollback_deployment (step 1): the probe found"
+        " the symptom still there",
+        f"[dead letter] default seq {d.seq + 8}: escalation step rollback_deployment not run"
+        f" (needs_approval; adaptive-runtime retry {d.seq} runs it)",
     ] == message["message"].splitlines()

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 from journal_support import assert_replays
 
-from adaptive_runtime import ConfigurationError, Host, ManualClock, Verification
+from adaptive_runtime import (
+    ApprovalPolicy,
+    ConfigurationError,
+    Host,
+    ManualClock,
+    RetryPolicy,
+    SilenceMatcher,
+    Verification,
+)
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections.audit import explain
 from adaptive_runtime.projections.controls import dead_letters
@@ -23,8 +31,10 @@ START_NS = 1_764_000_000 * 10**9
 WORKER = Path(__file__).with_name("verify_worker.py")
 
 
-def laddered(path: Path, clock: ManualClock, probe: object = None) -> tuple[Host, list[str]]:
-    host = Host(path, durability="normal", clock=clock)
+def laddered(
+    path: Path, clock: ManualClock, probe: object = None, approvals: ApprovalPolicy | None = None
+) -> tuple[Host, list[str]]:
+    host = Host(path, durability="normal", clock=clock, approvals=approvals)
     ran: list[str] = []
     check = Verification(within=120.0, probe=probe)  # type: ignore[arg-type]
 
@@ -127,6 +137,91 @@ async def test_a_probe_decides_and_an_exhausted_ladder_is_a_dead_letter(tmp_path
     assert "restart_service did not work: the probe found the symptom still there" in details(
         path, d.seq
     )
+
+
+def letters(path: Path) -> list[tuple[str, str]]:
+    journal = SqliteJournal(path, create=False)
+    try:
+        return [(letter.action, letter.reason) for letter in dead_letters(journal)]
+    finally:
+        journal.close()
+
+
+async def test_an_escalation_step_that_needs_approval_waits_for_a_person(tmp_path: Path) -> None:
+    """The ladder used to run a step the approval policy names with no one asked."""
+    path = tmp_path / "gated.db"
+    clock = ManualClock(start_ns=START_NS)
+    gate = ApprovalPolicy(actions=("rollback_deployment",))
+    host, ran = laddered(path, clock, probe=lambda call: False, approvals=gate)
+    async with host:
+        d = await host.process({**OVERLOAD, "instance": "node-1"})
+        await host.wait_for_actions()
+        assert [f"restart_service {d.seq}"] == ran  # the rollback is not run by itself
+        assert [("rollback_deployment", "needs_approval")] == letters(path)
+        assert (
+            "rollback_deployment not run: the approval policy wants a person's yes; a dead"
+            " letter (retry runs it, dismiss drops it)"
+        ) in details(path, d.seq)
+        await host.controls.retry(d.seq, by="alice")  # the person's yes
+        await host.wait_for_actions()
+    # the approved step ran, and the ladder went on from it to a step no policy names
+    assert [f"restart_service {d.seq}", f"rollback_deployment {d.seq}", f"page_human {d.seq}"] == (
+        ran
+    )
+    assert [] == letters(path)
+    assert_replays(path)
+
+
+async def test_an_escalation_step_inside_a_silence_is_not_run(tmp_path: Path) -> None:
+    path = tmp_path / "silenced.db"
+    clock = ManualClock(start_ns=START_NS)
+    host, ran = laddered(path, clock, probe=lambda call: False)
+    async with host:
+        # a maintenance window that begins while the restart's effect is being checked
+        await host.controls.add_silence(
+            SilenceMatcher(agent="default"),
+            starts_ns=START_NS + 60 * 10**9,
+            ends_ns=START_NS + 3600 * 10**9,
+            comment="deploy window",
+            by="alice",
+        )
+        d = await host.process({**OVERLOAD, "instance": "node-1"})
+        await host.wait_for_actions()
+    assert [f"restart_service {d.seq}"] == ran
+    assert [("rollback_deployment", "silenced")] == letters(path)
+    assert_replays(path)
+
+
+async def test_a_retried_dead_letter_of_a_ladder_step_runs_that_step(tmp_path: Path) -> None:
+    """A retry used to run the decision's own action again, not the step that failed."""
+    path = tmp_path / "step.db"
+    clock = ManualClock(start_ns=START_NS)
+    host = Host(path, durability="normal", clock=clock)
+    ran: list[str] = []
+
+    @host.action(
+        "restart_service",
+        verify=Verification(within=60.0, probe=lambda call: False),
+        escalate=["rollback_deployment"],
+    )
+    async def restart(call: ActionCall) -> None:
+        ran.append("restart_service")
+
+    @host.action("rollback_deployment", retry=RetryPolicy(max_attempts=1))
+    async def rollback(call: ActionCall) -> None:
+        ran.append("rollback_deployment")
+        if len(ran) == 2:
+            raise RuntimeError("the deploy tool timed out")
+
+    async with host:
+        d = await host.process(OVERLOAD)
+        await host.wait_for_actions()
+        assert [("rollback_deployment", "attempts_exhausted")] == letters(path)
+        await host.controls.retry(d.seq, by="alice")
+        await host.wait_for_actions()
+    assert ["restart_service", "rollback_deployment", "rollback_deployment"] == ran
+    assert [] == letters(path)
+    assert_replays(path)
 
 
 class GatedClock(ManualClock):
