@@ -145,8 +145,8 @@ class Notifier:
         if isinstance(record, ActionEscalated):
             return f"[escalated] {where}: to {record.action} (step {record.step}): {record.reason}"
         if isinstance(record, ActionAbandoned) and record.attempts == 0:
-            return (  # an escalation step the controls held for a person (see step_hold)
-                f"[dead letter] {where}: escalation step {record.action} not run"
+            return (  # never run: the operator's controls left it to a person
+                f"[dead letter] {where}: {record.action} not run"
                 f" ({record.reason}; adaptive-runtime retry {record.decision_seq} runs it)"
             )
         if isinstance(record, ActionAbandoned):

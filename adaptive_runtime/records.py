@@ -475,8 +475,9 @@ class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
     attempts: int
     reason: str
     """attempts_exhausted, not_retryable, time_limit, breaker_open, fallback_used,
-    resume_abandoned or gave_up_before_restart; or, for an escalation step never run
-    (attempts 0), needs_approval or silenced: a dead letter for a person to retry."""
+    resume_abandoned or gave_up_before_restart; or, for an action never run (attempts 0)
+    and left to a person: needs_approval (an escalation step, or an action a silence
+    skipped, that the approval policy gates) or silenced (an escalation step)."""
 
 
 class SilenceMatcher(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -379,7 +379,8 @@ _HELD_STEPS = {
     "needs_approval": "the approval policy wants a person's yes",
     "silenced": "a silence covers the decision",
 }
-"""An escalation step the operator's controls kept from running, and why."""
+"""Why the operator's controls left an action to a person (an escalation step, or one a
+silence skipped that needs approval), as a dead letter never run."""
 
 
 class AgentSummary(msgspec.Struct, frozen=True, kw_only=True):

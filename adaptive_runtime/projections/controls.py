@@ -302,6 +302,8 @@ def skipped_by(journal: Journal, silence_id: str) -> list[tuple[str, int, str]]:
             skipped[(entry.stream, entry.seq - 1)] = record.action  # in its decision's batch
     for entry in journal.read(kind="ActionRetried"):
         skipped.pop((entry.stream, read_as(entry, ActionRetried).decision_seq), None)
+    for entry in journal.read(kind="ActionAbandoned"):  # left to a person (needs_approval)
+        skipped.pop((entry.stream, read_as(entry, ActionAbandoned).decision_seq), None)
     return [(agent, seq, action) for (agent, seq), action in sorted(skipped.items())]
 
 

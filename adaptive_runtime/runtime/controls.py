@@ -39,6 +39,7 @@ from ..projections.controls import (
 from ..projections.fleet import HOST_STREAM
 from ..projections.silences import read_silences, target_of
 from ..records import (
+    ActionAbandoned,
     ActionAwaitingApproval,
     ActionRetried,
     ApprovalDecided,
@@ -152,14 +153,35 @@ class OperatorControls:
         worker = self._host.require_worker()
         owed = await worker.run(skipped_by, worker.journal, silence.id)
         by = f"{silence.id} ended"
+        policy = self.state.approvals
         for agent, decision_seq, action in owed:
             if not await self._serves(agent):
                 continue
             ledger = await self._ledger(agent)
+            found = await ledger.load_decision(decision_seq)
+            if found is None:
+                continue
+            decision = found.decision
+            if policy is not None and policy.needs(action, decision.risk, decision.confidence):
+                # the silence held it from the approval it would have waited for: a person's
+                # call still, as a dead letter (a request is journaled only with its decision)
+                held = ActionAbandoned(
+                    decision_seq=decision_seq, action=action, attempts=0, reason="needs_approval"
+                )
+                await ledger.append_records([held])
+                log.warning(
+                    "%s for decision %d of agent %s, skipped by %s, is not run when it ends: it"
+                    " needs approval; it is a dead letter, for a person to retry or dismiss",
+                    action,
+                    decision_seq,
+                    agent,
+                    silence.id,
+                )
+                continue
             await ledger.append_records(
                 [ActionRetried(decision_seq=decision_seq, action=action, by=by)]
             )
-            await self._start_action(ledger, decision_seq, action)
+            self._host.actions.start(ledger, decision, found.event.as_dict(), action=action)
         ended = SilenceEnded(id=silence.id, by="its end, its skipped actions run")
         await worker.append([to_pending(HOST_STREAM, ended, self._now())])
 

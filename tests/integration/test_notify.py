@@ -157,6 +157,6 @@ async def test_an_escalation_step_held_for_approval_is_sent_to_a_person(
     assert [
         f"[escalated] default seq {d.seq + 7}: to rollback_deployment (step 1): the probe found"
         " the symptom still there",
-        f"[dead letter] default seq {d.seq + 8}: escalation step rollback_deployment not run"
+        f"[dead letter] default seq {d.seq + 8}: rollback_deployment not run"
         f" (needs_approval; adaptive-runtime retry {d.seq} runs it)",
     ] == message["message"].splitlines()

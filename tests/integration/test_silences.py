@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from cli_support import cli as run_cli
 
-from adaptive_runtime import Host, ManualClock
+from adaptive_runtime import ApprovalPolicy, Host, ManualClock
 from adaptive_runtime.errors import InvalidEventError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.projections.audit import explain
+from adaptive_runtime.projections.controls import dead_letters
 from adaptive_runtime.records import ActionSkipped, SilenceMatcher, read_record
 from adaptive_runtime.runtime.actions import ActionCall
 
@@ -293,6 +294,45 @@ async def test_a_silence_that_asks_for_it_runs_what_it_skipped_once_it_ends(
     finally:
         journal.close()
     assert silence.fire_after
+
+
+async def test_an_action_a_silence_skipped_that_needs_approval_does_not_fire_after_it(
+    tmp_path: Path,
+) -> None:
+    """It used to run when the silence ended, with no one asked."""
+    path = tmp_path / "gated.db"
+    clock = ManualClock(start_ns=START_NS)
+    gate = ApprovalPolicy(actions=("restart_service",))
+    host, ran = host_with_restart_handler(path, clock, approvals=gate)
+    async with host:
+        await host.controls.add_silence(
+            SilenceMatcher(agent="checkout"),
+            ends_ns=START_NS + 600 * 10**9,
+            comment="deploy",
+            by="ops",
+            fire_after=True,
+        )
+        d = await host.process({**OVERLOAD, "agent_id": "checkout"})
+        clock.advance(601)
+        await host.controls.refresh()
+        await host.wait_for_actions()
+        assert [] == ran  # left to a person, as a dead letter
+        [letter] = await host.read(dead_letters)
+        assert ("restart_service", "needs_approval", 0) == (
+            letter.action,
+            letter.reason,
+            letter.attempts,
+        )
+        await host.controls.refresh()  # the silence's end is not carried out twice
+        assert 1 == len(await host.read(dead_letters))
+        await host.controls.retry(d.seq, by="alice")  # the person's yes
+        await host.wait_for_actions()
+    assert ["checkout"] == ran
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
 
 
 async def test_a_dry_run_host_starts_no_action_an_operator_or_an_earlier_host_left_owed(
