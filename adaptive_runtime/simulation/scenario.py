@@ -11,6 +11,7 @@ event `at` on. Names a user can give are checked, and a wrong one is named.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from importlib import resources
@@ -121,19 +122,26 @@ def _check(s: Scenario, where: str) -> None:
     if not 1 <= s.agents <= 1000:
         raise bad(f"agents must be from 1 to 1000, not {s.agents}")
     names = [f.name for f in s.fault]
+    if not math.isfinite(sum(f.weight for f in s.fault if 0 < f.weight < math.inf)):
+        raise bad("the faults' weights add up past what a float holds; use smaller ones")
     if len(set(names)) != len(names):
         raise bad(f"two faults share a name: {names}")
     for f in s.fault:
         where_f = f"fault {f.name!r}"
-        if not f.weight > 0:
-            raise bad(f"{where_f}: weight must be above 0, not {f.weight}")
+        if not 0 < f.weight < math.inf:
+            raise bad(f"{where_f}: weight must be a finite number above 0, not {f.weight}")
         low, high = f.duration
         if not 1 <= low <= high:
             raise bad(f"{where_f}: duration must be [low, high] with 1 <= low <= high")
         if (f.event.type is None) == (not f.event.types):
-            raise bad(f"{where_f}: give the event's `type`, or `types` with weights, not both")
-        if any(w <= 0 for w in f.event.types.values()):
-            raise bad(f"{where_f}: every weight in event.types must be above 0")
+            msg = "give the event's `type`, or `types` with weights, not both"
+            if f.event.type is None:
+                msg = "give the event's `type`, or `types` with at least one type and its weight"
+            raise bad(f"{where_f}: {msg}")
+        if not all(0 < w < math.inf for w in f.event.types.values()):
+            raise bad(f"{where_f}: every weight in event.types must be a finite number above 0")
+        if not math.isfinite(sum(f.event.types.values())):
+            raise bad(f"{where_f}: the weights in event.types add up past what a float holds")
         for event_type in [f.event.type] if f.event.type is not None else list(f.event.types):
             try:  # checked here, as the runtime checks it, not at the first event of the run
                 parse_event({"type": event_type})

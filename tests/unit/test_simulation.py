@@ -43,6 +43,21 @@ def test_every_shipped_scenario_loads_by_name() -> None:
         (SMALL.replace("at = 200", "at = 900"), "below 400"),
         (SMALL.replace("cpu = [80, 99]", "cpu = [99, 80]"), "event.cpu must be [low, high]"),
         (SMALL.replace("weight = 2", "weight = 2\ncolour = 1"), "unknown field `colour`"),
+        (SMALL.replace("weight = 2", "weight = inf"), "weight must be a finite number above 0"),
+        (
+            SMALL.replace("weight = 2", "weight = 1.7e308").replace(
+                'name = "partition"', 'name = "partition"\nweight = 1.7e308'
+            ),
+            "the faults' weights add up past what a float holds",
+        ),
+        (
+            SMALL.replace('type = "timeout"', "types = {}"),
+            "fault 'partition': give the event's `type`, or `types` with at least one type",
+        ),
+        (
+            SMALL.replace('type = "timeout"', "types = { timeout = nan }"),
+            "every weight in event.types must be a finite number above 0",
+        ),
         (SMALL.replace("duration = [3, 10]", "duration = [0, 10]", 1), "duration must be"),
         (
             SMALL.replace('type = "timeout"', 'type = "time out"'),
