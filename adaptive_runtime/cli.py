@@ -922,6 +922,7 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
     from .projections.controls import (
         answer_under,
         decided_unanswered,
+        left_to_a_person,
         pending_approvals,
         refuse_unless_repeat,
     )
@@ -951,9 +952,8 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
             ended = decided_unanswered(journal, args.seq)
             if ended is not None:
                 raise ended
-            raise UsageError(
-                f"no action is waiting for approval at seq {args.seq}; `approvals` lists them"
-            )
+            hint = left_to_a_person(journal, args.seq) or "; `approvals` lists them"
+            raise UsageError(f"no action is waiting for approval at seq {args.seq}{hint}")
         p = found[0]
         now = time.time_ns()
         if not p.open_at(now):

@@ -307,6 +307,19 @@ def skipped_by(journal: Journal, silence_id: str) -> list[tuple[str, int, str]]:
     return [(agent, seq, action) for (agent, seq), action in sorted(skipped.items())]
 
 
+def left_to_a_person(journal: Journal, decision_seq: int) -> str:
+    """For an approval asked of a decision with no request waiting: how to give the yes
+    to an action of it the controls left to a person as a dead letter (an escalation step,
+    or one a silence skipped), as a clause to add to the refusal; else ""."""
+    for letter in dead_letters(journal):
+        if letter.decision_seq == decision_seq and letter.attempts == 0:
+            return (
+                f"; its {letter.action} waits as a dead letter ({letter.reason}): `retry"
+                f" {decision_seq}` runs it, `dismiss {decision_seq}` drops it"
+            )
+    return ""
+
+
 def retry_wanted(journal: Journal, request_seq: int, request: DeadLetterRetry) -> DeadLetter | None:
     """The dead letter a retry request (journaled at request_seq) still applies to, or None."""
     for letter in dead_letters(journal):

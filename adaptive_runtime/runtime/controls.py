@@ -28,6 +28,7 @@ from ..projections.controls import (
     answer_under,
     dead_letters,
     decided_unanswered,
+    left_to_a_person,
     letter_answer,
     pending_approvals,
     pending_of,
@@ -320,7 +321,8 @@ class OperatorControls:
                 ended = await self._host.read(decided_unanswered, decision_seq)
                 if ended is not None:
                     raise ended
-                msg = f"no approval is pending for the decision at seq {decision_seq}"
+                hint = await self._host.read(left_to_a_person, decision_seq)
+                msg = f"no approval is pending for the decision at seq {decision_seq}{hint}"
                 raise LookupError(msg)
             mine = ApprovalGiven(
                 agent=given.agent,

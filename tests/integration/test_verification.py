@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import cli
 from journal_support import assert_replays
 
 from adaptive_runtime import (
@@ -162,6 +163,15 @@ async def test_an_escalation_step_that_needs_approval_waits_for_a_person(tmp_pat
             "rollback_deployment not run: the approval policy wants a person's yes; a dead"
             " letter (retry runs it, dismiss drops it)"
         ) in details(path, d.seq)
+        hint = (
+            f"its rollback_deployment waits as a dead letter (needs_approval): `retry {d.seq}`"
+            f" runs it, `dismiss {d.seq}` drops it"
+        )
+        with pytest.raises(LookupError) as refused:  # approve is not how: the refusal says so
+            await host.controls.answer(d.seq, approve=True, by="alice")
+        assert hint in str(refused.value)
+        by_cli = cli("approve", str(d.seq), "--db", str(path))
+        assert (2, hint) == (by_cli.returncode, by_cli.stderr.strip().split("; ", 1)[1])
         await host.controls.retry(d.seq, by="alice")  # the person's yes
         await host.wait_for_actions()
     # the approved step ran, and the ladder went on from it to a step no policy names
