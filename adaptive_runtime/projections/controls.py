@@ -35,28 +35,32 @@ from ..records import (
     DeadLetterDismissed,
     DeadLetterRetry,
     Entry,
+    SilenceEnded,
+    SilenceSet,
     read_as,
     read_record,
 )
 from .fleet import HOST_STREAM
 from .rebuild import rebuild
-from .silences import Silences
+from .silences import SILENCED_BY, Silences
 
 __all__ = [
     "Answer",
     "DeadLetter",
+    "FireAfter",
     "HostControls",
     "PendingApproval",
     "already_answered",
     "answer_under",
     "dead_letters",
     "decided_unanswered",
+    "fire_after_owed",
+    "left_to_a_person",
     "letter_answer",
     "pending_approvals",
     "pending_of",
     "refuse_unless_repeat",
     "retry_wanted",
-    "skipped_by",
     "unanswered_approvals",
 ]
 
@@ -66,16 +70,30 @@ REQUEST_KINDS = frozenset({"ApprovalGiven", "DeadLetterRetry"})
 class HostControls:
     """The `~host` stream folded: silences, the approval policy, and requests to carry out."""
 
-    __slots__ = ("approvals", "seq", "silences")
+    __slots__ = ("approvals", "fire_after_ended", "fire_after_seen", "seq", "silences")
 
     def __init__(self) -> None:
         self.silences = Silences()
         self.approvals: ApprovalPolicy | None = None
         self.seq = 0
+        self.fire_after_ended = False
+        """A `fire_after` silence was ended by a record since this was last reset (its
+        skipped actions are owed: see fire_after_owed)."""
+        self.fire_after_seen = False
+        """A `fire_after` silence was ever journaled: only then can one owe anything."""
 
     def fold(self, entries: Iterable[Entry]) -> list[Entry]:
         """Fold `~host` entries past the last one seen; return the requests among them."""
         fresh = [e for e in entries if e.stream == HOST_STREAM and e.seq > self.seq]
+        fire_after = {i for i, s in self.silences.by_id.items() if s.fire_after}
+        for entry in fresh:  # in seq order: one set and ended in this fold counts too
+            if entry.kind == "SilenceSet":
+                silence = read_as(entry, SilenceSet)
+                if silence.fire_after:
+                    fire_after.add(silence.id)
+                    self.fire_after_seen = True
+            elif entry.kind == "SilenceEnded" and read_as(entry, SilenceEnded).id in fire_after:
+                self.fire_after_ended = True
         self.silences.fold(fresh)
         for entry in fresh:
             if entry.kind == "ApprovalPolicySet":
@@ -292,19 +310,47 @@ def dead_letters(journal: Journal) -> list[DeadLetter]:
     )
 
 
-def skipped_by(journal: Journal, silence_id: str) -> list[tuple[str, int, str]]:
-    """(agent, decision seq, action) of each action a silence skipped and nothing ran since."""
-    said = f"silenced by {silence_id} ("
-    skipped: dict[tuple[str, int], str] = {}
+class FireAfter(msgspec.Struct, frozen=True):
+    """An action a `fire_after` silence skipped, owed now that the silence is over."""
+
+    agent: str
+    decision_seq: int
+    action: str
+    silence_id: str
+
+
+def fire_after_owed(journal: Journal, now_ns: int) -> list[FireAfter]:
+    """Each action skipped by a `fire_after` silence that is over (ended early, or past
+    its end at now_ns), with nothing run or left to a person since, in seq order.
+
+    Read from the journal, not from one host's view of the silences: every host owes the
+    ones of the agents it serves, whichever host saw the end first, and a host that takes
+    an agent up later owes that agent's."""
+    fire_after: dict[str, SilenceSet] = {}
+    ended: set[str] = set()
+    for entry in journal.read(HOST_STREAM):
+        if entry.kind == "SilenceSet":
+            silence = read_as(entry, SilenceSet)
+            if silence.fire_after:
+                fire_after[silence.id] = silence
+        elif entry.kind == "SilenceEnded":
+            ended.add(read_as(entry, SilenceEnded).id)
+    over = {i for i, s in fire_after.items() if i in ended or s.ends_ns <= now_ns}
+    if not over:
+        return []
+    owed: dict[tuple[str, int], FireAfter] = {}
     for entry in journal.read(kind="ActionSkipped"):
         record = read_as(entry, ActionSkipped)
-        if record.reason.startswith(said):
-            skipped[(entry.stream, entry.seq - 1)] = record.action  # in its decision's batch
-    for entry in journal.read(kind="ActionRetried"):
-        skipped.pop((entry.stream, read_as(entry, ActionRetried).decision_seq), None)
+        if record.reason.startswith(SILENCED_BY):
+            silence_id = record.reason[len(SILENCED_BY) :].split(" ", 1)[0]
+            if silence_id in over:  # the skip is in its decision's batch, right after it
+                key = (entry.stream, entry.seq - 1)
+                owed[key] = FireAfter(entry.stream, entry.seq - 1, record.action, silence_id)
+    for entry in journal.read(kind="ActionRetried"):  # run since
+        owed.pop((entry.stream, read_as(entry, ActionRetried).decision_seq), None)
     for entry in journal.read(kind="ActionAbandoned"):  # left to a person (needs_approval)
-        skipped.pop((entry.stream, read_as(entry, ActionAbandoned).decision_seq), None)
-    return [(agent, seq, action) for (agent, seq), action in sorted(skipped.items())]
+        owed.pop((entry.stream, read_as(entry, ActionAbandoned).decision_seq), None)
+    return [owed[key] for key in sorted(owed, key=lambda k: k[1])]
 
 
 def left_to_a_person(journal: Journal, decision_seq: int) -> str:

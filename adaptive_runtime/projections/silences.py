@@ -18,7 +18,11 @@ from ..journal.base import Journal
 from ..records import Entry, SilenceEnded, SilenceSet, read_as
 from .fleet import HOST_STREAM
 
-__all__ = ["Silences", "read_silences", "target_of"]
+__all__ = ["SILENCED_BY", "Silences", "read_silences", "target_of"]
+
+SILENCED_BY = "silenced by "
+"""How the reason of an action a silence skipped begins: then the silence's id, a space,
+and its comment in brackets."""
 
 
 class Silences(msgspec.Struct):

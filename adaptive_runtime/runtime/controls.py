@@ -22,23 +22,24 @@ from ..journal import Journal
 from ..projections.controls import (
     Answer,
     DeadLetter,
+    FireAfter,
     HostControls,
     PendingApproval,
     already_answered,
     answer_under,
     dead_letters,
     decided_unanswered,
+    fire_after_owed,
     left_to_a_person,
     letter_answer,
     pending_approvals,
     pending_of,
     refuse_unless_repeat,
     retry_wanted,
-    skipped_by,
     unanswered_approvals,
 )
 from ..projections.fleet import HOST_STREAM
-from ..projections.silences import read_silences, target_of
+from ..projections.silences import SILENCED_BY, read_silences, target_of
 from ..records import (
     ActionAbandoned,
     ActionAwaitingApproval,
@@ -81,6 +82,9 @@ class OperatorControls:
         self.pending: dict[tuple[str, int], PendingApproval] = {}
         """Approval requests not answered yet, by (agent, decision seq)."""
         self._task: asyncio.Task[None] | None = None
+        self._fired: set[tuple[str, int]] = set()
+        """(agent, decision seq) of the actions this host ran, or left to a person, after a
+        `fire_after` silence: each once."""
 
     @property
     def approvals(self) -> ApprovalPolicy | None:
@@ -100,6 +104,8 @@ class OperatorControls:
             requests += self.state.fold(await worker.run(read_silences, journal, self.state.seq))
         self.pending = await worker.run(pending_approvals, journal)
         await self._carry_out(requests)
+        self.state.fire_after_ended = False
+        await self._fire_owed()  # silences that ended while no host ran, or this one was away
         self._task = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
@@ -122,9 +128,16 @@ class OperatorControls:
                 timeout = "its timeout" if policy is None else f"{policy.timeout_s:g} s"
                 reason = f"no answer within {timeout}: denied by default"
                 await self._decide(p, approved=False, by="timeout", reason=reason)
-        for silence in list(self.state.silences.by_id.values()):
-            if silence.fire_after and silence.ends_ns <= now:
-                await self._fire_after(silence)
+        due = [s for s in self.state.silences.by_id.values() if s.fire_after and s.ends_ns <= now]
+        for silence in due:
+            # off the list first, so that a second refresh running meanwhile leaves it be
+            self.state.silences.by_id.pop(silence.id, None)
+        if due or self.state.fire_after_ended:
+            self.state.fire_after_ended = False
+            await self._fire_owed()
+        for silence in due:
+            ended = SilenceEnded(id=silence.id, by="its end, its skipped actions run")
+            await worker.append([to_pending(HOST_STREAM, ended, now)])
 
     async def take_up(self, agents: Collection[str]) -> None:
         """This host has just taken agents over (from a host that died, or at start):
@@ -143,48 +156,63 @@ class OperatorControls:
         await self._carry_out(
             [e for e in requests if getattr(read_record(e), "agent", None) in agents]
         )
+        await self._fire_owed(agents)
 
-    async def _fire_after(self, silence: SilenceSet) -> None:
-        """A silence that asked for it has ended: run the actions it skipped, once each."""
-        # off the list first, so that a second refresh running meanwhile leaves it be (a
-        # crash before its end is journaled leaves it in the journal: the next start runs
-        # what is still owed, the actions already retried excepted)
-        if self.state.silences.by_id.pop(silence.id, None) is None:
-            return
+    async def _fire_owed(self, agents: Collection[str] | None = None) -> None:
+        """Run the actions that `fire_after` silences now over skipped, once each: those
+        of the agents this host serves (of `agents` only, if given). Read from the journal
+        each time, so that it does not matter which host saw a silence end, or whether a
+        host ran then; an action run (or left to a person) is journaled before it starts."""
+        if not self.state.fire_after_seen:
+            return  # the common case: no silence ever asked for it
         worker = self._host.require_worker()
-        owed = await worker.run(skipped_by, worker.journal, silence.id)
-        by = f"{silence.id} ended"
-        policy = self.state.approvals
-        for agent, decision_seq, action in owed:
-            if not await self._serves(agent):
-                continue
-            ledger = await self._ledger(agent)
-            found = await ledger.load_decision(decision_seq)
-            if found is None:
-                continue
-            decision = found.decision
-            if policy is not None and policy.needs(action, decision.risk, decision.confidence):
-                # the silence held it from the approval it would have waited for: a person's
-                # call still, as a dead letter (a request is journaled only with its decision)
-                held = ActionAbandoned(
-                    decision_seq=decision_seq, action=action, attempts=0, reason="needs_approval"
-                )
-                await ledger.append_records([held])
-                log.warning(
-                    "%s for decision %d of agent %s, skipped by %s, is not run when it ends: it"
-                    " needs approval; it is a dead letter, for a person to retry or dismiss",
-                    action,
-                    decision_seq,
-                    agent,
-                    silence.id,
-                )
-                continue
-            await ledger.append_records(
-                [ActionRetried(decision_seq=decision_seq, action=action, by=by)]
+        try:
+            owed = await worker.run(fire_after_owed, worker.journal, self._now())
+            for item in owed:
+                key = (item.agent, item.decision_seq)
+                if (agents is not None and item.agent not in agents) or key in self._fired:
+                    continue
+                if not await self._serves(item.agent):
+                    continue
+                self._fired.add(key)  # a call running meanwhile leaves it be
+                try:
+                    await self._fire(item)
+                except BaseException:
+                    self._fired.discard(key)
+                    raise
+        except AdaptiveRuntimeError:
+            self.state.fire_after_ended = True  # the next look tries again
+            raise
+
+    async def _fire(self, item: FireAfter) -> None:
+        ledger = await self._ledger(item.agent)
+        found = await ledger.load_decision(item.decision_seq)
+        if found is None:
+            return
+        decision, policy = found.decision, self.state.approvals
+        if policy is not None and policy.needs(item.action, decision.risk, decision.confidence):
+            # the silence held it from the approval it would have waited for: a person's
+            # call still, as a dead letter (a request is journaled only with its decision)
+            held = ActionAbandoned(
+                decision_seq=item.decision_seq,
+                action=item.action,
+                attempts=0,
+                reason="needs_approval",
             )
-            self._host.actions.start(ledger, decision, found.event.as_dict(), action=action)
-        ended = SilenceEnded(id=silence.id, by="its end, its skipped actions run")
-        await worker.append([to_pending(HOST_STREAM, ended, self._now())])
+            await ledger.append_records([held])
+            log.warning(
+                "%s for decision %d of agent %s, skipped by %s, is not run now that it is over:"
+                " it needs approval; it is a dead letter, for a person to retry or dismiss",
+                item.action,
+                item.decision_seq,
+                item.agent,
+                item.silence_id,
+            )
+            return
+        by = f"{item.silence_id} ended"
+        retried = ActionRetried(decision_seq=item.decision_seq, action=item.action, by=by)
+        await ledger.append_records([retried])
+        self._host.actions.start(ledger, decision, found.event.as_dict(), action=item.action)
 
     async def _follow(self) -> None:
         """Every second (the journal's pace, on the wall clock), look at `~host` again."""
@@ -222,7 +250,7 @@ class OperatorControls:
         )
         if silence is None:
             return None
-        return f"silenced by {silence.id} ({silence.comment})"
+        return f"{SILENCED_BY}{silence.id} ({silence.comment})"
 
     def step_hold(
         self, agent_id: str, event: dict[str, Any], decision: Decision, action: str, ts_ns: int

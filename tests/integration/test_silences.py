@@ -296,6 +296,76 @@ async def test_a_silence_that_asks_for_it_runs_what_it_skipped_once_it_ends(
     assert silence.fire_after
 
 
+async def test_a_fire_after_silence_ended_early_runs_what_it_skipped(tmp_path: Path) -> None:
+    """Ended before its time (by the library, or by the CLI while no host ran), it used to
+    drop what it skipped: the end was folded before any host looked at what it owed."""
+    path = tmp_path / "early.db"
+    clock = ManualClock(start_ns=START_NS)
+    host, ran = host_with_restart_handler(path, clock)
+    async with host:
+        silence = await host.controls.add_silence(
+            SilenceMatcher(agent="checkout"),
+            ends_ns=START_NS + 3600 * 10**9,
+            comment="deploy",
+            by="ops",
+            fire_after=True,
+        )
+        await host.process({**OVERLOAD, "agent_id": "checkout"})
+        await host.controls.end_silence(silence.id, by="ops")  # the deploy finished early
+        await host.wait_for_actions()
+        assert ["checkout"] == ran
+        await host.controls.refresh()
+        await host.wait_for_actions()
+        assert ["checkout"] == ran  # once
+        later = await host.controls.add_silence(
+            SilenceMatcher(agent="checkout"),
+            ends_ns=START_NS + 3600 * 10**9,
+            comment="second deploy",
+            by="ops",
+            fire_after=True,
+        )
+        await host.process({**OVERLOAD, "agent_id": "checkout", "again": True})
+    assert 0 == cli("silence", "end", "--db", str(path), later.id).returncode
+    host, ran = host_with_restart_handler(path, clock)
+    async with host:  # the next host to start runs what the ended silence owes
+        await host.wait_for_actions()
+    assert ["checkout"] == ran
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert 2 == [e.kind for e in journal.read()].count("ActionRetried")
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
+async def test_every_host_runs_what_a_fire_after_silence_skipped_of_its_agents(
+    tmp_path: Path,
+) -> None:
+    """Two hosts on one journal, each serving one agent: the first to see the silence end
+    ran its own agent's action and journaled the end, and the other's was never run."""
+    path = tmp_path / "two.db"
+    clock = ManualClock(start_ns=START_NS)
+    first, ran_first = host_with_restart_handler(path, clock, only_agent="a")
+    second, ran_second = host_with_restart_handler(path, clock, only_agent="b")
+    async with first, second:
+        await first.controls.add_silence(
+            SilenceMatcher(),
+            ends_ns=START_NS + 600 * 10**9,
+            comment="deploy",
+            by="ops",
+            fire_after=True,
+        )
+        await second.controls.refresh()
+        await first.process({**OVERLOAD, "agent_id": "a"})
+        await second.process({**OVERLOAD, "agent_id": "b"})
+        clock.advance(601)
+        await first.controls.refresh()  # the first sees the end, and journals it
+        await second.controls.refresh()
+        await first.wait_for_actions()
+        await second.wait_for_actions()
+    assert (["a"], ["b"]) == (ran_first, ran_second)
+
+
 async def test_an_action_a_silence_skipped_that_needs_approval_does_not_fire_after_it(
     tmp_path: Path,
 ) -> None:
