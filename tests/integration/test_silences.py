@@ -18,7 +18,7 @@ from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.projections.audit import explain
 from adaptive_runtime.projections.controls import dead_letters
-from adaptive_runtime.records import ActionSkipped, SilenceMatcher, read_record
+from adaptive_runtime.records import ActionSkipped, SilenceMatcher, SilenceSet, read_record
 from adaptive_runtime.runtime.actions import ActionCall
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
@@ -37,6 +37,19 @@ def host_with_restart_handler(
         ran.append(str(call.event.get("agent_id")))
 
     return host, ran
+
+
+async def fire_after_silence(
+    host: Host, seconds: int, *, agent: str | None = "checkout", comment: str = "deploy"
+) -> SilenceSet:
+    """A silence from the test's start for `seconds`, whose skipped actions run after it."""
+    return await host.controls.add_silence(
+        SilenceMatcher(agent=agent),
+        ends_ns=START_NS + seconds * 10**9,
+        comment=comment,
+        by="ops",
+        fire_after=True,
+    )
 
 
 def skipped(path: Path) -> list[tuple[str, str]]:
@@ -267,13 +280,7 @@ async def test_a_silence_that_asks_for_it_runs_what_it_skipped_once_it_ends(
     clock = ManualClock(start_ns=START_NS)
     host, ran = host_with_restart_handler(path, clock)
     async with host:
-        silence = await host.controls.add_silence(
-            SilenceMatcher(agent="checkout"),
-            ends_ns=START_NS + 600 * 10**9,
-            comment="deploy",
-            by="ops",
-            fire_after=True,
-        )
+        silence = await fire_after_silence(host, 600)
         await host.process({**OVERLOAD, "agent_id": "checkout"})
         await host.controls.refresh()
         await host.wait_for_actions()
@@ -303,13 +310,7 @@ async def test_a_fire_after_silence_ended_early_runs_what_it_skipped(tmp_path: P
     clock = ManualClock(start_ns=START_NS)
     host, ran = host_with_restart_handler(path, clock)
     async with host:
-        silence = await host.controls.add_silence(
-            SilenceMatcher(agent="checkout"),
-            ends_ns=START_NS + 3600 * 10**9,
-            comment="deploy",
-            by="ops",
-            fire_after=True,
-        )
+        silence = await fire_after_silence(host, 3600)
         await host.process({**OVERLOAD, "agent_id": "checkout"})
         await host.controls.end_silence(silence.id, by="ops")  # the deploy finished early
         await host.wait_for_actions()
@@ -317,13 +318,7 @@ async def test_a_fire_after_silence_ended_early_runs_what_it_skipped(tmp_path: P
         await host.controls.refresh()
         await host.wait_for_actions()
         assert ["checkout"] == ran  # once
-        later = await host.controls.add_silence(
-            SilenceMatcher(agent="checkout"),
-            ends_ns=START_NS + 3600 * 10**9,
-            comment="second deploy",
-            by="ops",
-            fire_after=True,
-        )
+        later = await fire_after_silence(host, 3600, comment="second deploy")
         await host.process({**OVERLOAD, "agent_id": "checkout", "again": True})
     assert 0 == cli("silence", "end", "--db", str(path), later.id).returncode
     host, ran = host_with_restart_handler(path, clock)
@@ -348,13 +343,7 @@ async def test_every_host_runs_what_a_fire_after_silence_skipped_of_its_agents(
     first, ran_first = host_with_restart_handler(path, clock, only_agent="a")
     second, ran_second = host_with_restart_handler(path, clock, only_agent="b")
     async with first, second:
-        await first.controls.add_silence(
-            SilenceMatcher(),
-            ends_ns=START_NS + 600 * 10**9,
-            comment="deploy",
-            by="ops",
-            fire_after=True,
-        )
+        await fire_after_silence(first, 600, agent=None)
         await second.controls.refresh()
         await first.process({**OVERLOAD, "agent_id": "a"})
         await second.process({**OVERLOAD, "agent_id": "b"})
@@ -375,13 +364,7 @@ async def test_an_action_a_silence_skipped_that_needs_approval_does_not_fire_aft
     gate = ApprovalPolicy(actions=("restart_service",))
     host, ran = host_with_restart_handler(path, clock, approvals=gate)
     async with host:
-        await host.controls.add_silence(
-            SilenceMatcher(agent="checkout"),
-            ends_ns=START_NS + 600 * 10**9,
-            comment="deploy",
-            by="ops",
-            fire_after=True,
-        )
+        await fire_after_silence(host, 600)
         d = await host.process({**OVERLOAD, "agent_id": "checkout"})
         clock.advance(601)
         await host.controls.refresh()
@@ -436,13 +419,7 @@ async def test_a_dry_run_host_starts_no_action_an_operator_or_an_earlier_host_le
     try:
         dead = await failing.process({**OVERLOAD, "agent_id": "dead"})
         gated = await failing.process({**OVERLOAD, "agent_id": "gated", "severity": 0.99})
-        await failing.controls.add_silence(
-            SilenceMatcher(agent="quiet"),
-            ends_ns=START_NS + 600 * 10**9,
-            comment="deploy",
-            by="ops",
-            fire_after=True,
-        )
+        await fire_after_silence(failing, 600, agent="quiet")
         await failing.process({**OVERLOAD, "agent_id": "quiet"})
         await failing.process({**OVERLOAD, "agent_id": "hung"})
         await failing.agent("dead").wait_for_actions()
