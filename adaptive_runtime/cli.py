@@ -26,7 +26,7 @@ from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outc
 
 if TYPE_CHECKING:
     from .journal import Entry, Head, Journal
-    from .projections.controls import Answer, UnfinishedAction
+    from .projections.controls import Answer, DeadLetter, UnfinishedAction
     from .records import ApprovalGiven, LearningPolicy
     from .rulefiles import PolicyFile
 
@@ -854,11 +854,12 @@ def _silence(args: argparse.Namespace) -> int:
 
 
 def _approvals(args: argparse.Namespace) -> int:
-    from .projections.controls import unanswered_approvals
+    from .projections.controls import dead_letters, unanswered_approvals
 
     journal = _open(args)
     try:
         requests, answered = unanswered_approvals(journal)
+        held = [] if args.json else [d for d in dead_letters(journal) if d.attempts == 0]
     finally:
         journal.close()
     now = time.time_ns()
@@ -871,6 +872,7 @@ def _approvals(args: argparse.Namespace) -> int:
         print("No action is waiting for approval.")
         _say_answered(answered)
         _say_timed_out(timed_out)
+        _say_held(held)
         return EXIT_OK
     rows = [
         (
@@ -886,6 +888,7 @@ def _approvals(args: argparse.Namespace) -> int:
     print(table(("seq", "agent", "action", "asked", "denied after", "why"), rows))
     _say_answered(answered, before="\n")
     _say_timed_out(timed_out, before="\n")
+    _say_held(held, before="\n")
     return EXIT_OK
 
 
@@ -896,6 +899,17 @@ def _say_answered(answered: dict[int, ApprovalGiven], before: str = "") -> None:
         print(
             f"{before}seq {seq} was {verdict} by {given.by}; the host serving {given.agent}"
             " carries it out when it runs."
+        )
+        before = ""
+
+
+def _say_held(held: list[DeadLetter], before: str = "") -> None:
+    """The actions the controls left to a person as dead letters: a yes is a retry."""
+    for d in held:
+        print(
+            f"{before}seq {d.decision_seq}: {d.action} for {d.agent} waits as a dead letter"
+            f" ({d.reason}); `retry {d.decision_seq}` runs it, `dismiss {d.decision_seq}`"
+            " drops it."
         )
         before = ""
 

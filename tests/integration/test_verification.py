@@ -172,6 +172,11 @@ async def test_an_escalation_step_that_needs_approval_waits_for_a_person(tmp_pat
         assert hint in str(refused.value)
         by_cli = cli("approve", str(d.seq), "--db", str(path))
         assert (2, hint) == (by_cli.returncode, by_cli.stderr.strip().split("; ", 1)[1])
+        listed = cli("approvals", "--db", str(path)).stdout  # where a person looks first
+        assert (
+            f"seq {d.seq}: rollback_deployment for default waits as a dead letter"
+            f" (needs_approval); `retry {d.seq}` runs it, `dismiss {d.seq}` drops it."
+        ) in listed.splitlines()
         await host.controls.retry(d.seq, by="alice")  # the person's yes
         await host.wait_for_actions()
     # the approved step ran, and the ladder went on from it to a step no policy names
