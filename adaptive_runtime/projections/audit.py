@@ -378,9 +378,10 @@ def _attempt(
 _HELD_STEPS = {
     "needs_approval": "the approval policy wants a person's yes",
     "silenced": "a silence covers the decision",
+    "breaker_open": "its circuit breaker is open",
 }
-"""Why the operator's controls left an action to a person (an escalation step, or one a
-silence skipped that needs approval), as a dead letter never run."""
+"""Why an action was never run and left to a person as a dead letter: an escalation step
+the operator's controls or its breaker held, or one a silence skipped that needs approval."""
 
 
 class AgentSummary(msgspec.Struct, frozen=True, kw_only=True):

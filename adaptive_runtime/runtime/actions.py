@@ -258,11 +258,21 @@ class ActionScheduler:
         the action's task each belongs to."""
 
     def held_step(
-        self, agent: str, event: dict[str, Any], decision: Decision, action: str
+        self, ledger: Ledger, event: dict[str, Any], decision: Decision, action: str
     ) -> str | None:
-        """Why the escalation step `action` must wait for a person, as a dead letter's
-        reason (`silenced`, `needs_approval`), or None: it runs."""
-        return self._step_held(agent, event, decision, action, self._clock.now_ns())
+        """Why the escalation step `action` must not run by itself, as a dead letter's
+        reason (`silenced`, `needs_approval`, `breaker_open`: its breaker holds every new
+        run of it, as it holds a decision's), or None: it runs."""
+        now = self._clock.now_ns()
+        held = self._step_held(ledger.agent_id, event, decision, action, now)
+        if held is not None:
+            return held
+        spec = self.spec_for(ledger.agent_id, action)
+        if spec is not None:
+            allowed, _ = breaker_allows(spec.breaker, ledger.breakers.get(action, Breaker()), now)
+            if not allowed:
+                return "breaker_open"
+        return None
 
     def register(self, spec: ActionSpec, agent: str | None = None) -> None:
         self.specs[(agent, spec.name)] = spec
@@ -828,7 +838,7 @@ class _Run:
                     decision_seq=decision.seq, action=following, step=step + 1, reason=evidence
                 )
             )
-            held = self._scheduler.held_step(self._ledger.agent_id, event, decision, following)
+            held = self._scheduler.held_step(self._ledger, event, decision, following)
             if held is not None:  # a person's call: a dead letter, to retry or dismiss
                 records.append(
                     ActionAbandoned(

@@ -15,6 +15,7 @@ from journal_support import assert_replays
 
 from adaptive_runtime import (
     ApprovalPolicy,
+    BreakerPolicy,
     ConfigurationError,
     Host,
     ManualClock,
@@ -236,6 +237,46 @@ async def test_a_retried_dead_letter_of_a_ladder_step_runs_that_step(tmp_path: P
         await host.wait_for_actions()
     assert ["restart_service", "rollback_deployment", "rollback_deployment"] == ran
     assert [] == letters(path)
+    assert_replays(path)
+
+
+async def test_an_escalation_step_whose_breaker_is_open_is_not_run(tmp_path: Path) -> None:
+    """A ladder ran its step through an open breaker, which holds every decision's run."""
+    path = tmp_path / "breaker.db"
+    clock = ManualClock(start_ns=START_NS)
+    host = Host(path, durability="normal", clock=clock)
+    ran: list[str] = []
+
+    for first in ("restart_service", "flag_for_review"):
+        host.action(
+            first,
+            verify=Verification(within=60.0, probe=lambda call: False),
+            escalate=["rollback_deployment"],
+        )(lambda call: ran.append(call.decision.action))
+
+    @host.action(
+        "rollback_deployment",
+        retry=RetryPolicy(max_attempts=1),
+        breaker=BreakerPolicy(failure_threshold=1, reset_after=3600.0),
+    )
+    async def rollback(call: ActionCall) -> None:
+        ran.append("rollback_deployment")
+        raise RuntimeError("the deploy tool is down")
+
+    async with host:
+        await host.process({**OVERLOAD, "instance": "node-1"})
+        await host.wait_for_actions()  # the rollback fails once: its breaker opens
+        second = await host.process({"type": "anomaly_detected", "severity": 0.6})
+        await host.wait_for_actions()
+    assert ["restart_service", "rollback_deployment", "flag_for_review"] == ran
+    assert [
+        ("rollback_deployment", "attempts_exhausted"),
+        ("rollback_deployment", "breaker_open"),
+    ] == letters(path)
+    assert (
+        "rollback_deployment not run: its circuit breaker is open; a dead letter (retry runs"
+        " it, dismiss drops it)"
+    ) in details(path, second.seq)
     assert_replays(path)
 
 
