@@ -267,12 +267,16 @@ class ActionScheduler:
         held = self._step_held(ledger.agent_id, event, decision, action, now)
         if held is not None:
             return held
+        return "breaker_open" if self.breaker_holds(ledger, action, now) else None
+
+    def breaker_holds(self, ledger: Ledger, action: str, now_ns: int) -> bool:
+        """Whether the agent's breaker for `action` holds a new run of it now (open, and
+        not yet past reset_after), as it holds a decision's action in plan()."""
         spec = self.spec_for(ledger.agent_id, action)
-        if spec is not None:
-            allowed, _ = breaker_allows(spec.breaker, ledger.breakers.get(action, Breaker()), now)
-            if not allowed:
-                return "breaker_open"
-        return None
+        if spec is None:
+            return False
+        allowed, _ = breaker_allows(spec.breaker, ledger.breakers.get(action, Breaker()), now_ns)
+        return not allowed
 
     def register(self, spec: ActionSpec, agent: str | None = None) -> None:
         self.specs[(agent, spec.name)] = spec

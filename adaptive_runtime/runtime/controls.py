@@ -190,23 +190,26 @@ class OperatorControls:
         if found is None:
             return
         decision, policy = found.decision, self.state.approvals
+        why = None
         if policy is not None and policy.needs(item.action, decision.risk, decision.confidence):
             # the silence held it from the approval it would have waited for: a person's
             # call still, as a dead letter (a request is journaled only with its decision)
+            why = "needs_approval"
+        elif self._host.actions.breaker_holds(ledger, item.action, self._now()):
+            why = "breaker_open"  # as it would skip a decision of it now
+        if why is not None:
             held = ActionAbandoned(
-                decision_seq=item.decision_seq,
-                action=item.action,
-                attempts=0,
-                reason="needs_approval",
+                decision_seq=item.decision_seq, action=item.action, attempts=0, reason=why
             )
             await ledger.append_records([held])
             log.warning(
-                "%s for decision %d of agent %s, skipped by %s, is not run now that it is over:"
-                " it needs approval; it is a dead letter, for a person to retry or dismiss",
+                "%s for decision %d of agent %s, skipped by %s, is not run now that it is over"
+                " (%s); it is a dead letter, for a person to retry or dismiss",
                 item.action,
                 item.decision_seq,
                 item.agent,
                 item.silence_id,
+                why,
             )
             return
         by = f"{item.silence_id} ended"

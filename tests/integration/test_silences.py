@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli_support import cli as run_cli
 
-from adaptive_runtime import ApprovalPolicy, Host, ManualClock
+from adaptive_runtime import ApprovalPolicy, BreakerPolicy, Host, ManualClock, RetryPolicy
 from adaptive_runtime.errors import InvalidEventError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
@@ -353,6 +353,49 @@ async def test_every_host_runs_what_a_fire_after_silence_skipped_of_its_agents(
         await first.wait_for_actions()
         await second.wait_for_actions()
     assert (["a"], ["b"]) == (ran_first, ran_second)
+
+
+async def test_an_action_a_silence_skipped_is_held_by_its_open_breaker_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    """It used to run through the breaker, which would have skipped a decision of it."""
+    path = tmp_path / "breaker.db"
+    clock = ManualClock(start_ns=START_NS)
+    host = Host(path, durability="normal", clock=clock)
+    ran: list[str] = []
+
+    @host.action(
+        "restart_service",
+        retry=RetryPolicy(max_attempts=1),
+        breaker=BreakerPolicy(failure_threshold=1, reset_after=3600.0),
+    )
+    async def restart(call: ActionCall) -> None:
+        ran.append(call.event["instance"])
+        raise RuntimeError("the orchestrator is down")
+
+    async with host:
+        await host.controls.add_silence(
+            SilenceMatcher(target="node-1"),
+            ends_ns=START_NS + 600 * 10**9,
+            comment="node-1 upgrade",
+            by="ops",
+            fire_after=True,
+        )
+        await host.process({**OVERLOAD, "instance": "node-1"})  # skipped: silenced
+        await host.process({**OVERLOAD, "instance": "node-2"})  # runs, fails: breaker open
+        await host.wait_for_actions()
+        clock.advance(601)
+        await host.controls.refresh()
+        await host.wait_for_actions()
+        letters = await host.read(dead_letters)
+    assert ["node-2"] == ran
+    assert [
+        ("restart_service", "attempts_exhausted", 1),
+        ("restart_service", "breaker_open", 0),
+    ] == [
+        (d.action, d.reason, d.attempts)
+        for d in sorted(letters, key=lambda d: d.attempts, reverse=True)
+    ]
 
 
 async def test_an_action_a_silence_skipped_that_needs_approval_does_not_fire_after_it(
