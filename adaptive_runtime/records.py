@@ -477,7 +477,8 @@ class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
     """attempts_exhausted, not_retryable, time_limit, breaker_open, fallback_used,
     resume_abandoned or gave_up_before_restart; or, for an action never run (attempts 0)
     and left to a person: needs_approval (an escalation step, or an action a silence
-    skipped, that the approval policy gates) or silenced (an escalation step)."""
+    skipped, that the approval policy gates), silenced (an escalation step) or
+    breaker_open (either, while its breaker is open)."""
 
 
 class SilenceMatcher(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
