@@ -1804,6 +1804,18 @@ def _tail(args: argparse.Namespace) -> int:
     journal = _open(args)
     if args.after is not None:
         after = args.after
+        head = journal.head().seq
+        if after > head:  # a seq from another journal, or a typo: said, not taken in silence
+            later = (
+                f"the entries {head + 1} to {after} will not be shown as they commit"
+                if args.follow
+                else "there is nothing after it"
+            )
+            print(
+                f"adaptive-runtime: note: --after {after} is past the journal's head (seq"
+                f" {head}): {later}",
+                file=sys.stderr,
+            )
     else:
         newest = list(journal.latest(args.lines, args.agent))
         after = newest[-1].seq - 1 if newest else journal.head().seq

@@ -1107,6 +1107,13 @@ def test_tail_prints_the_newest_entries_one_line_each(journal_path: Path) -> Non
     assert 0 == everything.returncode, everything.stderr  # 0 was refused: "a seq is from 1"
     seqs = [json.loads(line)["seq"] for line in everything.stdout.splitlines()]
     assert list(range(1, int(lines[-1].split()[0]) + 1)) == seqs
+    head = seqs[-1]
+    past = cli("tail", "--after", str(head + 990), "--db", str(journal_path))
+    assert (0, "") == (past.returncode, past.stdout)  # a seq of another journal, maybe: said
+    assert (
+        f"note: --after {head + 990} is past the journal's head (seq {head}): there is"
+        " nothing after it"
+    ) in past.stderr
 
 
 def test_follow_on_sqlite_sees_every_entry_once_while_another_process_writes(
