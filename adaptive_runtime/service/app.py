@@ -202,7 +202,10 @@ def _responses(*statuses: int) -> dict[int, ResponseSpec]:
             " owns, or an approval answered already"
         ),
         413: "The request body is too large",
-        422: "The event (or outcome) is invalid; `field` names what to fix",
+        422: (
+            "What was sent is invalid (an event, an outcome, a stream's position);"
+            " `field` names what to fix"
+        ),
         503: "The journal can't be used now",
     }
     return {
@@ -738,7 +741,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     @get(
         "/v1/stream",
         guards=read,
-        responses=READ,
+        responses=_responses(400, 401, 403, 422, 503),
         media_type="text/event-stream",
         summary="Server-Sent Events: decisions, actions, outcomes and incidents as they commit",
         description=(
@@ -763,7 +766,20 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                     field="Last-Event-ID",
                 )
             after = int(text)
-        position = after if after is not None else await feed.head()
+        head = await feed.head() if after is None or after > 0 else 0
+        if after is not None and after > head:
+            # a seq of another journal, or of this one before it was restored from a backup:
+            # followed from there, every entry up to it would be left out as it committed
+            field = (
+                "after" if last is None or request.query_params.get("after") else "Last-Event-ID"
+            )
+            raise InvalidEventError(
+                f"{field} {after} is past the journal's head (seq {head}): it is from another"
+                " journal, or from this one before it was restored. Reconnect without it to"
+                " follow from the head",
+                field=field,
+            )
+        position = after if after is not None else head
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
             last = position

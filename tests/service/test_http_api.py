@@ -375,6 +375,12 @@ async def test_the_stream_resumes_after_last_event_id_missing_nothing(tmp_path: 
         for last in (b"99999999999999999999999", b"\xb2"):  # b"\xb2" is '\u00b2' in latin-1
             past = await c.get("/v1/stream", headers=READ | {"Last-Event-ID": last})
             assert (422, "Last-Event-ID") == (past.status_code, past.json()["field"])
+        # past the head (an id kept from before a restore): refused, not followed in silence
+        for query, headers in (("?after=50", READ), ("", READ | {"Last-Event-ID": "50"})):
+            ahead = await c.get(f"/v1/stream{query}", headers=headers)
+            field = "after" if query else "Last-Event-ID"
+            assert (422, field) == (ahead.status_code, ahead.json()["field"])
+            assert f"{field} 50 is past the journal's head (seq 9)" in ahead.json()["detail"]
 
 
 async def test_metrics_count_what_was_journaled(tmp_path: Path) -> None:
