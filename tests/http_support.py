@@ -68,8 +68,8 @@ def require_binary(path: str) -> str:
 class ServerProcess:
     """`adaptive-runtime serve` in a process of its own, on a free loopback port."""
 
-    def __init__(self, db: Path | str, tmp: Path, *extra: str) -> None:
-        self.port = free_port()
+    def __init__(self, db: Path | str, tmp: Path, *extra: str, port: int | None = None) -> None:
+        self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         token_file = tmp / "tokens.txt"
         token_file.write_text(TOKENS_TEXT)
@@ -129,8 +129,12 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server(db: Path | str, tmp: Path, *extra: str) -> Iterator[ServerProcess]:
-    proc = ServerProcess(db, tmp, *extra)
+def server(
+    db: Path | str, tmp: Path, *extra: str, port: int | None = None
+) -> Iterator[ServerProcess]:
+    """`serve` on `db`, ready; on a free port, or on `port` (another server's, once it
+    stopped: a page that followed it reconnects to this one)."""
+    proc = ServerProcess(db, tmp, *extra, port=port)
     try:
         proc.wait_ready()
         yield proc

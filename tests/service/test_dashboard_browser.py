@@ -119,6 +119,34 @@ def test_the_dashboard_shows_decisions_live_and_explains_one(
     assert [] == refused
 
 
+def test_the_dashboard_reads_again_a_journal_replaced_behind_its_server(
+    browser_page: Any, tmp_path: Path
+) -> None:
+    """A server restarted on a shorter journal (restored from a backup, or another) refuses
+    the page's last seq as a stream position; the page reads the journal again from its
+    head, where it used to follow from a seq the new journal had not reached."""
+    page = browser_page
+    with server(tmp_path / "before.db", tmp_path) as first:
+        page.goto(first.url + "/")
+        page.fill("#token", READER)
+        page.press("#token", "Enter")
+        page.wait_for_selector("#status.live", timeout=GUARD_MS)
+        for i in range(3):
+            event = {**OVERLOAD, "agent_id": f"old-{i}"}
+            seq = httpx.post(first.url + "/v1/events", json=event, headers=WRITE).json()["seq"]
+            page.wait_for_selector(f'#decisions tr[data-seq="{seq}"]', timeout=GUARD_MS)
+        port = first.port
+        assert 0 == first.terminate()
+    with server(tmp_path / "after.db", tmp_path, port=port) as second:
+        event = {**OVERLOAD, "agent_id": "restored"}
+        seq = httpx.post(second.url + "/v1/events", json=event, headers=WRITE).json()["seq"]
+        assert 2 == seq  # below the page's last seq, 6
+        page.locator("#decisions tr", has_text="restored").wait_for(timeout=GUARD_MS)
+        page.wait_for_selector("#status.live", timeout=GUARD_MS)
+        assert 0 == page.locator("#decisions tr", has_text="old-").count()
+        assert 0 == second.terminate()
+
+
 def test_the_dashboard_says_when_its_token_is_refused(browser_page: Any, tmp_path: Path) -> None:
     page = browser_page
     with server(tmp_path / "dash.db", tmp_path) as srv:
