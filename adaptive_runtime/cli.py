@@ -834,6 +834,11 @@ def _silence(args: argparse.Namespace) -> int:
                 raise UsageError(f"no silence {args.id!r}; `silence list --all` shows them")
             journal.append([to_pending(HOST_STREAM, SilenceEnded(id=args.id, by=args.by), now)])
             print(f"{args.id} ended by {args.by}")
+            if silences.by_id[args.id].fire_after:
+                print(
+                    "the actions it skipped run now: each host runs those of the agents it"
+                    " serves within a second, or when it starts"
+                )
             return EXIT_OK
         listed = silences.listed(now, ended=args.all)
         if args.json:
