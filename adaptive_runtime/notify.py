@@ -24,6 +24,7 @@ import msgspec
 
 from .errors import ConfigurationError
 from .records import (
+    ALERT_RESOLVED,
     ActionAbandoned,
     ActionAwaitingApproval,
     ActionEscalated,
@@ -144,6 +145,8 @@ class Notifier:
             return f"[approval] {where}: {record.action} denied: {record.reason}"
         if isinstance(record, ActionEscalated):
             return f"[escalated] {where}: to {record.action} (step {record.step}): {record.reason}"
+        if isinstance(record, ActionAbandoned) and record.reason == ALERT_RESOLVED:
+            return None  # the trouble is over: nothing for a person to do
         if isinstance(record, ActionAbandoned) and record.attempts == 0:
             return (  # never run: the operator's controls left it to a person
                 f"[dead letter] {where}: {record.action} not run"

@@ -481,6 +481,12 @@ class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
     breaker_open (either, while its breaker is open)."""
 
 
+ALERT_RESOLVED = "alert_resolved"
+"""ActionAbandoned's reason (attempts 0) when an alert resolves while a `fire_after` silence
+still owes its decision's action: the trouble is over, nothing is left to run, and it is no
+dead letter."""
+
+
 class SilenceMatcher(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What a silence covers: every field given must equal the decision's (None: any)."""
 

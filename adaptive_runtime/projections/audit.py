@@ -17,6 +17,7 @@ from ..engines.pipeline import PluginSet, Policy, weigh
 from ..errors import ConfigurationError, JournalCorruptError
 from ..journal import Journal
 from ..records import (
+    ALERT_RESOLVED,
     ActionAbandoned,
     ActionAwaitingApproval,
     ActionEscalated,
@@ -364,6 +365,14 @@ def _attempt(
             detail=f"failed: {rec.error}; {then}",
         )
     held = _HELD_STEPS.get(rec.reason) if rec.attempts == 0 else None
+    if rec.attempts == 0 and rec.reason == ALERT_RESOLVED:
+        return Attempt(
+            seq=seq,
+            ts_ns=ts_ns,
+            kind="ActionAbandoned",
+            attempt=0,
+            detail=f"{rec.action} not run: its alert resolved while a silence held it",
+        )
     return Attempt(
         seq=seq,
         ts_ns=ts_ns,

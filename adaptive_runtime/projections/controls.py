@@ -23,6 +23,7 @@ from ..engines.events import approval_key, dead_letter_key
 from ..errors import AlreadyAnsweredError, JournalCorruptError
 from ..journal.base import Journal
 from ..records import (
+    ALERT_RESOLVED,
     ActionAbandoned,
     ActionAwaitingApproval,
     ActionRetried,
@@ -57,6 +58,7 @@ __all__ = [
     "fire_after_owed",
     "left_to_a_person",
     "letter_answer",
+    "owed_after_silence",
     "pending_approvals",
     "pending_of",
     "refuse_unless_repeat",
@@ -281,11 +283,40 @@ def unfinished_actions(journal: Journal) -> list[UnfinishedAction]:
     return out
 
 
+def owed_after_silence(journal: Journal, agent: str, decision_seq: int) -> str | None:
+    """The action a `fire_after` silence still owes the decision at `decision_seq`: skipped
+    by such a silence (in force or over), with nothing run or left to a person since. Else
+    None."""
+    skip = next(iter(journal.read(after=decision_seq)), None)  # in the decision's batch
+    if skip is None or skip.stream != agent or skip.kind != "ActionSkipped":
+        return None
+    skipped = read_as(skip, ActionSkipped)
+    if not skipped.reason.startswith(SILENCED_BY):
+        return None
+    silence_id = skipped.reason[len(SILENCED_BY) :].split(" ", 1)[0]
+    silences = (
+        read_as(entry, SilenceSet) for entry in journal.read(HOST_STREAM, kind="SilenceSet")
+    )
+    if not any(s.id == silence_id and s.fire_after for s in silences):
+        return None
+    for entry in journal.read(agent, after=skip.seq):  # run since, or left to a person
+        if entry.kind in ("ActionRetried", "ActionAbandoned"):
+            record = read_record(entry)
+            assert isinstance(record, ActionRetried | ActionAbandoned)
+            if record.decision_seq == decision_seq:
+                return None
+    return skipped.action
+
+
 def dead_letters(journal: Journal) -> list[DeadLetter]:
-    """The dead-letter queue: abandoned actions with no run, retry or dismissal after it."""
+    """The dead-letter queue: abandoned actions with no run, retry or dismissal after it
+    (one abandoned because its alert resolved is not on it: nothing is left to do)."""
     abandoned: dict[tuple[str, int], DeadLetter] = {}
     for entry in journal.read(kind="ActionAbandoned"):
         record = read_as(entry, ActionAbandoned)
+        if record.reason == ALERT_RESOLVED:
+            abandoned.pop((entry.stream, record.decision_seq), None)
+            continue
         abandoned[(entry.stream, record.decision_seq)] = DeadLetter(
             agent=entry.stream,
             decision_seq=record.decision_seq,

@@ -32,6 +32,7 @@ from ..projections.controls import (
     fire_after_owed,
     left_to_a_person,
     letter_answer,
+    owed_after_silence,
     pending_approvals,
     pending_of,
     refuse_unless_repeat,
@@ -41,6 +42,7 @@ from ..projections.controls import (
 from ..projections.fleet import HOST_STREAM
 from ..projections.silences import SILENCED_BY, read_silences, target_of
 from ..records import (
+    ALERT_RESOLVED,
     ActionAbandoned,
     ActionAwaitingApproval,
     ActionRetried,
@@ -324,6 +326,31 @@ class OperatorControls:
         worker = self._host.require_worker()
         await worker.append([to_pending(HOST_STREAM, ended, self._now())])
         await self.refresh()
+
+    async def alert_resolved(self, agent_id: str, decision_seq: int) -> bool:
+        """An alert resolved whose decision's action a `fire_after` silence still owes:
+        journal it abandoned (`alert_resolved`), so that the silence's end does not act on
+        trouble that is over. False, journaling nothing, when no such silence owes it or
+        another host serves the agent (that host runs it when the silence ends)."""
+        key = (agent_id, decision_seq)
+        if key in self._fired or not await self._serves(agent_id):
+            return False
+        self._fired.add(key)  # the silence's end, running meanwhile, leaves it be
+        try:
+            worker = self._host.require_worker()
+            action = await worker.run(owed_after_silence, worker.journal, agent_id, decision_seq)
+            if action is None:
+                self._fired.discard(key)
+                return False
+            ledger = await self._ledger(agent_id)
+            dropped = ActionAbandoned(
+                decision_seq=decision_seq, action=action, attempts=0, reason=ALERT_RESOLVED
+            )
+            await ledger.append_records([dropped])
+        except BaseException:
+            self._fired.discard(key)
+            raise
+        return True
 
     # -- approvals and dead letters ---------------------------------------------------
 

@@ -390,6 +390,8 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                         by="alertmanager",
                         comment="its alert resolved before anyone answered",
                     )
+            # nor does a silence that asked to run what it skipped, once it ends
+            await host.controls.alert_resolved(item.stream, item.seq)
             return AlertResult(
                 id=event_id, status="not_acted", seq=item.seq, action=item.decision.action
             )

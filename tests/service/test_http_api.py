@@ -831,6 +831,52 @@ async def test_a_resolution_credits_no_action_that_never_ran(tmp_path: Path, hel
         assert "decided" == again["results"][0]["status"]
 
 
+async def test_an_alert_resolved_inside_a_fire_after_silence_is_not_acted_on_after_it(
+    tmp_path: Path,
+) -> None:
+    """The silence's end used to run what it skipped for an alert that had resolved
+    meanwhile: a restart of a service that was healthy again."""
+    from adaptive_runtime.projections.controls import dead_letters
+    from adaptive_runtime.records import SilenceMatcher
+    from adaptive_runtime.runtime.actions import ActionCall
+
+    host, clock = host_at(tmp_path / "j.db")
+    ran: list[str] = []
+
+    @host.action("restart_service")
+    @host.action("scale_up_immediate")
+    async def act(call: ActionCall) -> None:
+        ran.append(call.event["fingerprint"])
+
+    async with client(host) as c:
+        await host.controls.add_silence(
+            SilenceMatcher(agent="api"),
+            ends_ns=START_NS + 600 * 10**9,
+            comment="deploy",
+            by="ops",
+            fire_after=True,
+        )
+        hook = "/v1/receivers/alertmanager"
+        other = alert("firing", fingerprint="beef", instance="node-2")
+        fired = await c.post(hook, json=webhook(alert("firing"), other), headers=WRITE)
+        first, second = fired.json()["results"]
+        resolved = (await c.post(hook, json=webhook(alert("resolved")), headers=WRITE)).json()
+        assert ("not_acted", first["seq"]) == (
+            resolved["results"][0]["status"],
+            resolved["results"][0]["seq"],
+        )
+        clock.advance(601)
+        await host.controls.refresh()
+        await host.wait_for_actions()
+        assert ["beef"] == ran  # the alert still firing is acted on; the resolved one not
+        ex = (await c.get(f"/v1/decisions/{first['seq']}", headers=READ)).json()
+        assert ex["attempts"][-1]["detail"].endswith(
+            "not run: its alert resolved while a silence held it"
+        )
+        assert [] == await host.read(dead_letters)  # nothing is left for a person
+    assert second["status"] == "decided"
+
+
 async def test_alertmanager_firing_resends_and_resolved(tmp_path: Path) -> None:
     """A firing alert is decided once however often it is re-sent; its resolution is one
     successful outcome of that decision, and triggers nothing."""
