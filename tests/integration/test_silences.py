@@ -40,11 +40,16 @@ def host_with_restart_handler(
 
 
 async def fire_after_silence(
-    host: Host, seconds: int, *, agent: str | None = "checkout", comment: str = "deploy"
+    host: Host,
+    seconds: int,
+    *,
+    agent: str | None = "checkout",
+    target: str | None = None,
+    comment: str = "deploy",
 ) -> SilenceSet:
     """A silence from the test's start for `seconds`, whose skipped actions run after it."""
     return await host.controls.add_silence(
-        SilenceMatcher(agent=agent),
+        SilenceMatcher(agent=agent, target=target),
         ends_ns=START_NS + seconds * 10**9,
         comment=comment,
         by="ops",
@@ -379,13 +384,7 @@ async def test_an_action_a_silence_skipped_is_held_by_its_open_breaker_when_it_e
         raise RuntimeError("the orchestrator is down")
 
     async with host:
-        await host.controls.add_silence(
-            SilenceMatcher(target="node-1"),
-            ends_ns=START_NS + 600 * 10**9,
-            comment="node-1 upgrade",
-            by="ops",
-            fire_after=True,
-        )
+        await fire_after_silence(host, 600, agent=None, target="node-1", comment="upgrade")
         await host.process({**OVERLOAD, "instance": "node-1"})  # skipped: silenced
         await host.process({**OVERLOAD, "instance": "node-2"})  # runs, fails: breaker open
         await host.wait_for_actions()
