@@ -82,9 +82,9 @@ class ActionCall(msgspec.Struct, frozen=True, kw_only=True):
 
 Handler = Callable[[ActionCall], Awaitable[Any] | Any]
 
-StepHold = Callable[[str, dict[str, Any], Decision, str, int], str | None]
-"""(agent, event, decision, escalation step, now in ns) -> why the step waits for a
-person, or None."""
+Holding = Callable[[str, dict[str, Any], Decision, str, int], str | None]
+"""(agent, event, decision, action, now in ns) -> why the operator's controls keep an
+action that no person started from running now, or None."""
 
 
 class Verification(msgspec.Struct, frozen=True, kw_only=True):
@@ -205,10 +205,10 @@ class ActionScheduler:
         "_clock",
         "_decisions",
         "_deferred",
+        "_holding",
         "_moved",
         "_names",
         "_reserved",
-        "_step_held",
         "_targets",
         "_tasks",
         "dry_run",
@@ -221,14 +221,14 @@ class ActionScheduler:
         *,
         dry_run: bool = False,
         max_in_flight: Callable[[], int | None] = lambda: None,
-        step_held: StepHold = lambda agent, event, decision, action, ts_ns: None,
+        holding: Holding = lambda agent, event, decision, action, ts_ns: None,
     ) -> None:
         self._clock = clock
         self._cap = max_in_flight
         """The fleet policy's max_in_flight now (None: no cap)."""
-        self._step_held = step_held
-        """Why an escalation step must not run by itself (a silence holds it, or it needs
-        approval), or None: the operator's controls, asked when a ladder reaches a step."""
+        self._holding = holding
+        """Why the operator's controls keep an action no person started from running now
+        (a silence, an approval it needs), or None: asked by why_held()."""
         self._deferred: dict[str, deque[tuple[tuple[str, int], Callable[[], None]]]] = {}
         """Starts owed from before (resumed, retried, approved, fired after a silence) that
         found their target at max_in_flight, by target: each starts, in order, as a place
@@ -257,26 +257,24 @@ class ActionScheduler:
         """Handler attempts running in a task of their own (under an attempt_timeout), with
         the action's task each belongs to."""
 
-    def held_step(
+    def why_held(
         self, ledger: Ledger, event: dict[str, Any], decision: Decision, action: str
     ) -> str | None:
-        """Why the escalation step `action` must not run by itself, as a dead letter's
-        reason (`silenced`, `needs_approval`, `breaker_open`: its breaker holds every new
-        run of it, as it holds a decision's), or None: it runs."""
+        """Why `action`, for `decision`, must not start by itself now, as a dead letter's
+        reason, or None: it may. For an action no person started and no decision planned
+        just now: an escalation step, or one a `fire_after` silence owes. The controls
+        say `silenced` or `needs_approval`; its breaker, open, says `breaker_open`, as it
+        would skip a decision of it. (A person's yes, an approval or a retry, is not asked.)"""
         now = self._clock.now_ns()
-        held = self._step_held(ledger.agent_id, event, decision, action, now)
+        held = self._holding(ledger.agent_id, event, decision, action, now)
         if held is not None:
             return held
-        return "breaker_open" if self.breaker_holds(ledger, action, now) else None
-
-    def breaker_holds(self, ledger: Ledger, action: str, now_ns: int) -> bool:
-        """Whether the agent's breaker for `action` holds a new run of it now (open, and
-        not yet past reset_after), as it holds a decision's action in plan()."""
         spec = self.spec_for(ledger.agent_id, action)
-        if spec is None:
-            return False
-        allowed, _ = breaker_allows(spec.breaker, ledger.breakers.get(action, Breaker()), now_ns)
-        return not allowed
+        if spec is not None:
+            allowed, _ = breaker_allows(spec.breaker, ledger.breakers.get(action, Breaker()), now)
+            if not allowed:
+                return "breaker_open"
+        return None
 
     def register(self, spec: ActionSpec, agent: str | None = None) -> None:
         self.specs[(agent, spec.name)] = spec
@@ -842,7 +840,7 @@ class _Run:
                     decision_seq=decision.seq, action=following, step=step + 1, reason=evidence
                 )
             )
-            held = self._scheduler.held_step(self._ledger, event, decision, following)
+            held = self._scheduler.why_held(self._ledger, event, decision, following)
             if held is not None:  # a person's call: a dead letter, to retry or dismiss
                 records.append(
                     ActionAbandoned(

@@ -191,14 +191,10 @@ class OperatorControls:
         found = await ledger.load_decision(item.decision_seq)
         if found is None:
             return
-        decision, policy = found.decision, self.state.approvals
-        why = None
-        if policy is not None and policy.needs(item.action, decision.risk, decision.confidence):
-            # the silence held it from the approval it would have waited for: a person's
-            # call still, as a dead letter (a request is journaled only with its decision)
-            why = "needs_approval"
-        elif self._host.actions.breaker_holds(ledger, item.action, self._now()):
-            why = "breaker_open"  # as it would skip a decision of it now
+        decision, event = found.decision, found.event.as_dict()
+        # needs approval: the silence held it from the approval request it would have waited
+        # for, and a request is journaled only with its decision; so, a dead letter
+        why = self._host.actions.why_held(ledger, event, decision, item.action)
         if why is not None:
             held = ActionAbandoned(
                 decision_seq=item.decision_seq, action=item.action, attempts=0, reason=why
@@ -217,7 +213,7 @@ class OperatorControls:
         by = f"{item.silence_id} ended"
         retried = ActionRetried(decision_seq=item.decision_seq, action=item.action, by=by)
         await ledger.append_records([retried])
-        self._host.actions.start(ledger, decision, found.event.as_dict(), action=item.action)
+        self._host.actions.start(ledger, decision, event, action=item.action)
 
     async def _follow(self) -> None:
         """Every second (the journal's pace, on the wall clock), look at `~host` again."""
@@ -244,38 +240,39 @@ class OperatorControls:
         """Why a decision's action must not run (the dry run, a silence), or None."""
         if self._host.actions.dry_run:
             return "dry run: the host runs no handler"
-        if not self.state.silences.by_id:
-            return None  # the common case: nothing silenced, nothing to look up
-        silence = self.state.silences.matching(
-            agent=agent_id,
-            target=target_of(event.attrs),
-            event_type=event.type,
-            context=decision.context,
-            ts_ns=ts_ns,
-        )
+        silence = self._silence(agent_id, event.attrs, decision, ts_ns)
         if silence is None:
             return None
         return f"{SILENCED_BY}{silence.id} ({silence.comment})"
 
-    def step_hold(
+    def holding(
         self, agent_id: str, event: dict[str, Any], decision: Decision, action: str, ts_ns: int
     ) -> str | None:
-        """Why an escalation step must not run by itself, or None. A silence covering the
-        decision holds it (`silenced`); an approval policy that names the step, or the
-        decision's risk or confidence, wants a person's yes (`needs_approval`). Either way it
-        becomes a dead letter: `retry` is that yes (the dry run is the scheduler's)."""
-        if self.state.silences.by_id and self.state.silences.matching(
-            agent=agent_id,
-            target=target_of(event),
-            event_type=decision.event_type,
-            context=decision.context,
-            ts_ns=ts_ns,
-        ):
+        """Why an action no person started (an escalation step, one a `fire_after` silence
+        owes) must not run by itself, or None. A silence covering the decision holds it
+        (`silenced`); an approval policy that names the action, or the decision's risk or
+        confidence, wants a person's yes (`needs_approval`). Either way it becomes a dead
+        letter: `retry` is that yes (the dry run and the breaker are the scheduler's)."""
+        if self._silence(agent_id, event, decision, ts_ns) is not None:
             return "silenced"
         policy = self.state.approvals
         if policy is not None and policy.needs(action, decision.risk, decision.confidence):
             return "needs_approval"
         return None
+
+    def _silence(
+        self, agent_id: str, attrs: dict[str, Any], decision: Decision, ts_ns: int
+    ) -> SilenceSet | None:
+        """The silence covering a decision at ts_ns, or None."""
+        if not self.state.silences.by_id:
+            return None  # the common case: nothing silenced, nothing to look up
+        return self.state.silences.matching(
+            agent=agent_id,
+            target=target_of(attrs),
+            event_type=decision.event_type,
+            context=decision.context,
+            ts_ns=ts_ns,
+        )
 
     def approval(self, decision: Decision, ts_ns: int) -> ActionAwaitingApproval | None:
         """The approval request a decision's action needs under the policy, or None."""

@@ -201,7 +201,7 @@ class Host:
             self.clock,
             dry_run=dry_run,
             max_in_flight=lambda: None if self.fleet is None else self.fleet.policy.max_in_flight,
-            step_held=lambda *step: self.controls.step_hold(*step),
+            holding=lambda *asked: self.controls.holding(*asked),
         )
         self._worker: JournalWorker | None = None
         self._reader: JournalReader | None = None

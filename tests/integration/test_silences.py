@@ -402,6 +402,30 @@ async def test_an_action_a_silence_skipped_is_held_by_its_open_breaker_when_it_e
     ]
 
 
+async def test_what_a_silence_owes_is_not_run_inside_another_one(tmp_path: Path) -> None:
+    """A second window, begun before the first ended, covers the decision when the first
+    one's skipped action is owed: it is left to a person, not run inside that window."""
+    path = tmp_path / "overlap.db"
+    clock = ManualClock(start_ns=START_NS)
+    host, ran = host_with_restart_handler(path, clock)
+    async with host:
+        await fire_after_silence(host, 600)
+        await host.controls.add_silence(
+            SilenceMatcher(agent="checkout"),
+            starts_ns=START_NS + 500 * 10**9,
+            ends_ns=START_NS + 1200 * 10**9,
+            comment="second deploy",
+            by="ops",
+        )
+        await host.process({**OVERLOAD, "agent_id": "checkout"})
+        clock.advance(601)
+        await host.controls.refresh()
+        await host.wait_for_actions()
+        [letter] = await host.read(dead_letters)
+    assert [] == ran
+    assert ("restart_service", "silenced", 0) == (letter.action, letter.reason, letter.attempts)
+
+
 async def test_an_action_a_silence_skipped_that_needs_approval_does_not_fire_after_it(
     tmp_path: Path,
 ) -> None:
