@@ -364,33 +364,28 @@ def _attempt(
             attempt=rec.attempt,
             detail=f"failed: {rec.error}; {then}",
         )
-    held = _HELD_STEPS.get(rec.reason) if rec.attempts == 0 else None
-    if rec.attempts == 0 and rec.reason == ALERT_RESOLVED:
-        return Attempt(
-            seq=seq,
-            ts_ns=ts_ns,
-            kind="ActionAbandoned",
-            attempt=0,
-            detail=f"{rec.action} not run: its alert resolved while a silence held it",
-        )
+    never_run = _NEVER_RUN.get(rec.reason) if rec.attempts == 0 else None
     return Attempt(
         seq=seq,
         ts_ns=ts_ns,
         kind="ActionAbandoned",
         attempt=rec.attempts,
         detail=f"abandoned: {rec.reason}"
-        if held is None
-        else f"{rec.action} not run: {held}; a dead letter (retry runs it, dismiss drops it)",
+        if never_run is None
+        else f"{rec.action} not run: {never_run}",
     )
 
 
-_HELD_STEPS = {
-    "needs_approval": "the approval policy wants a person's yes",
-    "silenced": "a silence covers the decision",
-    "breaker_open": "its circuit breaker is open",
+_LEFT = "; a dead letter (retry runs it, dismiss drops it)"
+_NEVER_RUN = {
+    "needs_approval": "the approval policy wants a person's yes" + _LEFT,
+    "silenced": "a silence covers the decision" + _LEFT,
+    "breaker_open": "its circuit breaker is open" + _LEFT,
+    ALERT_RESOLVED: "its alert resolved while a silence held it",
 }
-"""Why an action was never run and left to a person as a dead letter: an escalation step
-the operator's controls or its breaker held, or one a silence skipped that needs approval."""
+"""Why an action abandoned with no attempt was never run, by reason: an escalation step
+or an action a silence owed, held by the controls or its breaker (a dead letter), or one
+whose alert resolved (nothing left to do)."""
 
 
 class AgentSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -43,7 +43,7 @@ from ..records import (
 )
 from .fleet import HOST_STREAM
 from .rebuild import rebuild
-from .silences import SILENCED_BY, Silences
+from .silences import Silences, silence_named
 
 __all__ = [
     "Answer",
@@ -291,9 +291,9 @@ def owed_after_silence(journal: Journal, agent: str, decision_seq: int) -> str |
     if skip is None or skip.stream != agent or skip.kind != "ActionSkipped":
         return None
     skipped = read_as(skip, ActionSkipped)
-    if not skipped.reason.startswith(SILENCED_BY):
+    silence_id = silence_named(skipped.reason)
+    if silence_id is None:
         return None
-    silence_id = skipped.reason[len(SILENCED_BY) :].split(" ", 1)[0]
     silences = (
         read_as(entry, SilenceSet) for entry in journal.read(HOST_STREAM, kind="SilenceSet")
     )
@@ -372,11 +372,10 @@ def fire_after_owed(journal: Journal, now_ns: int) -> list[FireAfter]:
     owed: dict[tuple[str, int], FireAfter] = {}
     for entry in journal.read(kind="ActionSkipped"):
         record = read_as(entry, ActionSkipped)
-        if record.reason.startswith(SILENCED_BY):
-            silence_id = record.reason[len(SILENCED_BY) :].split(" ", 1)[0]
-            if silence_id in over:  # the skip is in its decision's batch, right after it
-                key = (entry.stream, entry.seq - 1)
-                owed[key] = FireAfter(entry.stream, entry.seq - 1, record.action, silence_id)
+        silence_id = silence_named(record.reason)
+        if silence_id is not None and silence_id in over:  # in its decision's batch, after it
+            key = (entry.stream, entry.seq - 1)
+            owed[key] = FireAfter(entry.stream, entry.seq - 1, record.action, silence_id)
     for entry in journal.read(kind="ActionRetried"):  # run since
         owed.pop((entry.stream, read_as(entry, ActionRetried).decision_seq), None)
     for entry in journal.read(kind="ActionAbandoned"):  # left to a person (needs_approval)

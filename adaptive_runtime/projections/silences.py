@@ -18,11 +18,18 @@ from ..journal.base import Journal
 from ..records import Entry, SilenceEnded, SilenceSet, read_as
 from .fleet import HOST_STREAM
 
-__all__ = ["SILENCED_BY", "Silences", "read_silences", "target_of"]
+__all__ = ["SILENCED_BY", "Silences", "read_silences", "silence_named", "target_of"]
 
 SILENCED_BY = "silenced by "
 """How the reason of an action a silence skipped begins: then the silence's id, a space,
 and its comment in brackets."""
+
+
+def silence_named(reason: str) -> str | None:
+    """The id of the silence a skipped action's reason names, or None (another reason)."""
+    if not reason.startswith(SILENCED_BY):
+        return None
+    return reason[len(SILENCED_BY) :].split(" ", 1)[0]
 
 
 class Silences(msgspec.Struct):
