@@ -284,28 +284,12 @@ def unfinished_actions(journal: Journal) -> list[UnfinishedAction]:
 
 
 def owed_after_silence(journal: Journal, agent: str, decision_seq: int) -> str | None:
-    """The action a `fire_after` silence still owes the decision at `decision_seq`: skipped
-    by such a silence (in force or over), with nothing run or left to a person since. Else
-    None."""
-    skip = next(iter(journal.read(after=decision_seq)), None)  # in the decision's batch
-    if skip is None or skip.stream != agent or skip.kind != "ActionSkipped":
-        return None
-    skipped = read_as(skip, ActionSkipped)
-    silence_id = silence_named(skipped.reason)
-    if silence_id is None:
-        return None
-    silences = (
-        read_as(entry, SilenceSet) for entry in journal.read(HOST_STREAM, kind="SilenceSet")
-    )
-    if not any(s.id == silence_id and s.fire_after for s in silences):
-        return None
-    for entry in journal.read(agent, after=skip.seq):  # run since, or left to a person
-        if entry.kind in ("ActionRetried", "ActionAbandoned"):
-            record = read_record(entry)
-            assert isinstance(record, ActionRetried | ActionAbandoned)
-            if record.decision_seq == decision_seq:
-                return None
-    return skipped.action
+    """The action a `fire_after` silence, in force or over, still owes the decision at
+    `decision_seq` (see fire_after_owed), or None."""
+    for owed in _owed_by_fire_after(journal, None):
+        if (owed.agent, owed.decision_seq) == (agent, decision_seq):
+            return owed.action
+    return None
 
 
 def dead_letters(journal: Journal) -> list[DeadLetter]:
@@ -357,6 +341,13 @@ def fire_after_owed(journal: Journal, now_ns: int) -> list[FireAfter]:
     Read from the journal, not from one host's view of the silences: every host owes the
     ones of the agents it serves, whichever host saw the end first, and a host that takes
     an agent up later owes that agent's."""
+    return _owed_by_fire_after(journal, now_ns)
+
+
+def _owed_by_fire_after(journal: Journal, over_at: int | None) -> list[FireAfter]:
+    """Each action a `fire_after` silence skipped, with nothing run or left to a person
+    since: of the silences over at `over_at` (ended early, or past their end), or of every
+    one with None."""
     fire_after: dict[str, SilenceSet] = {}
     ended: set[str] = set()
     for entry in journal.read(HOST_STREAM):
@@ -366,7 +357,9 @@ def fire_after_owed(journal: Journal, now_ns: int) -> list[FireAfter]:
                 fire_after[silence.id] = silence
         elif entry.kind == "SilenceEnded":
             ended.add(read_as(entry, SilenceEnded).id)
-    over = {i for i, s in fire_after.items() if i in ended or s.ends_ns <= now_ns}
+    over = {
+        i for i, s in fire_after.items() if over_at is None or i in ended or s.ends_ns <= over_at
+    }
     if not over:
         return []
     owed: dict[tuple[str, int], FireAfter] = {}
