@@ -327,10 +327,11 @@ class OperatorControls:
     async def alert_resolved(self, agent_id: str, decision_seq: int) -> bool:
         """An alert resolved whose decision's action a `fire_after` silence still owes:
         journal it abandoned (`alert_resolved`), so that the silence's end does not act on
-        trouble that is over. False, journaling nothing, when no such silence owes it or
-        another host serves the agent (that host runs it when the silence ends)."""
+        trouble that is over. False, journaling nothing, when no such silence owes it.
+        AgentOwnedElsewhere when another host owns the agent: the resolution is for that
+        host to carry out (else it runs the action when the silence ends)."""
         key = (agent_id, decision_seq)
-        if key in self._fired or not await self._serves(agent_id):
+        if key in self._fired or not self._host.may_serve(agent_id):
             return False
         self._fired.add(key)  # the silence's end, running meanwhile, leaves it be
         try:
@@ -339,7 +340,7 @@ class OperatorControls:
             if action is None:
                 self._fired.discard(key)
                 return False
-            ledger = await self._ledger(agent_id)
+            ledger = await self._ledger(agent_id)  # the claim, or AgentOwnedElsewhere
             dropped = ActionAbandoned(
                 decision_seq=decision_seq, action=action, attempts=0, reason=ALERT_RESOLVED
             )

@@ -490,6 +490,19 @@ class Host:
             return False
         return fingerprint_key(agent_id, fingerprint) in view.fingerprints
 
+    async def episode_open_now(self, agent_id: str, fingerprint: str) -> bool:
+        """episode_open, as the journal holds it now: for a host that does not write the
+        agent's stream, whose view has not yet folded what its owner journaled since."""
+        if self.fleet is None:
+            return False
+        self.fleet_stale = True
+        await self.resync_fleet()
+        return self.episode_open(agent_id, fingerprint)
+
+    def may_serve(self, agent_id: str) -> bool:
+        """Whether this host may take the agent at all (a Runtime serves its own only)."""
+        return self._only in (None, agent_id)
+
     def serves(self, agent_id: str) -> bool:
         """Whether this host writes the agent's stream (for another host's, it leaves requests
         be): it has it loaded, or holds its claim (an agent evicted past max_loaded_agents

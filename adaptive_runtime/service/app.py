@@ -49,14 +49,15 @@ from .. import __version__
 from .._text import is_age, parse_time, seq_or_time
 from ..errors import (
     AdaptiveRuntimeError,
+    AgentOwnedElsewhere,
     AlreadyAnsweredError,
     DuplicateEventError,
     InvalidEventError,
 )
 from ..journal.open import hide_passwords
 from ..outcomes import outcome_of
+from ..projections.audit import Explanation, HistoryItem, decision_at, explain, history, stats
 from ..projections.audit import agents as agent_summaries
-from ..projections.audit import decision_at, explain, history, stats
 from ..projections.fleet import HOST_STREAM
 from ..projections.rebuild import state_at
 from ..receivers import (
@@ -108,6 +109,8 @@ PROBLEM_JSON = "application/problem+json"
 MAX_BATCH = 1000
 MAX_PAGE = 500
 MAX_SEQ = 2**63 - 1
+RETRY_AFTER_SECONDS = "5"
+"""How long a sender told to come again (503) is asked to wait."""
 
 
 class ServiceConfig(msgspec.Struct, kw_only=True):
@@ -206,7 +209,10 @@ def _responses(*statuses: int) -> dict[int, ResponseSpec]:
             "What was sent is invalid (an event, an outcome, a stream's position);"
             " `field` names what to fix"
         ),
-        503: "The journal can't be used now",
+        503: (
+            "The journal can't be used now; or, to the Alertmanager receiver, an alert is"
+            " for an agent another host owns (Retry-After): send the payload again"
+        ),
     }
     return {
         status: ResponseSpec(
@@ -324,13 +330,17 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             " once; it never triggers an action. An alert that can't be decided (an agent"
             " label no agent may have, a cpu label that is not a number...) is `refused`, with"
             " its problem, and the others are decided: Alertmanager does not re-send a payload"
-            " answered with a 4xx, so one bad alert would lose the rest."
+            " answered with a 4xx, so one bad alert would lose the rest. An alert for an agent"
+            " another host owns makes the payload a 503 (with Retry-After), once the others"
+            " are decided: Alertmanager sends it again, and those are answered from the"
+            " journal."
         ),
     )
     async def alertmanager(data: JSONBody[dict[str, Any]]) -> AlertsReceived:
         telemetry.requests.labels("alertmanager").inc()
         alerts = alertmanager_alerts(data)
         results: list[AlertResult] = []
+        owned_elsewhere: list[str] = []
         started = time.perf_counter()
         for alert in alerts:
             try:
@@ -343,20 +353,29 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                 problem = _problem_of(exc, secrets)
                 if problem.status >= 500:  # the server's trouble: fail the payload, to be re-sent
                     raise
+                if isinstance(exc, AgentOwnedElsewhere):
+                    owned_elsewhere.append(f"{resolved_event_id(alert)!r}: {problem.detail}")
+                    continue
                 log.warning("alert %r refused: %s", resolved_event_id(alert), problem.detail)
                 results.append(
                     AlertResult(id=resolved_event_id(alert), status="refused", problem=problem)
                 )
         telemetry.process_seconds.labels("alertmanager").observe(time.perf_counter() - started)
+        if owned_elsewhere:
+            raise _sent_to_a_host_that_does_not_own(owned_elsewhere, len(alerts))
         return AlertsReceived(results=results)
 
     async def _fire(event: dict[str, Any]) -> AlertResult:
+        from ..projections.audit import decision_for_event
+
         try:
             decision = await host.process(event)
-        except DuplicateEventError:  # the same firing, with annotations that moved since
-            from ..projections.audit import decision_for_event
-
+        except (DuplicateEventError, AgentOwnedElsewhere) as exc:
+            # the same firing, with annotations that moved since; or one sent again to a
+            # host that does not own its agent, which answers from the journal if it can
             item = await run(decision_for_event, event["id"])
+            if item is None and isinstance(exc, AgentOwnedElsewhere):
+                raise  # for the host that owns the agent to decide
             return AlertResult(
                 id=event["id"],
                 status="already_decided",
@@ -374,9 +393,24 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         if item is None:
             return AlertResult(id=event_id, status="unknown_alert")
         fingerprint = item.event.attrs.get("fingerprint")
-        if isinstance(fingerprint, str) and fingerprint:  # the next firing is a new episode
-            await host.agent(item.stream).close_episode(fingerprint, reason="resolved")
-        explained = await run(explain, item.seq)
+        episode = fingerprint if isinstance(fingerprint, str) and fingerprint else None
+        try:
+            if episode is not None:  # the next firing is a new episode
+                await host.agent(item.stream).close_episode(episode, reason="resolved")
+            return await _resolved(event_id, item, await run(explain, item.seq))
+        except AgentOwnedElsewhere:
+            # What the resolution asks (to close the episode, record the outcome, drop
+            # what a silence owes) is the owning host's to journal; once it has (the
+            # payload sent again), any host answers from the journal.
+            if episode is not None and await host.episode_open_now(item.stream, episode):
+                raise
+            explained = await run(explain, item.seq)
+            if not explained.outcomes and not explained.never_acted:
+                raise  # its outcome is to be recorded
+            return await _resolved(event_id, item, explained)
+
+    async def _resolved(event_id: str, item: HistoryItem, explained: Explanation) -> AlertResult:
+        """A resolution's answer, the episode closed: the outcome recorded, or why not."""
         if explained.outcomes:
             return AlertResult(id=event_id, status="already_resolved", seq=item.seq)
         if explained.never_acted:  # it cleared on its own: no evidence that the action works
@@ -868,6 +902,8 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             field=field,
         )
         headers = dict(EVERY_RESPONSE)
+        if isinstance(exc, HTTPException) and exc.headers:
+            headers.update(exc.headers)
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
@@ -983,6 +1019,28 @@ def _batch_result(
     if problem.status == 500:
         log.error("an event of a batch failed", exc_info=result)
     return BatchResult(problem=problem)
+
+
+def _sent_to_a_host_that_does_not_own(alerts: list[str], sent: int) -> HTTPException:
+    """The 503 for an Alertmanager payload with alerts for agents another host owns.
+
+    Alertmanager sends a payload again only after a 5xx (a 2xx is delivered, a 4xx is
+    given up): so the alerts reach a host that owns their agent (through a load balancer
+    in front of several servers), or this one once their owner lets the agent go. The
+    payload's other alerts are journaled already, and answered from the journal then.
+    """
+    others = sent - len(alerts)
+    taken = (
+        f"; the other {others} were taken here, and are answered from the journal then"
+        if others
+        else ""
+    )
+    detail = (
+        f"{len(alerts)} of the {sent} alerts in this payload are for agents another host"
+        f" owns: send it again, for that host to take them{taken}. " + "; ".join(alerts)
+    )
+    log.warning("alertmanager payload answered 503: %s", detail)
+    return HTTPException(detail, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def _problem_of(exc: BaseException, secrets: tuple[str, ...]) -> Problem:

@@ -831,6 +831,116 @@ async def test_a_resolution_credits_no_action_that_never_ran(tmp_path: Path, hel
         assert "decided" == again["results"][0]["status"]
 
 
+async def test_alerts_for_an_agent_another_host_owns_are_sent_again_not_lost(
+    tmp_path: Path,
+) -> None:
+    """An alert for an agent another host owns (several servers behind one address) was
+    answered `refused` inside a 200: Alertmanager does not send a 2xx again, so the
+    firing was never decided, nor its resolution recorded, anywhere. The payload is now
+    a 503 naming the owner, so Alertmanager sends it again; the payload's other alerts
+    are taken at once, and what is journaled already is answered from the journal by
+    any host, so a payload spanning two owners' agents is answered 200 by each."""
+    from adaptive_runtime.projections.audit import decision_for_event
+
+    owner, clock = host_at(tmp_path / "j.db")
+    other = Host(tmp_path / "j.db", durability="normal", clock=clock)
+    hook = "/v1/receivers/alertmanager"
+    api, web = alert("firing"), alert("firing", fingerprint="beef", service="web")
+    async with client(owner) as at_owner, client(other) as elsewhere:
+        earlier = alert("firing", fingerprint="cafe")  # api's host is the first to take it
+        assert 200 == (await at_owner.post(hook, json=webhook(earlier), headers=WRITE)).status_code
+        sent = await elsewhere.post(hook, json=webhook(api, web), headers=WRITE)
+        assert (503, "5") == (sent.status_code, sent.headers["retry-after"])
+        assert "agent 'api'" in sent.json()["detail"]
+        assert None is await other.read(decision_for_event, "am:f00d:2026-11-27T01:00:00.000Z")
+        decided = await other.read(decision_for_event, "am:beef:2026-11-27T01:00:00.000Z")
+        assert decided is not None
+        assert "web" == decided.stream  # taken where it came
+        answers = []
+        for at in (at_owner, elsewhere):  # sent again: to the owner, then anywhere
+            again = await at.post(hook, json=webhook(api, web), headers=WRITE)
+            assert 200 == again.status_code
+            answers.append([(r["status"], r["seq"]) for r in again.json()["results"]])
+        first = again.json()["results"][0]
+        assert [
+            [("decided", first["seq"]), ("already_decided", decided.seq)],
+            [("already_decided", first["seq"]), ("decided", decided.seq)],
+        ] == answers  # each owner's re-send answered with its recorded decision
+        resolved = alert("resolved")
+        assert (
+            503 == (await elsewhere.post(hook, json=webhook(resolved), headers=WRITE)).status_code
+        )
+        for at, status in ((at_owner, "resolved"), (elsewhere, "already_resolved")):
+            answer = await at.post(hook, json=webhook(resolved), headers=WRITE)
+            assert (200, status, first["seq"]) == (
+                answer.status_code,
+                answer.json()["results"][0]["status"],
+                answer.json()["results"][0]["seq"],
+            )
+    journal = SqliteJournal(tmp_path / "j.db", create=False)
+    try:
+        kinds = [e.kind for e in journal.read()]
+        assert (3, 1) == (kinds.count("DecisionMade"), kinds.count("OutcomeRecorded"))
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("left", ["fire_after", "episode"])
+async def test_a_resolution_sent_to_a_host_that_does_not_own_the_agent_waits_for_the_owner(
+    tmp_path: Path, left: str
+) -> None:
+    """What a resolution asks of the owner that a non-owner journaled nothing for: to drop
+    an action a `--fire-after` silence still owes (the silence's end ran the restart all
+    the same), or to close the alert's episode (its next firing was taken for a repeat).
+    Such a payload is a 503 until the owner has done it; then any host answers it."""
+    from adaptive_runtime.records import SilenceMatcher
+    from adaptive_runtime.runtime.actions import ActionCall
+
+    policy = FleetPolicy(dedup_window=600) if left == "episode" else None
+    owner, clock = host_at(tmp_path / "j.db", fleet=policy)
+    other = Host(tmp_path / "j.db", durability="normal", clock=clock, fleet=policy)
+    ran: list[int] = []
+
+    @owner.action("scale_up_immediate")
+    async def act(call: ActionCall) -> None:
+        ran.append(call.decision.seq)
+
+    hook = "/v1/receivers/alertmanager"
+    async with client(owner) as at_owner, client(other) as elsewhere:
+        if left == "fire_after":
+            await owner.controls.add_silence(
+                SilenceMatcher(agent="api"),
+                ends_ns=START_NS + 600 * 10**9,
+                comment="deploy",
+                by="ops",
+                fire_after=True,
+            )
+        fired = (await at_owner.post(hook, json=webhook(alert("firing")), headers=WRITE)).json()
+        await owner.wait_for_actions()
+        resolved = webhook(alert("resolved"))
+        assert 503 == (await elsewhere.post(hook, json=resolved, headers=WRITE)).status_code
+        first = await at_owner.post(hook, json=resolved, headers=WRITE)
+        again = await elsewhere.post(hook, json=resolved, headers=WRITE)
+        # (the restart's own success recorded the outcome: only the episode was left)
+        want = "not_acted" if left == "fire_after" else "already_resolved"
+        assert (want, fired["results"][0]["seq"]) == (
+            first.json()["results"][0]["status"],
+            first.json()["results"][0]["seq"],
+        )
+        assert (200, want) == (again.status_code, again.json()["results"][0]["status"])
+        if left == "fire_after":
+            clock.advance(601)
+            await owner.controls.refresh()
+            await owner.wait_for_actions()
+            assert [] == ran  # the action the silence skipped is not run after it
+        else:  # the next firing, inside the window, is decided afresh, not as a repeat
+            refired = alert("firing")
+            refired["startsAt"] = "2026-11-27T01:05:00.000Z"
+            answer = (await at_owner.post(hook, json=webhook(refired), headers=WRITE)).json()
+            assert "scale_up_immediate" == answer["results"][0]["action"]
+
+
 async def test_an_alert_resolved_inside_a_fire_after_silence_is_not_acted_on_after_it(
     tmp_path: Path,
 ) -> None:
