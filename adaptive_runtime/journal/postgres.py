@@ -101,7 +101,7 @@ PAGE = 512
 KEY_ENV = "ADAPTIVE_RUNTIME_SNAPSHOT_KEY"
 """Hex of the snapshot key every host of one database shares (at least 16 bytes)."""
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_OPTIONS = {"schema", "pool_size", "lease", "connect_timeout_s"}
+_OPTIONS = {"schema", "pool_size", "lease", "connect_timeout_s", "owner"}
 DEFAULT_SCHEMA = "adaptive_runtime"
 
 _COLUMNS = "seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest"
@@ -490,8 +490,11 @@ class PostgresJournal:
         self.claims_are_local = False  # a lease on the server, renewed and fenced
         timeout = _number("connect_timeout_s", connect_timeout_s, options, 10.0, float, 0.1, 600)
         self.connect_timeout = max(1, int(timeout))
-        self.owner = host_name() if owner is None else _owner_name(owner)
-        """This journal's name as an owner of agents: unique per process unless given."""
+        named = owner if owner is not None else options.get("owner")
+        self.owner = host_name() if named is None else _owner_name(named)
+        """This journal's name as an owner of agents: unique per process unless given (by
+        `owner=`, or the URL's `?owner=`: the same host, restarted, takes its agents back
+        at once)."""
         self._keep = max(1, keep_snapshots)
         self._sql = _Sql(self.schema)
         self._lock = _lock_key(f"adaptive_runtime/{self.schema}")
@@ -557,7 +560,7 @@ class PostgresJournal:
             said = hide_passwords(" ".join(str(exc).split()))  # libpq may quote the URL
             msg = (
                 f"can't read the journal URL {describe(url)} ({said}); its parameters are"
-                " libpq's, with schema, pool_size, lease and connect_timeout_s"
+                " libpq's, with schema, pool_size, lease, connect_timeout_s and owner"
             )
             raise ConfigurationError(msg) from None
         return conninfo, options

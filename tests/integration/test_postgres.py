@@ -609,6 +609,8 @@ async def test_a_nul_in_an_id_is_bad_input_not_a_server_error() -> None:
         PostgresJournal(url, owner="host\x00")
     with pytest.raises(ConfigurationError, match="owner must be a non-empty string"):
         PostgresJournal(url, owner="")
+    with pytest.raises(ConfigurationError, match="owner must be a non-empty string"):
+        PostgresJournal(url + "&owner=")  # in the URL, checked the same
     async with Runtime(agent_id="web", journal=url, clock=ManualClock()) as runtime:
         d = await runtime.process(OVERLOAD)
         with pytest.raises(InvalidEventError, match="NUL") as caught:

@@ -432,3 +432,54 @@ def test_a_live_stream_of_serve_waits_out_a_server_restart(tmp_path: Path) -> No
     assert "Exception in ASGI" not in log, log
     assert "the live streams wait for the journal" in log
     assert "the journal answers again: the live streams carry on" in log
+
+
+RESTARTED = """
+import asyncio, sys
+from adaptive_runtime import Runtime
+
+async def main() -> None:
+    async with Runtime("svc", journal=sys.argv[1]) as runtime:
+        await runtime.process({"type": "timeout", "severity": 0.4, "id": "before-the-kill"})
+        print("decided", flush=True)
+        await asyncio.Event().wait()  # until killed
+
+asyncio.run(main())
+"""
+
+
+def test_a_host_named_in_its_url_takes_its_agents_back_at_once_after_kill_9() -> None:
+    """A process restarted after kill -9 (a supervisor's restart) waited out its dead
+    self's lease before it could take its agents, its start refused with
+    AgentOwnedElsewhere meanwhile: the owner name that says "the same host, restarted"
+    could only be given to PostgresJournal in code, not in the URL that `serve`, the
+    command line and `Runtime(journal=...)` take. `?owner=NAME` gives it."""
+    base = fresh_url("owner") + "&lease=30"
+    PostgresJournal(base).close()
+    named = base + "&owner=svc-1"
+    with subprocess.Popen(
+        [sys.executable, "-c", RESTARTED, named], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert "decided" == proc.stdout.readline().strip()
+        finally:
+            proc.kill()  # kill -9: its claim stays in `owners`, its lease running 30 s
+            proc.wait(10)
+    from adaptive_runtime import Runtime
+    from adaptive_runtime.errors import AgentOwnedElsewhere
+
+    async def restart(url: str) -> int:
+        async with Runtime("svc", journal=url) as runtime:
+            again = await runtime.process({"type": "timeout", "severity": 0.4, "id": "after"})
+            return again.seq
+
+    with pytest.raises(AgentOwnedElsewhere, match="svc-1"):  # another name must wait
+        asyncio.run(restart(base))
+    assert 4 == asyncio.run(restart(named))  # the same name: taken back at once
+    journal = PostgresJournal(named)
+    try:
+        assert "svc-1" == journal.owner
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
