@@ -835,6 +835,11 @@ def encode_checked(record: Record) -> bytes:
     return body
 
 
+HOST_STREAM = "~host"
+"""The stream of the host's own records: the operators' controls (silences, approval
+answers...), its fleet policy, its plugins. Agent ids may not start with '~'."""
+
+
 class RuntimeBatch(list[Pending]):
     """A batch the runtime built itself, which the journal's check_batch takes as checked.
 
@@ -843,9 +848,20 @@ class RuntimeBatch(list[Pending]):
     checked clock's reading, the one event id a parsed event's (or an outcome_key's),
     each body encoded by to_pending. Built anywhere else, a batch is a plain list and is
     checked in full.
+
+    `controls_seen` is the `~host` stream_seq the host's operator controls had read when
+    the batch's action was planned (a silence holds it, an approval policy gates it), or
+    None for a batch that planned none. The journal refuses the batch if `~host` has
+    moved past it (journal._chain.check_controls_view): a silence set by another process
+    a moment before would not have held the action. Its host reads the controls again and
+    decides it again.
     """
 
-    __slots__ = ()
+    __slots__ = ("controls_seen",)
+
+    def __init__(self, pending: Iterable[Pending] = (), controls_seen: int | None = None) -> None:
+        super().__init__(pending)
+        self.controls_seen = controls_seen
 
 
 class FleetBatch(RuntimeBatch):
@@ -864,8 +880,13 @@ class FleetBatch(RuntimeBatch):
 
     __slots__ = ("view_seq",)
 
-    def __init__(self, pending: Iterable[Pending] = (), view_seq: int | None = None) -> None:
-        super().__init__(pending)
+    def __init__(
+        self,
+        pending: Iterable[Pending] = (),
+        view_seq: int | None = None,
+        controls_seen: int | None = None,
+    ) -> None:
+        super().__init__(pending, controls_seen)
         self.view_seq = view_seq
 
 

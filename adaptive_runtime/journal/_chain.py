@@ -14,7 +14,7 @@ import msgspec
 
 from .._checks import check_stored_name
 from ..errors import DuplicateEventError, InvalidEventError, StreamConflictError
-from ..records import FleetBatch, RuntimeBatch
+from ..records import HOST_STREAM, FleetBatch, RuntimeBatch
 from ._keys import snapshot_mac
 from .base import GENESIS_DIGEST, Entry, Head, Pending, Snapshot, VerifyReport
 
@@ -232,6 +232,39 @@ def check_fleet_view(
             f" the fleet view (seq {batch.view_seq}) this batch was decided from; decide it again"
         )
         raise StreamConflictError(msg, stream=stream, expected=0, actual=0)
+
+
+def controls_seen(batch: Sequence[Pending]) -> int | None:
+    """The `~host` stream_seq a batch's action was planned from (see RuntimeBatch), or None."""
+    if type(batch) is RuntimeBatch or type(batch) is FleetBatch:
+        return batch.controls_seen
+    return None
+
+
+def plans_from_controls(batches: Sequence[Sequence[Pending]]) -> bool:
+    """Whether an append holds a batch planned from the controls (only then is `~host`'s
+    head looked up for check_controls_view)."""
+    return any(controls_seen(batch) is not None for batch in batches)
+
+
+def check_controls_view(stream: str, batch: Sequence[Pending], host_head: int) -> None:
+    """Refuse a batch whose action was planned from operator controls that have moved on.
+
+    A silence (or an approval policy, an answer...) journaled in `~host` after the
+    controls its host had read was not asked about this batch's action: the batch is
+    refused (StreamConflictError), and its host reads the controls again and decides it
+    again, so a silence holds from the commit that journaled it, whichever process did.
+    `host_head` is `~host`'s stream_seq as the append sees it.
+    """
+    seen = controls_seen(batch)
+    if seen is None or host_head <= seen:
+        return
+    msg = (
+        f"stream {stream!r}: the operators' controls ({HOST_STREAM} at stream_seq"
+        f" {host_head}) moved on after this batch's action was planned from stream_seq"
+        f" {seen}; decide it again"
+    )
+    raise StreamConflictError(msg, stream=stream, expected=0, actual=0)
 
 
 def has_fleet_batch(batches: Sequence[Sequence[Pending]]) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 import msgspec
 
 from ..errors import JournalClosedError, JournalError
+from ..records import HOST_STREAM
 from . import _chain
 from ._keys import snapshot_mac
 from .base import GENESIS_DIGEST, Durability, Entry, Head, Pending, Snapshot, VerifyReport
@@ -60,6 +61,7 @@ class MemoryJournal:
             return replayed
         actual = self._stream_heads.get(stream, 0)
         _chain.check_expected(stream, expected, actual)
+        _chain.check_controls_view(stream, batch, self._stream_heads.get(HOST_STREAM, 0))
         entries = _chain.link(batch, self.head(), actual)
         self._entries.extend(entries)  # in one step: a read on another thread sees all or none
         for entry in entries:

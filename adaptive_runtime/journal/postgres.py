@@ -68,7 +68,7 @@ from ..errors import (
     JournalVersionError,
     NotAJournalError,
 )
-from ..records import FleetBatch
+from ..records import HOST_STREAM, FleetBatch
 from . import _chain, _fork
 from ._keys import KEY_BYTES, snapshot_mac
 from .base import (
@@ -794,8 +794,15 @@ class PostgresJournal:
             return None  # a bad batch: the full path reports it, beside the good ones
         if not results:
             return None
+        checked_heads = dict(appended)
+        seen = [s for s in map(_chain.controls_seen, batches) if s is not None]
+        if seen:  # the server checks that `~host` is where the controls last read it
+            host_head = heads.get(HOST_STREAM)
+            if host_head is None or HOST_STREAM in appended or min(seen) < host_head:
+                return None  # the full path reads it under the lock, and says which
+            checked_heads[HOST_STREAM] = host_head
         columns = [list(column) for column in zip(*rows, strict=True)]  # one array per column
-        streams = sorted(appended)
+        streams = sorted(checked_heads)
         agents = sorted(a for a in appended if a in claims)
         params = (
             self._lock,
@@ -880,6 +887,8 @@ class PostgresJournal:
                 checked.append(exc)
         valid = [b for b, c in zip(batches, checked, strict=True) if isinstance(c, str)]
         streams = sorted({c for c in checked if isinstance(c, str)})
+        if _chain.plans_from_controls(valid) and HOST_STREAM not in streams:
+            streams = sorted([*streams, HOST_STREAM])  # its head, for check_controls_view
         ids = sorted({p.event_id for b in valid for p in b if p.event_id is not None})
         agents = [s for s in streams if not s.startswith("~")] if self._fenced else []
         head = Head(0, GENESIS_DIGEST)
@@ -940,6 +949,7 @@ class PostgresJournal:
                 actual = stream_heads.get(stream, 0)
                 _chain.check_expected(stream, want, actual, refused, batch)
                 _chain.check_fleet_view(stream, batch, foreign_after)
+                _chain.check_controls_view(stream, batch, stream_heads.get(HOST_STREAM, 0))
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
                 _chain.note_refused(refused, stream, batch)

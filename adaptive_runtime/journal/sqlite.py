@@ -26,6 +26,7 @@ from ..errors import (
     JournalVersionError,
     NotAJournalError,
 )
+from ..records import HOST_STREAM
 from . import _chain, _fork
 from ._agent_locks import AgentLocks
 from ._checkpointer import Checkpointer
@@ -563,6 +564,15 @@ class SqliteJournal:
         def transaction(first: int) -> list[Entry]:
             return staged_batches.get(first) or self._transaction(first)
 
+        def host_head() -> int:
+            """`~host`'s stream_seq in this transaction (looked up once, then cached)."""
+            known = stream_heads.get(HOST_STREAM)
+            if known is None:
+                known = cache.streams.get(HOST_STREAM)
+            if known is None:
+                known = stream_heads[HOST_STREAM] = _stream_head(conn, HOST_STREAM)
+            return known
+
         rows: list[tuple[Any, ...]] = []
         results: list[list[Entry] | Exception] = []
         refused: set[str] = set()  # streams with a batch refused in this append
@@ -581,6 +591,8 @@ class SqliteJournal:
                     actual = _stream_head(conn, stream)
                 _chain.check_expected(stream, want, actual, refused, batch)
                 _chain.check_fleet_view(stream, batch, foreign_after)
+                if _chain.controls_seen(batch) is not None:
+                    _chain.check_controls_view(stream, batch, host_head())
             except AdaptiveRuntimeError as exc:
                 results.append(exc)
                 _chain.note_refused(refused, named, batch)

@@ -72,12 +72,21 @@ REQUEST_KINDS = frozenset({"ApprovalGiven", "DeadLetterRetry"})
 class HostControls:
     """The `~host` stream folded: silences, the approval policy, and requests to carry out."""
 
-    __slots__ = ("approvals", "fire_after_ended", "fire_after_seen", "seq", "silences")
+    __slots__ = (
+        "approvals",
+        "fire_after_ended",
+        "fire_after_seen",
+        "seq",
+        "silences",
+        "stream_seq",
+    )
 
     def __init__(self) -> None:
         self.silences = Silences()
         self.approvals: ApprovalPolicy | None = None
         self.seq = 0
+        self.stream_seq = 0
+        """`~host`'s stream_seq as last folded: what a batch planned now was planned from."""
         self.fire_after_ended = False
         """A `fire_after` silence was ended by a record since this was last reset (its
         skipped actions are owed: see fire_after_owed)."""
@@ -101,6 +110,7 @@ class HostControls:
             if entry.kind == "ApprovalPolicySet":
                 self.approvals = read_as(entry, ApprovalPolicySet).policy
             self.seq = max(self.seq, entry.seq)
+            self.stream_seq = max(self.stream_seq, entry.stream_seq)
         return [e for e in fresh if e.kind in REQUEST_KINDS]
 
 

@@ -8,6 +8,7 @@ from ..engines.events import fingerprint_of, target_of
 from ..engines.fleet import FleetView, acting, close_episode, observe, open_incident
 from ..journal import Journal
 from ..records import (
+    HOST_STREAM,
     DecisionMade,
     Entry,
     EpisodeClosed,
@@ -32,9 +33,6 @@ __all__ = [
     "rebuild_fleet",
     "snapshot_fleet",
 ]
-
-HOST_STREAM = "~host"
-"""The stream of the host's own records (its fleet policy, its plugins); agent ids may not start with '~'."""
 
 
 def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:

@@ -436,11 +436,13 @@ class Host:
         self.actions.start_recovered(ledger, batches)
 
     async def _redeciding(self) -> bool:
-        """A batch is about to be decided again after a conflict. Under a fleet policy the
-        fleet's decision view holds its first try, so it is rebuilt first, and True says
-        the batch must be decided again in queue order, on the loop: decided on the
-        journal's thread while other agents' batches are queued, its gate could count
+        """A batch is about to be decided again after a conflict. The operators' controls
+        are read again first (the conflict may be theirs: a silence set meanwhile). Under a
+        fleet policy the fleet's decision view holds its first try, so it is rebuilt first,
+        and True says the batch must be decided again in queue order, on the loop: decided
+        on the journal's thread while other agents' batches are queued, its gate could count
         batches journaled after it."""
+        await self.controls.refresh()
         if self.fleet is None:
             return False
         self.fleet_stale = True

@@ -29,7 +29,7 @@ from adaptive_runtime.errors import (
     StreamConflictError,
 )
 from adaptive_runtime.journal import GENESIS_DIGEST, Head, Journal, Pending
-from adaptive_runtime.records import FleetBatch
+from adaptive_runtime.records import HOST_STREAM, FleetBatch, RuntimeBatch
 
 __all__ = ["JournalContract", "pending"]
 
@@ -362,6 +362,42 @@ class JournalContract:
         assert "this one's fleet gate counted it" in str(results[2])
         assert [[2], [3]] == [[e.seq for e in r] for r in results if isinstance(r, list)]
         assert ["c", "b"] == [r[0].stream for r in results if isinstance(r, list)]
+        assert journal.verify().ok
+
+    def test_a_batch_planned_from_controls_that_moved_on_is_refused(self, journal: Journal) -> None:
+        """A batch whose action was planned from the operator controls as of `~host`
+        stream_seq N (`controls_seen`) is refused once `~host` holds more (a silence set
+        by another writer since), alone, by another writer or in the same append; a
+        batch planned from the head goes in, and one that planned nothing is not asked."""
+        journal.append([pending(HOST_STREAM, kind="SilenceSet")])  # ~host at stream_seq 1
+        stale, plain, fleet, current = journal.append_many(
+            [
+                RuntimeBatch([pending("a")], controls_seen=0),
+                RuntimeBatch([pending("b")]),
+                FleetBatch([pending("c")], controls_seen=0),
+                RuntimeBatch([pending("d")], controls_seen=1),
+            ]
+        )
+        assert isinstance(stale, StreamConflictError)
+        assert "controls" in str(stale)
+        assert isinstance(fleet, StreamConflictError)
+        assert ["b", "d"] == [r[0].stream for r in (plain, current) if isinstance(r, list)]
+        moved, after = journal.append_many(
+            [[pending(HOST_STREAM, kind="SilenceEnded")], RuntimeBatch([pending("a")], 1)]
+        )
+        assert isinstance(moved, list)
+        assert isinstance(after, StreamConflictError)  # ~host moved in the same append
+        assert 4 == journal.head().seq
+        other = self.another_writer(journal)
+        if other is not None:  # what a journal knows of ~host's head is checked, not trusted
+            try:
+                [known] = journal.append_many([RuntimeBatch([pending("e")], controls_seen=2)])
+                assert isinstance(known, list)
+                other.append([pending(HOST_STREAM, kind="SilenceSet")])
+                [behind] = journal.append_many([RuntimeBatch([pending("e")], controls_seen=2)])
+                assert isinstance(behind, StreamConflictError)
+            finally:
+                other.close()
         assert journal.verify().ok
 
     def test_a_fleet_batch_is_refused_after_another_writer_s_fleet_entry(

@@ -237,6 +237,38 @@ def test_a_silence_set_by_the_cli_that_ends_while_the_runtime_is_down(tmp_path: 
         journal.close()
 
 
+async def test_a_silence_set_by_another_process_holds_from_its_commit(tmp_path: Path) -> None:
+    """A running host read the operators' controls once a second, so an action decided
+    in the second after `silence add` returned ran inside the silence (a restart at the
+    start of a deploy window). The journal now refuses a batch whose action was planned
+    from controls that have moved on, and the host reads them and decides it again."""
+    path = tmp_path / "f.db"
+    start = int(time.time()) + 86_400  # the CLI refuses a silence already over
+    clock = ManualClock(start_ns=(start + 60) * 10**9)
+    host, ran = host_with_restart_handler(path, clock)
+    async with host:
+        await host.process({**OVERLOAD, "agent_id": "checkout"})
+        await host.wait_for_actions()
+        assert ["checkout"] == ran  # no silence yet
+        added = cli(
+            "silence", "add", "--db", str(path), "--agent", "checkout",
+            "--start", str(start), "--until", str(start + 3600), "--comment", "deploy",
+        )  # fmt: skip
+        assert 0 == added.returncode, added.stderr
+        # decided at once, the loop held by the call above: the host has not looked since
+        decision = await host.process({**OVERLOAD, "agent_id": "checkout"})
+        await host.wait_for_actions()
+    assert ["checkout"] == ran
+    silence_id = added.stdout.split()[0]
+    assert [("checkout", f"silenced by {silence_id} (deploy)")] == skipped(path)
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert "ActionSkipped" == next(journal.read(after=decision.seq)).kind
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
 def test_cli_silence_errors_are_usage_errors(tmp_path: Path) -> None:
     db = tmp_path / "e.db"
     past = cli("silence", "add", "--db", str(db), "--until", "1000", "--comment", "x")
