@@ -211,6 +211,7 @@ class ActionScheduler:
         "_reserved",
         "_targets",
         "_tasks",
+        "controls_seen",
         "dry_run",
         "specs",
     )
@@ -222,6 +223,7 @@ class ActionScheduler:
         dry_run: bool = False,
         max_in_flight: Callable[[], int | None] = lambda: None,
         holding: Holding = lambda agent, event, decision, action, ts_ns: None,
+        controls_seen: Callable[[], int] = lambda: 0,
     ) -> None:
         self._clock = clock
         self._cap = max_in_flight
@@ -229,6 +231,9 @@ class ActionScheduler:
         self._holding = holding
         """Why the operator's controls keep an action no person started from running now
         (a silence, an approval it needs), or None: asked by why_held()."""
+        self.controls_seen = controls_seen
+        """The `~host` stream_seq the controls `holding` asks have read: a batch gated by
+        why_held() is journaled against it (RuntimeBatch.controls_seen)."""
         self._deferred: dict[str, deque[tuple[tuple[str, int], Callable[[], None]]]] = {}
         """Starts owed from before (resumed, retried, approved, fired after a silence) that
         found their target at max_in_flight, by target: each starts, in order, as a place
@@ -840,31 +845,43 @@ class _Run:
                     decision_seq=decision.seq, action=following, step=step + 1, reason=evidence
                 )
             )
-            held = self._scheduler.why_held(self._ledger, event, decision, following)
-            if held is not None:  # a person's call: a dead letter, to retry or dismiss
-                records.append(
+            held: list[str | None] = [None]
+
+            def gated() -> list[Record]:
+                # asked as the batch is built, from the controls it is journaled against:
+                # if they move on before its commit, it is built again (see controls_seen)
+                held[0] = self._scheduler.why_held(self._ledger, event, decision, ladder[step])
+                if held[0] is None:
+                    return records
+                # a person's call: a dead letter, to retry or dismiss
+                return [
+                    *records,
                     ActionAbandoned(
-                        decision_seq=decision.seq, action=following, attempts=0, reason=held
-                    )
-                )
+                        decision_seq=decision.seq, action=ladder[step], attempts=0, reason=held[0]
+                    ),
+                ]
+
+            await self._ledger.append_built(gated, controls_seen=self._scheduler.controls_seen)
+            if held[0] is not None:
                 log.warning(
                     "%s for decision %d is not run: %s; it is a dead letter, for a person to"
                     " retry or dismiss",
                     following,
                     decision.seq,
-                    held,
+                    held[0],
                 )
                 following = None
-        elif not ok:
-            records.append(
-                ActionAbandoned(
-                    decision_seq=decision.seq,
-                    action=spec.name,
-                    attempts=attempt,
-                    reason="verification_failed",
+        else:
+            if not ok:
+                records.append(
+                    ActionAbandoned(
+                        decision_seq=decision.seq,
+                        action=spec.name,
+                        attempts=attempt,
+                        reason="verification_failed",
+                    )
                 )
-            )
-        await self.append(*records)
+            await self.append(*records)
         log.log(
             logging.INFO if ok else logging.WARNING,
             "%s for decision %d %s: %s",

@@ -55,6 +55,7 @@ from ..records import (
     Decision,
     Entry,
     Event,
+    Record,
     SilenceEnded,
     SilenceMatcher,
     SilenceSet,
@@ -194,12 +195,23 @@ class OperatorControls:
         decision, event = found.decision, found.event.as_dict()
         # needs approval: the silence held it from the approval request it would have waited
         # for, and a request is journaled only with its decision; so, a dead letter
-        why = self._host.actions.why_held(ledger, event, decision, item.action)
+        actions = self._host.actions
+        held: list[str | None] = [None]
+
+        def gated() -> list[Record]:  # built again if the controls move on before its commit
+            why = held[0] = actions.why_held(ledger, event, decision, item.action)
+            if why is not None:
+                return [
+                    ActionAbandoned(
+                        decision_seq=item.decision_seq, action=item.action, attempts=0, reason=why
+                    )
+                ]
+            by = f"{item.silence_id} ended"
+            return [ActionRetried(decision_seq=item.decision_seq, action=item.action, by=by)]
+
+        await ledger.append_built(gated, controls_seen=actions.controls_seen)
+        why = held[0]
         if why is not None:
-            held = ActionAbandoned(
-                decision_seq=item.decision_seq, action=item.action, attempts=0, reason=why
-            )
-            await ledger.append_records([held])
             log.warning(
                 "%s for decision %d of agent %s, skipped by %s, is not run now that it is over"
                 " (%s); it is a dead letter, for a person to retry or dismiss",
@@ -210,10 +222,7 @@ class OperatorControls:
                 why,
             )
             return
-        by = f"{item.silence_id} ended"
-        retried = ActionRetried(decision_seq=item.decision_seq, action=item.action, by=by)
-        await ledger.append_records([retried])
-        self._host.actions.start(ledger, decision, event, action=item.action)
+        actions.start(ledger, decision, event, action=item.action)
 
     async def _follow(self) -> None:
         """Every second (the journal's pace, on the wall clock), look at `~host` again."""

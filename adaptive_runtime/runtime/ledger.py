@@ -406,13 +406,18 @@ class Ledger:
         entries, _ = await self.submit(self._records_batch(records))
         return entries
 
-    async def append_built(self, build: Callable[[], list[Record]]) -> list[Entry]:
+    async def append_built(
+        self, build: Callable[[], list[Record]], *, controls_seen: Callable[[], int] | None = None
+    ) -> list[Entry]:
         """Journal the records `build` makes from the view as the batch is queued.
 
         For records computed from the current inputs (a breaker after one more failure):
         reading and queueing happen with no await between them, so no update is lost.
+        With `controls_seen` (the operator controls' `~host` stream_seq), `build` reads the
+        controls too: the journal refuses the batch if they move on before its commit,
+        and it is built again once they are read again (RuntimeBatch.controls_seen).
         """
-        entries, _ = await self.submit(self._records_batch(build))
+        entries, _ = await self.submit(self._records_batch(build, controls_seen=controls_seen))
         return entries
 
     async def append_once(self, record: Record, event_id: str) -> tuple[list[Entry], bool]:
@@ -422,12 +427,19 @@ class Ledger:
         return await self.submit(self._records_batch([record], event_id))
 
     def _records_batch(
-        self, records: list[Record] | Callable[[], list[Record]], event_id: str | None = None
+        self,
+        records: list[Record] | Callable[[], list[Record]],
+        event_id: str | None = None,
+        *,
+        controls_seen: Callable[[], int] | None = None,
     ) -> Callable[[], list[Pending]]:
         def batch() -> list[Pending]:
             ts = self.clock.now_ns()
+            seen = None if controls_seen is None else controls_seen()  # before build reads them
             made = records() if callable(records) else records
-            return RuntimeBatch(to_pending(self.agent_id, record, ts, event_id) for record in made)
+            return RuntimeBatch(
+                (to_pending(self.agent_id, record, ts, event_id) for record in made), seen
+            )
 
         return batch
 

@@ -458,6 +458,53 @@ async def test_what_a_silence_owes_is_not_run_inside_another_one(tmp_path: Path)
     assert ("restart_service", "silenced", 0) == (letter.action, letter.reason, letter.attempts)
 
 
+async def test_what_a_silence_owes_is_held_by_one_set_elsewhere_as_it_fires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second window, journaled by another process while the host was running what the
+    first one owed (after its look at the controls, before its commit), did not hold it:
+    the owed action ran inside that window. Its batch is journaled against the controls
+    it was gated by, refused once they moved on, and gated again."""
+    from adaptive_runtime.engines.silences import new_silence
+    from adaptive_runtime.records import HOST_STREAM, to_pending
+    from adaptive_runtime.runtime.ledger import Ledger
+
+    path = tmp_path / "meanwhile.db"
+    clock = ManualClock(start_ns=START_NS)
+    host, ran = host_with_restart_handler(path, clock)
+    original = Ledger.load_decision
+    set_meanwhile: list[str] = []
+
+    async def load_decision(self: Ledger, seq: int) -> object:
+        if not set_meanwhile:  # another process, between the host's look and its commit
+            other = SqliteJournal(path, create=False)
+            try:
+                silence = new_silence(
+                    SilenceMatcher(agent="checkout"),
+                    starts_ns=clock.now_ns(),
+                    ends_ns=clock.now_ns() + 3600 * 10**9,
+                    comment="second deploy",
+                    by="ops",
+                )
+                other.append([to_pending(HOST_STREAM, silence, clock.now_ns())])
+                set_meanwhile.append(silence.id)
+            finally:
+                other.close()
+        return await original(self, seq)
+
+    async with host:
+        await fire_after_silence(host, 600)
+        await host.process({**OVERLOAD, "agent_id": "checkout"})
+        clock.advance(601)
+        monkeypatch.setattr(Ledger, "load_decision", load_decision)
+        await host.controls.refresh()
+        await host.wait_for_actions()
+        [letter] = await host.read(dead_letters)
+    assert set_meanwhile
+    assert [] == ran
+    assert ("restart_service", "silenced", 0) == (letter.action, letter.reason, letter.attempts)
+
+
 async def test_an_action_a_silence_skipped_that_needs_approval_does_not_fire_after_it(
     tmp_path: Path,
 ) -> None:

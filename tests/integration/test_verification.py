@@ -208,6 +208,44 @@ async def test_an_escalation_step_inside_a_silence_is_not_run(tmp_path: Path) ->
     assert_replays(path)
 
 
+async def test_an_escalation_step_is_held_by_a_silence_another_process_just_set(
+    tmp_path: Path,
+) -> None:
+    """The step was gated by the controls as the host last read them, once a second: a
+    silence journaled by another process (the command line) a moment before the check
+    did not hold it. Its batch is now journaled against the controls it was gated by,
+    refused once they move on, and gated again after the host reads them."""
+    from adaptive_runtime.engines.silences import new_silence
+    from adaptive_runtime.records import HOST_STREAM, to_pending
+
+    path = tmp_path / "just.db"
+    clock = ManualClock(start_ns=START_NS)
+
+    def probe(call: ActionCall) -> bool:
+        # as `silence add` does, from a connection of its own, while the check runs
+        other = SqliteJournal(path, create=False)
+        try:
+            silence = new_silence(
+                SilenceMatcher(agent="default"),
+                starts_ns=START_NS,
+                ends_ns=START_NS + 3600 * 10**9,
+                comment="deploy window",
+                by="alice",
+            )
+            other.append([to_pending(HOST_STREAM, silence, clock.now_ns())])
+        finally:
+            other.close()
+        return False  # the restart did not work: the ladder's next step is up
+
+    host, ran = laddered(path, clock, probe=probe)
+    async with host:
+        d = await host.process({**OVERLOAD, "instance": "node-1"})
+        await host.wait_for_actions()
+    assert [f"restart_service {d.seq}"] == ran
+    assert [("rollback_deployment", "silenced")] == letters(path)
+    assert_replays(path)
+
+
 async def test_a_retried_dead_letter_of_a_ladder_step_runs_that_step(tmp_path: Path) -> None:
     """A retry used to run the decision's own action again, not the step that failed."""
     path = tmp_path / "step.db"
