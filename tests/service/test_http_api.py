@@ -762,6 +762,19 @@ def alert(status: str, *, fingerprint: str = "f00d", **labels: str) -> dict[str,
     }
 
 
+async def deploy_window(host: Host) -> None:
+    """A `--fire-after` silence over agent api for the test's first ten minutes."""
+    from adaptive_runtime.records import SilenceMatcher
+
+    await host.controls.add_silence(
+        SilenceMatcher(agent="api"),
+        ends_ns=START_NS + 600 * 10**9,
+        comment="deploy",
+        by="ops",
+        fire_after=True,
+    )
+
+
 def webhook(*alerts: dict[str, Any]) -> dict[str, Any]:
     return {
         "version": "4",
@@ -894,7 +907,6 @@ async def test_a_resolution_sent_to_a_host_that_does_not_own_the_agent_waits_for
     an action a `--fire-after` silence still owes (the silence's end ran the restart all
     the same), or to close the alert's episode (its next firing was taken for a repeat).
     Such a payload is a 503 until the owner has done it; then any host answers it."""
-    from adaptive_runtime.records import SilenceMatcher
     from adaptive_runtime.runtime.actions import ActionCall
 
     policy = FleetPolicy(dedup_window=600) if left == "episode" else None
@@ -909,13 +921,7 @@ async def test_a_resolution_sent_to_a_host_that_does_not_own_the_agent_waits_for
     hook = "/v1/receivers/alertmanager"
     async with client(owner) as at_owner, client(other) as elsewhere:
         if left == "fire_after":
-            await owner.controls.add_silence(
-                SilenceMatcher(agent="api"),
-                ends_ns=START_NS + 600 * 10**9,
-                comment="deploy",
-                by="ops",
-                fire_after=True,
-            )
+            await deploy_window(owner)
         fired = (await at_owner.post(hook, json=webhook(alert("firing")), headers=WRITE)).json()
         await owner.wait_for_actions()
         resolved = webhook(alert("resolved"))
@@ -947,7 +953,6 @@ async def test_an_alert_resolved_inside_a_fire_after_silence_is_not_acted_on_aft
     """The silence's end used to run what it skipped for an alert that had resolved
     meanwhile: a restart of a service that was healthy again."""
     from adaptive_runtime.projections.controls import dead_letters
-    from adaptive_runtime.records import SilenceMatcher
     from adaptive_runtime.runtime.actions import ActionCall
 
     host, clock = host_at(tmp_path / "j.db")
@@ -959,13 +964,7 @@ async def test_an_alert_resolved_inside_a_fire_after_silence_is_not_acted_on_aft
         ran.append(call.event["fingerprint"])
 
     async with client(host) as c:
-        await host.controls.add_silence(
-            SilenceMatcher(agent="api"),
-            ends_ns=START_NS + 600 * 10**9,
-            comment="deploy",
-            by="ops",
-            fire_after=True,
-        )
+        await deploy_window(host)
         hook = "/v1/receivers/alertmanager"
         other = alert("firing", fingerprint="beef", instance="node-2")
         fired = await c.post(hook, json=webhook(alert("firing"), other), headers=WRITE)
