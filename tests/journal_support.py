@@ -11,7 +11,28 @@ from typing import Any
 from adaptive_runtime.errors import JournalUnavailableError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
-from adaptive_runtime.records import StatePatched, to_pending
+from adaptive_runtime.records import HOST_STREAM, SilenceMatcher, StatePatched, to_pending
+
+
+def silence_set_elsewhere(path: Path, matcher: SilenceMatcher, starts_ns: int, hours: int) -> str:
+    """Journal a silence on the SQLite file at `path` through a connection of its own, as
+    `silence add` does from another process (a running host learns of it only when it
+    looks at the journal again); return its id."""
+    from adaptive_runtime.engines.silences import new_silence
+
+    silence = new_silence(
+        matcher,
+        starts_ns=starts_ns,
+        ends_ns=starts_ns + hours * 3600 * 10**9,
+        comment="deploy window",
+        by="ops",
+    )
+    other = SqliteJournal(path, create=False)
+    try:
+        other.append([to_pending(HOST_STREAM, silence, starts_ns)])
+    finally:
+        other.close()
+    return silence.id
 
 
 def assert_replays(path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import cli as run_cli
+from journal_support import silence_set_elsewhere
 
 from adaptive_runtime import ApprovalPolicy, BreakerPolicy, Host, ManualClock, RetryPolicy
 from adaptive_runtime.errors import InvalidEventError
@@ -465,8 +466,6 @@ async def test_what_a_silence_owes_is_held_by_one_set_elsewhere_as_it_fires(
     first one owed (after its look at the controls, before its commit), did not hold it:
     the owed action ran inside that window. Its batch is journaled against the controls
     it was gated by, refused once they moved on, and gated again."""
-    from adaptive_runtime.engines.silences import new_silence
-    from adaptive_runtime.records import HOST_STREAM, to_pending
     from adaptive_runtime.runtime.ledger import Ledger
 
     path = tmp_path / "meanwhile.db"
@@ -477,19 +476,8 @@ async def test_what_a_silence_owes_is_held_by_one_set_elsewhere_as_it_fires(
 
     async def load_decision(self: Ledger, seq: int) -> object:
         if not set_meanwhile:  # another process, between the host's look and its commit
-            other = SqliteJournal(path, create=False)
-            try:
-                silence = new_silence(
-                    SilenceMatcher(agent="checkout"),
-                    starts_ns=clock.now_ns(),
-                    ends_ns=clock.now_ns() + 3600 * 10**9,
-                    comment="second deploy",
-                    by="ops",
-                )
-                other.append([to_pending(HOST_STREAM, silence, clock.now_ns())])
-                set_meanwhile.append(silence.id)
-            finally:
-                other.close()
+            matcher = SilenceMatcher(agent="checkout")
+            set_meanwhile.append(silence_set_elsewhere(path, matcher, clock.now_ns(), hours=1))
         return await original(self, seq)
 
     async with host:

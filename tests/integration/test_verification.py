@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import cli
-from journal_support import assert_replays
+from journal_support import assert_replays, silence_set_elsewhere
 
 from adaptive_runtime import (
     ApprovalPolicy,
@@ -215,26 +215,11 @@ async def test_an_escalation_step_is_held_by_a_silence_another_process_just_set(
     silence journaled by another process (the command line) a moment before the check
     did not hold it. Its batch is now journaled against the controls it was gated by,
     refused once they move on, and gated again after the host reads them."""
-    from adaptive_runtime.engines.silences import new_silence
-    from adaptive_runtime.records import HOST_STREAM, to_pending
-
     path = tmp_path / "just.db"
     clock = ManualClock(start_ns=START_NS)
 
     def probe(call: ActionCall) -> bool:
-        # as `silence add` does, from a connection of its own, while the check runs
-        other = SqliteJournal(path, create=False)
-        try:
-            silence = new_silence(
-                SilenceMatcher(agent="default"),
-                starts_ns=START_NS,
-                ends_ns=START_NS + 3600 * 10**9,
-                comment="deploy window",
-                by="alice",
-            )
-            other.append([to_pending(HOST_STREAM, silence, clock.now_ns())])
-        finally:
-            other.close()
+        silence_set_elsewhere(path, SilenceMatcher(agent="default"), clock.now_ns(), hours=1)
         return False  # the restart did not work: the ladder's next step is up
 
     host, ran = laddered(path, clock, probe=probe)
