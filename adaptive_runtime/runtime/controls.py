@@ -337,8 +337,8 @@ class OperatorControls:
         """An alert resolved whose decision's action a `fire_after` silence still owes:
         journal it abandoned (`alert_resolved`), so that the silence's end does not act on
         trouble that is over. False, journaling nothing, when no such silence owes it.
-        AgentOwnedElsewhere when another host owns the agent: the resolution is for that
-        host to carry out (else it runs the action when the silence ends)."""
+        AgentOwnedElsewhere when one does and another host owns the agent: the resolution
+        is for that host to carry out (else it runs the action when the silence ends)."""
         key = (agent_id, decision_seq)
         if key in self._fired or not self._host.may_serve(agent_id):
             return False
