@@ -289,7 +289,7 @@ class Agent:
             if plan is not None:
                 pending.append(to_pending(self.agent_id, plan, ts))
                 # planned from the controls as read: the journal refuses it if they moved
-                pending.controls_seen = controls.state.stream_seq
+                pending.controls_seen = controls.seen
             if incident is not None:
                 pending.append(to_pending(self.agent_id, incident, ts))
             made.append(decision)

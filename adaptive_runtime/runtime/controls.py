@@ -94,6 +94,12 @@ class OperatorControls:
         """The approval policy in force (journaled)."""
         return self.state.approvals
 
+    @property
+    def seen(self) -> int:
+        """The `~host` stream_seq these controls have read: what a batch planned from them
+        now is journaled against (RuntimeBatch.controls_seen)."""
+        return self.state.stream_seq
+
     # -- life cycle ------------------------------------------------------------------
 
     async def start(self, journal: Journal) -> None:

@@ -202,7 +202,7 @@ class Host:
             dry_run=dry_run,
             max_in_flight=lambda: None if self.fleet is None else self.fleet.policy.max_in_flight,
             holding=lambda *asked: self.controls.holding(*asked),
-            controls_seen=lambda: self.controls.state.stream_seq,
+            controls_seen=lambda: self.controls.seen,
         )
         self._worker: JournalWorker | None = None
         self._reader: JournalReader | None = None
