@@ -749,13 +749,20 @@ async def test_a_batch_of_cloudevents_is_decided_one_result_each(tmp_path: Path)
     assert 4 == head(tmp_path / "j.db")
 
 
-def alert(status: str, *, fingerprint: str = "f00d", **labels: str) -> dict[str, Any]:
+def alert(
+    status: str,
+    *,
+    fingerprint: str = "f00d",
+    starts_at: str = "2026-11-27T01:00:00.000Z",
+    **labels: str,
+) -> dict[str, Any]:
+    """An Alertmanager alert about service api; another `starts_at` is another firing."""
     return {
         "status": status,
         "labels": {"alertname": "ServiceOverload", "severity": "critical", "service": "api"}
         | labels,
         "annotations": {"cpu": "94", "memory": "88", "summary": "api is overloaded"},
-        "startsAt": "2026-11-27T01:00:00.000Z",
+        "startsAt": starts_at,
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus:9090/graph",
         "fingerprint": fingerprint,
@@ -838,8 +845,7 @@ async def test_a_resolution_credits_no_action_that_never_ran(tmp_path: Path, hel
             assert 409 == late.status_code
             assert "denied by alertmanager" in late.json()["detail"]
         # its next firing is a new episode, decided afresh, and the same holds for it
-        refired = alert("firing")
-        refired["startsAt"] = "2026-11-27T02:00:00.000Z"
+        refired = alert("firing", starts_at="2026-11-27T02:00:00.000Z")
         again = (await c.post(hook, json=webhook(refired), headers=WRITE)).json()
         assert "decided" == again["results"][0]["status"]
 
@@ -941,8 +947,7 @@ async def test_a_resolution_sent_to_a_host_that_does_not_own_the_agent_waits_for
             await owner.wait_for_actions()
             assert [] == ran  # the action the silence skipped is not run after it
         else:  # the next firing, inside the window, is decided afresh, not as a repeat
-            refired = alert("firing")
-            refired["startsAt"] = "2026-11-27T01:05:00.000Z"
+            refired = alert("firing", starts_at="2026-11-27T01:05:00.000Z")
             answer = (await at_owner.post(hook, json=webhook(refired), headers=WRITE)).json()
             assert "scale_up_immediate" == answer["results"][0]["action"]
 
@@ -1241,8 +1246,7 @@ async def test_robusta_345_a_resolved_alert_never_restarts_the_healthy_replaceme
             )
         # the same alert firing again a minute later (a new startsAt): the cooldown holds it
         clock.advance(20)
-        again = alert("firing", fingerprint="f00d", **pod)
-        again["startsAt"] = "2026-11-27T01:01:30.000Z"
+        again = alert("firing", fingerprint="f00d", starts_at="2026-11-27T01:01:30.000Z", **pod)
         refire = (await c.post(hook, json=webhook(again), headers=WRITE)).json()["results"][0]
         assert "decided" == refire["status"]
         assert "restart_service" != refire["action"]
@@ -1257,8 +1261,7 @@ async def test_a_new_firing_of_one_fingerprint_in_the_window_is_a_repeat(tmp_pat
         hook = "/v1/receivers/alertmanager"
         first = (await c.post(hook, json=webhook(alert("firing", **pod)), headers=WRITE)).json()
         clock.advance(120)
-        again = alert("firing", **pod)
-        again["startsAt"] = "2026-11-27T01:02:00.000Z"  # a new firing: a new event id
+        again = alert("firing", starts_at="2026-11-27T01:02:00.000Z", **pod)  # a new event id
         second = (await c.post(hook, json=webhook(again), headers=WRITE)).json()
         [one], [two] = first["results"], second["results"]
         assert ("decided", "restart_service") == (one["status"], one["action"])
@@ -1281,8 +1284,7 @@ async def test_a_resolution_closes_the_episode_so_the_next_firing_is_decided_afr
         ).json()
         assert "resolved" == resolved["results"][0]["status"]
         clock.advance(60)
-        again = alert("firing", **pod)
-        again["startsAt"] = "2026-11-27T01:02:00.000Z"
+        again = alert("firing", starts_at="2026-11-27T01:02:00.000Z", **pod)
         [fresh] = (await c.post(hook, json=webhook(again), headers=WRITE)).json()["results"]
         assert "restart_service" == fresh["action"]  # a new episode, not a repeat
     journal = SqliteJournal(tmp_path / "j.db", create=False)
