@@ -347,10 +347,22 @@ class CheckpointCreated(msgspec.Struct, frozen=True, tag=True, array_like=True):
     state: dict[str, Any]
 
 
+FLEET_FOLD = 2
+"""How a host journaling a fleet policy now has its action windows counted (see FleetPolicySet)."""
+
+
 class FleetPolicySet(msgspec.Struct, frozen=True, tag=True, array_like=True):
-    """The host's fleet policy from here on in the journal's order (in the `~host` stream)."""
+    """The host's fleet policy from here on in the journal's order (in the `~host` stream).
+
+    `fold` is how the budget, floor and cooldown windows count from here on: 1 (every
+    record journaled before fold 2 existed, which decode with the default), each
+    disruptive decision; 2, less each one whose action the journal then says will not run
+    (skipped in its batch by a silence, a breaker or max_in_flight; its approval denied
+    or timed out). Replay folds each journal the way it was decided.
+    """
 
     policy: FleetPolicy
+    fold: int = 1
 
 
 class PluginRef(msgspec.Struct, frozen=True, array_like=True):
@@ -480,6 +492,9 @@ class ActionAbandoned(msgspec.Struct, frozen=True, tag=True, array_like=True):
     skipped, that the approval policy gates), silenced (an escalation step) or
     breaker_open (either, while its breaker is open)."""
 
+
+DRY_RUN_SKIP = "dry run: the host runs no handler"
+"""ActionSkipped's reason in a dry run (the action stands for one that would have run)."""
 
 ALERT_RESOLVED = "alert_resolved"
 """ActionAbandoned's reason (attempts 0) when an alert resolves while a `fire_after` silence

@@ -30,6 +30,7 @@ from .decision import FALLBACK, DecisionEngine, RuleMatch
 
 __all__ = [
     "DEFAULT_DISRUPTIVE",
+    "Counted",
     "FleetPolicy",
     "FleetView",
     "acting",
@@ -39,7 +40,12 @@ __all__ = [
     "held_back",
     "observe",
     "open_incident",
+    "uncount",
 ]
+
+Counted = tuple[int, str, str, str | None, int | None]
+"""A disruptive action as the windows took it in: (ts_ns, agent, action, its cooldown key
+or None, the cooldown's previous time for that key or None), so that it can be taken out."""
 
 
 class FleetView(msgspec.Struct, kw_only=True):
@@ -62,6 +68,15 @@ class FleetView(msgspec.Struct, kw_only=True):
     """Per agent and fingerprint: (ts_ns, stream_seq) of the first decision in its window."""
     pending_fingerprints: dict[str, str | None] = {}
     """Per agent: the fingerprint of its event whose decision is still to be folded."""
+    fold: int = 1
+    """How the action windows count (FleetPolicySet.fold): 1, every disruptive decision;
+    2, less those whose action the journal says will not run (skipped, or denied)."""
+    last_counted: tuple[int, Counted] | None = None
+    """(seq, what it counted) of the last decision folded, if it counted an action (fold 2)."""
+    awaiting: dict[int, Counted] = {}
+    """Per decision seq: the action counted while it waits for a person's answer (fold 2)."""
+    fire_after: dict[str, None] = {}
+    """The ids of the `fire_after` silences not ended: what they skip is owed, so it counts."""
 
     def copy(self) -> FleetView:
         return FleetView(
@@ -74,6 +89,10 @@ class FleetView(msgspec.Struct, kw_only=True):
             agents=dict(self.agents),
             fingerprints=dict(self.fingerprints),
             pending_fingerprints=dict(self.pending_fingerprints),
+            fold=self.fold,
+            last_counted=self.last_counted,
+            awaiting=dict(self.awaiting),
+            fire_after=dict(self.fire_after),
         )
 
 
@@ -111,9 +130,14 @@ def observe(
     stream_seq: int,
     target: str | None = None,
     fingerprint: str | None = None,
-) -> None:
-    """Fold one decision into the view (in place), dropping what left the windows."""
+) -> Counted | None:
+    """Fold one decision into the view (in place), dropping what left the windows.
+
+    Returns what it counted of a disruptive action (for `uncount`), or None.
+    """
     policy = view.policy
+    counted_key: str | None = None
+    previous: int | None = None
     view.agents[agent] = None
     if policy.dedup_window is not None and fingerprint is not None:
         since = ts_ns - round(policy.dedup_window * 1e9)
@@ -123,7 +147,9 @@ def observe(
     if policy.cooldown is not None and action in policy.disruptive:
         since = ts_ns - round(policy.cooldown * 1e9)
         acted = {k: t for k, t in view.last_acted.items() if t > since}
-        acted[cooldown_key(agent, target, action)] = ts_ns
+        counted_key = cooldown_key(agent, target, action)
+        previous = acted.get(counted_key)
+        acted[counted_key] = ts_ns
         view.last_acted = acted
     window = round(policy.correlate_window * 1e9)
     recent = [r for r in view.recent.get(context, ()) if r[0] >= ts_ns - window]
@@ -133,9 +159,29 @@ def observe(
         view.incidents[context] = ts_ns  # the incident stays open while decisions keep coming
     horizon = ts_ns - round(policy.budget_window * 1e9)
     kept = [d for d in view.disruptive if d[0] >= horizon]
+    if view.awaiting:  # out of every window: denying it later would take nothing out
+        longest = horizon
+        if policy.cooldown is not None:
+            longest = min(horizon, ts_ns - round(policy.cooldown * 1e9))
+        view.awaiting = {s: c for s, c in view.awaiting.items() if c[0] >= longest}
     if action in policy.disruptive:
         kept.append((ts_ns, agent, action))
     view.disruptive = kept
+    if action not in policy.disruptive:
+        return None
+    return (ts_ns, agent, action, counted_key, previous)
+
+
+def uncount(view: FleetView, counted: Counted) -> None:
+    """Take an action the windows counted out of them again: it will not run."""
+    ts_ns, agent, action, key, previous = counted
+    if (ts_ns, agent, action) in view.disruptive:  # else it left the budget window already
+        view.disruptive.remove((ts_ns, agent, action))
+    if key is not None and view.last_acted.get(key) == ts_ns:
+        if previous is None:
+            del view.last_acted[key]
+        else:
+            view.last_acted[key] = previous
 
 
 def open_incident(view: FleetView, incident: FleetIncident, ts_ns: int) -> None:

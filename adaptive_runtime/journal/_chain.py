@@ -130,8 +130,17 @@ def find_replayed(
     return transaction(originals[0].batch)
 
 
-FLEET_KINDS = ("DecisionMade", "EpisodeClosed", "FleetIncident", "FleetPolicySet")
-"""The kinds a fleet view folds something of (an EventReceived only with its decision)."""
+FLEET_KINDS = (
+    "DecisionMade",
+    "EpisodeClosed",
+    "FleetIncident",
+    "FleetPolicySet",
+    "ApprovalDecided",
+)
+"""The kinds a fleet view folds something of that another writer's gate would miss (an
+EventReceived, a skip or an approval request come only with their decision; a silence
+changes only what the controls, checked on their own, decide; a denial takes its action
+out of the windows)."""
 
 
 class OwnWrites:

@@ -121,7 +121,10 @@ CREATE INDEX snapshots_stream ON snapshots(stream, id);
 """
 
 _COLUMNS = "seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest"
-_FLEET_AFTER = "SELECT seq FROM entries WHERE seq > ? AND kind IN (?, ?, ?, ?) ORDER BY seq"
+_FLEET_AFTER = (
+    "SELECT seq FROM entries WHERE seq > ? AND kind IN"
+    f" ({', '.join('?' * len(_chain.FLEET_KINDS))}) ORDER BY seq"
+)
 _INSERT = (
     "INSERT INTO entries (seq, stream, stream_seq, kind, ts_ns, event_id, body, batch, digest) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"

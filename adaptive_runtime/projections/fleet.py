@@ -5,10 +5,21 @@ from __future__ import annotations
 import msgspec
 
 from ..engines.events import fingerprint_of, target_of
-from ..engines.fleet import FleetView, acting, close_episode, observe, open_incident
+from ..engines.fleet import (
+    Counted,
+    FleetView,
+    acting,
+    close_episode,
+    observe,
+    open_incident,
+    uncount,
+)
 from ..journal import Journal
 from ..records import (
+    DRY_RUN_SKIP,
     HOST_STREAM,
+    ActionSkipped,
+    ApprovalDecided,
     DecisionMade,
     Entry,
     EpisodeClosed,
@@ -18,19 +29,25 @@ from ..records import (
     FleetPolicySet,
     PluginRef,
     PluginsSet,
+    SilenceEnded,
+    SilenceSet,
     read_as,
     read_record,
 )
 from .agent import decided_fields
+from .silences import silence_named
 
 __all__ = [
     "FLEET_VERSION",
     "HOST_STREAM",
+    "count_decision",
     "decode_view",
+    "denial_uncounts",
     "evolve_fleet",
     "journaled_plugins",
     "journaled_policy",
     "rebuild_fleet",
+    "skip_counts",
     "snapshot_fleet",
 ]
 
@@ -54,7 +71,7 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
         action = d.action
         if policy.on_cooldown == "skip":  # the fields that say so are past the leading ones
             action = acting(read_as(entry, DecisionMade).decision)
-        observe(
+        counted = observe(
             view,
             entry.ts_ns,
             entry.stream,
@@ -64,16 +81,59 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
             target,
             fingerprint,
         )
+        count_decision(view, entry.seq, counted)
+    elif kind == "ActionSkipped" or kind == "ActionAwaitingApproval":
+        last = view.last_counted
+        if last is not None and last[0] == entry.seq - 1:  # in its decision's batch, after it
+            if kind == "ActionAwaitingApproval":
+                view.awaiting[last[0]] = last[1]
+            elif not skip_counts(view, read_as(entry, ActionSkipped).reason):
+                uncount(view, last[1])
+    elif kind == "ApprovalDecided" and view.awaiting:
+        answer = read_as(entry, ApprovalDecided)
+        counted = view.awaiting.pop(answer.decision_seq, None)
+        if counted is not None and not answer.approved:
+            uncount(view, counted)
     elif kind == "EpisodeClosed":
         close_episode(view, entry.stream, read_as(entry, EpisodeClosed).fingerprint)
     elif kind == "FleetIncident":
         open_incident(view, read_as(entry, FleetIncident), entry.ts_ns)
     elif kind == "FleetPolicySet" and entry.stream == HOST_STREAM:
-        view.policy = read_as(entry, FleetPolicySet).policy
+        record = read_as(entry, FleetPolicySet)
+        view.policy, view.fold = record.policy, record.fold
+    elif kind == "SilenceSet" and entry.stream == HOST_STREAM:
+        silence = read_as(entry, SilenceSet)
+        if silence.fire_after:
+            view.fire_after[silence.id] = None
+        else:
+            view.fire_after.pop(silence.id, None)
+    elif kind == "SilenceEnded" and entry.stream == HOST_STREAM:
+        view.fire_after.pop(read_as(entry, SilenceEnded).id, None)
     return view
 
 
-FLEET_VERSION = "fleet-view/1"
+def count_decision(view: FleetView, seq: int, counted: Counted | None) -> None:
+    """After observe(): keep what the decision at `seq` counted, for its batch's next entry
+    to take out again (fold 2)."""
+    view.last_counted = None if counted is None or view.fold < 2 else (seq, counted)
+
+
+def skip_counts(view: FleetView, reason: str) -> bool:
+    """Whether an action skipped for `reason` stays in the windows: a dry run's, or one a
+    `fire_after` silence owes (OperatorControls.stands_for_a_run, on the live path)."""
+    return reason == DRY_RUN_SKIP or silence_named(reason) in view.fire_after
+
+
+def denial_uncounts(view: FleetView, entry: Entry) -> Counted | None:
+    """What an ApprovalDecided entry takes out of the windows: the action it denies, if
+    they counted it while it waited (fold 2); None for anything else."""
+    if entry.kind != "ApprovalDecided" or not view.awaiting:
+        return None
+    record = read_as(entry, ApprovalDecided)
+    return None if record.approved else view.awaiting.get(record.decision_seq)
+
+
+FLEET_VERSION = "fleet-view/2"
 """The version of the host's fleet snapshots (in its stream; their seq is the journal's)."""
 _encode_view = msgspec.msgpack.Encoder().encode
 decode_view = msgspec.msgpack.Decoder(FleetView).decode

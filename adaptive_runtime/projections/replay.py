@@ -18,6 +18,7 @@ from ..engines.pipeline import PluginSet, Policy, decide
 from ..errors import ReplayMismatchError
 from ..journal import Journal
 from ..records import (
+    FLEET_FOLD,
     Decision,
     DecisionMade,
     Entry,
@@ -33,7 +34,7 @@ from ..records import (
     read_record,
 )
 from .agent import AgentState, evolve
-from .fleet import HOST_STREAM, evolve_fleet, journaled_policy
+from .fleet import HOST_STREAM, count_decision, evolve_fleet, journaled_policy
 
 __all__ = ["Mismatch", "Redecided", "ReplayReport", "redecide", "verify_replay", "what_if"]
 
@@ -76,6 +77,19 @@ class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
                 f"seq {first.seq} ({', '.join(first.fields)}): run `adaptive-runtime replay --verify`"
             )
             raise ReplayMismatchError(msg, seq=first.seq)
+
+
+_FOLDED_AS_JOURNALED = (
+    "FleetPolicySet",
+    "EpisodeClosed",
+    "ActionSkipped",
+    "ActionAwaitingApproval",
+    "ApprovalDecided",
+    "SilenceSet",
+    "SilenceEnded",
+)
+"""The kinds the fleet view folds as the journal holds them, beside the decisions made anew
+(and the incidents they open)."""
 
 
 def redecide(
@@ -143,15 +157,15 @@ def redecide(
                 )
                 fresh = decide(policy, outcomes, event, event_entry.ts_ns)
             if view is not None:
-                if fleet is not None:
-                    view.policy = fleet
+                if fleet is not None:  # a what-if counts as a host would journal it now
+                    view.policy, view.fold = fleet, FLEET_FOLD
                 target, fingerprint = target_of(event.attrs), fingerprint_of(event.attrs)
                 fresh, incident = gate_in_fleet(
                     view, fresh, entry.stream, policy.decision_engine, target, fingerprint
                 )
                 # the view follows the decisions made now, so a what-if counts its own actions
                 ts = entry.ts_ns
-                observe(
+                counted = observe(
                     view,
                     ts,
                     entry.stream,
@@ -161,11 +175,12 @@ def redecide(
                     target,
                     fingerprint,
                 )
+                count_decision(view, entry.seq, counted)
                 if incident is not None:
                     open_incident(view, incident, ts)
             if stream is None or entry.stream == stream:
                 yield Redecided(seq=entry.seq, event=event, journaled=record.decision, now=fresh)
-        elif view is not None and entry.kind in ("FleetPolicySet", "EpisodeClosed"):
+        elif view is not None and entry.kind in _FOLDED_AS_JOURNALED:
             evolve_fleet(view, entry)
         elif isinstance(record, OutcomeRecorded):
             pooled[entry.stream] = record_pooled(

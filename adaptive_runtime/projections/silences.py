@@ -15,8 +15,7 @@ import msgspec
 
 from ..engines.events import target_of
 from ..journal.base import Journal
-from ..records import Entry, SilenceEnded, SilenceSet, read_as
-from .fleet import HOST_STREAM
+from ..records import HOST_STREAM, Entry, SilenceEnded, SilenceSet, read_as
 
 __all__ = ["SILENCED_BY", "Silences", "read_silences", "silence_named", "target_of"]
 

@@ -14,7 +14,7 @@ from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
 from ..engines.events import event_list, fingerprint_of, outcome_key, parse_event, target_of
-from ..engines.fleet import acting, gate_in_fleet, held_back, observe, open_incident
+from ..engines.fleet import acting, gate_in_fleet, held_back, observe, open_incident, uncount
 from ..engines.original import ConfidenceEngine, pooled
 from ..engines.pipeline import decide
 from ..errors import (
@@ -31,6 +31,7 @@ from ..projections import AgentState
 from ..projections.audit import HistoryItem, decision_for_event, history
 from ..records import (
     ActionScheduled,
+    ActionSkipped,
     Decision,
     DecisionMade,
     Entry,
@@ -244,7 +245,7 @@ class Agent:
                     f"{', '.join(ledger.plugins.labels) or 'none'}); nothing was journaled"
                 )
                 raise DecisionTooSlowError(msg)
-            incident = None
+            incident = counted = None
             fleet = host.fleet
             if fleet is not None:
                 target = target_of(ev.attrs)
@@ -257,7 +258,7 @@ class Agent:
                     target,
                     fingerprint,
                 )
-                observe(
+                counted = observe(
                     fleet,
                     ts,
                     self.agent_id,
@@ -286,6 +287,14 @@ class Agent:
                 max_in_flight=None if fleet is None else fleet.policy.max_in_flight,
                 token=id(made),
             )
+            if (
+                counted is not None
+                and fleet is not None
+                and fleet.fold >= 2
+                and type(plan) is ActionSkipped
+                and not controls.stands_for_a_run(plan.reason)
+            ):
+                uncount(fleet, counted)  # as the fold does on reading the skip after it
             if plan is not None:
                 pending.append(to_pending(self.agent_id, plan, ts))
                 # planned from the controls as read: the journal refuses it if they moved

@@ -40,9 +40,10 @@ from ..projections.controls import (
     unanswered_approvals,
 )
 from ..projections.fleet import HOST_STREAM
-from ..projections.silences import SILENCED_BY, read_silences, target_of
+from ..projections.silences import SILENCED_BY, read_silences, silence_named, target_of
 from ..records import (
     ALERT_RESOLVED,
+    DRY_RUN_SKIP,
     ActionAbandoned,
     ActionAwaitingApproval,
     ActionRetried,
@@ -254,11 +255,21 @@ class OperatorControls:
     def hold(self, agent_id: str, event: Event, decision: Decision, ts_ns: int) -> str | None:
         """Why a decision's action must not run (the dry run, a silence), or None."""
         if self._host.actions.dry_run:
-            return "dry run: the host runs no handler"
+            return DRY_RUN_SKIP
         silence = self._silence(agent_id, event.attrs, decision, ts_ns)
         if silence is None:
             return None
         return f"{SILENCED_BY}{silence.id} ({silence.comment})"
+
+    def stands_for_a_run(self, hold: str) -> bool:
+        """Whether an action `hold` skips still counts in the fleet's action windows: a dry
+        run's (it stands for the run it trials), or one a `fire_after` silence owes (it
+        runs when the silence ends). The fleet fold reads the journal the same way
+        (projections.fleet.skip_counts)."""
+        if hold == DRY_RUN_SKIP:
+            return True
+        silence = self.state.silences.by_id.get(silence_named(hold) or "")
+        return silence is not None and silence.fire_after
 
     def holding(
         self, agent_id: str, event: dict[str, Any], decision: Decision, action: str, ts_ns: int

@@ -23,7 +23,7 @@ from .._checks import check_stored_name
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.events import MAX_EVENT_BYTES, event_list
-from ..engines.fleet import FleetView, close_episode, fingerprint_key
+from ..engines.fleet import FleetView, close_episode, fingerprint_key, uncount
 from ..engines.pipeline import PluginSet
 from ..errors import (
     AdaptiveRuntimeError,
@@ -45,6 +45,7 @@ from ..journal.reader import JournalReader
 from ..observability.logs import logger_for
 from ..projections.fleet import (
     HOST_STREAM,
+    denial_uncounts,
     evolve_fleet,
     journaled_plugins,
     journaled_policy,
@@ -53,6 +54,7 @@ from ..projections.fleet import (
 )
 from ..projections.rebuild import STATE_VERSION
 from ..records import (
+    FLEET_FOLD,
     ApprovalPolicy,
     Decision,
     Entry,
@@ -366,9 +368,12 @@ class Host:
             return  # no fleet policy, ever: the gate never runs, and nothing is folded for it
         committed, seq = await worker.run(rebuild_fleet, journal)
         self._fleet_committed, self._fleet_seq = committed, seq
-        if self.fleet_policy is not None and self.fleet_policy != committed.policy:
+        if self.fleet_policy is not None and (
+            self.fleet_policy != committed.policy or committed.fold != FLEET_FOLD
+        ):
             ts = self.clock.now_ns()
-            await worker.append([to_pending(HOST_STREAM, FleetPolicySet(self.fleet_policy), ts)])
+            policy_set = FleetPolicySet(self.fleet_policy, fold=FLEET_FOLD)
+            await worker.append([to_pending(HOST_STREAM, policy_set, ts)])
             log.info("Fleet policy %s journaled", self.fleet_policy.digest)
         self.fleet, self.fleet_view_seq = committed.copy(), self._fleet_seq
 
@@ -1065,11 +1070,14 @@ class Host:
             for entry in entries:
                 if entry.seq <= self._fleet_seq:
                     continue  # folded already, caught up from the journal by resync_fleet
+                denied = denial_uncounts(committed, entry)  # read before the fold drops it
                 evolve_fleet(committed, entry)
+                # the decision view too: it folds decisions as they are made, not these
                 if entry.kind == "EpisodeClosed" and self.fleet is not None:
-                    # the decision view too: it folds decisions as they are made, not this
                     closed = read_as(entry, EpisodeClosed).fingerprint
                     close_episode(self.fleet, entry.stream, closed)
+                elif denied is not None and self.fleet is not None:
+                    uncount(self.fleet, denied)
             # folded with no gap, so these are this host's, which the decision view holds
             # already: it is the journal up to here, plus this host's batches queued since
             self._fleet_seq = self.fleet_view_seq = entries[-1].seq

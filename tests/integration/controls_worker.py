@@ -57,6 +57,14 @@ async def main(db: str) -> None:
             ends_ns=clock.now_ns() + 900 * 10**9,
             comment="maintenance",
             by="ops",
+            fire_after=True,
+        )
+        await host.controls.add_silence(
+            SilenceMatcher(agent="svc-0"),
+            starts_ns=clock.now_ns() + 130 * 10**9,
+            ends_ns=clock.now_ns() + 150 * 10**9,
+            comment="deploy",
+            by="ops",
         )
         for step in range(60):
             agent = f"svc-{step % 10}"

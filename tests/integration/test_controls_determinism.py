@@ -51,8 +51,29 @@ def test_every_control_replays_byte_for_byte_under_two_hash_seeds(tmp_path: Path
         reasons = {d.fleet.split(":")[0].split(",")[0] for d in _decisions(journal) if d.fleet}
         assert {"cooldown", "fleet floor"} <= reasons, reasons
         assert any(r.startswith("repeat of fingerprint") for r in reasons), reasons
+        # a restart the deploy window skipped left the cooldown: svc-0's next, 70 s on,
+        # restarts; the maintenance window's skips are owed (fire_after), so they count
+        after = _after_skips(journal)
+        [deployed] = after["deploy"]
+        assert ("restart_service", None) == (deployed.action, deployed.degraded_from)
+        assert any(str(d.fleet).startswith("cooldown") for d in after["maintenance"])
     finally:
         journal.close()
+
+
+def _after_skips(journal: SqliteJournal) -> dict:  # type: ignore[type-arg]
+    """Per silence comment: each decision of an agent right after one the silence skipped."""
+    from adaptive_runtime.records import ActionSkipped, DecisionMade, read_as
+
+    found: dict = {}  # type: ignore[type-arg]
+    waiting: dict[str, str] = {}
+    for entry in journal.read():
+        if entry.kind == "ActionSkipped":
+            waiting[entry.stream] = read_as(entry, ActionSkipped).reason.split("(")[-1][:-1]
+        elif entry.kind == "DecisionMade" and entry.stream in waiting:
+            decision = read_as(entry, DecisionMade).decision
+            found.setdefault(waiting.pop(entry.stream), []).append(decision)
+    return found
 
 
 def _decisions(journal: SqliteJournal) -> list:  # type: ignore[type-arg]

@@ -9,12 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from adaptive_runtime import FleetPolicy, Host, ManualClock
+import msgspec
+import pytest
+
+from adaptive_runtime import ApprovalPolicy, FleetPolicy, Host, ManualClock
 from adaptive_runtime.engines.decision import DecisionEngine
 from adaptive_runtime.engines.fleet import FleetView, gate_in_fleet, observe
-from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.journal import Pending, SqliteJournal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.projections.replay import what_if
+from adaptive_runtime.records import HOST_STREAM, FleetPolicySet, SilenceMatcher, read_as
+from adaptive_runtime.runtime.actions import ActionCall
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
 START_NS = 1_764_000_000 * 10**9
@@ -154,16 +159,27 @@ async def test_on_cooldown_skip_keeps_the_decision_and_skips_its_action(tmp_path
         journal.close()
 
 
-async def test_the_window_counts_a_restart_a_silence_kept_from_running(tmp_path: Path) -> None:
-    """As the README says: the cooldown counts decisions, not runs. A restart decided and
-    skipped inside a silence degrades the next one, decided after the silence ended,
-    and the journal of both replays."""
-    from adaptive_runtime.records import SilenceMatcher
-    from adaptive_runtime.runtime.actions import ActionCall
-
+@pytest.mark.parametrize(
+    ("how", "counts"),
+    [("silence", False), ("fire_after silence", True), ("dry run", True), ("denied", False)],
+)
+async def test_the_window_counts_a_restart_only_if_it_runs_or_stands_for_a_run(
+    tmp_path: Path, how: str, counts: bool
+) -> None:
+    """A restart decided and then kept from running (skipped by a silence, or its approval
+    denied) leaves the cooldown window, so the next one, 30 s later, restarts. One that
+    still runs (a `fire_after` silence owes it) or that a dry run trials stays in it and
+    degrades the next. The journal of both replays."""
     path = tmp_path / "held.db"
     clock = ManualClock(start_ns=START_NS)
-    host = Host(path, durability="normal", clock=clock, fleet=FleetPolicy(cooldown=600))
+    host = Host(
+        path,
+        durability="normal",
+        clock=clock,
+        fleet=FleetPolicy(cooldown=600),
+        dry_run=how == "dry run",
+        approvals=ApprovalPolicy(actions=("restart_service",)) if how == "denied" else None,
+    )
     ran: list[int] = []
 
     @host.action("restart_service")
@@ -172,18 +188,112 @@ async def test_the_window_counts_a_restart_a_silence_kept_from_running(tmp_path:
 
     node = {**OVERLOAD, "agent_id": "web", "instance": "node-1"}
     async with host:
-        await host.controls.add_silence(
-            SilenceMatcher(agent="web"), ends_ns=START_NS + 10 * 10**9, comment="deploy", by="ops"
-        )
+        if "silence" in how:
+            await host.controls.add_silence(
+                SilenceMatcher(agent="web"),
+                ends_ns=START_NS + 10 * 10**9,
+                comment="deploy",
+                by="ops",
+                fire_after=how.startswith("fire_after"),
+            )
         held = await host.process({**node, "n": 1})
+        if how == "denied":
+            await host.controls.answer(held.seq, approve=False, by="alice")
         clock.advance(30)  # the silence is over
         await host.controls.refresh()
         after = await host.process({**node, "n": 2})
         await host.wait_for_actions()
-    assert ("restart_service", "throttle_requests") == (held.action, after.action)
-    assert "restart_service" == after.degraded_from
-    assert "(the last 30s ago)" in str(after.fleet)
-    assert [] == ran
+    assert "restart_service" == held.action
+    if counts:
+        assert ("throttle_requests", "restart_service") == (after.action, after.degraded_from)
+        assert "(the last 30s ago)" in str(after.fleet)
+    else:
+        assert ("restart_service", None, None) == (after.action, after.degraded_from, after.fleet)
+    runs = {
+        "silence": [after.seq],
+        "fire_after silence": [held.seq],
+        "dry run": [],
+        "denied": [],  # the second waits for approval too
+    }
+    assert runs[how] == ran
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
+async def test_a_journal_decided_counting_every_decision_replays_so_until_a_host_sets_fold_2(
+    tmp_path: Path,
+) -> None:
+    """A fleet policy journaled before fold 2 (no `fold` in its record) keeps counting
+    every decision for a host that sets no policy, and replays that way; a host given the
+    policy journals it again with fold 2, and from there a skipped restart leaves the
+    window. Both stretches replay."""
+    path = tmp_path / "old.db"
+    journal = SqliteJournal(path, durability="normal")
+    old = msgspec.msgpack.encode(["FleetPolicySet", FleetPolicy(cooldown=600)])
+    journal.append([Pending(stream=HOST_STREAM, kind="FleetPolicySet", ts_ns=START_NS, body=old)])
+    journal.close()
+    node = {**OVERLOAD, "agent_id": "web", "instance": "node-1"}
+    clock = ManualClock(start_ns=START_NS)
+    decided = []
+    for fleet in (None, FleetPolicy(cooldown=600)):
+        host = Host(path, durability="normal", clock=clock, fleet=fleet)
+
+        @host.action("restart_service")
+        async def restart(call: ActionCall) -> None:
+            pass
+
+        async with host:
+            await host.controls.add_silence(
+                SilenceMatcher(agent="web"), ends_ns=clock.now_ns() + 10**10, comment="d", by="o"
+            )
+            decided.append(await host.process({**node, "n": len(decided)}))
+            clock.advance(30)
+            await host.controls.refresh()
+            decided.append(await host.process({**node, "n": len(decided)}))
+        clock.advance(3600)
+    assert ["restart_service", "throttle_requests", "restart_service", "restart_service"] == [
+        d.action for d in decided
+    ]
+    journal = SqliteJournal(path, create=False)
+    try:
+        folds = [read_as(e, FleetPolicySet).fold for e in journal.read(kind="FleetPolicySet")]
+        assert [1, 2] == folds
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
+
+
+async def test_a_denial_on_another_host_frees_the_budget_for_this_one(tmp_path: Path) -> None:
+    """Two hosts on one file, a budget of one restart: host B's restart waits for approval
+    and spends it, so host A's is degraded. Once B's is denied, A's next restart goes
+    ahead, though A journaled nothing in between, and the journal replays: the denial
+    is a fleet entry, so A's batch decided from a view without it is refused and decided
+    again."""
+    path = tmp_path / "two.db"
+    clock = ManualClock(start_ns=START_NS)
+    policy = FleetPolicy(budget=1, budget_window=600)
+    approvals = ApprovalPolicy(actions=("restart_service",))
+    a = Host(path, durability="normal", clock=clock, fleet=policy)
+    b = Host(path, durability="normal", clock=clock, fleet=policy, approvals=approvals)
+    for host in (a, b):
+
+        @host.action("restart_service")
+        async def restart(call: ActionCall) -> None:
+            pass
+
+    async with a, b:
+        first = await a.process({**OVERLOAD, "agent_id": "web-a", "n": 0})
+        clock.advance(700)  # out of the budget window
+        waiting = await b.process({**OVERLOAD, "agent_id": "web-b"})
+        held = await a.process({**OVERLOAD, "agent_id": "web-a", "n": 1})
+        await b.controls.answer(waiting.seq, approve=False, by="alice")
+        clock.advance(1)
+        after = await a.process({**OVERLOAD, "agent_id": "web-a", "n": 2})
+    assert ["restart_service"] * 2 == [first.action, waiting.action]
+    assert ("restart_service", "restart_service") == (held.degraded_from, after.action)
     journal = SqliteJournal(path, create=False)
     try:
         assert verify_replay(journal).ok
