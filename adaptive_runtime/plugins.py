@@ -137,6 +137,9 @@ def load(
 
 def load_labels(labels: Sequence[str]) -> PluginSet:
     """The plugin set a decision names (`name==version` each), loaded at those versions."""
+    for label in labels:
+        if "==" not in label:
+            raise PluginMismatchError(f"a decision names plugin {label!r}, not name==version")
     versions = dict(label.split("==", 1) for label in labels)
     plugins, _ = load(versions, versions=versions)
     return plugins

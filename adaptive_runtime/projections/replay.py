@@ -27,14 +27,11 @@ from ..records import (
     FleetPolicy,
     LearningPolicy,
     OutcomeRecorded,
-    PluginRef,
-    PluginsSet,
     Rule,
-    read_as,
     read_record,
 )
 from .agent import AgentState, evolve
-from .fleet import HOST_STREAM, count_decision, evolve_fleet, journaled_policy
+from .fleet import count_decision, evolve_fleet, journaled_policy
 
 __all__ = ["Mismatch", "Redecided", "ReplayReport", "redecide", "verify_replay", "what_if"]
 
@@ -116,17 +113,12 @@ def redecide(
     policies: dict[tuple[object, ...], Policy] = {}
     legacy: dict[tuple[object, ...], str] = {}
     events: dict[str, tuple[Entry, Event]] = {}
-    plugins = PluginSet()
+    plugin_sets: dict[tuple[str, ...], PluginSet] = {(): PluginSet()}
     view = FleetView() if fleet is not None or journaled_policy(journal) is not None else None
-    host_records = journal.stream_head(HOST_STREAM) > 0  # fleet policy, plugins: global order
-    source = journal.read() if view is not None or host_records else journal.read(stream)
+    source = journal.read() if view is not None else journal.read(stream)  # fleet: global order
     for count, entry in enumerate(source, start=1):
         if progress is not None and count % 100_000 == 0:
             progress(count)
-        if entry.kind == "PluginsSet" and entry.stream == HOST_STREAM:
-            plugins = _load_plugins(read_as(entry, PluginsSet).plugins)
-        if stream is not None and entry.stream != stream and view is None and not host_records:
-            continue
         state = states.get(entry.stream)
         if state is None:
             state = states[entry.stream] = AgentState(stream=entry.stream)
@@ -135,6 +127,11 @@ def redecide(
             events[entry.stream] = (entry, record.event)
         elif isinstance(record, DecisionMade):
             event_entry, event = events.pop(entry.stream)
+            # the plugins its host had (hosts on one journal may differ, in a rolling upgrade)
+            labels = record.decision.plugins
+            plugins = plugin_sets.get(labels)
+            if plugins is None:
+                plugins = plugin_sets[labels] = _load_plugins(labels)
             in_force = state.rules if rules is None else tuple(rules)
             learns = state.learning if learning is None else learning
             key = (in_force, plugins.refs, learns)
@@ -250,12 +247,8 @@ def _differing(a: Decision, b: Decision) -> tuple[str, ...]:
     return tuple(name for name in left if _encode(left[name]) != _encode(right[name]))
 
 
-def _load_plugins(refs: tuple[PluginRef, ...]) -> PluginSet:
-    """The plugins a journal was decided with, at those versions (or a clear error why not)."""
-    if not refs:
-        return PluginSet()
-    from ..plugins import load  # here: only journals with plugins look at entry points
+def _load_plugins(labels: tuple[str, ...]) -> PluginSet:
+    """The plugins a decision was made with, at those versions (or a clear error why not)."""
+    from ..plugins import load_labels  # here: only journals with plugins look at entry points
 
-    versions = {ref.name: ref.version for ref in refs}
-    loaded, _ = load(versions, versions=versions)
-    return loaded
+    return load_labels(labels)

@@ -131,6 +131,35 @@ def test_plugin_decisions_replay_byte_for_byte_and_fail_clearly_without_the_plug
     assert "Traceback" not in missing.stderr
 
 
+def test_two_hosts_with_other_plugins_on_one_journal_replay_each_decision_as_made(
+    site: Path, tmp_path: Path
+) -> None:
+    """Hosts sharing a journal may run other plugin sets (a rolling upgrade): each journals
+    its own at start, so the journal's last one is not every host's. Replay re-decides
+    each decision with the plugins it names, not the last ones journaled."""
+    code = """
+    import asyncio, sys
+    from adaptive_runtime import Host, ManualClock
+    async def main(path):
+        clock = ManualClock()
+        event = {"type": "vps_disconnect", "severity": 0.4}
+        async with Host(path, durability="normal", clock=clock, plugins=["trading"]) as a:
+            first = await a.process({**event, "agent_id": "trader"})
+            async with Host(path, durability="normal", clock=clock, plugins=[]) as b:
+                other = await b.process({**event, "agent_id": "plain"})
+                again = await a.process({**event, "agent_id": "trader"})
+        print(first.action, other.action, again.action)
+    asyncio.run(main(sys.argv[1]))
+    """
+    path = tmp_path / "two.db"
+    out = run(site, code, str(path))
+    assert "emergency_save_state monitor_and_wait emergency_save_state" == out.stdout.strip()
+    replay = [sys.executable, "-m", "adaptive_runtime", "replay", "--verify", "--db", str(path)]
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    verified = subprocess.run(replay, capture_output=True, text=True, env=env)
+    assert 0 == verified.returncode, verified.stdout + verified.stderr
+
+
 def test_explain_without_the_plugin_shows_the_journal_and_says_what_it_leaves_out(
     site: Path, tmp_path: Path
 ) -> None:
