@@ -86,9 +86,28 @@ class OperatorControls:
         self.pending: dict[tuple[str, int], PendingApproval] = {}
         """Approval requests not answered yet, by (agent, decision seq)."""
         self._task: asyncio.Task[None] | None = None
+        self._replacements_told: set[ApprovalPolicy] = set()
+        """The approval policies another writer journaled that this host warned of."""
         self._fired: set[tuple[str, int]] = set()
         """(agent, decision seq) of the actions this host ran, or left to a person, after a
         `fire_after` silence: each once."""
+
+    def _warn_if_replaced(self) -> None:
+        """Say so when another writer journaled an approval policy other than this host's:
+        the last one journaled is every host's."""
+        mine, journaled = self.approval_policy, self.state.approvals
+        if mine is None or journaled is None or journaled == mine:
+            return
+        if journaled in self._replacements_told:
+            return
+        self._replacements_told.add(journaled)
+        log.warning(
+            "another host journaled an approval policy (%s), which replaces this host's (%s)"
+            " for every host of the journal from now on (the last one journaled is in force);"
+            " give every host the same policy",
+            journaled,
+            mine,
+        )
 
     @property
     def approvals(self) -> ApprovalPolicy | None:
@@ -130,6 +149,7 @@ class OperatorControls:
         approvals past their timeout."""
         worker = self._host.require_worker()
         requests = self.state.fold(await worker.run(read_silences, worker.journal, self.state.seq))
+        self._warn_if_replaced()
         await self._carry_out(requests)
         now = self._now()
         policy = self.state.approvals

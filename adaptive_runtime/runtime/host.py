@@ -197,6 +197,8 @@ class Host:
         journal refuses one if another writer journaled a fleet entry after it."""
         self.fleet_stale = False
         """A queued decision failed: the view must be rebuilt from the committed one."""
+        self._replacements_told: set[str] = set()
+        """Digests of the fleet policies another writer journaled that this host warned of."""
         self._fleet_resync = asyncio.Lock()
         self.bus = EventBus()
         self.actions = ActionScheduler(
@@ -377,6 +379,21 @@ class Host:
             log.info("Fleet policy %s journaled", self.fleet_policy.digest)
         self.fleet, self.fleet_view_seq = committed.copy(), self._fleet_seq
 
+    def _warn_if_replaced(self, policy: FleetPolicy) -> None:
+        """Say so when another writer journaled a fleet policy other than this host's: the
+        last one journaled is every host's, so this host gates by it from here on."""
+        mine = self.fleet_policy
+        if mine is None or policy == mine or policy.digest in self._replacements_told:
+            return
+        self._replacements_told.add(policy.digest)
+        log.warning(
+            "another host journaled fleet policy %s, which replaces this host's %s for every"
+            " host of the journal from now on (the last one journaled is in force); give"
+            " every host the same policy",
+            policy.digest,
+            mine.digest,
+        )
+
     async def resync_fleet(self) -> None:
         """After a failed append, rebuild the decision view from the committed fleet state.
 
@@ -402,6 +419,8 @@ class Host:
                     if entry.seq > self._fleet_seq:
                         evolve_fleet(committed, entry)
                         self._fleet_seq = entry.seq
+                        if entry.kind == "FleetPolicySet":
+                            self._warn_if_replaced(committed.policy)
                 if any(not ledger.idle.is_set() for ledger in self._loaded.values()):
                     continue  # a decision was queued meanwhile: copy once it is committed
                 self.fleet, self.fleet_view_seq = committed.copy(), self._fleet_seq

@@ -542,3 +542,23 @@ async def test_a_host_that_takes_an_agent_over_carries_out_the_approval_its_last
     finally:
         await second.stop()
     assert any("approved by ops" in d for d in details(path, decision.seq or 0))
+
+
+async def test_a_host_whose_approval_policy_another_host_replaced_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The approval policy journaled last is every host's: a host whose own was replaced
+    by a later host's warns once, at its next look at the controls."""
+    path = tmp_path / "two.db"
+    mine = ApprovalPolicy(actions=("restart_service",))
+    theirs = ApprovalPolicy(actions=("rollback_deployment",))
+    a = Host(path, durability="normal", approvals=mine)
+    async with a, Host(path, durability="normal", approvals=theirs):
+        caplog.clear()
+        await a.controls.refresh()
+        await a.controls.refresh()
+        assert theirs == a.controls.approvals
+    told = [r.getMessage() for r in caplog.records if "replaces this host's" in r.getMessage()]
+    assert 1 == len(told)
+    assert "rollback_deployment" in told[0]
+    assert "restart_service" in told[0]

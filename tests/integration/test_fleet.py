@@ -328,3 +328,32 @@ async def test_two_hosts_on_one_journal_share_one_fleet_budget(
     actions = await fleet_of_two_hosts(str(path), durability)
     assert 5 == actions.count("restart_service")
     assert_replays(path)
+
+
+async def test_a_host_whose_fleet_policy_another_host_replaced_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hosts of one journal share the fleet policy journaled last: a host started with a
+    budget of one, beside a later one with a budget of ten, gates by ten from then on
+    (as replay does), and warns once, naming both policies."""
+    path = tmp_path / "two.db"
+    clock = ManualClock(start_ns=1_764_000_000 * 10**9)
+    tight, loose = FleetPolicy(budget=1), FleetPolicy(budget=10)
+    async with Host(path, durability="normal", clock=clock, fleet=tight) as a:
+        first = await a.process({**OVERLOAD, "agent_id": "a1"})
+        async with Host(path, durability="normal", clock=clock, fleet=loose) as b:
+            await b.process({**OVERLOAD, "agent_id": "b1"})
+            caplog.clear()
+            later = [await a.process({**OVERLOAD, "agent_id": f"a{i}"}) for i in (2, 3)]
+    assert ["restart_service"] * 3 == [first.action, *(d.action for d in later)]
+    told = [r.getMessage() for r in caplog.records if "replaces this host's" in r.getMessage()]
+    assert [
+        f"another host journaled fleet policy {loose.digest}, which replaces this host's"
+        f" {tight.digest} for every host of the journal from now on (the last one journaled"
+        " is in force); give every host the same policy"
+    ] == told
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert verify_replay(journal).ok
+    finally:
+        journal.close()
