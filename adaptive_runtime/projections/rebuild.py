@@ -150,12 +150,26 @@ def check_snapshots(
         stored = sorted(journal.snapshots(stream, untrusted=True), key=lambda s: (s.seq, s.id))
         if stream == HOST_STREAM:  # the fleet view's snapshots: at seqs of every stream
             fleet = [s for s in stored if s.version == FLEET_VERSION]
-            stored = [s for s in stored if s.version != FLEET_VERSION]
+            older = [s for s in stored if _is_fleet(s) and s.version != FLEET_VERSION]
+            stored = [s for s in stored if not _is_fleet(s)]
             if fleet:
                 results.extend(_check_fleet(journal, fleet))
+            head = journal.head().seq
+            for snapshot in older:  # an earlier version's, at a seq of any stream
+                if 0 < snapshot.seq <= head:
+                    why = f"version {snapshot.version!r}: not used, not compared"
+                    results.append(_result(snapshot, True, why))
+                else:
+                    why = f"covers seq {snapshot.seq}, which is not in the journal"
+                    results.append(_result(snapshot, False, why))
         if stored:
             results.extend(_check_stream(journal, stream, stored, progress))
     return results
+
+
+def _is_fleet(snapshot: Snapshot) -> bool:
+    """A fleet view's snapshot, of this version or an earlier one."""
+    return snapshot.version.startswith(FLEET_VERSION.split("/")[0] + "/")
 
 
 def _check_fleet(journal: Journal, stored: list[Snapshot]) -> list[SnapshotCheck]:

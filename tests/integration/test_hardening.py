@@ -383,6 +383,50 @@ def test_verify_checks_the_fleet_snapshot_against_the_whole_chain(tmp_path: Path
     assert "in disruptive" in caught.stdout
 
 
+def test_a_fleet_snapshot_of_an_earlier_version_is_noted_not_called_forged(
+    tmp_path: Path,
+) -> None:
+    """After an upgrade that changes the fleet view's shape, the fleet snapshots an earlier
+    version wrote (at the journal's seq, not one of `~host`'s) were held against `~host`
+    alone and called "FORGED OR DAMAGED" (exit 1). Each is now noted as of another
+    version, not used and not compared; one whose seq is past the head is still named."""
+    import sqlite3
+
+    from adaptive_runtime import FleetPolicy, Host, ManualClock
+    from adaptive_runtime.journal import SqliteJournal
+    from adaptive_runtime.projections.fleet import HOST_STREAM
+    from adaptive_runtime.projections.rebuild import check_snapshots
+
+    path = tmp_path / "fleet.db"
+
+    async def decide() -> None:
+        async with Host(path, fleet=FleetPolicy(budget=3), clock=ManualClock()) as host:
+            for i in range(3):
+                await host.agent(f"web-{i}").process(OVERLOAD)
+
+    asyncio.run(decide())
+    journal = SqliteJournal(path, create=False)
+    head = journal.head().seq
+    for seq in (head - 1, head - 2):
+        journal.put_snapshot(HOST_STREAM, seq, b"\x90", version="fleet-view/1", ts_ns=1)
+    journal.close()
+    db = sqlite3.connect(path)  # one moved past the head, as only a hand at the file can
+    db.execute("UPDATE snapshots SET seq = ? WHERE seq = ?", (head + 5, head - 2))
+    db.commit()
+    db.close()
+    journal = SqliteJournal(path, create=False)
+    try:
+        checks = [c for c in check_snapshots(journal) if c.stream == HOST_STREAM]
+    finally:
+        journal.close()
+    older = {c.seq: (c.ok, c.problem) for c in checks if c.seq in (head - 1, head + 5)}
+    assert {
+        head - 1: (True, "version 'fleet-view/1': not used, not compared"),
+        head + 5: (False, f"covers seq {head + 5}, which is not in the journal"),
+    } == older
+    assert all(c.ok for c in checks if c.seq not in older)
+
+
 # -- concurrency -----------------------------------------------------------------
 
 
