@@ -1,5 +1,8 @@
 """The fleet gate under operators' controls at random, checked by replay.
 
+Two walks: one host, and two hosts on one file, each serving three agents and answering
+its own agents' approvals, so that each gates by what the other journals.
+
 A seeded walk drives one Host under a fleet policy (a budget, maybe a cooldown, a floor,
 `max_in_flight`, deduplication, all drawn from the seed) and an approval policy, through
 process() calls at once and process_many() batches for six agents, while operators set
@@ -129,3 +132,73 @@ def test_fleet_windows_under_random_controls_replay_byte_for_byte(
     # the walks reached what the windows take out again: skips, denials, fire_after
     for kind in ("ActionSkipped", "ApprovalDecided", "SilenceSet", "ActionAwaitingApproval"):
         assert seen.get(kind, 0) > 0, (kind, seen)
+
+
+async def walk_two_hosts(path: Path, seed: int) -> None:
+    """Two hosts on one file share the fleet's windows; each host's skips and denials
+    take actions out of the other's count too, as replay does."""
+    rnd = random.Random(seed)
+    clock = ManualClock(start_ns=1_764_000_000 * 10**9)
+    fleet = FleetPolicy(
+        budget=rnd.choice([2, 4]),
+        cooldown=rnd.choice([None, 60.0]),
+        max_share=rnd.choice([None, 0.5]),
+    )
+    approvals = ApprovalPolicy(actions=("restart_service",), timeout_s=60.0)
+    hosts = [
+        Host(path, durability="normal", clock=clock, fleet=fleet, approvals=approvals)
+        for _ in range(2)
+    ]
+    for host in hosts:
+
+        @host.action("restart_service")
+        async def restart(call: ActionCall) -> None:
+            pass
+
+    async with hosts[0], hosts[1]:
+        for step in range(40):
+            mine = rnd.randrange(2)
+            host = hosts[mine]
+            roll = rnd.random()
+            if roll < 0.1:
+                await host.controls.add_silence(
+                    SilenceMatcher(agent=f"svc-{rnd.randrange(6)}"),
+                    ends_ns=clock.now_ns() + rnd.randrange(5, 60) * 10**9,
+                    comment="maintenance",
+                    by="ops",
+                )
+            elif roll < 0.3 and host.controls.pending:
+                asked = rnd.choice(
+                    sorted(host.controls.pending.values(), key=lambda p: p.decision_seq)
+                )
+                with contextlib.suppress(AdaptiveRuntimeError):
+                    await host.controls.answer(
+                        asked.decision_seq, approve=rnd.random() < 0.5, by="ops"
+                    )
+            else:
+                batch = [
+                    {
+                        **rnd.choice(EVENTS[:3]),
+                        "agent_id": f"svc-{mine * 3 + rnd.randrange(3)}",
+                        "instance": f"n{rnd.randrange(2)}",
+                        "n": step * 100 + k,
+                    }
+                    for k in range(rnd.randrange(1, 4))
+                ]
+                await asyncio.gather(*(host.process(e) for e in batch))
+            clock.advance(rnd.randrange(1, 20))
+            for each in hosts:
+                await each.controls.refresh()
+        for each in hosts:
+            await each.wait_for_actions()
+    journal = SqliteJournal(path, create=False)
+    try:
+        report = verify_replay(journal)
+        assert report.ok, report.mismatches[:1]
+    finally:
+        journal.close()
+
+
+def test_two_hosts_gating_by_each_others_controls_replay_byte_for_byte(tmp_path: Path) -> None:
+    for seed in range(60):
+        asyncio.run(walk_two_hosts(tmp_path / f"{seed}.db", seed))
