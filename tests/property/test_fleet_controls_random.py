@@ -21,10 +21,12 @@ import random
 from pathlib import Path
 
 import pytest
+from postgres_support import fresh_url
 
 from adaptive_runtime import FleetPolicy, Host, ManualClock
 from adaptive_runtime.errors import AdaptiveRuntimeError
 from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.journal.open import open_journal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import ApprovalPolicy, SilenceMatcher
 from adaptive_runtime.runtime.actions import ActionCall
@@ -134,7 +136,7 @@ def test_fleet_windows_under_random_controls_replay_byte_for_byte(
         assert seen.get(kind, 0) > 0, (kind, seen)
 
 
-async def walk_two_hosts(path: Path, seed: int) -> None:
+async def walk_two_hosts(path: Path | str, seed: int) -> None:
     """Two hosts on one file share the fleet's windows; each host's skips and denials
     take actions out of the other's count too, as replay does."""
     rnd = random.Random(seed)
@@ -191,7 +193,7 @@ async def walk_two_hosts(path: Path, seed: int) -> None:
                 await each.controls.refresh()
         for each in hosts:
             await each.wait_for_actions()
-    journal = SqliteJournal(path, create=False)
+    journal = open_journal(path, create=False)
     try:
         report = verify_replay(journal)
         assert report.ok, report.mismatches[:1]
@@ -202,3 +204,10 @@ async def walk_two_hosts(path: Path, seed: int) -> None:
 def test_two_hosts_gating_by_each_others_controls_replay_byte_for_byte(tmp_path: Path) -> None:
     for seed in range(60):
         asyncio.run(walk_two_hosts(tmp_path / f"{seed}.db", seed))
+
+
+def test_two_hosts_on_postgresql_gating_by_each_others_controls_replay() -> None:
+    """The same walk on one PostgreSQL database (a schema each), whose appends check the
+    fleet entries other hosts journaled in the append's own transaction."""
+    for seed in range(20):
+        asyncio.run(walk_two_hosts(f"{fresh_url('walk')}&lease=30", seed))
