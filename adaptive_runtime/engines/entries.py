@@ -9,6 +9,7 @@ import msgspec
 from .._checks import MAX_LABEL_LENGTH, check_text
 from ..errors import InvalidEventError
 from ..records import (
+    FLEET_FOLD,
     ActionAbandoned,
     ActionAwaitingApproval,
     ActionEscalated,
@@ -107,7 +108,10 @@ def _check(record: Record, max_event_bytes: int) -> None:
         for agent in record.agents:
             _label("agents", agent)
     elif isinstance(record, FleetPolicySet):
-        pass  # its own checks ran when it was decoded (FleetPolicy.__post_init__)
+        # the policy's own checks ran when it was decoded (FleetPolicy.__post_init__)
+        if type(record.fold) is not int or not 1 <= record.fold <= FLEET_FOLD:
+            msg = f"fold is 1 to {FLEET_FOLD} (how the fleet's windows count), not {record.fold!r}"
+            raise InvalidEventError(msg, field="fold")
     elif isinstance(record, PluginsSet):
         for plugin in record.plugins:
             _label("plugin", plugin.name)

@@ -14,9 +14,11 @@ from ..engines.fleet import (
     open_incident,
     uncount,
 )
+from ..errors import JournalVersionError
 from ..journal import Journal
 from ..records import (
     DRY_RUN_SKIP,
+    FLEET_FOLD,
     HOST_STREAM,
     ActionSkipped,
     ApprovalDecided,
@@ -100,6 +102,13 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
         open_incident(view, read_as(entry, FleetIncident), entry.ts_ns)
     elif kind == "FleetPolicySet" and entry.stream == HOST_STREAM:
         record = read_as(entry, FleetPolicySet)
+        if not 1 <= record.fold <= FLEET_FOLD:
+            msg = (
+                f"the fleet policy journaled at seq {entry.seq} counts its windows by fold"
+                f" {record.fold}, which this version does not know (it knows 1 to {FLEET_FOLD});"
+                " upgrade adaptive-runtime to decide from this journal or replay it"
+            )
+            raise JournalVersionError(msg, found=record.fold, supported=FLEET_FOLD)
         view.policy, view.fold = record.policy, record.fold
     elif kind == "SilenceSet" and entry.stream == HOST_STREAM:
         silence = read_as(entry, SilenceSet)

@@ -299,3 +299,32 @@ async def test_a_denial_on_another_host_frees_the_budget_for_this_one(tmp_path: 
         assert verify_replay(journal).ok
     finally:
         journal.close()
+
+
+async def test_a_fleet_policy_counted_by_a_fold_this_version_does_not_know_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A journal from a newer version, whose fleet policy counts its windows some other
+    way, is a JournalVersionError at start and in replay (saying to upgrade), not decided
+    from by the wrong count; an import refuses such a line."""
+    from adaptive_runtime.engines.entries import check_entry
+    from adaptive_runtime.errors import InvalidEventError, JournalVersionError
+    from adaptive_runtime.records import FLEET_FOLD
+
+    path = tmp_path / "newer.db"
+    journal = SqliteJournal(path, durability="normal")
+    body = msgspec.msgpack.encode(["FleetPolicySet", FleetPolicy(budget=2), FLEET_FOLD + 1])
+    journal.append([Pending(stream=HOST_STREAM, kind="FleetPolicySet", ts_ns=START_NS, body=body)])
+    journal.close()
+    with pytest.raises(JournalVersionError, match=f"by fold {FLEET_FOLD + 1}, which this version"):
+        async with Host(path, durability="normal") as host:
+            await host.process({**OVERLOAD, "agent_id": "web"})
+    journal = SqliteJournal(path, create=False)
+    try:
+        with pytest.raises(JournalVersionError, match="upgrade adaptive-runtime"):
+            verify_replay(journal)
+        assert 1 == journal.head().seq  # nothing was journaled
+    finally:
+        journal.close()
+    with pytest.raises(InvalidEventError, match=f"fold is 1 to {FLEET_FOLD}"):
+        check_entry("FleetPolicySet", body)
