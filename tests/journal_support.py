@@ -10,6 +10,7 @@ from typing import Any
 
 from adaptive_runtime.errors import JournalUnavailableError
 from adaptive_runtime.journal import SqliteJournal
+from adaptive_runtime.journal.open import open_journal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import HOST_STREAM, SilenceMatcher, StatePatched, to_pending
 
@@ -35,9 +36,10 @@ def silence_set_elsewhere(path: Path, matcher: SilenceMatcher, starts_ns: int, h
     return silence.id
 
 
-def assert_replays(path: Path) -> None:
-    """Replaying the SQLite journal at `path` from empty re-makes every decision to the byte."""
-    journal = SqliteJournal(path, create=False)
+def assert_replays(path: Path | str) -> None:
+    """Replaying the journal at `path` (a SQLite file, or a URL) from empty re-makes every
+    decision to the byte."""
+    journal = open_journal(path, create=False)
     try:
         report = verify_replay(journal)
         assert report.ok, report.mismatches[:2]

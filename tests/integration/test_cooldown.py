@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from journal_support import assert_replays
 
 from adaptive_runtime import ApprovalPolicy, FleetPolicy, Host, ManualClock
 from adaptive_runtime.engines.decision import DecisionEngine
@@ -216,11 +217,7 @@ async def test_the_window_counts_a_restart_only_if_it_runs_or_stands_for_a_run(
         "denied": [],  # the second waits for approval too
     }
     assert runs[how] == ran
-    journal = SqliteJournal(path, create=False)
-    try:
-        assert verify_replay(journal).ok
-    finally:
-        journal.close()
+    assert_replays(path)
 
 
 async def test_a_journal_decided_counting_every_decision_replays_so_until_a_host_sets_fold_2(
@@ -294,11 +291,7 @@ async def test_a_denial_on_another_host_frees_the_budget_for_this_one(tmp_path: 
         after = await a.process({**OVERLOAD, "agent_id": "web-a", "n": 2})
     assert ["restart_service"] * 2 == [first.action, waiting.action]
     assert ("restart_service", "restart_service") == (held.degraded_from, after.action)
-    journal = SqliteJournal(path, create=False)
-    try:
-        assert verify_replay(journal).ok
-    finally:
-        journal.close()
+    assert_replays(path)
 
 
 async def test_a_fleet_policy_counted_by_a_fold_this_version_does_not_know_is_refused(

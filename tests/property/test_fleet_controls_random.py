@@ -21,13 +21,12 @@ import random
 from pathlib import Path
 
 import pytest
+from journal_support import assert_replays
 from postgres_support import fresh_url
 
 from adaptive_runtime import FleetPolicy, Host, ManualClock
 from adaptive_runtime.errors import AdaptiveRuntimeError
 from adaptive_runtime.journal import SqliteJournal
-from adaptive_runtime.journal.open import open_journal
-from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.records import ApprovalPolicy, SilenceMatcher
 from adaptive_runtime.runtime.actions import ActionCall
 
@@ -37,6 +36,25 @@ EVENTS = [
     {"type": "timeout", "severity": 0.45, "latency_ms": 4200},
     {"type": "anomaly_detected", "severity": 0.3},
 ]
+
+
+async def silence_one(host: Host, rnd: random.Random, *, fire_after: bool) -> None:
+    """Silence one of the six agents for 5 to 60 s of the host's clock."""
+    await host.controls.add_silence(
+        SilenceMatcher(agent=f"svc-{rnd.randrange(6)}"),
+        ends_ns=host.clock.now_ns() + rnd.randrange(5, 60) * 10**9,
+        comment="maintenance",
+        by="ops",
+        fire_after=fire_after,
+    )
+
+
+async def answer_one(host: Host, rnd: random.Random) -> None:
+    """Answer one pending approval request, yes or no."""
+    asked = rnd.choice(sorted(host.controls.pending.values(), key=lambda p: p.decision_seq))
+    # answered or timed out meanwhile: the journal keeps the first answer
+    with contextlib.suppress(AdaptiveRuntimeError):
+        await host.controls.answer(asked.decision_seq, approve=rnd.random() < 0.5, by="ops")
 
 
 async def walk(path: Path, seed: int) -> dict[str, int]:
@@ -83,22 +101,9 @@ async def walk(path: Path, seed: int) -> dict[str, int]:
         for step in range(40):
             roll = rnd.random()
             if roll < 0.1:
-                await host.controls.add_silence(
-                    SilenceMatcher(agent=f"svc-{rnd.randrange(6)}"),
-                    ends_ns=clock.now_ns() + rnd.randrange(5, 60) * 10**9,
-                    comment="maintenance",
-                    by="ops",
-                    fire_after=rnd.random() < 0.5,
-                )
+                await silence_one(host, rnd, fire_after=rnd.random() < 0.5)
             elif roll < 0.2 and host.controls.pending:
-                asked = rnd.choice(
-                    sorted(host.controls.pending.values(), key=lambda p: p.decision_seq)
-                )
-                # answered or timed out meanwhile: the journal keeps the first answer
-                with contextlib.suppress(AdaptiveRuntimeError):
-                    await host.controls.answer(
-                        asked.decision_seq, approve=rnd.random() < 0.5, by="ops"
-                    )
+                await answer_one(host, rnd)
             elif roll < 0.5:
                 await host.process_many(events(step))
             else:
@@ -111,10 +116,9 @@ async def walk(path: Path, seed: int) -> dict[str, int]:
             await host.controls.refresh()
         release.set()
         await host.wait_for_actions()
+    assert_replays(path)
     journal = SqliteJournal(path, create=False)
     try:
-        report = verify_replay(journal)
-        assert report.ok, report.mismatches[:1]
         kinds: dict[str, int] = {}
         for entry in journal.read():
             kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
@@ -163,20 +167,9 @@ async def walk_two_hosts(path: Path | str, seed: int) -> None:
             host = hosts[mine]
             roll = rnd.random()
             if roll < 0.1:
-                await host.controls.add_silence(
-                    SilenceMatcher(agent=f"svc-{rnd.randrange(6)}"),
-                    ends_ns=clock.now_ns() + rnd.randrange(5, 60) * 10**9,
-                    comment="maintenance",
-                    by="ops",
-                )
+                await silence_one(host, rnd, fire_after=False)
             elif roll < 0.3 and host.controls.pending:
-                asked = rnd.choice(
-                    sorted(host.controls.pending.values(), key=lambda p: p.decision_seq)
-                )
-                with contextlib.suppress(AdaptiveRuntimeError):
-                    await host.controls.answer(
-                        asked.decision_seq, approve=rnd.random() < 0.5, by="ops"
-                    )
+                await answer_one(host, rnd)
             else:
                 batch = [
                     {
@@ -193,12 +186,7 @@ async def walk_two_hosts(path: Path | str, seed: int) -> None:
                 await each.controls.refresh()
         for each in hosts:
             await each.wait_for_actions()
-    journal = open_journal(path, create=False)
-    try:
-        report = verify_replay(journal)
-        assert report.ok, report.mismatches[:1]
-    finally:
-        journal.close()
+    assert_replays(path)
 
 
 def test_two_hosts_gating_by_each_others_controls_replay_byte_for_byte(tmp_path: Path) -> None:
