@@ -356,9 +356,12 @@ class FleetPolicySet(msgspec.Struct, frozen=True, tag=True, array_like=True):
 
     `fold` is how the budget, floor and cooldown windows count from here on: 1 (every
     record journaled before fold 2 existed, which decode with the default), each
-    disruptive decision; 2, less each one whose action the journal then says will not run
-    (skipped in its batch by a silence, a breaker or max_in_flight; its approval denied
-    or timed out). Replay folds each journal the way it was decided.
+    disruptive decision when it is made; 2, each from its decision, less each one whose
+    action the journal then says will not run (skipped in its batch by a silence, a
+    breaker or max_in_flight; its approval denied or timed out; what a `fire_after`
+    silence owed given up unrun), and from when it runs for one that runs later (its
+    approval; the end of the silence that owed it). Replay folds each journal the way
+    it was decided.
     """
 
     policy: FleetPolicy

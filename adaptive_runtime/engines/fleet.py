@@ -40,6 +40,7 @@ __all__ = [
     "held_back",
     "observe",
     "open_incident",
+    "restamp",
     "uncount",
 ]
 
@@ -69,14 +70,18 @@ class FleetView(msgspec.Struct, kw_only=True):
     pending_fingerprints: dict[str, str | None] = {}
     """Per agent: the fingerprint of its event whose decision is still to be folded."""
     fold: int = 1
-    """How the action windows count (FleetPolicySet.fold): 1, every disruptive decision;
-    2, less those whose action the journal says will not run (skipped, or denied)."""
+    """How the action windows count (FleetPolicySet.fold): 1, every disruptive decision
+    when it is made; 2, each from its decision, less those the journal says will not run
+    (skipped, denied, given up unrun), and from when it runs for those that run later
+    (approved, or owed by a silence)."""
     last_counted: tuple[int, Counted] | None = None
     """(seq, what it counted) of the last decision folded, if it counted an action (fold 2)."""
     awaiting: dict[int, Counted] = {}
     """Per decision seq: the action counted while it waits for a person's answer (fold 2)."""
+    owed: dict[int, Counted] = {}
+    """Per decision seq: the action counted while a `fire_after` silence holds it (fold 2)."""
     fire_after: dict[str, None] = {}
-    """The ids of the `fire_after` silences not ended: what they skip is owed, so it counts."""
+    """The ids of the `fire_after` silences not ended: what they skip is owed."""
 
     def copy(self) -> FleetView:
         return FleetView(
@@ -92,6 +97,7 @@ class FleetView(msgspec.Struct, kw_only=True):
             fold=self.fold,
             last_counted=self.last_counted,
             awaiting=dict(self.awaiting),
+            owed=dict(self.owed),
             fire_after=dict(self.fire_after),
         )
 
@@ -159,11 +165,6 @@ def observe(
         view.incidents[context] = ts_ns  # the incident stays open while decisions keep coming
     horizon = ts_ns - round(policy.budget_window * 1e9)
     kept = [d for d in view.disruptive if d[0] >= horizon]
-    if view.awaiting:  # out of every window: denying it later would take nothing out
-        longest = horizon
-        if policy.cooldown is not None:
-            longest = min(horizon, ts_ns - round(policy.cooldown * 1e9))
-        view.awaiting = {s: c for s, c in view.awaiting.items() if c[0] >= longest}
     if action in policy.disruptive:
         kept.append((ts_ns, agent, action))
     view.disruptive = kept
@@ -182,6 +183,16 @@ def uncount(view: FleetView, counted: Counted) -> None:
             del view.last_acted[key]
         else:
             view.last_acted[key] = previous
+
+
+def restamp(view: FleetView, counted: Counted, ts_ns: int) -> None:
+    """An action counted from its decision runs only now (approved, or owed by a silence
+    that ended): it counts from now instead."""
+    uncount(view, counted)
+    _, agent, action, key, _ = counted
+    view.disruptive.append((ts_ns, agent, action))
+    if key is not None and view.last_acted.get(key, ts_ns) <= ts_ns:
+        view.last_acted[key] = ts_ns
 
 
 def open_incident(view: FleetView, incident: FleetIncident, ts_ns: int) -> None:

@@ -136,11 +136,13 @@ FLEET_KINDS = (
     "FleetIncident",
     "FleetPolicySet",
     "ApprovalDecided",
+    "ActionRetried",
+    "ActionAbandoned",
 )
 """The kinds a fleet view folds something of that another writer's gate would miss (an
 EventReceived, a skip or an approval request come only with their decision; a silence
-changes only what the controls, checked on their own, decide; a denial takes its action
-out of the windows)."""
+changes only what the controls, checked on their own, decide; an approval's answer, and
+the run or giving-up of what a silence owed, move an action in the windows)."""
 
 
 class OwnWrites:

@@ -12,6 +12,7 @@ from ..engines.fleet import (
     close_episode,
     observe,
     open_incident,
+    restamp,
     uncount,
 )
 from ..errors import JournalVersionError
@@ -20,6 +21,8 @@ from ..records import (
     DRY_RUN_SKIP,
     FLEET_FOLD,
     HOST_STREAM,
+    ActionAbandoned,
+    ActionRetried,
     ActionSkipped,
     ApprovalDecided,
     DecisionMade,
@@ -44,12 +47,12 @@ __all__ = [
     "HOST_STREAM",
     "count_decision",
     "decode_view",
-    "denial_uncounts",
     "evolve_fleet",
     "journaled_plugins",
     "journaled_policy",
     "rebuild_fleet",
-    "skip_counts",
+    "settle",
+    "settles",
     "snapshot_fleet",
 ]
 
@@ -89,13 +92,16 @@ def evolve_fleet(view: FleetView, entry: Entry) -> FleetView:
         if last is not None and last[0] == entry.seq - 1:  # in its decision's batch, after it
             if kind == "ActionAwaitingApproval":
                 view.awaiting[last[0]] = last[1]
-            elif not skip_counts(view, read_as(entry, ActionSkipped).reason):
-                uncount(view, last[1])
-    elif kind == "ApprovalDecided" and view.awaiting:
-        answer = read_as(entry, ApprovalDecided)
-        counted = view.awaiting.pop(answer.decision_seq, None)
-        if counted is not None and not answer.approved:
-            uncount(view, counted)
+            else:
+                reason = read_as(entry, ActionSkipped).reason
+                if silence_named(reason) in view.fire_after:
+                    view.owed[last[0]] = last[1]  # it runs when the silence ends
+                elif reason != DRY_RUN_SKIP:  # a dry run's stands for the run it trials
+                    uncount(view, last[1])
+    elif kind in _SETTLING and (view.awaiting or view.owed):
+        settled = settles(view, entry)
+        if settled is not None:
+            settle(view, settled, entry.ts_ns)
     elif kind == "EpisodeClosed":
         close_episode(view, entry.stream, read_as(entry, EpisodeClosed).fingerprint)
     elif kind == "FleetIncident":
@@ -127,19 +133,42 @@ def count_decision(view: FleetView, seq: int, counted: Counted | None) -> None:
     view.last_counted = None if counted is None or view.fold < 2 else (seq, counted)
 
 
-def skip_counts(view: FleetView, reason: str) -> bool:
-    """Whether an action skipped for `reason` stays in the windows: a dry run's, or one a
-    `fire_after` silence owes (OperatorControls.stands_for_a_run, on the live path)."""
-    return reason == DRY_RUN_SKIP or silence_named(reason) in view.fire_after
+_SETTLING = frozenset({"ApprovalDecided", "ActionRetried", "ActionAbandoned"})
+
+Settled = tuple[int, Counted, bool]
+"""(decision seq, what its decision counted, whether the action runs now)."""
 
 
-def denial_uncounts(view: FleetView, entry: Entry) -> Counted | None:
-    """What an ApprovalDecided entry takes out of the windows: the action it denies, if
-    they counted it while it waited (fold 2); None for anything else."""
-    if entry.kind != "ApprovalDecided" or not view.awaiting:
-        return None
-    record = read_as(entry, ApprovalDecided)
-    return None if record.approved else view.awaiting.get(record.decision_seq)
+def settles(view: FleetView, entry: Entry) -> Settled | None:
+    """What an entry settles of an action the windows counted from its decision and held
+    (fold 2): an approval's answer (a yes runs it now, a no takes it out), or the end of
+    what a `fire_after` silence owed (run now, or given up unrun). None for anything else.
+    It reads the view and changes nothing: `settle` does."""
+    kind = entry.kind
+    if kind == "ApprovalDecided" and view.awaiting:
+        answer = read_as(entry, ApprovalDecided)
+        counted = view.awaiting.get(answer.decision_seq)
+        return None if counted is None else (answer.decision_seq, counted, answer.approved)
+    if kind in ("ActionRetried", "ActionAbandoned") and view.owed:
+        record: ActionRetried | ActionAbandoned = (
+            read_as(entry, ActionRetried)
+            if kind == "ActionRetried"
+            else read_as(entry, ActionAbandoned)
+        )
+        counted = view.owed.get(record.decision_seq)
+        return None if counted is None else (record.decision_seq, counted, kind == "ActionRetried")
+    return None
+
+
+def settle(view: FleetView, settled: Settled, ts_ns: int) -> None:
+    """Apply what `settles` found, at the settling entry's time."""
+    seq, counted, runs = settled
+    view.awaiting.pop(seq, None)
+    view.owed.pop(seq, None)
+    if runs:
+        restamp(view, counted, ts_ns)
+    else:
+        uncount(view, counted)
 
 
 FLEET_VERSION = "fleet-view/2"

@@ -82,6 +82,8 @@ _FOLDED_AS_JOURNALED = (
     "ActionSkipped",
     "ActionAwaitingApproval",
     "ApprovalDecided",
+    "ActionRetried",
+    "ActionAbandoned",
     "SilenceSet",
     "SilenceEnded",
 )

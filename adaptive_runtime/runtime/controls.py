@@ -284,8 +284,8 @@ class OperatorControls:
     def stands_for_a_run(self, hold: str) -> bool:
         """Whether an action `hold` skips still counts in the fleet's action windows: a dry
         run's (it stands for the run it trials), or one a `fire_after` silence owes (it
-        runs when the silence ends). The fleet fold reads the journal the same way
-        (projections.fleet.skip_counts)."""
+        runs when the silence ends, and counts from then). The fleet fold reads the
+        journal the same way (projections.fleet.evolve_fleet)."""
         if hold == DRY_RUN_SKIP:
             return True
         silence = self.state.silences.by_id.get(silence_named(hold) or "")

@@ -23,7 +23,7 @@ from .._checks import check_stored_name
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.events import MAX_EVENT_BYTES, event_list
-from ..engines.fleet import FleetView, close_episode, fingerprint_key, uncount
+from ..engines.fleet import FleetView, close_episode, fingerprint_key
 from ..engines.pipeline import PluginSet
 from ..errors import (
     AdaptiveRuntimeError,
@@ -45,11 +45,12 @@ from ..journal.reader import JournalReader
 from ..observability.logs import logger_for
 from ..projections.fleet import (
     HOST_STREAM,
-    denial_uncounts,
     evolve_fleet,
     journaled_plugins,
     journaled_policy,
     rebuild_fleet,
+    settle,
+    settles,
     snapshot_fleet,
 )
 from ..projections.rebuild import STATE_VERSION
@@ -1089,14 +1090,14 @@ class Host:
             for entry in entries:
                 if entry.seq <= self._fleet_seq:
                     continue  # folded already, caught up from the journal by resync_fleet
-                denied = denial_uncounts(committed, entry)  # read before the fold drops it
+                settled = settles(committed, entry)  # read before the fold settles it
                 evolve_fleet(committed, entry)
                 # the decision view too: it folds decisions as they are made, not these
                 if entry.kind == "EpisodeClosed" and self.fleet is not None:
                     closed = read_as(entry, EpisodeClosed).fingerprint
                     close_episode(self.fleet, entry.stream, closed)
-                elif denied is not None and self.fleet is not None:
-                    uncount(self.fleet, denied)
+                elif settled is not None and self.fleet is not None:
+                    settle(self.fleet, settled, entry.ts_ns)
             # folded with no gap, so these are this host's, which the decision view holds
             # already: it is the journal up to here, plus this host's batches queued since
             self._fleet_seq = self.fleet_view_seq = entries[-1].seq

@@ -161,16 +161,24 @@ async def test_on_cooldown_skip_keeps_the_decision_and_skips_its_action(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("how", "counts"),
-    [("silence", False), ("fire_after silence", True), ("dry run", True), ("denied", False)],
+    ("how", "last"),
+    [
+        ("silence", None),
+        ("fire_after silence", 0),
+        ("dry run", 30),
+        ("denied", None),
+        ("approved", 0),
+    ],
 )
 async def test_the_window_counts_a_restart_only_if_it_runs_or_stands_for_a_run(
-    tmp_path: Path, how: str, counts: bool
+    tmp_path: Path, how: str, last: int | None
 ) -> None:
     """A restart decided and then kept from running (skipped by a silence, or its approval
-    denied) leaves the cooldown window, so the next one, 30 s later, restarts. One that
-    still runs (a `fire_after` silence owes it) or that a dry run trials stays in it and
-    degrades the next. The journal of both replays."""
+    denied) leaves the cooldown window (600 s), so the next one restarts. One that a dry
+    run trials counts from its decision, 30 s before the next; one that runs later (a
+    `fire_after` silence of 700 s owes it, or a person approves it 700 s on) counts from
+    when it runs, not from its decision. Either way the next restart is degraded, saying
+    how long ago the last one was (`last` s; None: not degraded). The journal replays."""
     path = tmp_path / "held.db"
     clock = ManualClock(start_ns=START_NS)
     host = Host(
@@ -179,7 +187,11 @@ async def test_the_window_counts_a_restart_only_if_it_runs_or_stands_for_a_run(
         clock=clock,
         fleet=FleetPolicy(cooldown=600),
         dry_run=how == "dry run",
-        approvals=ApprovalPolicy(actions=("restart_service",)) if how == "denied" else None,
+        approvals=(
+            ApprovalPolicy(actions=("restart_service",), timeout_s=3600.0)
+            if how in ("denied", "approved")
+            else None
+        ),
     )
     ran: list[int] = []
 
@@ -192,7 +204,7 @@ async def test_the_window_counts_a_restart_only_if_it_runs_or_stands_for_a_run(
         if "silence" in how:
             await host.controls.add_silence(
                 SilenceMatcher(agent="web"),
-                ends_ns=START_NS + 10 * 10**9,
+                ends_ns=START_NS + 700 * 10**9,
                 comment="deploy",
                 by="ops",
                 fire_after=how.startswith("fire_after"),
@@ -200,21 +212,26 @@ async def test_the_window_counts_a_restart_only_if_it_runs_or_stands_for_a_run(
         held = await host.process({**node, "n": 1})
         if how == "denied":
             await host.controls.answer(held.seq, approve=False, by="alice")
-        clock.advance(30)  # the silence is over
+        # the silence is over, and the cooldown from the decision; a dry run's is not
+        clock.advance(30 if how == "dry run" else 700)
+        if how == "approved":
+            await host.controls.answer(held.seq, approve=True, by="alice")
         await host.controls.refresh()
+        await host.wait_for_actions()
         after = await host.process({**node, "n": 2})
         await host.wait_for_actions()
     assert "restart_service" == held.action
-    if counts:
-        assert ("throttle_requests", "restart_service") == (after.action, after.degraded_from)
-        assert "(the last 30s ago)" in str(after.fleet)
-    else:
+    if last is None:
         assert ("restart_service", None, None) == (after.action, after.degraded_from, after.fleet)
+    else:
+        assert ("throttle_requests", "restart_service") == (after.action, after.degraded_from)
+        assert f"(the last {last}s ago)" in str(after.fleet)
     runs = {
         "silence": [after.seq],
         "fire_after silence": [held.seq],
         "dry run": [],
         "denied": [],  # the second waits for approval too
+        "approved": [held.seq],
     }
     assert runs[how] == ran
     assert_replays(path)
@@ -291,6 +308,45 @@ async def test_a_denial_on_another_host_frees_the_budget_for_this_one(tmp_path: 
         after = await a.process({**OVERLOAD, "agent_id": "web-a", "n": 2})
     assert ["restart_service"] * 2 == [first.action, waiting.action]
     assert ("restart_service", "restart_service") == (held.degraded_from, after.action)
+    assert_replays(path)
+
+
+async def test_a_run_another_host_owed_spends_the_budget_when_it_runs(tmp_path: Path) -> None:
+    """Two hosts on one file, a budget of one restart per 600 s: host B's restart, decided
+    inside a `fire_after` silence, runs when the silence ends 700 s later and counts from
+    then, so host A's restart a second after is degraded, though A's view last saw B's
+    decision out of the window. The run is a fleet entry, so A's batch decided without it
+    is refused and decided again, and the journal replays. (A has no handler: its batch
+    plans no action, so the operators' controls, which moved too, don't refuse it.)"""
+    path = tmp_path / "two.db"
+    clock = ManualClock(start_ns=START_NS)
+    policy = FleetPolicy(budget=1, budget_window=600)
+    a = Host(path, durability="normal", clock=clock, fleet=policy)
+    b = Host(path, durability="normal", clock=clock, fleet=policy)
+    ran: list[str] = []
+
+    @b.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        ran.append(call.decision.event_type)
+
+    async with a, b:
+        await b.controls.add_silence(
+            SilenceMatcher(agent="web-b"),
+            ends_ns=START_NS + 700 * 10**9,
+            comment="deploy",
+            by="ops",
+            fire_after=True,
+        )
+        owed = await b.process({**OVERLOAD, "agent_id": "web-b"})
+        await a.process({"type": "timeout", "severity": 0.3, "agent_id": "web-a"})
+        clock.advance(700)
+        await b.controls.refresh()  # the silence is over: B runs what it owed
+        await b.wait_for_actions()
+        clock.advance(1)
+        after = await a.process({**OVERLOAD, "agent_id": "web-a"})
+    assert ("restart_service", ["service_overload"]) == (owed.action, ran)
+    assert "restart_service" == after.degraded_from
+    assert "fleet budget spent: 1 of 1" in str(after.fleet)
     assert_replays(path)
 
 

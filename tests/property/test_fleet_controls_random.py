@@ -155,7 +155,9 @@ async def walk_two_hosts(path: Path | str, seed: int) -> None:
         Host(path, durability="normal", clock=clock, fleet=fleet, approvals=approvals)
         for _ in range(2)
     ]
-    for host in hosts:
+    # the second host acts on its decisions itself half the time: no handler, so its
+    # batches plan no action and only the fleet entries refuse one decided from a stale view
+    for host in hosts[: rnd.choice([1, 2])]:
 
         @host.action("restart_service")
         async def restart(call: ActionCall) -> None:
@@ -167,7 +169,7 @@ async def walk_two_hosts(path: Path | str, seed: int) -> None:
             host = hosts[mine]
             roll = rnd.random()
             if roll < 0.1:
-                await silence_one(host, rnd, fire_after=False)
+                await silence_one(host, rnd, fire_after=rnd.random() < 0.5)
             elif roll < 0.3 and host.controls.pending:
                 await answer_one(host, rnd)
             else:
