@@ -69,10 +69,28 @@ if TYPE_CHECKING:
     from .host import Host
     from .ledger import Ledger
 
-__all__ = ["CONTROLS_POLL_S", "OperatorControls"]
+__all__ = ["CONTROLS_POLL_S", "OperatorControls", "warn_replaced"]
 
 log = logging.getLogger("adaptive_runtime.controls")
 CONTROLS_POLL_S = 1.0
+
+
+def warn_replaced(
+    logger: logging.Logger, told: set[str], what: str, theirs: str, mine: str
+) -> None:
+    """Warn, once per policy (`told` keeps them), that another host journaled `what`,
+    `theirs`, which replaces this host's `mine` for every host of the journal."""
+    if theirs in told:
+        return
+    told.add(theirs)
+    logger.warning(
+        "another host journaled %s %s, which replaces this host's %s for every host of the"
+        " journal from now on (the last one journaled is in force); give every host the"
+        " same policy",
+        what,
+        theirs,
+        mine,
+    )
 
 
 class OperatorControls:
@@ -86,7 +104,7 @@ class OperatorControls:
         self.pending: dict[tuple[str, int], PendingApproval] = {}
         """Approval requests not answered yet, by (agent, decision seq)."""
         self._task: asyncio.Task[None] | None = None
-        self._replacements_told: set[ApprovalPolicy] = set()
+        self._replacements_told: set[str] = set()
         """The approval policies another writer journaled that this host warned of."""
         self._fired: set[tuple[str, int]] = set()
         """(agent, decision seq) of the actions this host ran, or left to a person, after a
@@ -96,18 +114,10 @@ class OperatorControls:
         """Say so when another writer journaled an approval policy other than this host's:
         the last one journaled is every host's."""
         mine, journaled = self.approval_policy, self.state.approvals
-        if mine is None or journaled is None or journaled == mine:
-            return
-        if journaled in self._replacements_told:
-            return
-        self._replacements_told.add(journaled)
-        log.warning(
-            "another host journaled an approval policy (%s), which replaces this host's (%s)"
-            " for every host of the journal from now on (the last one journaled is in force);"
-            " give every host the same policy",
-            journaled,
-            mine,
-        )
+        if mine is not None and journaled is not None and journaled != mine:
+            warn_replaced(
+                log, self._replacements_told, "an approval policy", f"({journaled})", f"({mine})"
+            )
 
     @property
     def approvals(self) -> ApprovalPolicy | None:

@@ -74,7 +74,7 @@ from ..records import (
 from .actions import ActionScheduler, Handler, Resume, Verification, register_action
 from .agent import Agent
 from .bus import EventBus
-from .controls import OperatorControls
+from .controls import OperatorControls, warn_replaced
 from .ledger import Ledger
 from .rules import LearningArg, RulesArg, learning_from, rules_from
 
@@ -384,16 +384,8 @@ class Host:
         """Say so when another writer journaled a fleet policy other than this host's: the
         last one journaled is every host's, so this host gates by it from here on."""
         mine = self.fleet_policy
-        if mine is None or policy == mine or policy.digest in self._replacements_told:
-            return
-        self._replacements_told.add(policy.digest)
-        log.warning(
-            "another host journaled fleet policy %s, which replaces this host's %s for every"
-            " host of the journal from now on (the last one journaled is in force); give"
-            " every host the same policy",
-            policy.digest,
-            mine.digest,
-        )
+        if mine is not None and policy != mine:
+            warn_replaced(log, self._replacements_told, "fleet policy", policy.digest, mine.digest)
 
     async def resync_fleet(self) -> None:
         """After a failed append, rebuild the decision view from the committed fleet state.
