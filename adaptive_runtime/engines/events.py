@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from .._checks import MAX_EVENT_BYTES, check_stored_name, check_text
 from ..errors import EventTooLargeError, InvalidEventError
 from ..records import Event
@@ -24,6 +26,7 @@ __all__ = [
     "outcome_id",
     "outcome_key",
     "parse_event",
+    "repeats",
     "severity",
     "target_of",
 ]
@@ -132,6 +135,28 @@ def parse_event(
             else _attribute(key, value, 1, redact, budget)
         )
     return Event(type=event_type, id=event_id, attrs=attrs, **numbers)
+
+
+def repeats(sent: Event, journaled: Event) -> bool:
+    """Whether an event sent again under its id repeats the one journaled under it: equal,
+    but for values either side holds redacted. A host of other `sensitive_fields` (another
+    server of the journal, or this one restarted with a new list) journaled it, or reads
+    it now; a retry is the same event either way."""
+    if sent == journaled:
+        return True
+    if msgspec.structs.replace(sent, attrs={}) != msgspec.structs.replace(journaled, attrs={}):
+        return False
+    return _alike(sent.attrs, journaled.attrs)
+
+
+def _alike(a: Any, b: Any) -> bool:
+    if a == REDACTED or b == REDACTED:
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_alike(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_alike(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _fields_of(event: Event) -> dict[str, Any]:

@@ -13,7 +13,14 @@ from .._crashpoints import crash_point
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
-from ..engines.events import event_list, fingerprint_of, outcome_key, parse_event, target_of
+from ..engines.events import (
+    event_list,
+    fingerprint_of,
+    outcome_key,
+    parse_event,
+    repeats,
+    target_of,
+)
 from ..engines.fleet import acting, gate_in_fleet, held_back, observe, open_incident, uncount
 from ..engines.original import ConfidenceEngine, pooled
 from ..engines.pipeline import decide
@@ -218,7 +225,7 @@ class Agent:
                 f"{found.event_seq}; ids are unique across the journal"
             )
             raise DuplicateEventError(msg, event_id=ev.id, seq=found.event_seq)
-        if found.event != ev:
+        if not repeats(ev, found.event):
             msg = (
                 f"event id {ev.id!r} was already journaled at seq {found.event_seq} with a "
                 "different body; use a new id for a new event"

@@ -68,3 +68,30 @@ def test_an_event_struct_is_redacted_too() -> None:
 
     event = parse_event(Event(type="x", attrs={"token": SECRET}), redact=frozenset({"token"}))
     assert "[redacted]" == event.attrs["token"]
+
+
+async def test_a_retry_is_the_same_event_whichever_fields_a_host_redacts(tmp_path: Path) -> None:
+    """An event journaled by a host that redacts `token` is sent again, under its id, to a
+    host that redacts nothing (another server of the journal, or this one restarted with
+    another list), and the other way round: each retry is answered with the journaled
+    decision, as on the first host, instead of a DuplicateEventError about "a different
+    body". A retry that differs anywhere else is still refused."""
+    from adaptive_runtime import DuplicateEventError, Host
+
+    path = tmp_path / "j.db"
+    sent = {"id": "e-1", "type": "auth_failure", "severity": 0.5, "agent_id": "api"}
+    nested = {**sent, "id": "e-2", "request": {"token": "s3cret", "path": "/login"}}
+    async with Host(path, durability="normal", sensitive_fields=["token"]) as redacting:
+        first = await redacting.process({**sent, "token": "s3cret"})
+        second = await redacting.process(nested)
+    async with Host(path, durability="normal") as plain:
+        again = await plain.process({**sent, "token": "s3cret"})
+        nested_again = await plain.process(nested)
+        clear = await plain.process({**sent, "id": "e-3", "token": "in clear"})
+        with pytest.raises(DuplicateEventError, match="with a different body"):
+            await plain.process({**sent, "token": "s3cret", "severity": 0.9})
+    async with Host(path, durability="normal", sensitive_fields=["token"]) as redacting:
+        clear_again = await redacting.process({**sent, "id": "e-3", "token": "in clear"})
+        head = redacting.journal.head().seq
+    assert (first.seq, second.seq, clear.seq) == (again.seq, nested_again.seq, clear_again.seq)
+    assert 6 == head  # three events, each journaled once, beside its decision
