@@ -76,19 +76,9 @@ class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
             raise ReplayMismatchError(msg, seq=first.seq)
 
 
-_FOLDED_AS_JOURNALED = (
-    "FleetPolicySet",
-    "EpisodeClosed",
-    "ActionSkipped",
-    "ActionAwaitingApproval",
-    "ApprovalDecided",
-    "ActionRetried",
-    "ActionAbandoned",
-    "SilenceSet",
-    "SilenceEnded",
-)
-"""The kinds the fleet view folds as the journal holds them, beside the decisions made anew
-(and the incidents they open)."""
+_MADE_ANEW = ("EventReceived", "DecisionMade", "FleetIncident")
+"""The kinds whose part in the fleet view replay makes again from the decisions it makes
+now; the fleet view folds every other entry as the journal holds it (evolve_fleet)."""
 
 
 def redecide(
@@ -179,8 +169,6 @@ def redecide(
                     open_incident(view, incident, ts)
             if stream is None or entry.stream == stream:
                 yield Redecided(seq=entry.seq, event=event, journaled=record.decision, now=fresh)
-        elif view is not None and entry.kind in _FOLDED_AS_JOURNALED:
-            evolve_fleet(view, entry)
         elif isinstance(record, OutcomeRecorded):
             pooled[entry.stream] = record_pooled(
                 ConfidenceParams(),
@@ -198,6 +186,8 @@ def redecide(
                     record.action,
                     record.success,
                 )
+        if view is not None and entry.kind not in _MADE_ANEW:
+            evolve_fleet(view, entry)
         evolve(state, entry)
 
 
