@@ -670,14 +670,22 @@ def _open(args: argparse.Namespace, *, to_write: bool = False) -> Journal:
     journal = open_journal(args.db, create=False, read_only_ok=not to_write)
     agent = getattr(args, "agent", None)
     if agent is not None and journal.stream_head(agent) == 0:
-        streams = [s for s in journal.streams() if not s.startswith("~")]  # not the host's
-        known = ", ".join(map(shown, streams[:10])) + (", ..." if len(streams) > 10 else "")
+        known = _agents_known(journal)
         journal.close()
-        raise UsageError(
-            f"agent {agent!r} has no entries in {describe(args.db)}"
-            + (f"; its agents are: {known}" if streams else "; the journal holds no agent")
-        )
+        raise UsageError(f"agent {agent!r} has no entries in {describe(args.db)}; {known}")
     return journal
+
+
+def _agents_known(journal: Journal) -> str:
+    """The journal's agents, for a message about one it has no entries of."""
+    streams = [s for s in journal.streams() if not s.startswith("~")]  # not the host's
+    if not streams:
+        return "the journal holds no agent"
+    return (
+        "its agents are: "
+        + ", ".join(map(shown, streams[:10]))
+        + (", ..." if len(streams) > 10 else "")
+    )
 
 
 def _refuse_memory(db: str) -> None:
@@ -825,6 +833,16 @@ def _silence(args: argparse.Namespace) -> int:
                     f"note: there was no journal at {describe(args.db)}, so one was made to"
                     " hold this silence; hosts started on it will keep it. If you meant the"
                     " journal your hosts use, check --db.",
+                    file=sys.stderr,
+                )
+            elif args.agent is not None and journal.stream_head(args.agent) == 0:
+                # a mistyped --agent would otherwise look like a window in force for the
+                # agent meant, while that agent's actions go on running
+                print(
+                    f"note: agent {args.agent!r} has no entries in this journal"
+                    f" ({_agents_known(journal)}), so this silence holds nothing yet; it"
+                    f" holds once {args.agent!r} decides. If you meant another agent,"
+                    f" `silence end {silence.id}` and set it again.",
                     file=sys.stderr,
                 )
             return EXIT_OK

@@ -270,6 +270,36 @@ async def test_a_silence_set_by_another_process_holds_from_its_commit(tmp_path: 
         journal.close()
 
 
+async def test_a_silence_for_an_agent_the_journal_has_no_entries_of_says_so(
+    tmp_path: Path,
+) -> None:
+    """`silence add --agent checkuot` (a typo for `checkout`) said "sil-... set" and
+    nothing more, like a window in force, while checkout's restarts went on running.
+    The silence is still set (one may be set for an agent before it first decides), and
+    a note on stderr names the journal's agents."""
+    path = tmp_path / "t.db"
+    host, _ = host_with_restart_handler(path, ManualClock(start_ns=START_NS))
+    async with host:
+        await host.process({**OVERLOAD, "agent_id": "checkout"})
+    typo = cli(
+        "silence", "add", "--db", str(path), "--agent", "checkuot", "--for", "1h",
+        "--comment", "deploy",
+    )  # fmt: skip
+    assert 0 == typo.returncode, typo.stderr
+    silence_id = typo.stdout.split()[0]
+    assert (
+        f"note: agent 'checkuot' has no entries in this journal (its agents are: checkout),"
+        f" so this silence holds nothing yet; it holds once 'checkuot' decides. If you"
+        f" meant another agent, `silence end {silence_id}` and set it again.\n"
+    ) == typo.stderr
+    assert "agent=checkuot" in cli("silence", "list", "--db", str(path)).stdout
+    meant = cli(
+        "silence", "add", "--db", str(path), "--agent", "checkout", "--for", "1h",
+        "--comment", "deploy",
+    )  # fmt: skip
+    assert (0, "") == (meant.returncode, meant.stderr)
+
+
 def test_cli_silence_errors_are_usage_errors(tmp_path: Path) -> None:
     db = tmp_path / "e.db"
     past = cli("silence", "add", "--db", str(db), "--until", "1000", "--comment", "x")
