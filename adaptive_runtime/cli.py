@@ -669,23 +669,24 @@ def _open(args: argparse.Namespace, *, to_write: bool = False) -> Journal:
     _refuse_memory(args.db)
     journal = open_journal(args.db, create=False, read_only_ok=not to_write)
     agent = getattr(args, "agent", None)
-    if agent is not None and journal.stream_head(agent) == 0:
-        known = _agents_known(journal)
+    if agent is None:
+        return journal
+    from .projections.audit import agents_beside
+
+    others = agents_beside(journal, agent)
+    if others is not None:
         journal.close()
-        raise UsageError(f"agent {agent!r} has no entries in {describe(args.db)}; {known}")
+        raise UsageError(
+            f"agent {agent!r} has no entries in {describe(args.db)}; {_agents_known(others)}"
+        )
     return journal
 
 
-def _agents_known(journal: Journal) -> str:
+def _agents_known(streams: list[str]) -> str:
     """The journal's agents, for a message about one it has no entries of."""
-    streams = [s for s in journal.streams() if not s.startswith("~")]  # not the host's
-    if not streams:
-        return "the journal holds no agent"
-    return (
-        "its agents are: "
-        + ", ".join(map(shown, streams[:10]))
-        + (", ..." if len(streams) > 10 else "")
-    )
+    from .projections.audit import agents_clause
+
+    return agents_clause([shown(s) for s in streams])
 
 
 def _refuse_memory(db: str) -> None:
@@ -774,6 +775,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _silence(args: argparse.Namespace) -> int:
     from .engines.silences import check_text_field, new_silence
     from .journal.open import open_journal
+    from .projections.audit import agents_beside
     from .projections.fleet import HOST_STREAM
     from .projections.silences import Silences, read_silences
     from .records import SilenceEnded, SilenceMatcher, to_pending
@@ -835,12 +837,15 @@ def _silence(args: argparse.Namespace) -> int:
                     " journal your hosts use, check --db.",
                     file=sys.stderr,
                 )
-            elif args.agent is not None and journal.stream_head(args.agent) == 0:
+            elif (
+                args.agent is not None
+                and (others := agents_beside(journal, args.agent)) is not None
+            ):
                 # a mistyped --agent would otherwise look like a window in force for the
                 # agent meant, while that agent's actions go on running
                 print(
                     f"note: agent {args.agent!r} has no entries in this journal"
-                    f" ({_agents_known(journal)}), so this silence holds nothing yet; it"
+                    f" ({_agents_known(others)}), so this silence holds nothing yet; it"
                     f" holds once {args.agent!r} decides. If you meant another agent,"
                     f" `silence end {silence.id}` and set it again.",
                     file=sys.stderr,
@@ -1765,7 +1770,9 @@ def _state(args: argparse.Namespace) -> int:
 
 
 def _only_agent(journal: Journal) -> str:
-    streams: list[str] = [s for s in journal.streams() if not s.startswith("~")]
+    from .projections.audit import agent_ids
+
+    streams = agent_ids(journal)
     if len(streams) == 1:
         return streams[0]
     if not streams:

@@ -42,7 +42,6 @@ from ..records import (
     read_record,
 )
 from .agent import DecisionSummary
-from .fleet import HOST_STREAM
 from .rebuild import rebuild
 
 __all__ = [
@@ -52,7 +51,10 @@ __all__ = [
     "HistoryItem",
     "Outcome",
     "Stats",
+    "agent_ids",
     "agents",
+    "agents_beside",
+    "agents_clause",
     "decision_at",
     "decision_for_event",
     "explain",
@@ -400,12 +402,31 @@ class AgentSummary(msgspec.Struct, frozen=True, kw_only=True):
     """Actions scheduled or begun and not finished: a restart resumes them."""
 
 
+def agent_ids(journal: Journal) -> list[str]:
+    """The journal's agents: every stream but the runtime's own (`~host`: no agent id
+    begins with `~`)."""
+    return [stream for stream in journal.streams() if not stream.startswith("~")]
+
+
+def agents_beside(journal: Journal, agent: str) -> list[str] | None:
+    """None if `agent` has entries in the journal; else the agents that do, for a note
+    that an operator's control names an agent never seen (a mistyped name, most often)."""
+    if journal.stream_head(agent) > 0:
+        return None
+    return agent_ids(journal)
+
+
+def agents_clause(names: list[str], shown: int = 10) -> str:
+    """The agents `agents_beside` gave, as a clause of a message (the first `shown`)."""
+    if not names:
+        return "the journal holds no agent"
+    return "its agents are: " + ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
 def agents(journal: Journal) -> list[AgentSummary]:
     """Every agent of the journal, with its entry count, last decision and open actions."""
     out: list[AgentSummary] = []
-    for stream in journal.streams():
-        if stream == HOST_STREAM:
-            continue
+    for stream in agent_ids(journal):
         state = rebuild(journal, stream).state
         out.append(
             AgentSummary(

@@ -56,7 +56,16 @@ from ..errors import (
 )
 from ..journal.open import hide_passwords
 from ..outcomes import outcome_of
-from ..projections.audit import Explanation, HistoryItem, decision_at, explain, history, stats
+from ..projections.audit import (
+    Explanation,
+    HistoryItem,
+    agents_beside,
+    agents_clause,
+    decision_at,
+    explain,
+    history,
+    stats,
+)
 from ..projections.audit import agents as agent_summaries
 from ..projections.fleet import HOST_STREAM
 from ..projections.rebuild import state_at
@@ -552,7 +561,16 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             by=data.by,
             fire_after=data.fire_after,
         )
-        return silence_view(silence, now)
+        view = silence_view(silence, now)
+        others = None if data.agent is None else await host.read(agents_beside, data.agent)
+        if others is not None:  # set all the same: one may be set before the agent decides
+            view.note = (
+                f"agent {data.agent!r} has no entries in this journal"
+                f" ({agents_clause(others)}), so this silence holds nothing yet; it holds once"
+                f" {data.agent!r} decides. If you meant another agent, end it"
+                f" (POST /v1/silences/{silence.id}/end) and set it again"
+            )
+        return view
 
     @post(
         "/v1/silences/{silence_id:str}/end",

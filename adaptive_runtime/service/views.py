@@ -216,3 +216,6 @@ class SilenceView(msgspec.Struct, kw_only=True):
     fire_after: bool
     state: str
     """in_force, to_come or ended."""
+    note: str | None = None
+    """Only in the answer to setting one, when it names an agent the journal has no
+    entries of (a mistyped name, most often): what the journal's agents are."""

@@ -1141,12 +1141,27 @@ async def test_silences_through_the_api(tmp_path: Path) -> None:
             silence["state"],
             silence["by"],
         )
+        # set before checkout first decides: taken, with a note that it holds nothing yet
+        assert (
+            "agent 'checkout' has no entries in this journal (the journal holds no agent),"
+            " so this silence holds nothing yet; it holds once 'checkout' decides. If you"
+            f" meant another agent, end it (POST /v1/silences/{silence['id']}/end) and set"
+            " it again"
+        ) == silence["note"]
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "checkout"}, headers=WRITE)
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "search"}, headers=WRITE)
         await host.wait_for_actions()
         assert ["search"] == ran
         listed = (await c.get("/v1/silences", headers=READ)).json()
         assert [silence["id"]] == [s["id"] for s in listed]
+        assert [None] == [s["note"] for s in listed]
+        # a mistyped agent: the note names the journal's agents
+        typo = await c.post("/v1/silences", json=body | {"agent": "checkuot"}, headers=WRITE)
+        assert "(its agents are: checkout, search)" in typo.json()["note"]
+        await c.post(f"/v1/silences/{typo.json()['id']}/end", json={"by": "ops"}, headers=WRITE)
+        meant = await c.post("/v1/silences", json=body | {"agent": "search"}, headers=WRITE)
+        assert (201, None) == (meant.status_code, meant.json()["note"])
+        await c.post(f"/v1/silences/{meant.json()['id']}/end", json={"by": "ops"}, headers=WRITE)
         ended = await c.post(f"/v1/silences/{silence['id']}/end", json={"by": "ops"}, headers=WRITE)
         assert 200 == ended.status_code
         assert [] == (await c.get("/v1/silences", headers=READ)).json()
