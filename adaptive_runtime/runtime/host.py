@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 from .._checks import check_stored_name
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
+from ..engines.decision import DEFAULT_RULES, FALLBACK
 from ..engines.events import MAX_EVENT_BYTES, event_list
 from ..engines.fleet import FleetView, close_episode, fingerprint_key
 from ..engines.pipeline import PluginSet
@@ -71,6 +72,7 @@ from ..records import (
     read_as,
     to_pending,
 )
+from .action_names import decided_by, unreachable
 from .actions import ActionScheduler, Handler, Resume, Verification, register_action
 from .agent import Agent
 from .bus import EventBus
@@ -321,16 +323,18 @@ class Host:
             self._streams.discard(HOST_STREAM)  # known before the controls load any agent
             await self.controls.start(journal)
             streams = [self._only] if self._only is not None else sorted(self._streams)
+            rules_seen: list[Rule] = []  # the custom rules of the agents looked at
             for agent_id in streams:
                 if self._ownership is not None and self._only is None and not self._claims_local:
                     await self._take_over(agent_id)  # agents another host holds are left
                 else:
-                    await self._resume(agent_id)
+                    rules_seen.extend(await self._resume(agent_id))
             if self._ownership is not None:
                 await self.controls.take_up(set(self._ownership.claims()))
             if self._ownership is not None and not self._claims_local:
                 keeping = self._keep_claims(self._ownership, self._worker)
                 self._claims_task = asyncio.create_task(keeping)
+            self._warn_unreachable_names(rules_seen)
         except BaseException:
             await self._close()
             self._ready.set()  # wake callers waiting on start(): they find it failed
@@ -379,6 +383,26 @@ class Host:
             await worker.append([to_pending(HOST_STREAM, policy_set, ts)])
             log.info("Fleet policy %s journaled", self.fleet_policy.digest)
         self.fleet, self.fleet_view_seq = committed.copy(), self._fleet_seq
+
+    def _warn_unreachable_names(self, rules_seen: Iterable[Rule]) -> None:
+        """Warn of each action name in this host's set-up that no decision can reach (see
+        action_names): a policy that gates nothing, a handler or a step that never runs.
+        `rules_seen`: the custom rules journaled for the agents start looked at."""
+        rules = [*DEFAULT_RULES, FALLBACK, *(self.rules or ()), *rules_seen]
+        for _, pack in self.plugins.packs:
+            rules.extend(pack)
+        for ledger in self._loaded.values():
+            rules.extend(ledger.state.rules)
+        specs = self.actions.specs.values()
+        approvals = self.controls.approval_policy
+        for warning in unreachable(
+            decided=decided_by(rules),
+            handlers={spec.name for spec in specs},
+            ladders={spec.name: spec.escalate for spec in specs if spec.escalate},
+            approvals=() if approvals is None else approvals.actions,
+            disruptive=() if self.fleet_policy is None else self.fleet_policy.disruptive,
+        ):
+            log.warning("%s", warning)
 
     def _warn_if_replaced(self, policy: FleetPolicy) -> None:
         """Say so when another writer journaled a fleet policy other than this host's: the
@@ -467,12 +491,13 @@ class Host:
         await self.resync_fleet()
         return True
 
-    async def _resume(self, agent_id: str) -> None:
-        """Resume an agent's unfinished actions; an agent with none is not kept loaded."""
+    async def _resume(self, agent_id: str) -> tuple[Rule, ...]:
+        """Resume an agent's unfinished actions; an agent with none is not kept loaded.
+        Return its custom rules, as journaled."""
         if agent_id == self._only:
             ledger = await self._load(agent_id, starting=True)
             if self._ownership is not None:
-                return  # the claim made in _load resumed them
+                return ledger.state.rules  # the claim made in _load resumed them
         else:
             ledger = Ledger(
                 agent_id,
@@ -484,14 +509,15 @@ class Host:
             )
             await ledger.rebuild()  # a look at its state: kept only if it has actions to resume
             if not ledger.state.open_actions or agent_id in self._loaded:
-                return
+                return ledger.state.rules
             if self._ownership is not None:  # resumed by the host that claims it: this one?
                 await self._take_over(agent_id)
-                return
+                return ledger.state.rules
             await self._install(ledger)
         if ledger.state.open_actions:
             await self.actions.resume(ledger)
         await self._evict_over_bound(keep=agent_id)
+        return ledger.state.rules
 
     async def _take_over(self, agent_id: str) -> bool:
         """Claim an agent no live host holds, load it and resume its unfinished actions."""

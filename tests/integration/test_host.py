@@ -11,10 +11,12 @@ from journal_support import FaultyJournal, answered_in_commit_order, assert_repl
 
 from adaptive_runtime import (
     ActionCall,
+    ApprovalPolicy,
     BreakerPolicy,
     ConfigurationError,
     Decision,
     DuplicateEventError,
+    FleetPolicy,
     Host,
     InvalidEventError,
     InvalidRulesError,
@@ -23,6 +25,7 @@ from adaptive_runtime import (
     RetryPolicy,
     Runtime,
     RuntimeNotStartedError,
+    Verification,
 )
 from adaptive_runtime.errors import AgentOwnedElsewhere
 from adaptive_runtime.journal import MemoryJournal, SqliteJournal, has_ownership, is_journal
@@ -638,3 +641,73 @@ async def test_taking_up_what_another_host_left_that_fails_is_logged_not_left_un
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert not [m for m in said if "never retrieved" in m]
     assert any("Taking up what another host left of agent web failed" in m for m in said)
+
+
+async def test_names_in_the_set_up_that_no_decision_reaches_are_warned_of_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A mistyped action name made a safety setting do nothing, in silence: approvals for
+    `restart_servce` let every restart run unasked, a fleet policy counting
+    `restart_srvice` held none back, and a ladder step `page_huamn` was owed for ever
+    once a check failed. Each is taken (a rule deciding the name may be set later), and
+    the host warns of it at start, with the nearest name it knows."""
+    host = Host(
+        tmp_path / "n.db",
+        clock=ManualClock(),
+        approvals=ApprovalPolicy(actions=("restart_servce",)),
+        fleet=FleetPolicy(disruptive=("restart_srvice", "rollback_deployment"), cooldown=60),
+    )
+    check = Verification(within=30)
+
+    @host.action("restart_service", verify=check, escalate=["rollback_deployment", "page_huamn"])
+    async def restart(call: object) -> None: ...
+
+    @host.action("rollback_deployment")
+    async def rollback(call: object) -> None: ...
+
+    @host.action("isolate_componet")
+    async def isolate(call: object) -> None: ...
+
+    caplog.set_level("WARNING", logger="adaptive_runtime")
+    async with host:
+        pass
+    assert [
+        "the approval policy names 'restart_servce', which no rule decides and no escalation"
+        " ladder names: it gates nothing (did you mean 'restart_service'?)",
+        "the fleet policy counts 'restart_srvice' as disruptive, but no rule decides it and"
+        " no escalation ladder names it: no budget, floor or cooldown holds it (did you mean"
+        " 'restart_service'?)",
+        "a handler is registered for 'isolate_componet', which no rule decides and no"
+        " escalation ladder names: it never runs (did you mean 'isolate_component'?)",
+        "the escalation ladder of 'restart_service' names 'page_huamn', which has no handler:"
+        " once a check of 'restart_service' fails, that step is owed and never runs",
+    ] == [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+async def test_a_set_up_whose_names_decisions_reach_is_started_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No false alarm: a handler for a custom rule's action (journaled for the agent by
+    an earlier start, not given to this one), a ladder step with its handler, approvals
+    for a built-in action and the default disruptive list."""
+    path = tmp_path / "q.db"
+    async with Host(
+        path, rules=[{"context": "resource_pressure", "action": "drain_node", "reason": "drain"}]
+    ) as h:
+        await h.agent("a").process(OVERLOAD)
+    host = Host(
+        path,
+        approvals=ApprovalPolicy(actions=("rollback_deployment",)),
+        fleet=FleetPolicy(cooldown=60),
+    )
+
+    @host.action("drain_node", verify=Verification(within=30), escalate=["page_human"])
+    async def drain(call: object) -> None: ...
+
+    @host.action("page_human")
+    async def page(call: object) -> None: ...
+
+    caplog.set_level("WARNING", logger="adaptive_runtime")
+    async with host:
+        pass
+    assert [] == [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

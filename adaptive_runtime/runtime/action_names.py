@@ -1,0 +1,76 @@
+"""Action names in a host's set-up that no decision can reach: mistyped names, most often.
+
+An approval policy that names an action no rule decides gates nothing; a fleet policy
+that counts one as disruptive holds nothing back; a handler registered for one never
+runs; an escalation step with no handler is owed for ever once a check fails. None of
+these is refused (a rule that decides the action may come later, with `set_rules`), so
+the host logs a warning for each at start, with the nearest name it knows.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from ..records import Rule
+
+__all__ = ["decided_by", "unreachable"]
+
+
+def decided_by(rules: Iterable[Rule]) -> set[str]:
+    """Every action these rules can decide: each rule's own and its alternatives."""
+    out: set[str] = set()
+    for rule in rules:
+        out.add(rule.action)
+        out.update(rule.alternatives)
+    return out
+
+
+def unreachable(
+    *,
+    decided: Collection[str],
+    handlers: Collection[str],
+    ladders: Mapping[str, Sequence[str]],
+    approvals: Sequence[str] = (),
+    disruptive: Sequence[str] = (),
+) -> list[str]:
+    """A warning for each name of the set-up that no decision reaches, in a stable order.
+
+    `decided`: the actions the rules can decide; `handlers`: the actions with a handler;
+    `ladders`: each action's escalation steps; `approvals`: the actions an approval
+    policy names; `disruptive`: the actions a fleet policy counts.
+    """
+    reachable = set(decided).union(*ladders.values())
+    out: list[str] = []
+    for name in approvals:
+        if name not in reachable:
+            out.append(
+                f"the approval policy names {name!r}, which no rule decides and no escalation"
+                f" ladder names: it gates nothing{_nearest(name, reachable)}"
+            )
+    for name in disruptive:
+        if name not in reachable:
+            out.append(
+                f"the fleet policy counts {name!r} as disruptive, but no rule decides it and no"
+                f" escalation ladder names it: no budget, floor or cooldown holds it"
+                f"{_nearest(name, reachable)}"
+            )
+    for name in sorted(set(handlers) - reachable):
+        out.append(
+            f"a handler is registered for {name!r}, which no rule decides and no escalation"
+            f" ladder names: it never runs{_nearest(name, reachable)}"
+        )
+    for action, steps in sorted(ladders.items()):
+        for step in steps:
+            if step not in handlers:
+                out.append(
+                    f"the escalation ladder of {action!r} names {step!r}, which has no handler:"
+                    f" once a check of {action!r} fails, that step is owed and never runs"
+                    f"{_nearest(step, handlers)}"
+                )
+    return out
+
+
+def _nearest(name: str, known: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
