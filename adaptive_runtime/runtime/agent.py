@@ -57,6 +57,7 @@ from ..records import (
 from .actions import Handler, Resume, Verification, register_action
 from .bus import EventBus
 from .ledger import Ledger
+from .reachable import unmatched_rules
 from .rules import LearningArg, RulesArg, learning_from, rules_from
 
 if TYPE_CHECKING:
@@ -419,6 +420,7 @@ class Agent:
             [RulesChanged(rules=parsed, ruleset=policy.ruleset, learning=learning)]
         )
         log_decision.info("Rules changed: %d custom rules, ruleset %s", len(parsed), policy.ruleset)
+        self._warn_unmatched(parsed)
         return policy.ruleset
 
     def change_rules_soon(self, rules: tuple[Rule, ...]) -> None:
@@ -432,6 +434,13 @@ class Agent:
         policy = ledger.policy_for(rules, learning)
         ledger.append_soon([RulesChanged(rules=rules, ruleset=policy.ruleset, learning=learning)])
         log_decision.info("Rules changed: %d custom rules, ruleset %s", len(rules), policy.ruleset)
+        self._warn_unmatched(rules)
+
+    def _warn_unmatched(self, rules: tuple[Rule, ...]) -> None:
+        """Warn of each rule for a context no event is given (see reachable)."""
+        if not self._host.plugins.refs:  # else a plugin's analyser may give it
+            for warning in unmatched_rules(rules):
+                log_decision.warning("%s", warning)
 
     def action(
         self,

@@ -72,12 +72,12 @@ from ..records import (
     read_as,
     to_pending,
 )
-from .action_names import decided_by, unreachable
 from .actions import ActionScheduler, Handler, Resume, Verification, register_action
 from .agent import Agent
 from .bus import EventBus
 from .controls import OperatorControls, warn_replaced
 from .ledger import Ledger
+from .reachable import decided_by, unmatched_rules, unreachable
 from .rules import LearningArg, RulesArg, learning_from, rules_from
 
 __all__ = ["DEFAULT_AGENT_FIELD", "Host"]
@@ -385,9 +385,10 @@ class Host:
         self.fleet, self.fleet_view_seq = committed.copy(), self._fleet_seq
 
     def _warn_unreachable_names(self, rules_seen: Iterable[Rule]) -> None:
-        """Warn of each action name in this host's set-up that no decision can reach (see
-        action_names): a policy that gates nothing, a handler or a step that never runs.
-        `rules_seen`: the custom rules journaled for the agents start looked at."""
+        """Warn of each name in this host's set-up that no decision can reach (see
+        reachable): a policy that gates nothing, a handler or a step that never runs, a
+        custom rule that never matches. `rules_seen`: the custom rules journaled for the
+        agents start looked at."""
         rules = [*DEFAULT_RULES, FALLBACK, *(self.rules or ()), *rules_seen]
         for _, pack in self.plugins.packs:
             rules.extend(pack)
@@ -403,6 +404,9 @@ class Host:
             disruptive=() if self.fleet_policy is None else self.fleet_policy.disruptive,
         ):
             log.warning("%s", warning)
+        if self.rules and not self.plugins.refs:  # else a plugin's analyser may give it
+            for warning in unmatched_rules(self.rules):
+                log.warning("%s", warning)
 
     def _warn_if_replaced(self, policy: FleetPolicy) -> None:
         """Say so when another writer journaled a fleet policy other than this host's: the

@@ -711,3 +711,33 @@ async def test_a_set_up_whose_names_decisions_reach_is_started_without_a_warning
     async with host:
         pass
     assert [] == [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+async def test_a_custom_rule_for_a_context_no_event_is_given_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rule for `resource_presure` (a typo) never matched, and decisions went to the
+    built-in table in silence. Start warns of the rules it is given, and set_rules of
+    the rules it journals; a rule for `unknown_<type>` or with no context is fine."""
+    typo = {"context": "resource_presure", "action": "drain_node", "reason": "drain"}
+    fine = [
+        {"context": "unknown_disk_full", "action": "run_recovery", "reason": "disk"},
+        {"context": None, "risk": "critical", "action": "page_human", "reason": "any"},
+        {"context": "latency_issue", "action": "cache_warmup", "reason": "slow"},
+    ]
+    caplog.set_level("WARNING", logger="adaptive_runtime")
+    async with Host(tmp_path / "r.db", rules=[*fine, typo]) as host:
+        told = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert [
+            "custom[3] is a rule for the context 'resource_presure', which no event is given"
+            " (the contexts are anomaly_signal, latency_issue, resource_pressure,"
+            " security_signal, self_healing, service_degradation, and unknown_<type> for any"
+            " other event type): it never matches (did you mean 'resource_pressure'?)"
+        ] == told
+        caplog.clear()
+        await host.agent("a").set_rules([typo])
+        [again] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert again.startswith("custom[0] is a rule for the context 'resource_presure'")
+        caplog.clear()
+        await host.agent("a").set_rules(fine)
+        assert [] == [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -118,3 +118,21 @@ def test_the_server_decides_with_the_plugins_it_is_given(tmp_path: object) -> No
     )
     assert ["trading==0.1.0"] == decision["plugins"]
     assert 0 == code
+
+
+async def test_a_rule_for_a_context_only_a_plugin_gives_draws_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A custom rule for a context no event is given never matches, and start warns of
+    it; a context an enabled plugin's analyser gives is not such a one. The pack's own
+    handler (for an action its rules decide) draws no warning either."""
+    rules = [{"context": "trading_infrastructure", "action": "page_trader", "reason": "vps"}]
+    caplog.set_level("WARNING", logger="adaptive_runtime")
+    async with Host("memory:", clock=ManualClock(), plugins=["trading"], rules=rules) as host:
+        decided = await host.agent("bot").process(EVENTS[0])
+    assert ("page_trader", "custom[0]") == (decided.action, decided.rule)
+    assert [] == [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    async with Host("memory:", clock=ManualClock(), rules=rules):
+        pass
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("custom[0] is a rule for the context 'trading_infrastructure'")

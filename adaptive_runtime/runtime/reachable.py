@@ -1,10 +1,12 @@
-"""Action names in a host's set-up that no decision can reach: mistyped names, most often.
+"""Names in a host's set-up that no decision can reach: mistyped names, most often.
 
 An approval policy that names an action no rule decides gates nothing; a fleet policy
 that counts one as disruptive holds nothing back; a handler registered for one never
-runs; an escalation step with no handler is owed for ever once a check fails. None of
-these is refused (a rule that decides the action may come later, with `set_rules`), so
-the host logs a warning for each at start, with the nearest name it knows.
+runs; an escalation step with no handler is owed for ever once a check fails; a custom
+rule for a context no event is given never matches. None of these is refused (a rule
+that decides the action may come later, with `set_rules`; a plugin enabled later may
+give the context), so the host logs a warning for each at start, with the nearest name
+it knows.
 """
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from ..engines.context import DEFAULT_CONTEXT_MAP
 from ..records import Rule
 
-__all__ = ["decided_by", "unreachable"]
+__all__ = ["decided_by", "unmatched_rules", "unreachable"]
+
+BUILT_IN_CONTEXTS = frozenset(DEFAULT_CONTEXT_MAP.values())
+UNKNOWN_PREFIX = "unknown_"
+"""The built-in map gives an event type it does not know the context unknown_<type>."""
 
 
 def decided_by(rules: Iterable[Rule]) -> set[str]:
@@ -68,6 +75,23 @@ def unreachable(
                     f" once a check of {action!r} fails, that step is owed and never runs"
                     f"{_nearest(step, handlers)}"
                 )
+    return out
+
+
+def unmatched_rules(rules: Sequence[Rule]) -> list[str]:
+    """A warning for each custom rule whose context the built-in map never gives (for a
+    host with no plugin, whose analysers could give it), in the rules' order."""
+    out: list[str] = []
+    for index, rule in enumerate(rules):
+        context = rule.context
+        if context is None or context in BUILT_IN_CONTEXTS or context.startswith(UNKNOWN_PREFIX):
+            continue
+        out.append(
+            f"custom[{index}] is a rule for the context {context!r}, which no"
+            f" event is given (the contexts are {', '.join(sorted(BUILT_IN_CONTEXTS))}, and"
+            f" {UNKNOWN_PREFIX}<type> for any other event type): it never matches"
+            f"{_nearest(context, BUILT_IN_CONTEXTS)}"
+        )
     return out
 
 
