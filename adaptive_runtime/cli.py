@@ -776,9 +776,10 @@ def _silence(args: argparse.Namespace) -> int:
     from .engines.silences import check_text_field, new_silence
     from .journal.open import open_journal
     from .projections.audit import agents_beside
-    from .projections.fleet import HOST_STREAM
+    from .projections.fleet import HOST_STREAM, journaled_plugins
     from .projections.silences import Silences, read_silences
     from .records import SilenceEnded, SilenceMatcher, to_pending
+    from .runtime.reachable import unknown_context
 
     now = time.time_ns()
     if args.silence_command == "add":  # checked before the journal is opened (or made)
@@ -847,6 +848,15 @@ def _silence(args: argparse.Namespace) -> int:
                     f"note: agent {args.agent!r} has no entries in this journal"
                     f" ({_agents_known(others)}), so this silence holds nothing yet; it"
                     f" holds once {args.agent!r} decides. If you meant another agent,"
+                    f" `silence end {silence.id}` and set it again.",
+                    file=sys.stderr,
+                )
+            said = (
+                None if args.context is None else unknown_context(args.context, "it holds nothing")
+            )
+            if said is not None and not journaled_plugins(journal):  # a plugin may give it
+                print(
+                    f"note: this silence is for {said}. If you meant another,"
                     f" `silence end {silence.id}` and set it again.",
                     file=sys.stderr,
                 )

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from ..engines.context import DEFAULT_CONTEXT_MAP
 from ..records import Rule
 
-__all__ = ["decided_by", "unmatched_rules", "unreachable"]
+__all__ = ["decided_by", "unknown_context", "unmatched_rules", "unreachable"]
 
 BUILT_IN_CONTEXTS = frozenset(DEFAULT_CONTEXT_MAP.values())
 UNKNOWN_PREFIX = "unknown_"
@@ -78,20 +78,27 @@ def unreachable(
     return out
 
 
+def unknown_context(context: str, consequence: str) -> str | None:
+    """If the built-in map gives no event `context` (for a host with no plugin, whose
+    analysers could give it): "the context ..., which no event is given (...): `consequence`",
+    with the nearest context, for a warning; else None."""
+    if context in BUILT_IN_CONTEXTS or context.startswith(UNKNOWN_PREFIX):
+        return None
+    return (
+        f"the context {context!r}, which no event is given (the contexts are"
+        f" {', '.join(sorted(BUILT_IN_CONTEXTS))}, and {UNKNOWN_PREFIX}<type> for any other"
+        f" event type): {consequence}{_nearest(context, BUILT_IN_CONTEXTS)}"
+    )
+
+
 def unmatched_rules(rules: Sequence[Rule]) -> list[str]:
-    """A warning for each custom rule whose context the built-in map never gives (for a
-    host with no plugin, whose analysers could give it), in the rules' order."""
+    """A warning for each custom rule whose context the built-in map never gives (see
+    unknown_context), in the rules' order."""
     out: list[str] = []
     for index, rule in enumerate(rules):
-        context = rule.context
-        if context is None or context in BUILT_IN_CONTEXTS or context.startswith(UNKNOWN_PREFIX):
-            continue
-        out.append(
-            f"custom[{index}] is a rule for the context {context!r}, which no"
-            f" event is given (the contexts are {', '.join(sorted(BUILT_IN_CONTEXTS))}, and"
-            f" {UNKNOWN_PREFIX}<type> for any other event type): it never matches"
-            f"{_nearest(context, BUILT_IN_CONTEXTS)}"
-        )
+        said = None if rule.context is None else unknown_context(rule.context, "it never matches")
+        if said is not None:
+            out.append(f"custom[{index}] is a rule for {said}")
     return out
 
 

@@ -86,6 +86,7 @@ from ..records import (
     read_as,
 )
 from ..runtime.host import Host
+from ..runtime.reachable import unknown_context
 from .auth import Tokens
 from .feed import Feed
 from .page import EVERY_RESPONSE, dashboard_page
@@ -562,12 +563,20 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             fire_after=data.fire_after,
         )
         view = silence_view(silence, now)
+        notes: list[str] = []  # set all the same: one may be set before the agent decides
         others = None if data.agent is None else await host.read(agents_beside, data.agent)
-        if others is not None:  # set all the same: one may be set before the agent decides
-            view.note = (
+        if others is not None:
+            notes.append(
                 f"agent {data.agent!r} has no entries in this journal"
                 f" ({agents_clause(others)}), so this silence holds nothing yet; it holds once"
-                f" {data.agent!r} decides. If you meant another agent, end it"
+                f" {data.agent!r} decides"
+            )
+        said = None if data.context is None else unknown_context(data.context, "it holds nothing")
+        if said is not None and not host.plugins.refs:  # else a plugin's analyser may give it
+            notes.append(f"this silence is for {said}")
+        if notes:
+            view.note = (
+                ". ".join(notes) + ". If you meant another, end it"
                 f" (POST /v1/silences/{silence.id}/end) and set it again"
             )
         return view

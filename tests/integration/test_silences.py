@@ -19,7 +19,16 @@ from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
 from adaptive_runtime.projections.audit import explain
 from adaptive_runtime.projections.controls import dead_letters
-from adaptive_runtime.records import ActionSkipped, SilenceMatcher, SilenceSet, read_record
+from adaptive_runtime.records import (
+    HOST_STREAM,
+    ActionSkipped,
+    PluginRef,
+    PluginsSet,
+    SilenceMatcher,
+    SilenceSet,
+    read_record,
+    to_pending,
+)
 from adaptive_runtime.runtime.actions import ActionCall
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
@@ -298,6 +307,44 @@ async def test_a_silence_for_an_agent_the_journal_has_no_entries_of_says_so(
         "--comment", "deploy",
     )  # fmt: skip
     assert (0, "") == (meant.returncode, meant.stderr)
+
+
+def test_a_silence_for_a_context_no_event_is_given_says_so(tmp_path: Path) -> None:
+    """`silence add --context resource_presure` held nothing, and said only "set". With
+    no plugin journaled (whose analysers could give other contexts), a note says so."""
+    path = tmp_path / "c.db"
+    made = cli("silence", "add", "--db", str(path), "--for", "1h", "--comment", "x")
+    assert 0 == made.returncode, made.stderr
+    typo = cli(
+        "silence", "add", "--db", str(path), "--context", "resource_presure", "--for", "1h",
+        "--comment", "deploy",
+    )  # fmt: skip
+    silence_id = typo.stdout.split()[0]
+    assert (
+        "note: this silence is for the context 'resource_presure', which no event is given"
+        " (the contexts are anomaly_signal, latency_issue, resource_pressure, security_signal,"
+        " self_healing, service_degradation, and unknown_<type> for any other event type):"
+        " it holds nothing (did you mean 'resource_pressure'?). If you meant another,"
+        f" `silence end {silence_id}` and set it again.\n"
+    ) == typo.stderr
+    for context in ("resource_pressure", "unknown_disk_full"):
+        fine = cli(
+            "silence", "add", "--db", str(path), "--context", context, "--for", "1h",
+            "--comment", "deploy",
+        )  # fmt: skip
+        assert (0, "") == (fine.returncode, fine.stderr)
+    # a plugin journaled by a host may give contexts of its own: no note
+    journal = SqliteJournal(path, create=False)
+    try:
+        plugins = PluginsSet((PluginRef("trading", "0.1.0"),))
+        journal.append([to_pending(HOST_STREAM, plugins, START_NS)])
+    finally:
+        journal.close()
+    theirs = cli(
+        "silence", "add", "--db", str(path), "--context", "trading_infrastructure",
+        "--for", "1h", "--comment", "deploy",
+    )  # fmt: skip
+    assert (0, "") == (theirs.returncode, theirs.stderr)
 
 
 def test_cli_silence_errors_are_usage_errors(tmp_path: Path) -> None:

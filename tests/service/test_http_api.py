@@ -1145,8 +1145,8 @@ async def test_silences_through_the_api(tmp_path: Path) -> None:
         assert (
             "agent 'checkout' has no entries in this journal (the journal holds no agent),"
             " so this silence holds nothing yet; it holds once 'checkout' decides. If you"
-            f" meant another agent, end it (POST /v1/silences/{silence['id']}/end) and set"
-            " it again"
+            f" meant another, end it (POST /v1/silences/{silence['id']}/end) and set it"
+            " again"
         ) == silence["note"]
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "checkout"}, headers=WRITE)
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "search"}, headers=WRITE)
@@ -1159,7 +1159,20 @@ async def test_silences_through_the_api(tmp_path: Path) -> None:
         typo = await c.post("/v1/silences", json=body | {"agent": "checkuot"}, headers=WRITE)
         assert "(its agents are: checkout, search)" in typo.json()["note"]
         await c.post(f"/v1/silences/{typo.json()['id']}/end", json={"by": "ops"}, headers=WRITE)
-        meant = await c.post("/v1/silences", json=body | {"agent": "search"}, headers=WRITE)
+        # a mistyped context: no event is given it, with no plugin to give it
+        bad = body | {"agent": "search", "context": "resource_presure"}
+        typo = await c.post("/v1/silences", json=bad, headers=WRITE)
+        assert (
+            "this silence is for the context 'resource_presure', which no event is given (the"
+            " contexts are anomaly_signal, latency_issue, resource_pressure, security_signal,"
+            " self_healing, service_degradation, and unknown_<type> for any other event type):"
+            " it holds nothing (did you mean 'resource_pressure'?). If you meant another, end"
+            f" it (POST /v1/silences/{typo.json()['id']}/end) and set it again"
+        ) == typo.json()["note"]
+        await c.post(f"/v1/silences/{typo.json()['id']}/end", json={"by": "ops"}, headers=WRITE)
+        meant = await c.post(
+            "/v1/silences", json=bad | {"context": "resource_pressure"}, headers=WRITE
+        )
         assert (201, None) == (meant.status_code, meant.json()["note"])
         await c.post(f"/v1/silences/{meant.json()['id']}/end", json={"by": "ops"}, headers=WRITE)
         ended = await c.post(f"/v1/silences/{silence['id']}/end", json={"by": "ops"}, headers=WRITE)
