@@ -773,13 +773,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _silence(args: argparse.Namespace) -> int:
+    from .engines.reachable import unknown_context
     from .engines.silences import check_text_field, new_silence
     from .journal.open import open_journal
     from .projections.audit import agents_beside
     from .projections.fleet import HOST_STREAM, journaled_plugins
     from .projections.silences import Silences, read_silences
     from .records import SilenceEnded, SilenceMatcher, to_pending
-    from .runtime.reachable import unknown_context
 
     now = time.time_ns()
     if args.silence_command == "add":  # checked before the journal is opened (or made)

@@ -24,6 +24,7 @@ from ..engines.events import (
 from ..engines.fleet import acting, gate_in_fleet, held_back, observe, open_incident, uncount
 from ..engines.original import ConfidenceEngine, pooled
 from ..engines.pipeline import decide
+from ..engines.reachable import unmatched_rules
 from ..errors import (
     AdaptiveRuntimeError,
     ConfigurationError,
@@ -57,7 +58,6 @@ from ..records import (
 from .actions import Handler, Resume, Verification, register_action
 from .bus import EventBus
 from .ledger import Ledger
-from .reachable import unmatched_rules
 from .rules import LearningArg, RulesArg, learning_from, rules_from
 
 if TYPE_CHECKING:

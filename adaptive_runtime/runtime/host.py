@@ -26,6 +26,7 @@ from ..engines.decision import DEFAULT_RULES, FALLBACK
 from ..engines.events import MAX_EVENT_BYTES, event_list
 from ..engines.fleet import FleetView, close_episode, fingerprint_key
 from ..engines.pipeline import PluginSet
+from ..engines.reachable import decided_by, unmatched_rules, unreachable
 from ..errors import (
     AdaptiveRuntimeError,
     AgentOwnedElsewhere,
@@ -77,7 +78,6 @@ from .agent import Agent
 from .bus import EventBus
 from .controls import OperatorControls, warn_replaced
 from .ledger import Ledger
-from .reachable import decided_by, unmatched_rules, unreachable
 from .rules import LearningArg, RulesArg, learning_from, rules_from
 
 __all__ = ["DEFAULT_AGENT_FIELD", "Host"]

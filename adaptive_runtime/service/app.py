@@ -47,6 +47,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
 from .._text import is_age, parse_time, seq_or_time
+from ..engines.reachable import unknown_context
 from ..errors import (
     AdaptiveRuntimeError,
     AgentOwnedElsewhere,
@@ -86,7 +87,6 @@ from ..records import (
     read_as,
 )
 from ..runtime.host import Host
-from ..runtime.reachable import unknown_context
 from .auth import Tokens
 from .feed import Feed
 from .page import EVERY_RESPONSE, dashboard_page

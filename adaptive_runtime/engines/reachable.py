@@ -14,8 +14,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from ..engines.context import DEFAULT_CONTEXT_MAP
 from ..records import Rule
+from .context import DEFAULT_CONTEXT_MAP
 
 __all__ = ["decided_by", "unknown_context", "unmatched_rules", "unreachable"]
 
