@@ -416,11 +416,11 @@ def agents_beside(journal: Journal, agent: str) -> list[str] | None:
     return agent_ids(journal)
 
 
-def agents_clause(names: list[str], shown: int = 10) -> str:
-    """The agents `agents_beside` gave, as a clause of a message (the first `shown`)."""
+def agents_clause(names: list[str], limit: int = 10) -> str:
+    """The agents `agents_beside` gave, as a clause of a message (the first `limit`)."""
     if not names:
         return "the journal holds no agent"
-    return "its agents are: " + ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return "its agents are: " + ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
 
 
 def agents(journal: Journal) -> list[AgentSummary]:
