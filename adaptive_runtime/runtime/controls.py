@@ -16,6 +16,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from ..engines.events import approval_key, dead_letter_key
+from ..engines.reachable import unknown_context
 from ..engines.silences import MAX_COMMENT, check_text_field, new_silence
 from ..errors import AdaptiveRuntimeError, DuplicateEventError
 from ..journal import Journal
@@ -355,8 +356,31 @@ class OperatorControls:
     ) -> SilenceSet:
         """Journal a silence (from now, unless `starts_ns`); it holds at once on this host.
 
-        `fire_after=True`: when it ends, the actions it skipped run, once each.
+        `fire_after=True`: when it ends, the actions it skipped run, once each. A warning
+        is logged if it would hold nothing yet (see notes_on).
         """
+        silence, _ = await self.add_silence_noted(
+            matcher,
+            starts_ns=starts_ns,
+            ends_ns=ends_ns,
+            comment=comment,
+            by=by,
+            fire_after=fire_after,
+        )
+        return silence
+
+    async def add_silence_noted(
+        self,
+        matcher: SilenceMatcher,
+        *,
+        starts_ns: int | None = None,
+        ends_ns: int,
+        comment: str,
+        by: str,
+        fire_after: bool = False,
+    ) -> tuple[SilenceSet, list[str]]:
+        """add_silence, and why the silence would hold nothing yet (notes_on), each note
+        logged as a warning too: for a face that shows them to whoever set it."""
         worker = await self._host.when_ready()
         silence = new_silence(
             matcher,
@@ -368,7 +392,30 @@ class OperatorControls:
         )
         await worker.append([to_pending(HOST_STREAM, silence, self._now())])
         await self.refresh()
-        return silence
+        notes = await self.notes_on(matcher)
+        for note in notes:
+            log.warning("silence %s is set, but %s", silence.id, note)
+        return silence, notes
+
+    async def notes_on(self, matcher: SilenceMatcher) -> list[str]:
+        """Why a silence with this matcher would hold nothing yet (a mistyped name, most
+        often): an agent the journal has no entries of; on a host with no plugin (whose
+        analysers could give it), a context no event is given."""
+        from ..projections.audit import agents_beside, agents_clause
+
+        notes: list[str] = []
+        agent = matcher.agent
+        others = None if agent is None else await self._host.read(agents_beside, agent)
+        if others is not None:
+            notes.append(
+                f"agent {agent!r} has no entries in this journal ({agents_clause(others)}),"
+                f" so it holds nothing yet; it holds once {agent!r} decides"
+            )
+        context = matcher.context
+        said = None if context is None else unknown_context(context, "it holds nothing")
+        if said is not None and not self._host.plugins.refs:
+            notes.append(f"it is for {said}")
+        return notes
 
     async def end_silence(self, silence_id: str, *, by: str) -> None:
         """Journal that a silence ends now; LookupError if none in force has this id."""

@@ -47,7 +47,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
 from .._text import is_age, parse_time, seq_or_time
-from ..engines.reachable import unknown_context
 from ..errors import (
     AdaptiveRuntimeError,
     AgentOwnedElsewhere,
@@ -60,8 +59,6 @@ from ..outcomes import outcome_of
 from ..projections.audit import (
     Explanation,
     HistoryItem,
-    agents_beside,
-    agents_clause,
     decision_at,
     explain,
     history,
@@ -554,7 +551,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         matcher = SilenceMatcher(
             agent=data.agent, target=data.target, event_type=data.event_type, context=data.context
         )
-        silence = await host.controls.add_silence(
+        silence, notes = await host.controls.add_silence_noted(
             matcher,
             starts_ns=starts,
             ends_ns=ends,
@@ -563,21 +560,10 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             fire_after=data.fire_after,
         )
         view = silence_view(silence, now)
-        notes: list[str] = []  # set all the same: one may be set before the agent decides
-        others = None if data.agent is None else await host.read(agents_beside, data.agent)
-        if others is not None:
-            notes.append(
-                f"agent {data.agent!r} has no entries in this journal"
-                f" ({agents_clause(others)}), so this silence holds nothing yet; it holds once"
-                f" {data.agent!r} decides"
-            )
-        said = None if data.context is None else unknown_context(data.context, "it holds nothing")
-        if said is not None and not host.plugins.refs:  # else a plugin's analyser may give it
-            notes.append(f"this silence is for {said}")
-        if notes:
+        if notes:  # set all the same: one may be set before its agent first decides
             view.note = (
-                ". ".join(notes) + ". If you meant another, end it"
-                f" (POST /v1/silences/{silence.id}/end) and set it again"
+                f"silence {silence.id} is set, but " + "; and ".join(notes) + ". If you meant"
+                f" another, end it (POST /v1/silences/{silence.id}/end) and set it again"
             )
         return view
 

@@ -309,6 +309,43 @@ async def test_a_silence_for_an_agent_the_journal_has_no_entries_of_says_so(
     assert (0, "") == (meant.returncode, meant.stderr)
 
 
+async def test_a_silence_set_in_a_program_that_would_hold_nothing_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`host.controls.add_silence` with a mistyped agent or context: set all the same,
+    and a warning logged for each, as the command line and the API note them."""
+    clock = ManualClock(start_ns=START_NS)
+    host, _ = host_with_restart_handler(tmp_path / "p.db", clock)
+    caplog.set_level("WARNING", logger="adaptive_runtime")
+    async with host:
+        await host.process({**OVERLOAD, "agent_id": "checkout"})
+        typo = await host.controls.add_silence(
+            SilenceMatcher(agent="checkuot", context="resource_presure"),
+            ends_ns=START_NS + 3600 * 10**9,
+            comment="deploy window",
+            by="ops",
+        )
+        told = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert [
+            f"silence {typo.id} is set, but agent 'checkuot' has no entries in this journal"
+            " (its agents are: checkout), so it holds nothing yet; it holds once 'checkuot'"
+            " decides",
+            f"silence {typo.id} is set, but it is for the context 'resource_presure', which no"
+            " event is given (the contexts are anomaly_signal, latency_issue,"
+            " resource_pressure, security_signal, self_healing, service_degradation, and"
+            " unknown_<type> for any other event type): it holds nothing (did you mean"
+            " 'resource_pressure'?)",
+        ] == told
+        caplog.clear()
+        await host.controls.add_silence(
+            SilenceMatcher(agent="checkout", context="resource_pressure"),
+            ends_ns=START_NS + 3600 * 10**9,
+            comment="deploy window",
+            by="ops",
+        )
+        assert [] == [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_a_silence_for_a_context_no_event_is_given_says_so(tmp_path: Path) -> None:
     """`silence add --context resource_presure` held nothing, and said only "set". With
     no plugin journaled (whose analysers could give other contexts), a note says so."""

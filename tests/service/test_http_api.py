@@ -1143,10 +1143,10 @@ async def test_silences_through_the_api(tmp_path: Path) -> None:
         )
         # set before checkout first decides: taken, with a note that it holds nothing yet
         assert (
-            "agent 'checkout' has no entries in this journal (the journal holds no agent),"
-            " so this silence holds nothing yet; it holds once 'checkout' decides. If you"
-            f" meant another, end it (POST /v1/silences/{silence['id']}/end) and set it"
-            " again"
+            f"silence {silence['id']} is set, but agent 'checkout' has no entries in this"
+            " journal (the journal holds no agent), so it holds nothing yet; it holds once"
+            " 'checkout' decides. If you meant another, end it"
+            f" (POST /v1/silences/{silence['id']}/end) and set it again"
         ) == silence["note"]
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "checkout"}, headers=WRITE)
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "search"}, headers=WRITE)
@@ -1163,11 +1163,12 @@ async def test_silences_through_the_api(tmp_path: Path) -> None:
         bad = body | {"agent": "search", "context": "resource_presure"}
         typo = await c.post("/v1/silences", json=bad, headers=WRITE)
         assert (
-            "this silence is for the context 'resource_presure', which no event is given (the"
-            " contexts are anomaly_signal, latency_issue, resource_pressure, security_signal,"
-            " self_healing, service_degradation, and unknown_<type> for any other event type):"
-            " it holds nothing (did you mean 'resource_pressure'?). If you meant another, end"
-            f" it (POST /v1/silences/{typo.json()['id']}/end) and set it again"
+            f"silence {typo.json()['id']} is set, but it is for the context"
+            " 'resource_presure', which no event is given (the contexts are anomaly_signal,"
+            " latency_issue, resource_pressure, security_signal, self_healing,"
+            " service_degradation, and unknown_<type> for any other event type): it holds"
+            " nothing (did you mean 'resource_pressure'?). If you meant another, end it"
+            f" (POST /v1/silences/{typo.json()['id']}/end) and set it again"
         ) == typo.json()["note"]
         await c.post(f"/v1/silences/{typo.json()['id']}/end", json={"by": "ops"}, headers=WRITE)
         meant = await c.post(
