@@ -20,6 +20,7 @@ from ..engines.reachable import unknown_context
 from ..engines.silences import MAX_COMMENT, check_text_field, new_silence
 from ..errors import AdaptiveRuntimeError, DuplicateEventError
 from ..journal import Journal
+from ..projections.audit import agents_beside, agents_clause
 from ..projections.controls import (
     Answer,
     DeadLetter,
@@ -401,11 +402,13 @@ class OperatorControls:
         """Why a silence with this matcher would hold nothing yet (a mistyped name, most
         often): an agent the journal has no entries of; on a host with no plugin (whose
         analysers could give it), a context no event is given."""
-        from ..projections.audit import agents_beside, agents_clause
-
         notes: list[str] = []
         agent = matcher.agent
-        others = None if agent is None else await self._host.read(agents_beside, agent)
+        others = (
+            None  # the journal is read only for an agent this host has not seen
+            if agent is None or self._host.knows(agent)
+            else await self._host.read(agents_beside, agent)
+        )
         if others is not None:
             notes.append(
                 f"agent {agent!r} has no entries in this journal ({agents_clause(others)}),"

@@ -549,6 +549,11 @@ class Host:
         await self.resync_fleet()
         return self.episode_open(agent_id, fingerprint)
 
+    def knows(self, agent_id: str) -> bool:
+        """Whether the agent's stream was in the journal at start, or this host has loaded it
+        since (a look in memory: an agent begun elsewhere since start is not known)."""
+        return agent_id in self._streams
+
     def may_serve(self, agent_id: str) -> bool:
         """Whether this host may take the agent at all (a Runtime serves its own only)."""
         return self._only in (None, agent_id)
