@@ -360,29 +360,6 @@ class OperatorControls:
         `fire_after=True`: when it ends, the actions it skipped run, once each. A warning
         is logged if it would hold nothing yet (see notes_on).
         """
-        silence, _ = await self.add_silence_noted(
-            matcher,
-            starts_ns=starts_ns,
-            ends_ns=ends_ns,
-            comment=comment,
-            by=by,
-            fire_after=fire_after,
-        )
-        return silence
-
-    async def add_silence_noted(
-        self,
-        matcher: SilenceMatcher,
-        *,
-        starts_ns: int | None = None,
-        ends_ns: int,
-        comment: str,
-        by: str,
-        fire_after: bool = False,
-    ) -> tuple[SilenceSet, list[str]]:
-        """add_silence, and why the silence would hold nothing yet (notes_on), each note
-        logged as a warning too: for a face that shows them to whoever set it."""
-        worker = await self._host.when_ready()
         silence = new_silence(
             matcher,
             starts_ns=self._now() if starts_ns is None else starts_ns,
@@ -391,12 +368,20 @@ class OperatorControls:
             by=by,
             fire_after=fire_after,
         )
+        await self.set_silence(silence)
+        return silence
+
+    async def set_silence(self, silence: SilenceSet) -> list[str]:
+        """Journal a silence made by new_silence; it holds at once on this host. Return why
+        it would hold nothing yet (notes_on), each logged as a warning too: for a face that
+        shows them to whoever set it."""
+        worker = await self._host.when_ready()
         await worker.append([to_pending(HOST_STREAM, silence, self._now())])
         await self.refresh()
-        notes = await self.notes_on(matcher)
+        notes = await self.notes_on(silence.matcher)
         for note in notes:
             log.warning("silence %s is set, but %s", silence.id, note)
-        return silence, notes
+        return notes
 
     async def notes_on(self, matcher: SilenceMatcher) -> list[str]:
         """Why a silence with this matcher would hold nothing yet (a mistyped name, most

@@ -47,6 +47,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
 from .._text import is_age, parse_time, seq_or_time
+from ..engines.silences import new_silence
 from ..errors import (
     AdaptiveRuntimeError,
     AgentOwnedElsewhere,
@@ -551,7 +552,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         matcher = SilenceMatcher(
             agent=data.agent, target=data.target, event_type=data.event_type, context=data.context
         )
-        silence, notes = await host.controls.add_silence_noted(
+        silence = new_silence(
             matcher,
             starts_ns=starts,
             ends_ns=ends,
@@ -559,6 +560,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             by=data.by,
             fire_after=data.fire_after,
         )
+        notes = await host.controls.set_silence(silence)
         view = silence_view(silence, now)
         if notes:  # set all the same: one may be set before its agent first decides
             view.note = (
