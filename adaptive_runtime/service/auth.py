@@ -1,8 +1,8 @@
 """Bearer tokens with scopes: who may read, write or approve through the HTTP service.
 
 Tokens come from a file (`--tokens FILE`) or the environment (`ADAPTIVE_RUNTIME_TOKENS`),
-one per line (or separated by `;` in the environment): the scopes, comma-separated,
-then the token. Lines starting with `#` are comments.
+one per line (or separated by `;` in the environment, where a token therefore can't hold
+one): the scopes, comma-separated, then the token. Lines starting with `#` are comments.
 
     read,write  3b1f0c6e2d8a4f5b9c7e1a2d4f6b8c0e
     read        9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d
@@ -46,11 +46,14 @@ class Tokens:
         return tuple(token for token, _ in self._tokens)
 
     @classmethod
-    def parse(cls, text: str, *, where: str) -> Tokens:
-        """Read `scopes token` lines; a bad line is a ConfigurationError naming its number."""
+    def parse(cls, text: str, *, where: str, separator: str | None = None) -> Tokens:
+        """Read `scopes token` lines (also split at `separator`, if given); a bad line is a
+        ConfigurationError naming its number."""
         found: list[tuple[str, frozenset[str]]] = []
         lines: dict[str, int] = {}  # each token's line
-        for number, line in enumerate(text.replace(";", "\n").splitlines(), start=1):
+        if separator is not None:
+            text = text.replace(separator, "\n")
+        for number, line in enumerate(text.splitlines(), start=1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
@@ -88,7 +91,7 @@ class Tokens:
                 msg = f"can't read the token file {str(path)!r}: {exc.strerror or exc}"
                 raise ConfigurationError(msg) from None
             return cls.parse(text, where=str(path))
-        return cls.parse(os.environ.get(ENV_TOKENS, ""), where=ENV_TOKENS)
+        return cls.parse(os.environ.get(ENV_TOKENS, ""), where=ENV_TOKENS, separator=";")
 
     def scopes_of(self, authorization: str | None) -> frozenset[str] | None:
         """The scopes an `Authorization: Bearer <token>` header grants; None if it grants none."""

@@ -20,13 +20,13 @@ from typing import TextIO
 import httpx
 import pytest
 from cli_support import cli
-from http_support import READ, WRITE, WRITER, free_port, server
+from http_support import READ, READER, WRITE, WRITER, free_port, server
 
 from adaptive_runtime.errors import ConfigurationError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections.audit import decision_for_event
 from adaptive_runtime.projections.replay import verify_replay
-from adaptive_runtime.service.auth import Tokens
+from adaptive_runtime.service.auth import ENV_TOKENS, Tokens
 
 OVERLOAD = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
 
@@ -258,6 +258,21 @@ def test_a_token_twice_or_one_no_header_can_carry_is_refused(text: str, says: st
         Tokens.parse(text, where="t.txt")
     assert f"t.txt, {says}" in str(caught.value)
     assert WRITER not in str(caught.value)
+
+
+def test_a_token_in_a_file_may_hold_a_semicolon_which_separates_tokens_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file's token holding `;` was split there as the environment's are: 'a token needs
+    at least 16 characters' for a token of 20, or one ending in `;` served without it."""
+    token = "abcdefgh;ijklmnopqrst"
+    tokens = Tokens.parse(f"read,write {token}\n", where="t.txt")
+    assert frozenset({"read", "write"}) == tokens.scopes_of(f"Bearer {token}")
+    assert tokens.scopes_of("Bearer abcdefgh") is None
+    monkeypatch.setenv(ENV_TOKENS, f"read,write {WRITER}; read {READER}")
+    both = Tokens.load()
+    assert frozenset({"read", "write"}) == both.scopes_of(f"Bearer {WRITER}")
+    assert frozenset({"read"}) == both.scopes_of(f"Bearer {READER}")
 
 
 def test_a_token_file_an_editor_saved_with_a_bom_serves(tmp_path: Path) -> None:
