@@ -24,11 +24,17 @@ from ..journal.base import Head, Journal
 from ..journal.follow import Retrying
 from ..records import (
     ActionAbandoned,
+    ActionAwaitingApproval,
+    ActionEscalated,
     ActionFailed,
+    ActionRetried,
     ActionScheduled,
     ActionSkipped,
     ActionStarted,
     ActionSucceeded,
+    ActionVerified,
+    ActionVerifying,
+    ApprovalDecided,
     DecisionMade,
     Entry,
     FleetIncident,
@@ -207,7 +213,7 @@ def message_of(entry: Entry) -> tuple[str, dict[str, Any]] | None:
             "degraded_from": d.degraded_from,
         }
     if kind in _ACTION_KINDS:
-        return "action", base | _action(read_record(entry))
+        return "action", base | _action(entry, read_record(entry))
     if kind == "OutcomeRecorded":
         outcome = read_record(entry)
         assert isinstance(outcome, OutcomeRecorded)
@@ -237,11 +243,18 @@ _ACTION_KINDS = frozenset(
         "ActionSucceeded",
         "ActionFailed",
         "ActionAbandoned",
+        "ActionAwaitingApproval",
+        "ApprovalDecided",
+        "ActionRetried",
+        "ActionVerifying",
+        "ActionVerified",
+        "ActionEscalated",
     }
 )
 
 
-def _action(record: object) -> dict[str, Any]:
+def _action(entry: Entry, record: object) -> dict[str, Any]:
+    """An action message's fields: `status` says which step of the action's life it is."""
     if isinstance(record, ActionScheduled):
         return {"action": record.action, "status": "scheduled", "breaker": record.breaker.status}
     if isinstance(record, ActionSkipped):
@@ -270,10 +283,60 @@ def _action(record: object) -> dict[str, Any]:
             "detail": record.error,
             "breaker": record.breaker.status,
         }
-    assert isinstance(record, ActionAbandoned)
+    if isinstance(record, ActionAbandoned):
+        return {
+            "action": record.action,
+            "status": "abandoned",
+            "decision_seq": record.decision_seq,
+            "detail": record.reason,
+        }
+    return _awaited(entry, record)
+
+
+def _awaited(entry: Entry, record: object) -> dict[str, Any]:
+    """The steps where an action waits: for a person, or for the check of its effect."""
+    if isinstance(record, ActionAwaitingApproval):
+        return {
+            "action": record.action,
+            "status": "awaiting_approval",
+            "decision_seq": entry.seq - 1,  # journaled right after its decision, in one batch
+            "detail": record.reason,
+            "expires_ns": record.expires_ns,
+        }
+    if isinstance(record, ApprovalDecided):
+        return {
+            "action": record.action,
+            "status": "approved" if record.approved else "denied",
+            "decision_seq": record.decision_seq,
+            "detail": record.reason,
+            "by": record.by,
+        }
+    if isinstance(record, ActionRetried):
+        return {
+            "action": record.action,
+            "status": "retried",
+            "decision_seq": record.decision_seq,
+            "by": record.by,
+        }
+    if isinstance(record, ActionVerifying):
+        return {
+            "action": record.action,
+            "status": "verifying",
+            "decision_seq": record.decision_seq,
+            "due_ns": record.due_ns,
+        }
+    if isinstance(record, ActionVerified):
+        return {
+            "action": record.action,
+            "status": "verified" if record.ok else "verification_failed",
+            "decision_seq": record.decision_seq,
+            "detail": record.evidence,
+        }
+    assert isinstance(record, ActionEscalated)
     return {
         "action": record.action,
-        "status": "abandoned",
+        "status": "escalated",  # `action` is the step escalated to; `step`, its place
         "decision_seq": record.decision_seq,
         "detail": record.reason,
+        "step": record.step,
     }

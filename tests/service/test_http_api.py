@@ -13,7 +13,7 @@ import pytest
 from http_support import APPROVER, READ, READER, WRITE, WRITER, client
 from journal_support import FaultyJournal
 
-from adaptive_runtime import FleetPolicy, Host, ManualClock
+from adaptive_runtime import FleetPolicy, Host, ManualClock, Verification
 from adaptive_runtime.errors import JournalUnavailableError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
@@ -381,6 +381,53 @@ async def test_the_stream_resumes_after_last_event_id_missing_nothing(tmp_path: 
             field = "after" if query else "Last-Event-ID"
             assert (422, field) == (ahead.status_code, ahead.json()["field"])
             assert f"{field} 50 is past the journal's head (seq 9)" in ahead.json()["detail"]
+
+
+async def test_the_stream_carries_each_step_where_an_action_waits(tmp_path: Path) -> None:
+    """An approval request and its answer, the check of an action's effect and the
+    escalation it led to were left out of the stream's action messages: a page following
+    it could not tell that an action waited for a person."""
+    host, _ = host_at(tmp_path / "j.db", approvals=ApprovalPolicy(actions=("restart_service",)))
+    check = Verification(within=60.0, probe=lambda call: False)  # the symptom stays
+
+    @host.action("restart_service", verify=check, escalate=["page_human"])
+    async def restart(call: Any) -> None:
+        pass
+
+    @host.action("page_human")
+    async def page(call: Any) -> None:
+        pass
+
+    approver = {"Authorization": f"Bearer {APPROVER}"}
+    async with client(host) as c:
+        seq = (await c.post("/v1/events", json=OVERLOAD, headers=WRITE)).json()["seq"]
+        waiting = sse((await c.get(f"/v1/stream?after={seq}&follow=false", headers=READ)).text)
+        [(_, name, data)] = waiting
+        asked = json.loads(data)
+        assert ("action", "awaiting_approval", "restart_service", seq) == (
+            name,
+            asked["status"],
+            asked["action"],
+            asked["decision_seq"],
+        )
+        assert "restart_service needs approval" == asked["detail"]
+        answer = {"approve": True, "by": "alice", "comment": "ok"}
+        assert (
+            200 == (await c.post(f"/v1/approvals/{seq}", json=answer, headers=approver)).status_code
+        )
+        await host.wait_for_actions()
+        text = (await c.get(f"/v1/stream?after={seq}&follow=false", headers=READ)).text
+    steps = [json.loads(data) for _, name, data in sse(text) if name == "action"]
+    assert {seq} == {m["decision_seq"] for m in steps if "decision_seq" in m}
+    said = [(m["status"], m["action"]) for m in steps]
+    approved = said.index(("approved", "restart_service"))
+    assert "alice" == steps[approved]["by"]
+    ran = said.index(("succeeded", "restart_service"))
+    checked = said.index(("verifying", "restart_service"))
+    failed = said.index(("verification_failed", "restart_service"))
+    escalated = said.index(("escalated", "page_human"))
+    assert approved < ran < checked < failed < escalated < said.index(("succeeded", "page_human"))
+    assert 1 == steps[escalated]["step"]
 
 
 async def test_metrics_count_what_was_journaled(tmp_path: Path) -> None:
