@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -68,7 +68,14 @@ def require_binary(path: str) -> str:
 class ServerProcess:
     """`adaptive-runtime serve` in a process of its own, on a free loopback port."""
 
-    def __init__(self, db: Path | str, tmp: Path, *extra: str, port: int | None = None) -> None:
+    def __init__(
+        self,
+        db: Path | str,
+        tmp: Path,
+        *extra: str,
+        port: int | None = None,
+        program: Sequence[str] = (sys.executable, "-m", "adaptive_runtime", "serve"),
+    ) -> None:
         self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         token_file = tmp / "tokens.txt"
@@ -77,10 +84,7 @@ class ServerProcess:
         self._log = self.log.open("w")
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "adaptive_runtime",
-                "serve",
+                *program,
                 "--db",
                 str(db),
                 "--tokens",
@@ -130,11 +134,20 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def server(
-    db: Path | str, tmp: Path, *extra: str, port: int | None = None
+    db: Path | str,
+    tmp: Path,
+    *extra: str,
+    port: int | None = None,
+    program: Sequence[str] | None = None,
 ) -> Iterator[ServerProcess]:
     """`serve` on `db`, ready; on a free port, or on `port` (another server's, once it
-    stopped: a page that followed it reconnects to this one)."""
-    proc = ServerProcess(db, tmp, *extra, port=port)
+    stopped: a page that followed it reconnects to this one). `program`, if given, runs
+    instead of `serve`, with the same flags."""
+    proc = (
+        ServerProcess(db, tmp, *extra, port=port)
+        if program is None
+        else ServerProcess(db, tmp, *extra, port=port, program=program)
+    )
     try:
         proc.wait_ready()
         yield proc
