@@ -11,7 +11,6 @@ it knows.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from ..records import Rule
@@ -103,5 +102,7 @@ def unmatched_rules(rules: Sequence[Rule]) -> list[str]:
 
 
 def _nearest(name: str, known: Collection[str]) -> str:
+    import difflib  # only when there is something to warn of: not on every import
+
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
