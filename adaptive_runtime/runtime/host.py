@@ -324,9 +324,11 @@ class Host:
             await self.controls.start(journal)
             streams = [self._only] if self._only is not None else sorted(self._streams)
             rules_seen: list[Rule] = []  # the custom rules of the agents looked at
+            held: list[str] = []  # the agents another host holds
             for agent_id in streams:
                 if self._ownership is not None and self._only is None and not self._claims_local:
-                    await self._take_over(agent_id)  # agents another host holds are left
+                    if not await self._take_over(agent_id):  # agents another host holds
+                        held.append(agent_id)  # are left to it
                 else:
                     rules_seen.extend(await self._resume(agent_id))
             if self._ownership is not None:
@@ -334,7 +336,7 @@ class Host:
             if self._ownership is not None and not self._claims_local:
                 keeping = self._keep_claims(self._ownership, self._worker)
                 self._claims_task = asyncio.create_task(keeping)
-            self._warn_unreachable_names(rules_seen)
+            await self._warn_unreachable_names(rules_seen, held)
         except BaseException:
             await self._close()
             self._ready.set()  # wake callers waiting on start(): they find it failed
@@ -384,11 +386,27 @@ class Host:
             log.info("Fleet policy %s journaled", self.fleet_policy.digest)
         self.fleet, self.fleet_view_seq = committed.copy(), self._fleet_seq
 
-    def _warn_unreachable_names(self, rules_seen: Iterable[Rule]) -> None:
+    async def _warn_unreachable_names(
+        self, rules_seen: Sequence[Rule], held: Sequence[str] = ()
+    ) -> None:
         """Warn of each name in this host's set-up that no decision can reach (see
         reachable): a policy that gates nothing, a handler or a step that never runs, a
         custom rule that never matches. `rules_seen`: the custom rules journaled for the
-        agents start looked at."""
+        agents start looked at; `held`: the agents another host holds, whose journaled
+        rules are read only if there is something to warn of (this host may take them over).
+        """
+        warnings = self._unreachable_names(rules_seen)
+        if warnings and held:
+            worker = self.require_worker()
+            more = await worker.run(_journaled_rules, worker.journal, held)
+            warnings = self._unreachable_names([*rules_seen, *more])
+        for warning in warnings:
+            log.warning("%s", warning)
+        if self.rules and not self.plugins.refs:  # else a plugin's analyser may give it
+            for warning in unmatched_rules(self.rules):
+                log.warning("%s", warning)
+
+    def _unreachable_names(self, rules_seen: Sequence[Rule]) -> list[str]:
         rules = [*DEFAULT_RULES, FALLBACK, *(self.rules or ()), *rules_seen]
         for _, pack in self.plugins.packs:
             rules.extend(pack)
@@ -396,17 +414,13 @@ class Host:
             rules.extend(ledger.state.rules)
         specs = self.actions.specs.values()
         approvals = self.controls.approval_policy
-        for warning in unreachable(
+        return unreachable(
             decided=decided_by(rules),
             handlers={spec.name for spec in specs},
             ladders={spec.name: spec.escalate for spec in specs if spec.escalate},
             approvals=() if approvals is None else approvals.actions,
             disruptive=() if self.fleet_policy is None else self.fleet_policy.disruptive,
-        ):
-            log.warning("%s", warning)
-        if self.rules and not self.plugins.refs:  # else a plugin's analyser may give it
-            for warning in unmatched_rules(self.rules):
-                log.warning("%s", warning)
+        )
 
     def _warn_if_replaced(self, policy: FleetPolicy) -> None:
         """Say so when another writer journaled a fleet policy other than this host's: the
@@ -1145,6 +1159,15 @@ def _id_of(event: object) -> str | None:
         return event.id
     named = event.get("id") if isinstance(event, Mapping) else None
     return named if isinstance(named, str) else None
+
+
+def _journaled_rules(journal: Journal, agents: Sequence[str]) -> list[Rule]:
+    """The custom rules each agent's stream last journaled."""
+    out: list[Rule] = []
+    for agent_id in agents:
+        for entry in journal.latest(1, agent_id, kind="RulesChanged"):
+            out.extend(read_as(entry, RulesChanged).rules)
+    return out
 
 
 def _entries_after(journal: Journal, seq: int) -> list[Entry]:

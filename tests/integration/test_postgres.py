@@ -413,6 +413,33 @@ async def test_a_second_host_is_refused_and_takes_over_when_the_lease_runs_out()
     assert (True, 2) == (report.ok, report.decisions)
 
 
+async def test_a_host_starting_beside_an_owner_reads_its_agents_rules_before_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A second host sharing the journal looked only at the rules of the agents it
+    claimed at start: a handler for an action that only the other host's agent's custom
+    rule decides was warned of as one that never runs, and this host may take that agent
+    over. A name no agent's rules decide is still warned of."""
+    url = fresh_url()
+    drain = {"context": "resource_pressure", "action": "drain_node", "reason": "drain"}
+    async with Host(url, clock=ManualClock(), rules=[drain]) as first:
+        await first.agent("svc").process(OVERLOAD)
+        second = Host(url, clock=ManualClock())
+
+        @second.action("drain_node")
+        async def drain_it(call: ActionCall) -> None: ...
+
+        @second.action("isolate_componet")
+        async def isolate(call: ActionCall) -> None: ...
+
+        caplog.set_level("WARNING", logger="adaptive_runtime")
+        async with second:
+            assert "svc" not in second.loaded_agents()
+    told = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [] == [t for t in told if "drain_node" in t]
+    assert 1 == sum("'isolate_componet', which no rule decides" in t for t in told)
+
+
 async def test_stopping_releases_claims_for_the_next_host_at_once() -> None:
     url = fresh_url()
     async with Host(url, clock=ManualClock()) as host:
