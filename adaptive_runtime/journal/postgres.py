@@ -452,6 +452,11 @@ _UNKNOWN_HOST = re.compile(r"failed to resolve host|could not translate host nam
 """What libpq and psycopg say of a host name the name service does not know."""
 _NOT_THERE = re.compile(r'(database|role) "[^"]*" does not exist')
 """What the server says at login when the URL names a database or user it doesn't have."""
+_BAD_VALUE = re.compile(r"invalid [\w ]*value")
+"""What libpq says, at connect, of a parameter's value it does not take (sslmode=bogus)."""
+_REFUSED = re.compile(r"SSL was required|SSL connection is required|no pg_hba\.conf entry")
+"""What libpq and the server say when the server's set-up refuses this connection as the
+URL asks for it: SSL one side wants and the other does not give, or no pg_hba.conf line."""
 
 
 def _entry(row: Any) -> Entry:
@@ -616,6 +621,19 @@ class PostgresJournal:
                 msg = (
                     f"{self._where}: {missing.group(0)} on that server ({said});"
                     " check the name in the URL, or create it (createdb, createuser)"
+                )
+                raise JournalError(msg) from exc
+            if _BAD_VALUE.search(said):  # retrying would not help: the URL is at fault
+                msg = (
+                    f"{self._where}: the URL gives a connection parameter a value libpq does"
+                    f" not take ({said}); check the URL's parameters"
+                )
+                raise ConfigurationError(msg) from exc
+            if _REFUSED.search(said):
+                msg = (
+                    f"{self._where}: the server's set-up does not take this connection"
+                    f" ({said}); check the URL's user, database and sslmode, or the"
+                    " server's pg_hba.conf and SSL set-up"
                 )
                 raise JournalError(msg) from exc
             if _UNKNOWN_HOST.search(said):  # a typo in the URL, or the name service is down

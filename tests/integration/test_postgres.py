@@ -131,6 +131,29 @@ def test_a_url_with_no_host_part_and_its_password_as_a_parameter() -> None:
     assert parse_url(url)[0].startswith("postgresql:///")
 
 
+def test_a_url_the_server_can_never_take_is_not_called_a_server_to_retry() -> None:
+    """`?sslmode=bogus` (or any value libpq does not take) and an SSL set-up the server
+    refuses were "the connection failed ...: the server may be down or restarting: retry",
+    exit 3: a follower would wait for ever. A bad value is now a usage error (exit 2), and
+    a refused set-up a journal error that says what to check."""
+    bad = cli("history", "--db", fresh_url() + "&sslmode=bogus")
+    assert 2 == bad.returncode
+    assert 'invalid sslmode value: "bogus"); check the URL\'s parameters' in bad.stderr
+    with pytest.raises(ConfigurationError, match="value libpq does not take"):
+        PostgresJournal(fresh_url() + "&target_session_attrs=nope")
+    journal = PostgresJournal(fresh_url())
+    try:
+        refused = "server does not support SSL, but SSL was required"
+        with pytest.raises(JournalError) as caught, journal._translated():
+            raise psycopg.OperationalError(refused)
+        assert not isinstance(caught.value, JournalUnavailableError)
+        assert "check the URL's user, database and sslmode" in str(caught.value)
+        with pytest.raises(JournalUnavailableError), journal._translated():
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+    finally:
+        journal.close()
+
+
 @pytest.mark.parametrize("key", [None, "ab" * 32])
 def test_snapshots_under_a_key_of_the_process_own_are_warned_about_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, key: str | None
