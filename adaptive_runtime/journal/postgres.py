@@ -143,7 +143,7 @@ MAX_OWNER_LENGTH = 256
 def _owner_name(owner: object) -> str:
     """A host's name as an owner of agents: kept in `owners`, and shown in every refusal."""
     if not isinstance(owner, str) or not owner.strip() or len(owner) > MAX_OWNER_LENGTH:
-        msg = f"owner must be a non-empty string of at most {MAX_OWNER_LENGTH} characters"
+        msg = f"owner must be a string of 1 to {MAX_OWNER_LENGTH} characters, not all blank"
         raise ConfigurationError(f"{msg}, not {owner!r}"[:400])
     try:
         check_stored_name("owner", owner, MAX_OWNER_LENGTH)

@@ -657,10 +657,12 @@ async def test_a_nul_in_an_id_is_bad_input_not_a_server_error() -> None:
         Runtime(agent_id="web\x00", journal=url)
     with pytest.raises(ConfigurationError, match="NUL"):
         PostgresJournal(url, owner="host\x00")
-    with pytest.raises(ConfigurationError, match="owner must be a non-empty string"):
+    with pytest.raises(ConfigurationError, match="owner must be a string of 1 to 256"):
         PostgresJournal(url, owner="")
-    with pytest.raises(ConfigurationError, match="owner must be a non-empty string"):
+    with pytest.raises(ConfigurationError, match="owner must be a string of 1 to 256"):
         PostgresJournal(url + "&owner=")  # in the URL, checked the same
+    with pytest.raises(ConfigurationError, match=r"characters, not all blank, not '\\n'"):
+        PostgresJournal(url + "&owner=%0a")
     async with Runtime(agent_id="web", journal=url, clock=ManualClock()) as runtime:
         d = await runtime.process(OVERLOAD)
         with pytest.raises(InvalidEventError, match="NUL") as caught:
