@@ -1,4 +1,5 @@
-"""The live feed: decisions, actions, outcomes and incidents as Server-Sent Events, by seq.
+"""The live feed: decisions, actions, outcomes, incidents and operators' requests as
+Server-Sent Events, by seq.
 
 Each message's SSE id is its entry's journal seq. A client that reconnects with
 `Last-Event-ID: <seq>` gets every message after it: the feed reads the journal
@@ -35,10 +36,15 @@ from ..records import (
     ActionVerified,
     ActionVerifying,
     ApprovalDecided,
+    ApprovalGiven,
+    DeadLetterDismissed,
+    DeadLetterRetry,
     DecisionMade,
     Entry,
     FleetIncident,
     OutcomeRecorded,
+    SilenceEnded,
+    SilenceSet,
     read_record,
 )
 from ..runtime.host import Host
@@ -224,6 +230,8 @@ def message_of(entry: Entry) -> tuple[str, dict[str, Any]] | None:
             "confidence": outcome.confidence,
             "context": outcome.context,
         }
+    if kind in _CONTROL_KINDS:
+        return "control", base | _control(read_record(entry))
     if kind == "FleetIncident":
         incident = read_record(entry)
         assert isinstance(incident, FleetIncident)
@@ -251,6 +259,51 @@ _ACTION_KINDS = frozenset(
         "ActionEscalated",
     }
 )
+
+
+_CONTROL_KINDS = frozenset(
+    {"SilenceSet", "SilenceEnded", "ApprovalGiven", "DeadLetterRetry", "DeadLetterDismissed"}
+)
+
+
+def _control(record: object) -> dict[str, Any]:
+    """A control message's fields: an operator's request, as the `~host` stream holds it.
+    Its `agent` is the agent the request is for: for a silence, the one it matches (None:
+    any), and None for a silence's end, which names only the silence."""
+    if isinstance(record, SilenceSet):
+        return {
+            "control": "silence_set",
+            "id": record.id,
+            "agent": record.matcher.agent,
+            "target": record.matcher.target,
+            "event_type": record.matcher.event_type,
+            "context": record.matcher.context,
+            "starts_ns": record.starts_ns,
+            "ends_ns": record.ends_ns,
+            "comment": record.comment,
+            "by": record.by,
+            "fire_after": record.fire_after,
+        }
+    if isinstance(record, SilenceEnded):
+        return {"control": "silence_ended", "id": record.id, "agent": None, "by": record.by}
+    if isinstance(record, ApprovalGiven):
+        return {
+            "control": "approval_answered",
+            "agent": record.agent,
+            "decision_seq": record.decision_seq,
+            "approve": record.approve,
+            "by": record.by,
+            "comment": record.comment,
+        }
+    assert isinstance(record, DeadLetterRetry | DeadLetterDismissed)
+    return {
+        "control": "dead_letter_retry"
+        if isinstance(record, DeadLetterRetry)
+        else "dead_letter_dismissed",
+        "agent": record.agent,
+        "decision_seq": record.decision_seq,
+        "by": record.by,
+    }
 
 
 def _action(entry: Entry, record: object) -> dict[str, Any]:

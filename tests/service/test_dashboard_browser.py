@@ -3,7 +3,7 @@
 Events posted through the API appear on the page from the stream; a click shows the
 decision's explanation; an outcome fills the calibration chart and the actions table;
 a fleet incident is listed open; an approval request and a dead letter are listed as
-they come, and a request leaves the list once answered. The screenshot is kept as a test artifact
+they come, and a request leaves the list once answered; a silence is listed once set. The screenshot is kept as a test artifact
 (`ADAPTIVE_RUNTIME_ARTIFACTS`, default `build/artifacts`).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,14 @@ def test_the_dashboard_lists_what_waits_for_a_person(browser_page: Any, tmp_path
         page.wait_for_selector(f'#dead-letters tr[data-seq="{other}"]', timeout=GUARD_MS)
         cells = page.locator(f'#dead-letters tr[data-seq="{other}"] td').all_inner_texts()
         assert [str(other), "billing", "flag_for_review", "1"] == cells[:4]
+        assert page.is_visible("#no-silence")
+        ends = str(int(time.time()) + 3600)
+        silence = {"agent": "billing", "ends": ends, "comment": "deploy window", "by": "ops"}
+        made = httpx.post(srv.url + "/v1/silences", json=silence, headers=WRITE)
+        assert 201 == made.status_code
+        listed = page.locator("#silence-list tr", has_text="deploy window")
+        listed.wait_for(timeout=GUARD_MS)  # from the stream's control message, not the 30 s read
+        assert ["in force", "agent=billing"] == listed.locator("td").all_inner_texts()[:2]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-waiting.png"), full_page=True)
         page.locator(f'#approvals tr[data-seq="{seq}"]').click()  # shows its decision

@@ -430,6 +430,41 @@ async def test_the_stream_carries_each_step_where_an_action_waits(tmp_path: Path
     assert 1 == steps[escalated]["step"]
 
 
+async def test_the_stream_carries_the_operators_requests(tmp_path: Path) -> None:
+    """A silence set or ended, an approval's answer and a dead letter's retry or dismissal
+    (the `~host` stream's records) were left out of the stream: a page following it could
+    not tell that a maintenance window began."""
+    host, _ = host_at(tmp_path / "j.db", approvals=ApprovalPolicy(actions=("restart_service",)))
+
+    @host.action("restart_service")
+    async def restart(call: Any) -> None:
+        pass
+
+    approver = {"Authorization": f"Bearer {APPROVER}"}
+    async with client(host) as c:
+        seq = (await c.post("/v1/events", json=OVERLOAD, headers=WRITE)).json()["seq"]
+        body = {"agent": "checkout", "ends": "1764003600", "comment": "deploy", "by": "ops"}
+        silence = (await c.post("/v1/silences", json=body, headers=WRITE)).json()
+        await c.post(f"/v1/silences/{silence['id']}/end", json={"by": "ops"}, headers=WRITE)
+        answer = {"approve": True, "by": "alice", "comment": "ok"}
+        await c.post(f"/v1/approvals/{seq}", json=answer, headers=approver)
+        await host.wait_for_actions()
+        text = (await c.get(f"/v1/stream?after={seq}&follow=false", headers=READ)).text
+    controls = [json.loads(data) for _, name, data in sse(text) if name == "control"]
+    assert [
+        ("silence_set", "checkout", "ops"),
+        ("silence_ended", None, "ops"),
+        ("approval_answered", "default", "alice"),
+    ] == [(m["control"], m["agent"], m["by"]) for m in controls]
+    assert (silence["id"], "deploy", 1764003600 * 10**9) == (
+        controls[0]["id"],
+        controls[0]["comment"],
+        controls[0]["ends_ns"],
+    )
+    assert silence["id"] == controls[1]["id"]
+    assert (seq, True) == (controls[2]["decision_seq"], controls[2]["approve"])
+
+
 async def test_metrics_count_what_was_journaled(tmp_path: Path) -> None:
     host, _ = host_at(tmp_path / "j.db")
     async with client(host) as c:
