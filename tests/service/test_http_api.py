@@ -13,7 +13,7 @@ import pytest
 from http_support import APPROVER, READ, READER, WRITE, WRITER, client
 from journal_support import FaultyJournal
 
-from adaptive_runtime import FleetPolicy, Host, ManualClock, Verification
+from adaptive_runtime import FleetPolicy, Host, ManualClock, RetryPolicy, Verification
 from adaptive_runtime.errors import JournalUnavailableError
 from adaptive_runtime.journal import SqliteJournal
 from adaptive_runtime.projections import verify_replay
@@ -440,8 +440,22 @@ async def test_the_stream_carries_the_operators_requests(tmp_path: Path) -> None
     async def restart(call: Any) -> None:
         pass
 
+    @host.action("flag_for_review", retry=RetryPolicy(max_attempts=1))
+    async def review(call: Any) -> None:
+        raise RuntimeError("the review queue is down")
+
     approver = {"Authorization": f"Bearer {APPROVER}"}
+    anomaly = {"type": "anomaly_detected", "severity": 0.6}
     async with client(host) as c:
+        letters = [
+            (await c.post("/v1/events", json=anomaly | {"agent_id": a}, headers=WRITE)).json()
+            for a in ("billing", "ledger")
+        ]
+        await host.wait_for_actions()
+        dismissed, retried = (letter["seq"] for letter in letters)
+        await c.post(f"/v1/dead-letters/{dismissed}/dismiss", json={"by": "bob"}, headers=WRITE)
+        await c.post(f"/v1/dead-letters/{retried}/retry", json={"by": "bob"}, headers=WRITE)
+        await host.wait_for_actions()
         seq = (await c.post("/v1/events", json=OVERLOAD, headers=WRITE)).json()["seq"]
         body = {"agent": "checkout", "ends": "1764003600", "comment": "deploy", "by": "ops"}
         silence = (await c.post("/v1/silences", json=body, headers=WRITE)).json()
@@ -449,20 +463,23 @@ async def test_the_stream_carries_the_operators_requests(tmp_path: Path) -> None
         answer = {"approve": True, "by": "alice", "comment": "ok"}
         await c.post(f"/v1/approvals/{seq}", json=answer, headers=approver)
         await host.wait_for_actions()
-        text = (await c.get(f"/v1/stream?after={seq}&follow=false", headers=READ)).text
+        text = (await c.get("/v1/stream?after=0&follow=false", headers=READ)).text
     controls = [json.loads(data) for _, name, data in sse(text) if name == "control"]
     assert [
+        ("dead_letter_dismissed", "billing", "bob"),
+        ("dead_letter_retry", "ledger", "bob"),
         ("silence_set", "checkout", "ops"),
         ("silence_ended", None, "ops"),
         ("approval_answered", "default", "alice"),
     ] == [(m["control"], m["agent"], m["by"]) for m in controls]
+    assert [dismissed, retried] == [m["decision_seq"] for m in controls[:2]]
     assert (silence["id"], "deploy", 1764003600 * 10**9) == (
-        controls[0]["id"],
-        controls[0]["comment"],
-        controls[0]["ends_ns"],
+        controls[2]["id"],
+        controls[2]["comment"],
+        controls[2]["ends_ns"],
     )
-    assert silence["id"] == controls[1]["id"]
-    assert (seq, True) == (controls[2]["decision_seq"], controls[2]["approve"])
+    assert silence["id"] == controls[3]["id"]
+    assert (seq, True) == (controls[4]["decision_seq"], controls[4]["approve"])
 
 
 async def test_metrics_count_what_was_journaled(tmp_path: Path) -> None:
