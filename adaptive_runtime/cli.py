@@ -1906,17 +1906,44 @@ def _outage(error: Exception | None) -> None:
 
 
 def _summary(entry: Entry) -> str:
-    from .records import DecisionMade, EventReceived, OutcomeRecorded, read_record
+    """What `tail` shows of an entry after its kind: the live stream's message, as text."""
+    from .projections.messages import message_of
+    from .records import EventReceived, read_as
 
-    record = read_record(entry)
-    if isinstance(record, EventReceived):
-        return f"  {record.event.type} severity={record.event.severity:g}"
-    if isinstance(record, DecisionMade):
-        d = record.decision
-        return f"  {d.action} [{d.priority}] confidence={d.confidence:.4f}"
-    if isinstance(record, OutcomeRecorded):
-        return f"  decision {record.decision_seq}: {'success' if record.success else 'failure'}"
-    return ""
+    if entry.kind == "EventReceived":
+        event = read_as(entry, EventReceived).event
+        return f"  {shown(event.type)} severity={event.severity:g}"
+    message = message_of(entry)
+    if message is None:
+        return ""
+    name, m = message
+    if name == "decision":
+        return f"  {m['action']} [{m['priority']}] confidence={m['confidence']:.4f}"
+    if name == "outcome":
+        return f"  decision {m['decision_seq']}: {'success' if m['success'] else 'failure'}"
+    if name == "incident":
+        return f"  {m['context']} agents={','.join(map(shown, m['agents']))} rule={m['rule']}"
+    if name == "action":
+        return f"  {m['action']} {m['status']}" + _fields(m, ("decision_seq", "attempt", "step"))
+    if m["control"] == "silence_set":
+        matches = [f"{k}={m[k]}" for k in ("agent", "target", "event_type", "context") if m[k]]
+        return (
+            f"  silence {m['id']} {' '.join(map(shown, matches)) or 'every decision'}"
+            f" {format_ts(m['starts_ns'])} to {format_ts(m['ends_ns'])}" + _fields(m, ())
+        )
+    return f"  {m['control']}" + _fields(m, ("id", "agent", "decision_seq", "approve"))
+
+
+def _fields(message: dict[str, object], names: tuple[str, ...]) -> str:
+    """` name=value` for each of `names` the message gives, then who asked and why."""
+    out = "".join(f" {n}={message[n]}" for n in names if message.get(n) is not None)
+    out = out.replace("decision_seq=", "decision=")
+    if message.get("by"):
+        out += f" by {message['by']}"
+    for why in ("detail", "comment"):
+        if message.get(why):
+            out += f": {message[why]}"
+    return shown(out)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -1116,6 +1116,50 @@ def test_tail_prints_the_newest_entries_one_line_each(journal_path: Path) -> Non
     ) in past.stderr
 
 
+async def test_tail_says_what_each_step_of_an_action_and_each_request_is(tmp_path: Path) -> None:
+    """tail showed only the kind of every entry but events, decisions and outcomes:
+    `ActionFailed` with no error, `SilenceSet` with nothing of the silence. It now shows
+    what the live stream's message says, with control characters escaped."""
+    from adaptive_runtime import ApprovalPolicy
+
+    db = tmp_path / "t.db"
+    host = Host(db, clock=ManualClock(), approvals=ApprovalPolicy(actions=("restart_service",)))
+
+    @host.action("restart_service")
+    async def restart(call: ActionCall) -> None:
+        pass
+
+    @host.action("flag_for_review", retry=RetryPolicy(max_attempts=1))
+    async def review(call: ActionCall) -> None:
+        raise RuntimeError("queue\x1b[2J down")
+
+    async with host:
+        overload = {"type": "service_overload", "severity": 0.82, "cpu": 94, "memory": 88}
+        d = await host.process({**overload, "agent_id": "a"})
+        await host.process({"type": "anomaly_detected", "severity": 0.6, "agent_id": "c"})
+        await host.controls.answer(d.seq, approve=True, by="alice", comment="ok")
+        await host.wait_for_actions()
+    assert 0 == cli("silence", "add", "--db", str(db), "--agent", "a", "--for", "1h",
+                    "--comment", "deploy", "--by", "ops").returncode  # fmt: skip
+    out = cli("tail", "--after", "0", "--db", str(db))
+    assert 0 == out.returncode, out.stderr
+    said = [line.split("  ", 3)[-1] for line in out.stdout.splitlines()]
+    for line in (
+        f"ActionAwaitingApproval  restart_service awaiting_approval decision={d.seq}:"
+        " restart_service needs approval",
+        "ActionFailed  flag_for_review failed decision=",
+        "ActionAbandoned  flag_for_review abandoned decision=",
+        f"ApprovalGiven  approval_answered agent=a decision={d.seq} approve=True by alice: ok",
+        f"ApprovalDecided  restart_service approved decision={d.seq} by alice: ok",
+        f"ActionSucceeded  restart_service succeeded decision={d.seq} attempt=1",
+        "SilenceSet  silence sil-",
+    ):
+        assert any(s.startswith(line) for s in said), (line, said)
+    assert "RuntimeError: queue\\x1b[2J down" in out.stdout  # escaped, not sent to the terminal
+    assert "\x1b" not in out.stdout
+    assert any(s.startswith("SilenceSet") and s.endswith("by ops: deploy") for s in said)
+
+
 def test_follow_on_sqlite_sees_every_entry_once_while_another_process_writes(
     tmp_path: Path,
 ) -> None:
