@@ -1,9 +1,9 @@
 """What each journal entry says, as data: the live stream's messages, and `tail`'s lines.
 
-An entry of an event, a decision, an outcome, a step of an action's life, a fleet
-incident or an operator's request gives a message: its name, and the fields a reader of
-the stream (or of `tail`) wants, without decoding the record again. Other entries
-(snapshots, rules, policies...) give none.
+An entry of a decision, an outcome, a step of an action's life, a fleet incident or an
+operator's request gives a message: its name, and the fields a reader of the stream (or
+of `tail`) wants, without decoding the record again. Other entries (events, snapshots,
+rules, policies...) give none: a decision's message names its event.
 """
 
 from __future__ import annotations
