@@ -794,7 +794,10 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         guards=read,
         responses=_responses(400, 401, 403, 422, 503),
         media_type="text/event-stream",
-        summary="Server-Sent Events: decisions, actions, outcomes and incidents as they commit",
+        summary=(
+            "Server-Sent Events: decisions, actions, outcomes, incidents and operators'"
+            " requests as they commit"
+        ),
         description=(
             "Each message's id is its journal seq. Reconnect with `Last-Event-ID` (or `after`)"
             " to get everything after it, with nothing missed or repeated. With neither, the"
