@@ -5,7 +5,8 @@ A Notifier watches a host's commits and notes what a person should hear of: deci
 or above a priority, disruptive actions the fleet policy held back (a budget, a floor or
 a cooldown paused them: the escalation to a person), steps of an escalation ladder,
 approval requests (and approvals that timed out), actions given up (dead letters), and
-fleet incidents. Notes are grouped (one message per flush, every
+fleet incidents. A decision a silence covers is not noted: its action is skipped, and
+the silence says that a person knows (a maintenance window pages no one). Notes are grouped (one message per flush, every
 `group_seconds`) and rate-limited (at most `max_per_hour` messages in any hour, by the
 host's clock; what is held back is counted in the next message). A message names the
 agent, the seq, the event type, the action and the reason, never an event's attributes,
@@ -31,7 +32,9 @@ from .records import (
     ApprovalDecided,
     DecisionMade,
     Entry,
+    EventReceived,
     FleetIncident,
+    read_as,
     read_record,
 )
 
@@ -115,10 +118,22 @@ class Notifier:
 
     def watch(self, entries: list[Entry]) -> None:
         """Note what a person should hear of in one commit."""
+        events = {e.seq: e for e in entries if e.kind == "EventReceived"}
         for entry in entries:
+            if entry.kind == "DecisionMade" and self._silenced(entry, events.get(entry.batch)):
+                continue
             note = self._note(entry)
             if note is not None:
                 self.notes.append(note)
+
+    def _silenced(self, entry: Entry, event: Entry | None) -> bool:
+        """Whether a silence covers the decision (its event commits in the same batch)."""
+        controls = self._host.controls
+        if event is None or not controls.state.silences.by_id:
+            return False
+        decision = read_as(entry, DecisionMade).decision
+        attrs = read_as(event, EventReceived).event.attrs
+        return controls.silence_covering(entry.stream, attrs, decision, entry.ts_ns) is not None
 
     def _note(self, entry: Entry) -> str | None:
         if entry.kind not in _NOTED:

@@ -288,7 +288,7 @@ class OperatorControls:
         """Why a decision's action must not run (the dry run, a silence), or None."""
         if self._host.actions.dry_run:
             return DRY_RUN_SKIP
-        silence = self._silence(agent_id, event.attrs, decision, ts_ns)
+        silence = self.silence_covering(agent_id, event.attrs, decision, ts_ns)
         if silence is None:
             return None
         return f"{SILENCED_BY}{silence.id} ({silence.comment})"
@@ -311,17 +311,17 @@ class OperatorControls:
         (`silenced`); an approval policy that names the action, or the decision's risk or
         confidence, wants a person's yes (`needs_approval`). Either way it becomes a dead
         letter: `retry` is that yes (the dry run and the breaker are the scheduler's)."""
-        if self._silence(agent_id, event, decision, ts_ns) is not None:
+        if self.silence_covering(agent_id, event, decision, ts_ns) is not None:
             return "silenced"
         policy = self.state.approvals
         if policy is not None and policy.needs(action, decision.risk, decision.confidence):
             return "needs_approval"
         return None
 
-    def _silence(
+    def silence_covering(
         self, agent_id: str, attrs: dict[str, Any], decision: Decision, ts_ns: int
     ) -> SilenceSet | None:
-        """The silence covering a decision at ts_ns, or None."""
+        """The silence covering a decision at ts_ns (in force then, matching it), or None."""
         if not self.state.silences.by_id:
             return None  # the common case: nothing silenced, nothing to look up
         return self.state.silences.matching(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_runtime import FleetPolicy, Host, ManualClock, Verification
+from adaptive_runtime import FleetPolicy, Host, ManualClock, SilenceMatcher, Verification
 from adaptive_runtime.errors import ConfigurationError
 from adaptive_runtime.notify import Notifier, NotifyPolicy
 from adaptive_runtime.records import ApprovalPolicy
@@ -101,6 +101,39 @@ async def test_the_rate_limit_holds_messages_back_and_counts_them(
         await notifier.stop()
     assert 3 == len(got)
     assert "... and 1 more (grouped, or held back by the rate limit)" in got[2]["message"]
+
+
+@pytest.mark.parametrize("handler", [True, False], ids=["handler", "no-handler"])
+async def test_a_decision_a_silence_covers_pages_no_one(
+    tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]], handler: bool
+) -> None:
+    """A maintenance window skipped the restarts, and every one of its decisions was still
+    sent to the on-call at [high]. With no handler (serve without a plugin), nothing is
+    skipped to tell it by, so the notifier asks the silences itself."""
+    url, got = receiver
+    clock = ManualClock(start_ns=START_NS)
+    host = Host(tmp_path / f"s{handler}.db", durability="normal", clock=clock)
+    if handler:
+
+        @host.action("restart_service")
+        async def restart(call: ActionCall) -> None:
+            pass
+
+    async with host:
+        notifier = Notifier(host, [url])
+        window = SilenceMatcher(agent="checkout")
+        ends = clock.now_ns() + 3600 * 10**9
+        await host.controls.add_silence(window, ends_ns=ends, comment="deploy", by="ops")
+        quiet = await host.process({**OVERLOAD, "agent_id": "checkout"})
+        loud = await host.process({**OVERLOAD, "agent_id": "search"})
+        clock.advance(3601)  # the window is over: the same event pages again
+        after = await host.process({**OVERLOAD, "agent_id": "checkout"})
+        await host.wait_for_actions()
+        await notifier.stop()
+    [message] = got
+    assert f"checkout seq {quiet.seq}:" not in message["message"]
+    assert f"search seq {loud.seq}: service_overload -> restart_service" in message["message"]
+    assert f"checkout seq {after.seq}: service_overload -> restart_service" in message["message"]
 
 
 def test_a_bad_url_or_policy_is_a_configuration_error(tmp_path: Path) -> None:
