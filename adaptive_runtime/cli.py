@@ -1936,8 +1936,8 @@ def _summary(entry: Entry) -> str:
 
 def _fields(message: dict[str, object], names: tuple[str, ...]) -> str:
     """` name=value` for each of `names` the message gives, then who asked and why."""
-    out = "".join(f" {n}={message[n]}" for n in names if message.get(n) is not None)
-    out = out.replace("decision_seq=", "decision=")
+    labels = {"decision_seq": "decision"}
+    out = "".join(f" {labels.get(n, n)}={message[n]}" for n in names if message.get(n) is not None)
     if message.get("by"):
         out += f" by {message['by']}"
     for why in ("detail", "comment"):
