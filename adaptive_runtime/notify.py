@@ -129,8 +129,8 @@ class Notifier:
     def _silenced(self, entry: Entry, event: Entry | None) -> bool:
         """Whether a silence covers the decision (its event commits in the same batch)."""
         controls = self._host.controls
-        if event is None or not controls.state.silences.by_id:
-            return False
+        if event is None or not controls.any_silence:
+            return False  # nothing to decode the records for
         decision = read_as(entry, DecisionMade).decision
         attrs = read_as(event, EventReceived).event.attrs
         return controls.silence_covering(entry.stream, attrs, decision, entry.ts_ns) is not None

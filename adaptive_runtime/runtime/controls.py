@@ -318,11 +318,16 @@ class OperatorControls:
             return "needs_approval"
         return None
 
+    @property
+    def any_silence(self) -> bool:
+        """Whether any silence is journaled and not ended: else none can cover a decision."""
+        return bool(self.state.silences.by_id)
+
     def silence_covering(
         self, agent_id: str, attrs: dict[str, Any], decision: Decision, ts_ns: int
     ) -> SilenceSet | None:
         """The silence covering a decision at ts_ns (in force then, matching it), or None."""
-        if not self.state.silences.by_id:
+        if not self.any_silence:
             return None  # the common case: nothing silenced, nothing to look up
         return self.state.silences.matching(
             agent=agent_id,
