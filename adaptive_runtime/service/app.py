@@ -21,7 +21,7 @@ import msgspec
 from litestar import HttpMethod, Litestar, MediaType, Request, Response, get, post, route
 from litestar.connection import ASGIConnection
 from litestar.datastructures import ResponseHeader
-from litestar.enums import RequestEncodingType
+from litestar.enums import ParamType, RequestEncodingType
 from litestar.exceptions import (
     ClientException,
     HTTPException,
@@ -39,6 +39,7 @@ from litestar.params import (
     FromPath,
     FromQuery,
     JSONBody,
+    ParameterKwarg,
     PathParameter,
     QueryParameter,
 )
@@ -249,8 +250,11 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     resolved_lock = asyncio.Lock()
 
     def guard(scope: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-        def check(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        def check(
+            connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
+        ) -> None:
             if config.insecure_no_auth:
+                _check_query_names(connection, route_handler)
                 return
             granted = config.tokens.scopes_of(connection.headers.get("authorization"))
             if granted is None:
@@ -261,6 +265,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                 raise PermissionDeniedException(
                     f"this route needs a token with the {scope!r} scope"
                 )
+            _check_query_names(connection, route_handler)
 
         return check
 
@@ -1098,6 +1103,40 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+def _query_names(route_handler: BaseRouteHandler) -> tuple[str, ...]:
+    """The query parameters a route reads, by the names a request sends them under."""
+    names = []
+    for name, parameter in route_handler.parsed_fn_signature.parameters.items():
+        kwarg = parameter.kwarg_definition
+        if isinstance(kwarg, ParameterKwarg) and kwarg.param_type is ParamType.QUERY:
+            names.append(kwarg.name or kwarg.query or name)
+    return tuple(names)
+
+
+def _check_query_names(
+    connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
+) -> None:
+    """Refuse a query parameter the route doesn't read: a misspelt filter (`?agnet=`)
+    would otherwise be dropped, and the answer would look filtered when it isn't."""
+    known = _query_names(route_handler)
+    unknown = sorted(set(connection.query_params) - set(known))
+    if not unknown:
+        return
+    takes = f"it reads {', '.join(known)}" if known else "it reads no query parameters"
+    url = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
+    raise ValidationException(
+        f"Validation failed for {connection.scope.get('method', 'GET')} {url}",
+        extra=[
+            {
+                "key": name,
+                "message": f"this route has no such parameter; {takes}",
+                "source": "query",
+            }
+            for name in unknown
+        ],
+    )
 
 
 def _what_failed(exc: ValidationException) -> tuple[str, str | None]:

@@ -255,6 +255,40 @@ async def test_a_request_that_fails_validation_says_what_to_fix(tmp_path: Path) 
     assert 0 == head(tmp_path / "j.db")
 
 
+async def test_a_query_parameter_the_route_does_not_read_is_400_naming_the_ones_it_does(
+    tmp_path: Path,
+) -> None:
+    """A misspelt filter was dropped: `?agnet=b` listed every agent's decisions, as if
+    filtered. Now it is a 400 that names the parameter and the ones the route reads."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "a"}, headers=WRITE)
+        misspelt = await c.get("/v1/decisions", params={"agnet": "b"}, headers=READ)
+        spelt = await c.get("/v1/decisions", params={"agent": "b", "type": "x"}, headers=READ)
+        none_read = await c.get("/v1/approvals", params={"all": "1"}, headers=READ)
+        aliased = await c.get("/v1/decisions", params={"event_type": "x"}, headers=READ)
+        unauthenticated = await c.get("/v1/decisions", params={"agnet": "b"})
+        posted = await c.post("/v1/events", params={"dry": "1"}, json=OVERLOAD, headers=WRITE)
+        health = await c.get("/healthz", params={"probe": "1"})
+        decided = (await c.get("/v1/decisions", headers=READ)).json()["items"]
+    assert (400, "agnet") == (misspelt.status_code, misspelt.json()["field"])
+    assert misspelt.json()["detail"].endswith(
+        "query parameter 'agnet': this route has no such parameter; it reads agent, type,"
+        " action, priority, since, until, limit, before"
+    )
+    assert (200, []) == (spelt.status_code, spelt.json()["items"])
+    assert (400, True) == (
+        none_read.status_code,
+        none_read.json()["detail"].endswith("it reads no query parameters"),
+    )
+    # the route reads `type`: its Python name is not a parameter a request can send
+    assert (400, "event_type") == (aliased.status_code, aliased.json()["field"])
+    assert 401 == unauthenticated.status_code  # who may ask comes before what was asked
+    assert (400, "dry") == (posted.status_code, posted.json()["field"])
+    assert 200 == health.status_code  # probes outside the API are not held to it
+    assert ["a"] == [d["agent"] for d in decided]  # the refused POST journaled nothing
+
+
 async def test_explain_and_outcomes(tmp_path: Path) -> None:
     host, _ = host_at(tmp_path / "j.db")
     async with client(host) as c:
