@@ -220,6 +220,8 @@ class Host:
         """The agents with entries: found at start, and added as agents are loaded."""
         self._ready = asyncio.Event()
         self._starting = False
+        self._stopped = False
+        """Whether stop() closed the journal (and start() has not opened it again)."""
         self.evictions = 0
         self._ownership: Ownership | None = None
         """The journal's ownership of agents by hosts (PostgreSQL's claims, SQLite's locks)."""
@@ -274,6 +276,7 @@ class Host:
 
     async def _start(self) -> None:
         self._stopping = False
+        self._stopped = False
         arg = self._journal_arg
         if isinstance(arg, str | os.PathLike):
             # The WAL checkpoint syncs: at "normal", where commits run inline on the loop,
@@ -745,6 +748,7 @@ class Host:
         # the loaded states stay readable after stop(); start() rebuilds them afresh
         if worker is None:
             return
+        self._stopped = True
         # Past this point nothing else would close them: a stop() cancelled here (a timeout
         # around it, a second Ctrl-C) still closes the journal and frees the agents, then
         # lets the cancellation go on.
@@ -970,6 +974,11 @@ class Host:
 
     def require_worker(self) -> JournalWorker:
         if self._worker is None:
+            if self._stopped:
+                raise RuntimeNotStartedError(
+                    "this runtime was stopped: call `await runtime.start()` (or"
+                    " `await host.start()`) again to use it; the state is rebuilt from the journal"
+                )
             raise RuntimeNotStartedError(
                 "call `await runtime.start()` (or `await host.start()`, or use `async with`) first"
             )

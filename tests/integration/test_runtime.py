@@ -431,8 +431,25 @@ async def test_failed_start_leaves_the_runtime_unstarted(tmp_path: Path) -> None
     runtime = runtime_at(path)
     with pytest.raises(NotAJournalError):
         await runtime.start()
-    with pytest.raises(RuntimeNotStartedError):
+    with pytest.raises(RuntimeNotStartedError, match="first"):
         await runtime.process(OVERLOAD)
+
+
+async def test_a_stopped_runtime_says_it_was_stopped_and_starts_again(tmp_path: Path) -> None:
+    """A call after stop() said "call start() first", as if the runtime had never run; it
+    now says the runtime was stopped, and start() again serves the same journal."""
+    runtime = runtime_at(tmp_path / "j.db")
+    await runtime.start()
+    first = await runtime.process(OVERLOAD)
+    await runtime.stop()
+    with pytest.raises(RuntimeNotStartedError, match="this runtime was stopped: call"):
+        await runtime.process(OVERLOAD)
+    with pytest.raises(RuntimeNotStartedError, match="was stopped"):
+        await runtime.event_history(limit=1)
+    await runtime.start()
+    again = await runtime.process(OVERLOAD)
+    await runtime.stop()
+    assert again.seq > first.seq
 
 
 async def test_event_id_of_another_agent_is_refused(tmp_path: Path) -> None:
