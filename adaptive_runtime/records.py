@@ -2,9 +2,11 @@
 
 Entry kinds are past-tense nouns in one msgspec tagged union; each is stored as the
 body of a journal entry whose `kind` column carries the same tag.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: msgspec reads these annotations to build
+the record decoder when the module is imported, and each one given as a string costs it
+an eval (about half of this module's import time, measured with `-X importtime`).
+"""
 
 import hashlib
 import math
@@ -326,7 +328,7 @@ class OutcomeRecorded(msgspec.Struct, frozen=True, tag=True, array_like=True):
     confidence: float
 
     @classmethod
-    def of(cls, decision: Decision, *, success: bool) -> OutcomeRecorded:
+    def of(cls, decision: Decision, *, success: bool) -> "OutcomeRecorded":
         """The outcome of a journaled decision."""
         return cls(
             decision_seq=decision.seq,
