@@ -124,8 +124,11 @@ def test_the_dashboard_shows_decisions_live_and_explains_one(
 
 def test_the_dashboard_lists_what_waits_for_a_person(browser_page: Any, tmp_path: Path) -> None:
     """An approval request and a dead letter are listed as they come, and a request leaves
-    the list once answered: the page showed neither, so a gated action waited unseen."""
+    the list once answered: the page showed neither, so a gated action waited unseen. A
+    silence is shown ending, and one to come coming into force, at its time by the page's
+    clock (nothing is journaled then; the page showed it up to 30 s late)."""
     page = browser_page
+    page.clock.install()  # the page's clock runs as the real one until moved on below
     program = (sys.executable, str(Path(__file__).with_name("served_with_handlers.py")))
     with server(tmp_path / "wait.db", tmp_path, program=program) as srv:
         page.goto(srv.url + "/")
@@ -163,6 +166,17 @@ def test_the_dashboard_lists_what_waits_for_a_person(browser_page: Any, tmp_path
         assert 200 == denied.status_code
         page.wait_for_selector("#approvals-part", state="hidden", timeout=GUARD_MS)
         assert page.is_visible(f'#dead-letters tr[data-seq="{other}"]')
+        later = {**silence, "starts": str(int(ends) + 3600), "ends": str(int(ends) + 7200)}
+        later["comment"] = "migration"
+        assert 201 == httpx.post(srv.url + "/v1/silences", json=later, headers=WRITE).status_code
+        coming = page.locator("#silence-list tr", has_text="migration")
+        coming.wait_for(timeout=GUARD_MS)
+        assert "to come" == coming.locator("td").first.inner_text()
+        page.clock.fast_forward(3_600_000 + 5_000)  # past the first one's end
+        listed.wait_for(state="detached", timeout=GUARD_MS)
+        assert "to come" == coming.locator("td").first.inner_text()
+        page.clock.fast_forward(3_600_000)  # past the second one's start
+        coming.locator("td", has_text="in force").wait_for(timeout=GUARD_MS)
         assert 0 == srv.terminate()
 
 
