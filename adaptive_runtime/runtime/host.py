@@ -349,14 +349,16 @@ class Host:
 
     async def _start_plugins(self, journal: Journal) -> None:
         """Load the plugins named (or those the journal was decided with) and journal a change."""
-        from ..plugins import load  # here: only hosts with plugins look at entry points
-
         worker = self.require_worker()
         journaled = await worker.run(journaled_plugins, journal)
+        if self._plugin_names is None and not journaled:
+            return
+        # here: only a host with plugins reads the entry points (importlib.metadata and
+        # what it imports are about 4 MB of resident memory)
+        from ..plugins import load
+
         if self._plugin_names is None:
-            if not journaled:
-                return
-            versions = {ref.name: ref.version for ref in journaled}
+            versions = {ref.name: ref.version for ref in journaled or ()}
             plugins, registrars = load(versions, versions=versions)
         else:
             plugins, registrars = load(self._plugin_names)

@@ -101,6 +101,29 @@ def test_import_pulls_in_only_the_core_dependencies() -> None:
     assert {"msgspec", "apsw", "typing_extensions"} >= third_party, third_party
 
 
+def test_a_runtime_without_plugins_reads_no_entry_points(tmp_path: Path) -> None:
+    """start() imported the plugin loader, and with it importlib.metadata (about 4 MB
+    resident), in every process; only a host that names or journaled plugins needs it."""
+    code = (
+        "import asyncio, sys\n"
+        "from adaptive_runtime import Runtime\n"
+        "before = set(sys.modules)\n"
+        "async def main():\n"
+        "    async with Runtime(agent_id='a', path=sys.argv[1]) as runtime:\n"
+        "        await runtime.process({'type': 'timeout'})\n"
+        "asyncio.run(main())\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "j.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "adaptive_runtime.plugins" not in loaded
+    assert "importlib.metadata" not in loaded
+
+
 @pytest.mark.parametrize(
     "name",
     [
