@@ -698,6 +698,7 @@ class Host:
         await self._snapshot_all()
         await self._snapshot_fleet()
         self._ready.clear()
+        self._stopped = True  # not in _close: a start() that fails closes too
         await self._close()
 
     async def _snapshot_all(self) -> None:
@@ -750,7 +751,6 @@ class Host:
         # the loaded states stay readable after stop(); start() rebuilds them afresh
         if worker is None:
             return
-        self._stopped = True
         # Past this point nothing else would close them: a stop() cancelled here (a timeout
         # around it, a second Ctrl-C) still closes the journal and frees the agents, then
         # lets the cancellation go on.

@@ -450,6 +450,12 @@ async def test_a_stopped_runtime_says_it_was_stopped_and_starts_again(tmp_path: 
     again = await runtime.process(OVERLOAD)
     await runtime.stop()
     assert again.seq > first.seq
+    # a start() that fails once the journal is open closes it: that host never ran
+    host = Host(tmp_path / "j.db", plugins=["not-installed"])
+    with pytest.raises(ConfigurationError, match="not installed"):
+        await host.start()
+    with pytest.raises(RuntimeNotStartedError, match="first"):
+        await host.agent("a").process(OVERLOAD)
 
 
 async def test_event_id_of_another_agent_is_refused(tmp_path: Path) -> None:
