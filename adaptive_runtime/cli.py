@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     bench.add_argument(
         "--runs",
-        type=int,
+        type=_runs,
         default=5,
         help="run the suites this many times: each figure is their median, with the spread",
     )
@@ -650,6 +650,14 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
     if value > MAX_SEQ:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_SEQ}, not {text}")
+    return value
+
+
+def _runs(text: str) -> int:
+    """bench --runs: how many times to run the suites, at least once."""
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
 
 

@@ -461,6 +461,8 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
         (["history", "--limit", "-1"], "argument --limit: must not be negative, not -1"),
         (["replay", "--rules", "RULES", "--examples", "-1"], "must not be negative, not -1"),
         (["tail", "--lines", "99999999999999999999"], "must be at most 9223372036854775807"),
+        # was passed on to bench/report.py, which refused it under its own name
+        (["bench", "--runs", "0"], "adaptive-runtime bench: error: argument --runs: must be at"),
         (["head", "--agent", "prod"], "unrecognized arguments: --agent"),
         (["verify", "--agent", "prod"], "unrecognized arguments: --agent"),
         (["import", "DUMP", "--agent", "prod"], "unrecognized arguments: --agent"),
