@@ -46,6 +46,15 @@ def sqlite_path(url: str | os.PathLike[str]) -> str | None:
             f" memory has no name); for a file of that name, write ./{text}"
         )
         raise ConfigurationError(msg)
+    if text.startswith("file:"):
+        # SQLite's URI filenames (file:name.db?mode=ro) are not read here: `file:x.db` made
+        # a file named `file:x.db`, beside the x.db that was meant
+        msg = (
+            f"{text!r} is not a journal URL: SQLite's `file:` URIs are not read here; give"
+            " the file's path, or sqlite:///path; for a file of that name, write"
+            f" ./{text}"
+        )
+        raise ConfigurationError(msg)
     if text.startswith("sqlite:"):
         rest = text[len("sqlite:") :]
         if rest.startswith("///"):

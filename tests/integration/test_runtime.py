@@ -380,6 +380,23 @@ async def test_a_named_memory_journal_is_refused_not_made_a_file(
     assert [] == list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name", ["file:x.db", "file:x.db?mode=ro", "file:///tmp/x.db"])
+async def test_a_sqlite_file_uri_is_refused_not_made_a_file_of_that_name(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`file:x.db`, SQLite's URI form, made a file named `file:x.db` (and the x.db meant
+    was never written); it is now refused, saying what to write instead."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"SQLite's `file:` URIs are not read here"):
+        await Runtime(agent_id="a", path=name).start()
+    out = cli("demo", "--db", name)
+    assert (2, True) == (out.returncode, f"write ./{name}" in out.stderr)
+    assert [] == list(tmp_path.iterdir())
+    async with Runtime(agent_id="a", path="./file:x.db") as runtime:  # the way to that name
+        await runtime.process(OVERLOAD)
+    assert (tmp_path / "file:x.db").is_file()
+
+
 async def test_logs_follow_the_original_format(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
