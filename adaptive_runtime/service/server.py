@@ -73,8 +73,8 @@ class _Server(uvicorn.Server):
         self._on_listening = on_listening
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def serve(self, sockets: Sequence[object] | None = None) -> None:
-        await self._serve(None)  # the signals are handled by `signals()`, around start-up too
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._serve(sockets)  # the signals are handled by `signals()`, around start-up too
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -174,12 +174,32 @@ async def _serve(host: Host, served: _Served, config: ServiceConfig, log_level: 
     enable_console_logging(logging.INFO if log_level == "debug" else logging.WARNING)
     with server.signals():
         _warn(config, served)
-        await host.start()  # a journal that can't be used fails here, with its own error
-        found.append(await host.read(_head_seq))
-        if server.should_exit:  # SIGTERM during start-up: stop as cleanly as after it
-            await host.stop(actions=config.on_stop)
-            return EXIT_OK
-        return await _run(server, host, served, config)
+        # bound before the journal is opened: a --bind that can't be had leaves no new file
+        listener = _bound(served)
+        try:
+            await host.start()  # a journal that can't be used fails here, with its own error
+            found.append(await host.read(_head_seq))
+            if server.should_exit:  # SIGTERM during start-up: stop as cleanly as after it
+                await host.stop(actions=config.on_stop)
+                return EXIT_OK
+            return await _run(server, host, served, config, listener)
+        finally:
+            listener.close()  # uvicorn closes it at its shutdown; this covers a failed start
+
+
+def _bound(served: _Served) -> socket.socket:
+    """A socket bound to --bind, as uvicorn would bind it, not yet listening."""
+    family = socket.AF_INET6 if ":" in served.host_name else socket.AF_INET
+    sock = socket.socket(family=family)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((served.host_name, served.port))
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        msg = f"could not listen on {served.host_name}:{served.port}: {why}; choose another --bind"
+        raise ConfigurationError(msg) from None
+    return sock
 
 
 def _head_seq(journal: Journal) -> int:
@@ -205,10 +225,12 @@ def _say_serving(served: _Served, port: int, found: list[int]) -> None:
     )
 
 
-async def _run(server: _Server, host: Host, served: _Served, config: ServiceConfig) -> int:
+async def _run(
+    server: _Server, host: Host, served: _Served, config: ServiceConfig, listener: socket.socket
+) -> int:
     where = f"{served.host_name}:{served.port}"
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     except SystemExit:  # uvicorn exits when it can't listen; say it as this command's error
         msg = f"could not listen on {where} (see the log above); choose another --bind"
         raise ConfigurationError(msg) from None

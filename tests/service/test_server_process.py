@@ -216,7 +216,9 @@ def test_bad_serve_settings_are_usage_errors(tmp_path: Path, args: list[str], me
     assert "Traceback" not in result.stderr
 
 
-def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_port_in_use_is_a_clear_error_and_makes_no_journal(tmp_path: Path) -> None:
+    """The journal was opened before the port was bound: a --bind that could not be had
+    left a new, empty journal file behind. The port is now bound first."""
     tokens = tmp_path / "t.txt"
     tokens.write_text(f"read,write {WRITER}\n")
     with server(tmp_path / "a.db", tmp_path) as srv:
@@ -230,8 +232,9 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
             f"127.0.0.1:{srv.port}",
         )
         assert 2 == taken.returncode
-        assert "could not listen" in taken.stderr
+        assert f"could not listen on 127.0.0.1:{srv.port}: Address already in use" in taken.stderr
         assert "Traceback" not in taken.stderr
+        assert not (tmp_path / "b.db").exists()
         assert 0 == srv.terminate()
 
 
@@ -297,7 +300,7 @@ def test_on_a_terminal_its_log_is_plain_text(tmp_path: Path) -> None:
     seen = b""
     deadline = time.monotonic() + 30  # a real process: it starts when it starts
     try:
-        while b"Uvicorn running on" not in seen:
+        while b"adaptive-runtime: serving" not in seen:
             ready, _, _ = select.select([leader], [], [], max(0.0, deadline - time.monotonic()))
             assert ready, f"no start-up line in 30 s: {seen!r}"
             seen += os.read(leader, 4096)
@@ -306,6 +309,6 @@ def test_on_a_terminal_its_log_is_plain_text(tmp_path: Path) -> None:
         proc.wait(30)
         os.close(leader)
     text = seen.decode()
-    assert "INFO:     Uvicorn running on http://127.0.0.1:" in text
+    assert "INFO:     Started server process [" in text  # uvicorn's own line, plain
     assert "\\u001b" not in text
     assert "\x1b" not in text
