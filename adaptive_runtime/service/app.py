@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar import HttpMethod, Litestar, MediaType, Request, Response, get, post, route
@@ -111,6 +111,8 @@ from .views import (
 )
 
 __all__ = ["ServiceConfig", "create_app"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("adaptive_runtime.service")
 
@@ -544,8 +546,8 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     )
     async def add_silence(data: JSONBody[SilenceIn]) -> SilenceView:
         now = host.clock.now_ns()
-        starts = parse_time(data.starts, now_ns=now) if data.starts is not None else now
-        ends = parse_time(data.ends, now_ns=now)
+        starts = _time_field("starts", data.starts, now) if data.starts is not None else now
+        ends = _time_field("ends", data.ends, now)
         if ends <= now:
             msg = "that silence would already be over"
             if is_age(data.ends):
@@ -672,8 +674,8 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         ] = None,
     ) -> DecisionPage:
         now = host.clock.now_ns()  # an age counts back from the host's clock
-        since_ns = parse_time(since, now_ns=now) if since is not None else None
-        until_ns = parse_time(until, now_ns=now) if until is not None else None
+        since_ns = _time_query("since", since, parse_time, now)
+        until_ns = _time_query("until", until, parse_time, now)
 
         def page(journal: Any) -> list[Any]:
             return list(
@@ -754,7 +756,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
 
     async def state_of(agent_id: str, at: str | None) -> dict[str, Any]:
         # as `state --at` reads it, an age counting back from the host's clock
-        when = {"seq": 2**62} if at is None else seq_or_time(at, now_ns=host.clock.now_ns())
+        when = _time_query("at", at, seq_or_time, host.clock.now_ns()) or {"seq": 2**62}
 
         def read_state(journal: Any) -> Any:
             if agent_id == HOST_STREAM or journal.stream_head(agent_id) == 0:
@@ -1103,6 +1105,26 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+def _time_field(name: str, text: str, now_ns: int) -> int:
+    """A body field that holds a time: one that can't be read is that field's 422."""
+    try:
+        return parse_time(text, now_ns=now_ns)
+    except ValueError as exc:
+        raise InvalidEventError(f"{name}: {exc}", field=name) from None
+
+
+def _time_query(name: str, text: str | None, read: Callable[..., T], now_ns: int) -> T | None:
+    """A query parameter that holds a time, read by `read`; one that can't be read is a
+    400 naming that parameter, as the framework's own checks of a parameter are."""
+    if text is None:
+        return None
+    try:
+        return read(text, now_ns=now_ns)
+    except ValueError as exc:
+        extra = [{"key": name, "message": str(exc), "source": "query"}]
+        raise ValidationException("Validation failed", extra=extra) from None
 
 
 def _query_names(route_handler: BaseRouteHandler) -> tuple[str, ...]:

@@ -228,6 +228,7 @@ async def test_decisions_page_by_cursor_with_no_gap_or_overlap(tmp_path: Path) -
         # an empty value is read, not dropped: a bound of "" is refused, a type of "" is one
         empty = await c.get("/v1/decisions", params={"since": ""}, headers=READ)
         assert (400, True) == (empty.status_code, "can't read ''" in empty.json()["detail"])
+        assert "since" == empty.json()["field"]  # named, as the framework's own 400s name it
         none = await c.get("/v1/decisions", params={"type": ""}, headers=READ)
         assert (200, []) == (none.status_code, none.json()["items"])
 
@@ -349,6 +350,9 @@ async def test_agents_and_their_state_now_and_at_a_seq(tmp_path: Path) -> None:
         assert 1 == then["decisions"]
         by_time = await c.get("/v1/agents/web/state", params={"at": "1764000030.0"}, headers=READ)
         assert 1 == by_time.json()["decisions"]
+        unread = await c.get("/v1/agents/web/state", params={"at": "yesterday"}, headers=READ)
+        assert (400, "at") == (unread.status_code, unread.json()["field"])
+        assert "query parameter 'at': can't read 'yesterday'" in unread.json()["detail"]
         missing = await c.get("/v1/agents/nobody/state", headers=READ)
         assert 404 == missing.status_code
 
@@ -1319,6 +1323,12 @@ async def test_silences_through_the_api(tmp_path: Path) -> None:
         # "2h" for a silence of two hours: an age, two hours ago, and the answer says so
         aged = await c.post("/v1/silences", json=body | {"ends": "2h"}, headers=WRITE)
         assert (422, True) == (aged.status_code, "reads as an age" in aged.json()["detail"])
+        # a time that can't be read is that field's 422, as every other bad value is (it
+        # was a 400 naming no field)
+        for name in ("ends", "starts"):
+            unread = await c.post("/v1/silences", json=body | {name: "2026-13-01"}, headers=WRITE)
+            assert (422, name) == (unread.status_code, unread.json()["field"])
+            assert unread.json()["detail"].startswith(f"{name}: can't read '2026-13-01' as a time")
         clock.advance(1)
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "checkout"}, headers=WRITE)
         await host.wait_for_actions()
