@@ -17,7 +17,8 @@ Prometheus Alertmanager's webhook (payload version 4), one event per firing aler
 |               | default agent)                                                          |
 | `cpu`, `memory`, `error_rate`, `latency_ms` | a label or annotation of that name, as a number |
 | `id`          | `am:<fingerprint>:<startsAt>`, startsAt to the millisecond: the re-sends |
-|               | of one firing are the same event, decided once                          |
+|               | of one firing are the same event, decided once (a `%` or `:` in the     |
+|               | fingerprint is written `%25`, `%3A`)                                    |
 | attributes    | `alertname`, `labels`, `annotations`, `starts_at`, `fingerprint`        |
 |               | (the fleet policy's dedup_window keys on it), `generator_url`,          |
 |               | `source` = `alertmanager`                                               |
@@ -150,8 +151,10 @@ def resolved_event_id(alert: AlertmanagerAlert) -> str:
 
     startsAt is cut to the millisecond: Alertmanager's webhook carries nanoseconds, its
     API milliseconds, and an alert re-posted with the API's value keeps the earlier one.
+    A `:` in the fingerprint (Alertmanager's are hex) is escaped, so that it can't move
+    the split between fingerprint and startsAt: two alerts never share an id.
     """
-    return f"am:{alert.fingerprint}:{to_millisecond(alert.starts_at)}"
+    return f"am:{_escaped(alert.fingerprint)}:{to_millisecond(alert.starts_at)}"
 
 
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
@@ -177,9 +180,9 @@ class _CloudEvent(msgspec.Struct, frozen=True, kw_only=True):
     data: dict[str, Any] | None = None
 
 
-def _escaped(ce_id: str) -> str:
-    """A CloudEvent's id with no `:` left in it (nor a `%` that could read as an escape)."""
-    return ce_id.replace("%", "%25").replace(":", "%3A")
+def _escaped(part: str) -> str:
+    """Part of an event id with no `:` left in it (nor a `%` that could read as an escape)."""
+    return part.replace("%", "%25").replace(":", "%3A")
 
 
 def cloudevent_to_event(payload: object) -> dict[str, Any]:

@@ -162,6 +162,17 @@ def test_a_cloudevent_becomes_the_documented_event() -> None:
     } == cloudevent_to_event(cloudevent(subject="db-1", time="2026-11-27T01:00:00Z"))
 
 
+def test_two_alerts_never_share_an_id() -> None:
+    """A `:` in a fingerprint moved the split between it and startsAt: fingerprint `a:b`
+    at startsAt `c` and fingerprint `a` at `b:c` made one id, so the second alert was
+    answered as already decided. Hex fingerprints, Alertmanager's, keep their ids."""
+    pairs = [("a:b", "c"), ("a", "b:c"), ("a%3Ab", "c")]
+    ids = [event_of(fingerprint=f, startsAt=s)["id"] for f, s in pairs]
+    assert len(set(ids)) == len(pairs), ids
+    hex_id = event_of(fingerprint="8f2e31c0a1b2c3d4")["id"]
+    assert "am:8f2e31c0a1b2c3d4:2026-11-27T01:00:00.123Z" == hex_id
+
+
 def test_two_cloudevents_never_share_an_id() -> None:
     """Source and id together are unique, and so is the event id made of them: a `:` in
     the source or in the id can't move the split between them."""
