@@ -255,18 +255,16 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         def check(
             connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
         ) -> None:
-            if config.insecure_no_auth:
-                _check_query_names(connection, route_handler)
-                return
-            granted = config.tokens.scopes_of(connection.headers.get("authorization"))
-            if granted is None:
-                raise NotAuthorizedException(
-                    "send 'Authorization: Bearer <token>' with a token this server knows"
-                )
-            if scope not in granted:
-                raise PermissionDeniedException(
-                    f"this route needs a token with the {scope!r} scope"
-                )
+            if not config.insecure_no_auth:  # who may ask, before what was asked
+                granted = config.tokens.scopes_of(connection.headers.get("authorization"))
+                if granted is None:
+                    raise NotAuthorizedException(
+                        "send 'Authorization: Bearer <token>' with a token this server knows"
+                    )
+                if scope not in granted:
+                    raise PermissionDeniedException(
+                        f"this route needs a token with the {scope!r} scope"
+                    )
             _check_query_names(connection, route_handler)
 
         return check
