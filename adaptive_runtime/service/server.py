@@ -173,9 +173,9 @@ async def _serve(host: Host, served: _Served, config: ServiceConfig, log_level: 
     # decision's engine lines too (one per engine per event: too many for a busy server)
     enable_console_logging(logging.INFO if log_level == "debug" else logging.WARNING)
     with server.signals():
-        _warn(config, served)
         # bound before the journal is opened: a --bind that can't be had leaves no new file
         listener = _bound(served)
+        _warn(config, served)
         try:
             await host.start()  # a journal that can't be used fails here, with its own error
             found.append(await host.read(_head_seq))
@@ -231,14 +231,14 @@ async def _run(
     where = f"{served.host_name}:{served.port}"
     try:
         await server.serve(sockets=[listener])
-    except SystemExit:  # uvicorn exits when it can't listen; say it as this command's error
-        msg = f"could not listen on {where} (see the log above); choose another --bind"
+    except SystemExit:  # uvicorn exits when it can't start; say it as this command's error
+        msg = f"could not serve on {where} (see the log above)"
         raise ConfigurationError(msg) from None
     finally:
         if host.started:  # the lifespan's shutdown did not run (the server failed to start)
             await host.stop(actions=config.on_stop)
     if not server.started:
-        raise ConfigurationError(f"could not listen on {where} (see the log above)")
+        raise ConfigurationError(f"could not serve on {where} (see the log above)")
     return EXIT_OK
 
 
