@@ -126,9 +126,11 @@ def test_the_dashboard_lists_what_waits_for_a_person(browser_page: Any, tmp_path
     """An approval request and a dead letter are listed as they come, and a request leaves
     the list once answered: the page showed neither, so a gated action waited unseen. A
     silence is shown ending, and one to come coming into force, at its time by the page's
-    clock (nothing is journaled then; the page showed it up to 30 s late)."""
+    clock (nothing is journaled then; the page showed it up to 30 s late), and a page
+    whose clock is behind the server's keeps the server's word until then."""
     page = browser_page
-    page.clock.install()  # the page's clock runs as the real one until moved on below
+    # the page's clock runs an hour behind the real one (and the server's) until moved on
+    page.clock.install(time=time.time() - 3600)
     program = (sys.executable, str(Path(__file__).with_name("served_with_handlers.py")))
     with server(tmp_path / "wait.db", tmp_path, program=program) as srv:
         page.goto(srv.url + "/")
@@ -155,6 +157,7 @@ def test_the_dashboard_lists_what_waits_for_a_person(browser_page: Any, tmp_path
         assert 201 == made.status_code
         listed = page.locator("#silence-list tr", has_text="deploy window")
         listed.wait_for(timeout=GUARD_MS)  # from the stream's control message, not the 30 s read
+        # in force, as the server says, though it starts an hour after the page's clock
         assert ["in force", "agent=billing"] == listed.locator("td").all_inner_texts()[:2]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-waiting.png"), full_page=True)
@@ -172,7 +175,7 @@ def test_the_dashboard_lists_what_waits_for_a_person(browser_page: Any, tmp_path
         coming = page.locator("#silence-list tr", has_text="migration")
         coming.wait_for(timeout=GUARD_MS)
         assert "to come" == coming.locator("td").first.inner_text()
-        page.clock.fast_forward(3_600_000 + 5_000)  # past the first one's end
+        page.clock.fast_forward(2 * 3_600_000 + 5_000)  # past the first one's end
         listed.wait_for(state="detached", timeout=GUARD_MS)
         assert "to come" == coming.locator("td").first.inner_text()
         page.clock.fast_forward(3_600_000)  # past the second one's start
