@@ -1125,37 +1125,45 @@ def _time_query(name: str, text: str | None, read: Callable[..., T], now_ns: int
         raise ValidationException("Validation failed", extra=extra) from None
 
 
-def _query_names(route_handler: BaseRouteHandler) -> tuple[str, ...]:
-    """The query parameters a route reads, by the names a request sends them under."""
-    names = []
+def _query_names(route_handler: BaseRouteHandler) -> dict[str, bool]:
+    """The query parameters a route reads, by the names a request sends them under, each
+    with whether it takes several values."""
+    names = {}
     for name, parameter in route_handler.parsed_fn_signature.parameters.items():
         kwarg = parameter.kwarg_definition
         if isinstance(kwarg, ParameterKwarg) and kwarg.param_type is ParamType.QUERY:
-            names.append(kwarg.name or kwarg.query or name)
-    return tuple(names)
+            names[kwarg.name or kwarg.query or name] = parameter.is_non_string_collection
+    return names
 
 
 def _check_query_names(
     connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
 ) -> None:
-    """Refuse a query parameter the route doesn't read: a misspelt filter (`?agnet=`)
-    would otherwise be dropped, and the answer would look filtered when it isn't."""
-    known = _query_names(route_handler)
-    unknown = sorted(set(connection.query_params) - set(known))
-    if not unknown:
+    """Refuse a query parameter the route doesn't read, or one of a single value given
+    twice: a misspelt filter (`?agnet=`) would be dropped, and of `?agent=a&agent=b` the
+    last alone kept, and the answer would look filtered as asked when it isn't."""
+    known, given = _query_names(route_handler), connection.query_params
+    unknown = sorted(set(given) - set(known))
+    repeated = sorted(
+        n for n in set(given) & set(known) if not known[n] and len(given.getall(n)) > 1
+    )
+    if not unknown and not repeated:
         return
     takes = f"it reads {', '.join(known)}" if known else "it reads no query parameters"
     url = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
+    extra = [
+        {"key": name, "message": f"this route has no such parameter; {takes}", "source": "query"}
+        for name in unknown
+    ] + [
+        {
+            "key": name,
+            "message": f"given {len(given.getall(name))} times; it takes one value",
+            "source": "query",
+        }
+        for name in repeated
+    ]
     raise ValidationException(
-        f"Validation failed for {connection.scope.get('method', 'GET')} {url}",
-        extra=[
-            {
-                "key": name,
-                "message": f"this route has no such parameter; {takes}",
-                "source": "query",
-            }
-            for name in unknown
-        ],
+        f"Validation failed for {connection.scope.get('method', 'GET')} {url}", extra=extra
     )
 
 

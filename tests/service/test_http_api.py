@@ -256,7 +256,7 @@ async def test_a_request_that_fails_validation_says_what_to_fix(tmp_path: Path) 
     assert 0 == head(tmp_path / "j.db")
 
 
-async def test_a_query_parameter_the_route_does_not_read_is_400_naming_the_ones_it_does(
+async def test_a_query_parameter_the_route_does_not_read_or_one_given_twice_is_a_400(
     tmp_path: Path,
 ) -> None:
     """A misspelt filter was dropped: `?agnet=b` listed every agent's decisions, as if
@@ -271,6 +271,8 @@ async def test_a_query_parameter_the_route_does_not_read_is_400_naming_the_ones_
         unauthenticated = await c.get("/v1/decisions", params={"agnet": "b"})
         posted = await c.post("/v1/events", params={"dry": "1"}, json=OVERLOAD, headers=WRITE)
         health = await c.get("/healthz", params={"probe": "1"})
+        # of a value given twice, the last alone was kept: agent=b, as if a or b
+        twice = await c.get("/v1/decisions", params=[("agent", "a"), ("agent", "b")], headers=READ)
         decided = (await c.get("/v1/decisions", headers=READ)).json()["items"]
     assert (400, "agnet") == (misspelt.status_code, misspelt.json()["field"])
     assert misspelt.json()["detail"].endswith(
@@ -287,6 +289,10 @@ async def test_a_query_parameter_the_route_does_not_read_is_400_naming_the_ones_
     assert 401 == unauthenticated.status_code  # who may ask comes before what was asked
     assert (400, "dry") == (posted.status_code, posted.json()["field"])
     assert 200 == health.status_code  # probes outside the API are not held to it
+    assert (400, "agent") == (twice.status_code, twice.json()["field"])
+    assert twice.json()["detail"].endswith(
+        "query parameter 'agent': given 2 times; it takes one value"
+    )
     assert ["a"] == [d["agent"] for d in decided]  # the refused POST journaled nothing
 
 
