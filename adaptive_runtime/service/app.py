@@ -265,7 +265,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                     raise PermissionDeniedException(
                         f"this route needs a token with the {scope!r} scope"
                     )
-            _check_query_names(connection, route_handler)
+            _check_query_parameters(connection, route_handler)
 
         return check
 
@@ -1136,7 +1136,7 @@ def _query_names(route_handler: BaseRouteHandler) -> dict[str, bool]:
     return names
 
 
-def _check_query_names(
+def _check_query_parameters(
     connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
 ) -> None:
     """Refuse a query parameter the route doesn't read, or one of a single value given
