@@ -37,6 +37,7 @@ def test_every_shipped_scenario_loads_by_name() -> None:
     [
         ("name = 1", "Expected `str`"),
         ('name = "x"\nfault = []', "at least one [[fault]]"),
+        ('name = "x"', "at least one [[fault]]"),
         (SMALL.replace('"*" = 0.1', "x = 0.1"), 'success needs "*"'),
         (SMALL.replace("restart_service = 0.3", "restart_service = 1.3"), "chance from 0 to 1"),
         (SMALL.replace('fault = "overload"', 'fault = "nope"'), "shift names fault 'nope'"),
