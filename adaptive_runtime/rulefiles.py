@@ -7,7 +7,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -30,6 +30,7 @@ class PolicyFile(msgspec.Struct, frozen=True, kw_only=True):
 _SECTIONS = frozenset(PolicyFile.__struct_fields__)
 """What a policy file's top level may hold: `rules` and one table per PolicyFile field."""
 _TABLES = tuple(name for name in PolicyFile.__struct_fields__ if name != "rules")
+P = TypeVar("P", FleetPolicy, LearningPolicy, ApprovalPolicy)
 
 
 def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
@@ -37,6 +38,17 @@ def load_rules(path: str | os.PathLike[str]) -> tuple[Rule, ...]:
     rules = load_policy(path, need_rules=True).rules
     assert rules is not None
     return rules
+
+
+def _table(file: Path, name: str, data: Any, policy: type[P]) -> P:
+    """The policy a file's `[name]` table holds; a bad one is refused naming its knobs."""
+    try:
+        return msgspec.convert(data, policy)
+    except (msgspec.ValidationError, ValueError) as exc:
+        why = str(exc)
+        if "unknown field" in why:  # a misspelt knob: say which ones there are
+            why += f" (the knobs: {', '.join(policy.__struct_fields__)})"
+        raise InvalidRulesError(f"{file}: [{name}]: {why}") from None
 
 
 def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> PolicyFile:
@@ -69,20 +81,11 @@ def load_policy(path: str | os.PathLike[str], *, need_rules: bool = False) -> Po
             )
             raise InvalidRulesError(msg)
         if "approvals" in data:
-            try:
-                approvals = msgspec.convert(data["approvals"], ApprovalPolicy)
-            except (msgspec.ValidationError, ValueError) as exc:
-                raise InvalidRulesError(f"{file}: [approvals]: {exc}") from None
+            approvals = _table(file, "approvals", data["approvals"], ApprovalPolicy)
         if "fleet" in data:
-            try:
-                fleet = msgspec.convert(data["fleet"], FleetPolicy)
-            except (msgspec.ValidationError, ValueError) as exc:
-                raise InvalidRulesError(f"{file}: [fleet]: {exc}") from None
+            fleet = _table(file, "fleet", data["fleet"], FleetPolicy)
         if "learning" in data:
-            try:
-                learning = msgspec.convert(data["learning"], LearningPolicy)
-            except (msgspec.ValidationError, ValueError) as exc:
-                raise InvalidRulesError(f"{file}: [learning]: {exc}") from None
+            learning = _table(file, "learning", data["learning"], LearningPolicy)
         if "rules" not in data:
             if need_rules or (fleet is None and learning is None and approvals is None):
                 raise InvalidRulesError(f"{file} has no `rules` list")

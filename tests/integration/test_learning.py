@@ -128,6 +128,27 @@ def test_a_misspelt_table_in_a_policy_file_is_refused(tmp_path: Path, text: str)
         load_policy(typo)
 
 
+@pytest.mark.parametrize(
+    ("text", "knobs"),
+    [
+        ("[learning]\nprior_weight = 2\n", "prior_strength, fade, bonus"),
+        ("[fleet]\nmax_in_fligt = 2\n", "cooldown, max_share"),
+        ("[approvals]\nbelow = 0.5\n", "actions, risks, below_confidence, timeout_s"),
+    ],
+)
+def test_a_misspelt_knob_in_a_policy_file_is_refused_naming_the_knobs(
+    tmp_path: Path, text: str, knobs: str
+) -> None:
+    """A misspelt knob was refused as an unknown field with no word of the right names,
+    which `learning={...}` given to the library does say."""
+    typo = tmp_path / "typo.toml"
+    typo.write_text(text)
+    with pytest.raises(InvalidRulesError, match="unknown field") as caught:
+        load_policy(typo)
+    assert "(the knobs: " in str(caught.value)
+    assert knobs in str(caught.value)
+
+
 async def test_explain_shows_each_action_s_record_and_why_the_alternative_won(
     tmp_path: Path,
 ) -> None:
