@@ -625,14 +625,15 @@ class SqliteJournal:
     def read(
         self, stream: str | None = None, *, after: int = 0, kind: str | None = None
     ) -> Iterator[Entry]:
-        if not storable(stream, kind):
+        if not storable(stream, kind) or after >= END_OF_TIME:  # none past; SQLite binds no more
             return iter(())
         kinds = () if kind is None else (kind,)
+        after = max(after, 0)
         if stream is not None:  # ?1 stream, ?2 the first seq wanted, ?3 size, ?4 kind
             return self._paged(
                 _STREAM_UP[kind is not None],
                 lambda at, size: (stream, at + 1, size, *kinds),
-                max(after, 0),
+                after,
             )
         return self._paged(_FORWARD[kind is not None], lambda at, size: (*kinds, at, size), after)
 
@@ -685,6 +686,8 @@ class SqliteJournal:
             return self._open().execute(sql, bindings).fetchall()
 
     def get(self, seq: int) -> Entry | None:
+        if not 0 < seq <= END_OF_TIME:  # none stored there, and SQLite binds no more
+            return None
         return self._one(_BY_SEQ, (seq,))
 
     def by_event_id(self, event_id: str) -> Entry | None:

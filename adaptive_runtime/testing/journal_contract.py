@@ -239,6 +239,19 @@ class JournalContract:
             cursor = page[-1]
         assert [[10, 9, 8, 7], [6, 5, 4, 3], [2, 1]] == pages
 
+    def test_a_seq_past_any_journal_reads_as_absent(self, journal: Journal) -> None:
+        """A seq past the largest a journal stores (2**63 - 1) is absent, not an error:
+        a caller with a seq from outside (an HTTP body) gets "none", as for any other."""
+        for i in range(3):
+            journal.append([pending("a" if i % 2 else "b")])
+        for seq in (2**63, 2**64, 10**30):
+            assert None is journal.get(seq)
+            assert [] == list(journal.read(after=seq))
+            assert [] == list(journal.read("a", after=seq))
+            assert [3, 2] == [e.seq for e in journal.latest(2, before=seq)]
+        assert [1, 2, 3] == [e.seq for e in journal.read(after=-(2**64))]
+        assert None is journal.get(-(2**64))
+
     def test_reads_stream_past_one_page(self, journal: Journal) -> None:
         """Reads keep going past the backend's page size."""
         journal.append([pending() for _ in range(1200)])

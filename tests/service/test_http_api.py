@@ -313,6 +313,14 @@ async def test_explain_and_outcomes(tmp_path: Path) -> None:
         assert (404, "not found") == (missing.status_code, missing.json()["title"])
         unknown = await c.post("/v1/outcomes", json={"seq": 99, "success": True}, headers=WRITE)
         assert 404 == unknown.status_code
+        for past in (2**63, 2**64):  # no journal stores such a seq: not found, as any other
+            beyond = await c.post(
+                "/v1/outcomes", json={"seq": past, "success": True}, headers=WRITE
+            )
+            assert (404, f"no decision is journaled at seq {past}") == (
+                beyond.status_code,
+                beyond.json()["detail"],
+            )
         extra = await c.post(
             "/v1/outcomes", json={"seq": seq, "success": True, "by": "x"}, headers=WRITE
         )
