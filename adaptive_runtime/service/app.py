@@ -14,7 +14,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -654,12 +653,17 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
 
     # -- reads -----------------------------------------------------------------------
 
-    @get("/v1/decisions", guards=read, responses=READ, summary="Decisions, newest first")
+    @get(
+        "/v1/decisions",
+        guards=read,
+        responses=READ | _responses(404),
+        summary="Decisions, newest first",
+    )
     async def decisions(
         agent: FromQuery[str | None] = None,
         event_type: Annotated[str | None, QueryParameter(name="type")] = None,
         action: FromQuery[str | None] = None,
-        priority: FromQuery[str | None] = None,
+        priority: FromQuery[Literal["low", "normal", "high", "critical"] | None] = None,
         since: Annotated[
             str | None,
             QueryParameter(description="ISO 8601, Unix seconds, or an age such as 30m"),
@@ -676,6 +680,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         until_ns = _time_query("until", until, parse_time, now)
 
         def page(journal: Any) -> list[Any]:
+            _check_agent(journal, agent)
             return list(
                 history(
                     journal,
@@ -708,11 +713,15 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     @get(
         "/v1/stats",
         guards=read,
-        responses=READ,
+        responses=READ | _responses(404),
         summary="Decision counts, and calibration: success rate per confidence band, ECE, Brier",
     )
     async def statistics(agent: FromQuery[str | None] = None) -> dict[str, Any]:
-        out: dict[str, Any] = named(await host.read(partial(stats, agent=agent)))
+        def counted(journal: Any) -> Any:
+            _check_agent(journal, agent)
+            return stats(journal, agent=agent)
+
+        out: dict[str, Any] = named(await host.read(counted))
         return out
 
     @get("/v1/agents", guards=read, responses=READ, summary="Every agent, at a glance")
@@ -757,8 +766,7 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         when = _time_query("at", at, seq_or_time, host.clock.now_ns()) or {"seq": 2**62}
 
         def read_state(journal: Any) -> Any:
-            if agent_id == HOST_STREAM or journal.stream_head(agent_id) == 0:
-                raise LookupError(f"agent {agent_id!r} has no entries")
+            _check_agent(journal, agent_id)
             return state_at(journal, agent_id, **when)
 
         state = await host.read(read_state)
@@ -1111,6 +1119,13 @@ def _time_field(name: str, text: str, now_ns: int) -> int:
         return parse_time(text, now_ns=now_ns)
     except ValueError as exc:
         raise InvalidEventError(f"{name}: {exc}", field=name) from None
+
+
+def _check_agent(journal: Any, agent: str | None) -> None:
+    """A 404 for an agent the journal has no entries of, as the CLI refuses one: a typo
+    in `?agent=` is not an agent with nothing to show."""
+    if agent is not None and (agent == HOST_STREAM or journal.stream_head(agent) == 0):
+        raise LookupError(f"agent {agent!r} has no entries; GET /v1/agents lists the agents")
 
 
 def _time_query(name: str, text: str | None, read: Callable[..., T], now_ns: int) -> T | None:

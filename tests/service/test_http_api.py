@@ -256,6 +256,33 @@ async def test_a_request_that_fails_validation_says_what_to_fix(tmp_path: Path) 
     assert 0 == head(tmp_path / "j.db")
 
 
+async def test_an_agent_or_a_priority_no_decision_can_have_is_refused_not_shown_empty(
+    tmp_path: Path,
+) -> None:
+    """`?agent=` naming an agent with no entries (a typo) and `?priority=urgent` answered an
+    empty page or zero counts, as if nothing had been decided; the CLI refuses both."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        await c.post("/v1/events", json={**OVERLOAD, "agent_id": "a"}, headers=WRITE)
+        answers = {
+            (path, agent): await c.get(path, params={"agent": agent}, headers=READ)
+            for path in ("/v1/decisions", "/v1/stats")
+            for agent in ("a", "b", "~host")
+        }
+        urgent = await c.get("/v1/decisions", params={"priority": "urgent"}, headers=READ)
+        high = await c.get("/v1/decisions", params={"priority": "high"}, headers=READ)
+    for path in ("/v1/decisions", "/v1/stats"):
+        assert 200 == answers[path, "a"].status_code
+        for agent in ("b", "~host"):
+            assert (404, f"agent {agent!r} has no entries; GET /v1/agents lists the agents") == (
+                answers[path, agent].status_code,
+                answers[path, agent].json()["detail"],
+            )
+    assert 1 == answers["/v1/stats", "a"].json()["decisions"]
+    assert (400, "priority") == (urgent.status_code, urgent.json()["field"])
+    assert ["high"] == [d["decision"]["priority"] for d in high.json()["items"]]
+
+
 async def test_a_query_parameter_the_route_does_not_read_or_one_given_twice_is_a_400(
     tmp_path: Path,
 ) -> None:
@@ -265,7 +292,7 @@ async def test_a_query_parameter_the_route_does_not_read_or_one_given_twice_is_a
     async with client(host) as c:
         await c.post("/v1/events", json={**OVERLOAD, "agent_id": "a"}, headers=WRITE)
         misspelt = await c.get("/v1/decisions", params={"agnet": "b"}, headers=READ)
-        spelt = await c.get("/v1/decisions", params={"agent": "b", "type": "x"}, headers=READ)
+        spelt = await c.get("/v1/decisions", params={"agent": "a", "type": "x"}, headers=READ)
         none_read = await c.get("/v1/approvals", params={"all": "1"}, headers=READ)
         aliased = await c.get("/v1/decisions", params={"event_type": "x"}, headers=READ)
         unauthenticated = await c.get("/v1/decisions", params={"agnet": "b"})
