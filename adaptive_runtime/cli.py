@@ -1478,7 +1478,9 @@ def _export(args: argparse.Namespace) -> int:
     head = journal.head()  # what the export holds, to check on the way in (import --expect-head)
     lines = export_lines(journal, args.agent, upto=head.seq)
     if not args.out:
-        _write_lines(lines, sys.stdout)
+        count = _write_lines(lines, sys.stdout)
+        sys.stdout.flush()  # the lines, then the word on stderr that they were all written
+        print(_exported(count, "standard output", args.agent, head), file=sys.stderr)
         return EXIT_OK
     # An export holds everything the journal does: it is written 0600, like the journal, to
     # a new file in the target's folder, then renamed over the target. So it never writes
@@ -1496,11 +1498,15 @@ def _export(args: argparse.Namespace) -> int:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    said = f"Exported {_plural(count, 'entry', 'entries')} to {args.out}"
-    if args.agent is None:  # the whole chain: its head is the head of what import makes
-        said += f"; head {head} (give it to import --expect-head to check that none is lost)"
-    print(said, file=sys.stderr)
+    print(_exported(count, args.out, args.agent, head), file=sys.stderr)
     return EXIT_OK
+
+
+def _exported(count: int, where: str, agent: str | None, head: Head) -> str:
+    said = f"Exported {_plural(count, 'entry', 'entries')} to {where}"
+    if agent is None:  # the whole chain: its head is the head of what import makes
+        said += f"; head {head} (give it to import --expect-head to check that none is lost)"
+    return said
 
 
 def _write_lines(lines: Iterable[str], out: TextIO) -> int:
@@ -1543,16 +1549,13 @@ def _import_postgres(args: argparse.Namespace) -> int:
                 raise
     finally:
         holder.close()
-    print(
-        f"Imported {_plural(count, 'entry', 'entries')} into schema {schema} ({describe(args.db)}); chain verified."
-        f" Head: {head}"
-    )
+    print(_imported(count, f"schema {schema} ({describe(args.db)})", head, expected))
     return EXIT_OK
 
 
 def _import_postgres_held(
     args: argparse.Namespace, schema: str, partial_schema: str, expected: Head | None
-) -> tuple[int, object]:
+) -> tuple[int, Head]:
     """The import into PostgreSQL, once it holds the schema's import lock: into the
     partial schema, then renamed into place."""
     from .journal.postgres import PostgresJournal, with_schema
@@ -1606,7 +1609,7 @@ def _check_import_file(file: Path) -> None:
 
 def _import_into(
     journal: Journal, file: Path, max_event_bytes: int, expected: Head | None
-) -> tuple[int, object]:
+) -> tuple[int, Head]:
     """Import an export file (or stdin, as `-`) into an empty journal and verify it there
     (holding the `expected` head, if given); return the count of entries and the head.
     Closing the journal is the caller's part."""
@@ -1670,10 +1673,19 @@ def _import(args: argparse.Namespace) -> int:
             count, head = _import_into(journal, args.file, args.max_event_bytes, expected)
         finally:
             journal.close()
-    print(
-        f"Imported {_plural(count, 'entry', 'entries')} into {args.db}; chain verified. Head: {head}"
-    )
+    print(_imported(count, str(args.db), head, expected))
     return EXIT_OK
+
+
+def _imported(count: int, where: str, head: Head, expected: Head | None) -> str:
+    said = (
+        f"Imported {_plural(count, 'entry', 'entries')} into {where}; chain verified. Head: {head}"
+    )
+    if expected is None:  # a file cut short at a line's end verifies all the same
+        said += " (compare it with the head export printed, or give that as --expect-head)"
+    else:
+        said += ", as --expect-head said"
+    return said
 
 
 def _plugins(args: argparse.Namespace) -> int:

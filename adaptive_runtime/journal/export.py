@@ -123,9 +123,20 @@ def import_lines(
     return count + group.flush()
 
 
+def _json_kind(value: object) -> str:
+    """What JSON calls a value json.loads gave: `an array`, `a string`..."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "a number"
+
+
 def _parse(number: int, line: str) -> _Line:
     try:
         data = json.loads(line, parse_constant=_not_a_number, parse_float=_finite)
+        if not isinstance(data, dict):
+            raise TypeError(f"it is {_json_kind(data)}, where export writes an object")
         pending = Pending(
             stream=data["stream"],
             kind=data["kind"],

@@ -255,6 +255,16 @@ def test_an_export_cut_short_is_refused_given_the_head_export_printed(
     assert f"; head {head} (give it to import --expect-head" in exported.stderr
     whole = cli("import", str(dump), "--db", str(tmp_path / "whole.db"), "--expect-head", head)
     assert 0 == whole.returncode, whole.stderr
+    assert whole.stdout.rstrip().endswith(f"Head: {head}, as --expect-head said")
+    # to standard output, the head is said on stderr: export | import had no word of it
+    piped = cli("export", "--db", str(journal_path))
+    assert dump.read_text() == piped.stdout
+    assert f"to standard output; head {head} (give it to import --expect-head" in piped.stderr
+    # without it, the import's word says what checks a file cut short
+    unchecked = cli("import", "-", "--db", str(tmp_path / "unchecked.db"), stdin=piped.stdout)
+    assert unchecked.stdout.rstrip().endswith(
+        f"Head: {head} (compare it with the head export printed, or give that as --expect-head)"
+    )
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(dump.read_text().splitlines(keepends=True)[:30]))
     short = cli("import", str(cut), "--db", str(tmp_path / "short.db"), "--expect-head", head)
@@ -1340,6 +1350,24 @@ def test_import_refuses_an_export_whose_readable_copies_were_edited(
     edit(lines)
     with pytest.raises(InvalidImportError, match=re.escape(said)):
         _import_of(lines)
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [("[1, 2]", "an array"), ('"x"', "a string"), ("5", "a number"), ("null", "null")],
+)
+def test_import_says_a_line_that_is_no_json_object_is_one(line: str, kind: str) -> None:
+    """A line holding a JSON array was refused with Python's own words for indexing a
+    list by a str ("list indices must be integers or slices, not str")."""
+    from adaptive_runtime.errors import InvalidImportError
+    from adaptive_runtime.journal import MemoryJournal
+    from adaptive_runtime.journal.export import import_lines
+
+    journal = MemoryJournal()
+    said = f"line 1 is not an exported journal entry (it is {kind}, where export writes an object)"
+    with pytest.raises(InvalidImportError, match=re.escape(said)):
+        import_lines(journal, [line])
+    assert 0 == journal.head().seq
 
 
 def test_import_takes_an_export_a_tool_wrote_again(journal_path: Path) -> None:
