@@ -791,6 +791,14 @@ def _silence(args: argparse.Namespace) -> int:
 
     now = time.time_ns()
     if args.silence_command == "add":  # checked before the journal is opened (or made)
+        if args.start is not None and is_age(args.start):
+            # 30m ago: no earlier decision is silenced, and --for would end that much sooner
+            msg = (
+                f"--start {args.start} reads as an age, {args.start.strip()} ago; a silence"
+                " from now needs no --start, and one that starts later needs the time it"
+                " starts (ISO 8601 or Unix seconds)"
+            )
+            raise UsageError(msg)
         starts = parse_time(args.start) if args.start is not None else now
         ends = (
             parse_time(args.until)

@@ -543,6 +543,14 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
     )
     async def add_silence(data: JSONBody[SilenceIn]) -> SilenceView:
         now = host.clock.now_ns()
+        if data.starts is not None and is_age(data.starts):
+            # that long ago: no earlier decision is silenced, and it would end no later
+            msg = (
+                f"starts {data.starts!r} reads as an age, a time that long ago; a silence from"
+                " now needs no starts, and one that starts later needs the time it starts"
+                " (ISO 8601 or Unix seconds)"
+            )
+            raise InvalidEventError(msg, field="starts")
         starts = _time_field("starts", data.starts, now) if data.starts is not None else now
         ends = _time_field("ends", data.ends, now)
         if ends <= now:

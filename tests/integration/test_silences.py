@@ -423,6 +423,17 @@ def test_the_cli_refuses_a_silence_already_over(tmp_path: Path) -> None:
     assert "--until 2h reads as an age, 2h ago" in aged.stderr
     assert "give --for 2h" in aged.stderr
     assert not (tmp_path / "o.db").exists()
+    # --start 30m meant as "in half an hour" is an age too: it began half an hour ago, and
+    # --for 1h then ended it half an hour from now
+    begun = cli(
+        "silence", "add", "--db", str(tmp_path / "o.db"), "--start", "30m", "--for", "1h",
+        "--comment", "x",
+    )  # fmt: skip
+    assert 2 == begun.returncode
+    assert "--start 30m reads as an age, 30m ago; a silence from now needs no --start" in (
+        begun.stderr
+    )
+    assert not (tmp_path / "o.db").exists()
 
 
 async def test_a_silence_that_asks_for_it_runs_what_it_skipped_once_it_ends(

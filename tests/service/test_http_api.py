@@ -1364,6 +1364,12 @@ async def test_silences_through_the_api(tmp_path: Path) -> None:
         # "2h" for a silence of two hours: an age, two hours ago, and the answer says so
         aged = await c.post("/v1/silences", json=body | {"ends": "2h"}, headers=WRITE)
         assert (422, True) == (aged.status_code, "reads as an age" in aged.json()["detail"])
+        # "30m" meant as "in half an hour" is an age too: it started half an hour ago
+        begun = await c.post(
+            "/v1/silences", json=body | {"starts": "30m", "ends": "2h"}, headers=WRITE
+        )
+        assert (422, "starts") == (begun.status_code, begun.json()["field"])
+        assert begun.json()["detail"].startswith("starts '30m' reads as an age")
         # a time that can't be read is that field's 422, as every other bad value is (it
         # was a 400 naming no field)
         for name in ("ends", "starts"):
