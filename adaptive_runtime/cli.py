@@ -760,10 +760,13 @@ def _serve(args: argparse.Namespace) -> int:
         ) from None
     plugins = None if args.plugins is None else [p for p in args.plugins.split(",") if p]
     notify = args.notify or os.environ.get("ADAPTIVE_RUNTIME_NOTIFY", "").split()
+    tokens = Tokens.load(args.tokens)
+    if args.tokens is not None and (exposed := Tokens.exposure(args.tokens)) is not None:
+        print(f"adaptive-runtime: WARNING: {exposed}", file=sys.stderr)
     config = ServiceConfig(
         notify_urls=tuple(notify),
         notify_priority=args.notify_priority,
-        tokens=Tokens.load(args.tokens),
+        tokens=tokens,
         insecure_no_auth=args.insecure_no_auth,
         max_body_bytes=args.max_body,
         on_stop=args.on_stop,

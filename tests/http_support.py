@@ -80,6 +80,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         token_file = tmp / "tokens.txt"
         token_file.write_text(TOKENS_TEXT)
+        token_file.chmod(0o600)  # as a token file should be: serve warns of one others read
         self.log = tmp / f"serve-{self.port}.log"
         self._log = self.log.open("w")
         self.proc = subprocess.Popen(

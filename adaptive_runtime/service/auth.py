@@ -90,8 +90,29 @@ class Tokens:
             except OSError as exc:
                 msg = f"can't read the token file {str(path)!r}: {exc.strerror or exc}"
                 raise ConfigurationError(msg) from None
-            return cls.parse(text, where=str(path))
+            tokens = cls.parse(text, where=str(path))
+            if not tokens:  # a file given and found empty is not "no tokens were given"
+                msg = (
+                    f"the token file {str(path)!r} holds no token: write lines of 'SCOPES"
+                    " TOKEN', e.g. 'read,write <token>' (blank lines and # comments are skipped)"
+                )
+                raise ConfigurationError(msg)
+            return tokens
         return cls.parse(os.environ.get(ENV_TOKENS, ""), where=ENV_TOKENS, separator=";")
+
+    @staticmethod
+    def exposure(file: str | os.PathLike[str]) -> str | None:
+        """A warning if users other than the file's owner and group may read a token file."""
+        try:
+            mode = os.stat(file).st_mode
+        except OSError:
+            return None
+        if not mode & 0o004:
+            return None
+        return (
+            f"the token file {os.fspath(file)!r} can be read by every user of this machine (mode"
+            f" {mode & 0o777:04o}); `chmod 600` it, as anyone who reads a token may use it"
+        )
 
     def scopes_of(self, authorization: str | None) -> frozenset[str] | None:
         """The scopes an `Authorization: Bearer <token>` header grants; None if it grants none."""

@@ -238,6 +238,34 @@ def test_a_port_in_use_is_a_clear_error_and_makes_no_journal(tmp_path: Path) -> 
         assert 0 == srv.terminate()
 
 
+@pytest.mark.parametrize("text", ["", "# the tokens\n\n"])
+def test_a_token_file_with_no_token_is_refused_as_such(tmp_path: Path, text: str) -> None:
+    """A token file found empty was told "serve needs tokens: --tokens FILE...", as if
+    none had been given."""
+    tokens = tmp_path / "t.txt"
+    tokens.write_text(text)
+    result = cli("serve", "--db", str(tmp_path / "x.db"), "--tokens", str(tokens))
+    assert 2 == result.returncode
+    assert f"the token file {str(tokens)!r} holds no token: write lines of" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, False), (0o600, False)])
+def test_serve_warns_of_a_token_file_every_user_may_read(
+    tmp_path: Path, mode: int, warned: bool
+) -> None:
+    tokens = tmp_path / "t.txt"
+    tokens.write_text(f"read,write {WRITER}\n")
+    tokens.chmod(mode)
+    # a --bind it can't take stops it after the settings are read, before it serves
+    result = cli("serve", "--db", str(tmp_path / "x.db"), "--tokens", str(tokens), "--bind", "80")
+    assert 2 == result.returncode
+    assert "--bind takes HOST:PORT" in result.stderr
+    said = f"WARNING: the token file {str(tokens)!r} can be read by every user of this machine"
+    assert warned == (f"{said} (mode {mode:04o}); `chmod 600` it" in result.stderr)
+    assert WRITER not in result.stderr
+
+
 def test_a_bad_token_file_line_names_its_number(tmp_path: Path) -> None:
     tokens = tmp_path / "t.txt"
     tokens.write_text(f"# ours\nread,write {WRITER}\nadmin {WRITER}\n")
