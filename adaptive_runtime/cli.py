@@ -467,9 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SEQ",
         help="start after this seq, 0 for the first entry (default: the last --lines entries)",
     )
-    tail.add_argument(
-        "--lines", "-n", type=_count, default=10, help="how many to show first (default: 10)"
-    )
+    tail.add_argument("--lines", "-n", type=_count, help="how many to show first (default: 10)")
 
     sim = command(
         "simulate",
@@ -1872,6 +1870,13 @@ def _tail(args: argparse.Namespace) -> int:
     from .journal.follow import follow
     from .records import named, read_record
 
+    if args.after is not None and args.lines is not None:
+        # where to start, said twice: --lines was left unused without a word
+        msg = (
+            f"give --after or --lines, not both: --after {args.after} shows every entry after"
+            f" it, --lines {args.lines} the last {args.lines}"
+        )
+        raise UsageError(msg)
     journal = _open(args)
     if args.after is not None:
         after = args.after
@@ -1888,7 +1893,7 @@ def _tail(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     else:
-        newest = list(journal.latest(args.lines, args.agent))
+        newest = list(journal.latest(10 if args.lines is None else args.lines, args.agent))
         after = newest[-1].seq - 1 if newest else journal.head().seq
         if args.agent is not None and not newest:
             after = journal.head().seq

@@ -1126,6 +1126,11 @@ def test_tail_prints_the_newest_entries_one_line_each(journal_path: Path) -> Non
         f"note: --after {head + 990} is past the journal's head (seq {head}): there is"
         " nothing after it"
     ) in past.stderr
+    # --lines beside --after was left unused: every entry after 5 was printed, in silence
+    both = cli("tail", "--after", "5", "-n", "2", "--db", str(journal_path))
+    assert (2, "") == (both.returncode, both.stdout)
+    assert "give --after or --lines, not both: --after 5 shows every entry after it" in both.stderr
+    assert 10 == len(cli("tail", "--db", str(journal_path)).stdout.splitlines())  # the default
 
 
 async def test_tail_says_what_each_step_of_an_action_and_each_request_is(tmp_path: Path) -> None:
