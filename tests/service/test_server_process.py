@@ -165,6 +165,7 @@ def test_serve_on_port_0_names_the_port_it_listens_on_and_what_the_journal_held(
     what the journal held: a mistyped --db served a new, empty journal without a word."""
     tokens = tmp_path / "t.txt"
     tokens.write_text(f"read,write {WRITER}\n")
+    tokens.chmod(0o600)  # else a warning of it comes first
     with serving(
         "--db", str(tmp_path / "j.db"), "--tokens", str(tokens), "--bind", "127.0.0.1:0",
         "--log-level", "warning",
