@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,13 @@ import msgspec
 
 from ._checks import MAX_EVENT_BYTES
 from ._text import MAX_TS_NS, TerminalSafe, format_ts, is_age, parse_time, seq_or_time, shown, table
-from .errors import ConfigurationError, DuplicateEventError, InvalidImportError, JournalError
+from .errors import (
+    ConfigurationError,
+    DuplicateEventError,
+    InvalidImportError,
+    JournalCorruptError,
+    JournalError,
+)
 from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outcome_of
 
 if TYPE_CHECKING:
@@ -1432,8 +1439,26 @@ def _verify(args: argparse.Namespace) -> int:
     from .projections import check_snapshots
 
     expected = Head.parse(args.expect_head) if args.expect_head is not None else None
-    journal = _open(args)
-    report = journal.verify(expected_head=expected, progress=_progress("entries verified"))
+    try:
+        journal = _open(args)
+        report = journal.verify(expected_head=expected, progress=_progress("entries verified"))
+    except JournalCorruptError as exc:
+        # damage SQLite meets before any check can run is what verify looks for: said as a
+        # finding, not as "run verify", the advice every other command gives for it
+        from .journal.open import describe, sqlite_path
+
+        problem = (
+            f"{describe(args.db)} can't be read ({exc.__cause__ or exc}), so neither the chain"
+            " nor the snapshots can be checked. Restore it from a backup or an export (import"
+            " checks every digest)"
+        )
+        if (file := sqlite_path(args.db)) is not None:
+            problem += f"; `sqlite3 {shlex.quote(file)} .recover` may salvage what is left of it"
+        if args.json:
+            _print_json({"ok": False, "problem": problem})
+        else:
+            print(f"DAMAGED: {problem}")
+        return EXIT_CHECK_FAILED
     # snapshots are checked against the chain by replay only when the chain itself holds
     snapshots = (
         check_snapshots(journal, progress=_progress("entries replayed")) if report.ok else []

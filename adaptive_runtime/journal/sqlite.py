@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import threading
 import time
 import urllib.parse
@@ -274,7 +275,7 @@ def _journal_error(path: str, exc: apsw.Error) -> JournalError:
         msg = f"{path} is not a SQLite database, so not an Adaptive Runtime journal"
         return NotAJournalError(msg)
     if isinstance(exc, apsw.CorruptError):
-        msg = f"{path} is damaged ({exc}); run `adaptive-runtime verify --db {path}`"
+        msg = f"{path} is damaged ({exc}); run `adaptive-runtime verify --db {shlex.quote(path)}`"
         return JournalCorruptError(msg)
     if isinstance(exc, apsw.FullError):
         return JournalError(f"{path}: the disk is full; nothing from this append was journaled")

@@ -855,6 +855,27 @@ def test_verify_json_after_a_failed_quick_check_counts_the_entries(
     assert "quick_check" in report["problem"]
 
 
+def test_verify_of_a_file_sqlite_cannot_read_reports_it_damaged(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """A journal cut in half failed verify with exit 3 and "run `adaptive-runtime verify`",
+    the command that said it. Damage is what verify looks for: a finding, exit 1."""
+    cut = tmp_path / "cut in half.db"
+    whole = journal_path.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])
+    out = cli("verify", "--db", str(cut))
+    assert 1 == out.returncode, out.stderr
+    assert out.stdout.startswith(f"DAMAGED: {cut} can't be read (")
+    assert "Restore it from a backup or an export" in out.stdout
+    assert f"`sqlite3 '{cut}' .recover` may salvage" in out.stdout
+    assert "run `adaptive-runtime verify" not in out.stdout + out.stderr
+    report = json.loads(cli("verify", "--db", str(cut), "--json").stdout)
+    assert (False, True) == (report["ok"], report["problem"].startswith(f"{cut} can't be read"))
+    history = cli("history", "--db", str(cut))  # every other command points to verify
+    assert 3 == history.returncode
+    assert f"run `adaptive-runtime verify --db '{cut}'`" in history.stderr
+
+
 def test_an_out_that_is_no_regular_file_is_refused_and_left_as_it_is(
     journal_path: Path, tmp_path: Path
 ) -> None:
