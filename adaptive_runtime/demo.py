@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._text import format_ts
+from ._text import format_ts, shown
 from .errors import ConfigurationError, JournalError
 from .journal.open import describe, is_memory, open_journal
 from .observability.logs import ROOT, enable_console_logging
@@ -105,7 +105,8 @@ def _refuse_others(path: Path | str, agent: str) -> None:
         journal.close()
     others = [s for s in streams if s != agent and not s.startswith("~")]
     if others and agent not in streams:
-        named = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        # as every message shows a journaled name: a line break or an escape can't get out
+        named = ", ".join(shown(s) for s in others[:5]) + (", ..." if len(others) > 5 else "")
         msg = (
             f"{describe(path)} holds other agents ({named}) and no earlier run of the demo;"
             " the demo writes its scenario only into a new journal or one it wrote before:"

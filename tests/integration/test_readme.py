@@ -83,6 +83,8 @@ def test_demo_leaves_a_journal_of_other_agents_alone(tmp_path: Path) -> None:
     async def app(path: Path) -> None:
         async with Runtime(agent_id="checkout", path=path) as runtime:
             await runtime.process({"type": "timeout", "severity": 0.5})
+        async with Runtime(agent_id="x\x1b[2Jy", path=path) as runtime:  # an escape in a name
+            await runtime.process({"type": "timeout", "severity": 0.5})
 
     asyncio.run(app(db))
     run = subprocess.run(
@@ -93,10 +95,11 @@ def test_demo_leaves_a_journal_of_other_agents_alone(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert 2 == run.returncode
-    assert "holds other agents (checkout) and no earlier run of the demo" in run.stderr
+    # shown as every message shows a journaled name: the escape can't clear the terminal
+    assert "holds other agents (checkout, x\\x1b[2Jy) and no earlier run of the demo" in run.stderr
     journal = SqliteJournal(db, create=False)
     try:
-        assert ["checkout"] == journal.streams()
+        assert ["checkout", "x\x1b[2Jy"] == journal.streams()
     finally:
         journal.close()
     # the README's order: the demo, then an event posted to `serve` on the same file, then
