@@ -699,7 +699,7 @@ def _agents_known(streams: list[str]) -> str:
     """The journal's agents, for a message about one it has no entries of."""
     from .projections.audit import agents_clause
 
-    return agents_clause([shown(s) for s in streams])
+    return agents_clause(streams)
 
 
 def _refuse_memory(db: str) -> None:

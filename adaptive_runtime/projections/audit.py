@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from .._text import shown
 from ..calibration import Calibration, calibrate
 from ..engines.decision import RuleCheck
 from ..engines.events import outcome_id
@@ -417,10 +418,12 @@ def agents_beside(journal: Journal, agent: str) -> list[str] | None:
 
 
 def agents_clause(names: list[str], limit: int = 10) -> str:
-    """The agents `agents_beside` gave, as a clause of a message (the first `limit`)."""
+    """The agents `agents_beside` gave, as a clause of a message (the first `limit`), each
+    shown on one line with no character a terminal or a log reader would act on."""
     if not names:
         return "the journal holds no agent"
-    return "its agents are: " + ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+    listed = ", ".join(shown(name) for name in names[:limit])
+    return "its agents are: " + listed + (", ..." if len(names) > limit else "")
 
 
 def agents(journal: Journal) -> list[AgentSummary]:

@@ -319,6 +319,8 @@ async def test_a_silence_set_in_a_program_that_would_hold_nothing_is_warned_of(
     caplog.set_level("WARNING", logger="adaptive_runtime")
     async with host:
         await host.process({**OVERLOAD, "agent_id": "checkout"})
+        # an id routed from an event is printable; one given to host.agent() need not be
+        await host.agent("x\nFORGED LOG LINE").process(OVERLOAD)
         typo = await host.controls.add_silence(
             SilenceMatcher(agent="checkuot", context="resource_presure"),
             ends_ns=START_NS + 3600 * 10**9,
@@ -327,9 +329,10 @@ async def test_a_silence_set_in_a_program_that_would_hold_nothing_is_warned_of(
         )
         told = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert [
+            # a name's line break is shown escaped: it can't start a line of the log
             f"silence {typo.id} is set, but agent 'checkuot' has no entries in this journal"
-            " (its agents are: checkout), so it holds nothing yet; it holds once 'checkuot'"
-            " decides",
+            " (its agents are: checkout, x\\nFORGED LOG LINE), so it holds nothing yet; it"
+            " holds once 'checkuot' decides",
             f"silence {typo.id} is set, but it is for the context 'resource_presure', which no"
             " event is given (the contexts are anomaly_signal, latency_issue,"
             " resource_pressure, security_signal, self_healing, service_degradation, and"
