@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from .._checks import check_stored_name
+from .._text import shown
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.decision import DEFAULT_RULES, FALLBACK
@@ -638,7 +639,9 @@ class Host:
             await asyncio.sleep(every)
             try:
                 for agent_id in await worker.run(ownership.renew):
-                    log.warning("Agent %s was taken over by another host; unloading it", agent_id)
+                    log.warning(
+                        "Agent %s was taken over by another host; unloading it", shown(agent_id)
+                    )
                     self._loaded.pop(agent_id, None)
                 if self._stopping:
                     continue  # the leases held are kept while stop() finishes; no new ones
@@ -656,7 +659,7 @@ class Host:
                 continue  # a Runtime serves its own agent only
             if await self._take_over(agent_id):
                 self.takeovers += 1
-                log.warning("Agent %s taken over: its host is gone", agent_id)
+                log.warning("Agent %s taken over: its host is gone", shown(agent_id))
 
     async def stop(
         self, *, actions: Literal["wait", "interrupt"] = "wait", wait_for_handlers: bool = True
