@@ -1243,7 +1243,28 @@ def _history(args: argparse.Namespace) -> int:
         table(("seq", "time", "agent", "event", "action", "priority", "confidence", "reason"), rows)
     )
     print(f"\n{_plural(len(items), 'decision')} shown, newest first.")
+    if not items:
+        _note_near_misses(args.type, args.action)
     return EXIT_OK
+
+
+def _note_near_misses(event_type: str | None, action: str | None) -> None:
+    """For a filter that matched nothing: a note if its value is one letter or two off an
+    event type or an action the built-in tables know (a typo shows no decision, in silence)."""
+    from .engines.context import DEFAULT_CONTEXT_MAP
+    from .engines.decision import DEFAULT_RULES, FALLBACK
+    from .engines.reachable import decided_by, nearest
+
+    known = {
+        "--type": (event_type, set(DEFAULT_CONTEXT_MAP)),
+        "--action": (action, decided_by([*DEFAULT_RULES, FALLBACK])),
+    }
+    for option, (given, names) in known.items():
+        if given is not None and given not in names and (meant := nearest(given, names)):
+            print(
+                f"note: {option} {shown(given)} matched nothing; did you mean {meant}?",
+                file=sys.stderr,
+            )
 
 
 def _plural(n: int, noun: str, plural: str | None = None) -> str:

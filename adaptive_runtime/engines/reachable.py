@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from ..records import Rule
 from .context import DEFAULT_CONTEXT_MAP
 
-__all__ = ["decided_by", "unknown_context", "unmatched_rules", "unreachable"]
+__all__ = ["decided_by", "nearest", "unknown_context", "unmatched_rules", "unreachable"]
 
 BUILT_IN_CONTEXTS = frozenset(DEFAULT_CONTEXT_MAP.values())
 UNKNOWN_PREFIX = "unknown_"
@@ -101,8 +101,14 @@ def unmatched_rules(rules: Sequence[Rule]) -> list[str]:
     return out
 
 
-def _nearest(name: str, known: Collection[str]) -> str:
+def nearest(name: str, known: Collection[str]) -> str | None:
+    """The known name closest to `name`, if one is close enough to be what was meant."""
     import difflib  # only when there is something to warn of: not on every import
 
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def _nearest(name: str, known: Collection[str]) -> str:
+    close = nearest(name, known)
+    return f" (did you mean {close!r}?)" if close is not None else ""

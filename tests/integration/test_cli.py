@@ -80,6 +80,18 @@ def test_history_filters_and_json(journal_path: Path) -> None:
     # an empty filter is a filter: no event has the type "" (it listed every decision)
     none = cli("history", "--db", str(journal_path), "--type", "", "--json")
     assert (0, []) == (none.returncode, json.loads(none.stdout))
+    # a misspelt type or action showed no decision, as if none had been made
+    typo = cli(
+        "history", "--db", str(journal_path), "--type", "timeot", "--action", "restrat_service"
+    )
+    assert (0, True) == (typo.returncode, "0 decisions shown" in typo.stdout)
+    assert [
+        "note: --type timeot matched nothing; did you mean timeout?",
+        "note: --action restrat_service matched nothing; did you mean restart_service?",
+    ] == typo.stderr.splitlines()
+    # a name of a custom rule's own is no typo, and a filter that matched is not noted
+    for quiet in (["--action", "page_the_team"], ["--type", "timeout"]):
+        assert "" == cli("history", "--db", str(journal_path), *quiet).stderr
 
 
 def test_history_time_range(journal_path: Path) -> None:
