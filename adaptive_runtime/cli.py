@@ -887,6 +887,14 @@ def _silence(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.silence_command == "end":
             check_text_field("by", args.by)
+            if args.id in silences.ended_by:
+                # what was asked holds (as a second approve of one action is its first
+                # answer again); it was "no silence ...; --all shows them", which it doesn't
+                print(
+                    f"{args.id} was ended already, by {shown(silences.ended_by[args.id])};"
+                    " nothing more was journaled"
+                )
+                return EXIT_OK
             if args.id not in silences.by_id:
                 raise UsageError(f"no silence {args.id!r}; `silence list --all` shows them")
             journal.append([to_pending(HOST_STREAM, SilenceEnded(id=args.id, by=args.by), now)])

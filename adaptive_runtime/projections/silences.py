@@ -36,6 +36,8 @@ class Silences(msgspec.Struct):
 
     by_id: dict[str, SilenceSet] = {}
     seq: int = 0
+    ended_by: dict[str, str] = {}
+    """Who ended each silence ended by a record: what a second end is told."""
 
     def fold(self, entries: Iterable[Entry]) -> None:
         """Fold `~host` entries (any order of re-reads: a silence is keyed by its id)."""
@@ -46,7 +48,9 @@ class Silences(msgspec.Struct):
                 silence = read_as(entry, SilenceSet)
                 self.by_id[silence.id] = silence
             elif entry.kind == "SilenceEnded":
-                self.by_id.pop(read_as(entry, SilenceEnded).id, None)
+                ended = read_as(entry, SilenceEnded)
+                if self.by_id.pop(ended.id, None) is not None:
+                    self.ended_by[ended.id] = ended.by
             self.seq = max(self.seq, entry.seq)
 
     def matching(

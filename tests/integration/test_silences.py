@@ -407,8 +407,19 @@ def test_cli_silence_errors_are_usage_errors(tmp_path: Path) -> None:
     assert 2 == missing.returncode
     assert "no silence 'sil-nope'" in missing.stderr
     assert f"{silence_id}  in force" in cli("silence", "list", "--db", str(db)).stdout
-    assert 0 == cli("silence", "end", "--db", str(db), silence_id).returncode
+    ended = cli("silence", "end", "--db", str(db), silence_id)
+    assert 0 == ended.returncode
+    by = ended.stdout.split(" ended by ")[1].strip()  # $USER, else cli
     assert "No silences in force or to come." in cli("silence", "list", "--db", str(db)).stdout
+    # ended twice: it said "no silence ...; `silence list --all` shows them", and --all
+    # lists no ended silence. The end asked for holds; nothing more is journaled
+    head = cli("head", "--db", str(db)).stdout
+    again = cli("silence", "end", "--db", str(db), silence_id, "--by", "bob")
+    assert (0, f"{silence_id} was ended already, by {by}; nothing more was journaled\n") == (
+        again.returncode,
+        again.stdout,
+    )
+    assert head == cli("head", "--db", str(db)).stdout
 
 
 def test_the_cli_refuses_a_silence_already_over(tmp_path: Path) -> None:
