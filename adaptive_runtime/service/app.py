@@ -820,8 +820,9 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             " requests as they commit"
         ),
         description=(
-            "Each message's id is its journal seq. Reconnect with `Last-Event-ID` (or `after`)"
-            " to get everything after it, with nothing missed or repeated. With neither, the"
+            "Each message's id is its journal seq. Reconnect with `Last-Event-ID` (or `after`;"
+            " given both, the later counts) to get everything after it, with nothing missed or"
+            " repeated. With neither, the"
             " stream starts at the journal's head. `follow=false` ends it once caught up. A"
             " following stream waits out a journal server that restarts; a stream that can't"
             " go on ends with a `problem` event whose data is the problem (RFC 9457 JSON)."
@@ -832,29 +833,30 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         after: Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)] = None,
         follow: FromQuery[bool] = True,
     ) -> ServerSentEvent:
+        given: dict[str, int] = {} if after is None else {"after": after}
         last = request.headers.get("last-event-id")
-        if after is None and last is not None:
+        if last is not None:
             text = last.strip()  # ASCII digits only: isdigit() takes '²', which int() refuses
             if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEQ:
                 raise InvalidEventError(
                     f"Last-Event-ID must be a seq (digits, at most {MAX_SEQ})",
                     field="Last-Event-ID",
                 )
-            after = int(text)
-        head = await feed.head() if after is None or after > 0 else 0
-        if after is not None and after > head:
-            # a seq of another journal, or of this one before it was restored from a backup:
-            # followed from there, every entry up to it would be left out as it committed
-            field = (
-                "after" if last is None or request.query_params.get("after") else "Last-Event-ID"
-            )
-            raise InvalidEventError(
-                f"{field} {after} is past the journal's head (seq {head}): it is from another"
-                " journal, or from this one before it was restored. Reconnect without it to"
-                " follow from the head",
-                field=field,
-            )
-        position = after if after is not None else head
+            given["Last-Event-ID"] = int(text)
+        head = await feed.head() if not given or max(given.values()) > 0 else 0
+        for field, seq in given.items():
+            if seq > head:
+                # a seq of another journal, or of this one before it was restored from a
+                # backup: followed from there, every entry up to it would be left out
+                raise InvalidEventError(
+                    f"{field} {seq} is past the journal's head (seq {head}): it is from another"
+                    " journal, or from this one before it was restored. Reconnect without it to"
+                    " follow from the head",
+                    field=field,
+                )
+        # an EventSource reconnects to the URL it was given, `?after=` and all, and sends
+        # the id of the last message it got: the later of the two is where it stands
+        position = max(given.values()) if given else head
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
             last = position

@@ -443,6 +443,13 @@ async def test_the_stream_resumes_after_last_event_id_missing_nothing(tmp_path: 
         assert {"decision"} == {name for _, name, _ in everything}
         resumed = await c.get("/v1/stream?follow=false", headers=READ | {"Last-Event-ID": "4"})
         assert [6, 8] == [seq for seq, _, _ in sse(resumed.text)]
+        # an EventSource made with ?after=2 reconnects to that URL, with the id of the last
+        # message it got: ?after= won, and it got 4 and 6 again
+        for query, last, want in (("2", "6", [8]), ("6", "2", [8]), ("0", "0", [2, 4, 6, 8])):
+            both = await c.get(
+                f"/v1/stream?after={query}&follow=false", headers=READ | {"Last-Event-ID": last}
+            )
+            assert want == [seq for seq, _, _ in sse(both.text)]
         outcome = await c.post("/v1/outcomes", json={"seq": 8, "success": False}, headers=WRITE)
         assert 201 == outcome.status_code
         tail = sse((await c.get("/v1/stream?after=8&follow=false", headers=READ)).text)
@@ -455,9 +462,14 @@ async def test_the_stream_resumes_after_last_event_id_missing_nothing(tmp_path: 
             past = await c.get("/v1/stream", headers=READ | {"Last-Event-ID": last})
             assert (422, "Last-Event-ID") == (past.status_code, past.json()["field"])
         # past the head (an id kept from before a restore): refused, not followed in silence
-        for query, headers in (("?after=50", READ), ("", READ | {"Last-Event-ID": "50"})):
+        for query, headers in (
+            ("?after=50", READ),
+            ("", READ | {"Last-Event-ID": "50"}),
+            ("?after=50", READ | {"Last-Event-ID": "3"}),
+            ("?after=3", READ | {"Last-Event-ID": "50"}),
+        ):
             ahead = await c.get(f"/v1/stream{query}", headers=headers)
-            field = "after" if query else "Last-Event-ID"
+            field = "after" if query == "?after=50" else "Last-Event-ID"
             assert (422, field) == (ahead.status_code, ahead.json()["field"])
             assert f"{field} 50 is past the journal's head (seq 9)" in ahead.json()["detail"]
 
