@@ -757,7 +757,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     try:
         from .service.app import ServiceConfig
-        from .service.auth import Tokens
+        from .service.auth import ENV_TOKENS, Tokens
         from .service.server import serve
     except ImportError as exc:
         raise UsageError(
@@ -768,6 +768,13 @@ def _serve(args: argparse.Namespace) -> int:
     tokens = Tokens.load(args.tokens)
     if args.tokens is not None and (exposed := Tokens.exposure(args.tokens)) is not None:
         print(f"adaptive-runtime: WARNING: {exposed}", file=sys.stderr)
+    if args.tokens is not None and os.environ.get(ENV_TOKENS, "").strip():
+        # a client holding a token of the variable's would be refused, with no word why
+        print(
+            f"adaptive-runtime: note: --tokens {args.tokens} is used; the tokens in"
+            f" {ENV_TOKENS} are not",
+            file=sys.stderr,
+        )
     config = ServiceConfig(
         notify_urls=tuple(notify),
         notify_priority=args.notify_priority,

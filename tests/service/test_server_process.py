@@ -265,6 +265,25 @@ def test_serve_warns_of_a_token_file_every_user_may_read(
     said = f"WARNING: the token file {str(tokens)!r} can be read by every user of this machine"
     assert warned == (f"{said} (mode {mode:04o}); `chmod 600` it" in result.stderr)
     assert WRITER not in result.stderr
+    assert "ADAPTIVE_RUNTIME_TOKENS" not in result.stderr
+
+
+def test_serve_says_the_token_file_is_used_and_the_variable_not(tmp_path: Path) -> None:
+    """Given --tokens and ADAPTIVE_RUNTIME_TOKENS, the file is used: a client holding a
+    token of the variable's was refused, with no word of why."""
+    tokens = tmp_path / "t.txt"
+    tokens.write_text(f"read,write {WRITER}\n")
+    tokens.chmod(0o600)
+    other = {"ADAPTIVE_RUNTIME_TOKENS": "read " + "z" * 32}
+    result = cli(
+        "serve", "--db", str(tmp_path / "x.db"), "--tokens", str(tokens), "--bind", "80", env=other
+    )
+    assert 2 == result.returncode
+    assert (
+        f"note: --tokens {tokens} is used; the tokens in ADAPTIVE_RUNTIME_TOKENS are not"
+        in result.stderr
+    )
+    assert "z" * 32 not in result.stderr
 
 
 def test_a_bad_token_file_line_names_its_number(tmp_path: Path) -> None:
