@@ -144,7 +144,7 @@ class Host:
             )
         check_flag("commit_on_caller", commit_on_caller)
         check_flag("dry_run", dry_run)
-        self.default_agent = check_agent_id(default_agent)
+        self.default_agent = check_agent_id(default_agent, "default_agent")
         self._only = None if only_agent is None else check_agent_id(only_agent)
         if not isinstance(journal, str | os.PathLike) and not is_journal(journal):
             raise ConfigurationError(
@@ -1194,15 +1194,15 @@ def check_flag(name: str, value: object) -> None:
         raise ConfigurationError(f"{name} must be True or False, not {value!r}")
 
 
-def check_agent_id(agent_id: object) -> str:
+def check_agent_id(agent_id: object, name: str = "agent_id") -> str:
     """An agent id is a non-empty string of at most 256 characters, which every journal can
-    store: valid UTF-8 text with no NUL character."""
+    store: valid UTF-8 text with no NUL character. `name` is the setting that gave it."""
     if not isinstance(agent_id, str) or not agent_id or len(agent_id) > MAX_AGENT_ID:
         raise ConfigurationError(
-            f"agent_id must be a non-empty string of at most {MAX_AGENT_ID} characters"
+            f"{name} must be a non-empty string of at most {MAX_AGENT_ID} characters"
         )
     try:
-        check_stored_name("agent_id", agent_id, MAX_AGENT_ID)
+        check_stored_name(name, agent_id, MAX_AGENT_ID)
     except InvalidEventError as exc:
         raise ConfigurationError(str(exc)) from None
     if agent_id.startswith("~"):

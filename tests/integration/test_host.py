@@ -154,6 +154,8 @@ async def test_a_rule_whose_decisions_no_record_could_hold_is_refused(
         ({"journal": 5}, ConfigurationError, "journal must be a path, a URL"),
         ({"rules": 5}, InvalidRulesError, "rules must be a list of rules, not int"),
         ({"checkpoint_every": True}, ConfigurationError, "checkpoint_every must be"),
+        # named as given: it said "agent_id must be", a setting Host() does not have
+        ({"default_agent": ""}, ConfigurationError, "^default_agent must be a non-empty string"),
     ],
 )
 def test_a_host_setting_of_the_wrong_kind_is_refused_where_it_is_given(
