@@ -1619,7 +1619,7 @@ def _import_postgres(args: argparse.Namespace) -> int:
                 raise
     finally:
         holder.close()
-    print(_imported(count, f"schema {schema} ({describe(args.db)})", head, expected))
+    _say_imported(count, f"schema {schema} ({describe(args.db)})", head, expected)
     return EXIT_OK
 
 
@@ -1743,22 +1743,23 @@ def _import(args: argparse.Namespace) -> int:
             count, head = _import_into(journal, args.file, args.max_event_bytes, expected)
         finally:
             journal.close()
-    print(_imported(count, str(args.db), head, expected))
+    _say_imported(count, str(args.db), head, expected)
     return EXIT_OK
 
 
-def _imported(count: int, where: str, head: Head, expected: Head | None) -> str:
-    """The line import prints (scripts read the head at its end); without --expect-head,
+def _say_imported(count: int, where: str, head: Head, expected: Head | None) -> None:
+    """Print import's line (scripts read the head at its end); without --expect-head, then
     a note on stderr of what checks a file cut short at a line's end, which verifies."""
+    print(
+        f"Imported {_plural(count, 'entry', 'entries')} into {where}; chain verified. Head: {head}",
+        flush=True,
+    )
     if expected is None:
         print(
             "adaptive-runtime: note: compare this head with the one export printed, or give"
             " that to --expect-head: an export cut short at a line's end verifies all the same",
             file=sys.stderr,
         )
-    return (
-        f"Imported {_plural(count, 'entry', 'entries')} into {where}; chain verified. Head: {head}"
-    )
 
 
 def _plugins(args: argparse.Namespace) -> int:
