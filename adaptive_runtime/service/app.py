@@ -822,10 +822,10 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         description=(
             "Each message's id is its journal seq. Reconnect with `Last-Event-ID` (or `after`;"
             " given both, the later counts) to get everything after it, with nothing missed or"
-            " repeated. With neither, the"
-            " stream starts at the journal's head. `follow=false` ends it once caught up. A"
-            " following stream waits out a journal server that restarts; a stream that can't"
-            " go on ends with a `problem` event whose data is the problem (RFC 9457 JSON)."
+            " repeated. With neither, the stream starts at the journal's head. `follow=false`"
+            " ends it once caught up. A following stream waits out a journal server that"
+            " restarts; a stream that can't go on ends with a `problem` event whose data is"
+            " the problem (RFC 9457 JSON)."
         ),
     )
     async def stream(
