@@ -674,6 +674,7 @@ class Host:
         """
         if actions not in ("wait", "interrupt"):  # checked first: the host stays as it was
             raise ConfigurationError(f"actions must be 'wait' or 'interrupt', not {actions!r}")
+        check_flag("wait_for_handlers", wait_for_handlers)  # "no" is truthy: it would wait
         if self._worker is None:
             return
         scheduled = "asyncio.get_running_loop().create_task(runtime.stop())"

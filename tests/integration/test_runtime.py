@@ -654,6 +654,12 @@ async def test_a_call_that_reaches_the_journal_after_stop_hears_that_the_runtime
         (lambda r: r.host.process_many("abc"), InvalidEventError, "not str"),
         (lambda r: r.event_history("5"), ConfigurationError, "limit must be an int from 0"),
         (lambda r: r.stop(actions="later"), ConfigurationError, "'wait' or 'interrupt'"),
+        # "no" is true: it waited for the handlers, the opposite of what was meant
+        (
+            lambda r: r.stop(wait_for_handlers="no"),
+            ConfigurationError,
+            "wait_for_handlers must be True or False, not 'no'",
+        ),
     ],
 )
 async def test_a_call_of_the_wrong_kind_is_refused_whole(
