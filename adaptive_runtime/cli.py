@@ -680,8 +680,15 @@ def _open(args: argparse.Namespace, *, to_write: bool = False) -> Journal:
     from .journal.open import describe, open_journal
 
     _refuse_memory(args.db)
-    journal = open_journal(args.db, create=False, read_only_ok=not to_write)
     agent = getattr(args, "agent", None)
+    if agent is not None and agent.startswith("~") and args.command not in ("tail", "export"):
+        # ids starting with ~ are the journal's own: an agent's state, history or stats of
+        # one is a view of nothing (the API answers 404 for it)
+        raise UsageError(
+            f"{shown(agent)} is the journal's own stream (the operators' controls), not an"
+            " agent: `tail --agent ~host` and `export --agent ~host` show its entries"
+        )
+    journal = open_journal(args.db, create=False, read_only_ok=not to_write)
     if agent is None:
         return journal
     from .projections.audit import agents_beside

@@ -586,6 +586,17 @@ def test_the_hosts_stream_is_not_offered_as_an_agent(tmp_path: Path) -> None:
     out = cli("history", "--db", db, "--agent", "nobody")
     assert 2 == out.returncode
     assert f"agent 'nobody' has no entries in {db}; the journal holds no agent" in out.stderr
+    # asked for as an agent, it showed an agent's empty state, history and stats (the API
+    # answers 404); its entries are for tail and export
+    for command in (["state"], ["history"], ["stats"], ["replay", "--verify"], ["explain", "1"]):
+        refused = cli(*command, "--db", db, "--agent", "~host")
+        assert 2 == refused.returncode, command
+        assert "~host is the journal's own stream (the operators' controls), not an agent" in (
+            refused.stderr
+        )
+    for command in (["tail"], ["export"]):
+        shown = cli(*command, "--db", db, "--agent", "~host")
+        assert (0, True) == (shown.returncode, "SilenceSet" in shown.stdout), command
 
 
 HOSTILE = "evil\x1b]0;pwned\x07\nFAKE LINE\r\x9b31m\u202eok"
