@@ -2148,6 +2148,11 @@ def _bench(args: argparse.Namespace) -> int:
         )
     if importlib.util.find_spec("pytest_benchmark") is None:
         raise UsageError("the benchmarks need the bench extra: pip install -e '.[bench]'")
+    if args.source and not Path(args.source).is_file():  # its contents are report.py's to read
+        raise UsageError(
+            f"--from {args.source}: no such file; give a JSON file that pytest-benchmark wrote"
+            " (bench/results/pytest-benchmark-1.json is one)"
+        )
     passed = [
         *(["--large"] if args.large else []),
         *(["--from", str(args.source)] if args.source else []),

@@ -70,8 +70,17 @@ def run_suites(out: Path, large: bool, run: int = 1) -> Path:
 
 
 def medians(raw: Path) -> dict[str, tuple[float, dict[str, Any]]]:
-    data = json.loads(raw.read_text())
-    return {b["name"]: (b["stats"]["median"], b["extra_info"]) for b in data["benchmarks"]}
+    """Each benchmark's median and extra info, from a pytest-benchmark JSON file; a file
+    that is none is a ValueError saying so."""
+    try:
+        data = json.loads(raw.read_text(encoding="utf-8"))
+        return {b["name"]: (b["stats"]["median"], b["extra_info"]) for b in data["benchmarks"]}
+    except OSError as exc:
+        raise ValueError(f"can't read {raw}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        why = f"no {exc.args[0]!r} where one was expected" if isinstance(exc, KeyError) else exc
+        msg = f"{raw} is not a pytest-benchmark JSON file (--benchmark-json writes one): {why}"
+        raise ValueError(msg) from None
 
 
 def rate(m: dict[str, tuple[float, dict[str, Any]]], name: str) -> float | None:
@@ -429,6 +438,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, not {args.runs}")
+    for source in args.sources or ():  # read before anything is measured or written
+        try:
+            medians(source)
+        except ValueError as exc:
+            parser.error(f"--from: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
     raws = args.sources or [run_suites(args.out, args.large, n) for n in range(1, args.runs + 1)]
     memory = None if args.no_memory else measure(1_000_000 if args.large else 100_000)

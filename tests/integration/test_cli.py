@@ -465,6 +465,19 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
     assert "| process(), durability normal" in out.stdout
     assert "| 0.2   | -      | >= 0.45 | NO  |" in out.stdout
     assert (tmp_path / "out" / "summary.json").exists()
+    # a missing file, or one that is no pytest-benchmark JSON, ended in a traceback
+    (tmp_path / "other.json").write_text('{"results": []}')
+    for source, says in (
+        ("missing.json", "adaptive-runtime: error: --from missing.json: no such file"),
+        (str(tmp_path / "other.json"), "is not a pytest-benchmark JSON file"),
+    ):
+        bad = cli("bench", "--from", source, "--no-memory", "--out", str(tmp_path / "bad"))
+        assert (2, True, False) == (
+            bad.returncode,
+            says in bad.stderr,
+            "Traceback" in bad.stderr,
+        ), bad.stderr
+    assert not (tmp_path / "bad" / "summary.json").exists()
 
 
 # -- regressions from trying the command line as a new user ---------------------
