@@ -443,7 +443,10 @@ def main() -> int:
             medians(source)
         except ValueError as exc:
             parser.error(f"--from: {exc}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--out {args.out}: can't make that folder: {exc.strerror or exc}")
     raws = args.sources or [run_suites(args.out, args.large, n) for n in range(1, args.runs + 1)]
     memory = None if args.no_memory else measure(1_000_000 if args.large else 100_000)
     if memory is not None:

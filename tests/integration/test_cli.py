@@ -478,6 +478,11 @@ def test_bench_reports_a_results_file_or_says_what_to_install(tmp_path: Path) ->
             "Traceback" in bad.stderr,
         ), bad.stderr
     assert not (tmp_path / "bad" / "summary.json").exists()
+    blocked = cli("bench", "--from", str(results), "--no-memory", "--out", str(results / "out"))
+    assert (2, True) == (
+        blocked.returncode,
+        "can't make that folder: Not a directory" in (blocked.stderr),
+    ), blocked.stderr
 
 
 # -- regressions from trying the command line as a new user ---------------------
