@@ -803,7 +803,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _silence(args: argparse.Namespace) -> int:
-    from .engines.reachable import unknown_context
+    from .engines.reachable import near_event_type, unknown_context
     from .engines.silences import check_text_field, new_silence
     from .journal.open import open_journal
     from .projections.audit import agents_beside
@@ -893,6 +893,13 @@ def _silence(args: argparse.Namespace) -> int:
                 None if args.context is None else unknown_context(args.context, "it holds nothing")
             )
             if said is not None and not journaled_plugins(journal):  # a plugin may give it
+                print(
+                    f"note: this silence is for {said}. If you meant another,"
+                    f" `silence end {silence.id}` and set it again.",
+                    file=sys.stderr,
+                )
+            said = None if args.type is None else near_event_type(args.type, "it holds nothing")
+            if said is not None:  # actions of the type meant would run through the window
                 print(
                     f"note: this silence is for {said}. If you meant another,"
                     f" `silence end {silence.id}` and set it again.",

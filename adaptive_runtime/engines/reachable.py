@@ -16,7 +16,14 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from ..records import Rule
 from .context import DEFAULT_CONTEXT_MAP
 
-__all__ = ["decided_by", "nearest", "unknown_context", "unmatched_rules", "unreachable"]
+__all__ = [
+    "decided_by",
+    "near_event_type",
+    "nearest",
+    "unknown_context",
+    "unmatched_rules",
+    "unreachable",
+]
 
 BUILT_IN_CONTEXTS = frozenset(DEFAULT_CONTEXT_MAP.values())
 UNKNOWN_PREFIX = "unknown_"
@@ -87,6 +94,22 @@ def unknown_context(context: str, consequence: str) -> str | None:
         f"the context {context!r}, which no event is given (the contexts are"
         f" {', '.join(sorted(BUILT_IN_CONTEXTS))}, and {UNKNOWN_PREFIX}<type> for any other"
         f" event type): {consequence}{_nearest(context, BUILT_IN_CONTEXTS)}"
+    )
+
+
+def near_event_type(event_type: str, consequence: str) -> str | None:
+    """If `event_type` is not one the built-in map knows but is close to one (a typo, most
+    likely; a type far from all of them is taken as an event's own): "the event type ...,
+    which the built-in map does not know: `consequence` unless events of that type are
+    sent (did you mean ...?)", for a note; else None."""
+    if event_type in DEFAULT_CONTEXT_MAP:
+        return None
+    meant = nearest(event_type, DEFAULT_CONTEXT_MAP)
+    if meant is None:
+        return None
+    return (
+        f"the event type {event_type!r}, which the built-in map does not know: {consequence}"
+        f" unless events of that type are sent (did you mean {meant!r}?)"
     )
 
 

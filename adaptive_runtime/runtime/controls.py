@@ -16,7 +16,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from ..engines.events import approval_key, dead_letter_key
-from ..engines.reachable import unknown_context
+from ..engines.reachable import near_event_type, unknown_context
 from ..engines.silences import MAX_COMMENT, check_text_field, new_silence
 from ..errors import AdaptiveRuntimeError, DuplicateEventError
 from ..journal import Journal
@@ -407,6 +407,10 @@ class OperatorControls:
         context = matcher.context
         said = None if context is None else unknown_context(context, "it holds nothing")
         if said is not None and not self._host.plugins.refs:
+            notes.append(f"it is for {said}")
+        event_type = matcher.event_type
+        said = None if event_type is None else near_event_type(event_type, "it holds nothing")
+        if said is not None:
             notes.append(f"it is for {said}")
         return notes
 

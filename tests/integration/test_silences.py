@@ -309,6 +309,35 @@ async def test_a_silence_for_an_agent_the_journal_has_no_entries_of_says_so(
     assert (0, "") == (meant.returncode, meant.stderr)
 
 
+async def test_a_silence_for_a_misspelt_event_type_says_so(tmp_path: Path) -> None:
+    """`--type timeot` (or `event_type` through the API) set a window that held nothing,
+    in silence, while every timeout's action went on running. A type far from every
+    built-in one is an event's own, and is set with no note."""
+    path = tmp_path / "t.db"
+    typo = cli(
+        "silence", "add", "--db", str(path), "--type", "timeot", "--for", "1h", "--comment", "x"
+    )
+    assert 0 == typo.returncode, typo.stderr
+    assert (
+        "note: this silence is for the event type 'timeot', which the built-in map does not"
+        " know: it holds nothing unless events of that type are sent (did you mean"
+        f" 'timeout'?). If you meant another, `silence end {typo.stdout.split()[0]}` and set"
+        " it again.\n"
+    ) in typo.stderr
+    for own in ("timeout", "payment_gateway_down"):
+        quiet = cli(
+            "silence", "add", "--db", str(path), "--type", own, "--for", "1h", "--comment", "x"
+        )
+        assert (0, True) == (quiet.returncode, "event type" not in quiet.stderr), own
+    host, _ = host_with_restart_handler(tmp_path / "p.db", ManualClock(start_ns=START_NS))
+    async with host:
+        notes = await host.controls.notes_on(SilenceMatcher(event_type="anomaly_detectd"))
+    assert [
+        "it is for the event type 'anomaly_detectd', which the built-in map does not know: it"
+        " holds nothing unless events of that type are sent (did you mean 'anomaly_detected'?)"
+    ] == notes
+
+
 async def test_a_silence_set_in_a_program_that_would_hold_nothing_is_warned_of(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
