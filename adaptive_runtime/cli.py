@@ -738,6 +738,19 @@ def _note_tables_left_out(
             print(f"note: the [{name}] table of {path} is not applied: {why}", file=sys.stderr)
 
 
+def _note_rules_that_never_match(path: Path, policy: PolicyFile, journal: Journal | None) -> None:
+    """Say on stderr which custom rules are for a context no event is given (a typo, most
+    often), as a host warns at its start: "0 decisions would change" read as a verdict.
+    `journal`: the one re-decided, whose journaled plugins may give such a context."""
+    from .engines.reachable import unmatched_rules
+    from .projections.fleet import journaled_plugins
+
+    if policy.rules is None or (journal is not None and journaled_plugins(journal)):
+        return
+    for said in unmatched_rules(policy.rules):
+        print(f"note: {path}: {said}", file=sys.stderr)
+
+
 def _print_json(value: object) -> None:
     from .records import named
 
@@ -1418,6 +1431,7 @@ def _replay(args: argparse.Namespace) -> int:
         ("fleet", "learning"),
         "approvals act on actions, and replay re-decides decisions only",
     )
+    _note_rules_that_never_match(args.rules, policy, journal)
     total, changed = 0, 0
     shifts: dict[tuple[str, str], int] = {}
     examples: list[Redecided] = []
@@ -2080,6 +2094,7 @@ def _simulate(args: argparse.Namespace) -> int:
             ("learning",),
             "simulate applies a policy file's custom rules and [learning] table only",
         )
+        _note_rules_that_never_match(args.rules, policy, None)  # no plugin in a simulation
     rules = (policy.rules or ()) if policy is not None else ()
     learning = policy.learning if policy is not None else None
     if not 1 <= args.seeds <= 1000:

@@ -205,6 +205,32 @@ def test_a_policy_table_a_command_does_not_apply_is_named(
     json.loads(simulated.stdout)
 
 
+def test_a_custom_rule_that_never_matches_is_named_by_replay_and_simulate(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    """A rule for `resource_presure` (a typo) made replay --rules say "0 would change",
+    and simulate --rules compare a policy that was the defaults, with no word: a host
+    warns of such a rule at its start, but these ran none."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[[rules]]\ncontext = "resource_presure"\nrisk = "high"\nmin_conf = 0.5\n'
+        'action = "throttle_requests"\nreason = "x"\n'
+    )
+    said = (
+        f"note: {policy}: custom[0] is a rule for the context 'resource_presure', which no"
+        " event is given"
+    )
+    replayed = cli("replay", "--rules", str(policy), "--db", str(journal_path))
+    assert (0, True) == (replayed.returncode, "journaled decisions would change" in replayed.stdout)
+    assert replayed.stderr.startswith(said), replayed.stderr
+    assert "(did you mean 'resource_pressure'?)" in replayed.stderr
+    simulated = cli(
+        "simulate", str(Path(__file__).parent.parent / "data" / "small-scenario.toml"),
+        "--seeds", "1", "--rules", str(policy), "--json",
+    )  # fmt: skip
+    assert (0, True) == (simulated.returncode, simulated.stderr.startswith(said))
+
+
 def test_verify_detects_tampering_and_truncation(journal_path: Path, tmp_path: Path) -> None:
     """verify passes on the real journal, then names the first bad seq after an edit, and catches a cut."""
     ok = cli("verify", "--db", str(journal_path))
