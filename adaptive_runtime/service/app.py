@@ -527,7 +527,10 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         "/v1/silences",
         guards=read,
         responses=READ,
-        summary="Silences and maintenance windows in force or to come (`all`: ended ones too)",
+        summary=(
+            "Silences and maintenance windows in force or to come (`all`: those past their end"
+            " too; one ended early is gone)"
+        ),
     )
     async def list_silences(all: FromQuery[bool] = False) -> list[SilenceView]:
         await host.controls.refresh()
