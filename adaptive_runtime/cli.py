@@ -1287,6 +1287,12 @@ def _history(args: argparse.Namespace) -> int:
     print(f"\n{_plural(len(items), 'decision')} shown, newest first.")
     if not items:
         _note_near_misses(args.type, args.action)
+        if since_ns is not None and since_ns > time.time_ns():  # 2062 for 2026, most often
+            print(
+                f"note: --since {args.since} is in the future ({format_ts(since_ns)}): no"
+                " decision journaled yet falls after it",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 

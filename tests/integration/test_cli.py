@@ -103,6 +103,10 @@ def test_history_time_range(journal_path: Path) -> None:
         ).stdout
     )
     assert 2 == len(items)
+    # a year mistyped into the future showed "0 decisions shown" as if none had been made
+    ahead = cli("history", "--db", str(journal_path), "--since", "2062-01-01")
+    assert (0, True) == (ahead.returncode, "0 decisions shown" in ahead.stdout)
+    assert "note: --since 2062-01-01 is in the future (2062-01-01 00:00:00)" in ahead.stderr
 
 
 def test_explain_shows_rules_tried_and_outcomes(journal_path: Path) -> None:
