@@ -1285,7 +1285,7 @@ def _history(args: argparse.Namespace) -> int:
         table(("seq", "time", "agent", "event", "action", "priority", "confidence", "reason"), rows)
     )
     print(f"\n{_plural(len(items), 'decision')} shown, newest first.")
-    if not items:
+    if not items and args.limit > 0:  # --limit 0 asked for none: nothing was missed
         _note_near_misses(args.type, args.action)
         if since_ns is not None and since_ns > time.time_ns():  # 2062 for 2026, most often
             print(
