@@ -278,6 +278,13 @@ class Host:
     async def _start(self) -> None:
         self._stopping = False
         self._stopped = False
+        named = None
+        if self._plugin_names is not None:
+            # loaded before the journal is opened: a plugin that is not installed (a typo)
+            # is refused with no journal file made for it
+            from ..plugins import load
+
+            named = load(self._plugin_names)
         arg = self._journal_arg
         if isinstance(arg, str | os.PathLike):
             # The WAL checkpoint syncs: at "normal", where commits run inline on the loop,
@@ -321,7 +328,7 @@ class Host:
         )
         self._reader = JournalReader(self._worker)
         try:
-            await self._start_plugins(journal)
+            await self._start_plugins(journal, named)
             await self._start_fleet(journal)
             self._streams = set(await self._worker.run(journal.streams))
             self._streams.discard(HOST_STREAM)  # known before the controls load any agent
@@ -348,21 +355,26 @@ class Host:
             raise
         self._ready.set()
 
-    async def _start_plugins(self, journal: Journal) -> None:
-        """Load the plugins named (or those the journal was decided with) and journal a change."""
+    async def _start_plugins(
+        self,
+        journal: Journal,
+        named: tuple[PluginSet, list[tuple[str, Callable[[Any], None]]]] | None,
+    ) -> None:
+        """Take the plugins named, loaded as given (or load those the journal was decided
+        with), and journal a change."""
         worker = self.require_worker()
         journaled = await worker.run(journaled_plugins, journal)
-        if self._plugin_names is None and not journaled:
+        if named is None and not journaled:
             return
-        # here: only a host with plugins reads the entry points (importlib.metadata and
-        # what it imports are about 4 MB of resident memory)
-        from ..plugins import load
+        if named is None:
+            # here: only a host with plugins reads the entry points (importlib.metadata and
+            # what it imports are about 4 MB of resident memory)
+            from ..plugins import load
 
-        if self._plugin_names is None:
             versions = {ref.name: ref.version for ref in journaled or ()}
             plugins, registrars = load(versions, versions=versions)
         else:
-            plugins, registrars = load(self._plugin_names)
+            plugins, registrars = named
             if plugins.refs != (journaled or ()):
                 ts = self.clock.now_ns()
                 await worker.append([to_pending(HOST_STREAM, PluginsSet(plugins.refs), ts)])

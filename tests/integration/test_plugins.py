@@ -232,6 +232,8 @@ def test_installed_is_not_enabled_and_a_missing_plugin_is_named(site: Path, tmp_
     assert "unknown_vps_disconnect" == lines[0]
     assert lines[1].startswith("plugin 'tradeing' is not installed; installed plugins: ")
     assert "trading" in lines[1]
+    # refused before the journal is opened: a typo left a new, empty journal behind
+    assert not list(tmp_path.glob("j.db2*"))
 
 
 # -- analysers that misbehave: passed over, the same way every time ----------------
