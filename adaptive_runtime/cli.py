@@ -674,14 +674,15 @@ def _body_size(text: str) -> int:
     return value
 
 
-def _open(args: argparse.Namespace, *, to_write: bool = False) -> Journal:
+def _open(args: argparse.Namespace, *, to_write: bool = False, entries: bool = False) -> Journal:
     """The journal --db names, which must exist; opened for reading only where the file
-    can't be written (read-only storage), unless the command writes to it."""
+    can't be written (read-only storage), unless the command writes to it. `entries`: the
+    command shows a stream's entries, so `--agent` may name the journal's own (`~host`)."""
     from .journal.open import describe, open_journal
 
     _refuse_memory(args.db)
     agent = getattr(args, "agent", None)
-    if agent is not None and agent.startswith("~") and args.command not in ("tail", "export"):
+    if agent is not None and agent.startswith("~") and not entries:
         # ids starting with ~ are the journal's own: an agent's state, history or stats of
         # one is a view of nothing (the API answers 404 for it)
         raise UsageError(
@@ -1578,7 +1579,7 @@ def _head(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .journal.export import export_lines
 
-    journal = _open(args)
+    journal = _open(args, entries=True)
     head = journal.head()  # what the export holds, to check on the way in (import --expect-head)
     lines = export_lines(journal, args.agent, upto=head.seq)
     if not args.out:
@@ -1976,7 +1977,7 @@ def _tail(args: argparse.Namespace) -> int:
             f" it, --lines {args.lines} the last {args.lines}"
         )
         raise UsageError(msg)
-    journal = _open(args)
+    journal = _open(args, entries=True)
     if args.after is not None:
         after = args.after
         head = journal.head().seq
