@@ -133,7 +133,14 @@ class TerminalSafe:
         self.stream = stream
 
     def write(self, text: str) -> int:
-        self.stream.write(_ACTED_ON.sub(_escaped, text))
+        safe = _ACTED_ON.sub(_escaped, text)
+        try:
+            self.stream.write(safe)
+        except UnicodeEncodeError:
+            # a stream that can't hold a character (PYTHONIOENCODING=ascii): written as its
+            # escape, not the command failed part way through its output
+            encoding = getattr(self.stream, "encoding", None) or "ascii"
+            self.stream.write(safe.encode(encoding, "backslashreplace").decode(encoding))
         return len(text)
 
     def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding...

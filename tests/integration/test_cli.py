@@ -652,6 +652,15 @@ HOSTILE = "evil\x1b]0;pwned\x07\nFAKE LINE\r\x9b31m\u202eok"
 return, a C1 CSI and a bidi override."""
 
 
+def test_output_a_stream_cannot_encode_is_escaped_not_a_failure(tmp_path: Path) -> None:
+    """With PYTHONIOENCODING=ascii, the demo stopped part way, exit 2: "'ascii' codec can't
+    encode character '\\u2192'". A character the stream can't hold is written escaped."""
+    out = cli("demo", "--db", str(tmp_path / "a.db"), "--quiet", env={"PYTHONIOENCODING": "ascii"})
+    assert 0 == out.returncode, out.stderr
+    assert "service_overload          \\u2192 scale_up_immediate" in out.stdout
+    assert "Run the demo again" in out.stdout
+
+
 def test_journaled_text_reaches_the_terminal_as_text(tmp_path: Path) -> None:
     """An event's strings, and an agent id that the library's caller chose (an event's
     agent_id field must be printable; Runtime(agent_id=...) is the program's own), neither
