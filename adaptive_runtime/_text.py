@@ -140,8 +140,22 @@ class TerminalSafe:
             # a stream that can't hold a character (PYTHONIOENCODING=ascii): written as its
             # escape, not the command failed part way through its output
             encoding = getattr(self.stream, "encoding", None) or "ascii"
-            self.stream.write(safe.encode(encoding, "backslashreplace").decode(encoding))
+            self.stream.write("".join(_encodable(c, encoding) for c in safe))
         return len(text)
 
     def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding...
         return getattr(self.stream, name)
+
+
+def _encodable(char: str, encoding: str) -> str:
+    """`char`, or its JSON escape where `encoding` can't hold it (a surrogate pair past
+    U+FFFF), so that JSON output still means the same."""
+    try:
+        char.encode(encoding)
+    except UnicodeEncodeError:
+        code = ord(char)
+        if code <= 0xFFFF:
+            return f"\\u{code:04x}"
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return char

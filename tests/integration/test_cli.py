@@ -660,6 +660,19 @@ def test_output_a_stream_cannot_encode_is_escaped_not_a_failure(tmp_path: Path) 
     assert "service_overload          \\u2192 scale_up_immediate" in out.stdout
     assert "Run the demo again" in out.stdout
 
+    async def decide() -> None:  # a character past U+FFFF too: its escape is a JSON pair
+        async with Runtime("web", tmp_path / "b.db", clock=ManualClock()) as runtime:
+            await runtime.process({"type": "timeout", "note": "caf\u00e9 \U0001f600"})
+
+    asyncio.run(decide())
+    exported = cli("export", "--db", str(tmp_path / "b.db"))
+    ascii_only = cli("export", "--db", str(tmp_path / "b.db"), env={"PYTHONIOENCODING": "ascii"})
+    assert 0 == ascii_only.returncode, ascii_only.stderr
+    assert "\\ud83d\\ude00" in ascii_only.stdout
+    assert [json.loads(line) for line in exported.stdout.splitlines()] == [
+        json.loads(line) for line in ascii_only.stdout.splitlines()
+    ]
+
 
 def test_journaled_text_reaches_the_terminal_as_text(tmp_path: Path) -> None:
     """An event's strings, and an agent id that the library's caller chose (an event's
