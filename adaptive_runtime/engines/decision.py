@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from .._checks import MAX_LABEL_LENGTH
-from ..errors import InvalidRulesError
+from ..errors import InvalidEventError, InvalidRulesError
 from ..records import Rule
 from .context import RISK_LEVELS
 
@@ -216,7 +216,25 @@ class DecisionEngine:
         return tuple(rule for _, rule in self._rules)
 
     def decide(self, event: object, context: str, risk: str, confidence: float) -> DecisionResult:
-        """The original API: pick an action and return it with the confidence and metadata."""
+        """The original API: pick an action and return it with the confidence and metadata.
+
+        A risk outside low..critical, or a confidence outside 0..1, is an InvalidEventError,
+        as the confidence engine's `calculate` refuses it: no rule could match it, and the
+        fallback would read as a decision.
+        """
+        if not isinstance(context, str):
+            msg = f"context must be a string, not {type(context).__name__}"
+            raise InvalidEventError(msg, field="context")
+        if risk not in RISK_LEVELS:
+            msg = f"risk must be one of {', '.join(RISK_LEVELS)}, not {risk!r}"
+            raise InvalidEventError(msg, field="risk")
+        if (
+            isinstance(confidence, bool)
+            or not isinstance(confidence, int | float)
+            or not 0.0 <= confidence <= 1.0
+        ):
+            msg = f"confidence must be a number from 0 to 1, not {confidence!r}"
+            raise InvalidEventError(msg, field="confidence")
         match = self.match(context, risk, confidence)
         event_type = (
             event.get("type") if isinstance(event, Mapping) else getattr(event, "type", None)

@@ -637,6 +637,28 @@ def test_decision_engine_decide_returns_the_original_decision_result() -> None:
     ) == (result.action, result.confidence, result.reason, result.priority, result.metadata)
 
 
+@pytest.mark.parametrize(
+    ("context", "risk", "confidence", "says"),
+    [
+        ("resource_pressure", "hgih", 0.9, "risk must be one of low, medium, high, critical"),
+        ("resource_pressure", "high", 78, "confidence must be a number from 0 to 1, not 78"),
+        ("resource_pressure", "high", "0.9", "confidence must be a number from 0 to 1"),
+        (None, "high", 0.9, "context must be a string, not NoneType"),
+    ],
+)
+def test_decision_engine_decide_refuses_a_risk_or_confidence_no_rule_can_match(
+    context: object, risk: str, confidence: object, says: str
+) -> None:
+    """decide(event, ctx, "hgih", 0.9) answered monitor_and_wait, the fallback, as if it were
+    a decision, and a confidence of 78 (a percent) matched every rule; calculate() refuses
+    such a risk."""
+    from adaptive_runtime.engines import DecisionEngine
+    from adaptive_runtime.errors import InvalidEventError
+
+    with pytest.raises(InvalidEventError, match=says):
+        DecisionEngine().decide({"type": "service_overload"}, context, risk, confidence)  # type: ignore[arg-type]
+
+
 def test_confidence_needs_only_the_severity() -> None:
     """calculate({"severity": 0.5}, "low") works without a type, as the original's tests call it."""
     from adaptive_runtime.engines import ConfidenceEngine
