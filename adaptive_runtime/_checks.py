@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import InvalidEventError
+from .errors import ConfigurationError, InvalidEventError
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -44,6 +44,14 @@ def check_stored_name(field: str, value: str, limit: int) -> None:
     if "\x00" in value:
         msg = f"{field!r} holds a NUL character (\\x00): no journal takes one (PostgreSQL can't store it)"
         raise InvalidEventError(msg, field=field)
+
+
+def check_functions(**given: object) -> None:
+    """Each of these settings is a function, or None: a value of another kind failed only
+    when it was first called (after the retries of a call it was meant to handle)."""
+    for what, function in given.items():
+        if function is not None and not callable(function):
+            raise ConfigurationError(f"{what} must be a function, not {type(function).__name__}")
 
 
 def storable(*names: str | None) -> bool:

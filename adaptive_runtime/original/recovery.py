@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 import msgspec
 
 from .._awaiting import resolve
+from .._checks import check_functions
 from ..clock import Clock, ManualClock, SystemClock
 from ..engines.backoff import RetryPolicy, after_failure
 from ..engines.events import check_values
+from ..errors import ConfigurationError
 from ..records import CheckpointCreated, read_as, to_pending
 from .ports import AsyncStore, Store, as_async_store
 
@@ -112,6 +114,14 @@ class RecoveryEngine:
         key always waits the same. `on_failure(attempt, error, next_delay)` is told of
         each failure; next_delay is None when no attempt follows.
         """
+        if not callable(fn):  # else its call failed, and was retried, sleeps and all
+            raise ConfigurationError(f"fn must be a function, not {type(fn).__name__}")
+        check_functions(fallback=fallback, retry_on=retry_on, on_failure=on_failure)
+        if policy is not None and not isinstance(policy, RetryPolicy):
+            msg = (
+                f"policy must be a RetryPolicy, e.g. RetryPolicy(...), not {type(policy).__name__}"
+            )
+            raise ConfigurationError(msg)
         rules = policy or self.policy
         jitter_key: str = key or str(getattr(fn, "__qualname__", "call"))
         started = self.clock.now_ns()

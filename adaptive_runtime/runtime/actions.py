@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from .._awaiting import resolve
+from .._checks import check_functions
 from .._crashpoints import crash_point
 from ..engines.backoff import (
     BreakerPolicy,
@@ -158,9 +159,7 @@ def register_action(
                 f"{what} must be a {kind.__name__}, e.g. {kind.__name__}(...), not"
                 f" {type(policy).__name__}"
             )
-    for what, function in (("retry_on", retry_on), ("fallback", fallback)):
-        if function is not None and not callable(function):
-            raise ConfigurationError(f"{what} must be a function, not {type(function).__name__}")
+    check_functions(retry_on=retry_on, fallback=fallback)
     if verify is not None and not isinstance(verify, Verification):
         raise ConfigurationError(f"verify must be a Verification, not {type(verify).__name__}")
     if isinstance(escalate, str) or not all(isinstance(a, str) and a for a in escalate):

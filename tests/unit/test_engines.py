@@ -271,6 +271,36 @@ async def test_retry_waits_on_the_injected_clock_and_not_after_last() -> None:
     assert (3, [1.0, 2.0]) == (calls, clock.slept)
 
 
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({"fn": 5}, "fn must be a function, not int"),
+        ({"fallback": "later"}, "fallback must be a function, not str"),
+        ({"retry_on": True}, "retry_on must be a function, not bool"),
+        ({"on_failure": 1.0}, "on_failure must be a function, not float"),
+        ({"policy": {"max_retries": 2}}, "policy must be a RetryPolicy, e.g. RetryPolicy"),
+    ],
+)
+async def test_retry_refuses_a_setting_of_the_wrong_kind_before_any_call(
+    given: dict[str, object], says: str
+) -> None:
+    """retry(5) called 5, failed with TypeError, and retried it with the waits between; a
+    fallback of the wrong kind failed only once every attempt had."""
+    from adaptive_runtime.errors import ConfigurationError
+
+    clock = ManualClock()
+    engine = RecoveryEngine(MemoryJournal(), "a", clock=clock)
+    calls: list[int] = []
+
+    def fail() -> None:
+        calls.append(1)
+        raise ConnectionError("down")
+
+    with pytest.raises(ConfigurationError, match=says):
+        await engine.retry(**{"fn": fail, **given})  # type: ignore[arg-type]
+    assert ([], []) == (calls, clock.slept)
+
+
 async def test_retry_predicate_stops_at_permanent_errors() -> None:
     """An error the predicate rejects is raised at once, with no wait."""
     clock = ManualClock()
