@@ -71,6 +71,10 @@ class ConfidenceEngine:
     ) -> History:
         """Feed one outcome back; later scores in the same (context, risk) adapt."""
         del confidence  # kept for the original API; calibration reads it from the journal
+        if not isinstance(success, bool | int) or success not in (0, 1):  # "no" is truthy
+            msg = f"success must be True or False, not {success!r}"
+            raise InvalidEventError(msg, field="success")
+        success = bool(success)
         self.history = record(self.params, self.history, context, context_risk, success)
         return self.history
 

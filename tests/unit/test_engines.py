@@ -71,6 +71,16 @@ def test_confidence_is_clamped() -> None:
     assert 0.99 == engine.calculate({"type": "x", "severity": 1}, "low").final
 
 
+@pytest.mark.parametrize("success", ["no", None, 2, 0.5])
+def test_an_outcome_that_is_no_bool_is_refused(success: object) -> None:
+    """record_outcome(success="no") counted a success ("no" is truthy); the runtime's own
+    record_outcome refuses it."""
+    engine = ConfidenceEngine()
+    with pytest.raises(InvalidEventError, match="success must be True or False"):
+        engine.record_outcome(success=success, context_risk="low")  # type: ignore[arg-type]
+    assert 0 == engine.history.outcomes
+
+
 def test_failures_lower_the_action_s_own_confidence_and_move_the_decision() -> None:
     """Three failed restarts in resource_pressure/high drop the restart's own estimate below
     its 0.70 gate: throttle wins the walk, at its own (untried) confidence."""
