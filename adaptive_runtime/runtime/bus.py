@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, overload
 
 from .._awaiting import resolve
+from ..engines.reachable import near_event_type
 from ..errors import ConfigurationError
 from ..records import own_copy
 
@@ -59,6 +60,10 @@ class EventBus:
         if not isinstance(event_type, str) or not event_type:
             msg = f"subscribe takes an event type such as 'anomaly_detected' (or none), not {event_type!r}"
             raise ConfigurationError(msg)
+
+        said = near_event_type(event_type, "its handler runs for none")
+        if said is not None:  # a typo: the handler would wait for ever, in silence
+            log.warning("a handler is subscribed to %s", said)
 
         def register(handler: Handler) -> Handler:
             self.add(event_type, handler)

@@ -329,6 +329,22 @@ async def test_subscribe_without_parentheses_hears_every_event(tmp_path: Path) -
             runtime.bus.subscribe(5)  # type: ignore[call-overload]
 
 
+def test_a_subscription_to_a_misspelt_event_type_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`@bus.subscribe("anomaly_detectd")` waited for ever, in silence. A type close to one
+    the built-in map knows is warned of; a type of the application's own is not."""
+    caplog.set_level("WARNING", logger="adaptive_runtime")
+    runtime = Runtime(persist=False)
+    for event_type in ("anomaly_detectd", "anomaly_detected", "payment_gateway_down"):
+        runtime.bus.subscribe(event_type)(lambda event: None)
+    assert [
+        "a handler is subscribed to the event type 'anomaly_detectd', which the built-in map"
+        " does not know: its handler runs for none unless events of that type are sent (did"
+        " you mean 'anomaly_detected'?)"
+    ] == [r.getMessage() for r in caplog.records]
+
+
 async def test_metrics_belong_to_one_runtime() -> None:
     """Two runtimes count separately."""
     async with Runtime(persist=False) as a, Runtime(persist=False) as b:
