@@ -230,9 +230,15 @@ def decision_for_event(journal: Journal, event_id: str) -> HistoryItem | None:
     return found
 
 
-def _not_a_decision(seq: int, entry: Entry | None) -> str:
-    """Why explain can't: an outcome or an attempt names the decision it is about."""
+def _not_a_decision(journal: Journal, seq: int, entry: Entry | None) -> str:
+    """Why explain can't: an outcome or an attempt names the decision it is about, and a
+    step planned with a decision (scheduled, skipped, awaiting approval, an incident)
+    shares its transaction."""
     about = None if entry is None else getattr(read_record(entry), "decision_seq", None)
+    if entry is not None and about is None and entry.batch < seq:
+        first = journal.get(entry.batch + 1)  # the batch's event, then its decision
+        if first is not None and first.kind == "DecisionMade" and first.stream == entry.stream:
+            about = first.seq
     if entry is not None and type(about) is int and about > 0:
         return f"no decision at seq {seq}: it holds the {entry.kind} of the decision at seq {about}"
     return f"no decision at seq {seq}; `adaptive-runtime history` lists decisions with their seqs"
@@ -247,7 +253,7 @@ def explain(journal: Journal, seq: int) -> Explanation:
     if entry is not None and entry.kind == "EventReceived":
         entry = journal.get(seq + 1)
     if entry is None or entry.kind != "DecisionMade":
-        raise LookupError(_not_a_decision(seq, entry))
+        raise LookupError(_not_a_decision(journal, seq, entry))
     d = read_as(entry, DecisionMade).decision
     item = _item(journal, entry.seq, entry.batch, entry.stream, entry.ts_ns, d)
     before = rebuild(journal, entry.stream, upto=entry.seq - 1).state  # as replay sees it

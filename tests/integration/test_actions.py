@@ -195,6 +195,28 @@ def test_an_action_setting_of_the_wrong_kind_is_refused_at_registration(
         runtime.action("restart_service", **settings)  # type: ignore[arg-type]
 
 
+async def test_explain_of_a_step_planned_with_a_decision_names_that_decision() -> None:
+    """`explain` of an ActionScheduled (its seq, as the stream and `tail` show it) said only
+    "no decision at seq 3"; an outcome or an attempt named its decision, but a step planned
+    in the decision's own transaction carries no decision_seq."""
+    from adaptive_runtime.projections.audit import explain
+
+    async with Runtime(persist=False, clock=ManualClock()) as runtime:
+
+        @runtime.action("restart_service")
+        async def restart(call: ActionCall) -> None:
+            pass
+
+        decision = await runtime.process(OVERLOAD)
+        await runtime.wait_for_actions()
+        journal = runtime.journal
+        assert "ActionScheduled" == journal.get(decision.seq + 1).kind  # type: ignore[union-attr]
+        with pytest.raises(LookupError) as caught:
+            explain(journal, decision.seq + 1)
+    said = f"it holds the ActionScheduled of the decision at seq {decision.seq}"
+    assert f"no decision at seq {decision.seq + 1}: {said}" == str(caught.value).strip("'\"")
+
+
 def test_an_action_decorator_without_its_name_says_to_name_it() -> None:
     """`@runtime.action` bare said only that the action needs a non-empty name."""
     runtime = Runtime(agent_id="ops", path="unused.db")
