@@ -689,6 +689,14 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         now = host.clock.now_ns()  # an age counts back from the host's clock
         since_ns = _time_query("since", since, parse_time, now)
         until_ns = _time_query("until", until, parse_time, now)
+        if since_ns is not None and until_ns is not None and since_ns > until_ns:
+            # an age counts back: since=30m&until=2h is an empty span, as history refuses it
+            why = (
+                f"since {since} is after until {until}: no decision can fall between them (an"
+                " age such as 2h is that long ago)"
+            )
+            extra = [{"key": "since", "message": why, "source": "query"}]
+            raise ValidationException("Validation failed", extra=extra)
 
         def page(journal: Any) -> list[Any]:
             _check_agent(journal, agent)

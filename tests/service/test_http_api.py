@@ -231,6 +231,14 @@ async def test_decisions_page_by_cursor_with_no_gap_or_overlap(tmp_path: Path) -
         assert "since" == empty.json()["field"]  # named, as the framework's own 400s name it
         none = await c.get("/v1/decisions", params={"type": ""}, headers=READ)
         assert (200, []) == (none.status_code, none.json()["items"])
+        # since after until (ages count back: 1s is after 3s) answered an empty page, as if
+        # nothing had been decided then; history refuses the span
+        crossed = await c.get("/v1/decisions", params={"since": "1s", "until": "3s"}, headers=READ)
+        assert (400, "since") == (crossed.status_code, crossed.json()["field"])
+        assert (
+            "since 1s is after until 3s: no decision can fall between them"
+            in (crossed.json()["detail"])
+        )
 
 
 async def test_a_request_that_fails_validation_says_what_to_fix(tmp_path: Path) -> None:
