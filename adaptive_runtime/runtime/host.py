@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._checks import check_stored_name
 from .._text import shown
@@ -80,6 +80,9 @@ from .bus import EventBus
 from .controls import OperatorControls, warn_replaced
 from .ledger import Ledger
 from .rules import LearningArg, RulesArg, learning_from, rules_from
+
+if TYPE_CHECKING:  # the loader is imported only by a host with plugins (see _start_plugins)
+    from ..plugins import Registrar
 
 __all__ = ["DEFAULT_AGENT_FIELD", "Host"]
 
@@ -358,7 +361,7 @@ class Host:
     async def _start_plugins(
         self,
         journal: Journal,
-        named: tuple[PluginSet, list[tuple[str, Callable[[Any], None]]]] | None,
+        named: tuple[PluginSet, list[tuple[str, Registrar]]] | None,
     ) -> None:
         """Take the plugins named, loaded as given (or load those the journal was decided
         with), and journal a change."""
