@@ -937,6 +937,11 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
             field = None
             if isinstance(exc, ValidationException):
                 detail, field = _what_failed(exc)
+            elif status == 413:  # the framework's words named no limit, nor what to do
+                detail = (
+                    f"the request body is past this server's limit of {config.max_body_bytes:,}"
+                    " bytes (serve --max-body): send a smaller event, or a batch in parts"
+                )
         else:
             outcome = outcome_of(exc)
             if outcome is None or (outcome.http_status >= 500 and outcome.http_status != 503):

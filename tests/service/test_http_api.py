@@ -604,6 +604,11 @@ async def test_a_body_past_the_limit_is_413_and_journals_nothing(tmp_path: Path)
         r = await c.post("/v1/events", json=big, headers=WRITE)
         assert 413 == r.status_code
         assert "application/problem+json" == r.headers["content-type"]
+        # it said "Request Entity Too Large": no limit, nor what to do
+        assert (
+            "the request body is past this server's limit of 4,096 bytes (serve --max-body):"
+            " send a smaller event, or a batch in parts"
+        ) == r.json()["detail"]
     assert 0 == head(tmp_path / "j.db")
 
 
