@@ -942,6 +942,15 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                     f"the request body is past this server's limit of {config.max_body_bytes:,}"
                     " bytes (serve --max-body): send a smaller event, or a batch in parts"
                 )
+            elif status == 404 and detail == "Not Found":  # no route: the title's words again
+                detail = (
+                    f"no route {request.method} {request.url.path}; GET /openapi.json lists"
+                    " the routes"
+                )
+            elif status == 405:  # the methods the route takes, from the Allow header
+                allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow")
+                if allowed:
+                    detail = f"{request.url.path} takes {allowed}, not {request.method}"
         else:
             outcome = outcome_of(exc)
             if outcome is None or (outcome.http_status >= 500 and outcome.http_status != 503):

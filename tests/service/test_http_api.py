@@ -597,6 +597,26 @@ async def test_metrics_count_what_was_journaled(tmp_path: Path) -> None:
     assert any(line.startswith("adaptive_runtime_journal_commit_seconds_bucket{") for line in lines)
 
 
+async def test_an_unknown_route_or_method_says_which_routes_and_methods_there_are(
+    tmp_path: Path,
+) -> None:
+    """A mistyped path answered "Not Found" and a wrong method "Method Not Allowed": the
+    title's words again, with nothing to go on."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        missing = await c.get("/v1/decision", headers=READ)
+        wrong = await c.delete("/v1/events", headers=WRITE)
+    assert (404, "no route GET /v1/decision; GET /openapi.json lists the routes") == (
+        missing.status_code,
+        missing.json()["detail"],
+    )
+    assert (405, "/v1/events takes POST, OPTIONS, not DELETE") == (
+        wrong.status_code,
+        wrong.json()["detail"],
+    )
+    assert 0 == head(tmp_path / "j.db")
+
+
 async def test_a_body_past_the_limit_is_413_and_journals_nothing(tmp_path: Path) -> None:
     host, _ = host_at(tmp_path / "j.db")
     async with client(host, max_body_bytes=4096) as c:
