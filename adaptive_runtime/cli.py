@@ -34,8 +34,9 @@ from .outcomes import EXIT_CHECK_FAILED, EXIT_JOURNAL, EXIT_OK, EXIT_USAGE, outc
 if TYPE_CHECKING:
     from .journal import Entry, Head, Journal
     from .projections.controls import Answer, DeadLetter, UnfinishedAction
-    from .records import ApprovalGiven, LearningPolicy
+    from .records import ApprovalGiven, LearningPolicy, Rule
     from .rulefiles import PolicyFile
+    from .simulation.scenario import Scenario
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_JOURNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -750,6 +751,15 @@ def _note_rules_that_never_match(path: Path, policy: PolicyFile, journal: Journa
         return
     for said in unmatched_rules(policy.rules):
         print(f"note: {path}: {said}", file=sys.stderr)
+
+
+def _note_unheeded_names(where: str, scenario: Scenario, rules: Sequence[Rule]) -> None:
+    """Say on stderr which names in a scenario are likely typos: the run's figures still
+    print, but an action no rule decides makes its regret look worse than it is."""
+    from .simulation.scenario import unheeded_names
+
+    for said in unheeded_names(scenario, rules):
+        print(f"note: {where}: {said}", file=sys.stderr)
 
 
 def _print_json(value: object) -> None:
@@ -2110,9 +2120,10 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.scenario == "all":
         if policies != list(POLICIES) or args.db is not None:
             raise UsageError("`simulate all` compares all three policies and keeps no journal")
-        families = compare_families(
-            [load_scenario(name) for name in BUILTIN], seeds, rules=rules, learning=learning
-        )
+        scenarios = [load_scenario(name) for name in BUILTIN]
+        for scenario in scenarios:
+            _note_unheeded_names(f"scenario {scenario.name!r}", scenario, rules)
+        families = compare_families(scenarios, seeds, rules=rules, learning=learning)
         comparisons = list(families.comparisons)
         if args.json:
             _print_json(families)
@@ -2126,8 +2137,10 @@ def _simulate(args: argparse.Namespace) -> int:
             if args.db.exists():
                 raise UsageError(f"{args.db} exists; --db takes a new file")
             keep = str(args.db)
+        scenario = load_scenario(args.scenario)
+        _note_unheeded_names(args.scenario, scenario, rules)
         one = compare(
-            load_scenario(args.scenario),
+            scenario,
             seeds,
             policies,
             rules=rules,

@@ -14,16 +14,29 @@ from __future__ import annotations
 import math
 import os
 import tomllib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from ..engines.context import DEFAULT_CONTEXT_MAP
+from ..engines.decision import DEFAULT_RULES, FALLBACK
 from ..engines.events import parse_event
+from ..engines.reachable import UNKNOWN_PREFIX, decided_by, nearest
 from ..errors import ConfigurationError, InvalidEventError
+from ..records import Rule
 
-__all__ = ["BUILTIN", "Fault", "Scenario", "ScenarioError", "Shift", "load_scenario"]
+__all__ = [
+    "BUILTIN",
+    "Fault",
+    "Scenario",
+    "ScenarioError",
+    "Shift",
+    "load_scenario",
+    "unheeded_names",
+]
 
 BUILTIN = ("stationary", "shift", "severity-informative", "severity-misleading")
 """The scenario families shipped with the package, by name."""
@@ -109,6 +122,52 @@ def _text_of(name_or_path: str | os.PathLike[str]) -> tuple[str, str]:
         raise ScenarioError(msg) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"can't read {path}: {exc}") from None
+
+
+def unheeded_names(scenario: Scenario, rules: Sequence[Rule] = ()) -> list[str]:
+    """A note for each name in the scenario that is likely a typo, in the file's order.
+
+    An action in a success, severity_effect or shift table that neither the built-in nor
+    these custom rules decide is never chosen; in a success table its chance still counts
+    in the "regret: any action" figure. An event type close to a built-in one
+    is given the context unknown_<type>. Neither is refused: a scenario may well name an
+    action only some other rules decide, or an event type of its own.
+    """
+    decided = decided_by((*DEFAULT_RULES, *rules, FALLBACK))
+    out: list[str] = []
+
+    def actions_in(table: dict[str, float], where: str, consequence: str) -> None:
+        for action in table:
+            if action != "*" and action not in decided:
+                meant = nearest(action, decided)
+                out.append(
+                    f"{where} names {action!r}, which no rule decides: {consequence}"
+                    + (f" (did you mean {meant!r}?)" if meant is not None else "")
+                )
+
+    counted = 'it is never chosen, yet its chance counts in "regret: any action"'
+
+    for f in scenario.fault:
+        for event_type in [f.event.type] if f.event.type is not None else list(f.event.types):
+            meant = (
+                None
+                if event_type in DEFAULT_CONTEXT_MAP
+                else nearest(event_type, DEFAULT_CONTEXT_MAP)
+            )
+            if meant is not None:
+                out.append(
+                    f"fault {f.name!r}: the event type {event_type!r} is not one the built-in"
+                    f" map knows, so its events get the context {UNKNOWN_PREFIX}{event_type}"
+                    f" (did you mean {meant!r}?)"
+                )
+        actions_in(f.success, f"fault {f.name!r}: success", counted)
+        where_effect = f"fault {f.name!r}: severity_effect"
+        actions_in(
+            f.severity_effect, where_effect, "it is never chosen, so the effect never applies"
+        )
+    for shift in scenario.shift:
+        actions_in(shift.success, f"the shift at {shift.at}: success", counted)
+    return out
 
 
 def _check(s: Scenario, where: str) -> None:

@@ -235,6 +235,21 @@ def test_a_custom_rule_that_never_matches_is_named_by_replay_and_simulate(
     assert (0, True) == (simulated.returncode, simulated.stderr.startswith(said))
 
 
+def test_simulate_notes_an_action_in_the_scenario_that_no_rule_decides(tmp_path: Path) -> None:
+    """The notes go to stderr, and the figures still print: the run is not refused."""
+    scenario = tmp_path / "typo.toml"
+    small = (Path(__file__).parent.parent / "data" / "small-scenario.toml").read_text()
+    scenario.write_text(small.replace("restart_service = 0.3", "restart_servce = 0.3"))
+    simulated = cli("simulate", str(scenario), "--seeds", "1", "--json")
+    assert 0 == simulated.returncode, simulated.stderr
+    assert [
+        f"note: {scenario}: fault 'overload': success names 'restart_servce', which no rule"
+        ' decides: it is never chosen, yet its chance counts in "regret: any action" (did you'
+        " mean 'restart_service'?)"
+    ] == simulated.stderr.splitlines()
+    json.loads(simulated.stdout)
+
+
 def test_verify_detects_tampering_and_truncation(journal_path: Path, tmp_path: Path) -> None:
     """verify passes on the real journal, then names the first bad seq after an edit, and catches a cut."""
     ok = cli("verify", "--db", str(journal_path))

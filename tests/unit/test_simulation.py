@@ -8,10 +8,12 @@ import msgspec
 import pytest
 
 from adaptive_runtime.calibration import calibrate
+from adaptive_runtime.records import Rule
 from adaptive_runtime.simulation import BUILTIN, ScenarioError, load_scenario, run, summarise
 from adaptive_runtime.simulation.metrics import follow_times
 from adaptive_runtime.simulation.report import compare, compare_families, render
 from adaptive_runtime.simulation.run import Step, World
+from adaptive_runtime.simulation.scenario import unheeded_names
 
 SMALL_FILE = Path(__file__).parents[1] / "data" / "small-scenario.toml"
 SMALL = SMALL_FILE.read_text()
@@ -83,6 +85,36 @@ def test_a_scenario_an_editor_saved_with_a_bom_loads(tmp_path: Path) -> None:
     plain.write_text(SMALL)
     saved.write_bytes(b"\xef\xbb\xbf" + SMALL.encode())
     assert load_scenario(plain) == load_scenario(saved)
+
+
+def test_names_no_rule_decides_and_near_miss_event_types_are_named(tmp_path: Path) -> None:
+    """`restart_servce` in a success table was never chosen, yet its 0.9 counted in
+    "regret: any action", and `timeot` was decided as an unknown type: with no word."""
+    path = tmp_path / "typos.toml"
+    path.write_text(
+        SMALL.replace('type = "timeout"', "types = { timeot = 1, gpu_melt = 1 }")
+        .replace("restart_service = 0.3", "restart_servce = 0.3")
+        .replace('"*" = 0.1 }', '"*" = 0.1 }\nseverity_effect = { isolate_componnt = 0.2 }')
+        .replace("success = { scale_up_immediate = 0.1 }", "success = { scale_upp = 0.1 }")
+    )
+    scenario = load_scenario(path)
+    assert [
+        "fault 'overload': success names 'restart_servce', which no rule decides: it is never"
+        " chosen, yet its chance counts in \"regret: any action\" (did you mean 'restart_service'?)",
+        "fault 'partition': the event type 'timeot' is not one the built-in map knows, so its"
+        " events get the context unknown_timeot (did you mean 'timeout'?)",
+        "fault 'partition': severity_effect names 'isolate_componnt', which no rule decides: it"
+        " is never chosen, so the effect never applies (did you mean 'isolate_component'?)",
+        "the shift at 200: success names 'scale_upp', which no rule decides: it is never"
+        ' chosen, yet its chance counts in "regret: any action"',
+    ] == unheeded_names(scenario)
+    # a custom rule that decides the action makes it reachable; the shipped ones are clean
+    custom = Rule(
+        context="resource_pressure", risk=None, min_conf=0.5, action="scale_upp", reason="x"
+    )
+    assert not any("'scale_upp'" in said for said in unheeded_names(scenario, [custom]))
+    assert [] == [said for name in BUILTIN for said in unheeded_names(load_scenario(name))]
+    assert [] == unheeded_names(load_scenario(SMALL_FILE))
 
 
 def test_a_missing_scenario_names_the_shipped_ones() -> None:
