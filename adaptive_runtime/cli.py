@@ -753,6 +753,16 @@ def _note_rules_that_never_match(path: Path, policy: PolicyFile, journal: Journa
         print(f"note: {path}: {said}", file=sys.stderr)
 
 
+def _check_text_options(*given: tuple[str, str | None, int]) -> None:
+    """Refuse an empty or unprintable text option by its own name (`--type`, where the
+    library would name its `event_type`), before the journal is opened."""
+    from .engines.silences import check_text_field
+
+    for option, value, limit in given:
+        if value is not None:
+            check_text_field(option, value, limit)
+
+
 def _note_unheeded_names(where: str, scenario: Scenario, rules: Sequence[Rule]) -> None:
     """Say on stderr which names in a scenario are likely typos: the run's figures still
     print, but an action no rule decides makes its regret look worse than it is."""
@@ -828,7 +838,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _silence(args: argparse.Namespace) -> int:
     from .engines.reachable import near_event_type, unknown_context
-    from .engines.silences import check_text_field, new_silence
+    from .engines.silences import MAX_COMMENT, MAX_NAME, new_silence
     from .journal.open import open_journal
     from .projections.audit import agents_beside
     from .projections.fleet import HOST_STREAM, journaled_plugins
@@ -861,6 +871,14 @@ def _silence(args: argparse.Namespace) -> int:
                 f" give --for {args.until.strip()}"
             )
             raise UsageError(msg)
+        _check_text_options(
+            ("--agent", args.agent, MAX_NAME),
+            ("--target", args.target, MAX_NAME),
+            ("--type", args.type, MAX_NAME),
+            ("--context", args.context, MAX_NAME),
+            ("--comment", args.comment, MAX_COMMENT),
+            ("--by", args.by, MAX_NAME),
+        )
         silence = new_silence(
             SilenceMatcher(
                 agent=args.agent, target=args.target, event_type=args.type, context=args.context
@@ -931,7 +949,7 @@ def _silence(args: argparse.Namespace) -> int:
                 )
             return EXIT_OK
         if args.silence_command == "end":
-            check_text_field("by", args.by)
+            _check_text_options(("--by", args.by, MAX_NAME))
             if args.id in silences.ended_by:
                 # what was asked holds (as a second approve of one action is its first
                 # answer again); it was "no silence ...; --all shows them", which it doesn't
@@ -1047,7 +1065,7 @@ def _deny(args: argparse.Namespace) -> int:
 
 def _answer(args: argparse.Namespace, *, approve: bool) -> int:
     from .engines.events import approval_key
-    from .engines.silences import MAX_COMMENT, check_text_field
+    from .engines.silences import MAX_COMMENT, MAX_NAME
     from .projections.controls import (
         answer_under,
         decided_unanswered,
@@ -1057,9 +1075,9 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
     )
     from .records import ApprovalGiven
 
-    check_text_field("by", args.by)
-    if args.comment:
-        check_text_field("comment", args.comment, MAX_COMMENT)
+    _check_text_options(
+        ("--by", args.by, MAX_NAME), ("--comment", args.comment or None, MAX_COMMENT)
+    )
     journal = _open(args, to_write=True)
     try:
         found = [p for p in pending_approvals(journal).values() if p.decision_seq == args.seq]
@@ -1181,11 +1199,11 @@ def _dismiss(args: argparse.Namespace) -> int:
 
 def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
     from .engines.events import dead_letter_key
-    from .engines.silences import check_text_field
+    from .engines.silences import MAX_NAME
     from .projections.controls import dead_letters, letter_answer, refuse_unless_repeat
     from .records import DeadLetterDismissed, DeadLetterRetry
 
-    check_text_field("by", args.by)
+    _check_text_options(("--by", args.by, MAX_NAME))
     kind = DeadLetterRetry if retry else DeadLetterDismissed
     journal = _open(args, to_write=True)
     try:

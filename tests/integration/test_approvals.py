@@ -142,7 +142,7 @@ def test_approve_from_the_cli_refuses_a_comment_that_is_not_one_printable_line(
     """The CLI's answer took the comment as given, as the library's did."""
     out = cli("approve", "7", "--db", str(tmp_path / "none.db"), "--comment", "ok\nFAKE LINE")
     assert 2 == out.returncode
-    assert "comment must be printable text" in out.stderr
+    assert "--comment must be printable text" in out.stderr
 
 
 async def test_a_denied_or_unanswered_action_never_runs(tmp_path: Path) -> None:

@@ -415,6 +415,32 @@ def test_errors_are_one_line_with_meaningful_exit_codes(
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["silence", "add", "--for", "1h", "--comment", "x", "--type", " "], "--type must be a"),
+        (["silence", "add", "--for", "1h", "--comment", "x", "--agent", ""], "--agent must be a"),
+        (["silence", "add", "--for", "1h", "--comment", "a\tb"], "--comment must be printable"),
+        (["silence", "add", "--for", "1h", "--comment", "x", "--by", ""], "--by must be a"),
+        (["silence", "end", "sil-0", "--by", ""], "--by must be a"),
+        (["approve", "3", "--by", ""], "--by must be a"),
+        (["deny", "3", "--comment", "ok\nFAKE LINE"], "--comment must be printable text"),
+        (["retry", "3", "--by", " "], "--by must be a"),
+        (["dismiss", "3", "--by", "a\x1b[2J"], "--by must be printable text"),
+    ],
+)
+def test_a_bad_text_option_is_refused_by_its_own_name(
+    journal_path: Path, args: list[str], message: str
+) -> None:
+    """`silence add --type ' '` was refused as "event_type must be a non-empty string",
+    and `--by ''` as "by must...": names the command line does not have."""
+    head = cli("head", "--db", str(journal_path)).stdout
+    out = cli(*args, "--db", str(journal_path))
+    assert 2 == out.returncode
+    assert out.stderr.startswith(f"adaptive-runtime: error: {message}"), out.stderr
+    assert head == cli("head", "--db", str(journal_path)).stdout
+
+
 def test_no_command_lists_the_commands() -> None:
     """`adaptive-runtime` alone said only that a COMMAND is required, naming none."""
     out = cli()
