@@ -16,7 +16,7 @@ import os
 import re
 from typing import Literal
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, JournalError
 from .base import Durability, Journal
 from .memory import MemoryJournal
 
@@ -118,6 +118,20 @@ def open_journal(
         return PostgresJournal(os.fspath(url), durability=durability, create=create)
     from .sqlite import SqliteJournal  # here: only SQLite journals need apsw loaded
 
+    text = os.fspath(url)
+    if (
+        not create
+        and text.startswith("sqlite:///")
+        and not text.startswith("sqlite:////")
+        and not os.path.lexists(path)
+    ):
+        # sqlite:///ops.db is ./ops.db to SQLAlchemy, and /ops.db here: say which was read
+        here = path.lstrip("/")
+        msg = (
+            f"no journal at {path}: sqlite:///{here} names the absolute path {path}; for"
+            f" {here} under the working folder, write sqlite://{here} or {here}"
+        )
+        raise JournalError(msg)
     return SqliteJournal(
         path,
         durability=durability,

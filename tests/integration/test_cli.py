@@ -1261,6 +1261,24 @@ def test_db_takes_a_sqlite_url(journal_path: Path) -> None:
     assert "unknown journal URL scheme 'mysql'" in bad.stderr
 
 
+def test_a_three_slash_url_that_finds_nothing_says_it_read_an_absolute_path(
+    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy reads sqlite:///ops.db as ./ops.db; here it is /ops.db, and "no journal
+    at /ops.db; check --db" left the user to work out why."""
+    monkeypatch.chdir(journal_path.parent)
+    name = journal_path.name
+    assert not Path("/", name).exists()
+    out = cli("head", "--db", f"sqlite:///{name}")
+    assert 3 == out.returncode
+    assert (
+        f"adaptive-runtime: error: no journal at /{name}: sqlite:///{name} names the absolute"
+        f" path /{name}; for {name} under the working folder, write sqlite://{name} or {name}\n"
+    ) == out.stderr
+    relative = cli("head", "--db", f"sqlite://{name}")
+    assert (0, cli("head", "--db", name).stdout) == (relative.returncode, relative.stdout)
+
+
 def test_tail_prints_the_newest_entries_one_line_each(journal_path: Path) -> None:
     out = cli("tail", "-n", "3", "--db", str(journal_path))
     assert 0 == out.returncode, out.stderr
