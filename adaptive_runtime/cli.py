@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import msgspec
 
@@ -639,9 +639,12 @@ def _png_to_write(text: str) -> Path:
     return path
 
 
-def _written_plot(path: Path, write: Callable[[Path], None]) -> None:
+T = TypeVar("T")
+
+
+def _written_plot(path: Path, write: Callable[[Path], T]) -> T:
     try:
-        write(path)
+        return write(path)
     except OSError as exc:
         raise UsageError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
 
@@ -1983,14 +1986,17 @@ def _stats(args: argparse.Namespace) -> int:
     else:
         print("\nECE and Brier: no outcomes recorded yet")
     if args.plot is not None:
-        from .plots import reliability_diagram
+        from .plots import MIN_BIN, reliability_diagram
 
         who = f"agent {args.agent}" if args.agent else "every agent"
-        _written_plot(
+        drawn = _written_plot(
             args.plot,
             lambda path: reliability_diagram(path, {"recorded": cal}, f"Recorded outcomes, {who}"),
         )
-        print(f"Reliability diagram written to {args.plot}")
+        print(
+            f"Reliability diagram written to {args.plot}"
+            + ("" if drawn else f" (no curve yet: no confidence band holds {MIN_BIN} outcomes)")
+        )
     return EXIT_OK
 
 

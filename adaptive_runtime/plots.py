@@ -16,6 +16,7 @@ from .errors import ConfigurationError
 __all__ = ["MIN_BIN", "reliability_and_success", "reliability_diagram"]
 
 MIN_BIN = 10
+EMPTY = f"no curve yet: no confidence band\nholds {MIN_BIN} recorded outcomes"
 """Bins with fewer outcomes are left off the reliability curves: their rate is mostly noise."""
 
 
@@ -31,32 +32,45 @@ def _pyplot() -> Any:
     return plt
 
 
-def _reliability(ax: Any, curves: Mapping[str, Calibration]) -> None:
+def _reliability(ax: Any, curves: Mapping[str, Calibration]) -> bool:
+    """Draw each curve's points (its bands of MIN_BIN outcomes or more); whether any was.
+
+    With none, the plot says so in its middle, rather than show an empty square.
+    """
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect")
+    drawn = False
     for name, cal in curves.items():
         points = [(b.confidence, b.success_rate) for b in cal.bins if b.n >= MIN_BIN]
         if points:
+            drawn = True
             xs, ys = zip(*points, strict=True)
             ece = "-" if cal.ece is None else f"{cal.ece:.3f}"
             ax.plot(xs, ys, marker="o", label=f"{name} (ECE {ece})")
+    if not drawn:
+        ax.text(0.5, 0.5, EMPTY, ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
     ax.set_ylabel("success rate")
     ax.set_title("Reliability")
     ax.legend(loc="upper left", fontsize="small")
+    return drawn
 
 
 def reliability_diagram(
     path: str | os.PathLike[str], curves: Mapping[str, Calibration], title: str
-) -> None:
-    """Write a reliability diagram: each curve's success rate against its confidence."""
+) -> bool:
+    """Write a reliability diagram: each curve's success rate against its confidence.
+
+    Return whether it shows a curve: False when no confidence band holds MIN_BIN outcomes.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    _reliability(ax, curves)
+    drawn = _reliability(ax, curves)
     fig.suptitle(title)
     fig.tight_layout()
     _save(plt, fig, path)
+    return drawn
 
 
 def reliability_and_success(

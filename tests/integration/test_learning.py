@@ -289,6 +289,43 @@ async def test_stats_reports_ece_and_brier_and_plots(tmp_path: Path) -> None:
     assert 10 == data["reliability"]["outcomes"]
 
 
+async def test_a_plot_with_no_band_of_ten_outcomes_says_it_shows_no_curve(tmp_path: Path) -> None:
+    """With no outcomes (or too few in every band) stats --plot wrote an empty square,
+    and said only that it was written."""
+    path = tmp_path / "j.db"
+    async with runtime_at(path) as runtime:
+        for i in range(9):
+            d = await runtime.process(OVERLOAD)
+            await runtime.record_outcome(d, success=i % 2 == 0)
+    plot = tmp_path / "r.png"
+    out = cli("stats", "--db", str(path), "--plot", str(plot))
+    assert 0 == out.returncode, out.stderr
+    assert out.stdout.endswith(
+        f"Reliability diagram written to {plot} (no curve yet: no confidence band holds 10"
+        " outcomes)\n"
+    )
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_an_empty_reliability_diagram_says_why_in_its_middle() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from adaptive_runtime.calibration import calibrate
+    from adaptive_runtime.plots import EMPTY, _reliability
+
+    fig, (few, enough) = plt.subplots(1, 2)
+    try:
+        assert not _reliability(few, {"recorded": calibrate([(0.7, True)] * 9)})
+        assert [EMPTY] == [t.get_text() for t in few.texts]
+        assert _reliability(enough, {"recorded": calibrate([(0.7, True)] * 10)})
+        assert [] == list(enough.texts)
+    finally:
+        plt.close(fig)
+
+
 async def test_a_journal_from_engine_1_still_verifies_and_carries_on(tmp_path: Path) -> None:
     """engine1-journal.jsonl was exported by the runtime before engine 2 (pooled confidence,
     outcomes and a rules change included). Imported, every decision re-decides byte for byte;
