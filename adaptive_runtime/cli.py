@@ -1294,9 +1294,11 @@ def _history(args: argparse.Namespace) -> int:
             priority=args.priority,
             since_ns=since_ns,
             until_ns=until_ns,
-            limit=args.limit,
+            limit=args.limit + 1,  # one more than shown: whether older ones match too
         )
     )
+    more = len(items) > args.limit
+    del items[args.limit :]
     if args.json:
         _print_json(items)
         return EXIT_OK
@@ -1316,7 +1318,10 @@ def _history(args: argparse.Namespace) -> int:
     print(
         table(("seq", "time", "agent", "event", "action", "priority", "confidence", "reason"), rows)
     )
-    print(f"\n{_plural(len(items), 'decision')} shown, newest first.")
+    print(
+        f"\n{_plural(len(items), 'decision')} shown, newest first"
+        + (" (older ones match too: a larger --limit shows them)." if more else ".")
+    )
     if not items and args.limit > 0:  # --limit 0 asked for none: nothing was missed
         _note_near_misses(args.type, args.action)
         if since_ns is not None and since_ns > time.time_ns():  # 2062 for 2026, most often

@@ -94,6 +94,25 @@ def test_history_filters_and_json(journal_path: Path) -> None:
         assert "" == cli("history", "--db", str(journal_path), *quiet).stderr
 
 
+def test_history_says_when_older_decisions_match_past_the_limit(journal_path: Path) -> None:
+    """The default --limit 20 showed "20 decisions shown" of more, with no word that the
+    rest were left out."""
+    every = json.loads(
+        cli("history", "--db", str(journal_path), "--limit", "1000", "--json").stdout
+    )
+    n = len(every)
+    assert n > 20
+    cut = cli("history", "--db", str(journal_path)).stdout
+    said = (
+        "\n20 decisions shown, newest first (older ones match too: a larger --limit shows them).\n"
+    )
+    assert cut.endswith(said), cut
+    whole = cli("history", "--db", str(journal_path), "--limit", str(n)).stdout
+    assert whole.endswith(f"\n{n} decisions shown, newest first.\n"), whole
+    # JSON stays the page asked for, for scripts
+    assert every[:20] == json.loads(cli("history", "--db", str(journal_path), "--json").stdout)
+
+
 def test_history_time_range(journal_path: Path) -> None:
     """--since and --until bound the history by journaled time."""
     since = str(1_764_000_000 + 900 * 18)
@@ -922,7 +941,7 @@ def test_one_decision_is_not_plural(journal_path: Path, tmp_path: Path) -> None:
     """`history --limit 1` says "1 decision shown", not "1 decisions"; and so do stats,
     replay --verify, verify, export and import (they said "1 decisions", "1 entries")."""
     out = cli("history", "--db", str(journal_path), "--limit", "1")
-    assert "\n1 decision shown, newest first." in out.stdout
+    assert "\n1 decision shown, newest first (older ones match too" in out.stdout
     canary = ["--db", str(journal_path), "--agent", "canary"]  # one event, one decision
     assert cli("stats", *canary).stdout.startswith("1 decision for agent canary\n")
     assert "OK: 1 decision re-decided" in cli("replay", "--verify", *canary).stdout
