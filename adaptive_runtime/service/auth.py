@@ -64,7 +64,17 @@ class Tokens:
             scopes = frozenset(s.strip() for s in parts[0].split(",") if s.strip())
             unknown = sorted(scopes - SCOPES)
             if unknown or not scopes:
-                msg = f"{where}, line {number}: scopes are {', '.join(sorted(SCOPES))}; found {', '.join(unknown) or 'none'}"
+                if frozenset(parts[1].split(",")) <= SCOPES:  # 'TOKEN SCOPES': say no word of it
+                    msg = f"{where}, line {number}: the scopes come first: write 'SCOPES TOKEN', e.g. 'read,write <token>' (the line is not shown: it holds a token)"
+                    raise ConfigurationError(msg)
+                # a typo (wrte) is shown; a word as long as a token may be one, so it is not
+                found_words = [
+                    word
+                    if len(word) < MIN_TOKEN_LENGTH
+                    else f"a word of {len(word)} characters (not shown: it may be a token)"
+                    for word in unknown
+                ]
+                msg = f"{where}, line {number}: scopes are {', '.join(sorted(SCOPES))}; found {', '.join(found_words) or 'none'}"
                 raise ConfigurationError(msg)
             if len(parts[1]) < MIN_TOKEN_LENGTH:
                 msg = f"{where}, line {number}: a token needs at least {MIN_TOKEN_LENGTH} characters (try `python -c 'import secrets; print(secrets.token_hex(16))'`)"

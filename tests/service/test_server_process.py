@@ -302,9 +302,17 @@ def test_a_bad_token_file_line_names_its_number(tmp_path: Path) -> None:
         (f"read,write {WRITER}\nread {WRITER}\n", "line 2: the token of line 1 again"),
         (f"read {WRITER}\x1b[2J\n", "line 1: a token is sent in an HTTP header"),
         (f"read {WRITER}é\n", "line 1: a token is sent in an HTTP header"),
+        # the token was echoed as an unknown scope, to stderr and the service's logs
+        (f"{WRITER} read,write\n", "line 1: the scopes come first: write 'SCOPES TOKEN'"),
+        (
+            f"{WRITER} {READER}\n",
+            f"line 1: scopes are approve, read, write; found a word of {len(WRITER)} characters"
+            " (not shown: it may be a token)",
+        ),
+        ("wrte,read " + WRITER + "\n", "line 1: scopes are approve, read, write; found wrte"),
     ],
 )
-def test_a_token_twice_or_one_no_header_can_carry_is_refused(text: str, says: str) -> None:
+def test_a_bad_token_line_is_refused_and_the_token_never_shown(text: str, says: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         Tokens.parse(text, where="t.txt")
     assert f"t.txt, {says}" in str(caught.value)
