@@ -1131,16 +1131,19 @@ def _answer(args: argparse.Namespace, *, approve: bool) -> int:
 
 
 def _actions(args: argparse.Namespace) -> int:
-    from .projections.controls import dead_letters, unfinished_actions
+    from .projections.controls import dead_letters, unanswered_approvals, unfinished_actions
 
     journal = _open(args)
     try:
         letters = dead_letters(journal)
         unfinished = None if args.failed else unfinished_actions(journal)
+        requests, _ = unanswered_approvals(journal) if unfinished is not None else ([], {})
     finally:
         journal.close()
     if unfinished is not None:
-        return _unfinished(unfinished, len(letters), args.json)
+        now = time.time_ns()
+        waiting = sum(1 for p in requests if p.open_at(now))
+        return _unfinished(unfinished, len(letters), waiting, args.json)
     if args.json:
         _print_json(letters)
         return EXIT_OK
@@ -1156,7 +1159,7 @@ def _actions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _unfinished(actions: list[UnfinishedAction], dead: int, as_json: bool) -> int:
+def _unfinished(actions: list[UnfinishedAction], dead: int, waiting: int, as_json: bool) -> int:
     if as_json:
         _print_json(actions)
         return EXIT_OK
@@ -1171,6 +1174,9 @@ def _unfinished(actions: list[UnfinishedAction], dead: int, as_json: bool) -> in
         )
     else:
         print("No action is waiting to run, retry or be verified.")
+    if waiting:
+        many = "waits" if waiting == 1 else "wait"
+        print(f"{_plural(waiting, 'action')} {many} for approval besides: `approvals` lists them.")
     if dead:
         print(f"{_plural(dead, 'dead letter')} besides: `actions --failed` lists them.")
     return EXIT_OK

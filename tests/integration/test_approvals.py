@@ -243,6 +243,7 @@ def test_a_request_past_its_timeout_is_denied_and_a_late_yes_runs_nothing(tmp_pa
     listed = cli("approvals", "--db", str(db))
     assert "No action is waiting for approval." in listed.stdout
     assert "1 request timed out unanswered: denied by default" in listed.stdout
+    assert "approval" not in cli("actions", "--db", str(db)).stdout  # no longer waits
     refused = cli("approve", str(seq), "--db", str(db))
     assert 2 == refused.returncode
     assert f"the approval request for the decision at seq {seq} timed out at" in refused.stderr
@@ -280,6 +281,10 @@ def test_an_approval_pending_across_kill_9_then_approved_runs_once(tmp_path: Pat
     seq = int(decided.stdout.split()[0])
     listed = cli("approvals", "--db", str(db), "--json")
     assert [seq] == [p["decision_seq"] for p in json.loads(listed.stdout)]
+    # `actions` listed nothing unfinished with no word of the request waiting
+    assert cli("actions", "--db", str(db)).stdout.endswith(
+        "\n1 action waits for approval besides: `approvals` lists them.\n"
+    )
     approved = cli("approve", str(seq), "--db", str(db), "--comment", "go")
     assert 0 == approved.returncode, approved.stderr
     assert "approved by carol" in approved.stdout
