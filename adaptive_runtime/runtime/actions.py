@@ -191,6 +191,11 @@ def register_action(
     return register
 
 
+def _named(handler: object) -> str:
+    """A handler as an error message names it: its qualified name, else its repr."""
+    return str(getattr(handler, "__qualname__", None) or repr(handler))
+
+
 class ActionScheduler:
     """Runs every decided action of a host: handlers registered host-wide or per agent.
 
@@ -281,7 +286,23 @@ class ActionScheduler:
         return None
 
     def register(self, spec: ActionSpec, agent: str | None = None) -> None:
-        self.specs[(agent, spec.name)] = spec
+        """Take the handler of an action (host-wide, or for one agent, which comes first).
+
+        The same registration again is a no-op; another handler or policy for the same
+        action and scope is refused: the one registered first would never run again.
+        """
+        key = (agent, spec.name)
+        known = self.specs.get(key)
+        if known is not None and known != spec:
+            where = "host-wide" if agent is None else f"for agent {agent!r}"
+            msg = (
+                f"action {spec.name!r} has a handler {where} already"
+                f" ({_named(known.handler)}); registering {_named(spec.handler)} as well would"
+                " replace it without a word: register each action once (one handler may"
+                " branch on call.decision)"
+            )
+            raise ConfigurationError(msg)
+        self.specs[key] = spec
 
     def spec_for(self, agent: str, action: str) -> ActionSpec | None:
         """The handler for an agent's action: its own, else the host-wide one."""

@@ -217,6 +217,45 @@ async def test_explain_of_a_step_planned_with_a_decision_names_that_decision() -
     assert f"no decision at seq {decision.seq + 1}: {said}" == str(caught.value).strip("'\"")
 
 
+async def test_a_second_handler_for_an_action_is_refused_not_swapped_in() -> None:
+    """A second `@runtime.action("restart_service")` replaced the first without a word,
+    so the first never ran. The same registration again changes nothing; a handler for
+    one agent still comes before the host-wide one."""
+    runtime = Runtime(agent_id="ops", persist=False, clock=ManualClock())
+    ran: list[str] = []
+
+    async def first(call: ActionCall) -> None:
+        ran.append("first")
+
+    async def second(call: ActionCall) -> None:
+        ran.append("second")
+
+    runtime.action("restart_service")(first)
+    runtime.action("restart_service")(first)  # the same again: a no-op
+    with pytest.raises(ConfigurationError) as caught:
+        runtime.action("restart_service")(second)
+    assert (
+        "action 'restart_service' has a handler for agent 'ops' already (test_a_second_handler"
+        "_for_an_action_is_refused_not_swapped_in.<locals>.first); registering test_a_second"
+        "_handler_for_an_action_is_refused_not_swapped_in.<locals>.second as well would"
+        " replace it without a word: register each action once (one handler may branch on"
+        " call.decision)"
+    ) == str(caught.value)
+    with pytest.raises(ConfigurationError, match="has a handler for agent 'ops' already"):
+        runtime.action("restart_service", retry=RetryPolicy(max_attempts=1))(first)
+    async with runtime:
+        await runtime.process(OVERLOAD)
+        await runtime.wait_for_actions()
+    assert ["first"] == ran
+    host = Host("memory:", clock=ManualClock())
+    host.action("restart_service")(second)
+    with pytest.raises(ConfigurationError, match="has a handler host-wide already"):
+        host.action("restart_service")(first)
+    host.agent("ops").action("restart_service")(first)  # its own scope: it comes first
+    assert first is host.actions.spec_for("ops", "restart_service").handler  # type: ignore[union-attr]
+    assert second is host.actions.spec_for("web", "restart_service").handler  # type: ignore[union-attr]
+
+
 def test_an_action_decorator_without_its_name_says_to_name_it() -> None:
     """`@runtime.action` bare said only that the action needs a non-empty name."""
     runtime = Runtime(agent_id="ops", path="unused.db")
