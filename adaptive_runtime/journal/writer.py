@@ -245,10 +245,14 @@ class JournalWorker:
         self._on_commit(entries)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run a journal call on the journal's thread, after the appends queued before it."""
+        """Run a journal call on the journal's thread, after the appends queued before it.
+
+        Awaited on the running loop, which is the worker's but for a stop() from another
+        loop (a second asyncio.run), whose snapshot would else meet "Event loop is closed".
+        """
         if self._inline:
             return fn(*args)
-        return await self._loop.run_in_executor(self._executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def close(self) -> None:
         """Finish queued work and stop the thread."""

@@ -271,6 +271,8 @@ class Host:
             await self.when_ready()
             return
         if self._worker is not None:
+            # else "started" here with nothing done, and every later call refused here
+            self._refuse_another_loop(then="; to go on here, await stop() here, then start()")
             return
         self._starting = True
         try:
@@ -1007,6 +1009,7 @@ class Host:
 
     async def when_ready(self) -> JournalWorker:
         """The worker, once start() has finished; a call made during start() waits for it."""
+        self._refuse_another_loop()
         if self._starting and not self._ready.is_set():
             await self._ready.wait()
         return self.require_worker()
@@ -1025,17 +1028,22 @@ class Host:
             raise RuntimeNotStartedError("the host is stopping")
         return await reader.run(fn, *args)
 
-    async def ledger(self, agent_id: str) -> Ledger:
-        """The agent's ledger, rebuilt from the journal if it is not loaded."""
+    def _refuse_another_loop(self, then: str = "") -> None:
+        """Refuse a call from a loop other than the one start() ran on (a second
+        asyncio.run): its answers would go to that loop, often closed by then, and the
+        caller would hear "Event loop is closed" from asyncio, or nothing at all."""
         worker = self._worker
         if worker is not None and asyncio.get_running_loop() is not worker.loop:
-            # its answers would go to the other loop: the caller would hear an error from
-            # asyncio while its event was journaled all the same
             raise RuntimeNotStartedError(
                 "this runtime was started on another event loop (each asyncio.run() makes a"
                 " new one): start it, use it and stop it on one loop, e.g. all inside one"
-                " `async def main()` run by asyncio.run(main()), with `async with Runtime(...)`"
+                " `async def main()` run by asyncio.run(main()), with `async with Runtime(...)`."
+                f" What it acknowledged is journaled{then}"
             )
+
+    async def ledger(self, agent_id: str) -> Ledger:
+        """The agent's ledger, rebuilt from the journal if it is not loaded."""
+        self._refuse_another_loop()
         ledger = self._loaded.get(agent_id)
         if ledger is not None and self._worker is not None and not self._starting:
             self._loaded.move_to_end(agent_id)  # loaded and serving: what the awaits would give

@@ -643,6 +643,39 @@ def test_a_runtime_used_from_another_event_loop_says_so_and_journals_nothing(
         journal.close()
 
 
+@pytest.mark.parametrize("durability", ["normal", "full"])
+def test_stop_from_another_event_loop_snapshots_and_closes_and_start_there_says_what_to_do(
+    tmp_path: Path, durability: str
+) -> None:
+    """asyncio.run(runtime.stop()) after the loop that started it had ended raised
+    asyncio's "Event loop is closed" once an event had been processed, leaving the journal
+    open; start() there returned as if started, and event_history() met the same error."""
+    path = tmp_path / "j.db"
+    runtime = Runtime(agent_id="a", path=path, clock=ManualClock(), durability=durability)
+
+    async def decide() -> None:
+        await runtime.start()
+        await runtime.process(OVERLOAD)
+
+    asyncio.run(decide())
+    for call in (runtime.start, runtime.event_history):
+        with pytest.raises(RuntimeNotStartedError, match="started on another event loop"):
+            asyncio.run(call())  # type: ignore[operator]
+    asyncio.run(runtime.stop())  # on a third loop: snapshots, closes
+    journal = SqliteJournal(path, create=False)
+    try:
+        assert [2] == [s.seq for s in journal.snapshots("a")]
+    finally:
+        journal.close()
+
+    async def again() -> int:
+        async with runtime:
+            await runtime.process(OVERLOAD)
+            return runtime.state.events
+
+    assert 2 == asyncio.run(again())
+
+
 async def test_a_call_that_reaches_the_journal_after_stop_hears_that_the_runtime_stopped(
     tmp_path: Path,
 ) -> None:
