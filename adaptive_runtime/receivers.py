@@ -197,10 +197,19 @@ def cloudevent_to_event(payload: object) -> dict[str, Any]:
     if ce.specversion != "1.0":
         msg = f"CloudEvents specversion {ce.specversion!r} is not supported; 1.0 is"
         raise InvalidEventError(msg, field="specversion")
-    if not ce.id or not ce.source:
-        raise InvalidEventError("a CloudEvent needs a non-empty id and source", field="id")
+    for name in ("id", "source", "type"):
+        if not getattr(ce, name):  # named: it was "id and source" for a missing source too
+            raise InvalidEventError(f"a CloudEvent needs a non-empty {name}", field=name)
     event: dict[str, Any] = dict(ce.data or {})
-    event.setdefault("type", ce.type.rsplit(".", 1)[-1])
+    if "type" not in event:
+        last = ce.type.rsplit(".", 1)[-1]
+        if not last:  # it was "'type' must be a non-empty string, not str ''"
+            msg = (
+                f"the CloudEvent type {ce.type!r} ends in a dot, so its last part, the event"
+                " type, is empty; drop the dot, or give the event type as data.type"
+            )
+            raise InvalidEventError(msg, field="type")
+        event["type"] = last
     event["id"] = f"ce:{ce.source}:{_escaped(ce.id)}"
     if ce.subject and "agent_id" not in event:
         event["agent_id"] = ce.subject

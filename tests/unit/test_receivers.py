@@ -205,3 +205,34 @@ def test_bad_cloudevents_are_invalid_events(body: dict[str, Any], field: str | N
     with pytest.raises(InvalidEventError) as caught:
         cloudevent_to_event(body)
     assert field == caught.value.field
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        # was "needs a non-empty id and source", field "id", for an empty source
+        (cloudevent(source=""), ("source", "a CloudEvent needs a non-empty source")),
+        (cloudevent(type=""), ("type", "a CloudEvent needs a non-empty type")),
+        # was "'type' must be a non-empty string, not str ''": the type given was not ''
+        (
+            cloudevent(type="com.example.ops."),
+            (
+                "type",
+                "the CloudEvent type 'com.example.ops.' ends in a dot, so its last part, the"
+                " event type, is empty; drop the dot, or give the event type as data.type",
+            ),
+        ),
+    ],
+)
+def test_a_cloudevent_s_empty_attribute_is_named_as_given(
+    body: dict[str, Any], says: tuple[str, str]
+) -> None:
+    with pytest.raises(InvalidEventError) as caught:
+        cloudevent_to_event(body)
+    assert says == (caught.value.field, str(caught.value))
+
+
+def test_a_cloudevent_type_ending_in_a_dot_is_taken_with_data_type() -> None:
+    """What the refusal above says to do works."""
+    body = cloudevent(type="com.example.ops.", data={"type": "cpu_spike"})
+    assert "cpu_spike" == cloudevent_to_event(body)["type"]
