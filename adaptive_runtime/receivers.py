@@ -122,6 +122,11 @@ def firing_event(alert: AlertmanagerAlert) -> dict[str, Any]:
     event_type = labels.get("event_type") or snake_case(name)
     if not event_type:
         msg = "an alert needs the label 'alertname' (or 'event_type') to name its event type"
+        if name:  # it has one: "needs the label" sent its sender looking for a missing label
+            msg = (
+                f"the alertname {name!r} has no letter or digit to make an event type of;"
+                " give the alert an event_type label"
+            )
         raise InvalidEventError(msg, field="labels.alertname")
     event: dict[str, Any] = {
         "type": event_type,
@@ -248,10 +253,14 @@ def _header_value(name: str, value: str) -> str:
 
 
 def snake_case(name: str) -> str:
-    """`HighCPU` -> `high_cpu`, `KubePodCrashLooping` -> `kube_pod_crash_looping`."""
+    """`HighCPU` -> `high_cpu`, `KubePodCrashLooping` -> `kube_pod_crash_looping`.
+
+    Letters beyond ASCII are kept (`ÜberLast` -> `über_last`): dropped, two names told
+    apart by them became one type. Whatever is neither letter nor digit becomes `_`.
+    """
     spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", spaced)
-    return re.sub(r"[^0-9A-Za-z]+", "_", spaced).strip("_").lower()
+    return re.sub(r"[\W_]+", "_", spaced).strip("_").lower()
 
 
 def _severity(labels: Mapping[str, str], annotations: Mapping[str, str]) -> float:

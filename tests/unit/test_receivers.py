@@ -39,10 +39,22 @@ def event_of(**alert: Any) -> dict[str, Any]:
         ("service_overload", "service_overload"),
         ("Disk-Full 90%", "disk_full_90"),
         ("APIHTTP5xxErrors", "apihttp5xx_errors"),
+        # letters beyond ASCII were dropped: these were ber_last and "" (no alertname, it said)
+        ("ÜberLast", "über_last"),
+        ("Перегрузка", "перегрузка"),
     ],
 )
 def test_alertname_in_snake_case(name: str, snake: str) -> None:
     assert snake == snake_case(name)
+
+
+def test_an_alertname_with_no_letter_or_digit_is_named_not_called_missing() -> None:
+    """`alertname="!!!"` was refused as "an alert needs the label 'alertname'"."""
+    with pytest.raises(InvalidEventError) as caught:
+        event_of(labels={"alertname": "!!!"})
+    assert ("labels.alertname", "the alertname '!!!' has no letter or digit to make an event"
+            " type of; give the alert an event_type label") == (caught.value.field, str(caught.value))  # fmt: skip
+    assert "bang" == event_of(labels={"alertname": "!!!", "event_type": "bang"})["type"]
 
 
 def test_a_firing_alert_becomes_the_documented_event() -> None:
