@@ -183,6 +183,8 @@ class Host:
         if isinstance(plugins, str):
             raise ConfigurationError(f"plugins must be a list of names, e.g. [{plugins!r}]")
         self._plugin_names = None if plugins is None else list(plugins)
+        self._plugin_handlers: set[tuple[str | None, str]] = set()
+        """The handlers the plugins registered at the last start: theirs to register again."""
         if not isinstance(max_decide_ms, int | float) or not max_decide_ms > 0:
             raise ConfigurationError(
                 f"max_decide_ms must be a positive number, not {max_decide_ms!r}"
@@ -385,12 +387,20 @@ class Host:
                 await worker.append([to_pending(HOST_STREAM, PluginsSet(plugins.refs), ts)])
                 log.info("Plugins journaled: %s", ", ".join(plugins.labels) or "none")
         self.plugins = plugins
-        for name, register in registrars:
-            try:
-                register(self)
-            except Exception as exc:
-                msg = f"plugin {name!r} failed to register its actions: {type(exc).__name__}: {exc}"
-                raise ConfigurationError(msg) from None
+        # a start after a stop runs the registrars again: the handlers they made then go
+        # first, or each new one (a new function) would be refused as a second handler
+        for key in self._plugin_handlers:
+            self.actions.specs.pop(key, None)
+        before = set(self.actions.specs)
+        try:
+            for name, register in registrars:
+                try:
+                    register(self)
+                except Exception as exc:
+                    msg = f"plugin {name!r} failed to register its actions: {type(exc).__name__}: {exc}"
+                    raise ConfigurationError(msg) from None
+        finally:
+            self._plugin_handlers = set(self.actions.specs) - before
 
     async def _start_fleet(self, journal: Journal) -> None:
         """Rebuild the fleet view if a fleet policy is (or is to be) in force; journal a new one."""

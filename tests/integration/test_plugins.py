@@ -109,6 +109,45 @@ def test_the_installed_pack_decides_its_events_at_the_risk_it_intends(
     assert 1 == succeeded  # emergency_save_state, the pack's own handler
 
 
+RESTART = """
+import asyncio, json, sys
+from adaptive_runtime import ConfigurationError, Host, ManualClock
+EVENT = {"type": "vps_disconnect", "severity": 0.3, "agent_id": "bot"}
+async def main(path, other):
+    host = Host(path, durability="normal", clock=ManualClock(), plugins=["trading"])
+    for _ in range(2):  # the registrars run again at each start
+        async with host:
+            await host.process(EVENT)
+            await host.wait_for_actions()
+    ran = host.agent("bot").state.actions_succeeded
+    mine = Host(other, durability="normal", clock=ManualClock(), plugins=["trading"])
+    @mine.action("emergency_save_state")
+    async def save(call): pass
+    try:
+        await mine.start()
+        said = "started"
+    except ConfigurationError as exc:
+        said = str(exc)
+    print(json.dumps([ran, said]))
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def test_a_host_with_a_plugin_starts_again_and_a_handler_of_its_own_for_the_plugin_s_action_is_named(
+    site: Path, tmp_path: Path
+) -> None:
+    """Once a second handler for an action was refused, a host's second start() failed:
+    the plugin's registrar made its handler again, a new function, refused as a second."""
+    out = run(site, RESTART, str(tmp_path / "bot.db"), str(tmp_path / "other.db"))
+    assert 0 == out.returncode, out.stderr
+    ran, said = json.loads(out.stdout)
+    assert 2 == ran  # the pack's handler ran after each start
+    assert said.startswith(
+        "plugin 'trading' failed to register its actions: ConfigurationError: action"
+        " 'emergency_save_state' has a handler host-wide already (main.<locals>.save)"
+    ), said
+
+
 @pytest.mark.parametrize("seed", ["0", "99"])
 def test_plugin_decisions_replay_byte_for_byte_and_fail_clearly_without_the_plugin(
     site: Path, tmp_path: Path, seed: str
