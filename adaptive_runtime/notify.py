@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -83,6 +83,28 @@ class NotifyPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             raise ConfigurationError(msg)
 
 
+def _unusable(index: int, url: str, apprise: Any) -> str:
+    """Why Apprise refused a URL, naming it by its place and scheme only: the rest of a
+    URL may hold a secret. A known scheme with a bad rest was "not one Apprise knows"."""
+    where = f"notification URL {index + 1}"
+    example = "an Apprise URL such as mailto://user:password@example.com"
+    if not url.strip():
+        return f"{where} is empty; give {example}"
+    if "://" not in url:
+        return f"{where} is not a URL (it has no scheme://); give {example}"
+    scheme = url.split("://", 1)[0]
+    known: set[str] = set()
+    for schema in apprise.Apprise().details()["schemas"]:
+        known.update(schema.get("protocols") or ())
+        known.update(schema.get("secure_protocols") or ())
+    if scheme.lower() in known:
+        return (
+            f"{where} ({scheme}://...): Apprise knows the scheme, but not the rest of the URL:"
+            f" check what {scheme}:// needs (an address, a user, a token) in Apprise's docs"
+        )
+    return f"{where} ({scheme}://...) is not one Apprise knows"
+
+
 class Notifier:
     """Notes from a host's commits, sent grouped and rate-limited through Apprise."""
 
@@ -98,11 +120,7 @@ class Notifier:
         self._apprise = apprise.Apprise()
         for index, url in enumerate(urls):
             if not self._apprise.add(url):
-                # the URL itself may hold a secret: name it by its place and scheme only
-                scheme = url.split("://", 1)[0] if "://" in url else "?"
-                raise ConfigurationError(
-                    f"notification URL {index + 1} ({scheme}://...) is not one Apprise knows"
-                )
+                raise ConfigurationError(_unusable(index, url, apprise))
         self.policy = policy or NotifyPolicy()
         self._host = host
         self._rank = PRIORITIES.index(self.policy.min_priority)

@@ -146,6 +146,24 @@ def test_a_bad_url_or_policy_is_a_configuration_error(tmp_path: Path) -> None:
         NotifyPolicy(min_priority="urgent")
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        # each was "(...://...) is not one Apprise knows", json:// and mailto:// included
+        ("json://", "(json://...): Apprise knows the scheme, but not the rest of the URL"),
+        ("mailto://secret:pw@", "(mailto://...): Apprise knows the scheme, but not the rest"),
+        ("", "is empty; give an Apprise URL such as mailto://"),
+        ("example.com/hook", "is not a URL (it has no scheme://)"),
+        ("nope://secret@x", "(nope://...) is not one Apprise knows"),
+    ],
+)
+def test_a_url_apprise_refuses_is_refused_saying_which_part_is_wrong(url: str, says: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Notifier(Host("memory:"), ["json://127.0.0.1:9/ok", url])
+    assert str(caught.value).startswith(f"notification URL 2 {says}"), str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
 async def test_an_action_the_fleet_held_back_is_escalated_to_a_person(
     tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
 ) -> None:
