@@ -138,6 +138,8 @@ def test_the_dashboard_lists_what_waits_for_a_person(browser_page: Any, tmp_path
         page.press("#token", "Enter")
         page.wait_for_selector("#status.live", timeout=GUARD_MS)
         assert page.is_visible("#nothing-waits")
+        said = "No action waits for approval, and no dead letter is left."
+        assert said == page.inner_text("#nothing-waits")
         seq = httpx.post(srv.url + "/v1/events", json=OVERLOAD, headers=WRITE).json()["seq"]
         page.wait_for_selector(f'#approvals tr[data-seq="{seq}"]', timeout=GUARD_MS)
         cells = page.locator(f'#approvals tr[data-seq="{seq}"] td').all_inner_texts()
@@ -217,6 +219,9 @@ def test_the_dashboard_says_when_its_token_is_refused(browser_page: Any, tmp_pat
         page.goto(srv.url + "/")
         page.wait_for_selector("#status.down", timeout=GUARD_MS)
         assert "set a read token" in page.inner_text("#status")
+        # it said "No action waits for approval" and "every decision's action runs", unread
+        for part in ("#nothing-waits", "#no-silence"):
+            assert page.inner_text(part).startswith("Not read: "), page.inner_text(part)
         page.fill("#token", "x" * 24)
         with page.expect_navigation():  # the page reloads to read with the token
             page.click("#save-token")
