@@ -14,6 +14,7 @@ from ..errors import EventTooLargeError, InvalidEventError
 from ..records import Event
 
 __all__ = [
+    "AGENT_FIELD",
     "LIMITS",
     "MAX_EVENT_BYTES",
     "REDACTED",
@@ -49,6 +50,8 @@ MAX_ITEMS = 256
 REDACTED = "[redacted]"
 MAX_INT = 2**53  # beyond this an int no longer survives a float round trip
 RESERVED = frozenset({"type", "id", "extra", *LIMITS})
+AGENT_FIELD = "agent_id"
+"""The event field that names the agent an event is for: `Host.process` routes by it."""
 TARGET_FIELDS = ("target", "instance", "service")
 """The event attributes that name what an action acts on, first found wins (silences and
 cooldowns key on the agent and this)."""

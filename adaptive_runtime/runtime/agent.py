@@ -14,6 +14,7 @@ from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.context import ContextEngine
 from ..engines.decision import DecisionEngine
 from ..engines.events import (
+    AGENT_FIELD,
     event_list,
     fingerprint_of,
     outcome_key,
@@ -109,7 +110,7 @@ class Agent:
         host = self._host
         ledger = await host.ledger(self.agent_id)
         started = time.perf_counter()
-        ev = parse_event(event, redact=host.redact, max_bytes=host.max_event_bytes)
+        ev = self._addressed(parse_event(event, redact=host.redact, max_bytes=host.max_event_bytes))
         if ev.id is not None:
             worker = ledger.worker
             recorded = self._recorded(
@@ -148,7 +149,12 @@ class Agent:
         for index, event in enumerate(events):
             try:
                 parsed.append(
-                    (index, parse_event(event, redact=host.redact, max_bytes=host.max_event_bytes))
+                    (
+                        index,
+                        self._addressed(
+                            parse_event(event, redact=host.redact, max_bytes=host.max_event_bytes)
+                        ),
+                    )
                 )
             except AdaptiveRuntimeError as exc:
                 results[index] = exc
@@ -214,6 +220,22 @@ class Agent:
                 result = DuplicateEventError(msg, event_id=str(ev.id), seq=result.event_seq or 0)
             results[index] = result
         return [r for r in results if r is not None]
+
+    def _addressed(self, ev: Event) -> Event:
+        """The event, unless its agent_id names another agent than this one.
+
+        Host.process routes by it; a runtime (or an agent's handle) took the event for its
+        own agent and journaled the other's name as a plain attribute.
+        """
+        named = ev.attrs.get(AGENT_FIELD)
+        if named is not None and named != self.agent_id:
+            msg = (
+                f"the event's agent_id names agent {named!r}, but this is agent"
+                f" {self.agent_id!r}: send it through a host's process(), which routes by"
+                " agent_id, or leave agent_id out; nothing was journaled"
+            )
+            raise InvalidEventError(msg, field=AGENT_FIELD)
+        return ev
 
     def _recorded(self, ev: Event, found: HistoryItem | None) -> Decision | None:
         """The decision recorded for an event id seen before; DuplicateEventError if unlike."""

@@ -24,6 +24,7 @@ from .._text import shown
 from ..clock import Clock, SystemClock, checked
 from ..engines.backoff import BreakerPolicy, RetryPolicy
 from ..engines.decision import DEFAULT_RULES, FALLBACK
+from ..engines.events import AGENT_FIELD as DEFAULT_AGENT_FIELD
 from ..engines.events import MAX_EVENT_BYTES, event_list
 from ..engines.fleet import FleetView, close_episode, fingerprint_key
 from ..engines.pipeline import PluginSet
@@ -90,8 +91,6 @@ log = logger_for("RUNTIME")
 log_decision = logger_for("DECISION_ENGINE")
 T = TypeVar("T")
 
-DEFAULT_AGENT_FIELD = "agent_id"
-"""The event field `Host.process` routes by."""
 MAX_AGENT_ID = 256
 
 

@@ -129,6 +129,35 @@ async def test_bad_event_leaves_journal_unchanged(tmp_path: Path) -> None:
         assert head == runtime.journal.head()
 
 
+async def test_an_event_naming_another_agent_is_refused_by_a_runtime_and_an_agent_handle(
+    tmp_path: Path,
+) -> None:
+    """Runtime("checkout").process({..., "agent_id": "billing"}) was decided and journaled
+    for checkout, with "billing" kept as a plain attribute: Host.process routes by that
+    field, a runtime took it for its own agent without a word."""
+    said = "the event's agent_id names agent 'billing', but this is agent 'checkout'"
+    runtime = Runtime("checkout", path=tmp_path / "j.db", durability="normal", clock=ManualClock())
+    async with runtime:
+        head = runtime.journal.head()
+        with pytest.raises(InvalidEventError, match=said) as caught:
+            await runtime.process({**OVERLOAD, "agent_id": "billing"})
+        assert "agent_id" == caught.value.field
+        refused, decided = await runtime.process_many(
+            [{**OVERLOAD, "agent_id": "billing"}, {**OVERLOAD, "agent_id": "checkout"}]
+        )
+        assert isinstance(refused, InvalidEventError)
+        assert said in str(refused)
+        assert "checkout" == runtime.journal.get(decided.seq).stream  # type: ignore[union-attr]
+        assert head.seq + 2 == runtime.journal.head().seq  # the one for checkout only
+    async with Host(tmp_path / "h.db", clock=ManualClock()) as host:
+        with pytest.raises(
+            InvalidEventError, match="names agent 'billing', but this is agent 'web'"
+        ):
+            await host.agent("web").process({**OVERLOAD, "agent_id": "billing"})
+        routed = await host.process({**OVERLOAD, "agent_id": "billing"})  # a host routes it
+        assert "billing" == host.journal.get(routed.seq).stream  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("agent_id", ["\ud800", "web\x00"])
 async def test_an_agent_id_no_journal_can_store_is_a_configuration_error(
     tmp_path: Path, agent_id: str
