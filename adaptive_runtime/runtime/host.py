@@ -114,7 +114,7 @@ class Host:
         journal: str | os.PathLike[str] | Journal = "adaptive_runtime.db",
         *,
         default_agent: str = "default",
-        durability: Durability = "full",
+        durability: Durability | None = None,
         clock: Clock | None = None,
         checkpoint_every: int = 100,
         max_loaded_agents: int = 1000,
@@ -134,7 +134,7 @@ class Host:
             raise ConfigurationError(
                 f"checkpoint_every must be a positive int, not {checkpoint_every!r}"
             )
-        if durability not in ("full", "normal"):
+        if durability not in ("full", "normal", None):
             raise ConfigurationError(f"durability must be 'full' or 'normal', not {durability!r}")
         if type(max_loaded_agents) is not int or max_loaded_agents < 1:
             raise ConfigurationError(
@@ -155,7 +155,17 @@ class Host:
             )
         self._journal_arg = journal
         self._owns_journal = isinstance(journal, str | os.PathLike)
-        self.durability: Durability = durability
+        if not self._owns_journal:  # a journal object was opened at its durability: it holds
+            own: Durability = journal.durability  # type: ignore[union-attr]
+            if durability is not None and durability != own:
+                msg = (
+                    f"durability={durability!r}, but the journal given was opened at {own!r},"
+                    " and a journal object keeps its own: open it at the one you want, or"
+                    " leave durability out"
+                )
+                raise ConfigurationError(msg)
+            durability = own
+        self.durability: Durability = durability or "full"
         self.clock: Clock = checked(clock or SystemClock())
         self.checkpoint_every = checkpoint_every
         self.max_loaded_agents = max_loaded_agents

@@ -45,6 +45,8 @@ class Runtime(OriginalAPI):
     `journal` may name the journal by URL (`sqlite:///path`, `memory:`) or be a Journal
     object (then `path` and `persist` are not given); otherwise it is the SQLite file at
     `path`, by default `adaptive_runtime.db` (or memory, with `persist=False`).
+    `durability` is "full" (the default) or "normal"; a Journal object keeps the one it
+    was opened at, and another given here is refused.
     `sensitive_fields` names event attributes (at any depth, case-insensitively)
     whose values are replaced by "[redacted]" before they reach the journal, the
     logs, the event bus or an error message.
@@ -66,7 +68,7 @@ class Runtime(OriginalAPI):
         path: str | os.PathLike[str] | None = None,
         *,
         checkpoint_every: int = 100,
-        durability: Durability = "full",
+        durability: Durability | None = None,
         clock: Clock | None = None,
         rules: RulesArg = None,
         learning: LearningArg = None,
@@ -109,7 +111,7 @@ class Runtime(OriginalAPI):
         )
         self._agent: Agent = self._host.agent(agent_id)
         self.checkpoint_every = checkpoint_every
-        self.durability: Durability = durability
+        self.durability: Durability = self._host.durability
         self.max_event_bytes = max_event_bytes
         self.clock: Clock = self._host.clock
         self.bus = self._host.bus

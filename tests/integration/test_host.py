@@ -285,6 +285,31 @@ async def test_a_journal_object_stays_the_callers(tmp_path: Path) -> None:
     assert 2 == journal.head().seq  # still open: the host did not close it
 
 
+def test_a_journal_object_keeps_its_durability_and_another_given_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Host(SqliteJournal(..., durability="full"), durability="normal") reported "normal"
+    while every commit synced at the journal's "full": the setting was dropped in silence."""
+    journal = SqliteJournal(tmp_path / "j.db", durability="full")
+    try:
+        said = (
+            "durability='normal', but the journal given was opened at 'full', and a journal"
+            " object keeps its own: open it at the one you want, or leave durability out"
+        )
+        with pytest.raises(ConfigurationError) as host_refused:
+            Host(journal, durability="normal")
+        with pytest.raises(ConfigurationError) as runtime_refused:
+            Runtime("a", journal=journal, durability="normal")
+        assert [said, said] == [str(host_refused.value), str(runtime_refused.value)]
+        assert "full" == Host(journal).durability == Runtime("a", journal=journal).durability
+        assert "full" == Host(journal, durability="full").durability  # the same, said again
+    finally:
+        journal.close()
+    assert "normal" == Host(MemoryJournal()).durability  # what a journal in memory is
+    assert "full" == Host(tmp_path / "k.db").durability  # a path: full unless told
+    assert "normal" == Runtime("a", path=tmp_path / "k.db", durability="normal").durability
+
+
 async def test_process_many_decides_in_order_in_one_commit_and_isolates_bad_events(
     tmp_path: Path,
 ) -> None:
