@@ -334,6 +334,11 @@ class Host:
         self._claims_local = self._ownership is not None and self._ownership.claims_are_local
         if self._ownership is not None and not self._claims_local:
             inline = False  # a shared server's round trips stay off the event loop
+            if self.commit_on_caller:  # asked for, and not done: say so, once, at start
+                log.warning(
+                    "commit_on_caller=True is not taken by a journal on a database server:"
+                    " its commits stay on the journal's thread, off the event loop"
+                )
         self._worker = JournalWorker(
             journal,
             asyncio.get_running_loop(),

@@ -77,6 +77,24 @@ async def test_a_url_opens_it_for_the_host_the_runtime_and_the_command_line(
     assert "password" not in cli("head", "--db", url + "&nothing=1").stderr
 
 
+async def test_commit_on_caller_on_postgresql_is_said_to_be_not_taken(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Runtime(commit_on_caller=True) on a PostgreSQL journal committed off the loop as
+    documented, but without a word: an option given was dropped in silence."""
+    url = fresh_url()
+    with caplog.at_level("WARNING", logger="adaptive_runtime"):
+        async with Runtime("svc", journal=url, clock=ManualClock(), commit_on_caller=True) as rt:
+            await rt.process(OVERLOAD)
+        async with Runtime("svc", journal=url, clock=ManualClock()) as rt:
+            await rt.process(OVERLOAD)
+    said = [r.getMessage() for r in caplog.records if "commit_on_caller" in r.getMessage()]
+    assert [
+        "commit_on_caller=True is not taken by a journal on a database server: its commits"
+        " stay on the journal's thread, off the event loop"
+    ] == said
+
+
 def test_no_command_prints_the_password_in_the_url() -> None:
     """`plugins` printed the URL as given ("Enabled in postgresql://user:secret@..."), and
     so did the error for an agent with no entries; each now names the server without it."""
