@@ -414,15 +414,23 @@ class OperatorControls:
             notes.append(f"it is for {said}")
         return notes
 
-    async def end_silence(self, silence_id: str, *, by: str) -> None:
-        """Journal that a silence ends now; LookupError if none in force has this id."""
+    async def end_silence(self, silence_id: str, *, by: str) -> str:
+        """Journal that a silence ends now, and return who ended it: `by`, or whoever ended
+        it before (then nothing is journaled: a request sent again, as by a client that
+        lost the reply, is taken as the retry it is). LookupError if no silence has this id.
+        """
+        check_text_field("by", by)
         await self.refresh()
-        if silence_id not in self.state.silences.by_id:
+        silences = self.state.silences
+        if silence_id in silences.ended_by:
+            return silences.ended_by[silence_id]
+        if silence_id not in silences.by_id:
             raise LookupError(f"no silence {silence_id!r} is in force or to come")
-        ended = SilenceEnded(id=silence_id, by=check_text_field("by", by))
+        ended = SilenceEnded(id=silence_id, by=by)
         worker = self._host.require_worker()
         await worker.append([to_pending(HOST_STREAM, ended, self._now())])
         await self.refresh()
+        return by
 
     async def alert_resolved(self, agent_id: str, decision_seq: int) -> bool:
         """An alert resolved whose decision's action a `fire_after` silence still owes:

@@ -592,8 +592,11 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
         summary="End a silence now",
     )
     async def end_silence(silence_id: FromPath[str], data: JSONBody[AskedBy]) -> dict[str, str]:
-        await host.controls.end_silence(silence_id, by=data.by)
-        return {"id": silence_id, "ended_by": data.by}
+        # a silence ended before answers as ended, by whoever ended it: a retry is no 404
+        return {
+            "id": silence_id,
+            "ended_by": await host.controls.end_silence(silence_id, by=data.by),
+        }
 
     # -- approvals and dead letters --------------------------------------------------
 

@@ -154,11 +154,16 @@ async def test_a_silence_to_come_and_one_ended_early(tmp_path: Path) -> None:
         await host.process({**OVERLOAD, "agent_id": "a"})  # before it starts
         clock.advance(90)
         await host.process({**OVERLOAD, "agent_id": "b"})  # inside it
-        await host.controls.end_silence(later.id, by="ops")
+        assert "ops" == await host.controls.end_silence(later.id, by="ops")
         await host.process({**OVERLOAD, "agent_id": "c"})  # ended early
         await host.wait_for_actions()
-        with pytest.raises(LookupError):
-            await host.controls.end_silence(later.id, by="ops")
+        # ended again (a client retrying after a lost reply): who ended it, nothing journaled;
+        # it was a LookupError, "no silence ... in force or to come", a 404 on the API
+        head = host.journal.head()
+        assert "ops" == await host.controls.end_silence(later.id, by="someone else")
+        assert head == host.journal.head()
+        with pytest.raises(LookupError, match="no silence 'sil-0' is in force or to come"):
+            await host.controls.end_silence("sil-0", by="ops")
     assert ["a", "c"] == ran
 
 
