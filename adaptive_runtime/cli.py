@@ -1209,7 +1209,12 @@ def _dismiss(args: argparse.Namespace) -> int:
 def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
     from .engines.events import dead_letter_key
     from .engines.silences import MAX_NAME
-    from .projections.controls import dead_letters, letter_answer, refuse_unless_repeat
+    from .projections.controls import (
+        dead_letters,
+        letter_answer,
+        refuse_unless_repeat,
+        waits_for_approval,
+    )
     from .records import DeadLetterDismissed, DeadLetterRetry
 
     _check_text_options(("--by", args.by, MAX_NAME))
@@ -1227,7 +1232,9 @@ def _dead_letter_request(args: argparse.Namespace, *, retry: bool) -> int:
                     f"seq {args.seq} was {'retried' if retry else 'dismissed'} by {args.by} already"
                 )
                 return EXIT_OK
-            raise UsageError(f"no dead letter at seq {args.seq}; `actions --failed` lists them")
+            hint = waits_for_approval(journal, args.seq, time.time_ns())
+            hint = hint or "; `actions --failed` lists them"
+            raise UsageError(f"no dead letter at seq {args.seq}{hint}")
         d = found[0]
         record = kind(agent=d.agent, decision_seq=d.decision_seq, by=args.by)
         _answer_once(journal, record, dead_letter_key(d.abandoned_seq), time.time_ns())

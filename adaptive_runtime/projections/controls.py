@@ -64,6 +64,7 @@ __all__ = [
     "refuse_unless_repeat",
     "retry_wanted",
     "unanswered_approvals",
+    "waits_for_approval",
 ]
 
 REQUEST_KINDS = frozenset({"ApprovalGiven", "DeadLetterRetry"})
@@ -395,6 +396,20 @@ def left_to_a_person(journal: Journal, decision_seq: int) -> str:
             return (
                 f"; its {letter.action} waits as a dead letter ({letter.reason}): `retry"
                 f" {decision_seq}` runs it, `dismiss {decision_seq}` drops it"
+            )
+    return ""
+
+
+def waits_for_approval(journal: Journal, decision_seq: int, now_ns: int) -> str:
+    """For a retry or dismissal asked of a decision with no dead letter: how to answer the
+    approval request its action waits on (the other list a person answers), as a clause
+    to add to the refusal; else ""."""
+    requests, _ = unanswered_approvals(journal)
+    for request in requests:
+        if request.decision_seq == decision_seq and request.open_at(now_ns):
+            return (
+                f"; its {request.action} waits for approval: `approve {decision_seq}` runs it,"
+                f" `deny {decision_seq}` drops it"
             )
     return ""
 

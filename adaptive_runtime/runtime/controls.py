@@ -40,6 +40,7 @@ from ..projections.controls import (
     refuse_unless_repeat,
     retry_wanted,
     unanswered_approvals,
+    waits_for_approval,
 )
 from ..projections.fleet import HOST_STREAM
 from ..projections.silences import SILENCED_BY, read_silences, silence_named, target_of
@@ -518,9 +519,12 @@ class OperatorControls:
     ) -> None:
         try:
             letter = await self._dead_letter(decision_seq)
-        except LookupError:
+        except LookupError as missing:
             given = await self._host.read(letter_answer, decision_seq)
             if given is None:
+                hint = await self._host.read(waits_for_approval, decision_seq, self._now())
+                if hint:
+                    raise LookupError(f"{missing.args[0]}{hint}") from None
                 raise
             refuse_unless_repeat(given, kind(agent=given.agent, decision_seq=decision_seq, by=by))
             return  # this very request, taken already (carried out or not)

@@ -167,6 +167,32 @@ async def test_a_denied_or_unanswered_action_never_runs(tmp_path: Path) -> None:
     )
 
 
+async def test_a_retry_of_an_action_waiting_for_approval_says_how_to_answer_it(
+    tmp_path: Path,
+) -> None:
+    """`retry SEQ` of a decision whose action waits for approval said only "no dead letter
+    at seq N; `actions --failed` lists them", as if the seq were wrong; approve of a dead
+    letter's seq already named the other list. Now retry and dismiss name it too."""
+    path = tmp_path / "r.db"
+    host, ran = gated_host(
+        path, ManualClock(start_ns=time.time_ns())
+    )  # open now, by the CLI's clock
+    said = "its restart_service waits for approval: `approve {0}` runs it, `deny {0}` drops it"
+    async with host:
+        d = await host.process(OVERLOAD)
+        head = host.journal.head()
+        for request in (host.controls.retry, host.controls.dismiss):
+            with pytest.raises(LookupError) as caught:
+                await request(d.seq, by="ops")
+            assert str(caught.value).strip("'\"").endswith(said.format(d.seq))
+        assert head == host.journal.head()
+    for command in ("retry", "dismiss"):
+        refused = cli(command, str(d.seq), "--db", str(path))
+        assert 2 == refused.returncode
+        assert f"no dead letter at seq {d.seq}; {said.format(d.seq)}" in refused.stderr
+    assert [] == ran
+
+
 async def test_an_answer_after_the_timeout_was_journaled_is_told_it_timed_out(
     tmp_path: Path,
 ) -> None:
