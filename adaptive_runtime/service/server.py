@@ -31,7 +31,7 @@ from ..journal.open import describe, is_memory
 from ..observability.logs import enable_console_logging
 from ..outcomes import EXIT_OK
 from ..runtime.host import Host
-from .app import ServiceConfig, create_app
+from .app import ServiceConfig, create_app, scrub
 from .auth import ENV_TOKENS
 
 __all__ = ["parse_bind", "serve"]
@@ -172,7 +172,7 @@ async def _serve(host: Host, served: _Served, config: ServiceConfig, log_level: 
     # requests are uvicorn's to log; the runtime's own lines: warnings, and at debug every
     # decision's engine lines too (one per engine per event: too many for a busy server)
     enable_console_logging(logging.INFO if log_level == "debug" else logging.WARNING)
-    with server.signals():
+    with server.signals(), _scrubbed_request_lines(config.tokens.secrets):
         # bound before the journal is opened: a --bind that can't be had leaves no new file
         listener = _bound(served)
         _warn(config, served)
@@ -185,6 +185,27 @@ async def _serve(host: Host, served: _Served, config: ServiceConfig, log_level: 
             return await _run(server, host, served, config, listener)
         finally:
             listener.close()  # uvicorn closes it at its shutdown; this covers a failed start
+
+
+@contextlib.contextmanager
+def _scrubbed_request_lines(secrets: tuple[str, ...]) -> Generator[None, None, None]:
+    """Take the server's tokens (and URL passwords) out of uvicorn's request lines: a token
+    sent in a URL by mistake (`?token=...`) was written to the log in full, where every
+    response's problem already showed it as ***."""
+
+    def scrubbed(record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                scrub(arg, secrets) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+    access = logging.getLogger("uvicorn.access")
+    access.addFilter(scrubbed)
+    try:
+        yield
+    finally:
+        access.removeFilter(scrubbed)
 
 
 def _bound(served: _Served) -> socket.socket:

@@ -286,6 +286,19 @@ def test_serve_says_the_token_file_is_used_and_the_variable_not(tmp_path: Path) 
     assert "z" * 32 not in result.stderr
 
 
+def test_a_token_sent_in_a_url_is_not_written_to_the_request_log(tmp_path: Path) -> None:
+    """uvicorn's request line held the whole URL: a token put in it by mistake
+    (`?token=...`) went to the log in full, where the 400's problem showed it as ***."""
+    with server(tmp_path / "x.db", tmp_path, "--log-level", "info") as srv:
+        refused = httpx.get(f"{srv.url}/v1/decisions?token={WRITER}", headers=READ, timeout=10)
+        assert 400 == refused.status_code
+        assert WRITER not in refused.text
+        assert 0 == srv.terminate()
+        log = srv.output()
+    assert '"GET /v1/decisions?token=*** HTTP/1.1" 400' in log, log
+    assert WRITER not in log
+
+
 def test_a_bad_token_file_line_names_its_number(tmp_path: Path) -> None:
     tokens = tmp_path / "t.txt"
     tokens.write_text(f"# ours\nread,write {WRITER}\nadmin {WRITER}\n")
