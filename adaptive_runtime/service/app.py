@@ -199,6 +199,13 @@ class _Request(Request[Any, Any, Any]):
             return await super().json()
         except RecursionError:
             raise ClientException("the JSON body is nested too deeply to read") from None
+        except UnicodeDecodeError as exc:  # was Python's "'utf-8' codec can't decode byte..."
+            bad = exc.object[exc.start : exc.end].hex(" ")
+            msg = (
+                f"the JSON body is not UTF-8 text: it holds the byte(s) {bad} (hex), which"
+                " UTF-8 does not allow there; send JSON encoded as UTF-8"
+            )
+            raise ClientException(msg) from None
 
 
 PROBE = [HttpMethod.GET, HttpMethod.HEAD]

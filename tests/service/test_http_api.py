@@ -676,6 +676,24 @@ async def test_a_body_cut_short_or_with_an_unpaired_surrogate_is_400_saying_so(
     assert 0 == head(tmp_path / "j.db")
 
 
+@pytest.mark.parametrize("route", ["/v1/events", "/v1/outcomes"])
+async def test_a_body_that_is_not_utf8_is_400_in_the_service_s_words(
+    tmp_path: Path, route: str
+) -> None:
+    """It was told in Python's: "'utf-8' codec can't decode byte 0xff in position 0:
+    invalid start byte", a position within the string, not the body."""
+    host, _ = host_at(tmp_path / "j.db")
+    async with client(host) as c:
+        body = b'{"type": "\xfftimeout"}'
+        r = await c.post(route, content=body, headers=WRITE | {"content-type": "application/json"})
+        assert (400, "bad request") == (r.status_code, r.json()["title"]), r.text
+        assert (
+            "the JSON body is not UTF-8 text: it holds the byte(s) ff (hex), which UTF-8 does"
+            " not allow there; send JSON encoded as UTF-8"
+        ) == r.json()["detail"]
+    assert 0 == head(tmp_path / "j.db")
+
+
 async def test_health_readiness_and_the_openapi_document(tmp_path: Path) -> None:
     host, _ = host_at(tmp_path / "j.db")
     async with client(host) as c:
