@@ -16,8 +16,9 @@ from .errors import ConfigurationError
 __all__ = ["MIN_BIN", "reliability_and_success", "reliability_diagram"]
 
 MIN_BIN = 10
-EMPTY = f"no curve yet: no confidence band\nholds {MIN_BIN} recorded outcomes"
 """Bins with fewer outcomes are left off the reliability curves: their rate is mostly noise."""
+EMPTY = f"no curve yet: no confidence band\nholds {MIN_BIN} outcomes"
+"""What a reliability diagram with no curve says in its middle."""
 
 
 def _pyplot() -> Any:
