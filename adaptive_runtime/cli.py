@@ -524,16 +524,39 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = build_parser()
-    if not (sys.argv[1:] if argv is None else argv):  # no command: say which there are
+    given = list(sys.argv[1:] if argv is None else argv)
+    if not given:  # no command: say which there are
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    args = parser.parse_args(argv)
+    if given[0] == "help":  # `help [COMMAND]`, as git and pip take it: that command's --help
+        given = [*given[1:2], "--help"]
+    unknown = _unknown_command(parser, given[0])
+    if unknown is not None:
+        print(f"adaptive-runtime: error: {unknown}", file=sys.stderr)
+        return EXIT_USAGE
+    args = parser.parse_args(given)
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = TerminalSafe(sys.stdout), TerminalSafe(sys.stderr)
     try:
         return _run(args)
     finally:
         sys.stdout, sys.stderr = streams
+
+
+def _unknown_command(parser: argparse.ArgumentParser, word: str) -> str | None:
+    """Why `word` is no command, with the one meant if it is close to one; None if it is a
+    command or an option. argparse listed all 23 commands and left the reader to find it."""
+    if word.startswith("-"):
+        return None
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if word in commands:
+        return None
+    from .engines.reachable import nearest
+
+    starting = [c for c in commands if c.startswith(word.lower())]
+    meant = starting[0] if len(starting) == 1 else nearest(word.lower(), list(commands))
+    hint = f"did you mean {meant}? " if meant is not None else ""
+    return f"no command {word!r}; {hint}`adaptive-runtime --help` lists the commands"
 
 
 def _run(args: argparse.Namespace) -> int:

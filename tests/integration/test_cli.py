@@ -411,7 +411,7 @@ def test_state_time_travel_and_stats(journal_path: Path) -> None:
             2,
             "can't read '' as a time",
         ),
-        (["frobnicate"], 2, "invalid choice"),
+        (["frobnicate"], 2, "no command 'frobnicate'; `adaptive-runtime --help` lists"),
         (["history", "--db", "NEWER"], 3, "written by a newer Adaptive Runtime"),
     ],
 )
@@ -458,6 +458,27 @@ def test_a_bad_text_option_is_refused_by_its_own_name(
     assert 2 == out.returncode
     assert out.stderr.startswith(f"adaptive-runtime: error: {message}"), out.stderr
     assert head == cli("head", "--db", str(journal_path)).stdout
+
+
+@pytest.mark.parametrize(
+    ("word", "meant"), [("histroy", "history"), ("hist", "history"), ("Verify", "verify")]
+)
+def test_a_mistyped_command_is_named_with_the_one_meant(word: str, meant: str) -> None:
+    """argparse said "invalid choice" and listed all 23 commands."""
+    out = cli(word)
+    assert (2, "") == (out.returncode, out.stdout)
+    assert (
+        f"adaptive-runtime: error: no command {word!r}; did you mean {meant}?"
+        " `adaptive-runtime --help` lists the commands\n"
+    ) == out.stderr
+
+
+def test_help_shows_the_help_as_git_and_pip_do() -> None:
+    """`adaptive-runtime help` was an invalid choice; `help history` shows history's help."""
+    whole, one = cli("help"), cli("help", "history")
+    assert (0, 0) == (whole.returncode, one.returncode)
+    assert whole.stdout.startswith("usage: adaptive-runtime [-h] [--version] COMMAND")
+    assert one.stdout.startswith("usage: adaptive-runtime history ")
 
 
 def test_no_command_lists_the_commands() -> None:
