@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -432,10 +433,29 @@ class Agent:
     async def set_rules(self, rules: RulesArg, *, learning: LearningArg = None) -> str:
         """Journal a new set of custom rules (placed before the defaults); return its ruleset hash.
 
-        `learning` changes how outcomes are learned from too (None: keep the one in force).
+        `learning` changes how outcomes are learned from too (None: keep the one in force,
+        or take a policy file's `[learning]` table). A policy file's `[fleet]` and
+        `[approvals]` tables are the host's, set when it is made: they are warned of here,
+        not applied.
         """
         ledger = await self._host.ledger(self.agent_id)
-        parsed = rules_from(rules) or ()
+        if isinstance(rules, str | os.PathLike):  # a policy file, read as Host(rules=...) reads it
+            from ..rulefiles import load_policy
+
+            file = load_policy(rules, need_rules=True)
+            parsed = file.rules or ()
+            learning = file.learning if learning is None else learning
+            for table in ("fleet", "approvals"):
+                if getattr(file, table) is not None:
+                    log_runtime.warning(
+                        "set_rules(%r) applies the file's rules and [learning] table; its"
+                        " [%s] table is the host's, taken when the host is made"
+                        " (Host(rules=...)), so it is not applied here",
+                        os.fspath(rules),
+                        table,
+                    )
+        else:
+            parsed = rules_from(rules) or ()
         learning = learning_from(learning) or ledger.view.learning
         policy = ledger.policy_for(parsed, learning)
         await ledger.append_records(

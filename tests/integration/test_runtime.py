@@ -214,6 +214,34 @@ async def test_rules_change_is_journaled_and_replayed(tmp_path: Path) -> None:
     assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
 
 
+async def test_set_rules_from_a_policy_file_takes_its_learning_and_names_the_host_s_tables(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Runtime(rules="policy.toml") took the file's [learning], [fleet] and [approvals]
+    tables; set_rules("policy.toml") took its rules alone, and dropped the rest in silence."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[[rules]]\ncontext = "resource_pressure"\nrisk = "high"\nmin_conf = 0.0\n'
+        'action = "page_oncall"\nreason = "ops_policy"\n'
+        "[learning]\nprior_strength = 8.0\n[fleet]\nbudget = 3\n"
+    )
+    async with runtime_at(tmp_path / "j.db") as runtime:
+        with caplog.at_level("WARNING", logger="adaptive_runtime"):
+            await runtime.set_rules(policy)
+        assert 8.0 == runtime.state.learning.prior_strength  # type: ignore[union-attr]
+        assert "page_oncall" == (await runtime.process(OVERLOAD)).action
+        said = [r.getMessage() for r in caplog.records if "set_rules(" in r.getMessage()]
+        assert [
+            f"set_rules({str(policy)!r}) applies the file's rules and [learning] table; its"
+            " [fleet] table is the host's, taken when the host is made (Host(rules=...)), so"
+            " it is not applied here"
+        ] == said
+        # learning= given beside the file wins over its table, as in Host(rules=..., learning=...)
+        await runtime.set_rules(policy, learning={"prior_strength": 2.0})
+        assert 2.0 == runtime.state.learning.prior_strength  # type: ignore[union-attr]
+    assert verify_replay(SqliteJournal(tmp_path / "j.db")).ok
+
+
 async def test_state_engine_and_checkpoints_through_runtime(tmp_path: Path) -> None:
     """The original's state and recovery engines work on a runtime, journaled."""
     async with runtime_at(tmp_path / "j.db") as runtime:
