@@ -718,14 +718,15 @@ def create_app(host: Host, config: ServiceConfig | None = None) -> Litestar:
                     priority=priority,
                     since_ns=since_ns,
                     until_ns=until_ns,
-                    limit=limit,
+                    limit=limit + 1,  # one more than the page: whether another page follows
                     before=before,
                 )
             )
 
         items = await host.read(page)
-        views = [history_view(item) for item in items]
-        return DecisionPage(items=views, next=views[-1].seq if len(views) == limit else None)
+        views = [history_view(item) for item in items[:limit]]
+        # a full page whose decisions were the last ones gave a `next` to an empty page
+        return DecisionPage(items=views, next=views[-1].seq if len(items) > limit else None)
 
     @get(
         "/v1/decisions/{seq:int}",

@@ -213,6 +213,11 @@ async def test_decisions_page_by_cursor_with_no_gap_or_overlap(tmp_path: Path) -
             if cursor is None:
                 break
         assert [14, 12, 10, 8, 6, 4, 2] == seen
+        # a full page that holds the last decisions says so: it gave a `next` that led to an
+        # empty page, where the docs promise null on the last one
+        pages = [(await c.get("/v1/decisions", params={"limit": n}, headers=READ)).json()
+                 for n in (7, 6)]  # fmt: skip
+        assert [(7, None), (6, 4)] == [(len(p["items"]), p["next"]) for p in pages]
         only_a1 = (await c.get("/v1/decisions", params={"agent": "a1"}, headers=READ)).json()
         assert [12, 8, 4] == [i["seq"] for i in only_a1["items"]]
         assert {"a1"} == {i["agent"] for i in only_a1["items"]}
