@@ -99,7 +99,8 @@ class Host:
 
     `journal` is a path, `sqlite:///path`, `memory:`, or a Journal object (which stays
     the caller's: the host does not close it, and commits to it on the journal's thread
-    unless `commit_on_caller=True`, which a PostgreSQL journal does not take).
+    unless `commit_on_caller=True`, which a PostgreSQL journal does not take; it keeps
+    the durability it was opened at, and another `durability=` is refused).
     `host.agent(id)` returns a handle with the Runtime API; `await host.process(event)`
     routes an event by its `agent_id` field, or to `default_agent`. `rules` may be a
     policy file (TOML or JSON): its `rules`, and its `[learning]` and `[fleet]` tables
