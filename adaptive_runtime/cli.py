@@ -1937,9 +1937,9 @@ def _agents(args: argparse.Namespace) -> int:
                 "agent",
                 "entries",
                 "decisions",
-                "last seq",
-                "last decided",
-                "last action",
+                "last decision",  # its seq: "last seq" read as the agent's last entry
+                "decided",
+                "action",
                 "open actions",
             ),
             rows,

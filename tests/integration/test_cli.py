@@ -1287,7 +1287,11 @@ def test_agents_lists_each_agent_with_its_last_decision_and_open_actions(
     assert "anomaly_detected" == found["canary"]["last_decision"]["event_type"]
     text = cli("agents", "--db", str(journal_path)).stdout
     assert "2 agents." in text
-    assert "open actions" in text.splitlines()[0]
+    # the seq column was headed "last seq", read as the agent's last entry's
+    assert ["agent", "entries", "decisions", "last", "decision", "decided", "action", "open",
+            "actions"] == text.splitlines()[0].split()  # fmt: skip
+    prod = next(line.split() for line in text.splitlines() if line.startswith("prod "))
+    assert str(found["prod"]["last_decision"]["seq"]) == prod[3]
 
 
 def test_db_takes_a_sqlite_url(journal_path: Path) -> None:
