@@ -18,6 +18,7 @@ from .context import DEFAULT_CONTEXT_MAP
 
 __all__ = [
     "decided_by",
+    "meant_event_type",
     "near_event_type",
     "nearest",
     "unknown_context",
@@ -97,14 +98,20 @@ def unknown_context(context: str, consequence: str) -> str | None:
     )
 
 
+def meant_event_type(event_type: str) -> str | None:
+    """The built-in event type `event_type` is close to, if it is not one itself (a typo,
+    most likely; a type far from all of them is taken as an event's own); else None."""
+    if event_type in DEFAULT_CONTEXT_MAP:
+        return None
+    return nearest(event_type, DEFAULT_CONTEXT_MAP)
+
+
 def near_event_type(event_type: str, consequence: str) -> str | None:
     """If `event_type` is not one the built-in map knows but is close to one (a typo, most
     likely; a type far from all of them is taken as an event's own): "the event type ...,
     which the built-in map does not know: `consequence` unless events of that type are
     sent (did you mean ...?)", for a note; else None."""
-    if event_type in DEFAULT_CONTEXT_MAP:
-        return None
-    meant = nearest(event_type, DEFAULT_CONTEXT_MAP)
+    meant = meant_event_type(event_type)
     if meant is None:
         return None
     return (

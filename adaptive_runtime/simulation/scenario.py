@@ -21,10 +21,9 @@ from typing import Any
 
 import msgspec
 
-from ..engines.context import DEFAULT_CONTEXT_MAP
 from ..engines.decision import DEFAULT_RULES, FALLBACK
 from ..engines.events import parse_event
-from ..engines.reachable import UNKNOWN_PREFIX, decided_by, nearest
+from ..engines.reachable import UNKNOWN_PREFIX, decided_by, meant_event_type, nearest
 from ..errors import ConfigurationError, InvalidEventError
 from ..records import Rule
 
@@ -149,11 +148,7 @@ def unheeded_names(scenario: Scenario, rules: Sequence[Rule] = ()) -> list[str]:
 
     for f in scenario.fault:
         for event_type in [f.event.type] if f.event.type is not None else list(f.event.types):
-            meant = (
-                None
-                if event_type in DEFAULT_CONTEXT_MAP
-                else nearest(event_type, DEFAULT_CONTEXT_MAP)
-            )
+            meant = meant_event_type(event_type)
             if meant is not None:
                 out.append(
                     f"fault {f.name!r}: the event type {event_type!r} is not one the built-in"
